@@ -1,0 +1,51 @@
+"""The entity provider contract (ARCHITECTURE.md §4), mirroring Backstage's incremental providers.
+
+A provider is stateless between calls: everything needed to resume lives in the JSON-serialisable
+cursor, so any process (any Dagster run) can continue a cycle from the cursor stored in the ledger.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+from catalog_pipelines.model.entity import RawEntity, Rejection
+
+
+@dataclass(slots=True)
+class Page:
+    """One page from a provider.
+
+    `cursor` is where to resume *after* this page; `done` means the source is exhausted.
+    `rejections` carries documents that failed before they could become entities
+    (malformed YAML, a document over the size limit, an unreadable file).
+    `total` is the source's total item count when it knows it (shown as progress).
+    """
+
+    entities: list[RawEntity]
+    cursor: Any
+    done: bool
+    rejections: list[Rejection] = field(default_factory=list)
+    total: int | None = None
+
+
+@runtime_checkable
+class EntityProvider(Protocol):
+    name: str
+
+    def around(self) -> contextlib.AbstractContextManager[None]:
+        """Set up and tear down whatever the pages need (an HTTP client, a file handle)."""
+
+    def next(self, cursor: Any) -> Page:
+        """Return the page that starts at `cursor` (None: the start of the source)."""
+
+
+class ProviderError(RuntimeError):
+    """A source failed in a way that retrying later may fix (HTTP 5xx, timeout, rate limit)."""
+
+
+@contextlib.contextmanager
+def no_setup() -> Iterator[None]:
+    yield
