@@ -1,0 +1,170 @@
+"""One chunk of a cycle: collect pages from the provider, validate, write atomically with the mark.
+
+This is the body of the chunk asset, kept free of Dagster so it is tested with plain pytest and
+reused by every door (asset, CLI, benchmarks).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from catalog_pipelines.model import process_entity
+from catalog_pipelines.model.entity import ProcessedEntity, RawEntity, Rejection
+from catalog_pipelines.providers.base import EntityProvider
+from catalog_pipelines.storage.catalog import CatalogStore, ChunkResult
+from catalog_pipelines.storage.ledger import Ingestion, Ledger
+
+
+class ChunkOrderError(RuntimeError):
+    """A chunk was requested before the chunk it continues from was written."""
+
+
+@dataclass
+class CollectedChunk:
+    raw: list[RawEntity]
+    rejections: list[Rejection]
+    cursor: Any
+    done: bool
+    total: int | None
+    pages: int
+
+
+@dataclass
+class ChunkOutcome:
+    provider: str
+    ingestion_id: int
+    cycle: int
+    sequence: int
+    cursor_in: Any
+    cursor: Any
+    done: bool
+    result: ChunkResult
+    pages: int
+    source_total: int | None
+    seconds: float
+
+    def metadata(self) -> dict[str, Any]:
+        r = self.result
+        return {
+            "cycle": self.cycle,
+            "sequence": self.sequence,
+            "added": r.added,
+            "changed": r.changed,
+            "unchanged": r.unchanged,
+            "rejected": r.rejected,
+            "relations_written": r.relations_written,
+            "pages": self.pages,
+            "done": self.done,
+            "cursor": self.cursor,
+            "source_total": self.source_total,
+            "duration_s": round(self.seconds, 3),
+        }
+
+
+def collect_chunk(provider: EntityProvider, cursor: Any, chunk_size: int) -> CollectedChunk:
+    """Pull pages until `chunk_size` entities are collected or the source is done.
+
+    A chunk always ends on a page boundary, because only there does the source give a cursor.
+    """
+    raw: list[RawEntity] = []
+    rejections: list[Rejection] = []
+    done, total, pages = False, None, 0
+    with provider.around():
+        while True:
+            page = provider.next(cursor)
+            pages += 1
+            raw.extend(page.entities)
+            rejections.extend(page.rejections)
+            cursor, done = page.cursor, page.done
+            total = page.total if page.total is not None else total
+            if done or len(raw) >= chunk_size:
+                break
+    return CollectedChunk(raw, rejections, cursor, done, total, pages)
+
+
+def process_chunk(raw: list[RawEntity]) -> tuple[list[ProcessedEntity], list[Rejection]]:
+    """Validate every document; a duplicate ref within the chunk keeps its first occurrence."""
+    accepted: list[ProcessedEntity] = []
+    rejected: list[Rejection] = []
+    first_seen: dict[str, str] = {}
+    for item in raw:
+        outcome = process_entity(item)
+        if isinstance(outcome, Rejection):
+            rejected.append(outcome)
+            continue
+        if outcome.ref in first_seen:
+            rejected.append(
+                Rejection(
+                    location=outcome.location,
+                    doc_index=item.doc_index,
+                    ref=outcome.ref,
+                    field="metadata.name",
+                    rule="duplicate",
+                    value=outcome.ref,
+                    message=f"duplicate entity {outcome.ref} in the same chunk (first at {first_seen[outcome.ref]})",
+                )
+            )
+            continue
+        first_seen[outcome.ref] = outcome.location
+        accepted.append(outcome)
+    return accepted, rejected
+
+
+def chunk_start_cursor(ledger: Ledger, ingestion: Ingestion, sequence: int) -> Any:
+    """Where chunk `sequence` starts: after the previous chunk's mark (re-runs are idempotent)."""
+    if sequence == 0:
+        return None
+    previous = ledger.mark(ingestion.id, sequence - 1)
+    if previous is None:
+        raise ChunkOrderError(
+            f"{ingestion.provider}: chunk {sequence} of cycle {ingestion.cycle} needs chunk {sequence - 1} first"
+        )
+    if previous.done:
+        raise ChunkOrderError(
+            f"{ingestion.provider}: cycle {ingestion.cycle} already ended at chunk {sequence - 1}; nothing to ingest"
+        )
+    return previous.cursor
+
+
+def run_chunk(
+    store: CatalogStore,
+    ledger: Ledger,
+    provider: EntityProvider,
+    ingestion: Ingestion,
+    sequence: int,
+    chunk_size: int,
+    *,
+    fail_before_commit: bool = False,
+) -> ChunkOutcome:
+    started = time.perf_counter()
+    cursor_in = chunk_start_cursor(ledger, ingestion, sequence)
+    collected = collect_chunk(provider, cursor_in, chunk_size)
+    accepted, rejected = process_chunk(collected.raw)
+    result = store.write_chunk(
+        provider=ingestion.provider,
+        ingestion_id=ingestion.id,
+        sequence=sequence,
+        cursor_in=cursor_in,
+        cursor=collected.cursor,
+        done=collected.done,
+        entities=accepted,
+        rejections=collected.rejections + rejected,
+        source_total=collected.total,
+        started=started,
+        fail_before_commit=fail_before_commit,
+    )
+    return ChunkOutcome(
+        provider=ingestion.provider,
+        ingestion_id=ingestion.id,
+        cycle=ingestion.cycle,
+        sequence=sequence,
+        cursor_in=cursor_in,
+        cursor=collected.cursor,
+        done=collected.done,
+        result=result,
+        pages=collected.pages,
+        source_total=collected.total,
+        seconds=time.perf_counter() - started,
+    )

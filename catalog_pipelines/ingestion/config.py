@@ -1,0 +1,149 @@
+"""Provider configuration: which sources to ingest and the cycle options of each.
+
+Options use Backstage's names in snake case (`burst_length`, `rest_length`, …). Durations accept
+seconds or strings like "90s", "5m", "3h", "1d".
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from catalog_pipelines.providers.base import EntityProvider
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_UNITS = {"ms": 0.001, "s": 1, None: 1, "m": 60, "h": 3600, "d": 86400}
+PROVIDER_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+PROVIDER_TYPES = ("files", "backstage_api", "synthetic")
+
+
+class ConfigError(ValueError):
+    """The provider configuration is invalid; the message names the provider and field."""
+
+
+def parse_duration(value: Any, field_name: str = "duration") -> dt.timedelta:
+    if isinstance(value, dt.timedelta):
+        return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return dt.timedelta(seconds=value)
+    if isinstance(value, str):
+        m = _DURATION.match(value)
+        if m:
+            return dt.timedelta(seconds=float(m.group(1)) * _UNITS[m.group(2)])
+    raise ConfigError(f"{field_name}: {value!r} is not a duration (seconds, or like '5m', '3h', '1d')")
+
+
+@dataclass(frozen=True)
+class IngestionOptions:
+    chunk_size: int = 1000
+    burst_length: dt.timedelta = dt.timedelta(minutes=10)
+    burst_interval: dt.timedelta = dt.timedelta(seconds=30)
+    rest_length: dt.timedelta = dt.timedelta(hours=1)
+    backoff: tuple[dt.timedelta, ...] = (
+        dt.timedelta(minutes=1),
+        dt.timedelta(minutes=5),
+        dt.timedelta(minutes=30),
+        dt.timedelta(hours=3),
+    )
+    reject_removals_above_percentage: float | None = None
+    reject_empty_source_collections: bool = False
+    sensor_interval_seconds: int = 30
+    cron_schedule: str | None = None
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any], where: str) -> "IngestionOptions":
+        known = set(cls.__dataclass_fields__)
+        unknown = set(raw) - known
+        if unknown:
+            raise ConfigError(f"{where}: unknown option(s) {sorted(unknown)}; known: {sorted(known)}")
+        values: dict[str, Any] = {}
+        for key, value in raw.items():
+            if key in ("burst_length", "burst_interval", "rest_length"):
+                values[key] = parse_duration(value, f"{where}.{key}")
+            elif key == "backoff":
+                if not isinstance(value, list) or not value:
+                    raise ConfigError(f"{where}.backoff: expected a non-empty list of durations")
+                values[key] = tuple(parse_duration(v, f"{where}.backoff") for v in value)
+            elif key == "reject_removals_above_percentage":
+                if value is not None and (not isinstance(value, (int, float)) or not 0 <= value <= 100):
+                    raise ConfigError(f"{where}.{key}: expected a percentage 0..100 or null, got {value!r}")
+                values[key] = None if value is None else float(value)
+            elif key in ("chunk_size", "sensor_interval_seconds"):
+                if not isinstance(value, int) or value < 1:
+                    raise ConfigError(f"{where}.{key}: expected a positive integer, got {value!r}")
+                values[key] = value
+            else:
+                values[key] = value
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class ProviderConfig:
+    name: str
+    type: str
+    params: dict[str, Any] = field(default_factory=dict)
+    options: IngestionOptions = IngestionOptions()
+    base_dir: Path = Path(".")
+
+    def build(self, **overrides: Any) -> EntityProvider:
+        """Instantiate the provider (imports only the one provider module it needs)."""
+        params = {**self.params, **overrides}
+        if self.type == "files":
+            from catalog_pipelines.providers.files import DescriptorFileProvider
+
+            roots = [self._path(r) for r in params.pop("roots")]
+            params.setdefault("page_size", min(500, self.options.chunk_size))
+            return DescriptorFileProvider(name=self.name, roots=roots, **params)
+        if self.type == "backstage_api":
+            from catalog_pipelines.providers.backstage_api import BackstageApiProvider
+
+            params.setdefault("page_size", min(500, self.options.chunk_size))
+            return BackstageApiProvider(name=self.name, **params)
+        if self.type == "synthetic":
+            from catalog_pipelines.providers.synthetic import SyntheticOrgProvider
+
+            params.setdefault("page_size", min(1000, self.options.chunk_size))
+            return SyntheticOrgProvider(name=self.name, **params)
+        raise ConfigError(f"provider {self.name!r}: unknown type {self.type!r}")
+
+    def _path(self, value: str) -> Path:
+        path = Path(value)
+        return path if path.is_absolute() else (self.base_dir / path).resolve()
+
+
+def parse_providers(raw: Any, base_dir: Path, where: str = "providers") -> list[ProviderConfig]:
+    if not isinstance(raw, dict) or not isinstance(raw.get("providers"), list):
+        raise ConfigError(f"{where}: expected a mapping with a 'providers' list")
+    out: list[ProviderConfig] = []
+    for index, item in enumerate(raw["providers"]):
+        here = f"{where}: providers[{index}]"
+        if not isinstance(item, dict):
+            raise ConfigError(f"{here}: expected a mapping")
+        item = dict(item)
+        name = item.pop("name", None)
+        if not isinstance(name, str) or not PROVIDER_NAME.match(name):
+            raise ConfigError(f"{here}.name: {name!r} must match {PROVIDER_NAME.pattern}")
+        ptype = item.pop("type", None)
+        if ptype not in PROVIDER_TYPES:
+            raise ConfigError(f"{here} ({name}).type: {ptype!r} is not one of {PROVIDER_TYPES}")
+        options = IngestionOptions.from_dict(item.pop("options", {}) or {}, f"{here} ({name}).options")
+        if any(p.name == name for p in out):
+            raise ConfigError(f"{here}: duplicate provider name {name!r}")
+        if ptype == "files" and not item.get("roots"):
+            raise ConfigError(f"{here} ({name}): a files provider needs 'roots'")
+        out.append(ProviderConfig(name=name, type=ptype, params=item, options=options, base_dir=base_dir))
+    return out
+
+
+def load_providers(path: Path) -> list[ProviderConfig]:
+    """Read the providers file; a missing file means no configured providers."""
+    if not path.exists():
+        return []
+    with path.open() as fh:
+        raw = yaml.safe_load(fh)
+    return parse_providers(raw, path.parent, str(path))

@@ -1,0 +1,120 @@
+"""The audit log: who did what to which target, when, and how it ended.
+
+One append-only table (`audit_log`) for every audited operation in the project: scorecard
+exemptions today, the ingestion admin operations (pause, reset, ...) and RBAC policy changes
+tomorrow. `details` is free-form JSON for what the action needs to be understood later (a
+justification, an expiry, the previous value). Rows are never updated or deleted by the project.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+import orjson
+import sqlalchemy as sa
+
+OUTCOMES = ("success", "denied", "failure")
+
+metadata = sa.MetaData()
+
+audit_log = sa.Table(
+    "audit_log",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("at", sa.DateTime(timezone=False), nullable=False),  # UTC
+    sa.Column("actor", sa.String(320), nullable=False),
+    sa.Column("action", sa.String(120), nullable=False),
+    sa.Column("target", sa.String(1024), nullable=False),
+    sa.Column("outcome", sa.String(16), nullable=False),
+    sa.Column("details", sa.Text, nullable=True),  # JSON
+    sa.Index("ix_audit_log_action_at", "action", "at"),
+    sa.Index("ix_audit_log_target", "target"),
+)
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    id: int
+    at: datetime
+    actor: str
+    action: str
+    target: str
+    outcome: str
+    details: dict[str, Any]
+
+
+def ensure_audit_table(engine: sa.Engine) -> None:
+    """Create the table if it is missing (idempotent)."""
+    metadata.create_all(engine, tables=[audit_log], checkfirst=True)
+
+
+def _utc_naive(at: datetime | None) -> datetime:
+    at = at or datetime.now(timezone.utc)
+    return at.astimezone(timezone.utc).replace(tzinfo=None) if at.tzinfo else at
+
+
+def record(
+    bind: sa.Engine | sa.Connection,
+    *,
+    actor: str,
+    action: str,
+    target: str,
+    outcome: str = "success",
+    details: dict[str, Any] | None = None,
+    at: datetime | None = None,
+) -> int:
+    """Append one audit row and return its id.
+
+    Pass a `Connection` to write the row in the caller's transaction (the audited change and its
+    audit row then commit or roll back together); an `Engine` writes it in its own transaction.
+    """
+    if outcome not in OUTCOMES:
+        raise ValueError(f"outcome must be one of {OUTCOMES}, got {outcome!r}")
+    if not actor or not action or not target:
+        raise ValueError("actor, action and target are required")
+    values = {
+        "at": _utc_naive(at),
+        "actor": actor,
+        "action": action,
+        "target": target,
+        "outcome": outcome,
+        "details": orjson.dumps(details or {}, default=str).decode(),
+    }
+    if isinstance(bind, sa.Engine):
+        ensure_audit_table(bind)
+        with bind.begin() as conn:
+            return int(conn.execute(audit_log.insert().values(**values)).inserted_primary_key[0])
+    return int(bind.execute(audit_log.insert().values(**values)).inserted_primary_key[0])
+
+
+def entries(
+    engine: sa.Engine,
+    *,
+    action: str | None = None,
+    action_prefix: str | None = None,
+    target: str | None = None,
+    actor: str | None = None,
+    since: datetime | None = None,
+    limit: int | None = None,
+) -> list[AuditEntry]:
+    """Audit rows, newest first, optionally filtered."""
+    if not sa.inspect(engine).has_table(audit_log.name):
+        return []
+    query = sa.select(audit_log).order_by(audit_log.c.id.desc())
+    if action:
+        query = query.where(audit_log.c.action == action)
+    if action_prefix:
+        query = query.where(audit_log.c.action.startswith(action_prefix))
+    if target:
+        query = query.where(audit_log.c.target == target)
+    if actor:
+        query = query.where(audit_log.c.actor == actor)
+    if since:
+        query = query.where(audit_log.c.at >= _utc_naive(since))
+    if limit:
+        query = query.limit(limit)
+    with engine.connect() as conn:
+        rows = conn.execute(query).all()
+    return [AuditEntry(r.id, r.at, r.actor, r.action, r.target, r.outcome, orjson.loads(r.details or "{}")) for r in rows]

@@ -1,0 +1,405 @@
+"""Catalog repository: chunk writes, the removal sweep, and the read side.
+
+Every chunk is written in ONE transaction together with its ledger mark, so a crash at any point
+leaves either the whole chunk (entities, relations, rejections, mark, mark refs) or none of it,
+and a re-run restarts from the previous mark's cursor.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+import sqlalchemy as sa
+
+from catalog_pipelines.model.entity import ProcessedEntity, Rejection
+from catalog_pipelines.storage import schema as s
+from catalog_pipelines.storage.sql import batched, insert_ignore, upsert
+
+LOOKUP_BATCH = 500
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def dumps(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+def loads(value: str | None) -> Any:
+    return None if value is None else orjson.loads(value)
+
+
+@dataclass
+class ChunkResult:
+    added: int = 0
+    changed: int = 0
+    unchanged: int = 0
+    rejected: int = 0
+    relations_written: int = 0
+    rejections: list[Rejection] = field(default_factory=list)
+
+    @property
+    def accepted(self) -> int:
+        return self.added + self.changed + self.unchanged
+
+
+@dataclass
+class SweepResult:
+    provider: str
+    ingestion_id: int
+    owned: int  # entities the provider owned before the sweep
+    seen: int  # refs this cycle's marks saw
+    stale: int  # owned but not seen
+    removed: int
+    outcome: str  # applied | nothing-to-remove | rejected-threshold | rejected-empty
+    message: str
+    stale_sample: list[str] = field(default_factory=list)
+
+    @property
+    def percentage(self) -> float:
+        return 100.0 * self.stale / self.owned if self.owned else 0.0
+
+
+class CatalogStore:
+    """Reads and writes the catalog and its ingestion ledger through one engine."""
+
+    def __init__(self, engine: sa.Engine):
+        self.engine = engine
+
+    # ------------------------------------------------------------------ writes
+
+    def write_chunk(
+        self,
+        *,
+        provider: str,
+        ingestion_id: int,
+        sequence: int,
+        cursor_in: Any,
+        cursor: Any,
+        done: bool,
+        entities: Sequence[ProcessedEntity],
+        rejections: Sequence[Rejection],
+        source_total: int | None = None,
+        started: float | None = None,
+        fail_before_commit: bool = False,
+    ) -> ChunkResult:
+        """Write one chunk and its mark atomically. Unchanged entities (same hash) are not rewritten.
+
+        `fail_before_commit` exists for the crash tests: it raises after every statement has run,
+        inside the transaction, to prove the rollback leaves nothing behind.
+        """
+        started = started if started is not None else time.perf_counter()
+        now = utcnow()
+        result = ChunkResult(rejections=list(rejections))
+        with self.engine.begin() as conn:
+            existing: dict[str, tuple[str, str]] = {}
+            for batch in batched([e.ref for e in entities], LOOKUP_BATCH):
+                rows = conn.execute(
+                    sa.select(s.entities.c.ref, s.entities.c.content_hash, s.entities.c.provider).where(
+                        s.entities.c.ref.in_(batch)
+                    )
+                )
+                existing.update({r.ref: (r.content_hash, r.provider) for r in rows})
+
+            new_rows, changed_rows, accepted = [], [], []
+            for e in entities:
+                prior = existing.get(e.ref)
+                if prior is not None and prior[1] != provider:
+                    # Another provider owns this ref: reject rather than take it over.
+                    result.rejections.append(
+                        Rejection(
+                            location=e.location,
+                            ref=e.ref,
+                            field="metadata.name",
+                            rule="conflict",
+                            value=e.ref,
+                            message=f"{e.ref} is already provided by {prior[1]!r}; not taken over by {provider!r}",
+                        )
+                    )
+                    continue
+                accepted.append(e)
+                if prior is None:
+                    new_rows.append(self._entity_row(e, provider, now, first_seen=True))
+                elif prior[0] != e.content_hash:
+                    changed_rows.append(self._entity_row(e, provider, now, first_seen=False))
+                else:
+                    result.unchanged += 1
+            result.added, result.changed = len(new_rows), len(changed_rows)
+
+            if new_rows:
+                conn.execute(s.entities.insert(), new_rows)
+            if changed_rows:
+                stmt = (
+                    s.entities.update()
+                    .where(s.entities.c.ref == sa.bindparam("b_ref"))
+                    .values(
+                        kind=sa.bindparam("kind"),
+                        namespace=sa.bindparam("namespace"),
+                        name=sa.bindparam("name"),
+                        location=sa.bindparam("location"),
+                        body=sa.bindparam("body"),
+                        content_hash=sa.bindparam("content_hash"),
+                        last_changed=sa.bindparam("last_changed"),
+                    )
+                )
+                conn.execute(stmt, [{**r, "b_ref": r["ref"]} for r in changed_rows])
+                for batch in batched([r["ref"] for r in changed_rows], LOOKUP_BATCH):
+                    conn.execute(s.relations.delete().where(s.relations.c.source_ref.in_(batch)))
+
+            written = {r["ref"] for r in new_rows} | {r["ref"] for r in changed_rows}
+            relation_rows = {
+                (rel.source, rel.type, rel.target)
+                for e in accepted
+                if e.ref in written
+                for rel in e.relations
+                # Only the direction this entity declared; the inverse is derived on read.
+                if rel.source == e.ref
+            }
+            insert_ignore(
+                conn,
+                s.relations,
+                [{"source_ref": a, "type": t, "target_ref": b} for a, t, b in relation_rows],
+            )
+            result.relations_written = len(relation_rows)
+
+            upsert(
+                conn,
+                s.ingestion_mark_entities,
+                [
+                    {"provider": provider, "ref": e.ref, "ingestion_id": ingestion_id, "sequence": sequence, "seen_at": now}
+                    for e in accepted
+                ],
+                keys=("provider", "ref"),
+            )
+
+            conn.execute(
+                s.rejections.delete().where(
+                    (s.rejections.c.provider == provider)
+                    & (s.rejections.c.ingestion_id == ingestion_id)
+                    & (s.rejections.c.chunk == sequence)
+                )
+            )
+            if result.rejections:
+                conn.execute(
+                    s.rejections.insert(),
+                    [
+                        {
+                            "provider": provider,
+                            "ingestion_id": ingestion_id,
+                            "chunk": sequence,
+                            "location": r.location,
+                            "doc_index": r.doc_index,
+                            "ref": r.ref,
+                            "field": r.field,
+                            "rule": r.rule,
+                            "value": r.value,
+                            "message": r.message,
+                            "rejected_at": now,
+                        }
+                        for r in result.rejections
+                    ],
+                )
+            result.rejected = len(result.rejections)
+
+            conn.execute(
+                s.ingestion_marks.delete().where(
+                    (s.ingestion_marks.c.ingestion_id == ingestion_id) & (s.ingestion_marks.c.sequence >= sequence)
+                )
+            )
+            conn.execute(
+                s.ingestion_marks.insert().values(
+                    ingestion_id=ingestion_id,
+                    sequence=sequence,
+                    cursor_in=dumps(cursor_in),
+                    cursor=dumps(cursor),
+                    done=done,
+                    entity_count=result.accepted,
+                    added=result.added,
+                    changed=result.changed,
+                    unchanged=result.unchanged,
+                    rejected=result.rejected,
+                    source_total=source_total,
+                    duration_ms=int((time.perf_counter() - started) * 1000),
+                    created_at=now,
+                )
+            )
+            if fail_before_commit:
+                raise RuntimeError("injected failure before commit")
+        return result
+
+    @staticmethod
+    def _entity_row(e: ProcessedEntity, provider: str, now: dt.datetime, first_seen: bool) -> dict[str, Any]:
+        row = {
+            "ref": e.ref,
+            "kind": e.kind.lower(),
+            "namespace": e.namespace,
+            "name": e.name,
+            "location": e.location,
+            "body": dumps(e.entity),
+            "content_hash": e.content_hash,
+            "last_changed": now,
+        }
+        if first_seen:
+            row.update(provider=provider, first_seen=now)
+        return row
+
+    def sweep(
+        self,
+        *,
+        provider: str,
+        ingestion_id: int,
+        cycle: int,
+        reject_removals_above_percentage: float | None,
+        reject_empty_source_collections: bool,
+    ) -> SweepResult:
+        """Remove entities this provider owns that no mark of this cycle saw, unless a guard objects.
+
+        Computed in SQL so nothing scales with the catalog in Python memory. A guard rejection
+        leaves everything in place; since staleness is recomputed from the ledger every cycle, the
+        next good cycle removes what truly disappeared (Backstage before 2026 lost these for ever).
+        A threshold of 0 rejects any removal; it does not switch the guard off.
+        """
+        e, me = s.entities, s.ingestion_mark_entities
+        seen_this_cycle = sa.exists().where(
+            (me.c.provider == provider) & (me.c.ref == e.c.ref) & (me.c.ingestion_id == ingestion_id)
+        )
+        stale_filter = (e.c.provider == provider) & ~seen_this_cycle
+        with self.engine.begin() as conn:
+            owned = conn.execute(sa.select(sa.func.count()).select_from(e).where(e.c.provider == provider)).scalar_one()
+            seen = conn.execute(
+                sa.select(sa.func.count()).select_from(me).where((me.c.provider == provider) & (me.c.ingestion_id == ingestion_id))
+            ).scalar_one()
+            stale = conn.execute(sa.select(sa.func.count()).select_from(e).where(stale_filter)).scalar_one()
+            sample = list(conn.execute(sa.select(e.c.ref).where(stale_filter).order_by(e.c.ref).limit(20)).scalars())
+            percent = 100.0 * stale / owned if owned else 0.0
+            base = dict(provider=provider, ingestion_id=ingestion_id, owned=owned, seen=seen, stale=stale, stale_sample=sample)
+            if stale == 0:
+                return SweepResult(**base, removed=0, outcome="nothing-to-remove", message="no entity disappeared from the source")
+            if reject_empty_source_collections and seen == 0:
+                return SweepResult(
+                    **base,
+                    removed=0,
+                    outcome="rejected-empty",
+                    message=f"source returned no entities; refusing to remove all {stale} entities of {provider!r} (reject_empty_source_collections)",
+                )
+            if reject_removals_above_percentage is not None and percent > reject_removals_above_percentage:
+                return SweepResult(
+                    **base,
+                    removed=0,
+                    outcome="rejected-threshold",
+                    message=(
+                        f"REMOVAL_THRESHOLD exceeded: attempted to remove {stale} of {owned} entities "
+                        f"({percent:.1f}%) of {provider!r}, above reject_removals_above_percentage="
+                        f"{reject_removals_above_percentage:g}%"
+                    ),
+                )
+            now = utcnow()
+            stale_refs = sa.select(e.c.ref).where(stale_filter)
+            conn.execute(
+                s.removals.insert().from_select(
+                    ["ref", "kind", "provider", "ingestion_id", "cycle", "removed_at", "body"],
+                    sa.select(
+                        e.c.ref, e.c.kind, e.c.provider, sa.literal(ingestion_id), sa.literal(cycle), sa.literal(now, s.TS), e.c.body
+                    ).where(stale_filter),
+                )
+            )
+            conn.execute(s.relations.delete().where(s.relations.c.source_ref.in_(stale_refs)))
+            conn.execute(me.delete().where((me.c.provider == provider) & me.c.ref.in_(stale_refs)))
+            removed = conn.execute(e.delete().where(stale_filter)).rowcount
+            return SweepResult(**base, removed=removed, outcome="applied", message=f"removed {removed} entities ({percent:.1f}%)")
+
+    # ------------------------------------------------------------------ reads
+
+    def get_entity(self, ref: str) -> dict[str, Any] | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(s.entities).where(s.entities.c.ref == ref.lower())).first()
+        if row is None:
+            return None
+        return {**row._asdict(), "body": loads(row.body)}
+
+    def relations_of(self, ref: str) -> list[tuple[str, str]]:
+        """(type, target) for every relation whose source is `ref`, both stored directions merged."""
+        ref = ref.lower()
+        r = s.relations
+        with self.engine.connect() as conn:
+            forward = conn.execute(sa.select(r.c.type, r.c.target_ref).where(r.c.source_ref == ref)).all()
+            backward = conn.execute(sa.select(r.c.type, r.c.source_ref).where(r.c.target_ref == ref)).all()
+        pairs = {(t, target) for t, target in forward}
+        pairs |= {(s.INVERSE_RELATION[t], source) for t, source in backward}
+        return sorted(pairs)
+
+    def count(self, provider: str | None = None) -> int:
+        q = sa.select(sa.func.count()).select_from(s.entities)
+        if provider:
+            q = q.where(s.entities.c.provider == provider)
+        with self.engine.connect() as conn:
+            return conn.execute(q).scalar_one()
+
+    def refs(self, provider: str | None = None) -> set[str]:
+        q = sa.select(s.entities.c.ref)
+        if provider:
+            q = q.where(s.entities.c.provider == provider)
+        with self.engine.connect() as conn:
+            return set(conn.execute(q).scalars())
+
+    def iter_entities(self, kinds: Sequence[str] | None = None, batch: int = 5000) -> Iterator[dict[str, Any]]:
+        """Stream entity bodies without loading the whole catalog at once."""
+        q = sa.select(s.entities.c.body).order_by(s.entities.c.id)
+        if kinds:
+            q = q.where(s.entities.c.kind.in_([k.lower() for k in kinds]))
+        with self.engine.connect().execution_options(stream_results=True, yield_per=batch) as conn:
+            for (body,) in conn.execute(q):
+                yield orjson.loads(body)
+
+    def search(self, text: str, limit: int = 20) -> list[dict[str, Any]]:
+        """Entities whose ref, title, description or tags contain `text` (case-insensitive)."""
+        needle = f"%{text.lower()}%"
+        e = s.entities
+        q = (
+            sa.select(e.c.ref, e.c.body)
+            .where(sa.or_(e.c.ref.like(needle), sa.func.lower(e.c.body).like(needle)))
+            .order_by(sa.case((e.c.ref.like(needle), 0), else_=1), e.c.ref)
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            return [{"ref": ref, "body": loads(body)} for ref, body in conn.execute(q)]
+
+    def stats(self) -> dict[str, Any]:
+        e = s.entities
+        with self.engine.connect() as conn:
+            by_kind = dict(conn.execute(sa.select(e.c.kind, sa.func.count()).group_by(e.c.kind)).all())
+            by_provider = dict(conn.execute(sa.select(e.c.provider, sa.func.count()).group_by(e.c.provider)).all())
+            relations = conn.execute(sa.select(sa.func.count()).select_from(s.relations)).scalar_one()
+            rejected = conn.execute(sa.select(sa.func.count()).select_from(s.rejections)).scalar_one()
+            removed = conn.execute(sa.select(sa.func.count()).select_from(s.removals)).scalar_one()
+        return {
+            "entities": sum(by_kind.values()),
+            "by_kind": dict(sorted(by_kind.items())),
+            "by_provider": dict(sorted(by_provider.items())),
+            # Each stored row is one relation pair: Backstage would list it twice (both directions).
+            "relation_pairs": relations,
+            "rejected": rejected,
+            "removed_total": removed,
+        }
+
+    def rejected(self, provider: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        r = s.rejections
+        q = sa.select(r).order_by(r.c.provider, r.c.id).limit(limit)
+        if provider:
+            q = q.where(r.c.provider == provider)
+        with self.engine.connect() as conn:
+            return [row._asdict() for row in conn.execute(q)]
+
+    def prune_rejections(self, provider: str, keep_ingestion_id: int) -> int:
+        """Keep only the rejections of the latest cycle: older ones describe documents since fixed."""
+        r = s.rejections
+        with self.engine.begin() as conn:
+            return conn.execute(
+                r.delete().where((r.c.provider == provider) & (r.c.ingestion_id != keep_ingestion_id))
+            ).rowcount

@@ -1,0 +1,89 @@
+"""Engines for the catalog database and idempotent, versioned schema creation."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from catalog_pipelines.storage import schema
+
+_ENGINES: dict[str, sa.Engine] = {}
+
+
+def is_sqlite(engine: sa.Engine) -> bool:
+    return engine.dialect.name == "sqlite"
+
+
+def _sqlite_pragmas(dbapi_conn, _record) -> None:
+    cur = dbapi_conn.cursor()
+    # WAL lets readers (the web UI, the CLI) run while a chunk writes. A large autocheckpoint
+    # interval matters: each checkpoint fsyncs the file, and a chunk commit would otherwise
+    # trigger one almost every time (measured: 22 s vs 12 s for 800k relation rows).
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA wal_autocheckpoint=20000")
+    cur.execute("PRAGMA cache_size=-131072")
+    cur.execute("PRAGMA temp_store=MEMORY")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.close()
+
+
+def create_catalog_engine(url: str) -> sa.Engine:
+    """An engine for `url`; SQLite gets WAL and its parent directory, PostgreSQL the ledger schema."""
+    if url.startswith("postgresql://"):
+        # SQLAlchemy 2.1 maps a bare postgresql:// to psycopg 3, 2.0 to psycopg2: be explicit.
+        url = "postgresql+psycopg://" + url[len("postgresql://") :]
+    if url.startswith("sqlite"):
+        path = sa.engine.make_url(url).database
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = sa.create_engine(url, connect_args={"timeout": 30})
+        sa.event.listen(engine, "connect", _sqlite_pragmas)
+        # SQLite has no schemas; the ledger tables share the file.
+        return engine.execution_options(schema_translate_map={schema.LEDGER_SCHEMA: None})
+    return sa.create_engine(url, pool_pre_ping=True)
+
+
+def get_engine(url: str) -> sa.Engine:
+    """One engine per URL per process, with the schema in place."""
+    engine = _ENGINES.get(url)
+    if engine is None:
+        engine = create_catalog_engine(url)
+        ensure_schema(engine)
+        _ENGINES[url] = engine
+    return engine
+
+
+def dispose_engines() -> None:
+    for engine in _ENGINES.values():
+        engine.dispose()
+    _ENGINES.clear()
+
+
+def ensure_schema(engine: sa.Engine) -> int:
+    """Create missing tables and record the schema version; safe to call from every process.
+
+    Returns the version now in place. A database from a newer version of the project is refused
+    rather than silently used.
+    """
+    with engine.begin() as conn:
+        if not is_sqlite(engine):
+            conn.execute(sa.text(f"CREATE SCHEMA IF NOT EXISTS {schema.LEDGER_SCHEMA}"))
+        schema.metadata.create_all(conn, checkfirst=True)
+        current = conn.execute(sa.select(sa.func.max(schema.schema_version.c.version))).scalar()
+        if current is not None and current > schema.SCHEMA_VERSION:
+            raise RuntimeError(
+                f"catalog database schema is version {current}, newer than this code's "
+                f"{schema.SCHEMA_VERSION}: upgrade catalog-pipelines"
+            )
+        if current is None or current < schema.SCHEMA_VERSION:
+            # Future migrations go here, one step per version, before recording the new version.
+            conn.execute(
+                schema.schema_version.insert().values(
+                    version=schema.SCHEMA_VERSION, applied_at=dt.datetime.now(dt.timezone.utc)
+                )
+            )
+    return schema.SCHEMA_VERSION

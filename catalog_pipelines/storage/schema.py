@@ -1,0 +1,181 @@
+"""The catalog database schema (SQLAlchemy Core).
+
+Catalog tables live in the default schema; the ingestion ledger lives in schema `ingestion` on
+PostgreSQL and in the same file on SQLite (mapped away with `schema_translate_map`).
+
+Relations are stored once per pair, in the direction the originating entity declared it
+(`source_ref` is always the entity whose spec produced the row); the inverse direction
+(`ownerOf` for `ownedBy`, …) is derived when reading. That halves the rows a chunk writes, and a
+changed entity's relations are exactly the rows whose `source_ref` is that entity.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+SCHEMA_VERSION = 1
+LEDGER_SCHEMA = "ingestion"
+
+metadata = sa.MetaData()
+
+REF = sa.String(512)
+PROVIDER = sa.String(255)
+TS = sa.DateTime(timezone=True)
+
+schema_version = sa.Table(
+    "catalog_schema_version",
+    metadata,
+    sa.Column("version", sa.Integer, primary_key=True),
+    sa.Column("applied_at", TS, nullable=False),
+)
+
+entities = sa.Table(
+    "entities",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("ref", REF, nullable=False, unique=True),
+    sa.Column("kind", sa.String(63), nullable=False),  # lower-case, for filtering
+    sa.Column("namespace", sa.String(63), nullable=False),
+    sa.Column("name", sa.String(255), nullable=False),
+    sa.Column("provider", PROVIDER, nullable=False),
+    sa.Column("location", sa.Text, nullable=True),
+    sa.Column("body", sa.Text, nullable=False),  # the entity as JSON
+    sa.Column("content_hash", sa.String(64), nullable=False),
+    sa.Column("first_seen", TS, nullable=False),
+    sa.Column("last_changed", TS, nullable=False),
+    sa.Index("ix_entities_provider", "provider"),
+    sa.Index("ix_entities_kind", "kind"),
+)
+
+relations = sa.Table(
+    "relations",
+    metadata,
+    sa.Column("source_ref", REF, primary_key=True),
+    sa.Column("type", sa.String(63), primary_key=True),
+    sa.Column("target_ref", REF, primary_key=True),
+    sa.Index("ix_relations_target", "target_ref"),
+    sqlite_with_rowid=False,
+)
+
+rejections = sa.Table(
+    "rejections",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("provider", PROVIDER, nullable=False),
+    sa.Column("ingestion_id", sa.Integer, nullable=True),
+    sa.Column("chunk", sa.Integer, nullable=True),
+    sa.Column("location", sa.Text, nullable=False),
+    sa.Column("doc_index", sa.Integer, nullable=True),
+    sa.Column("ref", REF, nullable=True),
+    sa.Column("field", sa.String(255), nullable=True),
+    sa.Column("rule", sa.String(255), nullable=True),
+    sa.Column("value", sa.Text, nullable=True),
+    sa.Column("message", sa.Text, nullable=False),
+    sa.Column("rejected_at", TS, nullable=False),
+    sa.Index("ix_rejections_provider_ingestion", "provider", "ingestion_id", "chunk"),
+)
+
+removals = sa.Table(
+    "removals",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("ref", REF, nullable=False),
+    sa.Column("kind", sa.String(63), nullable=False),
+    sa.Column("provider", PROVIDER, nullable=False),
+    sa.Column("ingestion_id", sa.Integer, nullable=False),
+    sa.Column("cycle", sa.Integer, nullable=False),
+    sa.Column("removed_at", TS, nullable=False),
+    sa.Column("body", sa.Text, nullable=False),
+    sa.Index("ix_removals_provider", "provider", "removed_at"),
+)
+
+# --- ingestion ledger -------------------------------------------------------------------------
+
+ingestions = sa.Table(
+    "ingestions",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("provider", PROVIDER, nullable=False),
+    sa.Column("cycle", sa.Integer, nullable=False),
+    sa.Column("status", sa.String(32), nullable=False),
+    sa.Column("next_action", sa.String(32), nullable=False),
+    sa.Column("next_action_at", TS, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("last_error", sa.Text, nullable=True),
+    sa.Column("created_at", TS, nullable=False),
+    sa.Column("ingestion_completed_at", TS, nullable=True),
+    sa.Column("rest_completed_at", TS, nullable=True),
+    # 'open' while the cycle runs; a unique token once finished. The unique constraint enforces at
+    # most one open cycle per provider, across processes.
+    sa.Column("completion_ticket", sa.String(64), nullable=False),
+    sa.Column("entities_seen", sa.Integer, nullable=False, default=0),
+    sa.Column("removed", sa.Integer, nullable=True),
+    sa.Column("sweep_outcome", sa.String(32), nullable=True),
+    sa.Column("sweep_message", sa.Text, nullable=True),
+    sa.UniqueConstraint("provider", "completion_ticket", name="uq_ingestions_open"),
+    sa.Index("ix_ingestions_provider", "provider", "cycle"),
+    schema=LEDGER_SCHEMA,
+)
+
+ingestion_marks = sa.Table(
+    "ingestion_marks",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("ingestion_id", sa.Integer, sa.ForeignKey(f"{LEDGER_SCHEMA}.ingestions.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("sequence", sa.Integer, nullable=False),
+    sa.Column("cursor_in", sa.Text, nullable=True),  # JSON: where this chunk started
+    sa.Column("cursor", sa.Text, nullable=True),  # JSON: where the next chunk resumes
+    sa.Column("done", sa.Boolean, nullable=False, default=False),
+    sa.Column("entity_count", sa.Integer, nullable=False, default=0),
+    sa.Column("added", sa.Integer, nullable=False, default=0),
+    sa.Column("changed", sa.Integer, nullable=False, default=0),
+    sa.Column("unchanged", sa.Integer, nullable=False, default=0),
+    sa.Column("rejected", sa.Integer, nullable=False, default=0),
+    sa.Column("source_total", sa.Integer, nullable=True),
+    sa.Column("duration_ms", sa.Integer, nullable=False, default=0),
+    sa.Column("created_at", TS, nullable=False),
+    sa.UniqueConstraint("ingestion_id", "sequence", name="uq_marks_sequence"),
+    schema=LEDGER_SCHEMA,
+)
+
+ingestion_mark_entities = sa.Table(
+    "ingestion_mark_entities",
+    metadata,
+    # Unique per provider and ref: two providers emitting the same ref keep separate rows, so one
+    # cannot move the other's mark (Backstage's pre-2026 defect).
+    sa.Column("provider", PROVIDER, primary_key=True),
+    sa.Column("ref", REF, primary_key=True),
+    sa.Column("ingestion_id", sa.Integer, nullable=False),
+    sa.Column("sequence", sa.Integer, nullable=False),
+    sa.Column("seen_at", TS, nullable=False),
+    sqlite_with_rowid=False,
+    schema=LEDGER_SCHEMA,
+)
+
+provider_controls = sa.Table(
+    "provider_controls",
+    metadata,
+    sa.Column("provider", PROVIDER, primary_key=True),
+    sa.Column("paused", sa.Boolean, nullable=False, default=False),
+    sa.Column("halted_until", TS, nullable=True),
+    sa.Column("updated_by", sa.String(255), nullable=True),
+    sa.Column("updated_at", TS, nullable=True),
+    schema=LEDGER_SCHEMA,
+)
+
+INVERSE_RELATION = {
+    "ownedBy": "ownerOf",
+    "ownerOf": "ownedBy",
+    "partOf": "hasPart",
+    "hasPart": "partOf",
+    "providesApi": "apiProvidedBy",
+    "apiProvidedBy": "providesApi",
+    "consumesApi": "apiConsumedBy",
+    "apiConsumedBy": "consumesApi",
+    "dependsOn": "dependencyOf",
+    "dependencyOf": "dependsOn",
+    "memberOf": "hasMember",
+    "hasMember": "memberOf",
+    "childOf": "parentOf",
+    "parentOf": "childOf",
+}
