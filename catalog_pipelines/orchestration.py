@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import time
+from pathlib import Path
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -42,7 +43,38 @@ def instance_from_env() -> dg.DagsterInstance:
     settings = Settings.from_env()
     settings.ensure_dirs()
     os.environ.setdefault("DAGSTER_HOME", str(settings.dagster_home))
+    ensure_instance_config(Path(os.environ["DAGSTER_HOME"]))
     return dg.DagsterInstance.get()
+
+
+def ensure_instance_config(home: Path) -> None:
+    """Write the embedded default's dagster.yaml once (SQLite storage, no telemetry).
+
+    The run monitoring settings free concurrency slots held by crashed runs, which would otherwise
+    block a provider whose pool allows one run at a time.
+    """
+    config = home / "dagster.yaml"
+    if not config.exists():
+        home.mkdir(parents=True, exist_ok=True)
+        config.write_text(DEFAULT_INSTANCE_YAML)
+
+
+DEFAULT_INSTANCE_YAML = """\
+# Written by catalog-pipelines for the embedded default (SQLite under DAGSTER_HOME).
+# deploy/dagster.yaml is the PostgreSQL production configuration.
+telemetry:
+  enabled: false
+run_monitoring:
+  enabled: true
+  free_slots_after_run_end_seconds: 30
+concurrency:
+  pools:
+    default_limit: 1
+"""
+
+
+# Dagster's console logger prints every event at DEBUG; the CLI shows its own progress instead.
+QUIET_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
 def _materialization_metadata(result: dg.ExecuteInProcessResult) -> dict[str, Any]:
@@ -80,7 +112,7 @@ def run_cycle(
         if not instance.has_dynamic_partition(partitions.name, key):
             instance.add_dynamic_partitions(partitions.name, [key])
             report.partitions_added += 1
-        result = chunk_job.execute_in_process(instance=instance, partition_key=key, raise_on_error=True)
+        result = chunk_job.execute_in_process(instance=instance, partition_key=key, raise_on_error=True, run_config=QUIET_RUN_CONFIG)
         meta = _materialization_metadata(result)
         report.chunks += 1
         for k in ("added", "changed", "unchanged", "rejected"):
@@ -90,12 +122,12 @@ def run_cycle(
         done = bool(meta.get("done"))
         sequence += 1
     if done:
-        sweep = defs.resolve_job_def(sweep_job_name(config.name)).execute_in_process(instance=instance, raise_on_error=True)
+        sweep = defs.resolve_job_def(sweep_job_name(config.name)).execute_in_process(instance=instance, raise_on_error=True, run_config=QUIET_RUN_CONFIG)
         report.sweep = _materialization_metadata(sweep)
     report.seconds = time.perf_counter() - started
     return report
 
 
 def materialize_snapshot(defs: dg.Definitions, instance: dg.DagsterInstance) -> dict[str, Any]:
-    result = defs.resolve_job_def("catalog_snapshot_job").execute_in_process(instance=instance, raise_on_error=True)
+    result = defs.resolve_job_def("catalog_snapshot_job").execute_in_process(instance=instance, raise_on_error=True, run_config=QUIET_RUN_CONFIG)
     return _materialization_metadata(result)

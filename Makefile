@@ -1,0 +1,34 @@
+# The two commands of the README: `make demo` and `make test`. Both bootstrap .venv from nothing.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test test-postgres ui bench clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/catalog-pipelines demo
+
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The PostgreSQL paths only (the whole suite runs them too when CATALOG_TEST_POSTGRES_URL is set).
+test-postgres: $(STAMP)
+	$(BIN)/python -m pytest -m postgres $(PYTEST_ARGS)
+
+# The Dagster web UI and daemon on the same data as the CLI.
+ui: $(STAMP)
+	@mkdir -p $${CATALOG_PIPELINES_DATA_DIR:-.data}/dagster_home
+	DAGSTER_HOME=$${DAGSTER_HOME:-$$(cd $${CATALOG_PIPELINES_DATA_DIR:-.data} && pwd)/dagster_home} $(BIN)/dagster dev -w workspace.yaml
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/ingest_200k.py
+
+clean:
+	rm -rf .data $(VENV)

@@ -1,0 +1,168 @@
+"""Chunk writes and the removal sweep on both backends: atomicity, idempotence, guards, ownership."""
+
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+
+from catalog_pipelines.model import process_entity
+from catalog_pipelines.model.entity import ProcessedEntity, RawEntity
+from catalog_pipelines.storage import schema as s
+from catalog_pipelines.storage.catalog import CatalogStore
+from catalog_pipelines.storage.db import get_engine
+from catalog_pipelines.storage.ledger import Ledger
+
+
+def component(name: str, owner: str = "team-a", depends: list[str] | None = None, description: str = "") -> ProcessedEntity:
+    body = {
+        "apiVersion": "backstage.io/v1alpha1",
+        "kind": "Component",
+        "metadata": {"name": name, "description": description},
+        "spec": {"type": "service", "lifecycle": "production", "owner": owner, "dependsOn": depends or []},
+    }
+    out = process_entity(RawEntity(entity=body, location=f"test:{name}"))
+    assert isinstance(out, ProcessedEntity), out
+    return out
+
+
+@pytest.fixture
+def db(catalog_url):
+    engine = get_engine(catalog_url)
+    return CatalogStore(engine), Ledger(engine)
+
+
+def write(store, ledger, provider, entities, seq=0, done=True, **kw):
+    ingestion = ledger.start_cycle(provider)
+    return store.write_chunk(provider=provider, ingestion_id=ingestion.id, sequence=seq, cursor_in=None,
+                             cursor={"next": seq + 1}, done=done, entities=entities, rejections=[], **kw)
+
+
+def full_cycle(store, ledger, provider, entities, **guards):
+    """Write all entities as one chunk of a fresh cycle, sweep, and close the cycle."""
+    ingestion = ledger.start_cycle(provider)
+    result = write(store, ledger, provider, entities)
+    sweep = store.sweep(provider=provider, ingestion_id=ingestion.id, cycle=ingestion.cycle,
+                        reject_removals_above_percentage=guards.get("threshold"),
+                        reject_empty_source_collections=guards.get("reject_empty", False))
+    ledger.close(ingestion.id, status="complete", next_action="nothing (done)")
+    return result, sweep
+
+
+def test_second_identical_chunk_writes_no_entity_rows(db):
+    store, ledger = db
+    entities = [component(f"svc-{i}", depends=[f"component:svc-{i + 1}"]) for i in range(20)]
+    first, _ = full_cycle(store, ledger, "p", entities)
+    assert (first.added, first.changed, first.unchanged) == (20, 0, 0)
+    before = {r["ref"]: r["last_changed"] for r in (store.get_entity(e.ref) for e in entities)}
+    second, sweep = full_cycle(store, ledger, "p", entities)
+    assert (second.added, second.changed, second.unchanged) == (0, 0, 20)
+    assert sweep.outcome == "nothing-to-remove"
+    after = {r["ref"]: r["last_changed"] for r in (store.get_entity(e.ref) for e in entities)}
+    assert before == after
+
+
+def test_changed_entity_replaces_its_relations(db):
+    store, ledger = db
+    full_cycle(store, ledger, "p", [component("a", depends=["component:b"]), component("b")])
+    assert ("dependsOn", "component:default/b") in store.relations_of("component:default/a")
+    assert ("dependencyOf", "component:default/a") in store.relations_of("component:default/b")
+    result, _ = full_cycle(store, ledger, "p", [component("a", depends=["component:c"]), component("b")])
+    assert (result.changed, result.unchanged) == (1, 1)
+    rels = store.relations_of("component:default/a")
+    assert ("dependsOn", "component:default/c") in rels and ("dependsOn", "component:default/b") not in rels
+    assert ("dependencyOf", "component:default/a") not in store.relations_of("component:default/b")
+
+
+def test_crash_before_commit_leaves_no_half_chunk(db):
+    store, ledger = db
+    ingestion = ledger.start_cycle("p")
+    with pytest.raises(RuntimeError, match="injected"):
+        store.write_chunk(provider="p", ingestion_id=ingestion.id, sequence=0, cursor_in=None, cursor={"next": 1},
+                          done=False, entities=[component("a", depends=["component:b"])], rejections=[],
+                          fail_before_commit=True)
+    assert store.count() == 0
+    assert ledger.marks(ingestion.id) == []
+    with store.engine.connect() as conn:
+        for table in (s.relations, s.ingestion_mark_entities, s.rejections):
+            assert conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one() == 0
+
+
+def test_rerunning_a_chunk_is_idempotent_and_replaces_its_mark(db):
+    store, ledger = db
+    ents = [component("a"), component("b")]
+    write(store, ledger, "p", ents, seq=0, done=False)
+    write(store, ledger, "p", ents, seq=0, done=False)
+    ingestion = ledger.open_ingestion("p")
+    marks = ledger.marks(ingestion.id)
+    assert [m.sequence for m in marks] == [0]
+    assert (marks[0].added, marks[0].unchanged) == (0, 2)
+    assert store.count() == 2
+
+
+def test_two_providers_with_the_same_ref_do_not_steal_each_other(db):
+    store, ledger = db
+    full_cycle(store, ledger, "first", [component("shared"), component("only-first")])
+    result, sweep = full_cycle(store, ledger, "second", [component("shared", description="other")])
+    assert result.added == 0 and result.rejected == 1
+    assert "already provided by 'first'" in result.rejections[0].message
+    assert store.get_entity("component:default/shared")["provider"] == "first"
+    # The first provider still sees its ref as its own: nothing of it is removed.
+    _, sweep_first = full_cycle(store, ledger, "first", [component("shared"), component("only-first")])
+    assert sweep_first.outcome == "nothing-to-remove"
+    assert store.count() == 2
+
+
+def test_refs_compare_case_insensitively(db):
+    store, ledger = db
+    full_cycle(store, ledger, "p", [component("MixedCase")])
+    assert store.get_entity("Component:Default/MIXEDCASE") is not None
+    result, _ = full_cycle(store, ledger, "p", [component("mixedcase")])
+    # Same entity (the name's case changed): one row, updated in place, nothing removed.
+    assert result.changed == 1 and store.count() == 1
+
+
+def test_sweep_removes_what_disappeared_and_records_it(db):
+    store, ledger = db
+    full_cycle(store, ledger, "p", [component(f"s{i}") for i in range(100)])
+    _, sweep = full_cycle(store, ledger, "p", [component(f"s{i}") for i in range(97)], threshold=5)
+    assert (sweep.outcome, sweep.removed, sweep.stale) == ("applied", 3, 3)
+    assert store.count("p") == 97
+    with store.engine.connect() as conn:
+        removed = set(conn.execute(sa.select(s.removals.c.ref)).scalars())
+    assert removed == {"component:default/s97", "component:default/s98", "component:default/s99"}
+
+
+def test_guard_rejects_mass_removal_and_next_cycle_retries(db):
+    store, ledger = db
+    full_cycle(store, ledger, "p", [component(f"s{i}") for i in range(100)])
+    _, sweep = full_cycle(store, ledger, "p", [component(f"s{i}") for i in range(40)], threshold=50)
+    assert sweep.outcome == "rejected-threshold" and sweep.removed == 0
+    assert "60.0%" in sweep.message and store.count("p") == 100
+    # Next cycle the source is healthy again except 2 entities that truly went away.
+    _, sweep = full_cycle(store, ledger, "p", [component(f"s{i}") for i in range(98)], threshold=50)
+    assert (sweep.outcome, sweep.removed) == ("applied", 2)
+
+
+def test_zero_percent_threshold_rejects_any_removal(db):
+    store, ledger = db
+    full_cycle(store, ledger, "p", [component(f"s{i}") for i in range(10)])
+    _, sweep = full_cycle(store, ledger, "p", [component(f"s{i}") for i in range(9)], threshold=0)
+    assert sweep.outcome == "rejected-threshold" and store.count("p") == 10
+
+
+def test_empty_source_is_refused_when_guarded(db):
+    store, ledger = db
+    full_cycle(store, ledger, "p", [component(f"s{i}") for i in range(10)])
+    _, sweep = full_cycle(store, ledger, "p", [], reject_empty=True)
+    assert sweep.outcome == "rejected-empty" and store.count("p") == 10
+    _, sweep = full_cycle(store, ledger, "p", [], reject_empty=False)
+    assert sweep.outcome == "applied" and store.count("p") == 0
+
+
+def test_schema_creation_is_idempotent(catalog_url):
+    from catalog_pipelines.storage.db import create_catalog_engine, ensure_schema
+
+    engine = create_catalog_engine(catalog_url)
+    assert ensure_schema(engine) == ensure_schema(engine) == s.SCHEMA_VERSION
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(s.schema_version)).scalar_one() == 1
