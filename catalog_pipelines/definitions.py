@@ -7,10 +7,15 @@ from __future__ import annotations
 
 import dagster as dg
 
-from catalog_pipelines.assets.ingestion import build_catalog_snapshot, build_ingestion_jobs, build_provider_assets
+from catalog_pipelines.assets.ingestion import (
+    build_catalog_snapshot, build_ingestion_jobs, build_provider_assets, chunk_job_name, sweep_job_name,
+)
 from catalog_pipelines.ingestion.config import ProviderConfig, load_providers
 from catalog_pipelines.insights import INSIGHTS_JOB, insight_selection
 from catalog_pipelines.resources import CatalogDatabase
+from catalog_pipelines.sensors.ingestion import (
+    build_failure_sensor, build_health_check, build_health_schedule, build_ingestion_sensor,
+)
 from catalog_pipelines.settings import Settings
 
 
@@ -20,12 +25,22 @@ def build_definitions(configs: list[ProviderConfig], catalog_url: str = "") -> d
         assets.extend(build_provider_assets(config))
     assets.append(build_catalog_snapshot(configs))
     jobs = build_ingestion_jobs(configs)
+    by_name = {j.name: j for j in jobs}
+    ingestion_jobs = [by_name[n(c.name)] for c in configs for n in (chunk_job_name, sweep_job_name)]
+    sensors = [build_ingestion_sensor(c, [by_name[chunk_job_name(c.name)], by_name[sweep_job_name(c.name)]]) for c in configs]
+    if configs:
+        sensors.append(build_failure_sensor(configs, ingestion_jobs))
+    checks = [build_health_check(c) for c in configs]
+    schedules = [build_health_schedule(configs)] if configs else []
     insight_assets = [a for a in assets if a.group_names_by_key and set(a.group_names_by_key.values()) - {"ingestion", "catalog"}]
     if insight_assets:
         jobs.append(dg.define_asset_job(INSIGHTS_JOB, selection=insight_selection()))
     return dg.Definitions(
         assets=assets,
+        asset_checks=checks,
         jobs=jobs,
+        sensors=sensors,
+        schedules=schedules,
         resources={"catalog": CatalogDatabase(url=catalog_url)},
     )
 

@@ -68,8 +68,13 @@ run_monitoring:
   enabled: true
   free_slots_after_run_end_seconds: 30
 concurrency:
-  pools:
-    default_limit: 1
+  runs:
+    # At most one queued run per provider at a time (the sensors tag runs with their provider).
+    tag_concurrency_limits:
+      - key: catalog/provider
+        value:
+          applyLimitPerUniqueValue: true
+        limit: 1
 """
 
 

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from peer import backstage_peer  # noqa: F401  (the real Backstage, session-scoped)
+
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "tests" / "data" / "backstage-examples"
 

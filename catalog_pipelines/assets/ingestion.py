@@ -55,9 +55,18 @@ def build_provider_assets(config: ProviderConfig) -> list[dg.AssetsDefinition]:
             "entities and writes them, their relations, rejections and the ledger mark in one transaction."
         ),
         tags={"catalog/provider": name},
+        # Transient source errors are retried inside the run; when retries run out the run fails and
+        # the ledger's backoff schedule (run-failure sensor) takes over.
+        retry_policy=dg.RetryPolicy(
+            max_retries=config.options.retry_max,
+            delay=config.options.retry_delay_seconds,
+            backoff=dg.Backoff.EXPONENTIAL,
+            jitter=dg.Jitter.PLUS_MINUS,
+        ),
     )
     def entity_chunk(context: dg.AssetExecutionContext, catalog: CatalogDatabase) -> dg.MaterializeResult:
         from catalog_pipelines.ingestion.chunks import run_chunk
+        from catalog_pipelines.ingestion.cycle import record_chunk_success
 
         ledger = catalog.ledger()
         ingestion = ledger.open_ingestion(name)
@@ -66,6 +75,7 @@ def build_provider_assets(config: ProviderConfig) -> list[dg.AssetsDefinition]:
         outcome = run_chunk(
             catalog.store(), ledger, config.build(), ingestion, int(context.partition_key), config.options.chunk_size
         )
+        record_chunk_success(ledger, ingestion)
         for rejection in outcome.result.rejections[:20]:
             context.log.warning(f"rejected {rejection.location}: {rejection.message}")
         meta = outcome.metadata()

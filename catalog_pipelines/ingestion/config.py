@@ -54,6 +54,10 @@ class IngestionOptions:
     reject_empty_source_collections: bool = False
     sensor_interval_seconds: int = 30
     cron_schedule: str | None = None
+    # In-run retries of a failing chunk (Dagster RetryPolicy, exponential with jitter) before the
+    # run fails and the ledger's `backoff` schedule takes over.
+    retry_max: int = 3
+    retry_delay_seconds: float = 2.0
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any], where: str) -> "IngestionOptions":
@@ -73,6 +77,14 @@ class IngestionOptions:
                 if value is not None and (not isinstance(value, (int, float)) or not 0 <= value <= 100):
                     raise ConfigError(f"{where}.{key}: expected a percentage 0..100 or null, got {value!r}")
                 values[key] = None if value is None else float(value)
+            elif key == "retry_delay_seconds":
+                if not isinstance(value, (int, float)) or value < 0:
+                    raise ConfigError(f"{where}.{key}: expected seconds >= 0, got {value!r}")
+                values[key] = float(value)
+            elif key == "retry_max":
+                if not isinstance(value, int) or value < 0:
+                    raise ConfigError(f"{where}.{key}: expected an integer >= 0, got {value!r}")
+                values[key] = value
             elif key in ("chunk_size", "sensor_interval_seconds"):
                 if not isinstance(value, int) or value < 1:
                     raise ConfigError(f"{where}.{key}: expected a positive integer, got {value!r}")

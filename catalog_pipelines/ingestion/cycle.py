@@ -86,3 +86,55 @@ def run_sweep(
     )
     store.prune_rejections(ingestion.provider, keep_ingestion_id=ingestion.id)
     return result
+
+
+def snapshot(ledger: Ledger, provider: str, *, run_in_progress: bool = False):
+    """Where `provider` stands, as the state machine (ingestion/engine.py) sees it."""
+    from catalog_pipelines.ingestion.engine import CycleState, ProviderSnapshot
+
+    controls = ledger.controls(provider)
+    current = ledger.open_ingestion(provider)
+    if current is None:
+        return ProviderSnapshot(provider, None, paused=bool(controls["paused"]),
+                                halted_until=controls["halted_until"], run_in_progress=run_in_progress)
+    pos = position(ledger, current)
+    last = ledger.last_mark(current.id)
+    state = CycleState(
+        cycle=current.cycle,
+        status=current.status,
+        next_action=current.next_action,
+        next_action_at=current.next_action_at,
+        attempts=current.attempts,
+        last_error=current.last_error,
+        burst_started_at=current.burst_started_at,
+        ingestion_completed_at=current.ingestion_completed_at,
+        sweep_outcome=current.sweep_outcome,
+    )
+    return ProviderSnapshot(
+        provider,
+        state,
+        next_sequence=pos.next_sequence,
+        needs_sweep=pos.needs_sweep,
+        paused=bool(controls["paused"]),
+        halted_until=controls["halted_until"],
+        run_in_progress=run_in_progress,
+        last_chunk_at=last.created_at if last else None,
+    )
+
+
+def record_chunk_success(ledger: Ledger, ingestion: Ingestion) -> None:
+    from catalog_pipelines.ingestion.engine import on_chunk_success
+
+    ledger.update(ingestion.id, **on_chunk_success())
+
+
+def record_failure(ledger: Ledger, provider: str, options: IngestionOptions, error: str, now: dt.datetime | None = None) -> None:
+    """A run for `provider` failed after its own retries: the cycle backs off (engine.on_failure)."""
+    from catalog_pipelines.ingestion.engine import on_failure
+
+    now = now or utcnow()
+    current = ledger.open_ingestion(provider)
+    if current is None:
+        return
+    state = snapshot(ledger, provider).cycle
+    ledger.update(current.id, **on_failure(state, options, now, error))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,8 +23,18 @@ from catalog_pipelines.storage.sql import batched, insert_ignore, upsert
 LOOKUP_BATCH = 500
 
 
+_clock: "Callable[[], dt.datetime] | None" = None
+
+
 def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+    """The current time in UTC: the one clock of the ingestion engine (tests replace it)."""
+    return _clock() if _clock is not None else dt.datetime.now(dt.timezone.utc)
+
+
+def set_clock(clock: "Callable[[], dt.datetime] | None") -> None:
+    """Drive every ledger timestamp from `clock` (None: the wall clock). For tests and simulations."""
+    global _clock
+    _clock = clock
 
 
 def dumps(value: Any) -> str:

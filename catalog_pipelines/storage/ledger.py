@@ -33,6 +33,7 @@ class Ingestion:
     ingestion_completed_at: dt.datetime | None
     rest_completed_at: dt.datetime | None
     completion_ticket: str
+    burst_started_at: dt.datetime | None
     entities_seen: int
     removed: int | None
     sweep_outcome: str | None

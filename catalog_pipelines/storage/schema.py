@@ -108,6 +108,7 @@ ingestions = sa.Table(
     # 'open' while the cycle runs; a unique token once finished. The unique constraint enforces at
     # most one open cycle per provider, across processes.
     sa.Column("completion_ticket", sa.String(64), nullable=False),
+    sa.Column("burst_started_at", TS, nullable=True),
     sa.Column("entities_seen", sa.Integer, nullable=False, default=0),
     sa.Column("removed", sa.Integer, nullable=True),
     sa.Column("sweep_outcome", sa.String(32), nullable=True),

@@ -1,0 +1,175 @@
+"""Cycles driven through the real sensor code and real Dagster runs (issue: incremental cycles).
+
+The sensor body is evaluated tick by tick against a real instance and catalog database; each run it
+requests is launched in-process. A fake clock makes rests, bursts and backoff instantaneous.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import dagster as dg
+import pytest
+
+from catalog_pipelines.ingestion.config import IngestionOptions, ProviderConfig
+from catalog_pipelines.ingestion.health import provider_health_report
+from catalog_pipelines.providers.synthetic import SyntheticOrg
+from tests.cycle_harness import Harness
+
+MIN = dt.timedelta(minutes=1)
+
+
+def synthetic(size=600, generation=0, remove=0.0, **options) -> ProviderConfig:
+    opts = dict(chunk_size=200, burst_length=dt.timedelta(minutes=2), burst_interval=dt.timedelta(minutes=1),
+                rest_length=dt.timedelta(hours=1), retry_max=0, retry_delay_seconds=0)
+    opts.update(options)
+    return ProviderConfig(name="org", type="synthetic",
+                          params={"size": size, "seed": 7, "generation": generation, "remove_fraction": remove},
+                          options=IngestionOptions(**opts))
+
+
+@pytest.fixture
+def instance():
+    with dg.instance_for_test() as inst:
+        yield inst
+
+
+@pytest.fixture
+def harness(instance, catalog_url):
+    from catalog_pipelines.storage.catalog import set_clock
+
+    yield Harness(synthetic(), catalog_url, instance)
+    set_clock(None)
+
+
+def expected_refs(size=600, generation=0, remove=0.0) -> set[str]:
+    from catalog_pipelines.model.refs import entity_ref_of
+
+    org = SyntheticOrg(size, seed=7, generation=generation, remove_fraction=remove)
+    return {entity_ref_of(e) for e in org.iter_entities()}
+
+
+def test_sensor_driven_cycle_ingests_the_synthetic_org_end_to_end(harness):
+    events = harness.run_until_resting()
+    assert events.count("chunk") == 3 and events[-1] == "sweep"
+    store = harness.catalog.store()
+    assert store.refs("org") == expected_refs()
+    # Resting: the sensor waits until rest_length is over, then starts cycle 2 at chunk 0.
+    assert harness.step() == "wait" and "resting" in harness.skips[-1]
+    harness.advance(dt.timedelta(hours=1))
+    assert harness.step() == "chunk"
+    ingestion = harness.catalog.ledger().open_ingestion("org")
+    assert ingestion.cycle == 2
+    # Partition keys are re-used by the second cycle: none added.
+    assert harness.instance.get_dynamic_partitions("org_chunks") == ["00000", "00001", "00002"]
+
+
+def test_bursts_pause_for_the_burst_interval(harness):
+    harness.config = synthetic(burst_length=dt.timedelta(seconds=50))
+    harness.__post_init__()
+    assert harness.step() == "chunk"
+    harness.advance(dt.timedelta(seconds=30))
+    assert harness.step() == "chunk"
+    harness.advance(dt.timedelta(seconds=30))  # 60 s into a 50 s burst
+    assert harness.step() == "wait" and "burst" in harness.skips[-1]
+    harness.advance(dt.timedelta(seconds=30))
+    assert harness.step() == "wait" and "between bursts" in harness.skips[-1]
+    harness.advance(dt.timedelta(seconds=30))
+    assert harness.step() == "chunk"
+
+
+def test_pause_and_halt_stop_new_runs_within_one_tick_and_delay_resumes(harness):
+    ledger = harness.catalog.ledger()
+    assert harness.step() == "chunk"
+    ledger.set_controls("org", paused=True, actor="user:default/ops")
+    assert harness.step() == "wait" and "paused" in harness.skips[-1]
+    ledger.set_controls("org", paused=False, halted_until=harness.now + dt.timedelta(hours=24))
+    harness.advance(MIN)
+    assert harness.step() == "wait" and "halted" in harness.skips[-1]
+    harness.advance(dt.timedelta(hours=24))
+    assert harness.step() == "chunk"
+
+
+def test_source_failures_back_off_then_resume_from_the_last_committed_mark(harness, monkeypatch):
+    from catalog_pipelines.providers import synthetic as synth
+
+    assert harness.step() == "chunk"
+    original = synth.SyntheticOrgProvider.next
+    failures = {"left": 2}
+
+    def flaky(self, cursor):
+        if failures["left"]:
+            failures["left"] -= 1
+            raise synth.ProviderError("HTTP 503 from the source") if hasattr(synth, "ProviderError") else RuntimeError("HTTP 503")
+        return original(self, cursor)
+
+    monkeypatch.setattr(synth.SyntheticOrgProvider, "next", flaky)
+    harness.advance(MIN)
+    assert harness.step() == "failed"
+    report = provider_health_report(harness.catalog.ledger(), harness.catalog.store(), harness.config, now=harness.now)
+    assert report["state"] == "backing off" and "503" in report["last_error"] and report["healthy"]
+    assert harness.step() == "wait"  # within the 1-minute backoff
+    harness.advance(MIN)
+    assert harness.step() == "failed"
+    harness.advance(5 * MIN)
+    assert harness.step() == "chunk"  # chunk 1 again, from chunk 0's cursor
+    events = harness.run_until_resting()
+    assert events[-1] == "sweep"
+    assert harness.catalog.store().refs("org") == expected_refs()
+
+
+def test_backoff_past_the_schedule_fails_the_health_check(harness, monkeypatch):
+    from catalog_pipelines.providers import synthetic as synth
+
+    def broken(self, cursor):
+        raise RuntimeError("connection refused by source")
+
+    monkeypatch.setattr(synth.SyntheticOrgProvider, "next", broken)
+    for _ in range(6):
+        assert harness.step() == "failed"
+        harness.advance(dt.timedelta(hours=3))
+    report = provider_health_report(harness.catalog.ledger(), harness.catalog.store(), harness.config, now=harness.now)
+    assert not report["healthy"] and report["attempts"] == 6 and "connection refused" in report["reason"]
+    # The asset check in the UI says the same.
+    check = harness.defs.get_asset_checks_def(dg.AssetCheckKey(dg.AssetKey(["org", "removal_sweep"]), "provider_health"))
+    result = dg.materialize([check], resources={"catalog": harness.catalog}, instance=harness.instance,
+                            selection=dg.AssetSelection.all_asset_checks(), raise_on_error=False)
+    evaluations = result.get_asset_check_evaluations()
+    assert evaluations and not evaluations[0].passed
+
+
+def test_guards_keep_entities_when_the_source_drops_most_of_them(harness):
+    harness.config = synthetic(reject_removals_above_percentage=50, reject_empty_source_collections=True)
+    harness.__post_init__()
+    harness.run_until_resting()
+    before = harness.catalog.store().refs("org")
+    # Cycle 2: the source lost 60% of its entities (an outage, not a real removal).
+    harness.reconfigure(synthetic(generation=1, remove=0.6, reject_removals_above_percentage=50, reject_empty_source_collections=True))
+    harness.advance(dt.timedelta(hours=1))
+    harness.run_until_resting()
+    assert harness.catalog.store().refs("org") == before
+    report = provider_health_report(harness.catalog.ledger(), harness.catalog.store(), harness.config, now=harness.now)
+    assert not report["healthy"] and "REMOVAL_THRESHOLD" in report["reason"]
+    # Cycle 3: the source is back, except 3% that truly disappeared; those are removed now.
+    harness.reconfigure(synthetic(generation=1, remove=0.03, reject_removals_above_percentage=50, reject_empty_source_collections=True))
+    harness.advance(dt.timedelta(hours=1))
+    harness.run_until_resting()
+    assert harness.catalog.store().refs("org") == expected_refs(generation=1, remove=0.03)
+    report = provider_health_report(harness.catalog.ledger(), harness.catalog.store(), harness.config, now=harness.now)
+    assert report["healthy"], report
+
+
+def test_cancel_starts_a_new_cycle_on_the_next_tick(harness):
+    ledger = harness.catalog.ledger()
+    assert harness.step() == "chunk"
+    ingestion = ledger.open_ingestion("org")
+    ledger.update(ingestion.id, status="canceling", next_action="cancel")
+    assert harness.step() == "chunk"
+    assert ledger.open_ingestion("org").cycle == ingestion.cycle + 1
+
+
+def test_the_real_sensor_definition_requests_the_first_chunk(harness):
+    sensor = harness.defs.get_sensor_def("org_ingestion_sensor")
+    result = sensor(dg.build_sensor_context(instance=harness.instance, resources={"catalog": harness.catalog}))
+    assert [r.partition_key for r in result.run_requests] == ["00000"]
+    assert result.dynamic_partitions_requests[0].partition_keys == ["00000"]
