@@ -79,7 +79,7 @@ concurrency:
 
 
 # Dagster's console logger prints every event at DEBUG; the CLI shows its own progress instead.
-QUIET_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+QUIET_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
 
 
 def _materialization_metadata(result: dg.ExecuteInProcessResult) -> dict[str, Any]:

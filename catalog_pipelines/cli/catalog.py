@@ -47,18 +47,16 @@ def describe_entity(store, ref: str) -> dict[str, Any] | None:
     def pick_links(words: tuple[str, ...]) -> list[dict[str, Any]]:
         return [l for l in links if any(w in f"{l.get('title', '')} {l.get('type', '')} {l.get('url', '')}".lower() for w in words)]
 
-    system = (by_type.get("partOf") or [None])[0] if row["kind"] in ("component", "api", "resource") else None
-    systems = [t for t in by_type.get("partOf", []) if t.startswith("system:")]
-    system = systems[0] if systems else None
-    domain = None
-    if system:
-        sys_row = store.get_entity(system)
-        if sys_row:
-            domains = [t for t, in [(t,) for ty, t in store.relations_of(system) if ty == "partOf"] if t.startswith("domain:")]
-            domain = domains[0] if domains else None
-    elif row["kind"] == "system":
-        domains = [t for t in by_type.get("partOf", []) if t.startswith("domain:")]
-        domain = domains[0] if domains else None
+    def first(refs: list[str], kind: str) -> str | None:
+        return next((r for r in sorted(refs) if r.startswith(kind + ":")), None)
+
+    system = first(by_type.get("partOf", []), "system")
+    if row["kind"] == "system":
+        domain = first(by_type.get("partOf", []), "domain")
+    elif system:
+        domain = first([t for ty, t in store.relations_of(system) if ty == "partOf"], "domain")
+    else:
+        domain = None
     return {
         "ref": row["ref"],
         "kind": body.get("kind"),

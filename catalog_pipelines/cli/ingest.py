@@ -121,7 +121,7 @@ def demo(size: int | None, quiet: bool) -> None:
         "\nOpen the Dagster UI on this data with:\n"
         "  make ui            # then browse http://127.0.0.1:3000 (assets, partitions, runs)\n"
         "Try the CLI:\n"
-        "  .venv/bin/catalog-pipelines catalog describe component:default/artist-web\n"
+        "  .venv/bin/catalog-pipelines catalog describe component:default/artist-lookup\n"
         "  .venv/bin/catalog-pipelines catalog search playback\n"
         "  .venv/bin/catalog-pipelines catalog rejected"
     )
