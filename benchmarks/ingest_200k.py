@@ -1,0 +1,155 @@
+"""Ingest a 200,000-entity synthetic org through Dagster in-process, and time the floor.
+
+Prints, for the same entity and relation rows:
+- cycle 1 (everything new) and cycle 2 (nothing changed) through the real path: provider pages →
+  validation → one transaction per chunk (entities, relations, marks) → one Dagster run per chunk →
+  the removal sweep;
+- the floor: a bare bulk insert of those rows into a fresh database with the same schema
+  (no validation, no Dagster, one transaction);
+- peak RSS of the ingestion (measured before the floor builds its rows in memory).
+
+    python benchmarks/ingest_200k.py [--size N] [--chunk-size N] [--postgres] [--smoke]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def fresh_postgres_url(admin_url: str) -> tuple[str, callable]:
+    import uuid
+
+    import sqlalchemy as sa
+
+    name = f"cp_bench_{uuid.uuid4().hex[:8]}"
+    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+
+    def drop() -> None:
+        from catalog_pipelines.storage.db import dispose_engines
+
+        dispose_engines()
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+    return admin.url.set(database=name).render_as_string(hide_password=False), drop
+
+
+def floor(url: str, size: int, seed: int) -> tuple[float, int, int]:
+    """Bulk insert of the same rows into a fresh database: the physical limit of this backend."""
+    import orjson
+
+    from catalog_pipelines.model import process_entity
+    from catalog_pipelines.model.entity import RawEntity
+    from catalog_pipelines.providers.synthetic import SyntheticOrg
+    from catalog_pipelines.storage import schema as s
+    from catalog_pipelines.storage.catalog import utcnow
+    from catalog_pipelines.storage.db import create_catalog_engine, ensure_schema
+
+    now = utcnow()
+    entity_rows, relation_rows, seen = [], set(), set()
+    for i, body in enumerate(SyntheticOrg(size, seed=seed).iter_entities()):
+        e = process_entity(RawEntity(entity=body, location=f"floor#{i}"))
+        if not hasattr(e, "content_hash") or e.ref in seen:
+            continue
+        seen.add(e.ref)
+        entity_rows.append({"ref": e.ref, "kind": e.kind.lower(), "namespace": e.namespace, "name": e.name,
+                            "provider": "floor", "location": e.location, "body": orjson.dumps(e.entity).decode(),
+                            "content_hash": e.content_hash, "first_seen": now, "last_changed": now})
+        relation_rows.update((r.source, r.type, r.target) for r in e.relations if r.source == e.ref)
+    rel_dicts = [{"source_ref": a, "type": t, "target_ref": b} for a, t, b in relation_rows]
+    engine = create_catalog_engine(url)
+    ensure_schema(engine)
+    started = time.perf_counter()
+    with engine.begin() as conn:
+        for i in range(0, len(entity_rows), 5000):
+            conn.execute(s.entities.insert(), entity_rows[i:i + 5000])
+        for i in range(0, len(rel_dicts), 20000):
+            conn.execute(s.relations.insert(), rel_dicts[i:i + 20000])
+    seconds = time.perf_counter() - started
+    engine.dispose()
+    return seconds, len(entity_rows), len(rel_dicts)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--size", type=int, default=200_000)
+    parser.add_argument("--chunk-size", type=int, default=5000)
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--postgres", action="store_true", help="catalog (and floor) on PostgreSQL: CATALOG_TEST_POSTGRES_URL")
+    parser.add_argument("--smoke", action="store_true", help="small size, for the test suite")
+    args = parser.parse_args(argv)
+    if args.smoke:
+        args.size, args.chunk_size = 2000, 500
+
+    workdir = Path(tempfile.mkdtemp(prefix="cp-bench-"))
+    os.environ["CATALOG_PIPELINES_DATA_DIR"] = str(workdir)
+    os.environ["DAGSTER_HOME"] = str(workdir / "dagster_home")
+    cleanups = []
+    if args.postgres:
+        admin = os.environ.get("CATALOG_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+        url, drop = fresh_postgres_url(admin)
+        floor_url, drop_floor = fresh_postgres_url(admin)
+        cleanups += [drop, drop_floor]
+    else:
+        url = f"sqlite:///{workdir / 'catalog.db'}"
+        floor_url = f"sqlite:///{workdir / 'floor.db'}"
+
+    from catalog_pipelines.definitions import build_definitions
+    from catalog_pipelines.ingestion.config import IngestionOptions, ProviderConfig
+    from catalog_pipelines.orchestration import instance_from_env, run_cycle
+
+    config = ProviderConfig(name="bench", type="synthetic", params={"size": args.size, "seed": args.seed},
+                            options=IngestionOptions(chunk_size=args.chunk_size))
+    defs = build_definitions([config], catalog_url=url)
+    instance = instance_from_env()
+    try:
+        t0 = time.perf_counter()
+        first = run_cycle(defs, config, instance)
+        t1 = time.perf_counter()
+        second = run_cycle(defs, config, instance)
+        t2 = time.perf_counter()
+        rss = peak_rss_mb()
+        floor_s, floor_entities, floor_relations = floor(floor_url, args.size, args.seed)
+    finally:
+        for cleanup in cleanups:
+            cleanup()
+    figures = {
+        "backend": "postgresql" if args.postgres else "sqlite",
+        "entities": first.added,
+        "rejected": first.rejected,
+        "chunks": first.chunks,
+        "chunk_size": args.chunk_size,
+        "cycle1_s": round(t1 - t0, 2),
+        "cycle1_entities_per_s": round(first.added / (t1 - t0)),
+        "cycle2_s": round(t2 - t1, 2),
+        "cycle2_entity_rows_written": second.added + second.changed,
+        "cycle2_over_cycle1": round((t2 - t1) / (t1 - t0), 2),
+        "floor_s": round(floor_s, 2),
+        "floor_rows": {"entities": floor_entities, "relation_pairs": floor_relations},
+        "ratio_to_floor": round((t1 - t0) / floor_s, 2),
+        "peak_rss_mb": round(rss),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+    }
+    width = max(map(len, figures))
+    for key, value in figures.items():
+        print(f"{key:<{width}}  {value}")
+    return figures
+
+
+if __name__ == "__main__":
+    main()
