@@ -56,12 +56,20 @@ def ensure_instance_config(home: Path) -> None:
     config = home / "dagster.yaml"
     if not config.exists():
         home.mkdir(parents=True, exist_ok=True)
-        config.write_text(DEFAULT_INSTANCE_YAML)
+        config.write_text(DEFAULT_INSTANCE_YAML.format(history=(home / "history").resolve()))
 
 
 DEFAULT_INSTANCE_YAML = """\
 # Written by catalog-pipelines for the embedded default (SQLite under DAGSTER_HOME).
 # deploy/dagster.yaml is the PostgreSQL production configuration.
+#
+# One event-log database for all runs: Dagster's default SQLite event log creates and migrates a
+# database file per run, which cost ~0.8 s of every chunk run here.
+event_log_storage:
+  module: dagster._core.storage.event_log
+  class: ConsolidatedSqliteEventLogStorage
+  config:
+    base_dir: {history}
 telemetry:
   enabled: false
 run_monitoring:
