@@ -11,6 +11,7 @@ from catalog_pipelines.assets.ingestion import (
     build_catalog_snapshot, build_ingestion_jobs, build_provider_assets, chunk_job_name, sweep_job_name,
 )
 from catalog_pipelines.ingestion.config import ProviderConfig, load_providers
+from catalog_pipelines.jobs import build_ingestion_admin_job
 from catalog_pipelines.insights import INSIGHTS_JOB, insight_selection
 from catalog_pipelines.resources import CatalogDatabase
 from catalog_pipelines.sensors.ingestion import (
@@ -25,6 +26,8 @@ def build_definitions(configs: list[ProviderConfig], catalog_url: str = "") -> d
         assets.extend(build_provider_assets(config))
     assets.append(build_catalog_snapshot(configs))
     jobs = build_ingestion_jobs(configs)
+    if configs:
+        jobs.append(build_ingestion_admin_job(configs))
     by_name = {j.name: j for j in jobs}
     ingestion_jobs = [by_name[n(c.name)] for c in configs for n in (chunk_job_name, sweep_job_name)]
     sensors = [build_ingestion_sensor(c, [by_name[chunk_job_name(c.name)], by_name[sweep_job_name(c.name)]]) for c in configs]

@@ -19,11 +19,11 @@ def insight_selection() -> dg.AssetSelection:
 
 def materialize_insights(quiet: bool = False) -> list[str]:
     from catalog_pipelines.definitions import defs
-    from catalog_pipelines.orchestration import instance_from_env
+    from catalog_pipelines.orchestration import QUIET_RUN_CONFIG, instance_from_env
 
     keys = insight_selection().resolve(defs.resolve_asset_graph())
     if not keys:
         return []
     instance = instance_from_env()
-    defs.resolve_job_def(INSIGHTS_JOB).execute_in_process(instance=instance, raise_on_error=True)
+    defs.resolve_job_def(INSIGHTS_JOB).execute_in_process(instance=instance, raise_on_error=True, run_config=QUIET_RUN_CONFIG)
     return sorted(k.to_user_string() for k in keys)

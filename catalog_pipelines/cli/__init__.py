@@ -15,6 +15,7 @@ SUBCOMMANDS: dict[str, str] = {
     "ingest": "catalog_pipelines.cli.ingest:ingest",
     "demo": "catalog_pipelines.cli.ingest:demo",
     "catalog": "catalog_pipelines.cli.catalog:catalog",
+    "admin": "catalog_pipelines.cli.admin:admin",
 }
 
 

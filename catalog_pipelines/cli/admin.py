@@ -108,6 +108,10 @@ def _age(seconds: float | None) -> str:
     return f"{seconds / 3600:.1f}h"
 
 
+def _when(iso: str | None) -> str:
+    return iso[:19].replace("T", " ") if iso else ""
+
+
 def _short(text: str | None, width: int = 60) -> str:
     if not text:
         return ""
@@ -128,31 +132,30 @@ def status(providers: tuple[str, ...], actor: str, as_json: bool) -> None:
     else:
         reports = _call(adm.reports, actor)
     if as_json:
-        emit_json([r.as_dict() for r in reports])
+        emit_json(reports)
         return
     if not reports:
         click.echo("no providers configured (CATALOG_PIPELINES_PROVIDERS)")
         return
     rows = [
         (
-            r.provider,
-            r.state + ("" if r.healthy else " (UNHEALTHY)"),
-            r.cycle or "",
-            r.chunks_this_cycle,
-            r.attempts,
-            r.next_action_at.strftime("%Y-%m-%d %H:%M:%S") if r.next_action_at else "",
-            r.entities_owned,
-            _age(r.last_cycle_seconds),
-            f"{r.last_cycle_throughput:,.0f}/s" if r.last_cycle_throughput else "",
-            _short(r.last_error),
+            r["provider"],
+            r["state"] + ("" if r["healthy"] else " (UNHEALTHY)"),
+            r["cycle"] or "",
+            r["attempts"],
+            _when(r["next_action_at"]),
+            r["entities_owned"],
+            _age(r["last_cycle_seconds"]),
+            f"{r['last_cycle_entities_per_second']:,.0f}/s" if r["last_cycle_entities_per_second"] else "",
+            _short(r["last_error"]),
         )
         for r in reports
     ]
-    click.echo(table(rows, ["provider", "state", "cycle", "chunks", "attempts", "next action at (UTC)", "entities",
+    click.echo(table(rows, ["provider", "state", "cycle", "attempts", "next action at (UTC)", "entities",
                             "last cycle", "throughput", "last error"]))
     for r in reports:
-        if not r.healthy:
-            click.echo(f"\n{r.provider}: {r.reason}")
+        if not r["healthy"]:
+            click.echo(f"\n{r['provider']}: {r['reason']}")
 
 
 @admin.command()

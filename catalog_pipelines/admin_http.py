@@ -1,0 +1,98 @@
+"""The HTTP door to the ingestion admin operations: Backstage's routes under /api/catalog/incremental/.
+
+Paths, methods and JSON shapes follow Backstage's incremental-ingestion router, so scripts written
+against Backstage work here; pause/resume/delay/halt are additions. Every route is a thin call into
+`IngestionAdmin`, which checks permissions, changes the ledger and writes the audit log.
+
+Identity is a bearer token mapped to an entity ref (permissions.tokens_from_env). A request without
+a known token gets 401; a caller without the permission gets 403 (and an audit row); an unknown
+provider gets 404 with Backstage's body for that route.
+
+Served by `catalog-pipelines admin serve` (uvicorn); `create_admin_app` is also what tests use.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from catalog_pipelines.ingestion.admin import InvalidRequest, IngestionAdmin, NotFound, PermissionDenied
+from catalog_pipelines.permissions import bearer_token, identity_for_token
+
+PREFIX = "/api/catalog/incremental"
+
+# Backstage answers an unknown provider in two ways depending on the route.
+NOT_FOUND_STATUS = "status"  # {success: false, status: {}, last_error}
+NOT_FOUND_MESSAGE = "message"  # {success: false, message}
+
+
+def _error(request: Request, status: int, name: str, message: str) -> JSONResponse:
+    # Backstage's ErrorResponseBody, as its error middleware renders auth and permission errors.
+    body = {
+        "error": {"name": name, "message": message},
+        "request": {"method": request.method, "url": str(request.url.path)},
+        "response": {"statusCode": status},
+    }
+    headers = {"WWW-Authenticate": 'Bearer realm="catalog-pipelines"'} if status == 401 else None
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def _not_found(exc: NotFound, style: str) -> JSONResponse:
+    if style == NOT_FOUND_STATUS:
+        return JSONResponse({"success": False, "status": {}, "last_error": str(exc)}, status_code=404)
+    return JSONResponse({"success": False, "message": str(exc)}, status_code=404)
+
+
+def create_admin_app(admin: IngestionAdmin, tokens: Mapping[str, str]) -> Starlette:
+    """A Starlette app serving the admin routes for `admin`; `tokens` maps bearer token → identity."""
+    tokens = dict(tokens)
+
+    def route(path: str, method: str, call: Callable[[Request, str], Any], not_found: str = NOT_FOUND_MESSAGE) -> Route:
+        # Sync endpoint: Starlette runs it in its thread pool, which suits the blocking database calls.
+        def endpoint(request: Request) -> JSONResponse:
+            actor = identity_for_token(tokens, bearer_token(request.headers.get("authorization")))
+            if actor is None:
+                return _error(request, 401, "AuthenticationError", "a valid bearer token is required")
+            try:
+                return JSONResponse(call(request, actor))
+            except PermissionDenied as exc:
+                return _error(request, 403, "NotAllowedError", str(exc))
+            except NotFound as exc:
+                return _not_found(exc, not_found)
+            except InvalidRequest as exc:
+                return _error(request, 400, "InputError", str(exc))
+
+        return Route(PREFIX + path, endpoint, methods=[method])
+
+    def provider(request: Request) -> str:
+        return request.path_params["provider"]
+
+    def hours(request: Request) -> dict[str, Any]:
+        value = request.query_params.get("hours")
+        return {} if value is None else {"hours": value}
+
+    routes = [
+        # Backstage's routes (GET also answers HEAD).
+        route("/health", "GET", lambda r, a: admin.health(a)),
+        route("/cleanup", "POST", lambda r, a: admin.cleanup(a)),
+        route("/providers", "GET", lambda r, a: admin.providers(a)),
+        route("/providers/{provider}", "GET", lambda r, a: admin.status(provider(r), a), NOT_FOUND_STATUS),
+        route("/providers/{provider}", "DELETE", lambda r, a: admin.reset(provider(r), a)),
+        route("/providers/{provider}/trigger", "POST", lambda r, a: admin.trigger(provider(r), a)),
+        route("/providers/{provider}/start", "POST", lambda r, a: admin.start(provider(r), a)),
+        route("/providers/{provider}/cancel", "POST", lambda r, a: admin.cancel(provider(r), a)),
+        route("/providers/{provider}/marks", "GET", lambda r, a: admin.marks(provider(r), a), NOT_FOUND_STATUS),
+        route("/providers/{provider}/marks", "DELETE", lambda r, a: admin.clear_marks(provider(r), a)),
+        # Beyond Backstage: operator controls the state machine honours.
+        route("/providers/{provider}/pause", "POST", lambda r, a: admin.pause(provider(r), a)),
+        route("/providers/{provider}/resume", "POST", lambda r, a: admin.resume(provider(r), a)),
+        route("/providers/{provider}/delay", "POST", lambda r, a: admin.delay(provider(r), a, **hours(r))),
+        route("/halt", "POST", lambda r, a: admin.halt_all(a, **hours(r))),
+        route("/resume", "POST", lambda r, a: admin.resume_all(a)),
+    ]
+    return Starlette(routes=routes)

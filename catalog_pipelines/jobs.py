@@ -1,0 +1,129 @@
+"""Operational jobs launched by hand: `ingestion_admin_job`, the Dagster door to the ingestion admin
+operations (trigger, start, cancel, pause, resume, delay, reset, clear marks, halt all, resume all,
+cleanup).
+
+Open the job in the UI, pick the operation and provider from the launchpad's typed config, name
+yourself in `actor`, launch. The op calls the same `IngestionAdmin` as the CLI and the HTTP
+routes: the actor's permission is checked against config/permissions.yaml, the change goes to the
+ledger the sensors read, and an audit row records it (channel "dagster"). A refused operation fails
+the run with the reason.
+
+(No `from __future__ import annotations` here: Dagster reads the op's `Config` annotation.)
+"""
+
+import enum
+import hashlib
+from collections.abc import Callable
+from typing import Optional
+
+import dagster as dg
+from pydantic import Field
+
+from catalog_pipelines.ingestion.admin import DEFAULT_DELAY_HOURS, GLOBAL_OPERATIONS, MUTATIONS, TIMED_OPERATIONS
+from catalog_pipelines.ingestion.config import ProviderConfig
+from catalog_pipelines.permissions import Authorizer
+from catalog_pipelines.resources import CatalogDatabase
+
+INGESTION_ADMIN_JOB = "ingestion_admin_job"
+ADMIN_OP = "ingestion_admin_operation"
+
+# The launchpad shows an enum as a drop-down, so a typo cannot reach the ledger.
+AdminOperation = enum.Enum("AdminOperation", {name: name for name in MUTATIONS})
+
+
+def _provider_type(names: list[str]) -> type:
+    """Configured providers as a drop-down too. With none configured, or a name Enum refuses
+    (`mro`), any string is accepted and answered with "not found" if unknown."""
+    if not names:
+        return str
+    try:
+        # Dagster registers config enums by class name: a name per provider set keeps two
+        # Definitions (e.g. a test's and the code location's) from sharing one drop-down.
+        suffix = hashlib.sha1(",".join(sorted(names)).encode()).hexdigest()[:8]
+        return enum.Enum(f"ProviderName_{suffix}", {n: n for n in names})
+    except ValueError:
+        return str
+
+
+def build_ingestion_admin_job(
+    configs: list[ProviderConfig],
+    authorizer: Optional[Callable[[], Authorizer]] = None,
+) -> dg.JobDefinition:
+    """The admin job for these providers; `authorizer` builds the policy at run time
+    (default: StaticPolicy.from_env, i.e. config/permissions.yaml)."""
+    ProviderName = _provider_type([c.name for c in configs])
+
+    class IngestionAdminConfig(dg.Config):
+        operation: AdminOperation = Field(
+            description="What to do. halt_all, resume_all and cleanup apply to every provider; the rest to one."
+        )
+        provider: Optional[ProviderName] = Field(  # type: ignore[valid-type]
+            default=None, description="The provider to act on (leave empty for halt_all, resume_all, cleanup)."
+        )
+        hours: float = Field(
+            default=DEFAULT_DELAY_HOURS, description="delay / halt_all: how long to hold the provider(s), in hours."
+        )
+        actor: str = Field(
+            description="Who is acting, as an entity ref (user:default/alice): checked against the permission "
+            "policy and written to the audit log."
+        )
+
+    @dg.op(
+        name=ADMIN_OP,
+        out=dg.Out(dg.Nothing),
+        tags={"catalog/admin": "ingestion"},
+    )
+    def ingestion_admin_operation(
+        context: dg.OpExecutionContext, config: IngestionAdminConfig, catalog: CatalogDatabase
+    ) -> None:
+        """Run one ingestion admin operation through IngestionAdmin (permission-checked, audited)."""
+        from catalog_pipelines.ingestion.admin import AdminError, IngestionAdmin
+        from catalog_pipelines.permissions import StaticPolicy
+
+        operation = config.operation.value
+        provider = None
+        if config.provider is not None:
+            provider = config.provider.value if isinstance(config.provider, enum.Enum) else config.provider
+        admin = IngestionAdmin(catalog.get_engine(), configs, (authorizer or StaticPolicy.from_env)(), channel="dagster")
+        try:
+            result = admin.run(
+                operation,
+                config.actor,
+                provider=provider if operation not in GLOBAL_OPERATIONS else None,
+                hours=config.hours if operation in TIMED_OPERATIONS else None,
+            )
+        except AdminError as exc:
+            # Retrying cannot turn a denial or an unknown provider into a success.
+            raise dg.Failure(
+                description=str(exc),
+                metadata={"operation": operation, "provider": provider or "", "actor": config.actor},
+                allow_retries=False,
+            ) from exc
+        message = result.get("message") or ", ".join(f"{k}={v}" for k, v in result.items())
+        context.log.info(f"{operation} {provider or '(all providers)'} as {config.actor}: {message}")
+        if result.get("warning"):
+            context.log.warning(result["warning"])
+        context.add_output_metadata(
+            {
+                "operation": operation,
+                "provider": provider or "(all)",
+                "actor": config.actor,
+                "message": message,
+                "result": dg.MetadataValue.json(result),
+            }
+        )
+
+    @dg.job(
+        name=INGESTION_ADMIN_JOB,
+        description=(
+            "Ingestion admin operations from the launchpad: trigger/start/cancel a cycle, pause, resume, "
+            "delay, reset a provider's ledger, clear its marks, halt or resume all. Same implementation as "
+            "`catalog-pipelines admin` and the /api/catalog/incremental/ routes; permission-checked and audited."
+        ),
+        executor_def=dg.in_process_executor,
+        tags={"catalog/admin": "ingestion"},
+    )
+    def ingestion_admin_job() -> None:
+        ingestion_admin_operation()
+
+    return ingestion_admin_job

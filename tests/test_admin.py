@@ -1,0 +1,562 @@
+"""Ingestion admin operations (catalog_pipelines/ingestion/admin.py) and two of their doors.
+
+Protects: permission checks (a denied call changes nothing, raises, and is audited), that every
+operation changes the ledger the way the state machine (ingestion/engine.py) reads it, that reset
+and clear-marks purge what they say, the status figures, the static policy and bearer-token
+parsing, the Dagster job (typed launchpad config) and the CLI group.
+HTTP routes are in test_admin_http.py.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+import sqlalchemy as sa
+import yaml
+from click.testing import CliRunner
+
+from catalog_pipelines.ingestion import engine as machine
+from catalog_pipelines.ingestion.admin import (
+    MUTATIONS,
+    IngestionAdmin,
+    InvalidRequest,
+    NotFound,
+    PermissionDenied,
+)
+from catalog_pipelines.ingestion.config import IngestionOptions, ProviderConfig
+from catalog_pipelines.ingestion.cycle import finish_rest, record_failure, run_sweep, snapshot
+from catalog_pipelines.model import process_entity
+from catalog_pipelines.model.entity import RawEntity
+from catalog_pipelines.permissions import (
+    INGESTION_MANAGE,
+    INGESTION_READ,
+    PolicyError,
+    StaticPolicy,
+    bearer_token,
+    identity_for_token,
+    normalize_actor,
+    parse_tokens,
+)
+from catalog_pipelines.storage import schema as s
+from catalog_pipelines.storage.audit import entries
+from catalog_pipelines.storage.catalog import CatalogStore, utcnow
+from catalog_pipelines.storage.db import get_engine
+from catalog_pipelines.storage.ledger import Ledger
+
+# ######################################################################################## FIXTURES
+
+ADMIN, READER = "user:default/alice", "user:default/bob"
+OPTIONS = IngestionOptions(chunk_size=10)
+POLICY = {
+    "roles": {
+        "admins": {"permissions": [INGESTION_READ, INGESTION_MANAGE], "members": [ADMIN]},
+        "everyone": {"permissions": [INGESTION_READ], "members": ["*"]},
+    }
+}
+
+
+class Clock:
+    """Starts at the real time (the ledger stamps rows with it) and moves only when told."""
+
+    def __init__(self) -> None:
+        self.now = utcnow()
+
+    def __call__(self) -> dt.datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> dt.datetime:
+        self.now += dt.timedelta(**delta)
+        return self.now
+
+
+@pytest.fixture
+def url(tmp_path) -> str:
+    return f"sqlite:///{tmp_path / 'catalog.db'}"
+
+
+@pytest.fixture
+def engine(url):
+    return get_engine(url)
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def configs() -> list[ProviderConfig]:
+    return [ProviderConfig("alpha", "synthetic", options=OPTIONS), ProviderConfig("beta", "synthetic", options=OPTIONS)]
+
+
+@pytest.fixture
+def admin(engine, configs, clock) -> IngestionAdmin:
+    return IngestionAdmin(engine, configs, StaticPolicy.from_dict(POLICY, "test-policy"), channel="test", clock=clock)
+
+
+def component(name: str) -> dict:
+    return {"apiVersion": "backstage.io/v1alpha1", "kind": "Component", "metadata": {"name": name},
+            "spec": {"type": "service", "lifecycle": "production", "owner": "group:default/team-a"}}
+
+
+def write_chunk(engine, provider: str, names: list[str], *, done: bool) -> None:
+    """One chunk of the provider's open cycle, written as the chunk asset writes it."""
+    ledger = Ledger(engine)
+    ingestion = ledger.start_cycle(provider)
+    last = ledger.last_mark(ingestion.id)
+    processed = [process_entity(RawEntity(entity=component(n), location="test", doc_index=i)) for i, n in enumerate(names)]
+    CatalogStore(engine).write_chunk(
+        provider=provider, ingestion_id=ingestion.id, sequence=0 if last is None else last.sequence + 1,
+        cursor_in=None, cursor={"after": names[-1]} if names else None, done=done, entities=processed, rejections=[],
+    )
+
+
+def decide(engine, provider: str, now: dt.datetime) -> machine.Decision:
+    return machine.decide(snapshot(Ledger(engine), provider), OPTIONS, now)
+
+
+def apply(engine, provider: str, decision: machine.Decision) -> None:
+    """Apply a decision to the ledger the way the sensor does (close, then start or update)."""
+    ledger = Ledger(engine)
+    current = ledger.open_ingestion(provider)
+    if decision.close_current is not None and current is not None:
+        ledger.close(current.id, **decision.close_current)
+    if decision.action == "start_cycle":
+        ledger.start_cycle(provider)
+    elif decision.updates and current is not None:
+        ledger.update(current.id, **decision.updates)
+
+
+def ledger_state(engine) -> dict[str, list]:
+    """Every ledger row and the catalog's entities: what a refused operation must leave alone."""
+    tables = [s.ingestions, s.ingestion_marks, s.ingestion_mark_entities, s.provider_controls, s.entities]
+    with engine.connect() as conn:
+        return {t.name: sorted(map(tuple, conn.execute(sa.select(t)).all()), key=repr) for t in tables}
+
+
+# ########################################################################################### TESTS
+
+# ----------------------------------------------------------------------------------- permissions
+
+
+@pytest.mark.parametrize("operation", MUTATIONS)
+def test_denied_mutation_changes_nothing_raises_and_is_audited(admin, engine, operation):
+    write_chunk(engine, "alpha", ["a1", "a2"], done=True)
+    admin.pause("beta", ADMIN)
+    before = ledger_state(engine)
+
+    provider = None if operation in ("halt_all", "resume_all", "cleanup") else "alpha"
+    with pytest.raises(PermissionDenied) as err:
+        admin.run(operation, READER, provider=provider, hours=5)
+
+    assert err.value.permission == INGESTION_MANAGE
+    assert ledger_state(engine) == before
+    row = entries(engine, action=f"ingestion.{operation}")[0]
+    assert (row.actor, row.outcome, row.details["channel"]) == (READER, "denied", "test")
+    assert row.target == ("ingestion-provider:*" if provider is None else "ingestion-provider:alpha")
+
+
+def test_reads_need_the_read_permission_and_denials_are_audited(engine, configs, clock):
+    admins_only = StaticPolicy.from_dict({"roles": {"admins": POLICY["roles"]["admins"]}})
+    admin = IngestionAdmin(engine, configs, admins_only, clock=clock)
+
+    for read in (lambda: admin.health(READER), lambda: admin.providers(READER),
+                 lambda: admin.status("alpha", READER), lambda: admin.marks("alpha", READER)):
+        with pytest.raises(PermissionDenied):
+            read()
+    assert admin.providers(ADMIN) == {"success": True, "providers": ["alpha", "beta"]}
+    assert {e.action for e in entries(engine) if e.outcome == "denied"} == {
+        "ingestion.health", "ingestion.providers", "ingestion.status", "ingestion.marks"}
+
+
+def test_unknown_provider_is_not_found_after_the_permission_check(admin, engine):
+    with pytest.raises(NotFound):
+        admin.pause("gamma", ADMIN)
+    with pytest.raises(PermissionDenied):  # a reader learns nothing about which providers exist
+        admin.pause("gamma", READER)
+    with pytest.raises(NotFound):
+        admin.status("gamma", READER)
+    outcomes = [(e.actor, e.outcome) for e in entries(engine, action="ingestion.pause")]
+    assert outcomes == [(READER, "denied"), (ADMIN, "failure")]
+
+
+def test_successful_mutations_are_audited_with_actor_time_and_result(admin, engine, clock):
+    admin.delay("alpha", "Alice", hours=3)  # a bare, mixed-case name is user:default/alice
+    row = entries(engine, action="ingestion.delay")[0]
+    assert (row.actor, row.outcome, row.target) == (ADMIN, "success", "ingestion-provider:alpha")
+    assert row.at == clock.now.replace(tzinfo=None)
+    assert row.details["hours"] == 3 and "delayed until" in row.details["result"]["message"]
+
+
+def test_out_of_range_hours_are_refused_and_audited_as_failures(admin, engine):
+    for hours in (0, -1, "soon", float("inf"), 24 * 400):
+        with pytest.raises(InvalidRequest):
+            admin.delay("alpha", ADMIN, hours=hours)
+    assert Ledger(engine).controls("alpha")["halted_until"] is None
+    assert {e.outcome for e in entries(engine, action="ingestion.delay")} == {"failure"}
+
+
+def test_run_rejects_a_missing_or_superfluous_provider(admin):
+    with pytest.raises(InvalidRequest):
+        admin.run("pause", ADMIN)
+    with pytest.raises(InvalidRequest):
+        admin.run("halt_all", ADMIN, provider="alpha")
+    with pytest.raises(InvalidRequest):
+        admin.run("drop_tables", ADMIN, provider="alpha")
+
+
+# ------------------------------------------------------------------------ controls and the engine
+
+
+def test_pause_makes_the_engine_wait_and_resume_lets_it_run(admin, engine, clock):
+    Ledger(engine).start_cycle("alpha")
+    assert decide(engine, "alpha", clock.now).action == "run_chunk"
+
+    admin.pause("alpha", ADMIN)
+    decision = decide(engine, "alpha", clock.advance(hours=100))
+    assert (decision.action, decision.reason) == ("wait", "paused by an operator")
+    assert admin.report("alpha", ADMIN)["state"] == "paused"
+
+    admin.resume("alpha", ADMIN)
+    assert decide(engine, "alpha", clock.now).action == "run_chunk"
+
+
+def test_delay_holds_the_provider_until_the_delay_ends(admin, engine, clock):
+    Ledger(engine).start_cycle("alpha")
+    start = clock.now
+    admin.delay("alpha", ADMIN, hours=2)
+
+    assert Ledger(engine).controls("alpha")["halted_until"] == start + dt.timedelta(hours=2)
+    assert decide(engine, "alpha", start + dt.timedelta(hours=1, minutes=59)).action == "wait"
+    assert decide(engine, "alpha", start + dt.timedelta(hours=2, seconds=1)).action == "run_chunk"
+    assert decide(engine, "beta", start).action == "start_cycle"  # only alpha was delayed
+
+
+def test_delay_defaults_to_24_hours(admin, engine, clock):
+    admin.delay("alpha", ADMIN)
+    assert Ledger(engine).controls("alpha")["halted_until"] == clock.now + dt.timedelta(hours=24)
+
+
+def test_halt_all_holds_every_provider_and_resume_all_lifts_halts_but_not_pauses(admin, engine, clock):
+    admin.pause("beta", ADMIN)
+    result = admin.halt_all(ADMIN, hours=1)
+    assert result["providers"] == ["alpha", "beta"]
+    for name in ("alpha", "beta"):
+        assert decide(engine, name, clock.now + dt.timedelta(minutes=30)).action == "wait"
+
+    result = admin.resume_all(ADMIN)
+    assert result["resumed"] == ["alpha", "beta"] and result["paused"] == ["beta"]
+    assert decide(engine, "alpha", clock.now).action == "start_cycle"
+    assert decide(engine, "beta", clock.now).reason == "paused by an operator"
+
+
+def test_cancel_leads_to_a_new_cycle_at_the_next_decide(admin, engine, clock):
+    write_chunk(engine, "alpha", ["a1"], done=False)
+    admin.cancel("alpha", ADMIN)
+    assert Ledger(engine).open_ingestion("alpha").status == machine.CANCELING
+
+    decision = decide(engine, "alpha", clock.now)
+    assert decision.action == "start_cycle" and decision.close_current["next_action"] == "nothing (canceled)"
+    apply(engine, "alpha", decision)
+
+    cycle = Ledger(engine).open_ingestion("alpha")
+    assert (cycle.cycle, cycle.status) == (2, machine.BURSTING)
+    decision = decide(engine, "alpha", clock.now)
+    assert (decision.action, decision.sequence) == ("run_chunk", 0)  # ingesting again, not parked
+
+
+def test_cancel_of_a_paused_provider_starts_the_new_cycle_once_resumed(admin, engine, clock):
+    write_chunk(engine, "alpha", ["a1"], done=False)
+    admin.pause("alpha", ADMIN)
+    admin.cancel("alpha", ADMIN)
+    assert decide(engine, "alpha", clock.now).action == "wait"
+    admin.resume("alpha", ADMIN)
+    assert decide(engine, "alpha", clock.now).action == "start_cycle"
+
+
+def test_cancel_leaves_a_resting_cycle_alone(admin, engine, clock):
+    write_chunk(engine, "alpha", ["a1"], done=True)
+    ledger = Ledger(engine)
+    run_sweep(CatalogStore(engine), ledger, ledger.open_ingestion("alpha"), OPTIONS, now=clock.now)
+
+    result = admin.cancel("alpha", ADMIN)
+    assert "nothing to cancel" in result["message"]
+    assert ledger.open_ingestion("alpha").status == machine.RESTING
+
+
+def test_start_completes_a_resting_cycle_so_the_next_decide_starts_a_new_one(admin, engine, clock):
+    write_chunk(engine, "alpha", ["a1"], done=True)
+    ledger = Ledger(engine)
+    run_sweep(CatalogStore(engine), ledger, ledger.open_ingestion("alpha"), OPTIONS, now=clock.now)
+    assert decide(engine, "alpha", clock.now).action == "wait"  # resting for rest_length
+
+    assert admin.start("alpha", ADMIN)["message"] == "alpha: Next cycle triggered."
+    assert ledger.open_ingestion("alpha") is None
+    assert ledger.history("alpha")[0].status == "complete"
+    assert decide(engine, "alpha", clock.now).action == "start_cycle"
+
+
+def test_start_cancels_a_running_cycle(admin, engine, clock):
+    write_chunk(engine, "alpha", ["a1"], done=False)
+    admin.start("alpha", ADMIN)
+    assert decide(engine, "alpha", clock.now).close_current["next_action"] == "nothing (canceled)"
+
+
+def test_trigger_ends_a_backoff_wait_now(admin, engine, clock):
+    Ledger(engine).start_cycle("alpha")
+    record_failure(Ledger(engine), "alpha", OPTIONS, "HTTP 500", now=clock.now)
+    assert decide(engine, "alpha", clock.now).action == "wait"
+
+    assert admin.trigger("alpha", ADMIN)["message"] == "alpha: Next action triggered."
+    assert decide(engine, "alpha", clock.now).action == "run_chunk"
+
+
+def test_trigger_ends_a_rest_even_for_a_cron_scheduled_provider(engine, clock):
+    cron = [ProviderConfig("alpha", "synthetic", options=IngestionOptions(cron_schedule="0 3 * * *"))]
+    admin = IngestionAdmin(engine, cron, StaticPolicy.from_dict(POLICY), clock=clock)
+    write_chunk(engine, "alpha", ["a1"], done=True)
+    ledger = Ledger(engine)
+    run_sweep(CatalogStore(engine), ledger, ledger.open_ingestion("alpha"), OPTIONS, now=clock.now)
+
+    admin.trigger("alpha", ADMIN)
+    assert ledger.open_ingestion("alpha") is None  # the next tick opens a new cycle
+
+
+def test_trigger_on_a_paused_provider_warns_that_nothing_will_run(admin, engine):
+    Ledger(engine).start_cycle("alpha")
+    admin.pause("alpha", ADMIN)
+    assert "paused" in admin.trigger("alpha", ADMIN)["warning"]
+
+
+# ------------------------------------------------------------------------------ reset and marks
+
+
+def test_reset_purges_the_ledger_keeps_entities_and_rests_24_hours(admin, engine, clock):
+    write_chunk(engine, "alpha", ["a1", "a2"], done=False)
+    write_chunk(engine, "alpha", ["a3"], done=True)
+    write_chunk(engine, "beta", ["b1"], done=True)
+
+    result = admin.reset("alpha", ADMIN)
+
+    assert result == {"provider": "alpha", "ingestionsDeleted": 1, "marksDeleted": 2, "markEntitiesDeleted": 3}
+    ledger = Ledger(engine)
+    [row] = ledger.history("alpha")
+    assert (row.status, row.next_action, row.next_action_at) == ("resting", "rest", clock.now + dt.timedelta(hours=24))
+    assert ledger.marks(row.id) == [] and row.ingestion_completed_at is None
+    assert admin.report("alpha", READER)["last_cycle"] is None
+    with engine.connect() as conn:
+        refs = conn.execute(sa.select(s.ingestion_mark_entities.c.provider)).scalars().all()
+    assert refs == ["beta"]
+    assert CatalogStore(engine).count("alpha") == 3  # the catalog keeps alpha's entities
+    assert decide(engine, "alpha", clock.now + dt.timedelta(hours=23)).action == "wait"
+    assert decide(engine, "alpha", clock.now + dt.timedelta(hours=25)).action == "start_cycle"
+
+
+def test_cleanup_purges_every_provider_including_unconfigured_ones(admin, engine, clock):
+    write_chunk(engine, "alpha", ["a1"], done=True)
+    write_chunk(engine, "retired", ["r1", "r2"], done=True)
+
+    result = admin.cleanup(ADMIN)
+
+    assert result == {"ingestionsDeleted": 2, "ingestionMarksDeleted": 2, "markEntitiesDeleted": 3}
+    ledger = Ledger(engine)
+    assert ledger.providers() == ["alpha", "beta"]  # resting rows for the configured providers only
+    assert {ledger.open_ingestion(p).status for p in ("alpha", "beta")} == {"resting"}
+
+
+def test_marks_lists_the_open_cycle_newest_first_and_clear_marks_keeps_them(admin, engine, clock):
+    write_chunk(engine, "alpha", ["a1"], done=True)
+    ledger = Ledger(engine)
+    finish_rest(ledger, ledger.open_ingestion("alpha"), clock.now)
+    write_chunk(engine, "alpha", ["a1", "a2"], done=False)
+    write_chunk(engine, "alpha", ["a3"], done=False)
+
+    records = admin.marks("alpha", READER)["records"]
+    assert [(m["sequence"], m["entity_count"]) for m in records] == [(1, 1), (0, 2)]
+    assert records[0]["cursor"] == {"after": "a3"}
+
+    result = admin.clear_marks("alpha", ADMIN)
+    assert result["deletions"]["deletions"]["marksDeleted"] == 1  # the finished cycle's one mark
+    assert len(admin.marks("alpha", READER)["records"]) == 2
+
+
+def test_marks_without_an_open_cycle_says_the_provider_is_restarting(admin):
+    assert admin.marks("alpha", READER) == {"success": True, "message": "No records yet (provider is restarting)"}
+
+
+# ------------------------------------------------------------------------------ status and health
+
+
+def test_status_reports_the_open_cycle_in_backstage_shape(admin, engine):
+    assert admin.status("alpha", READER)["status"] == {"current_action": "rest complete, waiting to start"}
+    Ledger(engine).start_cycle("alpha")
+    body = admin.status("alpha", READER)
+    assert body["status"]["current_action"] == "bursting"
+    assert set(body) == {"success", "status", "last_error", "details"}
+
+
+def test_report_gives_entities_owned_and_the_last_cycle_duration_and_throughput(admin, engine, clock):
+    ledger = Ledger(engine)
+    write_chunk(engine, "alpha", [f"a{i}" for i in range(6)], done=True)
+    ingestion = ledger.open_ingestion("alpha")
+    completed = ingestion.created_at + dt.timedelta(seconds=3)
+    run_sweep(CatalogStore(engine), ledger, ingestion, OPTIONS, now=completed)
+
+    report = admin.report("alpha", READER)
+
+    assert (report["state"], report["healthy"], report["cycle"], report["last_cycle"]) == ("resting", True, 1, 1)
+    assert report["entities_owned"] == 6
+    assert report["last_cycle_seconds"] == 3.0 and report["last_cycle_entities_per_second"] == 2.0
+    assert report["last_sweep"] == "nothing-to-remove"
+    assert report["next_action_at"] == (completed + OPTIONS.rest_length).isoformat()
+
+
+def test_report_names_who_paused_or_delayed_the_provider(admin, clock):
+    admin.delay("alpha", ADMIN, hours=1)
+    report = admin.report("alpha", READER)
+    assert report["controls_updated_by"] == ADMIN and report["paused"] is False
+    assert report["halted_until"] == (clock.now + dt.timedelta(hours=1)).isoformat()
+
+
+def test_health_is_unhealthy_when_a_provider_backs_off_past_its_schedule(admin, engine, clock):
+    Ledger(engine).start_cycle("alpha")
+    assert admin.health(READER) == {"healthy": True}
+    for attempt in range(len(OPTIONS.backoff)):
+        record_failure(Ledger(engine), "alpha", OPTIONS, f"HTTP 503 #{attempt}", now=clock.now)
+
+    health = admin.health(READER)
+
+    assert health["healthy"] is False and health["duplicateIngestions"] == []
+    [item] = health["unhealthyProviders"]
+    assert item["provider"] == "alpha" and "HTTP 503 #3" in item["reason"]
+    assert admin.report("alpha", READER)["attempts"] == 4
+
+
+def test_health_lists_providers_with_duplicate_unfinished_cycles(admin, engine):
+    ledger = Ledger(engine)
+    first = ledger.start_cycle("alpha")
+    ledger.close(first.id, status="complete")  # closed without rest_completed_at: bookkeeping bug
+    ledger.start_cycle("alpha")
+    assert admin.health(READER)["duplicateIngestions"] == ["alpha"]
+
+
+# ------------------------------------------------------------------------- policy and identities
+
+
+def test_static_policy_grants_by_role_and_denies_by_default(tmp_path):
+    policy = StaticPolicy.from_dict(POLICY)
+    assert policy.is_allowed("user:default/ALICE", INGESTION_MANAGE)
+    assert policy.is_allowed("alice", INGESTION_MANAGE)
+    assert policy.is_allowed("user:default/anyone", INGESTION_READ)
+    assert not policy.is_allowed("user:default/anyone", INGESTION_MANAGE)
+    assert not policy.is_allowed("", INGESTION_READ)
+    assert not StaticPolicy.from_file(tmp_path / "missing.yaml").is_allowed(ADMIN, INGESTION_READ)
+    assert StaticPolicy.from_dict({"roles": {"root": {"permissions": ["*"], "members": [ADMIN]}}}).is_allowed(
+        ADMIN, "catalog.anything")
+
+
+def test_the_shipped_policy_file_is_valid():
+    from catalog_pipelines.settings import PROJECT_ROOT
+
+    policy = StaticPolicy.from_file(PROJECT_ROOT / "config" / "permissions.yaml")
+    assert policy.is_allowed("user:default/admin", INGESTION_MANAGE)
+    assert not policy.is_allowed("user:default/someone", INGESTION_MANAGE)
+
+
+@pytest.mark.parametrize("raw", [{"roles": []}, {"roles": {"x": {"permissions": "all"}}},
+                                 {"roles": {"x": {"members": [":bad"]}}}, {"roles": {"x": {"typo": []}}}])
+def test_malformed_policies_are_refused(raw):
+    with pytest.raises(PolicyError):
+        StaticPolicy.from_dict(raw)
+
+
+def test_tokens_map_to_normalised_identities_and_errors_never_echo_tokens():
+    tokens = parse_tokens(" s3cret=user:default/Alice , other=bob ")
+    assert tokens == {"s3cret": ADMIN, "other": READER}
+    assert identity_for_token(tokens, bearer_token("Bearer s3cret")) == ADMIN
+    assert identity_for_token(tokens, bearer_token("bearer other")) == READER
+    assert identity_for_token(tokens, bearer_token("Basic s3cret")) is None
+    assert identity_for_token(tokens, "s3cre") is None
+    with pytest.raises(PolicyError) as err:
+        parse_tokens("hunter2")
+    assert "hunter2" not in str(err.value)
+    with pytest.raises(PolicyError):
+        parse_tokens("a=alice,a=bob")
+    assert normalize_actor("group:Default/Ops") == "group:default/ops"
+
+
+# ------------------------------------------------------------------------------------- the doors
+
+
+def test_dagster_job_runs_an_operation_from_typed_config(url, engine, configs):
+    import dagster as dg
+
+    from catalog_pipelines.jobs import ADMIN_OP, build_ingestion_admin_job
+    from catalog_pipelines.resources import CatalogDatabase
+
+    job = build_ingestion_admin_job(configs, authorizer=lambda: StaticPolicy.from_dict(POLICY))
+    resources = {"catalog": CatalogDatabase(url=url)}
+
+    def run(**config):
+        return job.execute_in_process(run_config={"ops": {ADMIN_OP: {"config": config}}}, resources=resources,
+                                      instance=instance, raise_on_error=False)
+
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = run(operation="delay", provider="beta", hours=6, actor=ADMIN)
+        assert result.success
+        assert Ledger(engine).controls("beta")["halted_until"] is not None
+        audit = entries(engine, action="ingestion.delay")[0]
+        assert (audit.actor, audit.outcome, audit.details["channel"]) == (ADMIN, "success", "dagster")
+
+        denied = run(operation="pause", provider="alpha", actor=READER)
+        assert not denied.success
+        assert "not allowed" in denied.get_step_failure_events()[0].event_specific_data.error.message
+        assert Ledger(engine).controls("alpha")["paused"] is False
+
+        assert run(operation="halt_all", actor=ADMIN).success
+        assert all(Ledger(engine).controls(p)["halted_until"] for p in ("alpha", "beta"))
+
+        with pytest.raises(dg.DagsterInvalidConfigError):  # the launchpad offers only configured providers
+            run(operation="pause", provider="gamma", actor=ADMIN)
+
+
+@pytest.fixture
+def cli_env(tmp_path, url, monkeypatch):
+    providers = tmp_path / "providers.yaml"
+    providers.write_text(yaml.safe_dump({"providers": [{"name": "alpha", "type": "synthetic"}]}))
+    permissions = tmp_path / "permissions.yaml"
+    permissions.write_text(yaml.safe_dump(POLICY))
+    monkeypatch.setenv("CATALOG_DATABASE_URL", url)
+    monkeypatch.setenv("CATALOG_PIPELINES_PROVIDERS", str(providers))
+    monkeypatch.setenv("CATALOG_PIPELINES_PERMISSIONS", str(permissions))
+    monkeypatch.setenv("CATALOG_PIPELINES_ACTOR", READER)
+
+
+def test_cli_acts_as_the_given_identity_and_maps_refusals_to_exit_codes(cli_env, engine):
+    from catalog_pipelines.cli.admin import admin as group
+
+    runner = CliRunner()
+    denied = runner.invoke(group, ["pause", "alpha"])  # as $CATALOG_PIPELINES_ACTOR, a reader
+    assert denied.exit_code == 3 and "not permitted" in denied.output
+    assert runner.invoke(group, ["pause", "alpha", "--as", ADMIN]).exit_code == 0
+    assert Ledger(engine).controls("alpha")["paused"] is True
+    assert runner.invoke(group, ["pause", "nope", "--as", ADMIN]).exit_code == 4
+    assert runner.invoke(group, ["reset", "alpha", "--as", ADMIN], input="n\n").exit_code == 1  # not confirmed
+    assert runner.invoke(group, ["reset", "alpha", "--as", ADMIN, "--yes"]).exit_code == 0
+    assert [e.details["channel"] for e in entries(engine, action="ingestion.reset")] == ["cli"]
+
+
+def test_cli_status_prints_every_provider_as_a_table_or_json(cli_env, engine):
+    import json
+
+    from catalog_pipelines.cli.admin import admin as group
+
+    write_chunk(engine, "alpha", ["a1", "a2"], done=False)
+    runner = CliRunner()
+    out = runner.invoke(group, ["status"])
+    assert out.exit_code == 0, out.output
+    header, _, row = out.output.splitlines()[:3]
+    assert header.split()[:3] == ["provider", "state", "cycle"] and row.split()[:3] == ["alpha", "bursting", "1"]
+    [report] = json.loads(runner.invoke(group, ["status", "--json"]).output)
+    assert (report["provider"], report["entities_owned"], report["state"]) == ("alpha", 2, "bursting")
