@@ -21,7 +21,9 @@ from catalog_pipelines.settings import Settings
 
 
 def build_definitions(configs: list[ProviderConfig], catalog_url: str = "") -> dg.Definitions:
-    assets: list[dg.AssetsDefinition] = []
+    from catalog_pipelines.assets import surveys
+
+    assets: list[dg.AssetsDefinition] = [*surveys.survey_assets]
     for config in configs:
         assets.extend(build_provider_assets(config))
     assets.append(build_catalog_snapshot(configs))
@@ -33,7 +35,9 @@ def build_definitions(configs: list[ProviderConfig], catalog_url: str = "") -> d
     sensors = [build_ingestion_sensor(c, [by_name[chunk_job_name(c.name)], by_name[sweep_job_name(c.name)]]) for c in configs]
     if configs:
         sensors.append(build_failure_sensor(configs, ingestion_jobs))
-    checks = [build_health_check(c) for c in configs]
+    checks = [build_health_check(c) for c in configs] + list(surveys.survey_asset_checks)
+    jobs += surveys.survey_jobs
+    sensors += surveys.survey_sensors
     schedules = [build_health_schedule(configs)] if configs else []
     insight_assets = [a for a in assets if a.group_names_by_key and set(a.group_names_by_key.values()) - {"ingestion", "catalog"}]
     if insight_assets:

@@ -16,6 +16,7 @@ SUBCOMMANDS: dict[str, str] = {
     "demo": "catalog_pipelines.cli.ingest:demo",
     "catalog": "catalog_pipelines.cli.catalog:catalog",
     "admin": "catalog_pipelines.cli.admin:admin",
+    "surveys": "catalog_pipelines.cli.surveys:surveys",
 }
 
 

@@ -112,6 +112,13 @@ def demo(size: int | None, quiet: bool) -> None:
 
     click.echo("")
     print_stats()
+    ctx = click.get_current_context()
+    from catalog_pipelines.cli.surveys import generate_cmd, load_cmd
+
+    click.echo("\nsurveys: synthetic R&D pulse exports for the catalog's teams (8 quarterly waves)")
+    ctx.invoke(generate_cmd, seed=7, email_domain="acme.example", survey_id=None, as_json=False)
+    ctx.invoke(load_cmd, waves=(), as_json=False)
+
     from catalog_pipelines.insights import materialize_insights
 
     insights = materialize_insights(quiet=quiet)

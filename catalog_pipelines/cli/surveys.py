@@ -98,13 +98,18 @@ def trends_report(team: str | None = None, survey: str | None = None, dimension:
         rows = trends[trends["group_ref"] == ref]
         series = []
         for (survey_id, dim, met), part in rows.groupby(["survey", "dimension", "metric"], sort=True):
-            points = [
-                {
+            points = []
+            for r in part.itertuples(index=False):
+                point = {
                     key: _clean(getattr(r, key))
                     for key in ("wave", "wave_title", "respondents", "invited", "value", "ci_low", "ci_high", "change", "p_value", "significant", "suppressed")
                 }
-                for r in part.itertuples(index=False)
-            ]
+                # Counts come back from SQL as floats when the column has nulls.
+                for key in ("respondents", "invited"):
+                    point[key] = None if point[key] is None else int(point[key])
+                for key in ("significant", "suppressed"):
+                    point[key] = None if point[key] is None else bool(point[key])
+                points.append(point)
             series.append({"survey": survey_id, "dimension": dim, "dimension_title": part["dimension_title"].iat[0], "metric": met, "points": points})
         first = rows.iloc[0] if len(rows) else None
         out_groups.append(
@@ -170,7 +175,8 @@ def trends_cmd(team: str | None, survey: str | None, dimension: str | None, metr
         rows = []
         for s in group["series"]:
             last = s["points"][-1]
-            change = "" if last["change"] is None else f"{last['change']:+.2f}{'*' if last['significant'] else ''}"
+            digits = 2 if s["metric"] == "mean" else 1
+            change = "" if last["change"] is None else f"{last['change']:+.{digits}f}{'*' if last['significant'] else ''}"
             rows.append([s["dimension_title"], s["metric"], *[_fmt(s["metric"], p) for p in s["points"]], change])
         click.echo(table(rows, ["dimension", "metric", *waves, "change"]))
         click.echo("")

@@ -1,0 +1,90 @@
+"""Where survey exports are found and where validated wave responses are kept.
+
+Layout under a surveys root directory (the project puts it at `<data_dir>/surveys`):
+
+    exports/<wave id>/*.csv|*.json     what the survey tool exported (any number of files)
+    exports/<wave id>/invited.csv      optional invitation list (respondent [, group])
+    responses/<wave id>.parquet        validated, pseudonymised responses of one wave
+
+Response-level data stays in these Parquet files (like the portal's event data), not in the catalog
+database that dashboards and the CLI read: only anonymity-filtered aggregates go there. Each wave
+file carries its invited counts per team in the Parquet metadata and is replaced atomically, so a
+reader sees the old wave or the new one, never half of each.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from analytics.surveys import TEAM, WaveData
+
+INVITED_STEM = "invited"
+_META_KEY = b"catalog_pipelines.surveys"
+
+
+def export_dir(root: Path, wave_id: str) -> Path:
+    return Path(root) / "exports" / wave_id
+
+
+def response_path(root: Path, wave_id: str) -> Path:
+    return Path(root) / "responses" / f"{wave_id}.parquet"
+
+
+def export_files(root: Path, wave_id: str) -> tuple[list[Path], Path | None]:
+    """(response export files, invitation list or None) for a wave, in name order."""
+    directory = export_dir(root, wave_id)
+    if not directory.is_dir():
+        return [], None
+    files = sorted(p for p in directory.iterdir() if p.is_file() and p.suffix.lower() in (".csv", ".json"))
+    invited = next((p for p in files if p.stem.lower() == INVITED_STEM), None)
+    return [p for p in files if p != invited], invited
+
+
+def exports_fingerprint(root: Path, wave_id: str) -> str | None:
+    """Changes whenever an export of the wave is added, removed or rewritten; None without exports."""
+    files, invited = export_files(root, wave_id)
+    if not files:
+        return None
+    digest = hashlib.sha256()
+    for path in [*files, *([invited] if invited else [])]:
+        stat = path.stat()
+        digest.update(f"{path.name}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()[:16]
+
+
+def write_wave(root: Path, wave_id: str, responses: pd.DataFrame, invited: pd.DataFrame, stats: dict[str, int]) -> Path:
+    path = response_path(root, wave_id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    table = pa.Table.from_pandas(responses, preserve_index=False)
+    extra = {"invited": invited.to_dict(orient="records"), "stats": stats}
+    table = table.replace_schema_metadata({**(table.schema.metadata or {}), _META_KEY: json.dumps(extra, default=int).encode()})
+    tmp = path.with_suffix(f".tmp-{os.getpid()}")
+    pq.write_table(table, tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def read_wave(root: Path, wave_id: str) -> WaveData | None:
+    path = response_path(root, wave_id)
+    if not path.exists():
+        return None
+    table = pq.read_table(path)
+    extra = json.loads((table.schema.metadata or {}).get(_META_KEY, b"{}"))
+    invited = pd.DataFrame(extra.get("invited") or [], columns=[TEAM, "invited"])
+    return WaveData(table.to_pandas(), invited)
+
+
+def read_waves(root: Path, wave_ids: list[str]) -> dict[str, WaveData]:
+    out = {}
+    for wave_id in wave_ids:
+        data = read_wave(root, wave_id)
+        if data is not None:
+            out[wave_id] = data
+    return out

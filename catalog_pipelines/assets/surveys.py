@@ -1,0 +1,398 @@
+"""Survey assets: one partition of validated responses per wave, and the anonymised trends.
+
+- `survey_responses` (partitioned by wave, keys from `config/surveys/*.yaml`): validates the wave's
+  exports in `<data_dir>/surveys/exports/<wave>/`, matches respondents to catalog users and teams,
+  pseudonymises them and keeps the wave in `<data_dir>/surveys/responses/<wave>.parquet`.
+  Response-level data never goes to the catalog database.
+- `survey_trends`: every wave's figures per team (rolled up the group hierarchy) and dimension,
+  anonymity rules applied, into insight tables (area `surveys`):
+
+| table | content |
+| --- | --- |
+| `trends` | wave x group x dimension x metric (mean, top2_pct, enps, response_rate): value, 95% CI, change vs previous wave, Welch p-value, suppressed flag |
+| `choices` | wave x group x choice question x option: share of respondents |
+| `comments` | consented free text, attached to the lowest shown group of its author |
+| `waves` | each wave: dates, k, overall invited / respondents / response rate |
+
+`survey_exports_sensor` requests a `survey_responses` run when a wave's export files change.
+"""
+
+# No `from __future__ import annotations`: Dagster reads the context and resource annotations.
+import json
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import dagster as dg
+
+from catalog_pipelines.assets.ingestion import CATALOG_SNAPSHOT
+from catalog_pipelines.resources import CatalogDatabase
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import sqlalchemy as sa
+
+    from analytics.org import OrgGraph
+    from analytics.surveys import SurveyInsights
+    from analytics.surveys_ingest import WaveIngest
+
+SURVEYS_GROUP = "surveys"
+AREA = "surveys"
+TABLES = ("trends", "choices", "comments", "waves")
+SURVEY_RESPONSES = dg.AssetKey("survey_responses")
+SURVEY_TRENDS = dg.AssetKey("survey_trends")
+SURVEY_RESPONSES_JOB = "survey_responses_job"
+ANSWERS_IN_RANGE = "answers_in_range"
+ONE_RESPONSE_PER_RESPONDENT = "one_response_per_respondent"
+RESPONSE_RATE_COLLAPSE = "response_rate_collapse"
+PUBLISHED_RESPECT_K = "published_figures_respect_k"
+
+
+def surveys_config_dir() -> Path:
+    """`CATALOG_PIPELINES_SURVEYS`, else the project's `config/surveys`."""
+    from catalog_pipelines.settings import PROJECT_ROOT
+
+    configured = os.environ.get("CATALOG_PIPELINES_SURVEYS")
+    return Path(configured) if configured else PROJECT_ROOT / "config" / "surveys"
+
+
+def surveys_root() -> Path:
+    """Exports in, validated responses out: `<data_dir>/surveys` (see analytics.surveys_store)."""
+    from catalog_pipelines.settings import Settings
+
+    return Settings.from_env().data_dir / "surveys"
+
+
+def wave_keys(config_dir: Path | None = None) -> list[str]:
+    """Every wave id of every survey definition, in file then wave order (the partition keys)."""
+    from analytics.surveys_config import load_surveys
+
+    return [w.id for s in load_surveys(config_dir or surveys_config_dir()) for w in s.waves]
+
+
+survey_waves = dg.StaticPartitionsDefinition(wave_keys())
+
+
+# ---------------------------------------------------------------------------------------------
+# plain functions (no Dagster): the assets, the CLI and the tests drive the same code
+
+
+def ingest_survey_wave(wave_id: str, org: "OrgGraph", users: list[dict[str, Any]], root: Path, config_dir: Path, key: bytes) -> "WaveIngest":
+    """Validate, match and pseudonymise a wave's exports and store them; returns the ingest report.
+
+    Raises `LookupError` when the wave has no exports and `ValueError` when nothing valid landed;
+    in both cases the previously stored wave is left as it was.
+    """
+    from analytics.surveys_config import load_surveys
+    from analytics.surveys_ingest import RespondentDirectory, ingest_wave
+    from analytics.surveys_store import export_dir, export_files, write_wave
+
+    survey = next((s for s in load_surveys(config_dir) if wave_id in {w.id for w in s.waves}), None)
+    if survey is None:
+        raise LookupError(f"no survey in {config_dir} has a wave {wave_id!r}")
+    files, invited = export_files(root, wave_id)
+    if not files:
+        raise LookupError(f"no exports for wave {wave_id!r}: put the survey tool's CSV/JSON exports in {export_dir(root, wave_id)}")
+    result = ingest_wave(survey, survey.wave(wave_id), files, RespondentDirectory(org, users), key, invited)
+    if not len(result.responses):
+        problems = "\n".join(str(e) for e in result.errors[:20])
+        raise ValueError(f"no valid response in the exports of wave {wave_id!r}; previous data kept.\n{problems}")
+    write_wave(root, wave_id, result.responses, result.invited, result.stats)
+    return result
+
+
+def compute_survey_trends(org: "OrgGraph", root: Path, config_dir: Path) -> "SurveyInsights":
+    """Figures for every survey and every stored wave, anonymity rules applied."""
+    from analytics.surveys import SurveyInsights, compute_insights
+    from analytics.surveys_config import load_surveys
+    from analytics.surveys_store import read_waves
+
+    parts = []
+    for survey in load_surveys(config_dir):
+        waves = read_waves(root, [w.id for w in survey.waves])
+        parts.append(compute_insights(survey, waves, org))
+    return SurveyInsights.concat(parts)
+
+
+def publish_survey_trends(engine: "sa.Engine", insights: "SurveyInsights") -> dict[str, int]:
+    """Write the published tables, refusing to when the anonymity verification found a leak.
+
+    `compute_insights` re-checks every table layer with `find_disclosures`; a non-empty list means
+    the suppression is wrong, and nothing is written, so the previous tables stay.
+    """
+    from catalog_pipelines.storage.insights import write_frame
+
+    if insights.disclosures:
+        raise RuntimeError("anonymity verification failed; nothing was published:\n" + "\n".join(insights.disclosures[:20]))
+    return {name: write_frame(engine, AREA, name, getattr(insights, name)) for name in TABLES}
+
+
+def read_table(engine: "sa.Engine", name: str) -> "pd.DataFrame | None":
+    from catalog_pipelines.storage.insights import read_frame
+
+    return read_frame(engine, AREA, name)
+
+
+def published_violations(engine: "sa.Engine") -> list[str]:
+    """Figures in the stored tables that break the k-threshold (empty when none).
+
+    Reads only what dashboards and the CLI read, so it checks the published data itself, whatever
+    produced it: no shown trend or choice figure with fewer than k respondents, no comment attached
+    to a group that is hidden or below k in that wave.
+    """
+    waves = read_table(engine, "waves")
+    if waves is None or not len(waves):
+        return []
+    k = dict(zip(waves["survey"], waves["min_group_size"].astype(int)))
+    problems = []
+    trends = read_table(engine, "trends")
+    if trends is not None and len(trends):
+        limit = trends["survey"].map(k)
+        shown = ~trends["suppressed"].astype(bool)
+        low = trends[shown & trends["respondents"].notna() & (trends["respondents"] > 0) & (trends["respondents"] < limit)]
+        problems += [f"trends: {r.wave} {r.group_ref} {r.dimension}/{r.metric} shown with {int(r.respondents)} respondents" for r in low.itertuples()]
+        blank = trends[~shown & (trends["value"].notna() | trends["respondents"].notna())]
+        problems += [f"trends: {r.wave} {r.group_ref} {r.dimension}/{r.metric} is suppressed but carries figures" for r in blank.itertuples()]
+    choices = read_table(engine, "choices")
+    if choices is not None and len(choices):
+        limit = choices["survey"].map(k)
+        shown = ~choices["suppressed"].astype(bool)
+        low = choices[shown & (choices["respondents"] < limit)]
+        problems += [f"choices: {r.wave} {r.group_ref} {r.question} shown with {int(r.respondents)} respondents" for r in low.itertuples()]
+    comments = read_table(engine, "comments")
+    if comments is not None and len(comments) and trends is not None:
+        participation = trends[trends["metric"] == "response_rate"]
+        visible = set(zip(participation.loc[~participation["suppressed"].astype(bool), "wave"], participation.loc[~participation["suppressed"].astype(bool), "group_ref"]))
+        stray = comments[[(w, g) not in visible for w, g in zip(comments["wave"], comments["group_ref"])]]
+        problems += [f"comments: {r.wave} attached to {r.group_ref}, which is not shown" for r in stray.itertuples()]
+    return problems
+
+
+# ---------------------------------------------------------------------------------------------
+# assets
+
+
+@dg.asset(
+    key=SURVEY_RESPONSES,
+    partitions_def=survey_waves,
+    group_name=SURVEYS_GROUP,
+    kinds={"python", "pandas", "parquet"},
+    check_specs=[
+        dg.AssetCheckSpec(ANSWERS_IN_RANGE, asset=SURVEY_RESPONSES, description="The wave's exports had no out-of-range or unreadable answers (bad answers are dropped, not stored)."),
+        dg.AssetCheckSpec(ONE_RESPONSE_PER_RESPONDENT, asset=SURVEY_RESPONSES, description="Nobody answered the wave twice (only the latest response is stored)."),
+    ],
+)
+def survey_responses(context: dg.AssetExecutionContext, catalog: CatalogDatabase) -> dg.MaterializeResult:
+    """One survey wave's responses: the survey tool's CSV/JSON exports validated (row-level errors
+    name file, row and column; valid rows land), respondents matched to catalog users and their
+    team, identifiers replaced by keyed pseudonyms, free text kept only with consent. Stored as
+    Parquet in the data directory, never in the catalog database."""
+    from analytics.surveys_config import SCALES, load_surveys
+    from analytics.surveys_store import response_path
+    from catalog_pipelines.settings import Settings
+
+    wave_id = context.partition_key
+    root, config_dir = surveys_root(), surveys_config_dir()
+    users = catalog.entities_frame(["User"])
+    try:
+        result = ingest_survey_wave(
+            wave_id, catalog.org_graph(), list(users["entity"]) if len(users) else [], root, config_dir, Settings.from_env().pseudonym_key
+        )
+    except (LookupError, ValueError) as err:
+        raise dg.Failure(description=str(err)) from err
+    for error in result.errors[:50]:
+        context.log.warning(str(error))
+
+    survey = next(s for s in load_surveys(config_dir) if wave_id in {w.id for w in s.waves})
+    kinds = result.error_counts()
+    stored = result.responses
+    # Belt and braces: what was stored must be clean even if the export was not.
+    stored_out_of_range = sum(
+        int(((stored[q.id] < SCALES[q.type][0]) | (stored[q.id] > SCALES[q.type][1])).fillna(False).sum())
+        for q in survey.questions
+        if q.type in SCALES
+    )
+    stored_duplicates = int(stored["respondent"].duplicated().sum())
+    bad_answers = [e for e in result.errors if e.kind in ("out_of_range", "invalid_value")]
+    duplicates = [e for e in result.errors if e.kind == "duplicate_respondent"]
+    stats = result.stats
+    return dg.MaterializeResult(
+        metadata={
+            "survey": survey.id,
+            "files": stats["files"],
+            "rows_read": stats["rows_read"],
+            "rows_landed": stats["rows_landed"],
+            "rows_dropped": stats["rows_dropped"],
+            "invited": stats["invited"],
+            "response_rate_pct": round(100.0 * stats["respondents"] / stats["invited"], 1) if stats["invited"] else float("nan"),
+            "errors_by_kind": dg.MetadataValue.json(kinds),
+            "errors": dg.MetadataValue.md(_errors_markdown(result.errors)),
+            "path": dg.MetadataValue.path(str(response_path(root, wave_id))),
+            "dagster/row_count": stats["rows_landed"],
+        },
+        check_results=[
+            dg.AssetCheckResult(
+                check_name=ANSWERS_IN_RANGE,
+                passed=not bad_answers and stored_out_of_range == 0,
+                severity=dg.AssetCheckSeverity.ERROR if stored_out_of_range else dg.AssetCheckSeverity.WARN,
+                metadata={
+                    "bad_answers_in_exports": len(bad_answers),
+                    "out_of_range_stored": stored_out_of_range,
+                    "examples": dg.MetadataValue.json([str(e) for e in bad_answers[:20]]),
+                },
+            ),
+            dg.AssetCheckResult(
+                check_name=ONE_RESPONSE_PER_RESPONDENT,
+                passed=not duplicates and stored_duplicates == 0,
+                severity=dg.AssetCheckSeverity.ERROR if stored_duplicates else dg.AssetCheckSeverity.WARN,
+                metadata={
+                    "duplicate_responses_in_exports": len(duplicates),
+                    "duplicates_stored": stored_duplicates,
+                    "examples": dg.MetadataValue.json([str(e) for e in duplicates[:20]]),
+                },
+            ),
+        ],
+    )
+
+
+def _errors_markdown(errors: list[Any], limit: int = 30) -> str:
+    if not errors:
+        return "No problems found."
+    lines = ["| file | row | column | problem |", "| --- | --- | --- | --- |"]
+    lines += [f"| {e.file} | {e.row if e.row is not None else ''} | {e.column or ''} | {e.message.replace('|', '/')} |" for e in errors[:limit]]
+    if len(errors) > limit:
+        lines.append(f"\n… and {len(errors) - limit} more (see the run logs).")
+    return "\n".join(lines)
+
+
+@dg.asset(
+    key=SURVEY_TRENDS,
+    deps=[SURVEY_RESPONSES, CATALOG_SNAPSHOT],
+    group_name=SURVEYS_GROUP,
+    kinds={"python", "pandas"},
+    # Waves declared for the future have no partition yet; plain eager() would wait for them forever.
+    automation_condition=dg.AutomationCondition.eager().without(~dg.AutomationCondition.any_deps_missing()),
+    check_specs=[
+        dg.AssetCheckSpec(RESPONSE_RATE_COLLAPSE, asset=SURVEY_TRENDS, description="No wave's overall response rate collapsed against the previous wave (thresholds in the survey YAML)."),
+    ],
+)
+def survey_trends(context: dg.AssetExecutionContext, catalog: CatalogDatabase) -> dg.MaterializeResult:
+    """Survey figures per wave x team (rolled up the group hierarchy) x dimension: mean, top-2-box %,
+    eNPS and response rate with 95% intervals, wave-over-wave change with Welch's test, option
+    shares of choice questions and consented comments. Groups with fewer than k respondents are
+    hidden everywhere, and further cells are hidden so that no hidden group can be computed by
+    differencing parents and siblings. Published as insight tables (area `surveys`)."""
+    from analytics.surveys import response_rate_collapses
+    from analytics.surveys_config import load_surveys
+
+    config_dir = surveys_config_dir()
+    insights = compute_survey_trends(catalog.org_graph(), surveys_root(), config_dir)
+    try:
+        rows = publish_survey_trends(catalog.get_engine(), insights)
+    except RuntimeError as err:
+        raise dg.Failure(description=str(err)) from err
+
+    surveys = {s.id: s for s in load_surveys(config_dir)}
+    collapses = []
+    for survey_id, frame in insights.waves.groupby("survey"):
+        found = response_rate_collapses(frame, surveys[survey_id].collapse)
+        collapses += found.to_dict(orient="records")
+    latest = insights.waves.sort_values("wave_order").groupby("survey").tail(1)
+    latest_collapsed = {c["wave"] for c in collapses} & set(latest["wave"])
+    shown = insights.trends[~insights.trends["suppressed"].astype(bool)]
+    return dg.MaterializeResult(
+        metadata={
+            "waves": len(insights.waves),
+            "trend_rows": rows["trends"],
+            "shown_rows": len(shown),
+            "cells_below_k": insights.stats.get("cells_below_k", 0),
+            "cells_complementary": insights.stats.get("cells_complementary", 0),
+            "respondents_unassigned": insights.stats.get("respondents_unassigned", 0),
+            "comments": rows["comments"],
+            "overall": dg.MetadataValue.md(_waves_markdown(insights.waves)),
+            "dagster/row_count": rows["trends"],
+        },
+        check_results=[
+            dg.AssetCheckResult(
+                check_name=RESPONSE_RATE_COLLAPSE,
+                # Only the newest wave can still be acted on; older collapses are listed for context.
+                passed=not latest_collapsed,
+                severity=dg.AssetCheckSeverity.WARN,
+                metadata={"collapsed_latest": dg.MetadataValue.json(sorted(latest_collapsed)), "all_collapses": dg.MetadataValue.json(collapses)},
+            )
+        ],
+    )
+
+
+def _waves_markdown(waves: "pd.DataFrame") -> str:
+    lines = ["| survey | wave | invited | respondents | response rate |", "| --- | --- | --- | --- | --- |"]
+    for r in waves.itertuples():
+        rate = "" if r.response_rate != r.response_rate else f"{r.response_rate:.1f}%"
+        resp = "" if r.respondents is None or r.respondents != r.respondents else int(r.respondents)
+        lines.append(f"| {r.survey} | {r.wave} | {int(r.invited)} | {resp} | {rate} |")
+    return "\n".join(lines)
+
+
+@dg.asset_check(asset=SURVEY_TRENDS, name=PUBLISHED_RESPECT_K, blocking=True, description="The stored survey tables show no figure for fewer than k respondents.")
+def published_figures_respect_k(catalog: CatalogDatabase) -> dg.AssetCheckResult:
+    """Re-reads the published tables (what dashboards and the CLI see) and verifies the k-threshold."""
+    problems = published_violations(catalog.get_engine())
+    return dg.AssetCheckResult(
+        passed=not problems,
+        severity=dg.AssetCheckSeverity.ERROR,
+        metadata={"violations": len(problems), "examples": dg.MetadataValue.json(problems[:20])},
+    )
+
+
+survey_responses_job = dg.define_asset_job(
+    SURVEY_RESPONSES_JOB, selection=[SURVEY_RESPONSES], executor_def=dg.in_process_executor, tags={"catalog/area": "surveys"}
+)
+
+
+@dg.sensor(job=survey_responses_job, minimum_interval_seconds=120, default_status=dg.DefaultSensorStatus.RUNNING)
+def survey_exports_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
+    """Requests a `survey_responses` run for each wave whose export files were added or changed."""
+    from analytics.surveys_store import exports_fingerprint
+
+    seen: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
+    root = surveys_root()
+    requests = []
+    for wave_id in survey_waves.get_partition_keys():
+        fingerprint = exports_fingerprint(root, wave_id)
+        if fingerprint and seen.get(wave_id) != fingerprint:
+            requests.append(dg.RunRequest(partition_key=wave_id, run_key=f"{wave_id}:{fingerprint}"))
+            seen[wave_id] = fingerprint
+    if not requests:
+        return dg.SkipReason(f"no new or changed exports under {root / 'exports'}")
+    return dg.SensorResult(run_requests=requests, cursor=json.dumps(seen, sort_keys=True))
+
+
+survey_assets = [survey_responses, survey_trends]
+survey_asset_checks = [published_figures_respect_k]
+survey_jobs = [survey_responses_job]
+survey_sensors = [survey_exports_sensor]
+
+
+def materialize_waves(instance: dg.DagsterInstance, wave_ids: list[str] | None = None, catalog_url: str = "") -> dict[str, Any]:
+    """Run `survey_responses` for each wave with exports, then `survey_trends`, in-process.
+
+    For the CLI and the demo: real runs recorded in the instance, like the sensor would launch.
+    """
+    from analytics.surveys_store import export_files
+
+    defs = dg.Definitions(
+        assets=survey_assets, asset_checks=survey_asset_checks, jobs=survey_jobs, resources={"catalog": CatalogDatabase(url=catalog_url)}
+    )
+    root = surveys_root()
+    waves = [w for w in (wave_ids or survey_waves.get_partition_keys()) if export_files(root, w)[0]]
+    from catalog_pipelines.orchestration import QUIET_RUN_CONFIG as quiet
+
+    job = defs.resolve_job_def(SURVEY_RESPONSES_JOB)
+    landed = {}
+    for wave_id in waves:
+        result = job.execute_in_process(instance=instance, partition_key=wave_id, run_config=quiet)
+        meta = result.asset_materializations_for_node("survey_responses")[0].metadata
+        landed[wave_id] = meta["rows_landed"].value
+    trends = dg.materialize([survey_trends, published_figures_respect_k], instance=instance, resources={"catalog": CatalogDatabase(url=catalog_url)}, run_config=quiet)
+    checks = {e.check_name: e.passed for e in trends.get_asset_check_evaluations()}
+    return {"waves": landed, "checks": checks}
