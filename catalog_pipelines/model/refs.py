@@ -40,11 +40,15 @@ def parse_entity_ref(
         kind, namespace, name = _split(ref)
         if kind is None:
             if default_kind is None:
-                raise EntityRefError(f"Entity reference {ref!r} had missing or empty kind (e.g. did not start with 'component:' or similar)")
+                # Backstage's exact wording, so messages match what users see in Backstage.
+                raise EntityRefError(
+                    f'Entity reference "{ref}" had missing or empty kind '
+                    '(e.g. did not start with "component:" or similar)'
+                )
             kind = default_kind
         if namespace is None:
             if default_namespace is None:
-                raise EntityRefError(f"Entity reference {ref!r} had missing or empty namespace")
+                raise EntityRefError(f'Entity reference "{ref}" had missing or empty namespace')
             namespace = default_namespace
         return CompoundRef(kind, namespace, name)
     if isinstance(ref, dict):
@@ -68,14 +72,14 @@ def _split(ref: str) -> tuple[str | None, str | None, str]:
     if colon != -1 and (slash == -1 or colon < slash):
         kind, rest = ref[:colon], ref[colon + 1 :]
         if not kind:
-            raise EntityRefError(f"Entity reference {ref!r} had an empty kind")
+            raise EntityRefError(f'Entity reference "{ref}" had an empty kind')
         slash = rest.find("/")
     if slash != -1:
         namespace, rest = rest[:slash], rest[slash + 1 :]
         if not namespace:
-            raise EntityRefError(f"Entity reference {ref!r} had an empty namespace")
+            raise EntityRefError(f'Entity reference "{ref}" had an empty namespace')
     if not rest:
-        raise EntityRefError(f"Entity reference {ref!r} had an empty name")
+        raise EntityRefError(f'Entity reference "{ref}" had an empty name')
     return kind, namespace, rest
 
 
