@@ -21,9 +21,18 @@ from catalog_pipelines.settings import Settings
 
 
 def build_definitions(configs: list[ProviderConfig], catalog_url: str = "") -> dg.Definitions:
-    from catalog_pipelines.assets import surveys
+    from catalog_pipelines.assets import scorecards, surveys
+    from catalog_pipelines.assets.catalog_quality import catalog_quality_checks
+    from catalog_pipelines.assets.facts import build_fact_assets
 
-    assets: list[dg.AssetsDefinition] = [*surveys.survey_assets]
+    # A synthetic org gets synthetic engineering-system exports (CI, vulnerabilities, tickets…), so
+    # the demo's scorecards have facts to evaluate; real sources drop their exports in a directory.
+    demo_facts = any(c.type == "synthetic" for c in configs)
+    assets: list[dg.AssetsDefinition] = [
+        *surveys.survey_assets,
+        *build_fact_assets(demo=demo_facts),
+        *scorecards.scorecard_assets,
+    ]
     for config in configs:
         assets.extend(build_provider_assets(config))
     assets.append(build_catalog_snapshot(configs))
@@ -35,9 +44,14 @@ def build_definitions(configs: list[ProviderConfig], catalog_url: str = "") -> d
     sensors = [build_ingestion_sensor(c, [by_name[chunk_job_name(c.name)], by_name[sweep_job_name(c.name)]]) for c in configs]
     if configs:
         sensors.append(build_failure_sensor(configs, ingestion_jobs))
-    checks = [build_health_check(c) for c in configs] + list(surveys.survey_asset_checks)
+    checks = [build_health_check(c) for c in configs] + list(surveys.survey_asset_checks) + [catalog_quality_checks]
     jobs += surveys.survey_jobs
     sensors += surveys.survey_sensors
+    # Facts and scorecards run on automation conditions (each fact source on its own cadence);
+    # Dagster's automation sensor is stopped by default, so start it here.
+    sensors.append(dg.AutomationConditionSensorDefinition(
+        "insights_automation_sensor", target=dg.AssetSelection.all(), default_status=dg.DefaultSensorStatus.RUNNING,
+    ))
     schedules = [build_health_schedule(configs)] if configs else []
     insight_assets = [a for a in assets if a.group_names_by_key and set(a.group_names_by_key.values()) - {"ingestion", "catalog"}]
     if insight_assets:

@@ -17,6 +17,7 @@ SUBCOMMANDS: dict[str, str] = {
     "catalog": "catalog_pipelines.cli.catalog:catalog",
     "admin": "catalog_pipelines.cli.admin:admin",
     "surveys": "catalog_pipelines.cli.surveys:surveys",
+    "scorecard": "catalog_pipelines.cli.scorecards:scorecard",
 }
 
 

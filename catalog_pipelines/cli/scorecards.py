@@ -314,6 +314,8 @@ def show(ref: str | None, team: str | None, track: str | None, as_json: bool) ->
             for c in level["checks"]:
                 note = " (exempt until " + str(c["exempt_until"])[:10] + ")" if c.get("exempt_until") else ""
                 click.echo(f"      {_STATE_MARK.get(c['state'], '?')} {c['name']} [{c['state']}]{note}")
+                if c.get("message") and c["state"] not in ("passed", "not_applicable"):
+                    click.echo(f"          {c['message']}")
                 if c.get("fix_hint") and c["state"] != "passed":
                     click.echo(f"          fix: {c['fix_hint']}")
     if data["other_checks"]:

@@ -1,0 +1,147 @@
+"""Catalog data quality: great_expectations 1.x suites run as Dagster asset checks on the catalog
+snapshot (the output of ingestion).
+
+Five checks, one GX validation run for all of them:
+
+| check | expectation | severity |
+| --- | --- | --- |
+| `unique_entity_refs` | every canonical ref appears once | ERROR |
+| `required_entity_fields` | ref, kind, namespace and name are set; owned kinds have an owner | ERROR |
+| `entity_ref_format` | refs are canonical `kind:namespace/name` in Backstage's character rules | ERROR |
+| `owners_resolvable` | at least `OWNER_MIN_RATIO` of owners name an entity in the catalog | WARN |
+| `relation_targets_exist` | at least `RELATION_TARGET_MIN_RATIO` of relation targets exist | ERROR |
+
+great_expectations is imported inside the check (it takes ~5 s to import) so that loading the
+code location stays fast. `dagster-ge` is not used: it requires great_expectations < 1 and
+pandas < 3.
+"""
+
+import os
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import dagster as dg
+
+from catalog_pipelines.assets.ingestion import CATALOG_SNAPSHOT
+from catalog_pipelines.resources import CatalogDatabase
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+UNIQUE_REFS = "unique_entity_refs"
+REQUIRED_FIELDS = "required_entity_fields"
+REF_FORMAT = "entity_ref_format"
+OWNERS_RESOLVABLE = "owners_resolvable"
+RELATION_TARGETS = "relation_targets_exist"
+
+# Orphaned owners happen (a team is renamed before its services are): warn below 95%.
+OWNER_MIN_RATIO = float(os.environ.get("CATALOG_QUALITY_OWNER_MIN_RATIO", "0.95"))
+# Dangling relation targets break dependency views; fail below 98%.
+RELATION_TARGET_MIN_RATIO = float(os.environ.get("CATALOG_QUALITY_RELATION_TARGET_MIN_RATIO", "0.98"))
+
+OWNED_KINDS = ("component", "api", "resource", "system", "domain", "template")
+
+# Canonical (lower-case) ref: Backstage's kind, namespace (DNS label) and name rules.
+REF_PATTERN = r"^[a-z][a-z0-9]*:[a-z0-9]+(?:-[a-z0-9]+)*/[a-z0-9]+(?:[-_.][a-z0-9]+)*$"
+
+SEVERITY = {
+    UNIQUE_REFS: dg.AssetCheckSeverity.ERROR,
+    REQUIRED_FIELDS: dg.AssetCheckSeverity.ERROR,
+    REF_FORMAT: dg.AssetCheckSeverity.ERROR,
+    OWNERS_RESOLVABLE: dg.AssetCheckSeverity.WARN,
+    RELATION_TARGETS: dg.AssetCheckSeverity.ERROR,
+}
+DESCRIPTIONS = {
+    UNIQUE_REFS: "Every entity ref is unique in the catalog.",
+    REQUIRED_FIELDS: "ref, kind, namespace and name are set on every entity; owned kinds (component, api, resource, system, domain, template) have an owner.",
+    REF_FORMAT: "Every ref is canonical `kind:namespace/name` and follows Backstage's naming rules.",
+    OWNERS_RESOLVABLE: f"At least {OWNER_MIN_RATIO:.0%} of owner refs resolve to an entity in the catalog.",
+    RELATION_TARGETS: f"At least {RELATION_TARGET_MIN_RATIO:.0%} of relation targets exist in the catalog.",
+}
+
+
+@dataclass
+class CheckOutcome:
+    passed: bool
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+def quality_frames(entities: "pd.DataFrame", relations: "pd.DataFrame") -> dict[str, "pd.DataFrame"]:
+    """The three batches the suites validate: all entities, owned entities, relations."""
+    ents = entities[["ref", "kind", "namespace", "name", "owner"]].copy()
+    owned = ents[ents["kind"].astype(str).str.lower().isin(OWNED_KINDS)][["ref", "owner"]].reset_index(drop=True)
+    return {"entities": ents.reset_index(drop=True), "owned": owned, "relations": relations[["source", "type", "target"]].reset_index(drop=True)}
+
+
+def validate_catalog(entities: "pd.DataFrame", relations: "pd.DataFrame", *, owner_min: float = OWNER_MIN_RATIO, relation_min: float = RELATION_TARGET_MIN_RATIO) -> dict[str, CheckOutcome]:
+    """Run the GX suites over the catalog frames; one outcome per check name (no Dagster needed)."""
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    frames = quality_frames(entities, relations)
+    known = sorted(set(frames["entities"]["ref"].dropna()))
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    source = context.data_sources.add_pandas("catalog")
+    E = gx.expectations
+    suites: dict[str, list[Any]] = {
+        "entities": [
+            E.ExpectColumnValuesToBeUnique(column="ref", meta={"check": UNIQUE_REFS}),
+            *[E.ExpectColumnValuesToNotBeNull(column=c, meta={"check": REQUIRED_FIELDS}) for c in ("ref", "kind", "namespace", "name")],
+            E.ExpectColumnValuesToMatchRegex(column="ref", regex=REF_PATTERN, meta={"check": REF_FORMAT}),
+        ],
+        "owned": [
+            E.ExpectColumnValuesToNotBeNull(column="owner", meta={"check": REQUIRED_FIELDS}),
+            # Missing owners are the required-fields check's concern; GX skips nulls here.
+            E.ExpectColumnValuesToBeInSet(column="owner", value_set=known, mostly=owner_min, meta={"check": OWNERS_RESOLVABLE}),
+        ],
+        "relations": [
+            E.ExpectColumnValuesToBeInSet(column="target", value_set=known, mostly=relation_min, meta={"check": RELATION_TARGETS}),
+        ],
+    }
+    outcomes: dict[str, CheckOutcome] = {name: CheckOutcome(passed=True, metadata={"expectations": 0}) for name in SEVERITY}
+    for batch_name, expectations in suites.items():
+        frame = frames[batch_name]
+        batch = source.add_dataframe_asset(batch_name).add_batch_definition_whole_dataframe("all").get_batch(batch_parameters={"dataframe": frame})
+        suite = gx.ExpectationSuite(name=f"catalog_{batch_name}", expectations=expectations)
+        result = batch.validate(suite)
+        for item in result.results:
+            name = item.expectation_config.meta["check"]
+            detail = item.result or {}
+            out = outcomes[name]
+            out.passed = out.passed and bool(item.success)
+            out.metadata["expectations"] += 1
+            column = item.expectation_config.kwargs.get("column")
+            key = f"{batch_name}.{column}"
+            element_count = int(detail.get("element_count", len(frame)))
+            unexpected = int(detail.get("unexpected_count") or 0)
+            missing = int(detail.get("missing_count") or 0)
+            checked = element_count - (missing if item.expectation_config.type != "expect_column_values_to_not_be_null" else 0)
+            out.metadata[f"{key} rows"] = element_count
+            out.metadata[f"{key} unexpected"] = unexpected
+            if name in (OWNERS_RESOLVABLE, RELATION_TARGETS):
+                out.metadata["ratio"] = round(1.0 - unexpected / checked, 6) if checked else 1.0
+                out.metadata["threshold"] = owner_min if name == OWNERS_RESOLVABLE else relation_min
+            if unexpected:
+                samples = sorted({str(v) for v in (detail.get("partial_unexpected_list") or [])})[:10]
+                if samples:
+                    out.metadata[f"{key} examples"] = samples
+    return outcomes
+
+
+@dg.multi_asset_check(
+    specs=[dg.AssetCheckSpec(name, asset=CATALOG_SNAPSHOT, description=DESCRIPTIONS[name]) for name in SEVERITY],
+    can_subset=False,
+)
+def catalog_quality_checks(context: dg.AssetCheckExecutionContext, catalog: CatalogDatabase):
+    """great_expectations suites over the stored catalog: unique refs, required fields, ref
+    format, resolvable owners, existing relation targets."""
+    outcomes = validate_catalog(catalog.entities_frame(), catalog.relations_frame())
+    for name, outcome in outcomes.items():
+        yield dg.AssetCheckResult(
+            asset_key=CATALOG_SNAPSHOT,
+            check_name=name,
+            passed=outcome.passed,
+            severity=SEVERITY[name],
+            metadata={k: dg.MetadataValue.json(v) if isinstance(v, list) else v for k, v in outcome.metadata.items()},
+        )
