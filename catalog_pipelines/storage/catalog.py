@@ -18,7 +18,7 @@ import sqlalchemy as sa
 
 from catalog_pipelines.model.entity import ProcessedEntity, Rejection
 from catalog_pipelines.storage import schema as s
-from catalog_pipelines.storage.sql import batched, insert_ignore, upsert
+from catalog_pipelines.storage.sql import batched, bulk_write
 
 LOOKUP_BATCH = 500
 
@@ -142,8 +142,7 @@ class CatalogStore:
                     result.unchanged += 1
             result.added, result.changed = len(new_rows), len(changed_rows)
 
-            if new_rows:
-                conn.execute(s.entities.insert(), new_rows)
+            bulk_write(conn, s.entities, new_rows)
             if changed_rows:
                 stmt = (
                     s.entities.update()
@@ -171,14 +170,15 @@ class CatalogStore:
                 # Only the direction this entity declared; the inverse is derived on read.
                 if rel.source == e.ref
             }
-            insert_ignore(
+            bulk_write(
                 conn,
                 s.relations,
                 [{"source_ref": a, "type": t, "target_ref": b} for a, t, b in relation_rows],
+                on_conflict="ignore",
             )
             result.relations_written = len(relation_rows)
 
-            upsert(
+            bulk_write(
                 conn,
                 s.ingestion_mark_entities,
                 [
@@ -186,6 +186,7 @@ class CatalogStore:
                     for e in accepted
                 ],
                 keys=("provider", "ref"),
+                on_conflict="update",
             )
 
             conn.execute(

@@ -39,3 +39,61 @@ def batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
             batch = []
     if batch:
         yield batch
+
+
+# Below this many rows a plain multi-row INSERT is as fast as staging through COPY.
+COPY_THRESHOLD = 500
+
+
+def _copy_capable(conn: sa.Connection) -> bool:
+    return conn.dialect.name == "postgresql" and conn.dialect.driver == "psycopg"
+
+
+def bulk_write(
+    conn: sa.Connection,
+    table: sa.Table,
+    rows: list[dict],
+    *,
+    keys: Sequence[str] | None = None,
+    on_conflict: str = "error",
+) -> None:
+    """Write many rows: COPY into a temporary staging table and one INSERT … SELECT on PostgreSQL
+    (psycopg 3), the dialect's multi-row INSERT elsewhere.
+
+    `on_conflict`: "error" (plain insert), "ignore" (skip rows whose key exists) or "update"
+    (upsert the non-key columns). Runs inside the caller's transaction, so it stays atomic with
+    the rest of the chunk. Measured on this machine's PostgreSQL (ARCHITECTURE.md §6): executemany
+    upserts reach ~8.6k rows/s, COPY + INSERT … ON CONFLICT ~47k rows/s.
+    """
+    if not rows:
+        return
+    if not _copy_capable(conn) or len(rows) < COPY_THRESHOLD:
+        if on_conflict == "update":
+            upsert(conn, table, rows, keys or [])
+        elif on_conflict == "ignore":
+            insert_ignore(conn, table, rows)
+        else:
+            conn.execute(table.insert(), rows)
+        return
+    columns = list(rows[0])
+    target = f'"{table.schema}"."{table.name}"' if table.schema else f'"{table.name}"'
+    staging = f"staging_{table.name}"
+    cols = ", ".join(f'"{c}"' for c in columns)
+    raw = conn.connection.driver_connection
+    with raw.cursor() as cur:
+        cur.execute(
+            f"CREATE TEMP TABLE IF NOT EXISTS {staging} AS SELECT {cols} FROM {target} WITH NO DATA"
+        )
+        cur.execute(f"TRUNCATE {staging}")
+        with cur.copy(f"COPY {staging} ({cols}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row([row[c] for c in columns])
+        conflict = ""
+        if on_conflict in ("ignore", "update"):
+            key_cols = ", ".join(f'"{k}"' for k in (keys or [c.name for c in table.primary_key.columns]))
+            if on_conflict == "ignore":
+                conflict = f" ON CONFLICT ({key_cols}) DO NOTHING"
+            else:
+                sets = ", ".join(f'"{c}" = EXCLUDED."{c}"' for c in columns if c not in (keys or []))
+                conflict = f" ON CONFLICT ({key_cols}) DO UPDATE SET {sets}"
+        cur.execute(f"INSERT INTO {target} ({cols}) SELECT {cols} FROM {staging}{conflict}")
