@@ -6,12 +6,16 @@ reused by every door (asset, CLI, benchmarks).
 
 from __future__ import annotations
 
+import hashlib
 import time
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from catalog_pipelines.model import process_entity
 from catalog_pipelines.model.entity import ProcessedEntity, RawEntity, Rejection
+from catalog_pipelines.model.refs import canonical_ref
 from catalog_pipelines.providers.base import EntityProvider
 from catalog_pipelines.storage.catalog import CatalogStore, ChunkResult
 from catalog_pipelines.storage.ledger import Ingestion, Ledger
@@ -84,32 +88,85 @@ def collect_chunk(provider: EntityProvider, cursor: Any, chunk_size: int) -> Col
     return CollectedChunk(raw, rejections, cursor, done, total, pages)
 
 
-def process_chunk(raw: list[RawEntity]) -> tuple[list[ProcessedEntity], list[Rejection]]:
-    """Validate every document; a duplicate ref within the chunk keeps its first occurrence."""
-    accepted: list[ProcessedEntity] = []
-    rejected: list[Rejection] = []
+# Bump when validation or relation rules change: stored fingerprints then no longer match, so the
+# next cycle re-validates every entity instead of trusting what an older model accepted.
+MODEL_VERSION = "1"
+
+
+def fingerprint(item: RawEntity) -> tuple[str | None, str | None]:
+    """(canonical ref, content hash) of a raw document, without validating it.
+
+    The hash covers the document exactly as the source gave it (keys sorted) plus MODEL_VERSION.
+    A document whose fingerprint matches the stored one is unchanged and skips validation and
+    relation derivation: that is what makes an unchanged cycle cheap.
+    """
+    entity = item.entity
+    if not isinstance(entity, dict):
+        return None, None
+    kind, meta = entity.get("kind"), entity.get("metadata")
+    if not isinstance(kind, str) or not isinstance(meta, dict):
+        return None, None
+    name, namespace = meta.get("name"), meta.get("namespace") or "default"
+    if not isinstance(name, str) or not isinstance(namespace, str):
+        return None, None
+    try:
+        body = orjson.dumps(entity, option=orjson.OPT_SORT_KEYS)
+    except TypeError:
+        return None, None
+    digest = hashlib.sha256(MODEL_VERSION.encode() + body).hexdigest()
+    return canonical_ref(kind, namespace, name), digest
+
+
+@dataclass
+class ProcessedChunk:
+    accepted: list[ProcessedEntity]  # new or changed: validated, to write
+    unchanged: list[str]  # refs whose stored fingerprint matches: only their mark is written
+    rejected: list[Rejection]
+
+
+def process_chunk(raw: list[RawEntity], stored: dict[str, tuple[str, str]] | None = None,
+                  provider: str | None = None) -> ProcessedChunk:
+    """Validate the documents that changed; a duplicate ref within the chunk keeps its first occurrence.
+
+    `stored` maps ref → (fingerprint, owning provider) for the refs already in the catalog.
+    """
+    stored = stored or {}
+    out = ProcessedChunk([], [], [])
     first_seen: dict[str, str] = {}
+
+    def duplicate(ref: str, item: RawEntity) -> bool:
+        if ref not in first_seen:
+            first_seen[ref] = item.location
+            return False
+        out.rejected.append(
+            Rejection(
+                location=item.location,
+                doc_index=item.doc_index,
+                ref=ref,
+                field="metadata.name",
+                rule="duplicate",
+                value=ref,
+                message=f"duplicate entity {ref} in the same chunk (first at {first_seen[ref]})",
+            )
+        )
+        return True
+
     for item in raw:
+        ref, digest = fingerprint(item)
+        if ref is not None and provider is not None and stored.get(ref) == (digest, provider):
+            if not duplicate(ref, item):
+                out.unchanged.append(ref)
+            continue
         outcome = process_entity(item)
         if isinstance(outcome, Rejection):
-            rejected.append(outcome)
+            out.rejected.append(outcome)
             continue
-        if outcome.ref in first_seen:
-            rejected.append(
-                Rejection(
-                    location=outcome.location,
-                    doc_index=item.doc_index,
-                    ref=outcome.ref,
-                    field="metadata.name",
-                    rule="duplicate",
-                    value=outcome.ref,
-                    message=f"duplicate entity {outcome.ref} in the same chunk (first at {first_seen[outcome.ref]})",
-                )
-            )
+        if duplicate(outcome.ref, item):
             continue
-        first_seen[outcome.ref] = outcome.location
-        accepted.append(outcome)
-    return accepted, rejected
+        if digest is not None:
+            outcome.content_hash = digest
+        out.accepted.append(outcome)
+    return out
 
 
 def chunk_start_cursor(ledger: Ledger, ingestion: Ingestion, sequence: int) -> Any:
@@ -141,7 +198,8 @@ def run_chunk(
     started = time.perf_counter()
     cursor_in = chunk_start_cursor(ledger, ingestion, sequence)
     collected = collect_chunk(provider, cursor_in, chunk_size)
-    accepted, rejected = process_chunk(collected.raw)
+    refs = [ref for ref, _ in map(fingerprint, collected.raw) if ref is not None]
+    chunk = process_chunk(collected.raw, store.stored_fingerprints(refs), ingestion.provider)
     result = store.write_chunk(
         provider=ingestion.provider,
         ingestion_id=ingestion.id,
@@ -149,8 +207,9 @@ def run_chunk(
         cursor_in=cursor_in,
         cursor=collected.cursor,
         done=collected.done,
-        entities=accepted,
-        rejections=collected.rejections + rejected,
+        entities=chunk.accepted,
+        unchanged_refs=chunk.unchanged,
+        rejections=collected.rejections + chunk.rejected,
         source_total=collected.total,
         started=started,
         fail_before_commit=fail_before_commit,

@@ -76,6 +76,16 @@ class SweepResult:
         return 100.0 * self.stale / self.owned if self.owned else 0.0
 
 
+def _fingerprints(conn: sa.Connection, refs: Sequence[str]) -> dict[str, tuple[str, str]]:
+    out: dict[str, tuple[str, str]] = {}
+    for batch in batched(list(dict.fromkeys(refs)), LOOKUP_BATCH):
+        rows = conn.execute(
+            sa.select(s.entities.c.ref, s.entities.c.content_hash, s.entities.c.provider).where(s.entities.c.ref.in_(batch))
+        )
+        out.update({r.ref: (r.content_hash, r.provider) for r in rows})
+    return out
+
+
 class CatalogStore:
     """Reads and writes the catalog and its ingestion ledger through one engine."""
 
@@ -95,11 +105,15 @@ class CatalogStore:
         done: bool,
         entities: Sequence[ProcessedEntity],
         rejections: Sequence[Rejection],
+        unchanged_refs: Sequence[str] = (),
         source_total: int | None = None,
         started: float | None = None,
         fail_before_commit: bool = False,
     ) -> ChunkResult:
         """Write one chunk and its mark atomically. Unchanged entities (same hash) are not rewritten.
+
+        `unchanged_refs` are refs the caller already matched against `stored_fingerprints`: only
+        their marks are written.
 
         `fail_before_commit` exists for the crash tests: it raises after every statement has run,
         inside the transaction, to prove the rollback leaves nothing behind.
@@ -108,14 +122,7 @@ class CatalogStore:
         now = utcnow()
         result = ChunkResult(rejections=list(rejections))
         with self.engine.begin() as conn:
-            existing: dict[str, tuple[str, str]] = {}
-            for batch in batched([e.ref for e in entities], LOOKUP_BATCH):
-                rows = conn.execute(
-                    sa.select(s.entities.c.ref, s.entities.c.content_hash, s.entities.c.provider).where(
-                        s.entities.c.ref.in_(batch)
-                    )
-                )
-                existing.update({r.ref: (r.content_hash, r.provider) for r in rows})
+            existing = _fingerprints(conn, [e.ref for e in entities])
 
             new_rows, changed_rows, accepted = [], [], []
             for e in entities:
@@ -141,6 +148,7 @@ class CatalogStore:
                 else:
                     result.unchanged += 1
             result.added, result.changed = len(new_rows), len(changed_rows)
+            result.unchanged += len(unchanged_refs)
 
             bulk_write(conn, s.entities, new_rows)
             if changed_rows:
@@ -182,8 +190,8 @@ class CatalogStore:
                 conn,
                 s.ingestion_mark_entities,
                 [
-                    {"provider": provider, "ref": e.ref, "ingestion_id": ingestion_id, "sequence": sequence, "seen_at": now}
-                    for e in accepted
+                    {"provider": provider, "ref": ref, "ingestion_id": ingestion_id, "sequence": sequence, "seen_at": now}
+                    for ref in [*(e.ref for e in accepted), *unchanged_refs]
                 ],
                 keys=("provider", "ref"),
                 on_conflict="update",
@@ -243,6 +251,11 @@ class CatalogStore:
             if fail_before_commit:
                 raise RuntimeError("injected failure before commit")
         return result
+
+    def stored_fingerprints(self, refs: Sequence[str]) -> dict[str, tuple[str, str]]:
+        """ref → (content hash, owning provider) for the refs already in the catalog."""
+        with self.engine.connect() as conn:
+            return _fingerprints(conn, refs)
 
     @staticmethod
     def _entity_row(e: ProcessedEntity, provider: str, now: dt.datetime, first_seen: bool) -> dict[str, Any]:
