@@ -21,7 +21,7 @@ from catalog_pipelines.settings import Settings
 
 
 def build_definitions(configs: list[ProviderConfig], catalog_url: str = "") -> dg.Definitions:
-    from catalog_pipelines.assets import scorecards, surveys
+    from catalog_pipelines.assets import scorecards, surveys, usage
     from catalog_pipelines.assets.catalog_quality import catalog_quality_checks
     from catalog_pipelines.assets.facts import build_fact_assets
 
@@ -32,6 +32,7 @@ def build_definitions(configs: list[ProviderConfig], catalog_url: str = "") -> d
         *surveys.survey_assets,
         *build_fact_assets(demo=demo_facts),
         *scorecards.scorecard_assets,
+        *usage.usage_assets,
     ]
     for config in configs:
         assets.extend(build_provider_assets(config))
@@ -45,17 +46,15 @@ def build_definitions(configs: list[ProviderConfig], catalog_url: str = "") -> d
     if configs:
         sensors.append(build_failure_sensor(configs, ingestion_jobs))
     checks = [build_health_check(c) for c in configs] + list(surveys.survey_asset_checks) + [catalog_quality_checks]
-    jobs += surveys.survey_jobs
-    sensors += surveys.survey_sensors
+    jobs += surveys.survey_jobs + usage.usage_jobs
+    sensors += surveys.survey_sensors + usage.usage_sensors
     # Facts and scorecards run on automation conditions (each fact source on its own cadence);
     # Dagster's automation sensor is stopped by default, so start it here.
     sensors.append(dg.AutomationConditionSensorDefinition(
         "insights_automation_sensor", target=dg.AssetSelection.all(), default_status=dg.DefaultSensorStatus.RUNNING,
     ))
-    schedules = [build_health_schedule(configs)] if configs else []
-    insight_assets = [a for a in assets if a.group_names_by_key and set(a.group_names_by_key.values()) - {"ingestion", "catalog"}]
-    if insight_assets:
-        jobs.append(dg.define_asset_job(INSIGHTS_JOB, selection=insight_selection()))
+    schedules = ([build_health_schedule(configs)] if configs else []) + usage.usage_schedules
+    jobs.append(dg.define_asset_job(INSIGHTS_JOB, selection=insight_selection()))
     return dg.Definitions(
         assets=assets,
         asset_checks=checks,

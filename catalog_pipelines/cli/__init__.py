@@ -18,6 +18,7 @@ SUBCOMMANDS: dict[str, str] = {
     "admin": "catalog_pipelines.cli.admin:admin",
     "surveys": "catalog_pipelines.cli.surveys:surveys",
     "scorecard": "catalog_pipelines.cli.scorecards:scorecard",
+    "usage": "catalog_pipelines.cli.usage:usage",
 }
 
 

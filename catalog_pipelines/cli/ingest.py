@@ -119,6 +119,12 @@ def demo(size: int | None, quiet: bool) -> None:
     ctx.invoke(generate_cmd, seed=7, email_domain="acme.example", survey_id=None, as_json=False)
     ctx.invoke(load_cmd, waves=(), as_json=False)
 
+    from catalog_pipelines.cli.usage import generate as usage_generate, refresh as usage_refresh
+
+    click.echo("\nportal usage: 60 days of synthetic Backstage analytics events for the catalog's users")
+    ctx.invoke(usage_generate, days=60, events=300_000, seed=0, jsonl=None, as_json=False)
+    ctx.invoke(usage_refresh, as_json=False)
+
     from catalog_pipelines.insights import materialize_insights
 
     insights = materialize_insights(quiet=quiet)
