@@ -37,6 +37,7 @@ partition, default 2025-01-01).
 # No `from __future__ import annotations`: Dagster reads the context and resource annotations.
 import json
 import os
+import warnings
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -45,6 +46,10 @@ import dagster as dg
 
 from catalog_pipelines.assets.ingestion import CATALOG_SNAPSHOT
 from catalog_pipelines.resources import CatalogDatabase
+
+# `backfill_policy` is beta in Dagster 1.13; it is what lets a backfill of many days run as one
+# run, so we use it knowingly and keep the warning out of every CLI command's output.
+warnings.filterwarnings("ignore", message="Parameter `backfill_policy`", category=dg.BetaWarning)
 
 if TYPE_CHECKING:
     import pandas as pd
