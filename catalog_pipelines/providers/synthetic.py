@@ -592,8 +592,8 @@ class SyntheticOrg:
         name = self._name(_GROUP, g)
         gtype = self._group_type(g)
         if g == 0:
-            display = "ACME Corp"
-            description = f"ACME Corp, the whole engineering organisation. {closing}"
+            display = "Northwind"
+            description = f"Northwind, the whole engineering organisation. {closing}"
         else:
             display = _title(_stem(name[5:] if gtype == "team" else name))
             description = (
