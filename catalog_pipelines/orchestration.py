@@ -72,6 +72,13 @@ event_log_storage:
     base_dir: {history}
 telemetry:
   enabled: false
+# Sensor-driven chunks are sequential (each resumes from the previous chunk's cursor), so the
+# queue's default 5 s dequeue interval would add up to 5 s to every chunk of a cycle.
+run_coordinator:
+  module: dagster._core.run_coordinator
+  class: QueuedRunCoordinator
+  config:
+    dequeue_interval_seconds: 1
 run_monitoring:
   enabled: true
   free_slots_after_run_end_seconds: 30
