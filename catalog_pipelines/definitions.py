@@ -11,6 +11,7 @@ from catalog_pipelines.assets.ingestion import (
     build_catalog_snapshot, build_ingestion_jobs, build_provider_assets, chunk_job_name, sweep_job_name,
 )
 from catalog_pipelines.ingestion.config import ProviderConfig, load_providers
+from catalog_pipelines.executors import job_executor
 from catalog_pipelines.jobs import build_ingestion_admin_job
 from catalog_pipelines.insights import INSIGHTS_JOB, insight_selection
 from catalog_pipelines.resources import CatalogDatabase
@@ -54,7 +55,7 @@ def build_definitions(configs: list[ProviderConfig], catalog_url: str = "") -> d
         "insights_automation_sensor", target=dg.AssetSelection.all(), default_status=dg.DefaultSensorStatus.RUNNING,
     ))
     schedules = ([build_health_schedule(configs)] if configs else []) + usage.usage_schedules
-    jobs.append(dg.define_asset_job(INSIGHTS_JOB, selection=insight_selection()))
+    jobs.append(dg.define_asset_job(INSIGHTS_JOB, selection=insight_selection(), executor_def=job_executor(dg.multiprocess_executor)))
     return dg.Definitions(
         assets=assets,
         asset_checks=checks,

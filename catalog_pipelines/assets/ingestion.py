@@ -151,12 +151,16 @@ def build_catalog_snapshot(configs: list[ProviderConfig]) -> dg.AssetsDefinition
 
 
 def build_ingestion_jobs(configs: list[ProviderConfig]) -> list:
+    from catalog_pipelines.executors import job_executor
+
+    # In-process by default (the multiprocess executor costs seconds per step, a chunk ~0.1 s);
+    # CATALOG_PIPELINES_EXECUTOR=celery runs the steps on Celery workers instead.
+    executor = job_executor(dg.in_process_executor)
     jobs = []
     for c in configs:
-        # In-process: the multiprocess executor costs seconds per step, the chunk itself ~0.1 s.
         jobs.append(dg.define_asset_job(chunk_job_name(c.name), selection=[chunk_asset_key(c.name)],
-                                        executor_def=dg.in_process_executor, tags={"catalog/provider": c.name}))
+                                        executor_def=executor, tags={"catalog/provider": c.name}))
         jobs.append(dg.define_asset_job(sweep_job_name(c.name), selection=[sweep_asset_key(c.name)],
-                                        executor_def=dg.in_process_executor, tags={"catalog/provider": c.name}))
-    jobs.append(dg.define_asset_job("catalog_snapshot_job", selection=[CATALOG_SNAPSHOT], executor_def=dg.in_process_executor))
+                                        executor_def=executor, tags={"catalog/provider": c.name}))
+    jobs.append(dg.define_asset_job("catalog_snapshot_job", selection=[CATALOG_SNAPSHOT], executor_def=executor))
     return jobs

@@ -295,6 +295,11 @@ class CatalogStore:
         )
         stale_filter = (e.c.provider == provider) & ~seen_this_cycle
         with self.engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                # Without fresh statistics (a new database, or autovacuum off) PostgreSQL plans the
+                # anti-join as a nested loop: minutes at 200k entities instead of ~3 s.
+                conn.execute(sa.text(f"ANALYZE {e.name}"))
+                conn.execute(sa.text(f"ANALYZE {s.LEDGER_SCHEMA}.{me.name}"))
             owned = conn.execute(sa.select(sa.func.count()).select_from(e).where(e.c.provider == provider)).scalar_one()
             seen = conn.execute(
                 sa.select(sa.func.count()).select_from(me).where((me.c.provider == provider) & (me.c.ingestion_id == ingestion_id))
