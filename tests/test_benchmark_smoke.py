@@ -14,6 +14,7 @@ SMOKE_RUNS = {
     "ingest_daemon_200k": ["--smoke"],
     "surveys": ["--responses", "400", "--waves", "2", "--ingest-waves", "1"],
     "scorecards": ["--size", "2000", "--store"],
+    "graph": ["--size", "3000", "--queries", "5"],
 }
 
 

@@ -19,6 +19,7 @@ SUBCOMMANDS: dict[str, str] = {
     "surveys": "catalog_pipelines.cli.surveys:surveys",
     "scorecard": "catalog_pipelines.cli.scorecards:scorecard",
     "usage": "catalog_pipelines.cli.usage:usage",
+    "skills": "catalog_pipelines.cli.catalog_health:skills",
 }
 
 

@@ -88,7 +88,14 @@ def describe_entity(store, ref: str) -> dict[str, Any] | None:
 
 @click.group()
 def catalog() -> None:
-    """Read the catalog: describe, search, stats, rejected."""
+    """Read the catalog: describe, search, stats, rejected, deps, orphans."""
+
+
+def _attach_health_commands() -> None:
+    from catalog_pipelines.cli.catalog_health import deps, orphans
+
+    catalog.add_command(deps)
+    catalog.add_command(orphans)
 
 
 @catalog.command()
@@ -178,3 +185,6 @@ def rejected(provider: str | None, limit: int, as_json: bool) -> None:
         for r in rows:
             where = r["location"] + (f" [document {r['doc_index']}]" if r["doc_index"] is not None else "")
             click.echo(f"{r['provider']}: {where}\n    {r['message']}")
+
+
+_attach_health_commands()
