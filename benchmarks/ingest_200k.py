@@ -59,6 +59,7 @@ def floor(url: str, size: int, seed: int) -> tuple[float, int, int]:
     from catalog_pipelines.storage import schema as s
     from catalog_pipelines.storage.catalog import utcnow
     from catalog_pipelines.storage.db import create_catalog_engine, ensure_schema
+    from catalog_pipelines.storage.sql import bulk_write
 
     now = utcnow()
     entity_rows, relation_rows, seen = [], set(), set()
@@ -75,11 +76,12 @@ def floor(url: str, size: int, seed: int) -> tuple[float, int, int]:
     engine = create_catalog_engine(url)
     ensure_schema(engine)
     started = time.perf_counter()
+    # The fastest bulk path each backend has: COPY on PostgreSQL, multi-row INSERT on SQLite.
     with engine.begin() as conn:
-        for i in range(0, len(entity_rows), 5000):
-            conn.execute(s.entities.insert(), entity_rows[i:i + 5000])
-        for i in range(0, len(rel_dicts), 20000):
-            conn.execute(s.relations.insert(), rel_dicts[i:i + 20000])
+        for i in range(0, len(entity_rows), 50_000):
+            bulk_write(conn, s.entities, entity_rows[i:i + 50_000])
+        for i in range(0, len(rel_dicts), 200_000):
+            bulk_write(conn, s.relations, rel_dicts[i:i + 200_000])
     seconds = time.perf_counter() - started
     engine.dispose()
     return seconds, len(entity_rows), len(rel_dicts)

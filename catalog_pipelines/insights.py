@@ -17,7 +17,11 @@ def insight_selection() -> dg.AssetSelection:
     return dg.AssetSelection.keys(CATALOG_SNAPSHOT).downstream() - dg.AssetSelection.keys(CATALOG_SNAPSHOT) - dg.AssetSelection.groups(INGESTION_GROUP)
 
 
-def materialize_insights(quiet: bool = False) -> list[str]:
+# The demo's synthetic people have no skill profiles: let the skills exchange make up seeded ones.
+DEMO_RUN_CONFIG = {"ops": {"skills_exchange": {"config": {"synthetic_profiles": True}}}}
+
+
+def materialize_insights(quiet: bool = False, demo: bool = False) -> list[str]:
     from catalog_pipelines.definitions import defs
     from catalog_pipelines.orchestration import QUIET_RUN_CONFIG, instance_from_env
 
@@ -25,5 +29,5 @@ def materialize_insights(quiet: bool = False) -> list[str]:
     if not keys:
         return []
     instance = instance_from_env()
-    defs.resolve_job_def(INSIGHTS_JOB).execute_in_process(instance=instance, raise_on_error=True, run_config=QUIET_RUN_CONFIG)
+    defs.resolve_job_def(INSIGHTS_JOB).execute_in_process(instance=instance, raise_on_error=True, run_config={**QUIET_RUN_CONFIG, **(DEMO_RUN_CONFIG if demo else {})})
     return sorted(k.to_user_string() for k in keys)

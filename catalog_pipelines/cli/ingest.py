@@ -127,7 +127,7 @@ def demo(size: int | None, quiet: bool) -> None:
 
     from catalog_pipelines.insights import materialize_insights
 
-    insights = materialize_insights(quiet=quiet)
+    insights = materialize_insights(quiet=quiet, demo=True)
     if insights:
         click.echo("\ninsight assets materialised: " + ", ".join(insights))
     click.echo(
