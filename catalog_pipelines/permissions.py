@@ -1,8 +1,11 @@
-"""Who may do what: a small authorizer contract and the static policy that implements it for now.
+"""Who may do what: the `Authorizer` contract every door asks, and the RBAC policy behind it.
 
-Every door to an operation (CLI, HTTP, Dagster job) asks an `Authorizer` before acting. Today the
-answer comes from `config/permissions.yaml` (`StaticPolicy`); the RBAC issue replaces the policy,
-not the contract. Permission names are Backstage's (`catalog.ingestion.read`,
+Every door to an operation (the admin CLI, HTTP routes and Dagster job, scorecard exemptions, the
+dashboards site) asks an `Authorizer` before acting. `PolicyAuthorizer` answers from the RBAC
+policy in `config/permissions.yaml` (or `CATALOG_PIPELINES_PERMISSIONS`), evaluated by
+`analytics/rbac.py`: roles in order, members as user or group refs resolved through catalog
+membership including nested groups, conditional rules, first match decides, default deny (see
+docs/rbac.md). Permission names are Backstage's where Backstage has them (`catalog.ingestion.read`,
 `catalog.ingestion.manage`), so the same names work when the catalog sits behind Backstage.
 
 HTTP callers prove who they are with a bearer token; `tokens_from_env` maps tokens to identities
@@ -13,23 +16,47 @@ from __future__ import annotations
 
 import hmac
 import os
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-import yaml
+from analytics.rbac import ANYONE, PERMISSIONS, Decision, Policy, PolicyError, Resource, Subject, normalize_ref
+
+if TYPE_CHECKING:
+    from analytics.org import OrgGraph
+
+__all__ = [
+    "ANYONE",
+    "AUDIT_READ",
+    "EXEMPTION_CREATE",
+    "EXEMPTION_REVOKE",
+    "INGESTION_MANAGE",
+    "INGESTION_READ",
+    "PERMISSIONS_ENV",
+    "TOKENS_ENV",
+    "Authorizer",
+    "NotAllowed",
+    "PolicyAuthorizer",
+    "PolicyError",
+    "StaticPolicy",
+    "bearer_token",
+    "identity_for_token",
+    "normalize_actor",
+    "parse_tokens",
+    "tokens_from_env",
+]
 
 INGESTION_READ = "catalog.ingestion.read"
 INGESTION_MANAGE = "catalog.ingestion.manage"
+EXEMPTION_CREATE = "scorecard.exemption.create"
+EXEMPTION_REVOKE = "scorecard.exemption.revoke"
+AUDIT_READ = "audit.read"
 
 PERMISSIONS_ENV = "CATALOG_PIPELINES_PERMISSIONS"
 TOKENS_ENV = "CATALOG_PIPELINES_ADMIN_TOKENS"
-ANYONE = "*"
-
-
-class PolicyError(ValueError):
-    """The permissions file or the token list is malformed; the message says where."""
+# How long a long-running door (the HTTP server) trusts the membership it read from the catalog.
+ORG_TTL_SECONDS = 300.0
 
 
 @runtime_checkable
@@ -39,113 +66,158 @@ class Authorizer(Protocol):
         ...
 
 
+class NotAllowed(PermissionError):
+    """Raised by `PolicyAuthorizer.require`; the message names the actor, permission and policy."""
+
+    def __init__(self, actor: str, permission: str, resource: str | None, policy: str):
+        self.actor, self.permission, self.resource = actor, permission, resource
+        on = f" on {resource}" if resource else ""
+        super().__init__(f"{actor} is not allowed {permission}{on} (policy: {policy})")
+
+
 def normalize_actor(actor: str) -> str:
     """`alice` → `user:default/alice`; refs compare case-insensitively, as in Backstage."""
-    from catalog_pipelines.model.refs import EntityRefError, parse_entity_ref
-
     if not isinstance(actor, str) or not actor.strip():
         raise PolicyError("an actor is required (an entity ref such as user:default/alice)")
     try:
-        return parse_entity_ref(actor.strip(), default_kind="user").canonical()
-    except EntityRefError as exc:
-        raise PolicyError(f"actor {actor!r} is not an entity ref: {exc}") from exc
+        return normalize_ref(actor)
+    except PolicyError as exc:
+        raise PolicyError(f"actor {actor!r} is not an entity ref: {exc.problems[0]}") from None
 
 
-@dataclass(frozen=True)
-class Role:
-    name: str
-    permissions: frozenset[str]
-    members: frozenset[str]  # normalised refs, or ANYONE
+class PolicyAuthorizer:
+    """An RBAC policy plus the catalog's organisation, answering the `Authorizer` contract.
 
+    `org` is an `OrgGraph` or a function that loads one (called lazily, only when the policy has
+    group members or membership rules, and again after `org_ttl_seconds`); `owner_of(ref)` gives a
+    catalog entity's owner for `IS_ENTITY_OWNER`. Without an org, group members match nobody.
 
-@dataclass(frozen=True)
-class StaticPolicy:
-    """Roles from a YAML file: each grants its `permissions` to its `members`.
-
-    ```yaml
-    roles:
-      ingestion-admins:
-        permissions: [catalog.ingestion.read, catalog.ingestion.manage]
-        members: [user:default/alice]
-      everyone:
-        permissions: [catalog.ingestion.read]
-        members: ['*']        # any identified caller
-    ```
-
-    `resource` is accepted for the RBAC contract but not used: a static role covers every provider.
-    No file means no roles, so everything is denied (fail closed).
+    `resource` may be an entity ref (`component:default/x`, `group:default/team-a`), an
+    `ingestion-provider:<name>` ref or an `analytics.rbac.Resource`.
     """
 
-    roles: tuple[Role, ...] = ()
-    source: str = "<empty policy>"
-    _grants: dict[str, frozenset[str]] = field(default_factory=dict, compare=False, repr=False)
+    def __init__(
+        self,
+        policy: Policy,
+        org: Any = None,
+        owner_of: Callable[[str], str | None] | None = None,
+        *,
+        org_ttl_seconds: float = ORG_TTL_SECONDS,
+    ):
+        self.policy = policy
+        self._org_source = org
+        self._owner_of = owner_of
+        self._org_ttl = org_ttl_seconds
+        self._org: OrgGraph | None = None
+        self._org_loaded_at = 0.0
 
-    def __post_init__(self) -> None:
-        grants: dict[str, set[str]] = {}
-        for role in self.roles:
-            for member in role.members:
-                grants.setdefault(member, set()).update(role.permissions)
-        object.__setattr__(self, "_grants", {m: frozenset(p) for m, p in grants.items()})
+    # the StaticPolicy surface the doors and tests use
+    @property
+    def source(self) -> str:
+        return self.policy.source
 
-    def is_allowed(self, actor: str, permission: str, resource: str | None = None) -> bool:
+    @property
+    def roles(self) -> tuple:
+        return self.policy.roles
+
+    def org(self) -> OrgGraph | None:
+        if self._org_source is None or not self.policy.needs_org:
+            return None
+        if not callable(self._org_source):
+            return self._org_source
+        now = time.monotonic()
+        if self._org is None or now - self._org_loaded_at > self._org_ttl:
+            self._org = self._org_source()
+            self._org_loaded_at = now
+        return self._org
+
+    def subject(self, actor: str) -> Subject:
+        return Subject.resolve(normalize_actor(actor), self.org())
+
+    def decide(self, actor: str, permission: str) -> Decision:
+        return self.policy.decide(self.subject(actor), permission)
+
+    def is_allowed(self, actor: str, permission: str, resource: Any = None) -> bool:
         try:
-            who = normalize_actor(actor)
+            subject = self.subject(actor)
         except PolicyError:
             return False
-        for member in (who, ANYONE):
-            granted = self._grants.get(member, frozenset())
-            if permission in granted or ANYONE in granted:
-                return True
-        return False
+        decision = self.policy.decide(subject, permission)
+        return decision.allows(Resource.of(resource, self._owner_of))
+
+    def require(self, actor: str, permission: str, resource: Any = None) -> str:
+        """The normalised actor if allowed; raises `NotAllowed` (or PolicyError for a bad actor)."""
+        who = normalize_actor(actor)
+        if not self.is_allowed(who, permission, resource):
+            shown = resource.ref if isinstance(resource, Resource) else resource
+            raise NotAllowed(who, permission, shown, self.source)
+        return who
 
     def permissions_of(self, actor: str) -> set[str]:
-        who = normalize_actor(actor)
-        return set(self._grants.get(who, frozenset()) | self._grants.get(ANYONE, frozenset()))
+        """Known permissions the actor holds, unconditionally or under conditions."""
+        subject = self.subject(actor)
+        return {name for name in PERMISSIONS if self.policy.decide(subject, name).result != "deny"}
+
+    # ---------------------------------------------------------------------------- loading
 
     @classmethod
-    def from_dict(cls, raw: Any, source: str = "<dict>") -> "StaticPolicy":
-        if raw is None:
-            return cls((), source)
-        if not isinstance(raw, dict) or not isinstance(raw.get("roles", {}), dict):
-            raise PolicyError(f"{source}: expected a mapping with a 'roles' mapping")
-        roles = []
-        for name, spec in (raw.get("roles") or {}).items():
-            where = f"{source}: roles.{name}"
-            if not isinstance(spec, dict):
-                raise PolicyError(f"{where}: expected a mapping with 'permissions' and 'members'")
-            unknown = set(spec) - {"permissions", "members", "description"}
-            if unknown:
-                raise PolicyError(f"{where}: unknown key(s) {sorted(unknown)}")
-            permissions = _string_list(spec.get("permissions"), f"{where}.permissions")
-            members = _string_list(spec.get("members"), f"{where}.members")
-            try:
-                normalised = frozenset(m if m == ANYONE else normalize_actor(m) for m in members)
-            except PolicyError as exc:
-                raise PolicyError(f"{where}.members: {exc}") from exc
-            roles.append(Role(str(name), frozenset(permissions), normalised))
-        return cls(tuple(roles), source)
+    def from_dict(cls, raw: Any, source: str = "<dict>", org: Any = None, owner_of: Callable[[str], str | None] | None = None) -> PolicyAuthorizer:
+        return cls(Policy.from_dict(raw, source), org, owner_of)
 
     @classmethod
-    def from_file(cls, path: Path) -> "StaticPolicy":
-        if not path.exists():
-            return cls((), f"{path} (missing: everything is denied)")
-        with path.open() as fh:
-            return cls.from_dict(yaml.safe_load(fh), str(path))
+    def from_file(cls, path: Path, org: Any = None, owner_of: Callable[[str], str | None] | None = None) -> PolicyAuthorizer:
+        """A missing file is an empty policy, which denies everything (fail closed)."""
+        return cls(Policy.from_file(Path(path)), org, owner_of)
 
     @classmethod
-    def from_env(cls) -> "StaticPolicy":
-        """The policy named by CATALOG_PIPELINES_PERMISSIONS, else config/permissions.yaml."""
-        from catalog_pipelines.settings import PROJECT_ROOT
+    def from_env(cls, org: Any = None, catalog_url: str | None = None) -> PolicyAuthorizer:
+        """The policy named by CATALOG_PIPELINES_PERMISSIONS, else config/permissions.yaml, with
+        membership and ownership read from the catalog database (`catalog_url`, default settings)."""
+        from catalog_pipelines.settings import Settings
 
-        return cls.from_file(Path(os.environ.get(PERMISSIONS_ENV) or PROJECT_ROOT / "config" / "permissions.yaml"))
+        url = catalog_url or Settings.from_env().catalog_database_url
+        return cls(
+            Policy.from_file(policy_path()),
+            org if org is not None else (lambda: catalog_org(url)),
+            lambda ref: catalog_owner(url, ref),
+        )
 
 
-def _string_list(value: Any, where: str) -> list[str]:
-    if value is None:
-        return []
-    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
-        raise PolicyError(f"{where}: expected a list of strings")
-    return value
+# The name the doors used before RBAC replaced the static policy; same constructors, same contract.
+StaticPolicy = PolicyAuthorizer
+
+
+def policy_path() -> Path:
+    from catalog_pipelines.settings import PROJECT_ROOT
+
+    return Path(os.environ.get(PERMISSIONS_ENV) or PROJECT_ROOT / "config" / "permissions.yaml")
+
+
+def catalog_org(url: str) -> OrgGraph:
+    """Groups and memberships from the User and Group entities in the catalog database."""
+    from analytics.org import OrgGraph
+    from catalog_pipelines.storage.catalog import CatalogStore
+    from catalog_pipelines.storage.db import get_engine
+
+    return OrgGraph.from_entities(CatalogStore(get_engine(url)).iter_entities(kinds=["User", "Group"]))
+
+
+def catalog_owner(url: str, ref: str) -> str | None:
+    """A catalog entity's owner as a canonical ref (groups by default, as Backstage resolves it)."""
+    from catalog_pipelines.model.refs import EntityRefError, parse_entity_ref
+    from catalog_pipelines.storage.catalog import CatalogStore
+    from catalog_pipelines.storage.db import get_engine
+
+    row = CatalogStore(get_engine(url)).get_entity(ref)
+    body = (row or {}).get("body") or {}
+    owner = (body.get("spec") or {}).get("owner")
+    if not owner:
+        return None
+    namespace = (body.get("metadata") or {}).get("namespace") or "default"
+    try:
+        return parse_entity_ref(owner, default_kind="group", default_namespace=namespace).canonical()
+    except EntityRefError:
+        return None
 
 
 # ---------------------------------------------------------------------------------- bearer tokens

@@ -127,12 +127,19 @@ def test_bad_config_fails_naming_file_and_line_and_keeps_previous_results(env):
     assert invalid.exit_code == 1 and orjson.loads(invalid.output)["issues"][0]["line"] == 7
 
 
-def test_exemption_is_audit_logged_and_counts_as_passed_at_next_evaluation(env):
+def test_exemption_is_audit_logged_and_counts_as_passed_at_next_evaluation(env, tmp_path, monkeypatch):
     from datetime import datetime, timezone
 
+    policy = tmp_path / "permissions.yaml"
+    policy.write_text("roles:\n  exemption-managers:\n    members: [user:default/alice, user:default/bob]\n"
+                      "    permissions: ['scorecard.exemption.*']\n")
+    monkeypatch.setenv("CATALOG_PIPELINES_PERMISSIONS", str(policy))
     started = datetime.now(timezone.utc)
     materialize(env["url"])
     runner = CliRunner()
+    # RBAC first: someone without scorecard.exemption.create is refused, and the refusal is audited.
+    refused = runner.invoke(scorecard, ["exempt", "silver", "--check", "ci-green", "--expires", "2099-01-01", "--justification", "flaky runner pool, INFRA-123", "--author", "mallory", "--json"])
+    assert refused.exit_code == 1 and "not permitted" in refused.output
     granted = runner.invoke(scorecard, ["exempt", "silver", "--check", "ci-green", "--expires", "2099-01-01", "--justification", "flaky runner pool, INFRA-123", "--author", "alice", "--json"])
     assert granted.exit_code == 1 and "at most 366 days" in granted.output  # the rules apply
     from datetime import datetime, timedelta, timezone
@@ -145,6 +152,7 @@ def test_exemption_is_audit_logged_and_counts_as_passed_at_next_evaluation(env):
     assert [(e.actor, e.action, e.target, e.outcome) for e in log] == [
         ("alice", "scorecard.exemption.grant", "component:default/silver#ci-green", "success"),
         ("alice", "scorecard.exemption.grant", "component:default/silver#ci-green", "denied"),
+        ("mallory", "scorecard.exemption.grant", "component:default/silver#ci-green", "denied"),
     ]
     assert log[0].details["justification"] == "flaky runner pool, INFRA-123"
 

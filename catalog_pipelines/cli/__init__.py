@@ -20,6 +20,8 @@ SUBCOMMANDS: dict[str, str] = {
     "scorecard": "catalog_pipelines.cli.scorecards:scorecard",
     "usage": "catalog_pipelines.cli.usage:usage",
     "skills": "catalog_pipelines.cli.catalog_health:skills",
+    "dashboards": "catalog_pipelines.cli.dashboards:dashboards",
+    "rbac": "catalog_pipelines.cli.dashboards:rbac",
 }
 
 

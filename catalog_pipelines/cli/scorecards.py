@@ -197,11 +197,26 @@ def gate(engine, ref: str, track: str, level: str) -> tuple[int, dict[str, Any]]
     return (0 if achieved >= required else GATE_BELOW), detail
 
 
-def grant_exemption(engine, *, entity_ref: str, check_id: str, justification: str, author: str, expires_at: datetime, now: datetime | None = None) -> dict[str, Any]:
-    """Store an exemption and audit-log it (also a refused request, with the reason)."""
+def _authorize(engine, author: str, permission: str, resource: str, authorizer=None) -> None:
+    """Raise ExemptionError (after the caller audits it) unless RBAC lets `author` do this."""
+    from analytics.scorecards_exemptions import ExemptionError
+    from catalog_pipelines.permissions import NotAllowed, PolicyAuthorizer, PolicyError
+
+    authorizer = authorizer or PolicyAuthorizer.from_env(catalog_url=engine.url.render_as_string(hide_password=False))
+    try:
+        authorizer.require(author, permission, resource)
+    except (NotAllowed, PolicyError) as exc:
+        raise ExemptionError(f"not permitted: {exc}") from exc
+
+
+def grant_exemption(engine, *, entity_ref: str, check_id: str, justification: str, author: str, expires_at: datetime, now: datetime | None = None, authorizer=None) -> dict[str, Any]:
+    """Store an exemption and audit-log it (also a refused request, with the reason).
+
+    Needs `scorecard.exemption.create` on the entity (RBAC, config/permissions.yaml)."""
     import pandas as pd
 
     from analytics.scorecards_exemptions import ExemptionError, new_exemption
+    from catalog_pipelines.permissions import EXEMPTION_CREATE
     from catalog_pipelines.storage import audit
     from catalog_pipelines.storage.insights import write_frame
 
@@ -209,6 +224,7 @@ def grant_exemption(engine, *, entity_ref: str, check_id: str, justification: st
     target = f"{entity_ref}#{check_id}"
     checks = _read(engine, "checks")
     try:
+        _authorize(engine, author, EXEMPTION_CREATE, entity_ref, authorizer)
         row = new_exemption(entity_ref=entity_ref, check_id=check_id, justification=justification, author=author, expires_at=expires_at, now=now, known_checks=set(checks["check_id"]) if checks is not None else None)
     except ExemptionError as exc:
         audit.record(engine, actor=author or "unknown", action="scorecard.exemption.grant", target=target, outcome="denied", details={"reason": str(exc), "justification": justification}, at=now)
@@ -222,8 +238,10 @@ def grant_exemption(engine, *, entity_ref: str, check_id: str, justification: st
     return row
 
 
-def revoke_exemption(engine, exemption_id: str, *, author: str, reason: str, now: datetime | None = None) -> dict[str, Any]:
+def revoke_exemption(engine, exemption_id: str, *, author: str, reason: str, now: datetime | None = None, authorizer=None) -> dict[str, Any]:
+    """Revoke an exemption (needs `scorecard.exemption.revoke` on its entity), audit-logged."""
     from analytics.scorecards_exemptions import ExemptionError, revoke
+    from catalog_pipelines.permissions import EXEMPTION_REVOKE
     from catalog_pipelines.storage import audit
     from catalog_pipelines.storage.insights import write_frame
 
@@ -232,6 +250,8 @@ def revoke_exemption(engine, exemption_id: str, *, author: str, reason: str, now
     try:
         if register is None:
             raise ExemptionError(f"no exemption {exemption_id!r}")
+        match = register[register["exemption_id"] == exemption_id]
+        _authorize(engine, author, EXEMPTION_REVOKE, match["entity_ref"].iat[0] if len(match) else exemption_id, authorizer)
         updated = revoke(register, exemption_id, author=author, reason=reason, now=now)
     except ExemptionError as exc:
         audit.record(engine, actor=author or "unknown", action="scorecard.exemption.revoke", target=exemption_id, outcome="denied", details={"reason": str(exc)}, at=now)

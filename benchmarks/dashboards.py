@@ -1,0 +1,159 @@
+"""Build the dashboards site for a 200,000-entity organisation, and time it.
+
+Setup (not timed): a SQLite catalog with the synthetic org (one ingestion cycle, written chunk by
+chunk through the real storage path), every insight table the site reads at the size the org
+implies (`dashboards/sample.py`: 8 survey waves, 90 usage days, 3 scorecard evaluations) and a few
+audit rows. Timed, in a fresh process so that peak RSS is the build's own:
+
+- load: `load_site_inputs` (the catalog, ledger, audit log and insight tables, as the asset reads them);
+- build: `build_site` for the operator (every page, one page per group);
+- audience: a restricted copy for one team member under config/permissions.yaml.
+
+Prints the figures and a markdown table for docs/benchmarks.md. Targets: ≤ 60 s, ≤ 30 MB.
+
+    python benchmarks/dashboards.py [--size N] [--keep DIR] [--smoke]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+BUDGET_SECONDS = 60
+BUDGET_BYTES = 30_000_000  # 30 MB, decimal: the stricter reading
+
+
+def seed(url: str, size: int, seed_value: int) -> dict:
+    """The synthetic org into the catalog, then sample insight tables and audit rows."""
+    from catalog_pipelines.model import process_entity
+    from catalog_pipelines.model.entity import ProcessedEntity, RawEntity
+    from catalog_pipelines.providers.synthetic import SyntheticOrg
+    from catalog_pipelines.resources import CatalogDatabase
+    from catalog_pipelines.storage import audit
+    from catalog_pipelines.storage.catalog import CatalogStore
+    from catalog_pipelines.storage.db import get_engine
+    from catalog_pipelines.storage.insights import write_frame
+    from catalog_pipelines.storage.ledger import Ledger
+    from dashboards.sample import sample_inputs
+
+    started = time.perf_counter()
+    engine = get_engine(url)
+    store, ledger = CatalogStore(engine), Ledger(engine)
+    ingestion = ledger.start_cycle("synthetic")
+    batch: list[ProcessedEntity] = []
+    sequence, seen = 0, set()
+
+    def flush(done: bool) -> None:
+        nonlocal sequence, batch
+        store.write_chunk(provider="synthetic", ingestion_id=ingestion.id, sequence=sequence, cursor_in=None, cursor=None,
+                          done=done, entities=batch, rejections=[])
+        sequence += 1
+        batch = []
+
+    for i, body in enumerate(SyntheticOrg(size, seed=seed_value).iter_entities()):
+        if body is None:
+            continue
+        entity = process_entity(RawEntity(entity=body, location=f"bench#{i}"))
+        if isinstance(entity, ProcessedEntity) and entity.ref not in seen:
+            seen.add(entity.ref)
+            batch.append(entity)
+        if len(batch) >= 5000:
+            flush(False)
+    flush(True)
+    catalog_s = time.perf_counter() - started
+    catalog = CatalogDatabase(url=url)
+    entities = catalog.entities_frame()
+    from analytics.org import OrgGraph
+
+    org = OrgGraph.from_entities(entities.loc[entities["kind"].isin(["user", "group"]), "entity"].tolist())
+    inputs = sample_inputs(org, entities.drop(columns=["entity"]), seed=seed_value, waves=8, usage_days=90, evaluations=3)
+    rows = 0
+    for key, frame in inputs.tables.items():
+        area, name = key.split("/")
+        rows += write_frame(engine, area, name, frame)
+    for row in inputs.audit.itertuples():
+        audit.record(engine, actor=row.actor, action=row.action, target=row.target, outcome=row.outcome, details=row.details, at=row.at)
+    member = sorted(u for g, members in org.direct_members.items() for u in members)[len(org.users) // 2]
+    return {"entities": len(entities), "groups": len(org.all_groups()), "users": len(org.users), "insight_rows": rows,
+            "catalog_seed_s": round(catalog_s, 1), "setup_s": round(time.perf_counter() - started, 1), "audience": member}
+
+
+def measure(url: str, out: Path, audience: str) -> dict:
+    """The timed part (run in its own process)."""
+    from catalog_pipelines.assets.dashboards import build_for_audience, load_site_inputs
+    from catalog_pipelines.resources import CatalogDatabase
+    from dashboards import build_site
+
+    t0 = time.perf_counter()
+    inputs = load_site_inputs(CatalogDatabase(url=url))
+    t1 = time.perf_counter()
+    full = build_site(inputs, out / "full")
+    t2 = time.perf_counter()
+    restricted = build_for_audience(inputs, audience, out / "audience")
+    t3 = time.perf_counter()
+    return {
+        "load_s": round(t1 - t0, 2), "build_s": round(t2 - t1, 2), "total_s": round(t2 - t0, 2),
+        "pages": len(full.written), "team_pages": full.team_pages, "files": full.files,
+        "site_mb": round(full.bytes / 1024 / 1024, 2), "site_bytes": full.bytes, "plotly_js_mb": round((out / "full/assets/plotly.min.js").stat().st_size / 1024 / 1024, 2),
+        "largest_page_kb": round(max(p.stat().st_size for p in (out / "full").rglob("*.html")) / 1024, 1),
+        "audience_build_s": round(t3 - t2, 2), "audience_pages": len(restricted.written), "audience_team_pages": restricted.team_pages,
+        "audience_mb": round(restricted.bytes / 1024 / 1024, 2), "errors": full.errors + restricted.errors,
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+    }
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--size", type=int, default=200_000)
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--keep", type=Path, help="work in this folder and keep it (a second run reuses its catalog)")
+    parser.add_argument("--smoke", action="store_true", help="2,000 entities")
+    parser.add_argument("--measure", nargs=3, metavar=("URL", "OUT", "AUDIENCE"), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.measure:
+        print(json.dumps(measure(args.measure[0], Path(args.measure[1]), args.measure[2])))
+        return {}
+    if args.smoke:
+        args.size = 2000
+    work = args.keep or Path(tempfile.mkdtemp(prefix="cp-dash-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    os.environ["CATALOG_PIPELINES_DATA_DIR"] = str(work)
+    url = f"sqlite:///{work / f'catalog-{args.size}.db'}"
+    marker = work / f"seeded-{args.size}.json"
+    if marker.exists():
+        setup = json.loads(marker.read_text())
+    else:
+        setup = seed(url, args.size, args.seed)
+        marker.write_text(json.dumps(setup))
+    out = work / "sites"
+    result = subprocess.run([sys.executable, __file__, "--measure", url, str(out), setup["audience"]], check=True,
+                            capture_output=True, text=True, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    figures = {**setup, **json.loads(result.stdout.strip().splitlines()[-1]), "size": args.size,
+               "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"}
+    figures["within_budget"] = figures["total_s"] <= BUDGET_SECONDS and figures["site_bytes"] <= BUDGET_BYTES
+    print(json.dumps(figures, indent=2))
+    print()
+    print(f"| dashboards site, {figures['entities']:,} entities ({figures['groups']:,} groups, {figures['users']:,} users) | measured |")
+    print("| --- | --- |")
+    print(f"| load inputs from SQLite (catalog, ledger, audit, {figures['insight_rows']:,} insight rows) | {figures['load_s']} s |")
+    print(f"| build the full site ({figures['pages']} pages + {figures['team_pages']:,} team pages, {figures['files']:,} files) | {figures['build_s']} s |")
+    print(f"| load + build (target ≤ {BUDGET_SECONDS} s) | **{figures['total_s']} s** |")
+    print(f"| site size, plotly.js {figures['plotly_js_mb']} MiB included (target ≤ 30 MB) | **{figures['site_bytes'] / 1e6:.1f} MB** "
+          f"({figures['site_mb']} MiB; largest page {figures['largest_page_kb']} KiB) |")
+    print(f"| restricted copy for one team member | {figures['audience_build_s']} s, {figures['audience_pages']} pages + {figures['audience_team_pages']} team page(s), {figures['audience_mb']} MiB |")
+    print(f"| peak RSS of load + both builds | {figures['peak_rss_mb']} MB |")
+    return figures
+
+
+if __name__ == "__main__":
+    main()

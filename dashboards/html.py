@@ -1,0 +1,254 @@
+"""HTML for the static site: a page shell, and a `Doc` that collects sections, figures and tables.
+
+Figures and tables are embedded as JSON (`<script type="application/json">`) next to an empty
+element; `static/site.js` draws them with the local plotly.js and turns tables into sortable,
+filterable ones. Everything works from `file://`: no fetch, no CDN. JSON is escaped so that no
+string in the data can close the script element.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any
+
+import numpy as np
+import orjson
+import pandas as pd
+
+ASSETS_DIR = "assets"
+
+
+def esc(value: Any) -> str:
+    return html.escape("" if value is None else str(value), quote=True)
+
+
+def to_json(value: Any) -> str:
+    text = orjson.dumps(value, default=_default, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS).decode()
+    # Inside <script>, "</" could end the element and "<!--" open a comment: escape both.
+    return text.replace("</", "<\\/").replace("<!--", "<\\!--")
+
+
+def _default(obj: Any) -> Any:
+    if isinstance(obj, (datetime, date, pd.Timestamp)):
+        return obj.isoformat()
+    if isinstance(obj, (np.integer,)):
+        return int(obj)
+    if isinstance(obj, (np.floating,)):
+        return clean(float(obj))
+    if obj is pd.NA or obj is pd.NaT:
+        return None
+    return str(obj)
+
+
+def clean(value: Any, digits: int = 4) -> Any:
+    """JSON-ready scalar: NaN/NA → None, numpy → Python, floats rounded (smaller pages)."""
+    if value is None or value is pd.NA or value is pd.NaT:
+        return None
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        f = float(value)
+        if math.isnan(f) or math.isinf(f):
+            return None
+        if f.is_integer() and abs(f) < 1e15:
+            return int(f)
+        return round(f, digits)
+    if isinstance(value, (pd.Timestamp, datetime)):
+        return value.isoformat(sep=" ", timespec="minutes") if isinstance(value, datetime) else str(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    return value
+
+
+def clean_list(values: Iterable[Any], digits: int = 4) -> list[Any]:
+    return [clean(v, digits) for v in values]
+
+
+def fmt_time(value: datetime | None) -> str:
+    """`2025-03-12 08:00 UTC`; naive datetimes are UTC (the project stores UTC)."""
+    if value is None:
+        return "unknown"
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC)
+    return value.strftime("%Y-%m-%d %H:%M UTC")
+
+
+@dataclass(frozen=True)
+class Column:
+    """A table column: `type` is text | int | num | pct (0..1 shown as %) | date | link."""
+
+    name: str
+    type: str = "text"
+
+
+class SharedLayouts:
+    """Figure layouts that many pages repeat (the thousands of team pages), written once to
+    `assets/layouts.js` and referenced by key: a layout is the same dict on every page, so its
+    JSON text identifies it."""
+
+    def __init__(self) -> None:
+        self.keys: dict[str, str] = {}
+
+    def key(self, layout: dict[str, Any]) -> str:
+        text = to_json(layout)
+        if text not in self.keys:
+            self.keys[text] = f"L{len(self.keys) + 1}"
+        return self.keys[text]
+
+    def script(self) -> str:
+        entries = ",".join(f'"{key}":{text}' for text, key in self.keys.items())
+        return f"window.SITE_LAYOUTS={{{entries}}};\n"
+
+
+class Doc:
+    """The body of one page, built section by section."""
+
+    def __init__(self, prefix: str = "d", layouts: SharedLayouts | None = None) -> None:
+        self.parts: list[str] = []
+        self.figures = 0
+        self.tables = 0
+        self._n = 0
+        self._prefix = prefix
+        self.layouts = layouts
+
+    def _id(self) -> str:
+        self._n += 1
+        return f"{self._prefix}{self._n}"
+
+    def h2(self, text: str, anchor: str | None = None) -> None:
+        ident = f' id="{esc(anchor)}"' if anchor else ""
+        self.parts.append(f"<h2{ident}>{esc(text)}</h2>")
+
+    def p(self, text: str, cls: str | None = None) -> None:
+        c = f' class="{cls}"' if cls else ""
+        self.parts.append(f"<p{c}>{esc(text)}</p>")
+
+    def note(self, text: str) -> None:
+        self.p(text, "note")
+
+    def raw(self, markup: str) -> None:
+        self.parts.append(markup)
+
+    def kpis(self, items: Sequence[tuple[str, Any, str]]) -> None:
+        """Headline figures: (label, value, unit or hint)."""
+        cells = "".join(
+            f'<div class="kpi"><b>{esc(_fmt_kpi(v))}</b>{esc(label)}' + (f"<small>{esc(unit)}</small>" if unit else "") + "</div>"
+            for label, v, unit in items
+        )
+        self.parts.append(f'<div class="kpis">{cells}</div>')
+
+    def figure(self, fig: dict[str, Any], shared: bool = False) -> None:
+        """A plotly figure; `shared` moves its layout to the site's shared layouts (when this Doc
+        has them), for figures repeated with the same layout on many pages."""
+        ident = self._id()
+        title = ((fig.get("layout") or {}).get("title") or {}).get("text", "chart")
+        self.figures += 1
+        if shared and self.layouts is not None:
+            fig = {"data": fig["data"], "layoutRef": self.layouts.key(fig.get("layout") or {})}
+        self.parts.append(
+            f'<figure class="plot" data-src="{ident}" role="img" aria-label="{esc(title)}"></figure>'
+            f'<script type="application/json" id="{ident}">{to_json(fig)}</script>'
+        )
+
+    def table(
+        self,
+        columns: Sequence[Column],
+        rows: Sequence[Sequence[Any]],
+        *,
+        caption: str,
+        total: int | None = None,
+        page_size: int = 25,
+    ) -> None:
+        """A sortable, filterable table; `total` (when more rows exist than shown) is stated."""
+        ident = self._id()
+        self.tables += 1
+        body = {
+            "caption": caption,
+            "columns": [[c.name, c.type] for c in columns],
+            "rows": [[clean(v) for v in r] for r in rows],
+            "total": total if total is not None else len(rows),
+            "pageSize": page_size,
+        }
+        self.parts.append(
+            f'<div class="table" data-src="{ident}"></div>'
+            f'<script type="application/json" id="{ident}">{to_json(body)}</script>'
+        )
+
+    def frame_table(self, frame: pd.DataFrame, columns: Sequence[tuple[str, str, str]], *, caption: str,
+                    limit: int | None = None, total: int | None = None, page_size: int = 25) -> None:
+        """A table from a frame: columns are (frame column, header, type)."""
+        shown = frame if limit is None else frame.head(limit)
+        data = [shown[c].tolist() if c in shown.columns else [None] * len(shown) for c, _, _ in columns]
+        rows = list(zip(*data)) if data else []
+        self.table([Column(h, t) for _, h, t in columns], rows, caption=caption,
+                   total=total if total is not None else len(frame), page_size=page_size)
+
+    def html(self) -> str:
+        return "\n".join(self.parts)
+
+
+def _fmt_kpi(value: Any) -> str:
+    value = clean(value)
+    if value is None:
+        return "–"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        return f"{value:,.2f}" if abs(value) < 100 else f"{value:,.0f}"
+    return str(value)
+
+
+def link(text: str, href: str) -> dict[str, str]:
+    return {"t": text, "h": href}
+
+
+SUPPRESSED = {"sup": 1}
+
+
+def page_html(
+    *,
+    title: str,
+    body: str,
+    nav: Sequence[tuple[str, str, bool]],
+    root: str,
+    subtitle: str = "",
+    sources: str = "",
+    audience: str | None = None,
+    generated: str = "",
+    plots: bool = True,
+    shared_layouts: bool = False,
+) -> str:
+    """A whole page. `root` is the relative path to the site root ("" or "../"); `nav` is
+    (title, href from root, current); pages without figures do not load plotly.js."""
+    links = "".join(
+        f'<a href="{esc(root + href)}"' + (' aria-current="page"' if current else "") + f">{esc(text)}</a>"
+        for text, href, current in nav
+    )
+    who = f'<span class="audience">built for {esc(audience)}</span>' if audience else ""
+    return (
+        "<!doctype html>\n"
+        '<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{esc(title)} · Catalog insights</title>"
+        '<link rel="icon" href="data:,">'
+        f'<link rel="stylesheet" href="{root}{ASSETS_DIR}/site.css">'
+        + (f'<script src="{root}{ASSETS_DIR}/plotly.min.js" defer></script>' if plots else "")
+        + (f'<script src="{root}{ASSETS_DIR}/layouts.js" defer></script>' if plots and shared_layouts else "")
+        + f'<script src="{root}{ASSETS_DIR}/site.js" defer></script>'
+        "</head><body>"
+        f'<header><a class="brand" href="{root}index.html">Catalog insights</a>{who}<nav>{links}</nav></header>'
+        f'<main><h1>{esc(title)}</h1>'
+        + (f'<p class="subtitle">{esc(subtitle)}</p>' if subtitle else "")
+        + (f'<p class="freshness">{sources}</p>' if sources else "")
+        + body
+        + f"</main><footer>Generated {esc(generated)} by catalog-pipelines · offline, plotly.js included · needs JavaScript"
+        "</footer></body></html>\n"
+    )

@@ -1,0 +1,1 @@
+"""One module per page of the dashboards site; each builder takes a `Ctx` and returns a `PageOut`."""

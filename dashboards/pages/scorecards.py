@@ -1,0 +1,178 @@
+"""Scorecards: certification per track and level, check pass rates, team leaderboard, what to fix
+next, and the trend over evaluations (tables `insight_scorecards_*`)."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from dashboards import figures as F
+from dashboards.access import ALL, NONE
+from dashboards.html import Column, Doc
+from dashboards.inputs import AREA_ASSETS
+from dashboards.pages.base import Ctx, PageOut, max_time, missing_tables, pct
+
+PERMISSION = "scorecard.read"
+AREA = "scorecards"
+NEEDED = ("rollup_summary", "rollup_levels", "rollup_checks")
+FIX_ROWS = 1000
+LEVEL_BLUES = ["#bdbdbd", "#c6dbef", "#6baed6", "#2171b5", "#08306b", "#041b3d"]
+
+
+def track_names(ctx: Ctx) -> dict[str, str]:
+    tracks = ctx.inputs.table(AREA, "tracks")
+    if tracks is None or "track_name" not in tracks.columns:
+        return {}
+    return dict(zip(tracks["track_id"], tracks["track_name"]))
+
+
+def check_names(ctx: Ctx) -> dict[str, str]:
+    checks = ctx.inputs.table(AREA, "checks")
+    if checks is None or "name" not in checks.columns:
+        return {}
+    return dict(zip(checks["check_id"], checks["name"]))
+
+
+def certification_figure(levels: pd.DataFrame, tracks: dict[str, str], title: str) -> dict:
+    """Share of entities at each level, one stacked bar per track (from rollup_levels rows)."""
+    shares: dict[str, dict[int, tuple[float, str]]] = {}
+    for r in levels.itertuples():
+        shares.setdefault(tracks.get(r.track_id, r.track_id), {})[int(r.level)] = (float(r.share), str(r.level_name))
+    return certification_bars(shares, title)
+
+
+def certification_bars(shares: dict[str, dict[int, tuple[float, str]]], title: str, names: bool = True) -> dict:
+    """`shares[track][level] = (share 0..1, level name)`. Tracks name their levels differently, so
+    series are level numbers (darker = higher) and each level's name shows on hover (`names`;
+    the thousands of team pages leave the names to the scorecards page and keep the JSON small:
+    tracks are positions with tick labels, colours come from the colourway)."""
+    order = sorted(shares)
+    numbers = sorted({n for levels in shares.values() for n in levels})
+    data = []
+    for n in numbers:
+        label = "not certified" if n == 0 else f"level {n}"
+        cells = [shares[t].get(n) for t in order]
+        trace = {"type": "bar", "orientation": "h", "name": label, "y": list(range(len(order))),
+                 "x": [None if c is None else round(c[0] * 100, 1) for c in cells]}
+        if names:
+            trace["customdata"] = [None if c is None else c[1] for c in cells]
+            trace["hovertemplate"] = "%{x:.1f}% at %{customdata}<extra>" + label + "</extra>"
+        data.append(trace)
+    layout = {"title": {"text": title}, "barmode": "stack", "height": max(260, 150 + 50 * len(order)),
+              "colorway": [LEVEL_BLUES[min(n, len(LEVEL_BLUES) - 1)] for n in numbers],
+              "xaxis": {"title": {"text": "Share of entities (%)"}, "ticksuffix": "%", "range": [0, 100]},
+              "yaxis": {"title": {"text": "Track"}, "automargin": True, "tickvals": list(range(len(order))), "ticktext": order}}
+    return {"data": data, "layout": layout}
+
+
+def scorecards_page(ctx: Ctx) -> PageOut:
+    out = ctx.page("scorecards", "Scorecards", "scorecards.html",
+                   "Certification per track and level, check pass rates, the team leaderboard, what to fix next, trend.",
+                   list(AREA_ASSETS[AREA]))
+    level = ctx.access.level(PERMISSION)
+    if level == NONE:
+        return ctx.denied(out, PERMISSION)
+    missing = missing_tables(ctx.inputs, AREA, NEEDED)
+    if missing:
+        return ctx.no_data(out, missing)
+    out.partial = level != ALL
+    out.data_as_of = max_time(ctx.inputs.table(AREA, "evaluations"), "evaluated_at")
+    summary = ctx.inputs.table(AREA, "rollup_summary")
+    levels = ctx.inputs.table(AREA, "rollup_levels")
+    checks = ctx.inputs.table(AREA, "rollup_checks")
+    groups = summary[summary["scope_type"] == "group"]
+    allowed = None if not out.partial else ctx.access.groups(PERMISSION, groups["scope_ref"])
+    if out.partial:
+        groups = groups[groups["scope_ref"].isin(allowed)]
+    tracks, names = track_names(ctx), check_names(ctx)
+    doc = Doc()
+    if not out.partial:
+        org_summary = summary[summary["scope_type"] == "org"]
+        doc.kpis([(f"{tracks.get(r.track_id, r.track_id)} certified", f"{pct(r.certified_share)}%",
+                   f"of {int(r.entities):,} entities") for r in org_summary.itertuples()]
+                 + [("teams ranked", groups["scope_ref"].nunique(), "")])
+        doc.h2("Certification per track and level")
+        org_levels = levels[levels["scope_type"] == "org"]
+        if len(org_levels):
+            doc.figure(certification_figure(org_levels, tracks, "Entities at each level, per track (organisation)"))
+        doc.h2("Check pass rates")
+        org_checks = checks[(checks["scope_type"] == "org") & (checks["applicable"] > 0)].sort_values("pass_rate")
+        if len(org_checks):
+            labels = [names.get(c, c) for c in org_checks["check_id"]]
+            doc.figure(F.bar(labels, [pct(v) for v in org_checks["pass_rate"]], horizontal=True, percent=True,
+                             title="Pass rate per check, among entities it applies to (worst first)",
+                             xtitle="Pass rate (%)", ytitle="Check"))
+            doc.frame_table(org_checks.assign(name=labels), [
+                ("check_id", "Check", "text"), ("name", "Name", "text"), ("passed", "Passed", "int"),
+                ("failed", "Failed", "int"), ("warning", "Warning", "int"), ("not_reported", "Not reported", "int"),
+                ("exempted", "Exempted", "int"), ("applicable", "Applicable", "int"), ("pass_rate", "Pass rate", "pct")],
+                caption="Check results across the organisation")
+    else:
+        doc.note("Organisation-wide figures are not included for this audience; the teams below are the ones it may see.")
+    doc.h2("Team leaderboard")
+    if len(groups):
+        # One row per team, a column pair per track: thousands of teams stay one readable table.
+        order = sorted(groups["track_id"].unique())
+        wide = groups.pivot_table(index="scope_ref", columns="track_id", values=["mean_level", "check_pass_rate", "entities"], aggfunc="first")
+        first = order[0]
+        wide = wide.sort_values(("mean_level", first), ascending=False)
+        rows = [[ctx.team_link(team), int(r[("entities", first)]) if pd.notna(r[("entities", first)]) else None]
+                + [v for t in order for v in (r[("mean_level", t)], r[("check_pass_rate", t)])]
+                for team, r in wide.iterrows()]
+        columns = [Column("Team", "link"), Column("Entities", "int")]
+        for t in order:
+            columns += [Column(f"{tracks.get(t, t)}: mean level", "num"), Column(f"{tracks.get(t, t)}: check pass rate", "pct")]
+        doc.table(columns, rows, caption="Teams by mean certification level (rolled up the group hierarchy)")
+    else:
+        doc.note("No team has scorecard results.")
+    fix = ctx.inputs.table(AREA, "fix_next")
+    doc.h2("What to fix next")
+    if fix is not None and len(fix):
+        fix = fix[fix["scope_ref"].str.startswith("group:")]
+        if not out.partial:
+            roots = {g for g in fix["scope_ref"].unique() if g not in ctx.inputs.org.parent}
+            top = (fix[fix["scope_ref"].isin(roots)].groupby(["check_id", "track_id", "level"], as_index=False)
+                   [["entities", "levels_unlocked"]].sum().sort_values("levels_unlocked", ascending=False).head(15))
+            if len(top):
+                doc.figure(F.bar([names.get(c, c) for c in top["check_id"]], top["levels_unlocked"], horizontal=True,
+                                 title="Fixes that unlock the most certification levels (organisation)",
+                                 xtitle="Levels unlocked (sum over entities)", ytitle="Check"))
+        else:
+            fix = fix[fix["scope_ref"].isin(allowed)]
+        # Each team's own page lists its top fixes; here the highest-impact ones across teams.
+        fix = fix[fix["rank"] <= 5].sort_values("levels_unlocked", ascending=False)
+        shown = fix.head(FIX_ROWS)
+        rows = [[ctx.team_link(r.scope_ref), int(r.rank), names.get(r.check_id, r.check_id), tracks.get(r.track_id, r.track_id),
+                 int(r.level), int(r.entities), r.levels_unlocked] for r in shown.itertuples()]
+        doc.table([Column("Team", "link"), Column("Rank", "int"), Column("Check"), Column("Track"),
+                   Column("Level", "int"), Column("Entities", "int"), Column("Levels unlocked", "num")], rows,
+                  caption="Each team's five checks whose fixing unlocks the most levels, highest impact first", total=len(fix))
+    else:
+        doc.note("No fix-next report yet (materialise scorecard_reports).")
+    history = ctx.inputs.table(AREA, "rollup_history")
+    if not out.partial and history is not None and len(history):
+        org_history = history[history["scope_type"] == "org"].sort_values("evaluated_at")
+        if org_history["evaluation_id"].nunique() > 0:
+            doc.h2("Trend")
+            x = sorted(org_history["evaluated_at"].astype(str).unique())
+            series = {}
+            for t, g in org_history.groupby("track_id"):
+                by_time = dict(zip(g["evaluated_at"].astype(str), g["check_pass_rate"]))
+                series[f"{tracks.get(t, t)}: check pass rate"] = [pct(by_time.get(v)) for v in x]
+                by_time = dict(zip(g["evaluated_at"].astype(str), g["certified_share"]))
+                series[f"{tracks.get(t, t)}: certified"] = [pct(by_time.get(v)) for v in x]
+            doc.figure(F.lines([v[:16] for v in x], series, percent=True, x_is_category=True,
+                               title="Organisation trend over evaluations", xtitle="Evaluation (UTC)",
+                               ytitle="Share (%)"))
+    campaigns = ctx.inputs.table(AREA, "campaign_progress")
+    if not out.partial and campaigns is not None and len(campaigns) and "scope_type" in campaigns.columns:
+        latest = campaigns[campaigns["scope_type"] == "org"]
+        # Reports may run more than once per evaluation: the newest run's rows.
+        latest = latest[latest["evaluated_at"] == latest["evaluated_at"].max()]
+        if len(latest):
+            doc.h2("Campaigns")
+            doc.frame_table(latest, [("campaign_id", "Campaign", "text"), ("entities", "Entities", "int"),
+                                     ("done", "Done", "int"), ("share_done", "Done", "pct"), ("deadline", "Deadline", "text"),
+                                     ("days_left", "Days left", "int"), ("status", "Status", "text")],
+                            caption="Campaign progress (organisation, latest evaluation)")
+    out.doc = doc
+    return out

@@ -1,0 +1,409 @@
+"""One page per team, and the teams index.
+
+A team's figures cover what it owns directly and through its sub-groups (rolled up the hierarchy
+with `OrgGraph.rollup_frame()`, as every per-team insight does). Everything is prepared with one
+vectorised pass per source and then sliced per team, so a 4,000-group org costs seconds, not
+minutes; tables are capped so that thousands of pages stay within the site's size budget.
+
+Sections and the permission each needs on the team (a group resource):
+what it owns, vulnerabilities, pipelines, tickets: `insights.team.read` (which also decides whether
+the page exists); scorecards: `scorecard.read`; survey trend: `surveys.read.org` or
+`surveys.read.team`; usage of its entities: `insights.usage.read`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from datetime import timedelta
+
+import pandas as pd
+
+from dashboards import figures as F
+from dashboards.access import ALL, NONE
+from dashboards.html import Column, Doc, esc, link
+from dashboards.inputs import AREA_ASSETS, CATALOG_ASSET
+from dashboards.pages.base import Ctx, PageOut, pct
+from dashboards.pages.scorecards import certification_bars, check_names, track_names
+
+TEAM_READ = "insights.team.read"
+SCORECARD_READ = "scorecard.read"
+SURVEYS_ORG, SURVEYS_TEAM = "surveys.read.org", "surveys.read.team"
+USAGE_READ = "insights.usage.read"
+ROOT = "../"
+# Thousands of team pages share the 30 MB budget (about 5 KB each): lists stay short, and the
+# full lists live on the org-wide pages.
+LIST_LIMIT = 8
+TOP_LIMIT = 3
+ATTENTION_LIMIT = 5
+USAGE_TOP = 5
+SURVEY_WAVES = 4
+USAGE_WINDOW = 28
+VULN_LEVELS = [("open_critical", "critical"), ("open_high", "high"), ("open_medium", "medium"), ("open_low", "low")]
+
+
+def team_slugs(groups: Iterable[str]) -> dict[str, str]:
+    """Group ref → page path (`teams/<name>.html`, `teams/<namespace>--<name>.html` outside the
+    default namespace); distinct refs always get distinct file names."""
+    out: dict[str, str] = {}
+    used: set[str] = set()
+    for ref in sorted(groups):
+        _, _, rest = ref.partition(":")
+        namespace, _, name = rest.partition("/")
+        base = name if namespace == "default" else f"{namespace}--{name}"
+        slug = re.sub(r"[^a-z0-9._-]+", "-", base.lower()).strip("-.") or "team"
+        candidate, n = slug, 1
+        while candidate in used:
+            n += 1
+            candidate = f"{slug}-{n}"
+        used.add(candidate)
+        out[ref] = f"teams/{candidate}.html"
+    return out
+
+
+def page_groups(ctx: Ctx) -> list[str]:
+    """The groups that get a page for this audience (every group on the operator's site)."""
+    groups = sorted(ctx.inputs.org.all_groups())
+    level = ctx.access.level(TEAM_READ)
+    if level == ALL:
+        return groups
+    if level == NONE:
+        return []
+    return sorted(ctx.access.groups(TEAM_READ, groups))
+
+
+def _records(frame: pd.DataFrame | None, key: str, columns: list[str], limit: int | None = None) -> dict[str, list[tuple]]:
+    """`{key value: [row tuples of columns]}` in the frame's order, at most `limit` per key.
+
+    One pass over plain lists: the per-team pages then never touch pandas, which is what keeps
+    thousands of them fast."""
+    out: dict[str, list[tuple]] = {}
+    if frame is None or not len(frame):
+        return out
+    keys = frame[key].tolist()
+    values = list(zip(*(frame[c].tolist() for c in columns)))
+    for k, row in zip(keys, values):
+        bucket = out.setdefault(k, [])
+        if limit is None or len(bucket) < limit:
+            bucket.append(row)
+    return out
+
+
+def _sums(frame: pd.DataFrame | None, key: str, columns: list[str]) -> dict[str, tuple]:
+    if frame is None or not len(frame):
+        return {}
+    summed = frame.groupby(key)[columns].sum()
+    return dict(zip(summed.index, zip(*(summed[c].tolist() for c in columns))))
+
+
+class TeamData:
+    """Every source prepared once for all teams (rolled up), as plain Python lists and dicts."""
+
+    def __init__(self, ctx: Ctx, groups: list[str]):
+        self.ctx = ctx
+        inputs = ctx.inputs
+        wanted = set(groups)
+        access = ctx.access
+        self.allowed = {p: (wanted if access.level(p) == ALL else access.groups(p, groups) if access.level(p) != NONE else set())
+                        for p in (SCORECARD_READ, SURVEYS_TEAM, USAGE_READ)}
+        if access.all(SURVEYS_ORG):
+            self.allowed[SURVEYS_TEAM] = wanted
+        rollup = inputs.org.rollup_frame()
+        rollup = rollup[rollup["rollup_ref"].isin(wanted)]
+        entities = inputs.entities[["ref", "kind", "type", "lifecycle", "owner"]]
+        entities = entities.assign(label=_short_refs(entities["ref"]))  # once per entity, not per roll-up row
+        owned = entities[entities["owner"].notna()].merge(rollup, left_on="owner", right_on="group_ref")
+        owned = owned.drop(columns="group_ref").rename(columns={"rollup_ref": "team"})
+        # Sub-teams the audience may not see: their entities still count in the totals of a group
+        # it may see (that group's own figure), but are not listed one by one.
+        owned["listable"] = owned["owner"].isin(ctx.visible_groups) if access.restricted else True
+        self.n_owned = owned.groupby("team").size().to_dict()
+        kinds = owned.groupby(["team", "kind"]).size().reset_index(name="n").sort_values(["team", "n"], ascending=[True, False])
+        self.kinds = _records(kinds, "team", ["kind", "n"])
+        listed = owned[owned["listable"]].sort_values(["team", "kind", "ref"])
+        names = {g: ctx.group_name(g) for g in listed["owner"].unique()}
+        listed = listed.assign(owner_name=listed["owner"].map(names))
+        self.n_listable = listed.groupby("team").size().to_dict()
+        self.listed = _records(listed, "team", ["label", "kind", "type", "lifecycle", "owner_name"], LIST_LIMIT)
+        base = owned[["ref", "label", "owner", "team", "listable"]]
+
+        vulns = self._facts(base, "vulnerabilities_latest")
+        levels = [c for c, _ in VULN_LEVELS]
+        self.vuln_totals = _sums(vulns, "team", levels) if vulns is not None and set(levels) <= set(vulns.columns) else {}
+        ci = self._facts(base, "ci_latest")
+        self.ci_status: dict[str, tuple[int, int, float]] = {}
+        if ci is not None and {"last_status", "default_branch_success_rate"} <= set(ci.columns):
+            ci = ci.assign(ok=(ci["last_status"].astype(str) == "success").astype(int))
+            grouped = ci.groupby("team").agg(ok=("ok", "sum"), n=("ok", "size"), rate=("default_branch_success_rate", "mean"))
+            self.ci_status = {t: (int(r.ok), int(r.n - r.ok), r.rate) for t, r in grouped.iterrows()}
+        tickets = self._facts(base, "tickets_latest")
+        ticket_cols = ["open_tickets", "open_incidents", "incidents_30d"]
+        if tickets is not None and set(ticket_cols) <= set(tickets.columns):
+            self.ticket_totals = _sums(tickets, "team", ticket_cols)
+            self.ticket_oldest = tickets.groupby("team")["oldest_open_ticket_days"].max().to_dict()
+        else:
+            self.ticket_totals, self.ticket_oldest = {}, {}
+        self.attention, self.n_attention = self._attention(base, vulns, ci, tickets)
+
+        self.tracks, self.check_names = track_names(ctx), check_names(ctx)
+        sc = lambda name: _scope(inputs.table("scorecards", name), self.allowed[SCORECARD_READ])
+        self.levels: dict[str, dict[str, dict[int, tuple[float, str]]]] = {}
+        levels_frame = sc("rollup_levels")
+        if levels_frame is not None:
+            for team, track, level, share, name in zip(levels_frame["scope_ref"].tolist(), levels_frame["track_id"].tolist(),
+                                                       levels_frame["level"].tolist(), levels_frame["share"].tolist(),
+                                                       levels_frame["level_name"].astype(str).tolist()):
+                self.levels.setdefault(team, {}).setdefault(self.tracks.get(track, track), {})[int(level)] = (float(share), name)
+        summary = sc("rollup_summary")
+        self.mean_level = summary.groupby("scope_ref")["mean_level"].mean().to_dict() if summary is not None else {}
+        fix = inputs.table("scorecards", "fix_next")
+        if fix is not None and len(fix):
+            fix = fix[fix["scope_ref"].isin(self.allowed[SCORECARD_READ]) & (fix["rank"] <= TOP_LIMIT)].sort_values(["scope_ref", "rank"])
+        self.fix = _records(fix, "scope_ref", ["rank", "check_id", "track_id", "level", "entities", "levels_unlocked"])
+
+        trends = inputs.table("surveys", "trends")
+        waves = inputs.table("surveys", "waves")
+        self.surveys: dict[str, dict[tuple[str, str], tuple[object, bool]]] = {}
+        self.survey_waves: list[str] = []
+        self.wave_title: dict[str, str] = {}
+        self.dimensions: dict[str, str] = {}
+        if trends is not None and len(trends):
+            trends = trends[(trends["metric"] == "mean") & trends["group_ref"].isin(self.allowed[SURVEYS_TEAM])]
+            hidden = (trends["suppressed"].fillna(False).astype(bool) | trends["value"].isna()).tolist()
+            for team, dim, wave, value, sup in zip(trends["group_ref"].tolist(), trends["dimension"].tolist(),
+                                                   trends["wave"].tolist(), trends["value"].tolist(), hidden):
+                self.surveys.setdefault(team, {})[(dim, wave)] = (None if sup else value, sup)
+            self.dimensions = dict(sorted(zip(trends["dimension"], trends["dimension_title"].astype(str)), key=lambda d: d[1]))
+            if waves is not None and len(waves):
+                ordered = waves.sort_values("wave_order")
+                self.survey_waves = ordered["wave"].tolist()
+                self.wave_title = dict(zip(ordered["wave"], ordered["wave_title"].astype(str)))
+            else:
+                self.survey_waves = sorted(trends["wave"].unique())
+
+        self.usage = self._usage(base)
+        adoption = inputs.table("usage", "adoption")
+        self.adoption = {}
+        if adoption is not None and len(adoption):
+            adoption = adoption[adoption["group_ref"].isin(self.allowed[USAGE_READ])]
+            window = adoption["window_days"] if "window_days" in adoption.columns else pd.Series(USAGE_WINDOW, index=adoption.index)
+            self.adoption = {g: (bool(s), a, sh, int(w)) for g, s, a, sh, w in zip(
+                adoption["group_ref"], adoption["suppressed"].fillna(False), adoption["active_members"], adoption["share"], window)}
+
+        self.members_direct = {g: len(m) for g, m in inputs.org.direct_members.items()}
+        children: dict[str, list[str]] = {}
+        for child, parent in inputs.org.parent.items():
+            children.setdefault(parent, []).append(child)
+        self.children = children
+        memberships = inputs.org.membership_frame()
+        self.rollup_members = (rollup.merge(memberships, on="group_ref").groupby("rollup_ref")["user_ref"].nunique().to_dict()
+                               if len(memberships) else {})
+
+    def _facts(self, base: pd.DataFrame, name: str) -> pd.DataFrame | None:
+        facts = self.ctx.inputs.table("facts", name)
+        if facts is None or not len(facts):
+            return None
+        # "Latest" means one row per entity; if a table holds more (two collections stamped apart),
+        # keep the newest so that no entity is counted twice.
+        if "collected_at" in facts.columns:
+            facts = facts.sort_values("collected_at", kind="stable")
+        facts = facts.drop_duplicates("entity_ref", keep="last").drop(columns=["collected_at"], errors="ignore")
+        return base.merge(facts, left_on="ref", right_on="entity_ref")
+
+    def _attention(self, base: pd.DataFrame, vulns, ci, tickets) -> tuple[dict[str, list[tuple]], dict[str, int]]:
+        """Per team, its listable entities with open critical/high findings, a failing pipeline or
+        open tickets, worst first."""
+        frame = base[base["listable"]][["ref", "label", "team"]]
+        for facts, columns in ((vulns, ["open_critical", "open_high"]), (ci, ["last_status"]), (tickets, ["open_tickets"])):
+            if facts is not None and set(columns) <= set(facts.columns):
+                frame = frame.merge(facts[["ref", "team", *columns]], on=["ref", "team"], how="left")
+            else:
+                for column in columns:
+                    frame[column] = None
+        failing = frame["last_status"].notna() & (frame["last_status"].astype(str) != "success")
+        frame = frame.assign(failing=failing.astype(int))
+        worry = (frame["open_critical"].fillna(0) + frame["open_high"].fillna(0) > 0) | failing | (frame["open_tickets"].fillna(0) > 0)
+        frame = frame[worry].sort_values(["team", "open_critical", "open_high", "failing", "open_tickets"],
+                                         ascending=[True, False, False, False, False], na_position="last")
+        return (_records(frame, "team", ["label", "open_critical", "open_high", "last_status", "open_tickets"], ATTENTION_LIMIT),
+                frame.groupby("team").size().to_dict())
+
+    def _usage(self, base: pd.DataFrame) -> dict[str, list[tuple]]:
+        reach = self.ctx.inputs.table("usage", "reach")
+        meta = self.ctx.inputs.table("usage", "meta")
+        if reach is None or not len(reach) or meta is None or not len(meta):
+            return {}
+        end = pd.Timestamp(meta["as_of"].iloc[0])
+        rows = reach[reach["dimension"] == "entity"]
+        seen = pd.to_datetime(rows["last_seen"])
+        rows = rows[(seen > end - timedelta(days=USAGE_WINDOW)) & (seen <= end)]
+        users = rows.groupby("key", as_index=False)["users"].sum()
+        joined = base[base["team"].isin(self.allowed[USAGE_READ]) & base["listable"]].merge(users, left_on="ref", right_on="key")
+        joined = joined.sort_values(["team", "users"], ascending=[True, False])
+        return _records(joined, "team", ["label", "users"], USAGE_TOP)
+
+
+def _short_refs(refs: pd.Series) -> pd.Series:
+    """`component:default/payments` → `payments` (the kind has its own column); other namespaces kept."""
+    return refs.str.replace(r"^[^:]*:(?:default/)?", "", regex=True)
+
+
+def _scope(frame: pd.DataFrame | None, wanted: set[str]) -> pd.DataFrame | None:
+    if frame is None or not len(frame) or "scope_type" not in frame.columns:
+        return None
+    return frame[(frame["scope_type"] == "group") & frame["scope_ref"].isin(wanted)]
+
+
+def team_pages(ctx: Ctx) -> tuple[list[PageOut], TeamData | None]:
+    groups = page_groups(ctx)
+    if not groups:
+        return [], None
+    data = TeamData(ctx, groups)
+    sources = [CATALOG_ASSET, *AREA_ASSETS["facts"], *AREA_ASSETS["scorecards"], *AREA_ASSETS["surveys"], *AREA_ASSETS["usage"]]
+    freshness = ctx.materialized(sources)
+    pages = []
+    for ref in groups:
+        name = ctx.group_name(ref)
+        out = PageOut(f"team:{ref}", name, ctx.team_pages[ref], f"What {name} owns and how it is doing.",
+                      sources=sources, freshness=freshness)
+        out.partial = ctx.access.restricted
+        out.doc = team_doc(ctx, data, ref)
+        info = ctx.inputs.org.groups.get(ref, {})
+        out.subtitle = f"{info.get('type') or 'group'} · {ref}"
+        pages.append(out)
+    return pages, data
+
+
+def team_doc(ctx: Ctx, data: TeamData, ref: str) -> Doc:
+    doc = Doc(layouts=ctx.layouts)
+    parent = ctx.inputs.org.parent.get(ref)
+    vulns, tickets, ci = data.vuln_totals.get(ref), data.ticket_totals.get(ref), data.ci_status.get(ref)
+    kinds = data.kinds.get(ref) or []
+    doc.kpis([("members", data.rollup_members.get(ref, 0), f"{data.members_direct.get(ref, 0)} direct"),
+              ("entities owned", data.n_owned.get(ref, 0), "with sub-teams" if ref in data.children else "")]
+             + [(f"{kind}s", n, "") for kind, n in kinds[:5]])
+    parts = []
+    if parent and parent in ctx.team_pages:
+        parts.append(f'Part of: <a href="{esc(ROOT + ctx.team_pages[parent])}">{esc(ctx.group_name(parent))}</a>')
+    subs = [c for c in sorted(data.children.get(ref, [])) if c in ctx.team_pages]
+    if subs:
+        parts.append("Teams: " + ", ".join(f'<a href="{esc(ROOT + ctx.team_pages[c])}">{esc(ctx.group_name(c))}</a>' for c in subs))
+    if parts:
+        doc.raw('<p class="related">' + " · ".join(parts) + "</p>")
+
+    doc.h2("What it owns")
+    if kinds:
+        rows = data.listed.get(ref, [])
+        columns = [Column("Entity"), Column("Kind"), Column("Type"), Column("Lifecycle")]
+        if ref in data.children:  # a group with sub-teams: say which one owns each entity
+            columns.append(Column("Owner"))
+        else:
+            rows = [r[:4] for r in rows]
+        doc.table(columns, rows, caption="Entities owned" + (" (by the group or its sub-teams)" if ref in data.children else ""),
+                  total=data.n_listable.get(ref, 0), page_size=LIST_LIMIT)
+    else:
+        doc.note("Owns no entity in the catalog.")
+    _scorecards(ctx, data, ref, doc)
+
+    doc.h2("Open vulnerabilities")
+    if vulns is not None:
+        doc.kpis([(label, n, "") for (_, label), n in zip(VULN_LEVELS, vulns)])
+    else:
+        doc.note("No vulnerability scan covers this team's entities.")
+    doc.h2("Pipelines")
+    if ci is not None:
+        doc.kpis([("last run succeeded", ci[0], ""), ("last run did not", ci[1], ""), ("success rate, 30 days", f"{pct(ci[2])}%", "")])
+    else:
+        doc.note("No CI data for this team's entities.")
+    doc.h2("Tickets and incidents")
+    if tickets is not None:
+        doc.kpis([("open tickets", tickets[0], ""), ("open incidents", tickets[1], ""), ("incidents, 30 days", tickets[2], ""),
+                  ("oldest open ticket, days", data.ticket_oldest.get(ref), "")])
+    else:
+        doc.note("No ticket data for this team's entities.")
+    attention = data.attention.get(ref)
+    if attention:
+        doc.table([Column("Entity"), Column("Critical", "int"), Column("High", "int"), Column("Last CI run"), Column("Open tickets", "int")],
+                  attention, caption="Entities needing attention, worst first",
+                  total=data.n_attention.get(ref, 0), page_size=ATTENTION_LIMIT)
+    _survey(data, ref, doc)
+    _usage(data, ref, doc)
+    return doc
+
+
+def _scorecards(ctx: Ctx, data: TeamData, ref: str, doc: Doc) -> None:
+    if ref not in data.allowed[SCORECARD_READ]:
+        return
+    doc.h2("Scorecards")
+    levels = data.levels.get(ref)
+    if not levels:
+        doc.note("No scorecard results for this team's entities.")
+        return
+    doc.figure(certification_bars(levels, "Entities at each certification level, per track", names=False), shared=True)
+    fix = data.fix.get(ref)
+    if fix:
+        rows = [[rank, data.check_names.get(c, c), data.tracks.get(t, t), level, entities, unlocked]
+                for rank, c, t, level, entities, unlocked in fix]
+        doc.table([Column("Rank", "int"), Column("Check"), Column("Track"), Column("Level", "int"), Column("Entities", "int"),
+                   Column("Levels unlocked", "num")], rows, caption="What to fix next", page_size=TOP_LIMIT)
+
+
+def _survey(data: TeamData, ref: str, doc: Doc) -> None:
+    cells = data.surveys.get(ref)
+    if not cells:
+        return
+    doc.h2("Survey trend")
+    waves = [w for w in data.survey_waves if any((d, w) in cells for d in data.dimensions)][-SURVEY_WAVES:]
+    z, sup = [], []
+    for dim in data.dimensions:
+        row = [cells.get((dim, w)) for w in waves]
+        z.append([None if c is None else c[0] for c in row])
+        sup.append([bool(c is not None and c[1]) for c in row])
+    if not any(v is not None for r in z for v in r):
+        doc.note("Every survey figure for this team is suppressed (fewer respondents than the anonymity threshold).")
+        return
+    doc.figure(F.heatmap([data.wave_title.get(w, w) for w in waves], list(data.dimensions.values()), z,
+                         title=f"Mean survey score per dimension, last {len(waves)} waves", xtitle="Wave", ytitle="Dimension",
+                         colorbar="Mean score (1–5)", colorscale="RdBu", reverse=True, zmin=1, zmax=5, suppressed=sup,
+                         suppressed_label="suppressed: fewer respondents than the anonymity threshold", digits=2), shared=True)
+
+
+def _usage(data: TeamData, ref: str, doc: Doc) -> None:
+    if ref not in data.allowed[USAGE_READ]:
+        return
+    top, adoption = data.usage.get(ref), data.adoption.get(ref)
+    if not top and adoption is None:
+        return
+    doc.h2("Usage of its entities")
+    if adoption is not None:
+        hidden, active, share, window = adoption
+        doc.kpis([(f"members active, {window} days", "suppressed" if hidden else active, ""),
+                  ("share active", "suppressed" if hidden else f"{pct(share)}%", "")])
+    if top:
+        doc.table([Column("Entity"), Column(f"People, last {USAGE_WINDOW} days", "int")], top,
+                  caption="Its most used entities in the portal", page_size=USAGE_TOP)
+
+
+def teams_index(ctx: Ctx, pages: list[PageOut], data: TeamData | None) -> PageOut:
+    out = ctx.page("teams", "Teams", "teams.html", "One page per team: what it owns, scorecards, vulnerabilities, "
+                   "pipelines, tickets, survey trend, usage of its entities.", [CATALOG_ASSET])
+    if not pages or data is None:
+        if ctx.access.level(TEAM_READ) == NONE or ctx.inputs.org.all_groups():
+            return ctx.denied(out, TEAM_READ)
+        return ctx.no_data(out, ["Group entities"])
+    out.partial = ctx.access.restricted and ctx.access.level(TEAM_READ) != ALL
+    doc = Doc()
+    rows = []
+    for page in pages:
+        ref = page.key.split(":", 1)[1]
+        info = ctx.inputs.org.groups.get(ref, {})
+        vulns, tickets = data.vuln_totals.get(ref), data.ticket_totals.get(ref)
+        parent = ctx.inputs.org.parent.get(ref)
+        rows.append([link(page.title, page.path), info.get("type"), ctx.group_name(parent) if parent in ctx.team_pages else None,
+                     data.rollup_members.get(ref, 0), data.n_owned.get(ref, 0), data.mean_level.get(ref),
+                     None if vulns is None else vulns[0] + vulns[1], None if tickets is None else tickets[0]])
+    doc.table([Column("Team", "link"), Column("Type"), Column("Part of"), Column("Members", "int"), Column("Entities", "int"),
+               Column("Mean level", "num"), Column("Critical + high vulns", "int"), Column("Open tickets", "int")], rows,
+              caption="Teams (figures include sub-teams)", page_size=50)
+    out.doc = doc
+    return out

@@ -1,0 +1,286 @@
+"""Write the static dashboards site: pages, the index, the shared assets, a manifest.
+
+    site/
+      index.html          every page, its status, source asset and freshness
+      catalog.html …      one page per insight area whose data exists
+      teams.html          the teams index
+      teams/<team>.html   one page per team
+      assets/plotly.min.js, site.js, site.css   (plotly.js once, from the plotly package: no CDN)
+      manifest.json       what was built, for scripts and the CLI
+
+The site is written into a temporary sibling directory and swapped in at the end, so a reader
+(a static server) never sees half a site, and a failed build leaves the previous one in place.
+
+For an audience (`Access.for_audience`), pages and rows are filtered by the RBAC policy as they
+are built; then, as a second line of defence, every written file is scanned for the refs of
+groups the audience may not see, and the build fails (nothing swapped in) if one appears.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from dashboards.access import ALL, Access
+from dashboards.html import esc, fmt_time, page_html
+from dashboards.inputs import SiteInputs
+from dashboards.pages.audit import audit_page
+from dashboards.pages.base import DENIED, NO_DATA, OK, Ctx, PageOut, sources_line
+from dashboards.pages.catalog import catalog_page, ingestion_page, readable_entities
+from dashboards.pages.health import health_page, skills_page
+from dashboards.pages.scorecards import scorecards_page
+from dashboards.pages.surveys import surveys_page
+from dashboards.pages.teams import page_groups, team_pages, team_slugs, teams_index
+from dashboards.pages.usage import usage_page
+
+log = logging.getLogger(__name__)
+
+STATIC = Path(__file__).parent / "static"
+MANIFEST = "manifest.json"
+ERROR = "error"
+# Group permissions: a group any of them allows may be named on the audience's site.
+GROUP_PERMISSIONS = ("insights.team.read", "scorecard.read", "surveys.read.team", "insights.usage.read", "skills.read")
+GROUP_REF = re.compile(r"group:[a-z0-9][a-z0-9._-]*/[a-z0-9][a-z0-9._-]*", re.IGNORECASE)
+
+PAGES: list[tuple[str, Callable[[Ctx], PageOut]]] = [
+    ("catalog", catalog_page),
+    ("ingestion", ingestion_page),
+    ("scorecards", scorecards_page),
+    ("surveys", surveys_page),
+    ("usage", usage_page),
+    ("health", health_page),
+    ("skills", skills_page),
+    ("audit", audit_page),
+]
+
+
+class SiteLeakError(RuntimeError):
+    """A restricted build would have contained a group its audience may not see."""
+
+
+@dataclass
+class SiteReport:
+    out_dir: Path
+    audience: str | None
+    pages: list[dict[str, Any]]
+    team_pages: int
+    files: int
+    bytes: int
+    seconds: float
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def written(self) -> list[dict[str, Any]]:
+        return [p for p in self.pages if p["status"] == OK]
+
+    @property
+    def unavailable(self) -> list[dict[str, Any]]:
+        return [p for p in self.pages if p["status"] != OK]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"out_dir": str(self.out_dir), "index": str(self.out_dir / "index.html"), "audience": self.audience,
+                "pages": self.pages, "team_pages": self.team_pages, "files": self.files, "bytes": self.bytes,
+                "seconds": round(self.seconds, 2), "errors": self.errors}
+
+
+def visible_groups(inputs: SiteInputs, access: Access) -> set[str]:
+    """Groups the audience may see named: allowed by a group permission, or owning an entity it
+    may read. Every group on the operator's site."""
+    groups = inputs.org.all_groups() | set(inputs.entities["owner"].dropna())
+    if not access.restricted:
+        return set(groups)
+    visible: set[str] = set()
+    for permission in GROUP_PERMISSIONS:
+        visible |= access.groups(permission, groups)
+    if access.all("surveys.read.org"):
+        visible |= groups
+    visible |= set(readable_entities(Ctx(inputs, access, {}))["owner"].dropna())
+    return visible
+
+
+def build_site(inputs: SiteInputs, out_dir: Path, access: Access | None = None, *, policy_source: str | None = None) -> SiteReport:
+    """Build the whole site for `access` (default: unrestricted) into `out_dir`."""
+    started = time.perf_counter()
+    access = access or Access.unrestricted()
+    out_dir = Path(out_dir)
+    _check_target(out_dir)
+    groups_visible = visible_groups(inputs, access)
+    base = Ctx(inputs, access, {}, groups_visible)
+    slugs = team_slugs(inputs.org.all_groups())
+    ctx = Ctx(inputs, access, {g: slugs[g] for g in page_groups(base)}, groups_visible, now=inputs.generated_at)
+
+    results: list[PageOut] = []
+    errors: list[str] = []
+    for key, builder in PAGES:
+        try:
+            results.append(builder(ctx))
+        except Exception as exc:  # one area's table changing shape must not take the whole site down
+            log.exception("dashboards: page %s failed", key)
+            errors.append(f"{key}: {type(exc).__name__}: {exc}")
+            results.append(PageOut(key, key.title(), f"{key}.html", "", status=ERROR, reason=f"build failed: {type(exc).__name__}: {exc}"))
+    try:
+        teams, data = team_pages(ctx)
+        index_of_teams = teams_index(ctx, teams, data)
+    except Exception as exc:
+        log.exception("dashboards: team pages failed")
+        errors.append(f"teams: {type(exc).__name__}: {exc}")
+        teams = []
+        index_of_teams = PageOut("teams", "Teams", "teams.html", "", status=ERROR, reason=f"build failed: {exc}")
+    results.append(index_of_teams)
+
+    tmp = out_dir.parent / f".{out_dir.name}.building-{os.getpid()}"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    (tmp / "assets").mkdir(parents=True)
+    (tmp / "teams").mkdir()
+    try:
+        size = _write_assets(tmp)
+        shared = bool(ctx.layouts.keys)
+        if shared:
+            size += _write(tmp / "assets" / "layouts.js", ctx.layouts.script())
+        nav = [(p.title, p.path) for p in results if p.available]
+        generated = fmt_time(inputs.generated_at)
+        # Team pages (thousands of them) carry a short menu: the index lists every page.
+        team_nav = [(t, h, False) for t, h in nav if h in ("teams.html",)]
+        for page in [*results, *teams]:
+            if not page.available or page.doc is None:
+                continue
+            is_team = page.key.startswith("team:")
+            root = "../" if "/" in page.path else ""
+            text = page_html(title=page.title, body=page.doc.html(), root=root, subtitle=page.subtitle or page.description,
+                             sources=sources_line(page, compact=is_team), audience=access.audience, generated=generated,
+                             nav=team_nav if is_team else [(t, h, h == page.path) for t, h in nav], plots=page.doc.figures > 0,
+                             shared_layouts=shared and is_team)
+            size += _write(tmp / page.path, text)
+        index = _index_html(results, len(teams), access, generated, nav, policy_source, errors)
+        size += _write(tmp / "index.html", index)
+        manifest = _manifest(results, teams, access, inputs, policy_source, errors)
+        size += _write(tmp / MANIFEST, orjson.dumps(manifest, option=orjson.OPT_INDENT_2).decode())
+        if access.restricted:
+            _check_no_leak(tmp, inputs.org.all_groups() - groups_visible)
+        files = sum(1 for f in tmp.rglob("*") if f.is_file())
+        _swap(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return SiteReport(out_dir, access.audience, manifest["pages"], len(teams), files, size,
+                      time.perf_counter() - started, errors)
+
+
+def _check_target(out_dir: Path) -> None:
+    """Refuse to replace a directory that is not a site we wrote (the swap deletes it)."""
+    if out_dir.exists() and any(out_dir.iterdir()) and not (out_dir / MANIFEST).exists():
+        raise FileExistsError(f"{out_dir} exists and is not a dashboards site (no {MANIFEST}): "
+                              "choose a new or empty directory, the build replaces it")
+
+
+def _swap(tmp: Path, out_dir: Path) -> None:
+    old = out_dir.parent / f".{out_dir.name}.old-{os.getpid()}"
+    if out_dir.exists():
+        out_dir.rename(old)
+    tmp.rename(out_dir)
+    if old.exists():
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _write(path: Path, text: str) -> int:
+    data = text.encode()
+    path.write_bytes(data)
+    return len(data)
+
+
+def plotly_js() -> str:
+    from plotly.offline import get_plotlyjs
+
+    return get_plotlyjs()
+
+
+def _write_assets(root: Path) -> int:
+    size = _write(root / "assets" / "plotly.min.js", plotly_js())
+    for name in ("site.js", "site.css"):
+        size += _write(root / "assets" / name, (STATIC / name).read_text())
+    return size
+
+
+def _check_no_leak(root: Path, restricted: set[str]) -> None:
+    if not restricted:
+        return
+    found: dict[str, set[str]] = {}
+    for path in root.rglob("*"):
+        if not path.is_file() or path.name == "plotly.min.js":
+            continue
+        text = path.read_text(errors="replace")
+        for match in GROUP_REF.findall(text):
+            ref = match.lower()
+            if ref in restricted:
+                found.setdefault(ref, set()).add(str(path.relative_to(root)))
+    if found:
+        detail = "; ".join(f"{ref} in {', '.join(sorted(files)[:3])}" for ref, files in sorted(found.items())[:10])
+        raise SiteLeakError(f"the site would name {len(found)} group(s) its audience may not see; nothing was written: {detail}")
+
+
+def _manifest(results: list[PageOut], teams: list[PageOut], access: Access, inputs: SiteInputs,
+              policy_source: str | None, errors: list[str]) -> dict[str, Any]:
+    def entry(p: PageOut) -> dict[str, Any]:
+        return {"key": p.key, "title": p.title, "path": p.path if p.available else None, "status": p.status,
+                "reason": p.reason, "sources": p.sources, "materialized": p.freshness.isoformat() if p.freshness else None,
+                "data_as_of": p.data_as_of, "partial": p.partial,
+                "figures": p.doc.figures if p.doc else 0, "tables": p.doc.tables if p.doc else 0}
+
+    return {
+        "generated_at": inputs.generated_at.isoformat(),
+        "audience": access.audience,
+        "policy": policy_source if access.restricted else None,
+        "pages": [entry(p) for p in results],
+        "teams": [{"title": p.title, "path": p.path} for p in teams],
+        "errors": errors,
+    }
+
+
+def _index_html(results: list[PageOut], n_teams: int, access: Access, generated: str,
+                nav: list[tuple[str, str]], policy_source: str | None, errors: list[str]) -> str:
+    cards = []
+    for page in results:
+        if page.available:
+            extra = f" · {n_teams:,} team pages" if page.key == "teams" else ""
+            cards.append(
+                f'<li class="card ok"><a href="{esc(page.path)}"><strong>{esc(page.title)}</strong></a>'
+                f'<p>{esc(page.description)}</p><p class="freshness">{sources_line(page)}{esc(extra)}</p></li>')
+        else:
+            label = {NO_DATA: "no data yet", DENIED: "not included", ERROR: "failed"}.get(page.status, page.status)
+            cards.append(f'<li class="card {esc(page.status)}"><strong>{esc(page.title)}</strong> '
+                         f'<span class="badge">{esc(label)}</span><p>{esc(page.reason)}</p></li>')
+    intro = ("Static dashboards built from the catalog and the insight tables. Each page names the Dagster asset "
+             "its data comes from and when that asset last ran. Tables sort by clicking a column header and filter "
+             "with the box above them.")
+    if access.restricted:
+        intro += (f" This copy was built for {access.audience}: it contains only what the access policy"
+                  f"{' (' + policy_source + ')' if policy_source else ''} lets them see; pages and teams outside "
+                  "that are left out entirely.")
+    body = f'<p>{esc(intro)}</p><ul class="cards">{"".join(cards)}</ul>'
+    if errors:
+        body += '<div class="errors"><h2>Build problems</h2><ul>' + "".join(f"<li>{esc(e)}</li>" for e in errors) + "</ul></div>"
+    return page_html(title="Catalog insights", body=body, root="", audience=access.audience, generated=generated,
+                     nav=[(t, h, False) for t, h in nav], subtitle=f"Built {generated}", plots=False)
+
+
+def site_is_current(out_dir: Path) -> datetime | None:
+    """When the site in `out_dir` was generated (None when there is none)."""
+    path = Path(out_dir) / MANIFEST
+    if not path.exists():
+        return None
+    stamp = orjson.loads(path.read_bytes()).get("generated_at")
+    return datetime.fromisoformat(stamp).astimezone(UTC) if stamp else None
+
+
+__all__ = ["ALL", "SiteLeakError", "SiteReport", "build_site", "site_is_current", "visible_groups"]

@@ -1,0 +1,217 @@
+/* Catalog insights: draws the figures and tables embedded in each page as JSON.
+ * No network access: plotly.js is loaded from ../assets, data from <script type="application/json">.
+ */
+(function () {
+  "use strict";
+
+  var COLOURS = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000"];
+  var BASE_LAYOUT = {
+    font: { family: "system-ui, -apple-system, Segoe UI, Roboto, sans-serif", size: 13, color: "#1f2328" },
+    colorway: COLOURS,
+    paper_bgcolor: "#ffffff",
+    plot_bgcolor: "#ffffff",
+    margin: { l: 70, r: 30, t: 60, b: 70 },
+    hoverlabel: { bgcolor: "#ffffff" },
+    xaxis: { automargin: true, gridcolor: "#e5e7eb", zerolinecolor: "#d0d7de" },
+    yaxis: { automargin: true, gridcolor: "#e5e7eb", zerolinecolor: "#d0d7de" }
+  };
+  var CONFIG = { displaylogo: false, responsive: true, modeBarButtonsToRemove: ["select2d", "lasso2d"] };
+
+  function merge(base, extra) {
+    var out = {};
+    var k;
+    for (k in base) { if (Object.prototype.hasOwnProperty.call(base, k)) { out[k] = base[k]; } }
+    for (k in extra) {
+      if (!Object.prototype.hasOwnProperty.call(extra, k)) { continue; }
+      var a = out[k], b = extra[k];
+      if (a && b && typeof a === "object" && typeof b === "object" && !Array.isArray(a) && !Array.isArray(b)) {
+        out[k] = merge(a, b);
+      } else {
+        out[k] = b;
+      }
+    }
+    return out;
+  }
+
+  function data(el) {
+    var source = document.getElementById(el.getAttribute("data-src"));
+    return source ? JSON.parse(source.textContent) : null;
+  }
+
+  function drawFigures() {
+    var plots = document.querySelectorAll("figure.plot[data-src]");
+    for (var i = 0; i < plots.length; i++) {
+      var el = plots[i];
+      var fig = data(el);
+      if (!fig) { continue; }
+      var shared = fig.layoutRef && window.SITE_LAYOUTS ? window.SITE_LAYOUTS[fig.layoutRef] : null;
+      var layout = merge(merge(BASE_LAYOUT, shared || {}), fig.layout || {});
+      // The element, not only the SVG, must be as tall as the figure, or it overlaps what follows.
+      el.style.height = (layout.height || 450) + "px";
+      window.Plotly.newPlot(el, fig.data || [], layout, CONFIG);
+      el.setAttribute("data-rendered", "1");
+    }
+  }
+
+  // ------------------------------------------------------------------------------- tables
+
+  function text(value, type) {
+    if (value === null || value === undefined) { return ""; }
+    if (typeof value === "object") {
+      if (value.sup) { return "suppressed"; }
+      if (value.t !== undefined) { return String(value.t); }
+    }
+    if (type === "pct" && typeof value === "number") { return (value * 100).toFixed(1) + "%"; }
+    if ((type === "int" || type === "num") && typeof value === "number") {
+      return value.toLocaleString("en", { maximumFractionDigits: type === "int" ? 0 : 2 });
+    }
+    return String(value);
+  }
+
+  function sortKey(value, type) {
+    if (value === null || value === undefined) { return null; }
+    if (typeof value === "object") { return value.sup ? null : (value.t !== undefined ? String(value.t).toLowerCase() : null); }
+    if (type === "int" || type === "num" || type === "pct") { return typeof value === "number" ? value : null; }
+    return String(value).toLowerCase();
+  }
+
+  function cell(value, type) {
+    var td = document.createElement("td");
+    if (type === "int" || type === "num" || type === "pct") { td.className = "num"; }
+    if (value === null || value === undefined) {
+      td.textContent = "–";
+      td.classList.add("muted");
+    } else if (typeof value === "object" && value.sup) {
+      var span = document.createElement("span");
+      span.className = "suppressed";
+      span.title = "suppressed: too few people to show this figure without identifying someone";
+      span.textContent = "suppressed";
+      td.appendChild(span);
+    } else if (typeof value === "object" && value.h !== undefined) {
+      var a = document.createElement("a");
+      a.href = value.h;
+      a.textContent = value.t;
+      td.appendChild(a);
+    } else {
+      td.textContent = text(value, type);
+    }
+    return td;
+  }
+
+  function buildTable(el) {
+    var spec = data(el);
+    if (!spec) { return; }
+    var columns = spec.columns, rows = spec.rows.slice(), pageSize = spec.pageSize || 25;
+    var state = { sort: -1, dir: 1, filter: "", limit: pageSize };
+    var searchable = rows.map(function (r) {
+      return r.map(function (v, i) { return text(v, columns[i][1]); }).join(" \u0001 ").toLowerCase();
+    });
+    var order = rows.map(function (_, i) { return i; });
+
+    var bar = document.createElement("div");
+    bar.className = "table-bar";
+    var caption = document.createElement("span");
+    caption.className = "caption";
+    caption.textContent = spec.caption;
+    var input = document.createElement("input");
+    input.type = "search";
+    input.placeholder = "Filter…";
+    input.setAttribute("aria-label", "Filter " + spec.caption);
+    var count = document.createElement("span");
+    count.className = "count";
+    bar.appendChild(caption);
+    bar.appendChild(input);
+    bar.appendChild(count);
+
+    var table = document.createElement("table");
+    var thead = document.createElement("thead");
+    var head = document.createElement("tr");
+    var headers = columns.map(function (col, i) {
+      var th = document.createElement("th");
+      th.scope = "col";
+      var button = document.createElement("button");
+      button.type = "button";
+      button.textContent = col[0];
+      button.addEventListener("click", function () {
+        state.dir = state.sort === i ? -state.dir : (col[1] === "text" || col[1] === "link" ? 1 : -1);
+        state.sort = i;
+        render();
+      });
+      if (col[1] === "int" || col[1] === "num" || col[1] === "pct") { th.className = "num"; }
+      th.appendChild(button);
+      head.appendChild(th);
+      return th;
+    });
+    thead.appendChild(head);
+    var tbody = document.createElement("tbody");
+    table.appendChild(thead);
+    table.appendChild(tbody);
+    var more = document.createElement("button");
+    more.type = "button";
+    more.className = "more";
+    more.addEventListener("click", function () { state.limit += pageSize * 4; render(); });
+
+    function render() {
+      var f = state.filter;
+      var shown = order.filter(function (i) { return !f || searchable[i].indexOf(f) !== -1; });
+      if (state.sort >= 0) {
+        var c = state.sort, t = columns[c][1], dir = state.dir;
+        shown.sort(function (a, b) {
+          var x = sortKey(rows[a][c], t), y = sortKey(rows[b][c], t);
+          if (x === y) { return a - b; }
+          if (x === null) { return 1; }
+          if (y === null) { return -1; }
+          return (x < y ? -1 : 1) * dir;
+        });
+      }
+      headers.forEach(function (th, i) {
+        th.setAttribute("aria-sort", i === state.sort ? (state.dir > 0 ? "ascending" : "descending") : "none");
+      });
+      tbody.textContent = "";
+      var frag = document.createDocumentFragment();
+      shown.slice(0, state.limit).forEach(function (i) {
+        var tr = document.createElement("tr");
+        rows[i].forEach(function (v, j) { tr.appendChild(cell(v, columns[j][1])); });
+        frag.appendChild(tr);
+      });
+      tbody.appendChild(frag);
+      var total = spec.total > rows.length ? " (of " + spec.total.toLocaleString("en") + " in the data; the rest are not listed)" : "";
+      count.textContent = Math.min(shown.length, state.limit).toLocaleString("en") + " of " + shown.length.toLocaleString("en") +
+        (f ? " matching" : " rows") + total;
+      more.hidden = shown.length <= state.limit;
+      more.textContent = "Show more (" + (shown.length - state.limit).toLocaleString("en") + " hidden)";
+    }
+
+    input.addEventListener("input", function () {
+      state.filter = input.value.trim().toLowerCase();
+      state.limit = pageSize;
+      render();
+    });
+    el.textContent = "";
+    el.appendChild(bar);
+    var scroll = document.createElement("div");
+    scroll.className = "table-scroll";
+    scroll.appendChild(table);
+    el.appendChild(scroll);
+    el.appendChild(more);
+    render();
+    el.setAttribute("data-rendered", "1");
+  }
+
+  function start() {
+    var tables = document.querySelectorAll("div.table[data-src]");
+    for (var i = 0; i < tables.length; i++) { buildTable(tables[i]); }
+    if (window.Plotly) {
+      drawFigures();
+    } else if (document.querySelector("figure.plot")) {
+      console.warn("plotly.js did not load: figures are not drawn");
+    }
+    document.body.setAttribute("data-ready", "1");
+  }
+
+  if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", start);
+  } else {
+    start();
+  }
+})();

@@ -1,0 +1,442 @@
+"""The dashboards site (dashboards/*), its asset and its CLI.
+
+Protects: a page per area whose data exists and none (with the index saying so) for the rest;
+one page per team; plotly.js shipped once, locally (no CDN); every figure valid plotly with a
+title, axis titles and units; sortable tables embedded as data; freshness and source on every page;
+suppressed survey cells marked and never shown; a restricted audience's site holding none of the
+restricted teams' names or figures (every file searched); an empty policy showing nothing; the
+leak guard, atomic replacement, and the Dagster asset and CLI end to end.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+
+import orjson
+import pandas as pd
+import pytest
+
+from analytics.org import OrgGraph
+from analytics.rbac import Policy
+from catalog_pipelines.settings import PROJECT_ROOT
+from dashboards import Access, SiteLeakError, build_site
+from dashboards.sample import entities_frame_from, example_entities, sample_inputs
+from dashboards.site import plotly_js
+
+ENTITIES = example_entities()
+ORG = OrgGraph.from_entities(ENTITIES)
+DANA = "user:default/dana"
+SHIPPED_POLICY = Policy.from_file(PROJECT_ROOT / "config" / "permissions.yaml")
+# Figures planted on the restricted team (zulu) and its department; none may reach dana's site.
+SENTINELS = {"37591", "48213", "4.1234", "29231", "2.7183", "3.1415"}
+ORG_WIDE = ["Catalog overview", "Ingestion health", "Scorecards", "Survey trends", "Portal usage", "Catalog health",
+            "Skills exchange", "Audit log", "Teams"]
+JSON_BLOB = re.compile(r'<script type="application/json" id="([^"]+)">(.*?)</script>', re.DOTALL)
+
+
+def inputs_with_sentinels():
+    return copy.deepcopy(_inputs_with_sentinels())
+
+
+@functools.lru_cache(maxsize=1)
+def _inputs_with_sentinels():
+    inputs = sample_inputs(ORG, entities_frame_from(ENTITIES), seed=3)
+    t = inputs.tables
+    vulns = t["facts/vulnerabilities_latest"]
+    vulns.loc[vulns["entity_ref"] == "component:default/zulu-ledger", "open_critical"] = 37591
+    tickets = t["facts/tickets_latest"]
+    tickets.loc[tickets["entity_ref"] == "component:default/zulu-vault", "open_tickets"] = 48213
+    trends = t["surveys/trends"]
+    trends.loc[(trends["group_ref"] == "group:default/zulu") & (trends["metric"] == "mean"), "value"] = 4.1234
+    # A suppressed cell that still carries a value: the site must not show it either.
+    trends.loc[(trends["group_ref"] == "group:default/bravo") & (trends["metric"] == "mean"), "value"] = 3.1415
+    adoption = t["usage/adoption"]
+    adoption.loc[adoption["group_ref"] == "group:default/zulu", "active_members"] = 29231
+    summary = t["scorecards/rollup_summary"]
+    summary.loc[summary["scope_ref"] == "group:default/platform", "mean_level"] = 2.7183
+    return inputs
+
+
+@pytest.fixture(scope="module")
+def full_site(tmp_path_factory):
+    out = tmp_path_factory.mktemp("site") / "site"
+    inputs = inputs_with_sentinels()
+    inputs.materialized = {"catalog_snapshot": datetime(2025, 6, 2, 7, 30, tzinfo=UTC),
+                           "usage_insights": datetime(2025, 6, 2, 6, 0, tzinfo=UTC)}
+    report = build_site(inputs, out)
+    return out, report
+
+
+@pytest.fixture(scope="module")
+def dana_site(tmp_path_factory):
+    out = tmp_path_factory.mktemp("dana") / "site"
+    report = build_site(inputs_with_sentinels(), out, Access.for_audience(SHIPPED_POLICY, ORG, DANA), policy_source="shipped")
+    return out, report
+
+
+def texts(root: Path) -> dict[str, str]:
+    """Every file of the site as text, except plotly.js, which must be the package's own copy."""
+    out = {}
+    for path in root.rglob("*"):
+        if path.is_file():
+            text = path.read_text(errors="replace")
+            if path.name == "plotly.min.js":
+                assert text == plotly_js()
+                continue
+            out[str(path.relative_to(root))] = text
+    return out
+
+
+def shared_layouts(root: Path) -> dict[str, dict]:
+    path = root / "assets" / "layouts.js"
+    if not path.exists():
+        return {}
+    text = path.read_text()
+    assert text.startswith("window.SITE_LAYOUTS=")
+    return orjson.loads(text.removeprefix("window.SITE_LAYOUTS=").rstrip().rstrip(";").replace("<\\/", "</"))
+
+
+def blobs(html: str) -> list[dict]:
+    return [orjson.loads(body.replace("<\\/", "</")) for _, body in JSON_BLOB.findall(html)]
+
+
+# ------------------------------------------------------------------------------------ the site
+
+
+def test_the_site_has_an_index_a_page_per_area_and_one_page_per_team(full_site):
+    out, report = full_site
+    assert report.errors == []
+    assert [p["title"] for p in report.written] == ORG_WIDE
+    assert sorted(p.name for p in (out / "teams").iterdir()) == sorted(f"{g}.html" for g in ("acme", "platform", "product", "alpha", "zulu", "bravo"))
+    index = (out / "index.html").read_text()
+    for page in report.written:
+        assert f'href="{page["path"]}"' in index
+    manifest = orjson.loads((out / "manifest.json").read_bytes())
+    assert len(manifest["teams"]) == 6 and manifest["audience"] is None
+
+
+def test_plotly_ships_once_as_a_local_file_and_nothing_loads_from_the_network(full_site):
+    out, _ = full_site
+    assert (out / "assets" / "plotly.min.js").read_text() == plotly_js()
+    assert len(list(out.rglob("plotly*.js"))) == 1
+    for name, text in texts(out).items():
+        if name.endswith(".html"):
+            assert not re.search(r'(src|href)="(https?:)?//', text), name
+            root = "../" if name.startswith("teams/") else ""
+            loads_plotly = f'<script src="{root}assets/plotly.min.js" defer></script>' in text
+            assert loads_plotly == ('class="plot"' in text), name
+
+
+@pytest.mark.parametrize("which", ["full_site", "dana_site"])
+def test_every_figure_is_valid_plotly_with_a_title_axis_titles_and_units(which, request):
+    import plotly.graph_objects as go
+
+    out, _ = request.getfixturevalue(which)
+    shared = shared_layouts(out)
+    count = 0
+    for name, text in texts(out).items():
+        for blob in blobs(text):
+            if "data" not in blob:
+                continue
+            count += 1
+            if "layoutRef" in blob:  # team pages share their layouts through assets/layouts.js
+                blob = {"data": blob["data"], "layout": shared[blob.pop("layoutRef")]}
+            assert set(blob) == {"data", "layout"}, name
+            go.Figure(blob)  # raises on any property plotly does not know
+            layout = blob["layout"]
+            assert layout["title"]["text"], name
+            if layout.get("xaxis", {}).get("showticklabels") is False:  # the network diagram: no axes
+                continue
+            axes = [layout[a]["title"]["text"] for a in ("xaxis", "yaxis")]
+            assert all(axes), (name, layout["title"])
+            bars = [t.get("colorbar", {}).get("title", {}).get("text", "") for t in blob["data"]]
+            assert any("(" in label for label in [*axes, *bars]), (name, layout["title"], axes)
+    assert count > (40 if which == "full_site" else 5)
+
+
+@pytest.mark.parametrize("which", ["full_site", "dana_site"])
+def test_tables_are_embedded_as_sortable_data_with_consistent_rows(which, request):
+    out, _ = request.getfixturevalue(which)
+    tables = [b for text in texts(out).values() for b in blobs(text) if "columns" in b]
+    assert len(tables) > (20 if which == "full_site" else 8)
+    for table in tables:
+        assert table["caption"] and table["rows"] is not None
+        assert all(len(r) == len(table["columns"]) for r in table["rows"])
+        assert {t for _, t in table["columns"]} <= {"text", "int", "num", "pct", "date", "link"}
+    site_js = (out / "assets" / "site.js").read_text()
+    assert "aria-sort" in site_js and 'type = "search"' in site_js
+
+
+def test_every_page_names_its_source_asset_and_freshness(full_site):
+    out, report = full_site
+    for page in report.written:
+        html = (out / page["path"]).read_text()
+        freshness = re.search(r'<p class="freshness">(.*?)</p>', html).group(1)
+        assert "Source:" in freshness
+        for asset in page["sources"]:
+            assert asset.split(" ")[0] in freshness
+    usage = (out / "usage.html").read_text()
+    assert "materialised 2025-06-02 06:00 UTC" in usage and "data as of 2025-06-01" in usage
+    assert "materialisation time unknown" in (out / "skills.html").read_text()
+
+
+def test_suppressed_survey_cells_are_marked_and_their_values_never_shown(full_site):
+    out, _ = full_site
+    surveys = (out / "surveys.html").read_text()
+    table = next(b for b in blobs(surveys) if "columns" in b)
+    bravo = next(r for r in table["rows"] if isinstance(r[0], dict) and r[0]["t"] == "Bravo Team")
+    assert bravo[4:] == [{"sup": 1}] * (len(bravo) - 4)
+    heatmap = next(b for b in blobs(surveys) if b.get("data") and b["data"][0]["type"] == "heatmap")
+    values, marks = heatmap["data"]
+    bravo_row = values["y"].index("Bravo Team (team)")
+    assert values["z"][bravo_row] == [None] * len(values["x"])  # no value drawn for a suppressed cell
+    assert marks["z"][bravo_row] == [1] * len(values["x"]) and marks["texttemplate"] == "suppressed"
+    assert marks["name"] == "suppressed" and "fewer respondents than the anonymity threshold" in marks["hovertemplate"]
+    assert "Every survey figure for this team is suppressed" in (out / "teams" / "bravo.html").read_text()
+    assert not any("3.1415" in t for t in texts(out).values())
+
+
+def test_a_page_appears_only_when_its_data_exists(tmp_path):
+    inputs = sample_inputs(ORG, entities_frame_from(ENTITIES))
+    inputs.tables = {k: v for k, v in inputs.tables.items() if not k.startswith(("usage/", "surveys/"))}
+    inputs.audit = None
+    report = build_site(inputs, tmp_path / "site")
+    status = {p["key"]: (p["status"], p["reason"]) for p in report.pages}
+    assert status["usage"] == ("no-data", "no data yet: insight_usage_daily not found (materialise usage_insights)")
+    assert status["surveys"][0] == "no-data" and "insight_surveys_trends" in status["surveys"][1]
+    assert status["audit"][0] == "no-data"
+    assert not (tmp_path / "site" / "usage.html").exists() and not (tmp_path / "site" / "surveys.html").exists()
+    index = (tmp_path / "site" / "index.html").read_text()
+    assert "no data yet: insight_usage_daily not found" in index and 'href="usage.html"' not in index
+    alpha = (tmp_path / "site" / "teams" / "alpha.html").read_text()
+    assert "Survey trend" not in alpha and "Usage of its entities" not in alpha and "Open vulnerabilities" in alpha
+    # only the catalog: every insight page says so
+    bare = build_site(sample_inputs(ORG, entities_frame_from(ENTITIES)).__class__(org=ORG, entities=entities_frame_from(ENTITIES)),
+                      tmp_path / "bare")
+    assert {p["key"] for p in bare.written} == {"catalog", "teams"}
+
+
+def test_team_pages_sum_each_entity_once_even_when_a_latest_facts_table_repeats_one(tmp_path):
+    inputs = inputs_with_sentinels()
+    vulns = inputs.tables["facts/vulnerabilities_latest"]
+    older = vulns.assign(collected_at=vulns["collected_at"] - pd.Timedelta(hours=1), open_critical=1000)
+    inputs.tables["facts/vulnerabilities_latest"] = pd.concat([vulns, older], ignore_index=True)
+    build_site(inputs, tmp_path / "site")
+    alpha = (tmp_path / "site" / "teams" / "alpha.html").read_text()
+    shown = re.search(r'<h2>Open vulnerabilities</h2>\s*<div class="kpis"><div class="kpi"><b>([\d,]+)</b>critical', alpha).group(1)
+    expected = vulns.loc[vulns["entity_ref"].str.startswith("component:default/alpha-"), "open_critical"].sum()
+    assert int(shown.replace(",", "")) == expected
+
+
+# ----------------------------------------------------------------------------- access control
+
+
+def restricted_names() -> dict[str, list[str]]:
+    """Every way the site could name the groups dana may not see (her team is alpha)."""
+    out = {}
+    for ref in ("zulu", "bravo", "platform", "product", "acme"):
+        info = ORG.groups[f"group:default/{ref}"]
+        out[ref] = [f"group:default/{ref}", rf"\b{ref}\b", rf"\b{re.escape(info['display_name'])}\b"]
+    out["zulu people"] = [r"\bquinn\b", r"\brosa\b", r"\bvera\b"]
+    return out
+
+
+def test_a_restricted_audience_site_holds_no_restricted_team_names_or_figures(dana_site, full_site):
+    out, report = dana_site
+    files = texts(out)
+    for group, patterns in restricted_names().items():
+        for pattern in patterns:
+            hits = [name for name, text in files.items() if re.search(pattern, text, re.IGNORECASE)]
+            assert not hits, f"{group} ({pattern}) in {hits}"
+    for sentinel in SENTINELS:
+        assert not [n for n, t in files.items() if sentinel in t], sentinel
+    # what she may see is there: the test would catch an empty site
+    assert sorted(p.name for p in (out / "teams").iterdir()) == ["alpha.html"]
+    alpha = files["teams/alpha.html"]
+    assert "Alpha Team" in alpha and '"alpha-api"' in alpha and "Survey trend" in alpha
+    assert {p["key"] for p in report.written} == {"catalog", "ingestion", "scorecards", "surveys", "usage", "health", "skills", "teams"}
+    assert {p["key"]: p["status"] for p in report.pages}["audit"] == "denied"
+    assert all(p["partial"] for p in report.written if p["key"] != "ingestion")
+    # and the same sentinels are on the operator's site, so their absence above means something
+    full = "".join(texts(full_site[0]).values())
+    assert {"37591", "48213", "29231", "2.7183"} <= {s for s in SENTINELS if s in full}
+
+
+def test_an_empty_policy_site_shows_no_data_at_all(tmp_path):
+    report = build_site(inputs_with_sentinels(), tmp_path / "site", Access.for_audience(Policy.from_dict({}), ORG, DANA))
+    assert report.written == [] and report.team_pages == 0
+    assert {p["status"] for p in report.pages} == {"denied"}
+    files = texts(tmp_path / "site")
+    assert sorted(files) == ["assets/site.css", "assets/site.js", "index.html", "manifest.json"]  # no layouts.js: no team page
+    everything = "".join(files.values())
+    assert not re.search(r"group:|component:|\balpha\b|\bzulu\b", everything, re.IGNORECASE)
+
+
+def test_the_leak_guard_refuses_a_site_naming_a_group_its_audience_may_not_see(tmp_path, monkeypatch):
+    from dashboards import site
+    from dashboards.html import Doc
+    from dashboards.pages.base import PageOut
+
+    build_site(inputs_with_sentinels(), tmp_path / "site", Access.for_audience(SHIPPED_POLICY, ORG, DANA))
+    before = (tmp_path / "site" / "index.html").read_text()
+
+    def leaky(ctx):
+        doc = Doc()
+        doc.p("owned by group:default/zulu")
+        return PageOut("leaky", "Leaky", "leaky.html", "", doc=doc)
+
+    monkeypatch.setattr(site, "PAGES", [*site.PAGES, ("leaky", leaky)])
+    with pytest.raises(SiteLeakError, match="group:default/zulu in leaky.html"):
+        build_site(inputs_with_sentinels(), tmp_path / "site", Access.for_audience(SHIPPED_POLICY, ORG, DANA))
+    assert (tmp_path / "site" / "index.html").read_text() == before  # the previous site stays
+    assert not list(tmp_path.glob(".site.building-*"))
+
+
+def test_a_failing_page_is_reported_and_the_rest_of_the_site_is_built(tmp_path, monkeypatch):
+    from dashboards import site
+
+    def broken(ctx):
+        raise KeyError("a column the usage area renamed")
+
+    monkeypatch.setattr(site, "PAGES", [(k, broken if k == "usage" else b) for k, b in site.PAGES])
+    report = build_site(inputs_with_sentinels(), tmp_path / "site")
+    assert report.errors == ["usage: KeyError: 'a column the usage area renamed'"]
+    assert {p["key"]: p["status"] for p in report.pages}["usage"] == "error"
+    assert (tmp_path / "site" / "catalog.html").exists()
+    assert "Build problems" in (tmp_path / "site" / "index.html").read_text()
+
+
+def test_the_build_replaces_a_previous_site_but_never_a_foreign_directory(tmp_path):
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "notes.txt").write_text("mine")
+    with pytest.raises(FileExistsError, match="not a dashboards site"):
+        build_site(inputs_with_sentinels(), tmp_path / "docs")
+    assert (tmp_path / "docs" / "notes.txt").read_text() == "mine"
+    first = build_site(inputs_with_sentinels(), tmp_path / "site")
+    (tmp_path / "site" / "stale.html").write_text("old")
+    build_site(inputs_with_sentinels(), tmp_path / "site")
+    assert not (tmp_path / "site" / "stale.html").exists() and first.files == len([p for p in (tmp_path / "site").rglob("*") if p.is_file()])
+
+
+# ---------------------------------------------------------------------- the asset and the CLI
+
+
+@pytest.fixture
+def seeded(data_env, monkeypatch):
+    """A catalog database with the example org, sample insight tables and an audit row."""
+    from helpers import seed_catalog
+
+    from catalog_pipelines.settings import Settings
+    from catalog_pipelines.storage import audit
+    from catalog_pipelines.storage.db import get_engine
+    from catalog_pipelines.storage.insights import write_frame
+
+    monkeypatch.delenv("CATALOG_PIPELINES_OUTPUT_DIR", raising=False)
+    monkeypatch.delenv("CATALOG_PIPELINES_PERMISSIONS", raising=False)
+    url = Settings.from_env().catalog_database_url
+    seed_catalog(url, ENTITIES)
+    engine = get_engine(url)
+    for key, frame in inputs_with_sentinels().tables.items():
+        area, name = key.split("/")
+        write_frame(engine, area, name, frame)
+    audit.record(engine, actor="user:default/admin", action="ingestion.pause", target="ingestion-provider:seed",
+                 details={"channel": "cli"})
+    return url
+
+
+def test_the_dashboards_asset_writes_the_site_and_a_restricted_copy_per_audience(seeded):
+    import dagster as dg
+
+    from catalog_pipelines.assets.dashboards import DASHBOARDS_SITE, dashboards_site
+    from catalog_pipelines.resources import CatalogDatabase
+    from catalog_pipelines.settings import Settings
+
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = dg.materialize([dashboards_site], instance=instance, resources={"catalog": CatalogDatabase(url=seeded)},
+                                run_config={"ops": {"dashboards_site": {"config": {"audiences": [DANA]}}}})
+        assert result.success
+        metadata = instance.get_latest_materialization_event(DASHBOARDS_SITE).asset_materialization.metadata
+    out = Settings.from_env().output_dir
+    assert metadata["pages"].value == 9 and metadata["team_pages"].value == 6
+    assert metadata["audiences"].value[DANA]["team_pages"] == 1
+    assert {e.check_name: e.passed for e in result.get_asset_check_evaluations()} == {"every_page_built": True, "site_within_size_budget": True}
+    manifest = orjson.loads((out / "dashboards" / "manifest.json").read_bytes())
+    statuses = {p["key"]: p["status"] for p in manifest["pages"]}
+    assert statuses["ingestion"] == "ok" and statuses["audit"] == "ok"  # from the real ledger and audit log
+    dana = out / "dashboards-for" / "dana"
+    assert [p.name for p in (dana / "teams").iterdir()] == ["alpha.html"]
+    assert not any(re.search(r"\bzulu\b", t, re.IGNORECASE) for t in texts(dana).values())
+
+
+def test_the_dashboards_asset_depends_only_on_assets_that_exist():
+    import dagster as dg
+
+    from catalog_pipelines.assets import catalog_health, scorecards, surveys, usage
+    from catalog_pipelines.assets.dashboards import dashboards_assets
+    from catalog_pipelines.assets.facts import build_fact_assets
+    from catalog_pipelines.assets.ingestion import build_catalog_snapshot
+    from catalog_pipelines.resources import CatalogDatabase
+
+    defs = dg.Definitions(
+        assets=[build_catalog_snapshot([]), *build_fact_assets(demo=True), *scorecards.scorecard_assets, *surveys.survey_assets,
+                *usage.usage_assets, *catalog_health.catalog_health_assets, *dashboards_assets],
+        resources={"catalog": CatalogDatabase(url="sqlite:///:memory:")},
+    )
+    graph = defs.resolve_asset_graph()
+    assert {k.to_user_string() for k in graph.get_all_asset_keys() if not graph.get(k).is_materializable} == set()
+
+
+def test_cli_builds_for_an_audience_and_lists_pages(seeded, tmp_path):
+    from click.testing import CliRunner
+
+    from catalog_pipelines.cli.dashboards import dashboards
+
+    runner = CliRunner()
+    result = runner.invoke(dashboards, ["build", "--audience", "dana", "--out", str(tmp_path / "dana"), "--json"])
+    assert result.exit_code == 0, result.output
+    body = orjson.loads(result.output[result.output.index("{"):])
+    assert body["audience"] == DANA and body["team_pages"] == 1 and body["errors"] == []
+    listed = runner.invoke(dashboards, ["pages", "--out", str(tmp_path / "dana"), "--json"])
+    assert orjson.loads(listed.output)["audience"] == DANA
+    text = runner.invoke(dashboards, ["pages", "--out", str(tmp_path / "dana")])
+    assert "Audit log" in text.output and "not included for this audience (needs audit.read)" in text.output
+    missing = runner.invoke(dashboards, ["pages", "--out", str(tmp_path / "none")])
+    assert missing.exit_code == 1 and "no site in" in missing.output
+
+
+def test_cli_validates_and_explains_the_policy(seeded, tmp_path):
+    from click.testing import CliRunner
+
+    from catalog_pipelines.cli.dashboards import rbac
+
+    runner = CliRunner()
+    assert runner.invoke(rbac, ["validate"]).exit_code == 0
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("roles:\n  r:\n    members: ['*']\n    permissions: [audit.raed]\n")
+    result = runner.invoke(rbac, ["validate", str(bad), "--json"])
+    assert result.exit_code == 1
+    assert orjson.loads(result.output)["problems"] == [(
+        "roles.r.permissions[0]: unknown permission 'audit.raed'; did you mean 'audit.read'? (known: audit.read, "
+        "catalog.entity.read, catalog.ingestion.manage, catalog.ingestion.read, insights.team.read, insights.usage.read, "
+        "scorecard.exemption.create, scorecard.exemption.revoke, scorecard.read, skills.read, surveys.read.org, surveys.read.team)")]
+    allowed = runner.invoke(rbac, ["check", "user:default/paula", "surveys.read.team", "--resource", "group:default/zulu", "--json"])
+    assert allowed.exit_code == 0 and orjson.loads(allowed.output)["role"] == "everyone"
+    denied = runner.invoke(rbac, ["check", "dana", "surveys.read.team", "--resource", "group:default/zulu"])
+    assert denied.exit_code == 3 and denied.output.startswith("DENIED: surveys.read.team: conditional on anyOf[IS_MEMBER(), IS_OWNER()]")
+
+
+def test_site_inputs_load_every_source_from_the_catalog_database(seeded):
+    from catalog_pipelines.assets.dashboards import load_site_inputs
+    from catalog_pipelines.resources import CatalogDatabase
+
+    inputs = load_site_inputs(CatalogDatabase(url=seeded))
+    assert len(inputs.entities) == len(ENTITIES) and "entity" not in inputs.entities.columns
+    assert inputs.org.members("group:default/platform") == ORG.members("group:default/platform")
+    assert list(inputs.ingestions["provider"]) == ["seed"] and len(inputs.marks) == 1
+    assert list(inputs.audit["action"]) == ["ingestion.pause"]
+    assert set(inputs.tables) == set(inputs_with_sentinels().tables)
+    assert isinstance(inputs.tables["usage/daily"], pd.DataFrame)
