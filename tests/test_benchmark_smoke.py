@@ -15,6 +15,8 @@ SMOKE_RUNS = {
     "surveys": ["--responses", "400", "--waves", "2", "--ingest-waves", "1"],
     "scorecards": ["--size", "2000", "--store"],
     "graph": ["--size", "3000", "--queries", "5"],
+    "dashboards": ["--smoke"],
+    "usage": ["--events", "20000", "--days", "5", "--org-size", "2000"],
 }
 
 
