@@ -51,10 +51,10 @@ class CatalogDatabase(dg.ConfigurableResource):
 
         return OrgGraph.from_entities(self.store().iter_entities(kinds=["User", "Group"]))
 
-    def entities_frame(self, kinds: list[str] | None = None) -> "pd.DataFrame":
+    def entities_frame(self, kinds: list[str] | None = None, with_body: bool = True) -> "pd.DataFrame":
         from catalog_pipelines.storage.frames import entities_frame
 
-        return entities_frame(self.get_engine(), kinds)
+        return entities_frame(self.get_engine(), kinds, with_body=with_body)
 
     def relations_frame(self) -> "pd.DataFrame":
         from catalog_pipelines.storage.frames import relations_frame

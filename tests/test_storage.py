@@ -187,3 +187,22 @@ def test_large_chunks_take_the_bulk_path_and_stay_idempotent(db, catalog_url, mo
         assert conn.execute(sa.select(sa.func.count()).select_from(s.relations)).scalar_one() == 2400
         assert conn.execute(sa.select(sa.func.count()).select_from(s.ingestion_mark_entities)).scalar_one() == 1200
     assert any(used) == catalog_url.startswith("postgresql")
+
+
+def test_entities_frame_without_bodies_matches_the_full_frame(catalog_url):
+    from catalog_pipelines.storage.frames import entities_frame
+    from tests.helpers import seed_catalog
+
+    seed_catalog(catalog_url, [
+        {"apiVersion": "backstage.io/v1alpha1", "kind": "Component", "metadata": {"name": "a", "namespace": "ns1"},
+         "spec": {"type": "service", "lifecycle": "production", "owner": "team-x", "system": "sys"}},
+        {"apiVersion": "backstage.io/v1alpha1", "kind": "Group", "metadata": {"name": "team-x"},
+         "spec": {"type": "team", "children": []}},
+        {"apiVersion": "backstage.io/v1alpha1", "kind": "API", "metadata": {"name": "b"},
+         "spec": {"type": "openapi", "lifecycle": "beta", "owner": "user:default/bob", "definition": "x"}},
+    ])
+    engine = get_engine(catalog_url)
+    full = entities_frame(engine).drop(columns=["entity"])
+    slim = entities_frame(engine, with_body=False)
+    assert slim.equals(full), (slim, full)
+    assert slim.loc[slim["ref"] == "component:ns1/a", "owner"].item() == "group:ns1/team-x"

@@ -111,12 +111,10 @@ def load_site_inputs(catalog: CatalogDatabase, materialized: dict[str, datetime]
     from dashboards.inputs import SiteInputs, table_keys
 
     engine = catalog.get_engine()
-    entities = catalog.entities_frame()
-    # One read of the catalog: the org comes from the same rows, and the bodies are dropped
-    # straight after (they are most of the memory).
-    people = entities.loc[entities["kind"].isin(["user", "group"]), "entity"]
-    org = OrgGraph.from_entities(people.tolist())
-    entities = entities.drop(columns=["entity"])
+    # Bodies are most of the memory and the site needs none: spec fields come from SQL, and only
+    # the people (User/Group bodies) are read for the org.
+    entities = catalog.entities_frame(with_body=False)
+    org = OrgGraph.from_entities(catalog.store().iter_entities(kinds=["User", "Group"]))
     ledger = _ledger_frames(engine)
     tables = {}
     for area, name in table_keys():
