@@ -6,7 +6,7 @@ every run, so its import must stay light.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import dagster as dg
 
@@ -65,8 +65,3 @@ class CatalogDatabase(dg.ConfigurableResource):
         from catalog_pipelines.storage.frames import removals_frame
 
         return removals_frame(self.get_engine())
-
-
-def summary(value: Any, limit: int = 200) -> str:
-    text = str(value)
-    return text if len(text) <= limit else text[: limit - 1] + "…"

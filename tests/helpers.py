@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import time
 from typing import Any
 
 from catalog_pipelines.model import process_entity
@@ -31,3 +37,26 @@ def seed_catalog(url: str, entities: list[dict[str, Any]], provider: str = "seed
         done=True, entities=processed, rejections=[],
     )
     return store
+
+
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def stop_process_groups(procs: list[subprocess.Popen], grace: float = 10) -> None:
+    """Stop processes started with `start_new_session=True`, and their children: SIGTERM the
+    groups, wait up to `grace` seconds in all, then SIGKILL what is left."""
+    for proc in procs:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    for proc in procs:
+        try:
+            proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=5)

@@ -22,7 +22,6 @@ import atexit
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import threading
 import time
@@ -34,6 +33,7 @@ import httpx
 import pytest
 
 from catalog_pipelines.settings import Settings
+from helpers import free_port
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PEER_TOKEN = "backstage-peer-token"
@@ -132,12 +132,6 @@ def install(home: Path, timeout: float = 1200) -> float:
     if code != 0:
         raise RuntimeError(f"installing the Backstage peer failed (exit {code}):\n{_tail(log_path)}")
     return time.monotonic() - started
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass

@@ -18,16 +18,13 @@ missing broker fails the test; elsewhere it skips.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -35,6 +32,7 @@ import dagster as dg
 import pytest
 import yaml
 from backstage_fake import FakeBackstage
+from helpers import stop_process_groups
 
 # dagster_pg_database and production_dagster_home are session fixtures: pytest finds them by name.
 from test_production_instance import (  # noqa: F401
@@ -167,17 +165,7 @@ def start_worker(name: str, env: dict[str, str], log: Path) -> subprocess.Popen:
 
 def stop_workers(procs: list[subprocess.Popen]) -> None:
     # The CLI runs `celery worker` as its child, in the session started above: stop the whole group.
-    for proc in procs:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-    deadline = time.monotonic() + 15
-    for proc in procs:
-        try:
-            proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=5)
+    stop_process_groups(procs, grace=15)
 
 
 def communicate(proc: subprocess.Popen, timeout: float) -> tuple[int, str, str]:

@@ -8,10 +8,7 @@ health check results of a cycle that ran on the same instance and catalog.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,6 +18,7 @@ from typing import Any
 
 import dagster as dg
 import pytest
+from helpers import free_port, stop_process_groups
 
 # dagster_pg_database and production_dagster_home are session fixtures: pytest finds them by name.
 from test_production_instance import (  # noqa: F401
@@ -37,25 +35,9 @@ LOCATION = "catalog_pipelines.definitions"  # workspace.yaml names the location 
 STARTUP_SECONDS = 90
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def stop(procs: list[subprocess.Popen]) -> None:
     """Stop servers and the code servers they spawned (each in the session it was started in)."""
-    for proc in procs:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-    deadline = time.monotonic() + 10
-    for proc in procs:
-        try:
-            proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=5)
+    stop_process_groups(procs, grace=10)
 
 
 def wait_for(what: str, probe: Callable[[], Any], timeout: float, logs: list[Path]) -> Any:

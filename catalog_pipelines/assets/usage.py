@@ -407,7 +407,8 @@ def materialize_usage(instance: dg.DagsterInstance, days: list[date] | None = No
     valid = set(usage_days.get_partition_keys())
     keys = sorted(d.isoformat() for d in days if d.isoformat() in valid)
     defs = dg.Definitions(assets=usage_assets, jobs=usage_jobs, resources={"catalog": CatalogDatabase(url=catalog_url)})
-    quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+    from catalog_pipelines.orchestration import QUIET_RUN_CONFIG as quiet
+
     out: dict[str, Any] = {"days": keys, "skipped": sorted(d.isoformat() for d in days if d.isoformat() not in valid)}
     checks: dict[str, bool] = {}
     if keys:
