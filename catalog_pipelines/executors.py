@@ -31,9 +31,15 @@ EXECUTORS = ("default", "celery")
 # Celery settings that the executor (which sends the tasks) and the workers (deploy/celery/celery.yaml,
 # which run them) must agree on; tests/test_production_celery.py checks that they do.
 CELERY_CONFIG_SOURCE = {
-    # A worker takes one step at a time, so that two providers' chunks queued together go to two
-    # workers instead of both waiting on the first worker that prefetched them.
+    # A worker holds one step at a time, so that two providers' chunks queued together go to two
+    # workers instead of both waiting on the first worker that prefetched them. The multiplier alone
+    # is not enough: with Celery's default early acknowledgement a busy worker acks the step it is
+    # running and reserves the next one too (this made the parallel-providers test flaky). Acking
+    # late keeps the running step unacknowledged, so a busy worker reserves nothing; as a bonus a
+    # step whose worker dies is redelivered instead of lost (a chunk write is one transaction, so
+    # running it again is safe).
     "worker_prefetch_multiplier": 1,
+    "task_acks_late": True,
     "broker_connection_retry_on_startup": True,
 }
 
