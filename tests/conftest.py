@@ -1,16 +1,31 @@
-"""Shared fixtures: isolated data directories, and catalog databases on both backends.
+"""Shared fixtures: isolated data directories, and storage on both backends.
+
+Every test that stores anything asks for it through a fixture here, and all of those depend on
+`backend`, a session-scoped parameter: such a test runs once on the embedded default (SQLite
+catalog, SQLite Dagster instance) and once on PostgreSQL (the catalog through SQLAlchemy, and
+Dagster's run, event-log and schedule storage through dagster-postgres with deploy/dagster.yaml).
+Tests that store nothing (the entity model, pure analytics) run once.
+
+- `catalog_url`: an empty catalog for one test;
+- `module_catalog_url`: an empty catalog for a module-scoped fixture to seed once;
+- `dagster_instance`: a Dagster instance with no runs, events or schedules (and
+  `module_dagster_instance` for module-scoped fixtures);
+- `data_env`: the environment the CLI, the demo and subprocesses read (data directory,
+  DAGSTER_HOME, catalog URL), for commands that build their own instance and catalog.
 
 PostgreSQL tests use the server named by CATALOG_TEST_POSTGRES_URL (CI sets it; .ci/run points it
-at the local server) and create a throwaway database per test session. Under CI a missing server
+at the local server) and create throwaway databases per test session. Under CI a missing server
 is a failure, never a skip.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from pathlib import Path
 
+import dagster as dg
 import pytest
 
 from peer import backstage_peer  # noqa: F401  (the real Backstage, session-scoped)
@@ -31,20 +46,8 @@ def postgres_server_url():
         if os.environ.get("CI"):
             pytest.fail("CI must run the PostgreSQL tests: set CATALOG_TEST_POSTGRES_URL")
         pytest.skip("CATALOG_TEST_POSTGRES_URL is not set")
-    import sqlalchemy as sa
-
-    name = f"cp_test_{uuid.uuid4().hex[:10]}"
-    admin_engine = sa.create_engine(admin, isolation_level="AUTOCOMMIT")
-    with admin_engine.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    url = admin_engine.url.set(database=name).render_as_string(hide_password=False)
-    yield url
-    from catalog_pipelines.storage.db import dispose_engines
-
-    dispose_engines()
-    with admin_engine.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin_engine.dispose()
+    with _throwaway_database(admin, "cp_test") as url:
+        yield url
 
 
 @pytest.fixture
@@ -66,19 +69,124 @@ def postgres_url(postgres_server_url):
     return postgres_server_url
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def catalog_url(request, tmp_path):
-    """The catalog database URL, once per backend."""
-    if request.param == "sqlite":
+BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def backend(request) -> str:
+    """The storage backend of this run of the test: "sqlite" or "postgres"."""
+    return request.param
+
+
+@pytest.fixture
+def catalog_url(backend, request, tmp_path):
+    """An empty catalog database for one test, on this run's backend."""
+    if backend == "sqlite":
         return f"sqlite:///{tmp_path / 'catalog.db'}"
     return request.getfixturevalue("postgres_url")
 
 
+@pytest.fixture(scope="module")
+def module_catalog_url(backend, request, tmp_path_factory):
+    """An empty catalog for a module-scoped fixture to seed once (a database of its own on
+    PostgreSQL, so the per-test clean-up of `catalog_url` does not touch it)."""
+    if backend == "sqlite":
+        yield f"sqlite:///{tmp_path_factory.mktemp('catalog') / 'catalog.db'}"
+        return
+    with _throwaway_database(request.getfixturevalue("postgres_server_url"), "cp_mod") as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def dagster_pg_database(postgres_server_url):
+    """A database of its own for Dagster's storage, on the test server, dropped at the end."""
+    with _throwaway_database(postgres_server_url, "cp_dagster") as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def production_dagster_home(dagster_pg_database, tmp_path_factory):
+    """(home, env): one production DAGSTER_HOME (deploy/dagster.yaml, unchanged) per session;
+    Dagster creates its tables in the database once (~5 s)."""
+    from helpers import production_env, production_home, production_instance
+
+    home = production_home(tmp_path_factory.mktemp("dagster_home"))
+    env = production_env(dagster_pg_database, home)
+    with production_instance(env):
+        pass
+    return home, env
+
+
 @pytest.fixture
-def data_env(tmp_path, monkeypatch):
-    """Point every path setting at a temporary directory (and a fresh DAGSTER_HOME)."""
+def dagster_instance(backend, request):
+    """A Dagster instance with nothing in it, on this run's backend: `instance_for_test` (SQLite in
+    a temporary directory), or the production configuration on PostgreSQL, emptied first."""
+    if backend == "sqlite":
+        with dg.instance_for_test() as instance:
+            yield instance
+        return
+    from helpers import empty_dagster_database, production_instance
+
+    _, env = request.getfixturevalue("production_dagster_home")
+    empty_dagster_database(request.getfixturevalue("dagster_pg_database"))
+    with production_instance(env) as instance:
+        yield instance
+
+
+@pytest.fixture(scope="module")
+def module_dagster_instance(backend, request):
+    """A Dagster instance for a module-scoped fixture that materialises once and keeps the result.
+    On PostgreSQL it shares the session's Dagster database, which each test's `dagster_instance`
+    empties: read what you need from the run result, not from the instance, in later tests."""
+    if backend == "sqlite":
+        with dg.instance_for_test() as instance:
+            yield instance
+        return
+    from helpers import production_instance
+
+    _, env = request.getfixturevalue("production_dagster_home")
+    with production_instance(env) as instance:
+        yield instance
+
+
+@pytest.fixture
+def data_env(backend, request, tmp_path, monkeypatch):
+    """Point every path setting at a temporary directory with a fresh DAGSTER_HOME, and the
+    catalog and Dagster's storage at this run's backend (empty)."""
     data = tmp_path / "data"
+    home = data / "dagster_home"
     monkeypatch.setenv("CATALOG_PIPELINES_DATA_DIR", str(data))
-    monkeypatch.setenv("DAGSTER_HOME", str(data / "dagster_home"))
-    monkeypatch.delenv("CATALOG_DATABASE_URL", raising=False)
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    if backend == "sqlite":
+        # The CLI writes the embedded dagster.yaml and the catalog under the data directory.
+        monkeypatch.delenv("CATALOG_DATABASE_URL", raising=False)
+        return data
+    from helpers import empty_dagster_database, production_env, production_home
+
+    database = request.getfixturevalue("dagster_pg_database")
+    request.getfixturevalue("production_dagster_home")  # the tables exist
+    production_home(home)
+    for name, value in production_env(database, home).items():
+        monkeypatch.setenv(name, value)
+    empty_dagster_database(database)
+    monkeypatch.setenv("CATALOG_DATABASE_URL", request.getfixturevalue("postgres_url"))
     return data
+
+
+@contextlib.contextmanager
+def _throwaway_database(server_url: str, prefix: str):
+    import sqlalchemy as sa
+
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(server_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield admin.url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        from catalog_pipelines.storage.db import dispose_engines
+
+        dispose_engines()
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()

@@ -71,8 +71,8 @@ class Clock:
 
 
 @pytest.fixture
-def url(tmp_path) -> str:
-    return f"sqlite:///{tmp_path / 'catalog.db'}"
+def url(catalog_url) -> str:
+    return catalog_url
 
 
 @pytest.fixture
@@ -489,7 +489,7 @@ def test_tokens_map_to_normalised_identities_and_errors_never_echo_tokens():
 # ------------------------------------------------------------------------------------- the doors
 
 
-def test_dagster_job_runs_an_operation_from_typed_config(url, engine, configs):
+def test_dagster_job_runs_an_operation_from_typed_config(url, engine, configs, dagster_instance):
     import dagster as dg
 
     from catalog_pipelines.jobs import ADMIN_OP, build_ingestion_admin_job
@@ -502,23 +502,23 @@ def test_dagster_job_runs_an_operation_from_typed_config(url, engine, configs):
         return job.execute_in_process(run_config={"ops": {ADMIN_OP: {"config": config}}}, resources=resources,
                                       instance=instance, raise_on_error=False)
 
-    with dg.DagsterInstance.ephemeral() as instance:
-        result = run(operation="delay", provider="beta", hours=6, actor=ADMIN)
-        assert result.success
-        assert Ledger(engine).controls("beta")["halted_until"] is not None
-        audit = entries(engine, action="ingestion.delay")[0]
-        assert (audit.actor, audit.outcome, audit.details["channel"]) == (ADMIN, "success", "dagster")
+    instance = dagster_instance
+    result = run(operation="delay", provider="beta", hours=6, actor=ADMIN)
+    assert result.success
+    assert Ledger(engine).controls("beta")["halted_until"] is not None
+    audit = entries(engine, action="ingestion.delay")[0]
+    assert (audit.actor, audit.outcome, audit.details["channel"]) == (ADMIN, "success", "dagster")
 
-        denied = run(operation="pause", provider="alpha", actor=READER)
-        assert not denied.success
-        assert "not allowed" in denied.get_step_failure_events()[0].event_specific_data.error.message
-        assert Ledger(engine).controls("alpha")["paused"] is False
+    denied = run(operation="pause", provider="alpha", actor=READER)
+    assert not denied.success
+    assert "not allowed" in denied.get_step_failure_events()[0].event_specific_data.error.message
+    assert Ledger(engine).controls("alpha")["paused"] is False
 
-        assert run(operation="halt_all", actor=ADMIN).success
-        assert all(Ledger(engine).controls(p)["halted_until"] for p in ("alpha", "beta"))
+    assert run(operation="halt_all", actor=ADMIN).success
+    assert all(Ledger(engine).controls(p)["halted_until"] for p in ("alpha", "beta"))
 
-        with pytest.raises(dg.DagsterInvalidConfigError):  # the launchpad offers only configured providers
-            run(operation="pause", provider="gamma", actor=ADMIN)
+    with pytest.raises(dg.DagsterInvalidConfigError):  # the launchpad offers only configured providers
+        run(operation="pause", provider="gamma", actor=ADMIN)
 
 
 @pytest.fixture

@@ -43,8 +43,8 @@ AS_OUTSIDER = {"Authorization": "Bearer outsider-token"}
 
 
 @pytest.fixture
-def engine(tmp_path):
-    return get_engine(f"sqlite:///{tmp_path / 'catalog.db'}")
+def engine(catalog_url):
+    return get_engine(catalog_url)
 
 
 @pytest.fixture
@@ -228,7 +228,7 @@ def test_delay_defaults_to_24_hours_and_rejects_bad_hours_with_400(client, engin
 # ------------------------------------------------------------------------- through the real sensor
 
 
-def test_http_operations_steer_the_real_sensor(catalog_url):
+def test_http_operations_steer_the_real_sensor(catalog_url, dagster_instance):
     """Pause, resume, cancel, reset and trigger over HTTP, each followed by a real sensor tick
     (tests/cycle_harness.py: the sensor body against a real instance, runs launched in-process)."""
     import dagster as dg
@@ -238,29 +238,29 @@ def test_http_operations_steer_the_real_sensor(catalog_url):
 
     config = ProviderConfig("org", "synthetic", params={"size": 300, "seed": 7},
                             options=IngestionOptions(chunk_size=100, burst_length=dt.timedelta(hours=1)))
-    with dg.DagsterInstance.ephemeral() as instance:
-        harness = Harness(config, catalog_url, instance)
-        try:
-            admin = IngestionAdmin(harness.catalog.get_engine(), [config], StaticPolicy.from_dict(POLICY), channel="http")
-            client = TestClient(create_admin_app(admin, TOKENS))
-            ledger = harness.catalog.ledger()
+    instance = dagster_instance
+    harness = Harness(config, catalog_url, instance)
+    try:
+        admin = IngestionAdmin(harness.catalog.get_engine(), [config], StaticPolicy.from_dict(POLICY), channel="http")
+        client = TestClient(create_admin_app(admin, TOKENS))
+        ledger = harness.catalog.ledger()
 
-            assert harness.step() == "chunk"
-            client.post(url("/providers/org/pause"), headers=AS_ADMIN)
-            assert harness.step() == "wait" and "paused" in harness.skips[-1]
-            client.post(url("/providers/org/resume"), headers=AS_ADMIN)
-            assert harness.step() == "chunk"
+        assert harness.step() == "chunk"
+        client.post(url("/providers/org/pause"), headers=AS_ADMIN)
+        assert harness.step() == "wait" and "paused" in harness.skips[-1]
+        client.post(url("/providers/org/resume"), headers=AS_ADMIN)
+        assert harness.step() == "chunk"
 
-            first = ledger.open_ingestion("org").cycle
-            client.post(url("/providers/org/cancel"), headers=AS_ADMIN)
-            assert harness.step() == "chunk"  # the new cycle's first chunk: no parking
-            assert ledger.open_ingestion("org").cycle == first + 1
-            assert ledger.last_mark(ledger.open_ingestion("org").id).sequence == 0
+        first = ledger.open_ingestion("org").cycle
+        client.post(url("/providers/org/cancel"), headers=AS_ADMIN)
+        assert harness.step() == "chunk"  # the new cycle's first chunk: no parking
+        assert ledger.open_ingestion("org").cycle == first + 1
+        assert ledger.last_mark(ledger.open_ingestion("org").id).sequence == 0
 
-            client.delete(url("/providers/org"), headers=AS_ADMIN)
-            harness.advance(dt.timedelta(hours=1))
-            assert harness.step() == "wait" and "resting" in harness.skips[-1]
-            client.post(url("/providers/org/trigger"), headers=AS_ADMIN)
-            assert harness.step() == "chunk"
-        finally:
-            set_clock(None)
+        client.delete(url("/providers/org"), headers=AS_ADMIN)
+        harness.advance(dt.timedelta(hours=1))
+        assert harness.step() == "wait" and "resting" in harness.skips[-1]
+        client.post(url("/providers/org/trigger"), headers=AS_ADMIN)
+        assert harness.step() == "chunk"
+    finally:
+        set_clock(None)

@@ -20,11 +20,22 @@ SMOKE_RUNS = {
 }
 
 
-@pytest.mark.parametrize("name", sorted(SMOKE_RUNS))
-def test_benchmark_runs_at_small_size_and_prints_figures(name, tmp_path):
+# Benchmarks with a PostgreSQL variant: it runs too, against the test server (CATALOG_TEST_POSTGRES_URL).
+POSTGRES_RUNS = {"ingest_200k": ["--smoke", "--postgres"]}
+
+RUNS = [
+    *[pytest.param(name, args, id=name) for name, args in sorted(SMOKE_RUNS.items())],
+    *[pytest.param(name, args, id=f"{name}-postgres", marks=pytest.mark.postgres) for name, args in sorted(POSTGRES_RUNS.items())],
+]
+
+
+@pytest.mark.parametrize(("name", "args"), RUNS)
+def test_benchmark_runs_at_small_size_and_prints_figures(name, args, tmp_path, request):
+    if "--postgres" in args:
+        request.getfixturevalue("postgres_server_url")  # skips (or fails under CI) without a server
     env_dir = tmp_path / "data"
     result = subprocess.run(
-        [sys.executable, str(REPO / "benchmarks" / f"{name}.py"), *SMOKE_RUNS[name]],
+        [sys.executable, str(REPO / "benchmarks" / f"{name}.py"), *args],
         capture_output=True, text=True, cwd=REPO, timeout=400,
         env={**__import__("os").environ, "CATALOG_PIPELINES_DATA_DIR": str(env_dir), "DAGSTER_HOME": str(env_dir / "dh")},
     )

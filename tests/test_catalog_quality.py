@@ -62,8 +62,8 @@ def test_ratio_checks_pass_at_or_above_their_threshold():
     assert not validate_catalog(entities(GOOD), relations, relation_min=0.7)[RELATION_TARGETS].passed
 
 
-def test_checks_run_as_dagster_asset_checks_on_the_catalog_snapshot(tmp_path):
-    url = f"sqlite:///{tmp_path}/catalog.db"
+def test_checks_run_as_dagster_asset_checks_on_the_catalog_snapshot(catalog_url, dagster_instance):
+    url = catalog_url
     seed_catalog(url, [
         {"apiVersion": "backstage.io/v1alpha1", "kind": "Group", "metadata": {"name": "team-a"}, "spec": {"type": "team", "children": []}},
         {"apiVersion": "backstage.io/v1alpha1", "kind": "Component", "metadata": {"name": "a"}, "spec": {"type": "service", "lifecycle": "production", "owner": "team-a", "dependsOn": ["resource:default/missing-db"]}},
@@ -73,7 +73,8 @@ def test_checks_run_as_dagster_asset_checks_on_the_catalog_snapshot(tmp_path):
     def catalog_snapshot() -> None:
         return None
 
-    result = dg.materialize([catalog_snapshot, catalog_quality_checks], resources={"catalog": CatalogDatabase(url=url)})
+    result = dg.materialize([catalog_snapshot, catalog_quality_checks], resources={"catalog": CatalogDatabase(url=url)},
+                            instance=dagster_instance)
     checks = {e.check_name: (e.passed, e.severity) for e in result.get_asset_check_evaluations()}
     assert checks[UNIQUE_REFS] == (True, dg.AssetCheckSeverity.ERROR)
     assert checks[OWNERS_RESOLVABLE] == (True, dg.AssetCheckSeverity.WARN)

@@ -33,8 +33,8 @@ def one_cycle(store, ledger, provider):
     return outcome.result
 
 
-def test_unchanged_documents_skip_validation_but_are_marked_seen(tmp_path, counting):
-    engine = get_engine(f"sqlite:///{tmp_path / 'c.db'}")
+def test_unchanged_documents_skip_validation_but_are_marked_seen(catalog_url, counting):
+    engine = get_engine(catalog_url)
     store, ledger = CatalogStore(engine), Ledger(engine)
     first = one_cycle(store, ledger, SyntheticOrgProvider("org", 300, seed=5))
     assert first.added == 300 and counting["n"] == 300
@@ -48,8 +48,8 @@ def test_unchanged_documents_skip_validation_but_are_marked_seen(tmp_path, count
     assert sweep.stale == 0
 
 
-def test_changed_documents_and_a_model_upgrade_are_validated_again(tmp_path, counting, monkeypatch):
-    engine = get_engine(f"sqlite:///{tmp_path / 'c.db'}")
+def test_changed_documents_and_a_model_upgrade_are_validated_again(catalog_url, counting, monkeypatch):
+    engine = get_engine(catalog_url)
     store, ledger = CatalogStore(engine), Ledger(engine)
     one_cycle(store, ledger, SyntheticOrgProvider("org", 300, seed=5))
     counting["n"] = 0

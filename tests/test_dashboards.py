@@ -348,18 +348,18 @@ def seeded(data_env, monkeypatch):
     return url
 
 
-def test_the_dashboards_asset_writes_the_site_and_a_restricted_copy_per_audience(seeded):
+def test_the_dashboards_asset_writes_the_site_and_a_restricted_copy_per_audience(seeded, dagster_instance):
     import dagster as dg
 
     from catalog_pipelines.assets.dashboards import DASHBOARDS_SITE, dashboards_site
     from catalog_pipelines.resources import CatalogDatabase
     from catalog_pipelines.settings import Settings
 
-    with dg.DagsterInstance.ephemeral() as instance:
-        result = dg.materialize([dashboards_site], instance=instance, resources={"catalog": CatalogDatabase(url=seeded)},
-                                run_config={"ops": {"dashboards_site": {"config": {"audiences": [DANA]}}}})
-        assert result.success
-        metadata = instance.get_latest_materialization_event(DASHBOARDS_SITE).asset_materialization.metadata
+    instance = dagster_instance
+    result = dg.materialize([dashboards_site], instance=instance, resources={"catalog": CatalogDatabase(url=seeded)},
+                            run_config={"ops": {"dashboards_site": {"config": {"audiences": [DANA]}}}})
+    assert result.success
+    metadata = instance.get_latest_materialization_event(DASHBOARDS_SITE).asset_materialization.metadata
     out = Settings.from_env().output_dir
     assert metadata["pages"].value == 9 and metadata["team_pages"].value == 6
     assert metadata["audiences"].value[DANA]["team_pages"] == 1

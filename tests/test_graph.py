@@ -296,17 +296,17 @@ def test_graph_from_stored_tables_answers_like_the_original(analysis):
 
 
 @pytest.fixture(scope="module")
-def graph_db(tmp_path_factory):
+def graph_db(module_catalog_url, module_dagster_instance):
     import dagster as dg
     from helpers import seed_catalog
 
     from catalog_pipelines.assets.catalog_health import relationship_graph
     from catalog_pipelines.resources import CatalogDatabase
 
-    url = f"sqlite:///{tmp_path_factory.mktemp('graph')}/c.db"
+    url = module_catalog_url
     seed_catalog(url, example_docs())
     result = dg.materialize(
-        [relationship_graph], resources={"catalog": CatalogDatabase(url=url)}, instance=dg.DagsterInstance.ephemeral()
+        [relationship_graph], resources={"catalog": CatalogDatabase(url=url)}, instance=module_dagster_instance
     )
     return url, result
 
@@ -355,11 +355,11 @@ def test_deps_cli_answers_impact_from_the_stored_graph(graph_db, monkeypatch):
     assert missing.exit_code != 0 and "not in the relationship graph" in missing.output
 
 
-def test_deps_before_the_graph_was_built_says_which_asset_to_run(tmp_path, monkeypatch):
+def test_deps_before_the_graph_was_built_says_which_asset_to_run(catalog_url, monkeypatch):
     from click.testing import CliRunner
 
     from catalog_pipelines.cli.catalog_health import deps
 
-    monkeypatch.setenv("CATALOG_DATABASE_URL", f"sqlite:///{tmp_path}/empty.db")
+    monkeypatch.setenv("CATALOG_DATABASE_URL", catalog_url)
     out = CliRunner().invoke(deps, ["anything"])
     assert out.exit_code != 0 and "relationship_graph" in out.output

@@ -182,7 +182,7 @@ def test_trend_rows_cover_every_category_and_removals_trend_per_cycle(report):
 # ##### THE ASSET AND `catalog orphans` (through the catalog database)
 
 
-def test_orphan_report_asset_writes_report_and_trend_and_warns_on_errors(tmp_path, monkeypatch):
+def test_orphan_report_asset_writes_report_and_trend_and_warns_on_errors(catalog_url, dagster_instance, monkeypatch):
     import json
 
     import dagster as dg
@@ -195,10 +195,10 @@ def test_orphan_report_asset_writes_report_and_trend_and_warns_on_errors(tmp_pat
     from catalog_pipelines.storage.db import get_engine
     from catalog_pipelines.storage.insights import read_frame
 
-    url = f"sqlite:///{tmp_path}/c.db"
+    url = catalog_url
     seed_catalog(url, example_docs())
     resources = {"catalog": CatalogDatabase(url=url)}
-    instance = dg.DagsterInstance.ephemeral()
+    instance = dagster_instance
     config = {"ops": {"orphan_report": {"config": {"admin_group": ADMINS}}}}
     for _ in range(2):  # two runs: two trend snapshots
         result = dg.materialize([asset], resources=resources, instance=instance, run_config=config)

@@ -32,16 +32,12 @@ import dagster as dg
 import pytest
 import yaml
 from backstage_fake import FakeBackstage
-from helpers import stop_process_groups
+from helpers import production_instance, stop_process_groups
 
-# dagster_pg_database and production_dagster_home are session fixtures: pytest finds them by name.
-from test_production_instance import (  # noqa: F401
+from test_production_instance import (
     DEPLOY,
     EXAMPLES_ROOTS,
     REPO,
-    dagster_pg_database,
-    production_dagster_home,
-    production_instance,
     require,
     write_providers,
 )

@@ -6,25 +6,22 @@ instance, the production run queue and run monitoring match the embedded default
 environment variable the deploy files read is documented, and the default code location never
 imports Celery.
 
-The helpers here (`dagster_pg_database`, `production_env`, `production_instance`, `source_refs`) are
-shared by the other tests/test_production_*.py modules.
+The fixtures `dagster_pg_database` and `production_dagster_home` live in conftest.py (the whole suite's
+PostgreSQL runs use them); `production_env`, `production_home` and `production_instance` in helpers.py.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
-import shutil
 import subprocess
 import sys
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
 import pytest
 import yaml
+from helpers import production_env, production_home, production_instance
 
 REPO = Path(__file__).resolve().parent.parent
 DEPLOY = REPO / "deploy"
@@ -54,56 +51,6 @@ def env_names(path: Path) -> set[str]:
     return set(ENV_SOURCE.findall("\n".join(lines)))
 
 
-def production_env(dagster_db_url: str, home: Path) -> dict[str, str]:
-    """The environment deploy/dagster.yaml needs, pointing at `dagster_db_url`."""
-    import sqlalchemy as sa
-
-    url = sa.engine.make_url(dagster_db_url)
-    return {
-        "DAGSTER_HOME": str(home),
-        "DAGSTER_PG_HOST": url.host or "127.0.0.1",
-        "DAGSTER_PG_PORT": str(url.port or 5432),
-        "DAGSTER_PG_USER": url.username or "postgres",
-        "DAGSTER_PG_PASSWORD": url.password or "",
-        "DAGSTER_PG_DB": url.database or "",
-        "DAGSTER_MAX_CONCURRENT_RUNS": "4",
-        "DAGSTER_COMPUTE_LOG_DIR": str(home / "compute_logs"),
-    }
-
-
-def production_home(path: Path) -> Path:
-    """A DAGSTER_HOME holding the production dagster.yaml, unchanged."""
-    path.mkdir(parents=True, exist_ok=True)
-    shutil.copy(PRODUCTION_YAML, path / "dagster.yaml")
-    return path
-
-
-@contextlib.contextmanager
-def patched_environ(values: dict[str, str]) -> Iterator[None]:
-    saved = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-
-
-@contextlib.contextmanager
-def production_instance(env: dict[str, str]) -> Iterator[dg.DagsterInstance]:
-    """The instance deploy/dagster.yaml describes, with its environment set while it is in use
-    (Dagster resolves `{env: …}` when it loads each part, some of them lazily)."""
-    with patched_environ(env):
-        instance = dg.DagsterInstance.from_config(env["DAGSTER_HOME"])
-        try:
-            yield instance
-        finally:
-            instance.dispose()
-
-
 def source_refs(config) -> set[str]:
     """The refs a provider's source holds that pass validation: what one full cycle must store."""
     from catalog_pipelines.model import process_entity
@@ -128,31 +75,6 @@ def write_providers(path: Path, providers: list[dict]) -> Path:
 
 
 EXAMPLES_ROOTS = [str(REPO / "tests/data/backstage-examples/all.yaml"), str(REPO / "tests/data/backstage-examples/acme-corp.yaml")]
-
-
-@pytest.fixture(scope="session")
-def dagster_pg_database(postgres_server_url):
-    """A database of its own for Dagster's storage, on the test server, dropped at the end."""
-    import sqlalchemy as sa
-
-    name = f"cp_dagster_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(postgres_server_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    yield admin.url.set(database=name).render_as_string(hide_password=False)
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
-
-
-@pytest.fixture(scope="session")
-def production_dagster_home(dagster_pg_database, tmp_path_factory):
-    """(home, env): one production DAGSTER_HOME per session; Dagster creates its tables once (~5 s)."""
-    home = production_home(tmp_path_factory.mktemp("dagster_home"))
-    env = production_env(dagster_pg_database, home)
-    with production_instance(env):
-        pass
-    return home, env
 
 
 # ##### TESTS

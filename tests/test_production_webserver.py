@@ -18,17 +18,8 @@ from typing import Any
 
 import dagster as dg
 import pytest
-from helpers import free_port, stop_process_groups
-
-# dagster_pg_database and production_dagster_home are session fixtures: pytest finds them by name.
-from test_production_instance import (  # noqa: F401
-    EXAMPLES_ROOTS,
-    REPO,
-    dagster_pg_database,
-    production_dagster_home,
-    production_instance,
-    write_providers,
-)
+from helpers import free_port, production_instance, stop_process_groups
+from test_production_instance import EXAMPLES_ROOTS, REPO, write_providers
 
 PROVIDER = "ui_examples"
 LOCATION = "catalog_pipelines.definitions"  # workspace.yaml names the location after the module

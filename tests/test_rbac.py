@@ -283,7 +283,7 @@ def test_the_authorizer_reloads_membership_after_its_ttl():
 # ------------------------------------------------------------------- enforced in the admin doors
 
 
-def test_admin_operations_enforce_a_group_policy_resolved_from_the_catalog(tmp_path, monkeypatch):
+def test_admin_operations_enforce_a_group_policy_resolved_from_the_catalog(catalog_url, tmp_path, monkeypatch):
     from helpers import seed_catalog
 
     from catalog_pipelines.ingestion.admin import IngestionAdmin, PermissionDenied
@@ -292,7 +292,7 @@ def test_admin_operations_enforce_a_group_policy_resolved_from_the_catalog(tmp_p
     from catalog_pipelines.storage.db import get_engine
     from catalog_pipelines.storage.ledger import Ledger
 
-    url = f"sqlite:///{tmp_path / 'c.db'}"
+    url = catalog_url
     seed_catalog(url, example_entities())
     policy = tmp_path / "permissions.yaml"
     policy.write_text(f"""

@@ -58,7 +58,7 @@ CI_RUNS = [
 
 
 @pytest.fixture
-def env(tmp_path, monkeypatch, catalog_url):
+def env(tmp_path, monkeypatch, catalog_url, dagster_instance):
     url = catalog_url
     config_dir = tmp_path / "scorecards"
     config_dir.mkdir()
@@ -75,12 +75,13 @@ def env(tmp_path, monkeypatch, catalog_url):
     (exports / "ci").mkdir(parents=True)
     (exports / "ci" / "runs.json").write_bytes(orjson.dumps([{**r, "started_at": today} for r in CI_RUNS]))
     seed_catalog(url, CATALOG)
-    return {"url": url, "config_dir": config_dir, "engine": get_engine(url)}
+    return {"url": url, "config_dir": config_dir, "engine": get_engine(url), "instance": dagster_instance}
 
 
-def materialize(url: str, selection=None, raise_on_error: bool = True):
+def materialize(env: dict, selection=None, raise_on_error: bool = True):
     assets = [*build_fact_assets(demo=False), *scorecard_assets]
-    return dg.materialize(assets, resources={"catalog": CatalogDatabase(url=url)}, selection=selection, raise_on_error=raise_on_error)
+    return dg.materialize(assets, resources={"catalog": CatalogDatabase(url=env["url"])}, instance=env["instance"],
+                          selection=selection, raise_on_error=raise_on_error)
 
 
 def levels(engine) -> dict[str, int]:
@@ -89,7 +90,7 @@ def levels(engine) -> dict[str, int]:
 
 
 def test_assets_evaluate_hand_computed_levels_and_cli_reads_them(env):
-    result = materialize(env["url"])
+    result = materialize(env)
     assert result.success
     assert levels(env["engine"]) == {"gold": 3, "silver": 2, "solo": 0}
     checks = {c.check_name: c.passed for c in result.get_asset_check_evaluations()}
@@ -114,10 +115,10 @@ def test_assets_evaluate_hand_computed_levels_and_cli_reads_them(env):
 
 
 def test_bad_config_fails_naming_file_and_line_and_keeps_previous_results(env):
-    materialize(env["url"])
+    materialize(env)
     before = read_frame(env["engine"], "scorecards", "results")
     shutil.copy(ROOT / "tests" / "data" / "scorecards" / "bad_operator.yaml", env["config_dir"] / "zz-bad.yaml")
-    result = materialize(env["url"], selection=["scorecard_results"], raise_on_error=False)
+    result = materialize(env, selection=["scorecard_results"], raise_on_error=False)
     assert not result.success
     failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
     assert "zz-bad.yaml:7:" in str(failure.event_specific_data.error) or "zz-bad.yaml:7:" in str(failure.step_failure_data.user_failure_data.description)
@@ -135,7 +136,7 @@ def test_exemption_is_audit_logged_and_counts_as_passed_at_next_evaluation(env, 
                       "    permissions: ['scorecard.exemption.*']\n")
     monkeypatch.setenv("CATALOG_PIPELINES_PERMISSIONS", str(policy))
     started = datetime.now(timezone.utc)
-    materialize(env["url"])
+    materialize(env)
     runner = CliRunner()
     # RBAC first: someone without scorecard.exemption.create is refused, and the refusal is audited.
     refused = runner.invoke(scorecard, ["exempt", "silver", "--check", "ci-green", "--expires", "2099-01-01", "--justification", "flaky runner pool, INFRA-123", "--author", "mallory", "--json"])
@@ -156,24 +157,25 @@ def test_exemption_is_audit_logged_and_counts_as_passed_at_next_evaluation(env, 
     ]
     assert log[0].details["justification"] == "flaky runner pool, INFRA-123"
 
-    materialize(env["url"], selection=["scorecard_results"])
+    materialize(env, selection=["scorecard_results"])
     assert levels(env["engine"])["silver"] == 3
     assert runner.invoke(scorecard, ["revoke", exemption_id, "--reason", "fixed", "--author", "bob"]).exit_code == 0
-    materialize(env["url"], selection=["scorecard_results"])
+    materialize(env, selection=["scorecard_results"])
     assert levels(env["engine"])["silver"] == 2
     regressions = read_frame(env["engine"], "scorecards", "regressions")
     assert regressions[["owner", "subject_id", "previous", "current"]].values.tolist()[-2:] == [["group:default/team-a", "ci-green", "passed", "failed"], ["group:default/team-a", "basics", "3", "2"]]
 
 
-def test_demo_evaluates_the_shipped_tracks_on_the_synthetic_organisation(tmp_path, monkeypatch):
+def test_demo_evaluates_the_shipped_tracks_on_the_synthetic_organisation(catalog_url, dagster_instance, tmp_path, monkeypatch):
     from catalog_pipelines.providers.synthetic import SyntheticOrg
 
-    url = f"sqlite:///{tmp_path}/catalog.db"
+    url = catalog_url
     monkeypatch.setenv("CATALOG_PIPELINES_FACT_EXPORTS", str(tmp_path / "exports"))
     monkeypatch.delenv("CATALOG_PIPELINES_SCORECARDS", raising=False)
     seed_catalog(url, [e for e in SyntheticOrg(300, seed=11).iter_entities() if e])
     run_config = {"ops": {"synthetic_fact_exports": {"config": {"backfill_days": 2}}}}
-    result = dg.materialize([*build_fact_assets(demo=True), *scorecard_assets], resources={"catalog": CatalogDatabase(url=url)}, run_config=run_config)
+    result = dg.materialize([*build_fact_assets(demo=True), *scorecard_assets], resources={"catalog": CatalogDatabase(url=url)},
+                            run_config=run_config, instance=dagster_instance)
     assert result.success
     engine = get_engine(url)
     by_track = read_frame(engine, "scorecards", "levels").groupby("track_id")["level"].agg(["size", "nunique"])

@@ -29,9 +29,8 @@ def synthetic(size=600, generation=0, remove=0.0, **options) -> ProviderConfig:
 
 
 @pytest.fixture
-def instance():
-    with dg.instance_for_test() as inst:
-        yield inst
+def instance(dagster_instance):
+    return dagster_instance
 
 
 @pytest.fixture
@@ -175,7 +174,7 @@ def test_the_real_sensor_definition_requests_the_first_chunk(harness):
     assert result.dynamic_partitions_requests[0].partition_keys == ["00000"]
 
 
-def test_random_500s_timeouts_and_429s_still_store_every_entity_exactly_once(instance, tmp_path):
+def test_random_500s_timeouts_and_429s_still_store_every_entity_exactly_once(instance, catalog_url):
     """A Backstage-shaped source failing at random: in-run retries, run failures and the ledger's
     backoff between them, and the cycle still lands every entity once."""
     import sqlalchemy as sa
@@ -193,7 +192,7 @@ def test_random_500s_timeouts_and_429s_still_store_every_entity_exactly_once(ins
                     "max_retries": 0, "backoff_base": 0.0, "backoff_max": 0.0},
             options=IngestionOptions(chunk_size=80, burst_length=dt.timedelta(hours=1), retry_max=1, retry_delay_seconds=0),
         )
-        harness = Harness(config, f"sqlite:///{tmp_path / 'c.db'}", instance)
+        harness = Harness(config, catalog_url, instance)
         try:
             events = harness.run_until_resting(max_steps=400, tick_every=dt.timedelta(hours=3))
         finally:

@@ -316,7 +316,7 @@ def test_synthetic_gigs_staff_each_person_once(taxonomy, synthetic):
 # ##### THE ASSET AND THE `skills` COMMANDS (through the catalog database)
 
 
-def test_skills_exchange_asset_and_cli(tmp_path, monkeypatch):
+def test_skills_exchange_asset_and_cli(catalog_url, dagster_instance, tmp_path, monkeypatch):
     import json
     import shutil
 
@@ -337,12 +337,12 @@ def test_skills_exchange_asset_and_cli(tmp_path, monkeypatch):
     for doc in docs:  # one profile from the catalog itself, merged with the CSV
         if doc["kind"] == "User" and doc["metadata"]["name"] == "tara.macgovern":
             doc["metadata"]["annotations"] = {SKILLS_ANNOTATION: "golang:expert", CAPACITY_ANNOTATION: "1"}
-    url = f"sqlite:///{tmp_path}/c.db"
+    url = catalog_url
     seed_catalog(url, docs)
     result = dg.materialize(
         [skills_exchange],
         resources={"catalog": CatalogDatabase(url=url)},
-        instance=dg.DagsterInstance.ephemeral(),
+        instance=dagster_instance,
         run_config={"ops": {"skills_exchange": {"config": {"config_dir": str(folder)}}}},
     )
     assert result.success

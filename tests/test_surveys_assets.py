@@ -59,7 +59,7 @@ def checks_of(result) -> dict[str, bool]:
     return {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
 
 
-def test_waves_land_as_partitions_and_trends_publish_with_passing_checks(world):
+def test_waves_land_as_partitions_and_trends_publish_with_passing_checks(world, dagster_instance):
     url, _ = world
     # Spoil wave 2's export: an out-of-range answer and a second response from a1.
     export = surveys_root() / "exports" / Q2 / "responses.csv"
@@ -69,7 +69,7 @@ def test_waves_land_as_partitions_and_trends_publish_with_passing_checks(world):
     bad[header.index("sat_overall")] = "9"
     export.write_text("\n".join([*lines, ",".join(bad)]) + "\n")
 
-    instance = dg.DagsterInstance.ephemeral()
+    instance = dagster_instance
     first = materialize([survey_responses], instance, partition_key=Q1)
     assert first.success
     assert checks_of(first) == {ANSWERS_IN_RANGE: True, ONE_RESPONSE_PER_RESPONDENT: True}
@@ -90,8 +90,8 @@ def test_waves_land_as_partitions_and_trends_publish_with_passing_checks(world):
     assert meta["waves"].value == 2 and meta["trend_rows"].value > 0
 
 
-def test_a_wave_without_exports_fails_with_the_directory_to_fill(world):
-    result = materialize([survey_responses], dg.DagsterInstance.ephemeral(), partition_key=Q3)
+def test_a_wave_without_exports_fails_with_the_directory_to_fill(world, dagster_instance):
+    result = materialize([survey_responses], dagster_instance, partition_key=Q3)
     assert not result.success
     failure = result.get_step_failure_events()[0].step_failure_data.user_failure_data
     assert f"no exports for wave '{Q3}'" in failure.description
@@ -110,13 +110,13 @@ def test_the_sensor_requests_each_wave_whose_exports_changed(world):
     assert json.loads(again.cursor)[Q1] == json.loads(first.cursor)[Q1]
 
 
-def test_nothing_is_published_when_the_anonymity_verification_finds_a_leak(world):
+def test_nothing_is_published_when_the_anonymity_verification_finds_a_leak(world, dagster_instance):
     import dataclasses
 
     from catalog_pipelines.storage.insights import read_frame
 
     _, org = world
-    assert materialize([survey_responses], dg.DagsterInstance.ephemeral(), partition_key=Q1).success
+    assert materialize([survey_responses], dagster_instance, partition_key=Q1).success
     engine = CatalogDatabase().get_engine()
     good = compute_survey_trends(org, surveys_root(), surveys_config_dir())
     publish_survey_trends(engine, good)
@@ -127,10 +127,10 @@ def test_nothing_is_published_when_the_anonymity_verification_finds_a_leak(world
     assert len(read_frame(engine, "surveys", "trends")) == len(good.trends)
 
 
-def test_the_published_check_catches_a_figure_below_k_in_the_stored_tables(world):
+def test_the_published_check_catches_a_figure_below_k_in_the_stored_tables(world, dagster_instance):
     from catalog_pipelines.storage.insights import read_frame, write_frame
 
-    instance = dg.DagsterInstance.ephemeral()
+    instance = dagster_instance
     assert materialize([survey_responses], instance, partition_key=Q1).success
     assert materialize([survey_trends], instance).success
     engine = CatalogDatabase().get_engine()
@@ -143,8 +143,8 @@ def test_the_published_check_catches_a_figure_below_k_in_the_stored_tables(world
     assert len(problems) == 1 and "shown with 2 respondents" in problems[0]
 
 
-def test_cli_trends_reads_the_published_tables(world):
-    instance = dg.DagsterInstance.ephemeral()
+def test_cli_trends_reads_the_published_tables(world, dagster_instance):
+    instance = dagster_instance
     for wave in (Q1, Q2):
         assert materialize([survey_responses], instance, partition_key=wave).success
     assert materialize([survey_trends], instance).success

@@ -22,16 +22,16 @@ NOW = datetime(2025, 3, 12, 8, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-def usage_env(data_env, monkeypatch, tmp_path):
-    url = f"sqlite:///{tmp_path / 'catalog.db'}"
+def usage_env(data_env):
+    url = Settings.from_env().catalog_database_url
     seed_catalog(url, list(yaml.safe_load_all((DATA / "org.yaml").read_text())))
     raw = U.raw_store()
     raw.import_jsonl(DATA / "events.jsonl", Settings.from_env().pseudonym_key, now=NOW)
     return url
 
 
-def test_the_usage_assets_publish_the_insights(usage_env):
-    instance = dg.DagsterInstance.ephemeral()
+def test_the_usage_assets_publish_the_insights(usage_env, dagster_instance):
+    instance = dagster_instance
     result = U.materialize_usage(instance, catalog_url=usage_env)
     assert result["days"] == ["2025-03-03", "2025-03-04", "2025-03-06", "2025-03-10", "2025-03-11"]
     assert result["checks"] == {"users_pseudonymised": True, "metrics_consistent": True, "retained_days_summarised": True}
@@ -51,19 +51,19 @@ def test_the_usage_assets_publish_the_insights(usage_env):
     assert events.metadata["events"].value == 20
 
 
-def test_the_pseudonymisation_check_fails_on_a_raw_identity(usage_env):
+def test_the_pseudonymisation_check_fails_on_a_raw_identity(usage_env, dagster_instance):
     from analytics.usage_events import prepare_events
 
     table, _ = prepare_events([{"eventId": "x", "timestamp": "2025-03-05T10:00:00Z", "action": "navigate", "subject": "/", "context": {"pluginId": "home"}}], b"k", now=NOW)
     U.raw_store().append(table.set_column(table.schema.get_field_index("user"), "user", pa.array(["user:default/jane"], pa.string())))
-    result = dg.materialize([U.usage_events], partition_key="2025-03-05", instance=dg.DagsterInstance.ephemeral(), raise_on_error=False)
+    result = dg.materialize([U.usage_events], partition_key="2025-03-05", instance=dagster_instance, raise_on_error=False)
     [evaluation] = result.get_asset_check_evaluations()
     assert evaluation.check_name == U.USERS_PSEUDONYMISED and evaluation.passed is False
     assert evaluation.metadata["values_not_pseudonymised"].value == 1
 
 
-def test_the_arrivals_sensor_requests_each_complete_day_with_new_events_once(usage_env):
-    instance = dg.DagsterInstance.ephemeral()
+def test_the_arrivals_sensor_requests_each_complete_day_with_new_events_once(usage_env, dagster_instance):
+    instance = dagster_instance
     first = U.usage_arrivals_sensor(dg.build_sensor_context(instance=instance))
     assert sorted(r.partition_key for r in first.run_requests) == ["2025-03-03", "2025-03-04", "2025-03-06", "2025-03-10", "2025-03-11"]
     U.materialize_usage(instance, catalog_url=usage_env)
@@ -86,8 +86,8 @@ def test_the_arrivals_sensor_requests_each_complete_day_with_new_events_once(usa
     assert daily.loc["2025-03-04", "dau"] == 4  # frank's late visit counted in its own day
 
 
-def test_retention_deletes_days_older_than_the_period(usage_env):
-    instance = dg.DagsterInstance.ephemeral()
+def test_retention_deletes_days_older_than_the_period(usage_env, dagster_instance):
+    instance = dagster_instance
     U.materialize_usage(instance, catalog_url=usage_env)
     recent = datetime.now(UTC) - timedelta(days=1)
     U.raw_store().ingest(

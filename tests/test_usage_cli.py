@@ -10,18 +10,18 @@ import pytest
 from click.testing import CliRunner
 
 from catalog_pipelines.cli.usage import usage
+from catalog_pipelines.settings import Settings
 from catalog_pipelines.storage.db import get_engine
 from catalog_pipelines.storage.insights import write_frame
 from test_usage_metrics import CONFIG, KEY, build_stores, fixture_org
 
 
 @pytest.fixture
-def stored(data_env, tmp_path, monkeypatch):
+def stored(data_env, tmp_path):
     """The fixture's insight tables written to the catalog database the CLI reads."""
     from analytics.usage_pipeline import insights
 
-    url = f"sqlite:///{tmp_path / 'catalog.db'}"
-    monkeypatch.setenv("CATALOG_DATABASE_URL", url)
+    url = Settings.from_env().catalog_database_url
     _, summaries = build_stores(tmp_path / "usage")
     for name, frame in insights(summaries, org=fixture_org(), key=KEY, config=CONFIG).items():
         write_frame(get_engine(url), "usage", name, frame)
@@ -53,8 +53,7 @@ def test_a_window_longer_than_the_data_covers_all_of_it_and_says_so(stored):
     assert "only 9 days of data are stored, not the 60 asked for" in text
 
 
-def test_summary_without_insights_says_what_to_run(data_env, tmp_path, monkeypatch):
-    monkeypatch.setenv("CATALOG_DATABASE_URL", f"sqlite:///{tmp_path / 'empty.db'}")
+def test_summary_without_insights_says_what_to_run(data_env):
     result = CliRunner().invoke(usage, ["summary", "--json"])
     assert result.exit_code != 0 and "usage refresh" in result.output
 

@@ -134,7 +134,6 @@ class IngestionAdmin:
         channel: str = "api",
         clock: Callable[[], dt.datetime] = utcnow,
     ):
-        from catalog_pipelines.storage.audit import ensure_audit_table
         from catalog_pipelines.storage.ledger import Ledger
 
         self.engine = engine
@@ -143,7 +142,6 @@ class IngestionAdmin:
         self.channel = channel
         self.clock = clock
         self.ledger = Ledger(engine)
-        ensure_audit_table(engine)
 
     # ------------------------------------------------------------------------------ plumbing
 

@@ -1,8 +1,8 @@
 """The audit log: who did what to which target, when, and how it ended.
 
-One append-only table (`audit_log`) for every audited operation in the project: scorecard
-exemptions today, the ingestion admin operations (pause, reset, ...) and RBAC policy changes
-tomorrow. `details` is free-form JSON for what the action needs to be understood later (a
+One append-only table (`audit_log`, defined in storage/schema.py with the other catalog tables, so
+it exists wherever the catalog does) for every audited operation in the project: scorecard
+exemptions and the ingestion admin operations (pause, reset, ..., and their refusals). `details` is free-form JSON for what the action needs to be understood later (a
 justification, an expiry, the previous value). Rows are never updated or deleted by the project.
 """
 
@@ -15,24 +15,9 @@ from typing import Any
 import orjson
 import sqlalchemy as sa
 
+from catalog_pipelines.storage.schema import audit_log
+
 OUTCOMES = ("success", "denied", "failure")
-
-metadata = sa.MetaData()
-
-audit_log = sa.Table(
-    "audit_log",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("at", sa.DateTime(timezone=False), nullable=False),  # UTC
-    sa.Column("actor", sa.String(320), nullable=False),
-    sa.Column("action", sa.String(120), nullable=False),
-    sa.Column("target", sa.String(1024), nullable=False),
-    sa.Column("outcome", sa.String(16), nullable=False),
-    sa.Column("details", sa.Text, nullable=True),  # JSON
-    sa.Index("ix_audit_log_action_at", "action", "at"),
-    sa.Index("ix_audit_log_target", "target"),
-)
-
 
 @dataclass(frozen=True)
 class AuditEntry:
@@ -43,11 +28,6 @@ class AuditEntry:
     target: str
     outcome: str
     details: dict[str, Any]
-
-
-def ensure_audit_table(engine: sa.Engine) -> None:
-    """Create the table if it is missing (idempotent)."""
-    metadata.create_all(engine, tables=[audit_log], checkfirst=True)
 
 
 def _utc_naive(at: datetime | None) -> datetime:
@@ -83,7 +63,6 @@ def record(
         "details": orjson.dumps(details or {}, default=str).decode(),
     }
     if isinstance(bind, sa.Engine):
-        ensure_audit_table(bind)
         with bind.begin() as conn:
             return int(conn.execute(audit_log.insert().values(**values)).inserted_primary_key[0])
     return int(bind.execute(audit_log.insert().values(**values)).inserted_primary_key[0])
@@ -100,8 +79,6 @@ def entries(
     limit: int | None = None,
 ) -> list[AuditEntry]:
     """Audit rows, newest first, optionally filtered."""
-    if not sa.inspect(engine).has_table(audit_log.name):
-        return []
     query = sa.select(audit_log).order_by(audit_log.c.id.desc())
     if action:
         query = query.where(audit_log.c.action == action)

@@ -180,3 +180,18 @@ INVERSE_RELATION = {
     "childOf": "parentOf",
     "parentOf": "childOf",
 }
+
+# Who did what to which target, when, and how it ended (storage/audit.py writes and reads it).
+audit_log = sa.Table(
+    "audit_log",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("at", sa.DateTime(timezone=False), nullable=False),  # UTC
+    sa.Column("actor", sa.String(320), nullable=False),
+    sa.Column("action", sa.String(120), nullable=False),
+    sa.Column("target", sa.String(1024), nullable=False),
+    sa.Column("outcome", sa.String(16), nullable=False),
+    sa.Column("details", sa.Text, nullable=True),  # JSON
+    sa.Index("ix_audit_log_action_at", "action", "at"),
+    sa.Index("ix_audit_log_target", "target"),
+)
