@@ -18,7 +18,7 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-# The PostgreSQL paths only (the whole suite runs them too when CATALOG_TEST_POSTGRES_URL is set).
+# The PostgreSQL half of the suite (`make test` runs both halves when CATALOG_TEST_POSTGRES_URL is set).
 test-postgres: $(STAMP)
 	$(BIN)/python -m pytest -m postgres $(PYTEST_ARGS)
 
