@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 from catalog_pipelines.model import Limits, ProcessedEntity, RawEntity, Rejection, process_entity
+from catalog_pipelines.model import yamlsafe
 from catalog_pipelines.model.loader import DescriptorWalk, Root, VisitFile, iter_descriptors, load_file
 from catalog_pipelines.model.placeholders import UNRESOLVED_ANNOTATION
 
@@ -31,9 +31,7 @@ def by_doc(path: Path, **kwargs):
 
 
 def test_every_broken_document_is_rejected_with_a_reason_and_the_good_ones_come_through():
-    started = time.perf_counter()
-    results = by_doc(DATA / "bad-documents.yaml")
-    assert time.perf_counter() - started < 0.5  # the alias bomb among them included
+    results = by_doc(DATA / "bad-documents.yaml")  # an alias bomb among them: document 3
     assert sorted(results) == [0, 1, 2, 3, 4, 5, 6, 8]  # 7 is an empty document, ignored
     assert [results[i].ref for i in (0, 8)] == ["component:default/first-good", "group:default/last-good"]
     expected_rules = {1: "yamlSyntax", 2: "type", 3: "maxYamlNodes", 4: "unsafeTag", 5: "knownKind", 6: "type"}
@@ -49,16 +47,18 @@ def test_every_broken_document_is_rejected_with_a_reason_and_the_good_ones_come_
     assert 'unknown kind "Gadget"' in results[5].message
 
 
-def test_ten_megabyte_annotation_is_rejected_quickly_and_the_rest_of_the_file_loads(tmp_path):
+def test_ten_megabyte_annotation_is_rejected_without_parsing_and_the_rest_of_the_file_loads(tmp_path, monkeypatch):
     huge = (
         "apiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata:\n  name: huge\n  annotations:\n"
         f"    example.com/blob: '{'x' * 10 * 1024 * 1024}'\nspec:\n  type: service\n"
     )
     path = tmp_path / "catalog-info.yaml"
     path.write_text(COMPONENT.format(name="before") + "---\n" + huge + "---\n" + COMPONENT.format(name="after"))
-    started = time.perf_counter()
+    parsed = []
+    real_parser = yamlsafe._Parser
+    monkeypatch.setattr(yamlsafe, "_Parser", lambda text: parsed.append(len(text)) or real_parser(text))
     results = by_doc(path)
-    assert time.perf_counter() - started < 2
+    assert len(parsed) == 2 and max(parsed) < 1024  # the huge document never reached the YAML parser
     assert [results[0].ref, results[2].ref] == ["component:default/before", "component:default/after"]
     assert results[1].rule == "maxDocumentBytes" and "10,485," in results[1].message
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 import tracemalloc
 
 import pytest
@@ -26,14 +25,11 @@ def rejected(text: str, limits: Limits | None = None) -> YamlDocumentError:
 
 def test_alias_bomb_is_rejected_quickly_and_in_bounded_memory():
     tracemalloc.start()
-    started = time.perf_counter()
     error = rejected(ALIAS_BOMB)
-    elapsed = time.perf_counter() - started
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     assert error.rule == "maxYamlNodes" and "alias" in error.reason
-    # Expanded, this document is 9**10 (about 3.5 billion) strings.
-    assert elapsed < 0.5
+    # Expanded, this document is 9**10 (about 3.5 billion) strings; rejected, it costs next to nothing.
     assert peak < 2_000_000
 
 
@@ -95,11 +91,12 @@ def test_malformed_yaml_reports_the_line_in_the_file():
     assert error.value == "c: d: e"
 
 
-def test_oversized_document_is_rejected_without_parsing():
+def test_oversized_document_is_rejected_without_parsing(monkeypatch):
+    from catalog_pipelines.model import yamlsafe
+
     document = "apiVersion: x\nmetadata:\n  annotations:\n    big: '" + "x" * 10_000_000 + "'\n"
-    started = time.perf_counter()
+    monkeypatch.setattr(yamlsafe, "_Parser", lambda text: pytest.fail("the oversized document was parsed"))
     error = rejected(document)
-    assert time.perf_counter() - started < 0.5
     assert error.rule == "maxDocumentBytes" and "10,000,0" in error.reason
 
 
