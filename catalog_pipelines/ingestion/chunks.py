@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -130,8 +131,25 @@ def process_chunk(raw: list[RawEntity], stored: dict[str, tuple[str, str]] | Non
 
     `stored` maps ref → (fingerprint, owning provider) for the refs already in the catalog.
     """
-    stored = stored or {}
     out = ProcessedChunk([], [], [])
+    out.accepted.extend(iter_processed(raw, stored, provider, out))
+    return out
+
+
+def iter_processed(
+    raw: list[RawEntity],
+    stored: dict[str, tuple[str, str]] | None,
+    provider: str | None,
+    out: ProcessedChunk,
+    prints: list[tuple[str | None, str | None]] | None = None,
+) -> Iterator[ProcessedEntity]:
+    """`process_chunk`, lazily: yields each accepted entity as soon as it is validated, and appends
+    unchanged refs and rejections to `out` as it goes (complete once the iterator is exhausted).
+
+    Lazy so that the chunk is stored batch by batch as it is validated. `prints` are
+    the documents' fingerprints if the caller already computed them (one per document of `raw`).
+    """
+    stored = stored or {}
     first_seen: dict[str, str] = {}
 
     def duplicate(ref: str, item: RawEntity) -> bool:
@@ -151,8 +169,7 @@ def process_chunk(raw: list[RawEntity], stored: dict[str, tuple[str, str]] | Non
         )
         return True
 
-    for item in raw:
-        ref, digest = fingerprint(item)
+    for item, (ref, digest) in zip(raw, prints if prints is not None else map(fingerprint, raw)):
         if ref is not None and provider is not None and stored.get(ref) == (digest, provider):
             if not duplicate(ref, item):
                 out.unchanged.append(ref)
@@ -165,8 +182,7 @@ def process_chunk(raw: list[RawEntity], stored: dict[str, tuple[str, str]] | Non
             continue
         if digest is not None:
             outcome.content_hash = digest
-        out.accepted.append(outcome)
-    return out
+        yield outcome
 
 
 def chunk_start_cursor(ledger: Ledger, ingestion: Ingestion, sequence: int) -> Any:
@@ -198,8 +214,10 @@ def run_chunk(
     started = time.perf_counter()
     cursor_in = chunk_start_cursor(ledger, ingestion, sequence)
     collected = collect_chunk(provider, cursor_in, chunk_size)
-    refs = [ref for ref, _ in map(fingerprint, collected.raw) if ref is not None]
-    chunk = process_chunk(collected.raw, store.stored_fingerprints(refs), ingestion.provider)
+    prints = [fingerprint(item) for item in collected.raw]
+    stored = store.stored_fingerprints([ref for ref, _ in prints if ref is not None])
+    # Source rejections first, then validation's, as the lazy validation below appends them.
+    chunk = ProcessedChunk([], [], list(collected.rejections))
     result = store.write_chunk(
         provider=ingestion.provider,
         ingestion_id=ingestion.id,
@@ -207,9 +225,9 @@ def run_chunk(
         cursor_in=cursor_in,
         cursor=collected.cursor,
         done=collected.done,
-        entities=chunk.accepted,
+        entities=iter_processed(collected.raw, stored, ingestion.provider, chunk, prints),
         unchanged_refs=chunk.unchanged,
-        rejections=collected.rejections + chunk.rejected,
+        rejections=chunk.rejected,
         source_total=collected.total,
         started=started,
         fail_before_commit=fail_before_commit,
