@@ -92,6 +92,9 @@ def ingest(path: str | None, name: str, providers: tuple[str, ...], as_json: boo
         _print_reports(reports)
 
 
+DEMO_EVENTS_PER_USER_DAY = 10
+
+
 @click.command()
 @click.option("--size", type=int, default=None, help="Synthetic org size (default: the config's, 5,000).")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
@@ -120,9 +123,14 @@ def demo(size: int | None, quiet: bool) -> None:
     ctx.invoke(load_cmd, waves=(), as_json=False)
 
     from catalog_pipelines.cli.usage import generate as usage_generate, refresh as usage_refresh
+    from catalog_pipelines.resources import CatalogDatabase
 
-    click.echo("\nportal usage: 60 days of synthetic Backstage analytics events for the catalog's users")
-    ctx.invoke(usage_generate, days=60, events=300_000, seed=0, jsonl=None, as_json=False)
+    # About ten portal events per user per working day, so a small demo org gets a small event log
+    # (the default 5,000-entity org: ~300,000 events).
+    days = 60
+    events = DEMO_EVENTS_PER_USER_DAY * days * len(CatalogDatabase().org_graph().users)
+    click.echo(f"\nportal usage: {days} days of synthetic Backstage analytics events for the catalog's users")
+    ctx.invoke(usage_generate, days=days, events=events, seed=0, jsonl=None, as_json=False)
     ctx.invoke(usage_refresh, as_json=False)
 
     from catalog_pipelines.insights import materialize_insights
