@@ -189,6 +189,29 @@ def test_successful_mutations_are_audited_with_actor_time_and_result(admin, engi
     assert row.details["hours"] == 3 and "delayed until" in row.details["result"]["message"]
 
 
+def test_a_change_whose_audit_row_cannot_be_written_is_rolled_back(admin, engine, monkeypatch):
+    """The change and its audit row are one transaction: no unaudited change survives."""
+    from catalog_pipelines.storage import audit
+
+    real = audit.record
+
+    def success_fails(bind, **row):
+        if row["outcome"] == "success":
+            raise RuntimeError("audit log unavailable")
+        return real(bind, **row)
+
+    monkeypatch.setattr(audit, "record", success_fails)
+    with pytest.raises(RuntimeError, match="audit log unavailable"):
+        admin.pause("alpha", ADMIN)
+    assert Ledger(engine).controls("alpha")["paused"] is False
+    (failure,) = entries(engine, action="ingestion.pause")
+    assert failure.outcome == "failure" and "audit log unavailable" in failure.details["error"]
+    monkeypatch.undo()
+    admin.reset("alpha", ADMIN)  # a multi-step change (purge, then rest) commits whole, with its row
+    assert Ledger(engine).open_ingestion("alpha").status == "resting"
+    assert [e.outcome for e in entries(engine, action="ingestion.reset")] == ["success"]
+
+
 def test_out_of_range_hours_are_refused_and_audited_as_failures(admin, engine):
     for hours in (0, -1, "soon", float("inf"), 24 * 400):
         with pytest.raises(InvalidRequest):

@@ -27,6 +27,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 from collections.abc import Callable
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 from catalog_pipelines.ingestion import engine as machine
@@ -38,7 +39,11 @@ from catalog_pipelines.permissions import INGESTION_MANAGE, INGESTION_READ, Auth
 if TYPE_CHECKING:
     import sqlalchemy as sa
 
-    from catalog_pipelines.storage.ledger import Ingestion, Mark
+    from catalog_pipelines.storage.ledger import Ingestion, Ledger, Mark
+
+# The ledger bound to the transaction of the mutation running in this thread or task (the HTTP
+# door runs operations on a thread pool, so this cannot be an attribute of the shared admin object).
+_CHANGE_LEDGER: ContextVar[tuple[Any, Any] | None] = ContextVar("admin_change_ledger", default=None)
 
 # Mutations, in the order the docs and the launchpad list them.
 MUTATIONS = (
@@ -141,18 +146,25 @@ class IngestionAdmin:
         self.authorizer = authorizer
         self.channel = channel
         self.clock = clock
-        self.ledger = Ledger(engine)
+        self._ledger = Ledger(engine)
 
     # ------------------------------------------------------------------------------ plumbing
+
+    @property
+    def ledger(self) -> Ledger:
+        """The ledger on the engine; inside a mutation, the ledger on that mutation's transaction."""
+        bound = _CHANGE_LEDGER.get()
+        return bound[1] if bound is not None and bound[0] is self else self._ledger
 
     def _policy_name(self) -> str | None:
         return getattr(self.authorizer, "source", None)
 
-    def _audit(self, actor: str, operation: str, provider: str | None, outcome: str, details: dict[str, Any]) -> None:
+    def _audit(self, actor: str, operation: str, provider: str | None, outcome: str, details: dict[str, Any],
+               bind: Any = None) -> None:
         from catalog_pipelines.storage.audit import record
 
         record(
-            self.engine,
+            bind if bind is not None else self.engine,
             actor=actor or "anonymous",
             action=AUDIT_PREFIX + operation,
             target=target_of(provider),
@@ -196,12 +208,21 @@ class IngestionAdmin:
         args = []
         if provider is not None:
             args.append(self._config(who, operation, provider, details))
+        from catalog_pipelines.storage.ledger import Ledger
+
+        # The change and its audit row commit together, or neither does: no unaudited change
+        # survives a crash between the two. A failed change is rolled back, then audited on its own.
         try:
-            result = change(who, *args)
+            with self.engine.begin() as conn:
+                token = _CHANGE_LEDGER.set((self, Ledger(conn)))
+                try:
+                    result = change(who, *args)
+                    self._audit(who, operation, provider, "success", {**details, "result": result}, bind=conn)
+                finally:
+                    _CHANGE_LEDGER.reset(token)
         except Exception as exc:
             self._audit(who, operation, provider, "failure", {**details, "error": f"{type(exc).__name__}: {exc}"})
             raise
-        self._audit(who, operation, provider, "success", {**details, "result": result})
         return result
 
     @staticmethod

@@ -6,8 +6,10 @@ checks all read it, so any process can pick up a cycle where another left it.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -80,13 +82,33 @@ def _mark(row: sa.Row) -> Mark:
 
 
 class Ledger:
-    def __init__(self, engine: sa.Engine):
-        self.engine = engine
+    """The ingestion ledger, on an engine (each call its own transaction) or on a connection (every
+    call joins the caller's transaction: the admin operations write their change and its audit row
+    atomically this way)."""
+
+    def __init__(self, bind: sa.Engine | sa.Connection):
+        self.bind = bind
+
+    @contextlib.contextmanager
+    def _reading(self) -> Iterator[sa.Connection]:
+        if isinstance(self.bind, sa.Connection):
+            yield self.bind
+        else:
+            with self.bind.connect() as conn:
+                yield conn
+
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[sa.Connection]:
+        if isinstance(self.bind, sa.Connection):
+            yield self.bind  # the caller's transaction commits or rolls back
+        else:
+            with self.bind.begin() as conn:
+                yield conn
 
     # ---------------------------------------------------------------- cycles
 
     def open_ingestion(self, provider: str) -> Ingestion | None:
-        with self.engine.connect() as conn:
+        with self._reading() as conn:
             row = conn.execute(
                 sa.select(s.ingestions).where(
                     (s.ingestions.c.provider == provider) & (s.ingestions.c.completion_ticket == OPEN)
@@ -106,7 +128,7 @@ class Ledger:
             return existing
         now = utcnow()
         try:
-            with self.engine.begin() as conn:
+            with self._writing() as conn:
                 last = conn.execute(
                     sa.select(sa.func.max(s.ingestions.c.cycle)).where(s.ingestions.c.provider == provider)
                 ).scalar()
@@ -130,12 +152,12 @@ class Ledger:
         return created
 
     def get(self, ingestion_id: int) -> Ingestion | None:
-        with self.engine.connect() as conn:
+        with self._reading() as conn:
             row = conn.execute(sa.select(s.ingestions).where(s.ingestions.c.id == ingestion_id)).first()
         return _ingestion(row) if row else None
 
     def update(self, ingestion_id: int, **values: Any) -> None:
-        with self.engine.begin() as conn:
+        with self._writing() as conn:
             conn.execute(s.ingestions.update().where(s.ingestions.c.id == ingestion_id).values(**values))
 
     def close(self, ingestion_id: int, **values: Any) -> None:
@@ -143,7 +165,7 @@ class Ledger:
         self.update(ingestion_id, completion_ticket=uuid.uuid4().hex, **values)
 
     def history(self, provider: str, limit: int = 20) -> list[Ingestion]:
-        with self.engine.connect() as conn:
+        with self._reading() as conn:
             rows = conn.execute(
                 sa.select(s.ingestions)
                 .where(s.ingestions.c.provider == provider)
@@ -153,13 +175,13 @@ class Ledger:
         return [_ingestion(r) for r in rows]
 
     def providers(self) -> list[str]:
-        with self.engine.connect() as conn:
+        with self._reading() as conn:
             return sorted(conn.execute(sa.select(s.ingestions.c.provider).distinct()).scalars())
 
     # ---------------------------------------------------------------- marks
 
     def marks(self, ingestion_id: int) -> list[Mark]:
-        with self.engine.connect() as conn:
+        with self._reading() as conn:
             rows = conn.execute(
                 sa.select(s.ingestion_marks)
                 .where(s.ingestion_marks.c.ingestion_id == ingestion_id)
@@ -168,7 +190,7 @@ class Ledger:
         return [_mark(r) for r in rows]
 
     def mark(self, ingestion_id: int, sequence: int) -> Mark | None:
-        with self.engine.connect() as conn:
+        with self._reading() as conn:
             row = conn.execute(
                 sa.select(s.ingestion_marks).where(
                     (s.ingestion_marks.c.ingestion_id == ingestion_id) & (s.ingestion_marks.c.sequence == sequence)
@@ -177,7 +199,7 @@ class Ledger:
         return _mark(row) if row else None
 
     def last_mark(self, ingestion_id: int) -> Mark | None:
-        with self.engine.connect() as conn:
+        with self._reading() as conn:
             row = conn.execute(
                 sa.select(s.ingestion_marks)
                 .where(s.ingestion_marks.c.ingestion_id == ingestion_id)
@@ -189,7 +211,7 @@ class Ledger:
     def clear_marks(self, provider: str, *, keep_cycles: int = 1, include_open: bool = False) -> int:
         """Delete chunk marks of finished cycles older than the newest `keep_cycles` finished ones."""
         i, m = s.ingestions, s.ingestion_marks
-        with self.engine.begin() as conn:
+        with self._writing() as conn:
             finished = list(
                 conn.execute(
                     sa.select(i.c.id)
@@ -207,7 +229,7 @@ class Ledger:
     def reset_provider(self, provider: str) -> dict[str, int]:
         """Purge the provider's cycles, marks and mark refs (its entities stay in the catalog)."""
         i, m, me = s.ingestions, s.ingestion_marks, s.ingestion_mark_entities
-        with self.engine.begin() as conn:
+        with self._writing() as conn:
             ids = sa.select(i.c.id).where(i.c.provider == provider)
             marks = conn.execute(m.delete().where(m.c.ingestion_id.in_(ids))).rowcount
             refs = conn.execute(me.delete().where(me.c.provider == provider)).rowcount
@@ -217,7 +239,7 @@ class Ledger:
     # ---------------------------------------------------------------- controls
 
     def controls(self, provider: str) -> dict[str, Any]:
-        with self.engine.connect() as conn:
+        with self._reading() as conn:
             row = conn.execute(sa.select(s.provider_controls).where(s.provider_controls.c.provider == provider)).first()
         if row is None:
             return {"provider": provider, "paused": False, "halted_until": None, "updated_by": None, "updated_at": None}
@@ -228,5 +250,5 @@ class Ledger:
 
         current = self.controls(provider)
         current.update(values, updated_by=actor, updated_at=utcnow())
-        with self.engine.begin() as conn:
+        with self._writing() as conn:
             upsert(conn, s.provider_controls, [current], keys=("provider",))
