@@ -308,6 +308,26 @@ def test_cancel_leaves_a_resting_cycle_alone(admin, engine, clock):
     assert ledger.open_ingestion("alpha").status == machine.RESTING
 
 
+def test_cancel_during_the_sweep_is_not_overwritten_by_the_rest(admin, engine, clock, monkeypatch):
+    write_chunk(engine, "alpha", ["a1", "a2"], done=True)
+    real_sweep = CatalogStore.sweep
+
+    def sweep_then_cancel(store, **kwargs):
+        result = real_sweep(store, **kwargs)
+        admin.cancel("alpha", ADMIN)  # the operator acts while the sweep run is finishing
+        return result
+
+    monkeypatch.setattr(CatalogStore, "sweep", sweep_then_cancel)
+    ledger = Ledger(engine)
+    result = run_sweep(CatalogStore(engine), ledger, ledger.open_ingestion("alpha"), OPTIONS, now=clock.now)
+    cycle = ledger.open_ingestion("alpha")
+    # The sweep's outcome is recorded, but the cycle does not rest: the cancel asked for a new one.
+    assert (cycle.status, cycle.next_action) == (machine.CANCELING, machine.CANCEL)
+    assert (cycle.sweep_outcome, cycle.entities_seen, cycle.ingestion_completed_at) == (result.outcome, 2, clock.now)
+    decision = decide(engine, "alpha", clock.now)
+    assert decision.action == "start_cycle" and decision.close_current["next_action"] == "nothing (canceled)"
+
+
 def test_start_completes_a_resting_cycle_so_the_next_decide_starts_a_new_one(admin, engine, clock):
     write_chunk(engine, "alpha", ["a1"], done=True)
     ledger = Ledger(engine)

@@ -6,6 +6,7 @@ import datetime as dt
 from dataclasses import dataclass
 
 from catalog_pipelines.ingestion.config import IngestionOptions
+from catalog_pipelines.ingestion.engine import CANCELING, REST, RESTING
 from catalog_pipelines.storage.catalog import CatalogStore, SweepResult, utcnow
 from catalog_pipelines.storage.ledger import Ingestion, Ledger
 
@@ -70,11 +71,7 @@ def run_sweep(
         reject_empty_source_collections=options.reject_empty_source_collections,
     )
     rejected = result.outcome.startswith("rejected")
-    ledger.update(
-        ingestion.id,
-        status="resting",
-        next_action="rest",
-        next_action_at=now + options.rest_length,
+    outcome = dict(
         ingestion_completed_at=now,
         attempts=0,
         entities_seen=result.seen,
@@ -84,6 +81,11 @@ def run_sweep(
         # A guard rejection is not a failure of the source, but operators must see it.
         last_error=result.message if rejected else None,
     )
+    rest = dict(status=RESTING, next_action=REST, next_action_at=now + options.rest_length)
+    if not ledger.update_unless_status(ingestion.id, CANCELING, **rest, **outcome):
+        # An operator canceled the cycle while it swept: they asked for a new cycle, so it does not
+        # rest; the next tick closes it (the sweep, its own transaction, stands) and starts the next.
+        ledger.update(ingestion.id, **outcome)
     store.prune_rejections(ingestion.provider, keep_ingestion_id=ingestion.id)
     return result
 

@@ -160,6 +160,13 @@ class Ledger:
         with self._writing() as conn:
             conn.execute(s.ingestions.update().where(s.ingestions.c.id == ingestion_id).values(**values))
 
+    def update_unless_status(self, ingestion_id: int, unless: str, **values: Any) -> bool:
+        """Update the cycle unless its status is `unless` (checked in the same statement, so an
+        operator's change made meanwhile is not overwritten). True if it was updated."""
+        i = s.ingestions
+        with self._writing() as conn:
+            return conn.execute(i.update().where((i.c.id == ingestion_id) & (i.c.status != unless)).values(**values)).rowcount == 1
+
     def close(self, ingestion_id: int, **values: Any) -> None:
         """Finish a cycle: it stops being the provider's open cycle, and old marks are pruned."""
         self.update(ingestion_id, completion_ticket=uuid.uuid4().hex, **values)
