@@ -299,8 +299,11 @@ def generate_cmd(seed: int, email_domain: str | None, survey_id: str | None, as_
     for item in out:
         s = item["scenario"]
         click.echo(f"{item['survey']}: {len(item['files'])} files under {surveys_root() / 'exports'}")
-        click.echo(f"  faster CI: {s['improving_team']}; reorg at {s['reorg_wave']}: {s['moved_users']} people "
-                   f"{s['reorg_from']} -> {s['reorg_to']}; low turnout: {s['low_turnout_team']}")
+        # A small org may have no second team large enough to split, or none small enough for low
+        # turnout: say so instead of printing "None".
+        reorg = (f"reorg at {s['reorg_wave']}: {s['moved_users']} people {s['reorg_from']} -> {s['reorg_to']}"
+                 if s["reorg_wave"] else "no reorg (no second team large enough to split)")
+        click.echo(f"  faster CI: {s['improving_team']}; {reorg}; low turnout: {s['low_turnout_team'] or 'none'}")
 
 
 @surveys.command("load")
