@@ -70,7 +70,7 @@ def orphan_report(config: OrphanReportConfig, catalog: CatalogDatabase) -> dg.Ma
     """
     from analytics.orphans import orphan_report as build_report
     from analytics.orphans import removal_trend, summary, trend_snapshot
-    from catalog_pipelines.storage.insights import write_frame
+    from catalog_pipelines.storage.insights import write_frames
 
     started = time.perf_counter()
     removals = catalog.removals_frame()
@@ -83,9 +83,8 @@ def orphan_report(config: OrphanReportConfig, catalog: CatalogDatabase) -> dg.Ma
         removal_cycles=config.removal_cycles,
     )
     engine = catalog.get_engine()
-    write_frame(engine, ORPHANS_AREA, "report", report)
-    write_frame(engine, ORPHANS_AREA, "trend", trend_snapshot(report, datetime.now(UTC)), append=True)
-    write_frame(engine, ORPHANS_AREA, "removals_by_cycle", removal_trend(removals))
+    write_frames(engine, ORPHANS_AREA, {"report": report, "trend": trend_snapshot(report, datetime.now(UTC)),
+                                        "removals_by_cycle": removal_trend(removals)}, append={"trend"})
     counts = summary(report)
     errors = int((report["severity"] == "error").sum()) if len(report) else 0
     latest = (
@@ -122,7 +121,7 @@ def orphan_report(config: OrphanReportConfig, catalog: CatalogDatabase) -> dg.Ma
 def _index_graph_tables(engine) -> None:
     """Indexes for `catalog deps`, which walks the stored graph one hop per query.
 
-    `write_frame` replaces the tables, dropping their indexes, so they are made again each run.
+    `write_frames` replaces the tables, dropping their indexes, so they are made again each run.
     """
     import sqlalchemy as sa
 
@@ -162,7 +161,7 @@ def relationship_graph(config: RelationshipGraphConfig, catalog: CatalogDatabase
     deps REF` answers impact questions from these tables.
     """
     from analytics.graph import analyse
-    from catalog_pipelines.storage.insights import write_frame
+    from catalog_pipelines.storage.insights import write_frames
 
     started = time.perf_counter()
     result = analyse(catalog.entities_frame(), catalog.relations_frame(), catalog.org_graph(), top=config.top)
@@ -178,8 +177,7 @@ def relationship_graph(config: RelationshipGraphConfig, catalog: CatalogDatabase
         "system_dependencies": result.system_dependencies,
         "team_ownership": result.team_ownership,
     }
-    for name, frame in tables.items():
-        write_frame(engine, GRAPH_AREA, name, frame)
+    write_frames(engine, GRAPH_AREA, tables)
     _index_graph_tables(engine)
     dangling = int((~result.nodes["in_catalog"]).sum())
     cycles = len(result.cycles)
@@ -248,7 +246,7 @@ def skills_exchange(config: SkillsExchangeConfig, catalog: CatalogDatabase) -> d
     """
     from analytics import skills as sk
     from catalog_pipelines.settings import PROJECT_ROOT
-    from catalog_pipelines.storage.insights import write_frame
+    from catalog_pipelines.storage.insights import write_frames
 
     started = time.perf_counter()
     folder = Path(config.config_dir) if config.config_dir else PROJECT_ROOT / "config" / "skills"
@@ -300,8 +298,7 @@ def skills_exchange(config: SkillsExchangeConfig, catalog: CatalogDatabase) -> d
         "members": sk.rolled_members(org),
     }
     engine = catalog.get_engine()
-    for name, frame in tables.items():
-        write_frame(engine, SKILLS_AREA, name, frame)
+    write_frames(engine, SKILLS_AREA, tables)
     over = mentoring.load[mentoring.load["assigned"] > mentoring.load["capacity"]]
     gaps = risks[risks["risk"] == "gap"] if len(risks) else risks
     singles = int((risks["risk"] == "single_point").sum()) if len(risks) else 0

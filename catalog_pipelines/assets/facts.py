@@ -49,15 +49,14 @@ def store_facts(engine: "sa.Engine", source: str, facts: "pd.DataFrame", collect
     import pandas as pd
 
     from analytics.facts import FACT_SOURCES, apply_retention, encode_for_storage, latest_facts
-    from catalog_pipelines.storage.insights import read_frame, write_frame
+    from catalog_pipelines.storage.insights import read_frame, write_frames
 
     spec = FACT_SOURCES[source]
     new = encode_for_storage(facts, source, collected_at)
     history = read_frame(engine, FACTS_AREA, source)
     combined = new if history is None or history.empty else pd.concat([history, new], ignore_index=True)
     kept = apply_retention(combined, spec.retention, collected_at)
-    write_frame(engine, FACTS_AREA, source, kept)
-    write_frame(engine, FACTS_AREA, f"{source}_latest", latest_facts(kept))
+    write_frames(engine, FACTS_AREA, {source: kept, f"{source}_latest": latest_facts(kept)})
     return {"entities": len(facts), "history_rows": len(kept), "pruned_rows": len(combined) - len(kept), "retention": spec.retention.describe()}
 
 

@@ -55,11 +55,10 @@ def write_tables(engine: "sa.Engine", tables: dict[str, tuple["pd.DataFrame", bo
     Either the whole evaluation lands (latest tables, history rows, the evaluation summary) or
     none of it does, so the change log never disagrees with the latest results.
     """
-    from catalog_pipelines.storage.insights import table_name
+    from catalog_pipelines.storage.insights import write_frames
 
-    with engine.begin() as conn:
-        for name, (frame, append) in tables.items():
-            _storable(frame).to_sql(table_name(AREA, name), conn, if_exists="append" if append else "replace", index=False, chunksize=5000)
+    write_frames(engine, AREA, {name: _storable(frame) for name, (frame, _) in tables.items()},
+                 append={name for name, (_, append) in tables.items() if append})
 
 
 def _storable(frame: "pd.DataFrame") -> "pd.DataFrame":

@@ -120,11 +120,11 @@ def publish_survey_trends(engine: "sa.Engine", insights: "SurveyInsights") -> di
     `compute_insights` re-checks every table layer with `find_disclosures`; a non-empty list means
     the suppression is wrong, and nothing is written, so the previous tables stay.
     """
-    from catalog_pipelines.storage.insights import write_frame
+    from catalog_pipelines.storage.insights import write_frames
 
     if insights.disclosures:
         raise RuntimeError("anonymity verification failed; nothing was published:\n" + "\n".join(insights.disclosures[:20]))
-    return {name: write_frame(engine, AREA, name, getattr(insights, name)) for name in TABLES}
+    return write_frames(engine, AREA, {name: getattr(insights, name) for name in TABLES})
 
 
 def read_table(engine: "sa.Engine", name: str) -> "pd.DataFrame | None":

@@ -221,7 +221,7 @@ def usage_insights(context: dg.AssetExecutionContext, catalog: CatalogDatabase) 
     saved) and funnels. Published as insight tables (area `usage`)."""
     from analytics.usage_pipeline import insights
     from catalog_pipelines.settings import Settings
-    from catalog_pipelines.storage.insights import write_frame
+    from catalog_pipelines.storage.insights import write_frames
 
     summaries, raw, config = summary_store(), raw_store(), usage_config()
     if not summaries.days():
@@ -235,7 +235,7 @@ def usage_insights(context: dg.AssetExecutionContext, catalog: CatalogDatabase) 
         )
     tables = insights(summaries, org=catalog.org_graph(), key=Settings.from_env().pseudonym_key, config=config)
     engine = catalog.get_engine()
-    rows = {name: write_frame(engine, AREA, name, frame) for name, frame in tables.items()}
+    rows = write_frames(engine, AREA, tables)
 
     daily, meta = tables["daily"], tables["meta"].iloc[0]
     last = daily.iloc[-1]

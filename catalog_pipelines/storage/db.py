@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+from collections.abc import Iterator
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -55,6 +57,32 @@ def get_engine(url: str) -> sa.Engine:
         ensure_schema(engine)
         _ENGINES[url] = engine
     return engine
+
+
+@contextlib.contextmanager
+def transaction_with_ddl(engine: sa.Engine) -> Iterator[sa.Connection]:
+    """`engine.begin()`, except that on SQLite DDL is inside the transaction too.
+
+    Python's sqlite3 driver (pysqlite) emits BEGIN only before INSERT/UPDATE/DELETE, so a DROP or
+    CREATE TABLE commits on its own: a table replaced by pandas' `to_sql` was left empty when the
+    insert after it failed. Here the connection runs in driver autocommit and the transaction is
+    begun and ended explicitly, so everything in it commits or rolls back together. (PostgreSQL's
+    DDL is transactional already.)
+    """
+    if not is_sqlite(engine):
+        with engine.begin() as conn:
+            yield conn
+        return
+    with engine.connect() as conn:
+        # Pooled connections get their isolation level back on check-in.
+        conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.exec_driver_sql("ROLLBACK")
+            raise
+        conn.exec_driver_sql("COMMIT")
 
 
 def dispose_engines() -> None:
