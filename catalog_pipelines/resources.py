@@ -56,10 +56,10 @@ class CatalogDatabase(dg.ConfigurableResource):
 
         return entities_frame(self.get_engine(), kinds, with_body=with_body)
 
-    def relations_frame(self) -> "pd.DataFrame":
+    def relations_frame(self, both_directions: bool = True) -> "pd.DataFrame":
         from catalog_pipelines.storage.frames import relations_frame
 
-        return relations_frame(self.get_engine())
+        return relations_frame(self.get_engine(), both_directions=both_directions)
 
     def removals_frame(self) -> "pd.DataFrame":
         from catalog_pipelines.storage.frames import removals_frame

@@ -84,13 +84,19 @@ def _entities_without_body(engine: sa.Engine, kinds: Sequence[str] | None) -> pd
     return frame[[c for c in ENTITY_COLUMNS if c != "entity"]]
 
 
-def relations_frame(engine: sa.Engine) -> pd.DataFrame:
-    """Every relation in both directions, as Backstage lists them: `source, type, target`."""
+def relations_frame(engine: sa.Engine, *, both_directions: bool = True) -> pd.DataFrame:
+    """Every relation in both directions, as Backstage lists them: `source, type, target`.
+
+    `both_directions=False`: only the stored rows, each pair once in the direction its entity
+    declared it (half the rows), for consumers that fold directions themselves (the graph).
+    """
     r = s.relations
     with engine.connect() as conn:
         forward = pd.DataFrame(
             conn.execute(sa.select(r.c.source_ref, r.c.type, r.c.target_ref)).all(), columns=["source", "type", "target"]
         )
+    if not both_directions:
+        return forward
     inverse = pd.DataFrame(
         {"source": forward["target"], "type": forward["type"].map(s.INVERSE_RELATION), "target": forward["source"]}
     )
