@@ -54,6 +54,15 @@ _RAW_DICTIONARY = ["user", "action", "subject", "attributes", "plugin_id", "rout
 def day_dir_name(day: date) -> str:
     return f"date={day.isoformat()}"
 
+def _day_dirs(root: Path) -> Iterator[tuple[date, Path]]:
+    """(day, directory) of every `date=YYYY-MM-DD` directory directly under `root`, in no order."""
+    if not root.exists():
+        return
+    for child in root.iterdir():
+        match = _DAY_DIR.match(child.name)
+        if match and child.is_dir():
+            yield date.fromisoformat(match.group(1)), child
+
 
 def _atomic_write_table(table: pa.Table, path: Path) -> None:
     tmp = path.with_name(f".tmp-{uuid.uuid4().hex}-{path.name}")
@@ -122,14 +131,7 @@ class RawEventStore:
 
     def days(self) -> list[date]:
         """Days that hold any events (compacted or not), oldest first."""
-        if not self.root.exists():
-            return []
-        out = []
-        for child in self.root.iterdir():
-            match = _DAY_DIR.match(child.name)
-            if match and child.is_dir():
-                out.append(date.fromisoformat(match.group(1)))
-        return sorted(out)
+        return sorted(day for day, _ in _day_dirs(self.root))
 
     def parts(self, day: date) -> list[Path]:
         path = self.day_path(day)
@@ -307,12 +309,9 @@ class RawEventStore:
             if day < cutoff:
                 shutil.rmtree(self.day_path(day))
                 removed.append(day)
-        rejected = self.root / REJECTED_DIR
-        if rejected.exists():
-            for child in rejected.iterdir():
-                match = _DAY_DIR.match(child.name)
-                if match and date.fromisoformat(match.group(1)) < cutoff:
-                    shutil.rmtree(child)
+        for day, directory in _day_dirs(self.root / REJECTED_DIR):
+            if day < cutoff:
+                shutil.rmtree(directory)
         return removed
 
 
@@ -332,13 +331,7 @@ class DailySummaryStore:
         return self.root / day_dir_name(day)
 
     def days(self) -> list[date]:
-        if not self.root.exists():
-            return []
-        return sorted(
-            date.fromisoformat(m.group(1))
-            for child in self.root.iterdir()
-            if (m := _DAY_DIR.match(child.name)) and (child / "totals.parquet").exists()
-        )
+        return sorted(day for day, directory in _day_dirs(self.root) if (directory / "totals.parquet").exists())
 
     def write(self, summary: Any) -> int:
         """Replace a day's summary as a whole: build it in a temporary directory, then swap it in."""

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import dagster as dg
 from pydantic import Field
 
+from catalog_pipelines.assets.automation import EAGER_DESPITE_MISSING_DEPS
 from catalog_pipelines.resources import CatalogDatabase
 
 if TYPE_CHECKING:
@@ -184,7 +185,7 @@ class DashboardsSiteConfig(dg.Config):
     group_name="dashboards",
     kinds={"html", "plotly"},
     # Rebuild when any insight changes; an area that has never run only leaves its page out.
-    automation_condition=dg.AutomationCondition.eager().without(~dg.AutomationCondition.any_deps_missing()),
+    automation_condition=EAGER_DESPITE_MISSING_DEPS,
     check_specs=[
         dg.AssetCheckSpec(PAGES_CHECK, asset=DASHBOARDS_SITE, description="Every page whose data exists was built without an error."),
         dg.AssetCheckSpec(SITE_SIZE_CHECK, asset=DASHBOARDS_SITE, description="The full site stays within 30 MB (plotly.js included)."),

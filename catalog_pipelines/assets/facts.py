@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 
+from catalog_pipelines.assets.automation import every_cron_tick
 from catalog_pipelines.assets.ingestion import CATALOG_SNAPSHOT
 from catalog_pipelines.resources import CatalogDatabase
 
@@ -73,11 +74,6 @@ def load_latest_facts(engine: "sa.Engine") -> dict[str, "pd.DataFrame"]:
     return out
 
 
-def _cron(cron: str) -> dg.AutomationCondition:
-    # Once per cron tick, never while a run is in flight (DOP's daily_cron_tick_passed pattern);
-    # deliberately not on_cron, which would also wait for the catalog snapshot to update.
-    return (dg.AutomationCondition.cron_tick_passed(cron) & ~dg.AutomationCondition.in_progress()).with_label(f"every tick of {cron}")
-
 
 # ---------------------------------------------------------------------------------------------
 # assets
@@ -115,7 +111,7 @@ def _export_fact_asset(source: str, demo: bool) -> dg.AssetsDefinition:
         deps=[SYNTHETIC_EXPORTS] if demo else [],
         group_name=FACTS_GROUP,
         kinds={"python", "pandas"},
-        automation_condition=_cron(spec.cron),
+        automation_condition=every_cron_tick(spec.cron),
         tags={"facts/source": source},
         description=(
             f"{spec.description} Read from `<fact exports>/{source}/` (JSON, JSON Lines or CSV), summarised "
@@ -149,7 +145,7 @@ class SyntheticExportsConfig(dg.Config):
     deps=[CATALOG_SNAPSHOT],
     group_name="demo",
     kinds={"python"},
-    automation_condition=_cron("0 1 * * *"),
+    automation_condition=every_cron_tick("0 1 * * *"),
 )
 def synthetic_fact_exports(context: dg.AssetExecutionContext, config: SyntheticExportsConfig, catalog: CatalogDatabase) -> dg.MaterializeResult:
     """Demo only: realistic CI, vulnerability, ticket, coverage and on-call exports for the

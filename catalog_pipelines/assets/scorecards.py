@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 
+from catalog_pipelines.assets.automation import every_cron_tick
 from catalog_pipelines.assets.facts import FACT_ASSET_KEYS
 from catalog_pipelines.resources import CatalogDatabase
 
@@ -174,7 +175,7 @@ def _naive(now: Any) -> Any:
     group_name=SCORECARDS_GROUP,
     kinds={"python", "pandas"},
     # Hourly, after the facts of the hour have landed; every evaluation is kept as history.
-    automation_condition=(dg.AutomationCondition.cron_tick_passed("45 * * * *") & ~dg.AutomationCondition.in_progress()).with_label("hourly at :45"),
+    automation_condition=every_cron_tick("45 * * * *", label="hourly at :45"),
     check_specs=[dg.AssetCheckSpec(NO_ERRORS_CHECK, asset=SCORECARD_RESULTS, description="No check ended in the error state and no check failed to evaluate.")],
 )
 def scorecard_results(context: dg.AssetExecutionContext, catalog: CatalogDatabase) -> dg.MaterializeResult:

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 
+from catalog_pipelines.assets.automation import EAGER_DESPITE_MISSING_DEPS
 from catalog_pipelines.assets.ingestion import CATALOG_SNAPSHOT
 from catalog_pipelines.resources import CatalogDatabase
 
@@ -270,8 +271,8 @@ def _errors_markdown(errors: list[Any], limit: int = 30) -> str:
     deps=[SURVEY_RESPONSES, CATALOG_SNAPSHOT],
     group_name=SURVEYS_GROUP,
     kinds={"python", "pandas"},
-    # Waves declared for the future have no partition yet; plain eager() would wait for them forever.
-    automation_condition=dg.AutomationCondition.eager().without(~dg.AutomationCondition.any_deps_missing()),
+    # Waves declared for the future have no partition yet.
+    automation_condition=EAGER_DESPITE_MISSING_DEPS,
     check_specs=[
         dg.AssetCheckSpec(RESPONSE_RATE_COLLAPSE, asset=SURVEY_TRENDS, description="No wave's overall response rate collapsed against the previous wave (thresholds in the survey YAML)."),
     ],

@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 
+from catalog_pipelines.assets.automation import EAGER_DESPITE_MISSING_DEPS
 from catalog_pipelines.assets.ingestion import CATALOG_SNAPSHOT
 from catalog_pipelines.resources import CatalogDatabase
 
@@ -201,8 +202,8 @@ def usage_daily_activity(context: dg.AssetExecutionContext) -> dg.MaterializeRes
     deps=[USAGE_DAILY_ACTIVITY, CATALOG_SNAPSHOT],
     group_name=USAGE_GROUP,
     kinds={"python", "pandas"},
-    # Days before the first event have no partition data; plain eager() would wait for them forever.
-    automation_condition=dg.AutomationCondition.eager().without(~dg.AutomationCondition.any_deps_missing()),
+    # Days before the first event have no partition data.
+    automation_condition=EAGER_DESPITE_MISSING_DEPS,
     check_specs=[
         dg.AssetCheckSpec(METRICS_CONSISTENT, asset=USAGE_INSIGHTS, description="DAU ≤ WAU ≤ MAU every day, and every rate and share lies in [0, 1]."),
         dg.AssetCheckSpec(

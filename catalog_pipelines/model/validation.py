@@ -123,26 +123,17 @@ def wrong(path: str, rule: str, expectation: str, value: Any) -> Issue:
     )
 
 
-def _string(container: dict, key: str, path: str, issues: list[Issue], required: bool) -> None:
-    """A non-empty string (`type: string, minLength: 1` in Backstage's schemas)."""
+def _string(container: dict, key: str, path: str, issues: list[Issue], required: bool, *, allow_empty: bool = False) -> None:
+    """A non-empty string (`type: string, minLength: 1` in Backstage's schemas); with
+    `allow_empty`, any string (`type: string`)."""
     value = container.get(key, _MISSING)
     if value is _MISSING:
         if required:
             issues.append(missing(path))
     elif type(value) is not str:
-        issues.append(wrong(path, "type", "a non-empty string", value))
-    elif not value:
+        issues.append(wrong(path, "type", "a string" if allow_empty else "a non-empty string", value))
+    elif not value and not allow_empty:
         issues.append(wrong(path, "minLength", "a non-empty string", value))
-
-
-def _any_string(container: dict, key: str, path: str, issues: list[Issue], required: bool) -> None:
-    """A string that may be empty (`type: string`)."""
-    value = container.get(key, _MISSING)
-    if value is _MISSING:
-        if required:
-            issues.append(missing(path))
-    elif type(value) is not str:
-        issues.append(wrong(path, "type", "a string", value))
 
 
 def _string_list(container: dict, key: str, path: str, issues: list[Issue], required: bool) -> None:
@@ -262,7 +253,7 @@ def _check_metadata_schema(metadata: dict, issues: list[Issue]) -> None:
             _string(metadata, key, path, issues, False)
     value = metadata.get("description", _MISSING)
     if value is not _MISSING and type(value) is not str:
-        _any_string(metadata, "description", "metadata.description", issues, False)
+        _string(metadata, "description", "metadata.description", issues, False, allow_empty=True)
     for key in ("labels", "annotations"):
         mapping = metadata.get(key, _MISSING)
         if mapping is _MISSING:
@@ -350,13 +341,13 @@ def _check_status_schema(status: Any, issues: list[Issue]) -> None:
             issues.append(missing(f"{path}.level"))
         elif level not in _STATUS_LEVELS or type(level) is not str:
             issues.append(wrong(f"{path}.level", "enum", "one of info, warning, error", level))
-        _any_string(item, "message", f"{path}.message", issues, True)
+        _string(item, "message", f"{path}.message", issues, True, allow_empty=True)
         error = _object(item, "error", f"{path}.error", issues, False)
         if error is not None:
             _string(error, "name", f"{path}.error.name", issues, True)
-            _any_string(error, "message", f"{path}.error.message", issues, True)
-            _any_string(error, "code", f"{path}.error.code", issues, False)
-            _any_string(error, "stack", f"{path}.error.stack", issues, False)
+            _string(error, "message", f"{path}.error.message", issues, True, allow_empty=True)
+            _string(error, "code", f"{path}.error.code", issues, False, allow_empty=True)
+            _string(error, "stack", f"{path}.error.stack", issues, False, allow_empty=True)
 
 
 def foreign_root_field_issues(entity: Any) -> list[Issue]:
