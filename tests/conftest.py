@@ -97,6 +97,13 @@ def module_catalog_url(backend, request, tmp_path_factory):
         yield url
 
 
+@pytest.fixture
+def new_postgres_database(postgres_server_url):
+    """A database of its own, with no tables yet, for one test (dropped afterwards)."""
+    with _throwaway_database(postgres_server_url, "cp_new") as url:
+        yield url
+
+
 @pytest.fixture(scope="session")
 def dagster_pg_database(postgres_server_url):
     """A database of its own for Dagster's storage, on the test server, dropped at the end."""

@@ -60,3 +60,17 @@ def test_changed_documents_and_a_model_upgrade_are_validated_again(catalog_url, 
     upgraded = one_cycle(store, ledger, SyntheticOrgProvider("org", 300, seed=5, generation=1, change_fraction=0.1))
     # Same documents, new rules: every one re-validated; none rewritten twice in a row after that.
     assert counting["n"] == 300 and upgraded.changed == 300
+
+
+def test_chunk_runs_the_cyclic_collector_less_often_and_restores_its_thresholds():
+    import gc
+
+    from catalog_pipelines.ingestion.chunks import CHUNK_GC_THRESHOLD, fewer_gc_passes
+
+    before = gc.get_threshold()
+    with fewer_gc_passes():
+        assert gc.get_threshold() == (max(CHUNK_GC_THRESHOLD, before[0]), *before[1:])
+    assert gc.get_threshold() == before
+    with pytest.raises(RuntimeError), fewer_gc_passes():
+        raise RuntimeError("chunk failed")
+    assert gc.get_threshold() == before

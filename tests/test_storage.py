@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 import sqlalchemy as sa
 
@@ -59,6 +61,40 @@ def test_second_identical_chunk_writes_no_entity_rows(db):
     assert sweep.outcome == "nothing-to-remove"
     after = {r["ref"]: r["last_changed"] for r in (store.get_entity(e.ref) for e in entities)}
     assert before == after
+
+
+def test_chunk_reads_stored_fingerprints_once_inside_its_transaction(db, monkeypatch):
+    """Given a validator that takes the stored fingerprints, write_chunk looks them up once for the
+    whole chunk (not again per batch) and hands the same lookup to the validator."""
+    from catalog_pipelines.storage import catalog
+
+    store, ledger = db
+    old = [component(f"svc-{i}") for i in range(30)]
+    write(store, ledger, "p", old)
+    lookups, seen = [], []
+    real = catalog._fingerprints
+    monkeypatch.setattr(catalog, "_fingerprints", lambda conn, refs: lookups.append(list(refs)) or real(conn, refs))
+    monkeypatch.setattr(catalog, "WRITE_BATCH", 7)
+    changed = component("svc-0", description="changed")
+    chunk = [changed, *old[1:], *(component(f"new-{i}") for i in range(10))]
+
+    def validate(stored):
+        seen.append(dict(stored))
+        return [e for e in chunk if stored.get(e.ref, ("", ""))[0] != e.content_hash]
+
+    result = write(store, ledger, "p", validate, refs=[e.ref for e in chunk])
+    assert len(lookups) == 1 and sorted(seen[0]) == sorted(e.ref for e in old)
+    assert (result.added, result.changed) == (10, 1)
+
+
+def test_entity_whose_ref_was_not_looked_up_is_still_matched_against_the_catalog(db):
+    """A ref missing from the up-front lookup (its raw document gave no fingerprint) is looked up
+    when written: an existing entity is updated, not inserted a second time."""
+    store, ledger = db
+    write(store, ledger, "p", [component("a")])
+    result = write(store, ledger, "p", lambda stored: [component("a", description="new")], refs=[])
+    assert (result.added, result.changed) == (0, 1)
+    assert store.count("p") == 1
 
 
 def test_changed_entity_replaces_its_relations(db):
@@ -166,6 +202,41 @@ def test_schema_creation_is_idempotent(catalog_url):
     assert ensure_schema(engine) == ensure_schema(engine) == s.SCHEMA_VERSION
     with engine.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(s.schema_version)).scalar_one() == 1
+
+
+@pytest.mark.postgres
+def test_version_1_postgres_catalog_is_migrated_to_bytewise_ref_collation(new_postgres_database):
+    """Schema v2 gives ref columns the "C" collation; a v1 database (locale collation) is altered in
+    place, keeping its rows, and the version is recorded."""
+    from catalog_pipelines.storage.db import create_catalog_engine, ensure_schema
+
+    engine = create_catalog_engine(new_postgres_database)
+    ensure_schema(engine)
+    ref_columns = [("public", "entities", "ref"), ("public", "relations", "source_ref"),
+                   ("public", "relations", "target_ref"), ("public", "rejections", "ref"),
+                   ("public", "removals", "ref"), ("ingestion", "ingestion_mark_entities", "ref")]
+
+    def collations(conn):
+        return [conn.execute(sa.text("SELECT collation_name FROM information_schema.columns WHERE "
+                                     "table_schema = :s AND table_name = :t AND column_name = :c"),
+                             {"s": sch, "t": t, "c": c}).scalar() for sch, t, c in ref_columns]
+
+    with engine.begin() as conn:
+        assert collations(conn) == ["C"] * len(ref_columns)
+        # Turn it back into what version 1 created: the database's default collation.
+        for sch, t, c in ref_columns:
+            conn.execute(sa.text(f'ALTER TABLE "{sch}"."{t}" ALTER COLUMN "{c}" TYPE VARCHAR(512) COLLATE "default"'))
+        conn.execute(s.schema_version.delete())
+        conn.execute(s.schema_version.insert().values(version=1, applied_at=dt.datetime.now(dt.timezone.utc)))
+        conn.execute(s.relations.insert().values(source_ref="component:default/a", type="dependsOn",
+                                                 target_ref="component:default/b"))
+        assert collations(conn) == [None] * len(ref_columns)
+    assert ensure_schema(engine) == 2
+    with engine.connect() as conn:
+        assert collations(conn) == ["C"] * len(ref_columns)
+        assert conn.execute(sa.select(s.relations.c.target_ref)).scalars().all() == ["component:default/b"]
+        assert sorted(conn.execute(sa.select(s.schema_version.c.version)).scalars()) == [1, 2]
+    engine.dispose()
 
 
 def test_large_chunks_take_the_bulk_path_and_stay_idempotent(db, catalog_url, monkeypatch):

@@ -6,6 +6,8 @@ reused by every door (asset, CLI, benchmarks).
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import hashlib
 import time
 from collections.abc import Iterator
@@ -201,6 +203,29 @@ def chunk_start_cursor(ledger: Ledger, ingestion: Ingestion, sequence: int) -> A
     return previous.cursor
 
 
+# Objects allocated between two young-generation collections of the cyclic garbage collector
+# while a chunk runs (CPython's default is 700). A chunk allocates millions of small objects
+# (documents, relations, rows) that reference counting frees; none form cycles on the hot path.
+# With the default, the collector re-scans the chunk's 20,000 live documents hundreds of times:
+# measured at 200k entities, 9 of 19 s of CPU (source, fingerprints and validation) went to it.
+CHUNK_GC_THRESHOLD = 100_000
+
+
+@contextlib.contextmanager
+def fewer_gc_passes(threshold: int = CHUNK_GC_THRESHOLD) -> Iterator[None]:
+    """Run the cyclic collector less often inside the block; the previous thresholds come back after.
+
+    Not disabled: garbage cycles (an exception's traceback, say) are still collected, just in
+    bigger batches, so memory stays bounded.
+    """
+    previous = gc.get_threshold()
+    gc.set_threshold(max(threshold, previous[0]), *previous[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*previous)
+
+
 def run_chunk(
     store: CatalogStore,
     ledger: Ledger,
@@ -211,11 +236,23 @@ def run_chunk(
     *,
     fail_before_commit: bool = False,
 ) -> ChunkOutcome:
+    with fewer_gc_passes():
+        return _run_chunk(store, ledger, provider, ingestion, sequence, chunk_size, fail_before_commit)
+
+
+def _run_chunk(
+    store: CatalogStore,
+    ledger: Ledger,
+    provider: EntityProvider,
+    ingestion: Ingestion,
+    sequence: int,
+    chunk_size: int,
+    fail_before_commit: bool,
+) -> ChunkOutcome:
     started = time.perf_counter()
     cursor_in = chunk_start_cursor(ledger, ingestion, sequence)
     collected = collect_chunk(provider, cursor_in, chunk_size)
     prints = [fingerprint(item) for item in collected.raw]
-    stored = store.stored_fingerprints([ref for ref, _ in prints if ref is not None])
     # Source rejections first, then validation's, as the lazy validation below appends them.
     chunk = ProcessedChunk([], [], list(collected.rejections))
     result = store.write_chunk(
@@ -225,7 +262,10 @@ def run_chunk(
         cursor_in=cursor_in,
         cursor=collected.cursor,
         done=collected.done,
-        entities=iter_processed(collected.raw, stored, ingestion.provider, chunk, prints),
+        # Validated lazily against the fingerprints stored for the chunk's refs, which
+        # write_chunk reads inside its transaction.
+        entities=lambda stored: iter_processed(collected.raw, stored, ingestion.provider, chunk, prints),
+        refs=[ref for ref, _ in prints if ref is not None],
         unchanged_refs=chunk.unchanged,
         rejections=chunk.rejected,
         source_total=collected.total,

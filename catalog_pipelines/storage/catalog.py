@@ -78,7 +78,11 @@ class SweepResult:
         return 100.0 * self.stale / self.owned if self.owned else 0.0
 
 
-def _fingerprints(conn: sa.Connection, refs: Sequence[str]) -> dict[str, tuple[str, str]]:
+# ref → (content hash, owning provider)
+Fingerprints = dict[str, tuple[str, str]]
+
+
+def _fingerprints(conn: sa.Connection, refs: Sequence[str]) -> Fingerprints:
     if not refs:
         return {}
     e = s.entities
@@ -103,12 +107,13 @@ class CatalogStore:
         cursor_in: Any,
         cursor: Any,
         done: bool,
-        entities: Iterable[ProcessedEntity],
+        entities: Iterable[ProcessedEntity] | Callable[[Fingerprints], Iterable[ProcessedEntity]],
         rejections: Sequence[Rejection],
         unchanged_refs: Sequence[str] = (),
         source_total: int | None = None,
         started: float | None = None,
         fail_before_commit: bool = False,
+        refs: Sequence[str] = (),
     ) -> ChunkResult:
         """Write one chunk and its mark atomically. Unchanged entities (same hash) are not rewritten.
 
@@ -120,6 +125,11 @@ class CatalogStore:
         memory all at once. `rejections` and `unchanged_refs` are read only after `entities` is
         exhausted, so a lazy producer may still be appending to them.
 
+        `entities` may also be a function of the stored fingerprints of `refs` (the chunk's refs):
+        they are then read once, inside this transaction, and handed to it, so the producer can
+        skip unchanged documents and the writer can tell new from changed ones with the same one
+        lookup (instead of one before the transaction and another per batch).
+
         `fail_before_commit` exists for the crash tests: it raises after every statement has run,
         inside the transaction, to prove the rollback leaves nothing behind.
         """
@@ -128,8 +138,12 @@ class CatalogStore:
         result = ChunkResult()
         conflicts: list[Rejection] = []
         with self.engine.begin() as conn:
+            known: tuple[Fingerprints, frozenset[str]] | None = None
+            if callable(entities):
+                known = (_fingerprints(conn, refs), frozenset(refs))
+                entities = entities(known[0])
             for batch in batched(entities, WRITE_BATCH):
-                self._write_entities(conn, batch, provider, ingestion_id, sequence, now, result, conflicts)
+                self._write_entities(conn, batch, provider, ingestion_id, sequence, now, result, conflicts, known)
             result.rejections = [*rejections, *conflicts]
             result.unchanged += len(unchanged_refs)
             bulk_write(
@@ -208,10 +222,21 @@ class CatalogStore:
         now: dt.datetime,
         result: ChunkResult,
         conflicts: list[Rejection],
+        known: tuple[Fingerprints, frozenset[str]] | None,
     ) -> None:
-        """One batch of write_chunk: entity rows, their relations and marks."""
-        # Read inside the transaction: the caller's fingerprints may be stale, ownership may not.
-        existing = _fingerprints(conn, [e.ref for e in entities])
+        """One batch of write_chunk: entity rows, their relations and marks.
+
+        `known`: fingerprints this transaction already read, and the refs it read them for.
+        """
+        # Read inside the transaction: fingerprints read before it may be stale, ownership may not.
+        if known is None:
+            existing = _fingerprints(conn, [e.ref for e in entities])
+        else:
+            # A document whose ref its raw fingerprint could not name was not looked up yet.
+            existing, looked_up = known
+            unseen = [e.ref for e in entities if e.ref not in looked_up]
+            if unseen:
+                existing = {**existing, **_fingerprints(conn, unseen)}
         new_rows, changed_rows, accepted = [], [], []
         for e in entities:
             prior = existing.get(e.ref)

@@ -108,10 +108,38 @@ def ensure_schema(engine: sa.Engine) -> int:
                 f"{schema.SCHEMA_VERSION}: upgrade catalog-pipelines"
             )
         if current is None or current < schema.SCHEMA_VERSION:
-            # Future migrations go here, one step per version, before recording the new version.
+            # One step per version, before recording the new version. A fresh database was just
+            # created at the current version, so the steps find nothing to do there.
+            if current is not None and current < 2 and not is_sqlite(engine):
+                _migrate_ref_collation(conn)
             conn.execute(
                 schema.schema_version.insert().values(
                     version=schema.SCHEMA_VERSION, applied_at=dt.datetime.now(dt.timezone.utc)
                 )
             )
     return schema.SCHEMA_VERSION
+
+
+def _migrate_ref_collation(conn: sa.Connection) -> None:
+    """Version 2: ref columns (and their indexes, which PostgreSQL rebuilds) get the "C" collation."""
+    for table in schema.metadata.sorted_tables:
+        for column in table.columns:
+            collation = getattr(column.type.dialect_impl(conn.dialect), "collation", None)
+            if collation != schema.REF_COLLATION:
+                continue
+            current = conn.execute(
+                sa.text(
+                    "SELECT collation_name FROM information_schema.columns "
+                    "WHERE table_schema = :schema AND table_name = :table AND column_name = :column"
+                ),
+                {"schema": table.schema or "public", "table": table.name, "column": column.name},
+            ).scalar()
+            if current == schema.REF_COLLATION:
+                continue
+            name = f'"{table.schema}"."{table.name}"' if table.schema else f'"{table.name}"'
+            conn.execute(
+                sa.text(
+                    f'ALTER TABLE {name} ALTER COLUMN "{column.name}" '
+                    f'TYPE VARCHAR({column.type.length}) COLLATE "{schema.REF_COLLATION}"'
+                )
+            )
