@@ -98,16 +98,16 @@ def test_a_failure_anywhere_in_a_multi_batch_chunk_leaves_nothing(db, monkeypatc
     elif where == "write-batch-2":
         # The second batch's relation insert fails after the first batch's rows and the second
         # batch's entity rows are already in the transaction.
-        real, calls = catalog_module.bulk_write, []
+        real, calls = catalog_module.insert_in_flight, []
 
-        def failing(conn, table, rows, **k):
-            if table is s.relations:
-                calls.append(1)
-                if len(calls) == 2:
-                    raise RuntimeError("injected write failure")
-            return real(conn, table, rows, **k)
+        def failing(conn, table, columns, rows, in_flight):
+            assert table is s.relations
+            calls.append(1)
+            if len(calls) == 2:
+                raise RuntimeError("injected write failure")
+            return real(conn, table, columns, rows, in_flight)
 
-        monkeypatch.setattr(catalog_module, "bulk_write", failing)
+        monkeypatch.setattr(catalog_module, "insert_in_flight", failing)
     else:
         def lazy(items):
             for i, e in enumerate(items):
@@ -125,6 +125,26 @@ def test_a_failure_anywhere_in_a_multi_batch_chunk_leaves_nothing(db, monkeypatc
     entities = processed([body(i) for i in range(N)])
     assert write(store, ingestion, entities).added == N
     assert stored_relations(engine) == declared(entities)
+
+
+def test_relation_rows_the_server_rejects_while_in_flight_roll_back_the_whole_chunk(db):
+    """On PostgreSQL a batch's relation COPY is still open while the next batch is validated; a row
+    the server refuses (here a stray row already holding the key) fails the chunk when that COPY
+    ends, and nothing of the chunk stays. On SQLite the same insert fails at once."""
+    store, ledger, engine = db
+    bad = WRITE_BATCH + 5  # in the second batch: the first batch's rows are already in
+    stray = {"source_ref": f"component:default/svc-{bad}", "type": "dependsOn", "target_ref": f"component:default/svc-{bad + 1}"}
+    with engine.begin() as conn:
+        conn.execute(s.relations.insert().values(**stray))
+    # psycopg's own UniqueViolation from the raw COPY on PostgreSQL, SQLAlchemy's IntegrityError on SQLite.
+    with pytest.raises(Exception, match="duplicate key value|UNIQUE constraint failed"):
+        write(store, ledger.start_cycle("p"), processed([body(i) for i in range(N)]))
+    assert table_counts(engine) == {"entities": 0, "relations": 1, "rejections": 0,
+                                    "ingestion_marks": 0, "ingestion_mark_entities": 0}
+    # The connection went back to the pool usable: without the stray row the chunk commits.
+    with engine.begin() as conn:
+        conn.execute(s.relations.delete())
+    assert write(store, ledger.start_cycle("p"), processed([body(i) for i in range(N)])).added == N
 
 
 def test_changed_entities_relations_are_replaced_across_batches(db):

@@ -295,3 +295,31 @@ def test_an_areas_tables_are_replaced_together_or_not_at_all(catalog_url):
                         append={"trend"}) == {"report": 1, "trend": 1}
     assert read_frame(engine, "demo", "report")["v"].tolist() == [3]
     assert read_frame(engine, "demo", "trend")["t"].tolist() == [1, 2]
+
+
+def test_copy_text_escapes_only_values_that_need_it():
+    from catalog_pipelines.storage.sql import copy_text
+
+    assert copy_text([("a", "b"), ("c", "d")]) == b"a\tb\nc\td\n"
+    assert copy_text([("tab\there", "back\\slash"), ("new\nline", "cr\r")]) == (
+        b"tab\\there\tback\\\\slash\nnew\\nline\tcr\\r\n"
+    )
+    assert copy_text([]) == b""
+
+
+def test_rows_inserted_in_flight_arrive_exactly_including_copy_special_characters(catalog_url):
+    """insert_in_flight (COPY left open on PostgreSQL) stores every value as given, escapes and all,
+    once its in-flight stack is closed."""
+    import contextlib
+
+    from catalog_pipelines.storage.sql import COPY_THRESHOLD, insert_in_flight
+
+    engine = get_engine(catalog_url)
+    odd = ["tab\tin", "back\\slash", "new\nline", "cr\rhere", "ünïcødé", "\\N"]
+    rows = [(f"component:default/s{i}", "dependsOn", f"component:default/{odd[i % len(odd)]}-{i}")
+            for i in range(COPY_THRESHOLD + 100)]
+    with engine.begin() as conn, contextlib.ExitStack() as in_flight:
+        insert_in_flight(conn, s.relations, ("source_ref", "type", "target_ref"), rows, in_flight)
+        in_flight.close()
+        stored = set(conn.execute(sa.select(s.relations.c.source_ref, s.relations.c.type, s.relations.c.target_ref)).tuples())
+    assert stored == set(rows)

@@ -7,6 +7,7 @@ and a re-run restarts from the previous mark's cursor.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -18,7 +19,7 @@ import sqlalchemy as sa
 
 from catalog_pipelines.model.entity import ProcessedEntity, Rejection
 from catalog_pipelines.storage import schema as s
-from catalog_pipelines.storage.sql import batched, bulk_write, in_values
+from catalog_pipelines.storage.sql import batched, bulk_write, in_values, insert_in_flight
 
 # Entities per write batch of a chunk: small enough that a 20k chunk's rows never sit in memory at
 # once, large enough that per-statement costs stay negligible.
@@ -137,13 +138,18 @@ class CatalogStore:
         now = utcnow()
         result = ChunkResult()
         conflicts: list[Rejection] = []
-        with self.engine.begin() as conn:
+        # `in_flight` holds the previous batch's relation COPY open while the next batch is
+        # validated (PostgreSQL): the server indexes ~5 relation rows per entity, the largest
+        # part of its work, while Python validates. It closes before the connection is used again.
+        with self.engine.begin() as conn, contextlib.ExitStack() as in_flight:
             known: tuple[Fingerprints, frozenset[str]] | None = None
             if callable(entities):
                 known = (_fingerprints(conn, refs), frozenset(refs))
                 entities = entities(known[0])
             for batch in batched(entities, WRITE_BATCH):
-                self._write_entities(conn, batch, provider, ingestion_id, sequence, now, result, conflicts, known)
+                in_flight.close()
+                self._write_entities(conn, batch, provider, ingestion_id, sequence, now, result, conflicts, known, in_flight)
+            in_flight.close()
             result.rejections = [*rejections, *conflicts]
             result.unchanged += len(unchanged_refs)
             bulk_write(
@@ -223,8 +229,9 @@ class CatalogStore:
         result: ChunkResult,
         conflicts: list[Rejection],
         known: tuple[Fingerprints, frozenset[str]] | None,
+        in_flight: contextlib.ExitStack,
     ) -> None:
-        """One batch of write_chunk: entity rows, their relations and marks.
+        """One batch of write_chunk: entity rows, their marks and (left in flight) their relations.
 
         `known`: fingerprints this transaction already read, and the refs it read them for.
         """
@@ -237,7 +244,7 @@ class CatalogStore:
             unseen = [e.ref for e in entities if e.ref not in looked_up]
             if unseen:
                 existing = {**existing, **_fingerprints(conn, unseen)}
-        new_rows, changed_rows, accepted = [], [], []
+        new_rows, changed_rows, stored = [], [], []  # stored: accepted, and in the catalog already
         for e in entities:
             prior = existing.get(e.ref)
             if prior is not None and prior[1] != provider:
@@ -253,13 +260,14 @@ class CatalogStore:
                     )
                 )
                 continue
-            accepted.append(e)
             if prior is None:
                 new_rows.append(self._entity_row(e, provider, now, first_seen=True))
-            elif prior[0] != e.content_hash:
-                changed_rows.append(self._entity_row(e, provider, now, first_seen=False))
             else:
-                result.unchanged += 1
+                stored.append(e)
+                if prior[0] != e.content_hash:
+                    changed_rows.append(self._entity_row(e, provider, now, first_seen=False))
+                else:
+                    result.unchanged += 1
         result.added += len(new_rows)
         result.changed += len(changed_rows)
 
@@ -291,32 +299,31 @@ class CatalogStore:
         # the chunk fail loudly on the primary key rather than be merged silently.
         if changed_rows:
             conn.execute(s.relations.delete().where(in_values(conn, s.relations.c.source_ref, [r["ref"] for r in changed_rows])))
-        written = [r["ref"] for r in new_rows] + [r["ref"] for r in changed_rows]
-        rewritten = set(written)
+
+        # Marks. A new entity has none either: a mark exists only while its entity does (the
+        # sweep deletes both together; a reset deletes marks only), so new entities' marks are a
+        # plain insert and only entities stored before need the upsert.
+        def marks(refs: Iterable[str]) -> list[dict[str, Any]]:
+            return [{"provider": provider, "ref": ref, "ingestion_id": ingestion_id, "sequence": sequence, "seen_at": now} for ref in refs]
+
+        bulk_write(conn, s.ingestion_mark_entities, marks(r["ref"] for r in new_rows))
+        bulk_write(conn, s.ingestion_mark_entities, marks(e.ref for e in stored), keys=("provider", "ref"), on_conflict="update")
+
+        rewritten = {r["ref"] for r in new_rows} | {r["ref"] for r in changed_rows}
         relation_rows = sorted(
             {
                 (rel.source, rel.type, rel.target)
-                for e in accepted
+                for e in entities
                 if e.ref in rewritten
                 for rel in e.relations
                 # Only the direction this entity declared; the inverse is derived on read.
                 if rel.source == e.ref
             }
         )
-        # Sorted by primary key: consecutive rows land in the same index pages.
-        bulk_write(conn, s.relations, [{"source_ref": a, "type": t, "target_ref": b} for a, t, b in relation_rows])
+        # Sorted by primary key: consecutive rows land in the same index pages. Left in flight:
+        # the next batch is validated while the server inserts these.
+        insert_in_flight(conn, s.relations, ("source_ref", "type", "target_ref"), relation_rows, in_flight)
         result.relations_written += len(relation_rows)
-
-        bulk_write(
-            conn,
-            s.ingestion_mark_entities,
-            [
-                {"provider": provider, "ref": e.ref, "ingestion_id": ingestion_id, "sequence": sequence, "seen_at": now}
-                for e in accepted
-            ],
-            keys=("provider", "ref"),
-            on_conflict="update",
-        )
 
     def stored_fingerprints(self, refs: Sequence[str]) -> dict[str, tuple[str, str]]:
         """ref → (content hash, owning provider) for the refs already in the catalog."""

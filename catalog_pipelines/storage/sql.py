@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable, Iterator, Sequence
 from typing import TypeVar
 
@@ -120,3 +121,58 @@ def bulk_write(
             conflict = f" ON CONFLICT ({key_cols}) DO UPDATE SET {sets}"
         cur.execute(f"INSERT INTO {target} ({cols}) SELECT {cols} FROM {staging}{conflict}")
 
+
+
+# COPY's text format: tab between columns, newline between rows, backslash escapes.
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def copy_text(rows: Sequence[Sequence[str]]) -> bytes:
+    """Rows of strings (no NULLs) in COPY's text format.
+
+    Joined in C first; only if the result holds a character COPY would misread (a tab or newline
+    inside a value, a backslash, a carriage return) is every value escaped. Refs never do, so 1M
+    relation rows cost ~0.3 s here instead of ~1.8 s through psycopg's row-at-a-time writer.
+    """
+    if not rows:
+        return b""
+    text = "\n".join(map("\t".join, rows))
+    if (
+        text.count("\t") == (len(rows[0]) - 1) * len(rows)
+        and text.count("\n") == len(rows) - 1
+        and "\\" not in text
+        and "\r" not in text
+    ):
+        return (text + "\n").encode()
+    return "".join("\t".join(value.translate(_COPY_ESCAPES) for value in row) + "\n" for row in rows).encode()
+
+
+def insert_in_flight(
+    conn: sa.Connection,
+    table: sa.Table,
+    columns: Sequence[str],
+    rows: Sequence[Sequence[str]],
+    in_flight: contextlib.ExitStack,
+) -> None:
+    """Insert rows of strings; on PostgreSQL, return while the server is still inserting them.
+
+    The rows are sent as one COPY that is left open on `in_flight`: the server inserts and indexes
+    them while the caller goes on (validating the next batch), and closing `in_flight` ends the
+    COPY and waits for it. The connection can run nothing else until then. Failing rows surface
+    when `in_flight` closes; if the caller raises first, the COPY is aborted with its error. On
+    SQLite (or below COPY_THRESHOLD rows) it is a plain insert, finished on return.
+    """
+    if not rows:
+        return
+    if not _copy_capable(conn) or len(rows) < COPY_THRESHOLD:
+        conn.execute(table.insert(), [dict(zip(columns, row)) for row in rows])
+        return
+    from psycopg.copy import LibpqWriter
+
+    target = f'"{table.schema}"."{table.name}"' if table.schema else f'"{table.name}"'
+    cols = ", ".join(f'"{c}"' for c in columns)
+    cursor = in_flight.enter_context(conn.connection.driver_connection.cursor())
+    # flush_threshold=0: hand every byte to the socket now, not when the COPY ends, so the
+    # server starts on the rows at once.
+    copy = in_flight.enter_context(cursor.copy(f"COPY {target} ({cols}) FROM STDIN", writer=LibpqWriter(cursor, flush_threshold=0)))
+    copy.write(copy_text(rows))
