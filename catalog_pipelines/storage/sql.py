@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterable, Iterator, Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import orjson
 import sqlalchemy as sa
@@ -64,6 +64,15 @@ COPY_THRESHOLD = 500
 
 def _copy_capable(conn: sa.Connection) -> bool:
     return conn.dialect.name == "postgresql" and conn.dialect.driver == "psycopg"
+
+
+def psycopg_connection(conn: sa.Connection) -> Any:
+    """The psycopg 3 connection under `conn` (same transaction), or None on SQLite or psycopg 2.
+
+    For the few hot statements that need what SQLAlchemy does not expose: COPY, and array
+    parameters sent in binary (`%b`), which psycopg dumps ~3x faster than as text.
+    """
+    return conn.connection.driver_connection if _copy_capable(conn) else None
 
 
 def bulk_write(
