@@ -74,3 +74,20 @@ def test_chunk_runs_the_cyclic_collector_less_often_and_restores_its_thresholds(
     with pytest.raises(RuntimeError), fewer_gc_passes():
         raise RuntimeError("chunk failed")
     assert gc.get_threshold() == before
+
+
+def test_run_chunk_runs_under_the_raised_gc_threshold(monkeypatch, catalog_url):
+    import gc
+
+    from catalog_pipelines.ingestion.chunks import CHUNK_GC_THRESHOLD
+
+    seen = []
+    real = chunks.collect_chunk
+    monkeypatch.setattr(chunks, "collect_chunk", lambda *a, **k: seen.append(gc.get_threshold()[0]) or real(*a, **k))
+    engine = get_engine(catalog_url)
+    store, ledger = CatalogStore(engine), Ledger(engine)
+    ingestion = ledger.start_cycle("p")
+    before = gc.get_threshold()
+    run_chunk(store, ledger, SyntheticOrgProvider("p", 60), ingestion, 0, 100)
+    assert seen and seen[0] >= CHUNK_GC_THRESHOLD
+    assert gc.get_threshold() == before

@@ -226,6 +226,7 @@ def fewer_gc_passes(threshold: int = CHUNK_GC_THRESHOLD) -> Iterator[None]:
         gc.set_threshold(*previous)
 
 
+@fewer_gc_passes()
 def run_chunk(
     store: CatalogStore,
     ledger: Ledger,
@@ -235,19 +236,6 @@ def run_chunk(
     chunk_size: int,
     *,
     fail_before_commit: bool = False,
-) -> ChunkOutcome:
-    with fewer_gc_passes():
-        return _run_chunk(store, ledger, provider, ingestion, sequence, chunk_size, fail_before_commit)
-
-
-def _run_chunk(
-    store: CatalogStore,
-    ledger: Ledger,
-    provider: EntityProvider,
-    ingestion: Ingestion,
-    sequence: int,
-    chunk_size: int,
-    fail_before_commit: bool,
 ) -> ChunkOutcome:
     started = time.perf_counter()
     cursor_in = chunk_start_cursor(ledger, ingestion, sequence)
