@@ -180,9 +180,8 @@ def test_lazy_validation_appends_rejections_and_unchanged_after_the_source_ones(
     results = []
     for _ in range(2):  # all new, then all unchanged (document fingerprints match)
         out = ProcessedChunk([], [], [source_rejection])
-        stored = store.stored_fingerprints(refs)
-        results.append(write(store, ledger.start_cycle("p"), iter_processed(raw, stored, "p", out),
-                             unchanged_refs=out.unchanged, rejections=out.rejected))
+        results.append(write(store, ledger.start_cycle("p"), lambda stored, out=out: iter_processed(raw, stored, "p", out),
+                             refs=refs, unchanged_refs=out.unchanged, rejections=out.rejected))
     assert [(r.added, r.changed, r.unchanged) for r in results] == [(N, 0, 0), (0, 0, N)]
     assert [r.location for r in results[1].rejections] == ["from-source", "broken"]
     assert table_counts(engine)["ingestion_mark_entities"] == N

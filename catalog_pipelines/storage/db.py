@@ -122,6 +122,8 @@ def ensure_schema(engine: sa.Engine) -> int:
 
 def _migrate_ref_collation(conn: sa.Connection) -> None:
     """Version 2: ref columns (and their indexes, which PostgreSQL rebuilds) get the "C" collation."""
+    from catalog_pipelines.storage.sql import qualified_name
+
     for table in schema.metadata.sorted_tables:
         for column in table.columns:
             collation = getattr(column.type.dialect_impl(conn.dialect), "collation", None)
@@ -136,10 +138,9 @@ def _migrate_ref_collation(conn: sa.Connection) -> None:
             ).scalar()
             if current == schema.REF_COLLATION:
                 continue
-            name = f'"{table.schema}"."{table.name}"' if table.schema else f'"{table.name}"'
             conn.execute(
                 sa.text(
-                    f'ALTER TABLE {name} ALTER COLUMN "{column.name}" '
+                    f'ALTER TABLE {qualified_name(table)} ALTER COLUMN "{column.name}" '
                     f'TYPE VARCHAR({column.type.length}) COLLATE "{schema.REF_COLLATION}"'
                 )
             )

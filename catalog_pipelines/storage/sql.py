@@ -17,11 +17,6 @@ def _insert(conn: sa.Connection, table: sa.Table):
     return (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(table)
 
 
-def insert_ignore(conn: sa.Connection, table: sa.Table, rows: list[dict]) -> None:
-    if rows:
-        conn.execute(_insert(conn, table).on_conflict_do_nothing(), rows)
-
-
 def upsert(conn: sa.Connection, table: sa.Table, rows: list[dict], keys: Sequence[str]) -> None:
     """Insert rows, updating the non-key columns of rows whose key already exists."""
     if not rows:
@@ -58,7 +53,7 @@ def in_values(conn: sa.Connection, column: sa.ColumnElement, values: Iterable[st
     return column.in_(sa.select(each.c.value))
 
 
-# Below this many rows a plain multi-row INSERT is as fast as staging through COPY.
+# Below this many rows a plain multi-row INSERT is as fast as COPY.
 COPY_THRESHOLD = 500
 
 
@@ -75,6 +70,11 @@ def psycopg_connection(conn: sa.Connection) -> Any:
     return conn.connection.driver_connection if _copy_capable(conn) else None
 
 
+def qualified_name(table: sa.Table) -> str:
+    """`"schema"."table"` (or `"table"`) for the raw statements SQLAlchemy does not build."""
+    return f'"{table.schema}"."{table.name}"' if table.schema else f'"{table.name}"'
+
+
 def bulk_write(
     conn: sa.Connection,
     table: sa.Table,
@@ -85,51 +85,29 @@ def bulk_write(
 ) -> None:
     """Write many rows: COPY on PostgreSQL (psycopg 3), the dialect's multi-row INSERT elsewhere.
 
-    `on_conflict`: "error" (plain insert), "ignore" (skip rows whose key exists) or "update"
-    (upsert the non-key columns). A plain insert COPYs straight into the table; "ignore" and
-    "update" COPY into a temporary staging table and merge it with one INSERT … SELECT … ON
-    CONFLICT. Runs inside the caller's transaction, so it stays atomic with the rest of the chunk.
-    Measured on this machine's PostgreSQL (ARCHITECTURE.md §6): executemany upserts reach ~8.6k
-    rows/s, COPY + INSERT … ON CONFLICT ~47k rows/s; for 1.08M relation rows the direct COPY costs
-    the server 35% less CPU than staging + ON CONFLICT DO NOTHING (12.5 s vs 19.3 s), and rows
-    sorted by the primary key another 17% (10.4 s): consecutive keys land in the same index pages.
+    `on_conflict`: "error" (plain insert, COPYed straight into the table on PostgreSQL) or "update"
+    (upsert the non-key columns through the dialect's INSERT … ON CONFLICT). Runs inside the
+    caller's transaction, so it stays atomic with the rest of the chunk. Measured on this machine's
+    PostgreSQL (ARCHITECTURE.md §6): executemany inserts reach ~8.6k rows/s, COPY ~47k rows/s; for
+    1.08M relation rows the direct COPY costs the server 35% less CPU than COPY into a staging
+    table + ON CONFLICT DO NOTHING (12.5 s vs 19.3 s), and rows sorted by the primary key another
+    17% (10.4 s): consecutive keys land in the same index pages. (The chunk path's one bulk upsert,
+    the marks, is a single statement of its own: `storage/catalog._mark_seen`.)
     """
     if not rows:
         return
+    if on_conflict == "update":
+        upsert(conn, table, rows, keys or [])
+        return
     if not _copy_capable(conn) or len(rows) < COPY_THRESHOLD:
-        if on_conflict == "update":
-            upsert(conn, table, rows, keys or [])
-        elif on_conflict == "ignore":
-            insert_ignore(conn, table, rows)
-        else:
-            conn.execute(table.insert(), rows)
+        conn.execute(table.insert(), rows)
         return
     columns = list(rows[0])
-    target = f'"{table.schema}"."{table.name}"' if table.schema else f'"{table.name}"'
-    staging = f"staging_{table.name}"
     cols = ", ".join(f'"{c}"' for c in columns)
     raw = conn.connection.driver_connection
-    if on_conflict == "error":
-        with raw.cursor() as cur, cur.copy(f"COPY {target} ({cols}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row([row[c] for c in columns])
-        return
-    with raw.cursor() as cur:
-        cur.execute(
-            f"CREATE TEMP TABLE IF NOT EXISTS {staging} AS SELECT {cols} FROM {target} WITH NO DATA"
-        )
-        cur.execute(f"TRUNCATE {staging}")
-        with cur.copy(f"COPY {staging} ({cols}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row([row[c] for c in columns])
-        key_cols = ", ".join(f'"{k}"' for k in (keys or [c.name for c in table.primary_key.columns]))
-        if on_conflict == "ignore":
-            conflict = f" ON CONFLICT ({key_cols}) DO NOTHING"
-        else:
-            sets = ", ".join(f'"{c}" = EXCLUDED."{c}"' for c in columns if c not in (keys or []))
-            conflict = f" ON CONFLICT ({key_cols}) DO UPDATE SET {sets}"
-        cur.execute(f"INSERT INTO {target} ({cols}) SELECT {cols} FROM {staging}{conflict}")
-
+    with raw.cursor() as cur, cur.copy(f"COPY {qualified_name(table)} ({cols}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row([row[c] for c in columns])
 
 
 # COPY's text format: tab between columns, newline between rows, backslash escapes.
@@ -178,10 +156,9 @@ def insert_in_flight(
         return
     from psycopg.copy import LibpqWriter
 
-    target = f'"{table.schema}"."{table.name}"' if table.schema else f'"{table.name}"'
     cols = ", ".join(f'"{c}"' for c in columns)
     cursor = in_flight.enter_context(conn.connection.driver_connection.cursor())
     # flush_threshold=0: hand every byte to the socket now, not when the COPY ends, so the
     # server starts on the rows at once.
-    copy = in_flight.enter_context(cursor.copy(f"COPY {target} ({cols}) FROM STDIN", writer=LibpqWriter(cursor, flush_threshold=0)))
+    copy = in_flight.enter_context(cursor.copy(f"COPY {qualified_name(table)} ({cols}) FROM STDIN", writer=LibpqWriter(cursor, flush_threshold=0)))
     copy.write(copy_text(rows))
