@@ -33,6 +33,7 @@ class CycleReport:
     sweep: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
     partitions_added: int = 0
+    walk_restarts: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return self.__dict__.copy()
@@ -113,7 +114,34 @@ def run_cycle(
     on_chunk: Callable[[dict[str, Any]], None] | None = None,
     max_chunks: int | None = None,
 ) -> CycleReport:
-    """Run (or resume) one full cycle of `config`'s provider: every chunk, then the sweep."""
+    """Run (or resume) one full cycle of `config`'s provider: every chunk, then the sweep.
+
+    A walk the sweep finds incomplete is restarted from the first page in a new cycle (at most
+    `cycle.MAX_WALK_RESTARTS` times; then the sweep decides without restarting): the report is the
+    last cycle's, with `walk_restarts` saying how many walks were abandoned on the way.
+    """
+    from catalog_pipelines.ingestion.cycle import MAX_WALK_RESTARTS, WALK_RESTARTED
+
+    started = time.perf_counter()
+    restarts = 0
+    while True:
+        report = _run_one_cycle(defs, config, instance, on_chunk=on_chunk, max_chunks=max_chunks)
+        if report.sweep.get("outcome") != WALK_RESTARTED or restarts > MAX_WALK_RESTARTS:
+            break
+        restarts += 1
+    report.walk_restarts = restarts
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _run_one_cycle(
+    defs: dg.Definitions,
+    config: ProviderConfig,
+    instance: dg.DagsterInstance,
+    *,
+    on_chunk: Callable[[dict[str, Any]], None] | None = None,
+    max_chunks: int | None = None,
+) -> CycleReport:
     from catalog_pipelines.ingestion.cycle import begin_cycle
 
     catalog = defs.resources["catalog"]

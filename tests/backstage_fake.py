@@ -3,7 +3,11 @@
 It serves a given list of items with cursor paging (`items`, `totalItems`, `pageInfo.nextCursor`
 as opaque base64 JSON, `prevCursor` from the second page on), answers 401 without the right bearer
 token, 400 on a malformed cursor, and can inject faults (HTTP 500/503, a slow answer that trips the
-client's timeout, 429 with `Retry-After`) at given request numbers or at a seeded random rate.
+client's timeout, 429 with `Retry-After`, a body dripped a byte at a time, a body cut short) at
+given request numbers or at a seeded random rate. It also fails the way a real catalog does between
+requests: `restart()` replaces its contents (new uids, another order, optionally still loading, so
+an old cursor points anywhere), `loop_back` makes a page's `nextCursor` lead back to an earlier page,
+and `items` may be emptied or shrunk at any time. `POST by-refs` answers with nulls for missing refs.
 It follows the real API where a client can tell the difference (see
 `shared/tools/backstage-peer/README.md`): the cursor carries filter, order and `totalItems`, and
 `filter`/`orderField` sent with a cursor are ignored; `limit` is not carried.
@@ -30,10 +34,12 @@ from typing import Any
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 FAULT_KINDS = ("500", "503", "timeout", "429")
+# Faults that are not drawn at random: each is scheduled on purpose by a test.
+SCRIPTED_FAULT_KINDS = ("drip", "truncate")
 
 
 @dataclass(frozen=True)
@@ -42,7 +48,8 @@ class Fault:
 
     kind: "500" or "503" (an error status), "429" (rate limited, with `retry_after` as the header
     value, or no header when None), "timeout" (answer normally but only after `seconds`, longer than
-    the client's timeout).
+    the client's timeout), "drip" (the normal answer, one byte every `seconds`), "truncate" (the
+    normal answer's headers, then half its body and a closed connection).
     """
 
     kind: str
@@ -96,6 +103,13 @@ class FakeBackstage:
         self.timeout_seconds = timeout_seconds
         self.retry_after = retry_after
         self.requests: list[RecordedRequest] = []
+        # {offset: earlier offset}: the page served at `offset` hands out a nextCursor to the earlier
+        # one, so a walk that follows it goes round for ever (A -> B -> ... -> A).
+        self.loop_back: dict[int, int] = {}
+        # While loading, only the first `available` items are served (None: all of them).
+        self.available: int | None = None
+        self.load_step = 0  # items that become available with every by-query request while loading
+        self.generation = 0
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
         self._server: uvicorn.Server | None = None
@@ -104,6 +118,7 @@ class FakeBackstage:
         self.app = Starlette(
             routes=[
                 Route("/api/catalog/entities/by-query", self._by_query),
+                Route("/api/catalog/entities/by-refs", self._by_refs, methods=["POST"]),
                 Route("/api/catalog/entities/by-name/{kind}/{namespace}/{name}", self._by_name),
             ]
         )
@@ -142,6 +157,30 @@ class FakeBackstage:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
+    # -- failing the way a real catalog does --------------------------------------------------
+
+    def restart(self, *, seed: int | None = None, loading_from: int | None = None, load_step: int = 0) -> None:
+        """The catalog restarted on a fresh database: every entity gets a new uid and they come in
+        another order (the uid order, as in Backstage); with `loading_from`, only that many are
+        served at first, `load_step` more with every request, until all are back."""
+        with self._lock:
+            self.generation += 1
+            rng = random.Random(self.generation if seed is None else seed)
+            items = [_with_uid(item, f"uid-g{self.generation}-{rng.getrandbits(64):016x}") for item in self.items]
+            items.sort(key=lambda item: item["metadata"]["uid"] if isinstance(item, dict) else "")
+            self.items = items
+            self.available = loading_from
+            self.load_step = load_step
+
+    def _served_items(self) -> list[Any]:
+        if self.available is None:
+            return self.items
+        items = self.items[: self.available]
+        self.available += self.load_step
+        if self.available >= len(self.items):
+            self.available = None
+        return items
+
     # -- handlers ----------------------------------------------------------------------------
 
     def _authorised(self, request: Request) -> bool:
@@ -167,7 +206,9 @@ class FakeBackstage:
             return _error(401, "AuthenticationError", "Missing credentials" if "authorization" not in request.headers else "Invalid token")
         if fault is not None:
             record.outcome = fault.kind
-            if fault.kind == "timeout":
+            if fault.kind in SCRIPTED_FAULT_KINDS:
+                pass  # the answer is computed normally and then delivered badly (below)
+            elif fault.kind == "timeout":
                 # A slow server: the answer comes, but after the client has given up.
                 await asyncio.sleep(fault.seconds)
             elif fault.kind == "429":
@@ -188,17 +229,35 @@ class FakeBackstage:
         else:
             offset, filters, order, total = 0, query.getlist("filter"), query.get("orderField"), None
 
-        selected = self._select(filters, order)
+        with self._lock:
+            selected = self._select(filters, order)
         if total is None:
             total = len(selected)
         end = len(selected) if limit is None else offset + limit
         page = selected[offset:end]
         page_info: dict[str, str] = {}
         if limit is not None and end < len(selected):
-            page_info["nextCursor"] = _encode({"offset": end, "filters": filters, "orderField": order, "totalItems": total})
+            target = self.loop_back.get(offset, end)
+            page_info["nextCursor"] = _encode({"offset": target, "filters": filters, "orderField": order, "totalItems": total})
         if offset > 0:
             page_info["prevCursor"] = _encode({"offset": max(0, offset - (limit or 0)), "filters": filters, "orderField": order, "totalItems": total})
-        return JSONResponse({"items": page, "totalItems": total, "pageInfo": page_info})
+        body = {"items": page, "totalItems": total, "pageInfo": page_info}
+        if fault is not None and fault.kind == "drip":
+            return _dripped(json.dumps(body).encode(), fault.seconds)
+        if fault is not None and fault.kind == "truncate":
+            return _TruncatedResponse(json.dumps(body).encode())
+        return JSONResponse(body)
+
+    async def _by_refs(self, request: Request) -> JSONResponse:
+        if not self._authorised(request):
+            return _error(401, "AuthenticationError", "Missing credentials")
+        try:
+            refs = (await request.json())["entityRefs"]
+        except (ValueError, KeyError, TypeError):
+            return _error(400, "InputError", "Expected a body with entityRefs")
+        with self._lock:
+            served = {_canonical(item): item for item in self._served_items() if isinstance(item, dict)}
+        return JSONResponse({"items": [served.get(str(ref).lower()) for ref in refs]})
 
     async def _by_name(self, request: Request) -> JSONResponse:
         if not self._authorised(request):
@@ -212,7 +271,7 @@ class FakeBackstage:
     def _select(self, filters: list[str], order: str | None) -> list[Any]:
         # Separate filter parameters are ORed, the comma-separated conditions inside one are ANDed,
         # matching is case-insensitive: Backstage's rules.
-        chosen = [item for item in self.items if not filters or any(_matches(item, f) for f in filters)]
+        chosen = [item for item in self._served_items() if not filters or any(_matches(item, f) for f in filters)]
         if order:
             path, _, direction = order.partition(",")
             chosen = [item for item in chosen if _lookup(item, path) is not None]
@@ -255,3 +314,39 @@ def _matches(item: Any, expression: str) -> bool:
 def _ref_parts(item: dict[str, Any]) -> tuple[str, str, str]:
     meta = item.get("metadata") or {}
     return (str(item.get("kind", "")).lower(), str(meta.get("namespace") or "default").lower(), str(meta.get("name", "")).lower())
+
+
+def _with_uid(item: Any, uid: str) -> Any:
+    if not isinstance(item, dict):
+        return item
+    meta = dict(item.get("metadata") or {})
+    meta["uid"], meta["etag"] = uid, f"etag-{uid}"
+    return {**item, "metadata": meta}
+
+
+def _canonical(item: dict[str, Any]) -> str:
+    kind, namespace, name = _ref_parts(item)
+    return f"{kind}:{namespace}/{name}"
+
+
+def _dripped(body: bytes, seconds: float) -> StreamingResponse:
+    """The answer, one byte every `seconds`: each read succeeds, the whole never arrives in time."""
+
+    async def drip():
+        for i in range(len(body)):
+            yield body[i:i + 1]
+            await asyncio.sleep(seconds)
+
+    return StreamingResponse(drip(), media_type="application/json")
+
+
+class _TruncatedResponse(Response):
+    """Headers promising the whole body, then half of it, then the connection is closed."""
+
+    def __init__(self, body: bytes) -> None:
+        super().__init__(content=body, media_type="application/json")
+
+    async def __call__(self, scope, receive, send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+        await send({"type": "http.response.body", "body": self.body[: len(self.body) // 2], "more_body": True})
+        raise ConnectionResetError("truncated on purpose")

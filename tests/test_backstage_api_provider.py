@@ -15,7 +15,7 @@ import pytest
 from backstage_fake import FakeBackstage, Fault, entity
 from catalog_pipelines.model.entity import RawEntity, Rejection
 from catalog_pipelines.providers.backstage_api import BackstageApiProvider
-from catalog_pipelines.providers.base import EntityProvider, Page, ProviderError
+from catalog_pipelines.providers.base import EntityProvider, Page, ProviderError, WalkInDoubt
 
 
 def make_items(n: int) -> list[dict]:
@@ -81,13 +81,17 @@ def test_first_page_sends_limit_filter_and_order_and_later_pages_send_only_curso
         provider = provider_for(fake, page_size=2, filter=["kind=component", "kind=user"], order_field="metadata.name,desc")
         pages, got = walk(provider)
         requests = list(fake.requests)
-    first, later = requests[0], requests[1:]
+    # The last request is the fresh look at the head of the source that ends a multi-page walk:
+    # the first page's query again, with limit=1.
+    first, later, probe = requests[0], requests[1:-1], requests[-1]
     assert first.param("limit") == ["2"]
     assert first.param("filter") == ["kind=component", "kind=user"]
     assert first.param("orderField") == ["metadata.name,desc"]
     assert first.param("cursor") == []
     assert later and all(r.param("cursor") and r.param("limit") == ["2"] for r in later)
     assert not any(r.param("filter") or r.param("orderField") for r in later)
+    assert probe.param("limit") == ["1"] and probe.param("cursor") == []
+    assert probe.param("filter") == first.param("filter") and probe.param("orderField") == first.param("orderField")
     # The filter and order travelled inside the server cursor: only components and users, name descending.
     expected = [e["metadata"]["name"] for e in items if e["kind"] in ("Component", "User")]
     assert names(got) == sorted(expected, reverse=True)
@@ -101,7 +105,10 @@ def test_cursor_is_plain_json_wrapping_the_servers_opaque_cursor():
             page = provider.next(None)
             provider.next(json.loads(json.dumps(page.cursor)))
         second_request_cursor = fake.requests[-1].param("cursor")
-    assert set(page.cursor) == {"next"} and isinstance(page.cursor["next"], str)
+    assert set(page.cursor) == {"next", "walk"} and isinstance(page.cursor["next"], str)
+    # The walk state is constant in size: the first entity's uid, the total, pages, recent cursors.
+    assert page.cursor["walk"]["head"] == "uid-component-default-item-0000"
+    assert page.cursor["walk"]["total"] == 10 and page.cursor["walk"]["pages"] == 1
     assert second_request_cursor == [page.cursor["next"]]
 
 
@@ -204,7 +211,8 @@ def test_a_transient_failure_is_retried_with_backoff_and_every_entity_arrives_on
         pages, got = walk(provider_for(fake, page_size=6, timeout=0.2, sleep=sleep, backoff_base=0.5))
         outcomes = [r.outcome for r in fake.requests]
     assert Counter(names(got)) == Counter(e["metadata"]["name"] for e in items) and len(got) == 20
-    assert outcomes == ["ok", kind, kind, "ok", kind, "ok", "ok"]
+    # Four pages, then the fresh look at the source's head that ends a multi-page walk.
+    assert outcomes == ["ok", kind, kind, "ok", kind, "ok", "ok", "ok"]
     # Page 2 needed two retries (backoff steps 1 and 2), page 3 one (step 1); equal jitter keeps
     # each delay between half and all of base * 2**(retry - 1).
     assert len(sleep.delays) == 3
@@ -285,8 +293,8 @@ def test_seeded_random_faults_of_every_kind_still_deliver_every_entity_exactly_o
     assert len(pages) == math.ceil(150 / 9)
     # The seed must actually have exercised each kind of fault, or this test proves little.
     assert {k for k in outcomes if k != "ok"} == {"500", "503", "429", "timeout"}
-    assert outcomes["ok"] == len(pages)
-    assert len(sleep.delays) == sum(outcomes.values()) - len(pages)
+    assert outcomes["ok"] == len(pages) + 1  # every page, and the head check at the end
+    assert len(sleep.delays) == sum(outcomes.values()) - outcomes["ok"]
 
 
 def test_missing_token_gives_a_clear_401_error_without_retrying(monkeypatch):
@@ -325,12 +333,13 @@ def test_explicit_token_wins_over_the_environment(monkeypatch):
     assert len(got) == 2
 
 
-def test_a_rejected_cursor_is_a_client_error_and_is_not_retried():
+def test_a_rejected_cursor_puts_the_walk_in_doubt_and_is_not_retried():
     sleep = RecordingSleep()
+    walk_state = {"head": None, "total": 3, "pages": 1, "recent": []}
     with FakeBackstage(make_items(3)) as fake:
         provider = provider_for(fake, sleep=sleep)
-        with pytest.raises(ProviderError, match=r"HTTP 400 .*Malformed cursor"), provider.around():
-            provider.next({"next": "%%% not base64 %%%"})
+        with pytest.raises(WalkInDoubt, match=r"no longer honours the stored cursor.*HTTP 400 .*Malformed cursor"), provider.around():
+            provider.next({"next": "%%% not base64 %%%", "walk": walk_state})
         assert len(fake.requests) == 1
     assert sleep.delays == []
 

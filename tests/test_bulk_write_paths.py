@@ -166,7 +166,9 @@ def test_duplicates_within_a_chunk_keep_the_first_even_in_different_batches(db):
     result = write(store, ledger.start_cycle("p"), iter_processed(raw, {}, "p", out),
                    unchanged_refs=out.unchanged, rejections=out.rejected)
     assert result.added == N
-    assert [(r.rule, r.ref) for r in result.rejections] == [("duplicate", "component:default/svc-3")]
+    # Two locations declaring one ref: a conflict, and the first location keeps it.
+    assert [(r.rule, r.ref) for r in result.rejections] == [("conflict", "component:default/svc-3")]
+    assert "test#3" in result.rejections[0].message and f"test#{N}" in result.rejections[0].message
     assert stored_relations(engine) == declared(process_chunk(raw[:N]).accepted)
     assert table_counts(engine)["rejections"] == 1
 

@@ -65,24 +65,31 @@ def build_provider_assets(config: ProviderConfig) -> list[dg.AssetsDefinition]:
         ),
     )
     def entity_chunk(context: dg.AssetExecutionContext, catalog: CatalogDatabase) -> dg.MaterializeResult:
-        from catalog_pipelines.ingestion.chunks import run_chunk
+        from catalog_pipelines.ingestion.chunks import WalkRestarted, run_chunk
         from catalog_pipelines.ingestion.cycle import record_chunk_success
 
         ledger = catalog.ledger()
         ingestion = ledger.open_ingestion(name)
         if ingestion is None:
             raise dg.Failure(f"provider {name!r} has no open cycle: start one with `catalog-pipelines ingest` or the sensor")
-        outcome = run_chunk(
-            catalog.store(), ledger, config.build(), ingestion, int(context.partition_key), config.options.chunk_size
-        )
+        try:
+            outcome = run_chunk(
+                catalog.store(), ledger, config.build(), ingestion, int(context.partition_key), config.options.chunk_size
+            )
+        except WalkRestarted as restarted:
+            # Not retried in this run: the cycle it belonged to is closed; the provider backs off and
+            # the next run starts the new cycle's walk at chunk 00000.
+            raise dg.Failure(description=str(restarted), allow_retries=False,
+                             metadata={"cycle": ingestion.cycle, "walk_restarted": True}) from restarted
         record_chunk_success(ledger, ingestion)
         for rejection in outcome.result.rejections[:20]:
             context.log.warning(f"rejected {rejection.location}: {rejection.message}")
         meta = outcome.metadata()
         return dg.MaterializeResult(
             metadata={
-                **{k: v for k, v in meta.items() if k != "cursor"},
+                **{k: v for k, v in meta.items() if k not in ("cursor", "conflicts")},
                 "cursor": dg.MetadataValue.json(meta["cursor"] if meta["cursor"] is not None else {}),
+                "conflicts": dg.MetadataValue.json(meta["conflicts"]),
                 "dagster/row_count": outcome.result.accepted,
             }
         )
@@ -95,7 +102,9 @@ def build_provider_assets(config: ProviderConfig) -> list[dg.AssetsDefinition]:
         description=(
             f"End-of-cycle removal sweep for `{name}`: entities it owns that no chunk of this cycle saw are "
             "removed, unless `reject_removals_above_percentage` or `reject_empty_source_collections` objects. "
-            "A rejected sweep changes nothing and is retried next cycle."
+            "A rejected sweep changes nothing and is retried next cycle. A walk that did not account for "
+            "every entity the source reports is restarted from its first page instead of swept, and a "
+            "source that can be asked (backstage_api) confirms each removal first."
         ),
         tags={"catalog/provider": name},
     )
@@ -106,7 +115,7 @@ def build_provider_assets(config: ProviderConfig) -> list[dg.AssetsDefinition]:
         ingestion = ledger.open_ingestion(name)
         if ingestion is None:
             raise dg.Failure(f"provider {name!r} has no open cycle to sweep")
-        result = run_sweep(catalog.store(), ledger, ingestion, config.options)
+        result = run_sweep(catalog.store(), ledger, ingestion, config.options, provider=config.build())
         (context.log.warning if result.outcome.startswith("rejected") else context.log.info)(result.message)
         return dg.MaterializeResult(
             metadata={
@@ -117,6 +126,7 @@ def build_provider_assets(config: ProviderConfig) -> list[dg.AssetsDefinition]:
                 "seen_this_cycle": result.seen,
                 "stale": result.stale,
                 "removed": result.removed,
+                "kept_live": result.kept_live,
                 "stale_percentage": round(result.percentage, 2),
                 "stale_sample": dg.MetadataValue.json(result.stale_sample),
             }

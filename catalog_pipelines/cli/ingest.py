@@ -13,13 +13,15 @@ import click
 from catalog_pipelines.cli.output import emit_json, table
 
 
-def _configs(path: str | None, name: str, providers: tuple[str, ...]):
+def _configs(path: str | None, name: str, providers: tuple[str, ...], guards: dict | None = None):
     from catalog_pipelines.ingestion.config import IngestionOptions, ProviderConfig, load_providers
     from catalog_pipelines.settings import Settings
 
+    guards = guards or {}
     if path:
+        # An ad-hoc provider has the same safe sweep guards as a configured one.
         return [ProviderConfig(name=name, type="files", params={"roots": [str(Path(path).resolve())]},
-                               options=IngestionOptions(chunk_size=500))]
+                               options=dataclasses.replace(IngestionOptions(chunk_size=500), **guards))]
     configs = load_providers(Settings.from_env().providers_config)
     if providers:
         unknown = set(providers) - {c.name for c in configs}
@@ -28,7 +30,22 @@ def _configs(path: str | None, name: str, providers: tuple[str, ...]):
         configs = [c for c in configs if c.name in providers]
     if not configs:
         raise click.UsageError("no providers configured (CATALOG_PIPELINES_PROVIDERS) and no PATH given")
+    if guards:
+        configs = [dataclasses.replace(c, options=dataclasses.replace(c.options, **guards)) for c in configs]
     return configs
+
+
+# `ingest` exits with this when a cycle ran but its sweep was refused or skipped: nothing was
+# removed, and an operator has to look (1 is a failed run, 2 a usage error).
+EXIT_SWEEP_REFUSED = 3
+UNSWEPT = ("rejected-threshold", "rejected-empty", "skipped-incomplete")
+
+
+def unswept_lines(reports: list[dict]) -> list[str]:
+    """One line per provider whose sweep removed nothing because a guard refused it or the walk
+    could not be verified complete."""
+    return [f"{r['provider']}: sweep {r['sweep'].get('outcome')}: {r['sweep'].get('message')}"
+            for r in reports if r["sweep"].get("outcome") in UNSWEPT]
 
 
 def run_cycles(configs, *, quiet: bool = False) -> list[dict]:
@@ -65,9 +82,6 @@ def _print_reports(reports: list[dict]) -> None:
         for r in reports
     ]
     click.echo(table(rows, ["provider", "cycle", "chunks", "added", "changed", "unchanged", "rejected", "sweep", "removed", "time"]))
-    for r in reports:
-        if str(r["sweep"].get("outcome", "")).startswith("rejected"):
-            click.echo(f"\n{r['provider']}: sweep rejected: {r['sweep'].get('message')}")
 
 
 @click.command()
@@ -76,20 +90,37 @@ def _print_reports(reports: list[dict]) -> None:
 @click.option("--provider", "providers", multiple=True, help="Only these configured providers (repeatable).")
 @click.option("--json", "as_json", is_flag=True, help="Print the cycle reports as JSON.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def ingest(path: str | None, name: str, providers: tuple[str, ...], as_json: bool, quiet: bool) -> None:
+@click.option("--max-removal-percentage", type=click.FloatRange(0, 100), default=None,
+              help="Refuse a sweep removing more than this share of a provider's entities (default: the "
+                   "provider's reject_removals_above_percentage, 10 unless configured).")
+@click.option("--allow-empty-source", is_flag=True,
+              help="Let a walk that found nothing remove everything the provider owned (off by default).")
+def ingest(path: str | None, name: str, providers: tuple[str, ...], as_json: bool, quiet: bool,
+           max_removal_percentage: float | None, allow_empty_source: bool) -> None:
     """Run a full ingestion cycle through Dagster (in-process, persistent instance).
 
     Without PATH: every configured provider (config/providers.yaml or CATALOG_PIPELINES_PROVIDERS).
     With PATH: an ad-hoc descriptor-file provider for that directory or root Location file.
     Each chunk is a Dagster run of the provider's chunk partition; the sweep closes the cycle.
+    Exits 3 when a sweep was refused by a guard or skipped (nothing removed; the reason is printed).
     """
     if path and not re.match(r"^[a-z][a-z0-9_]{0,62}$", name):
         raise click.BadParameter("provider names are lower-case letters, digits and _", param_hint="--name")
-    reports = run_cycles(_configs(path, name, providers), quiet=quiet or as_json)
+    guards: dict = {}
+    if max_removal_percentage is not None:
+        guards["reject_removals_above_percentage"] = max_removal_percentage
+    if allow_empty_source:
+        guards["reject_empty_source_collections"] = False
+    reports = run_cycles(_configs(path, name, providers, guards), quiet=quiet or as_json)
     if as_json:
         emit_json(reports)
     else:
         _print_reports(reports)
+    refused = unswept_lines(reports)
+    for line in refused:
+        click.echo(line, err=True)
+    if refused:
+        sys.exit(EXIT_SWEEP_REFUSED)
 
 
 DEMO_EVENTS_PER_USER_DAY = 10
@@ -111,6 +142,8 @@ def demo(size: int | None, quiet: bool) -> None:
     click.echo(f"DAGSTER_HOME:     {settings.dagster_home}\n")
     reports = run_cycles(configs, quiet=quiet)
     _print_reports(reports)
+    for line in unswept_lines(reports):
+        click.echo(line)
     from catalog_pipelines.cli.catalog import print_stats  # noqa: E402
 
     click.echo("")

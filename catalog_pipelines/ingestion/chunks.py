@@ -19,13 +19,24 @@ import orjson
 from catalog_pipelines.model import process_entity
 from catalog_pipelines.model.entity import ProcessedEntity, RawEntity, Rejection
 from catalog_pipelines.model.refs import canonical_ref
-from catalog_pipelines.providers.base import EntityProvider
-from catalog_pipelines.storage.catalog import CatalogStore, ChunkResult
+from catalog_pipelines.providers.base import EntityProvider, ProviderError, WalkInDoubt
+from catalog_pipelines.storage.catalog import CatalogStore, ChunkResult, conflict_message, dumps
 from catalog_pipelines.storage.ledger import Ingestion, Ledger
 
 
 class ChunkOrderError(RuntimeError):
     """A chunk was requested before the chunk it continues from was written."""
+
+
+class WalkRestarted(ProviderError):
+    """The walk was in doubt (`WalkInDoubt`): its cycle was closed without a sweep and a new cycle
+    opened that starts from the source's first page. Raised so the run fails visibly and the
+    provider backs off before walking again; nothing of the chunk was written."""
+
+
+# Pages in a row that bring nothing and do not end the walk before the walk is in doubt: a source
+# stuck handing out empty pages would otherwise keep a chunk (and its run) going for ever.
+MAX_EMPTY_PAGES = 5
 
 
 @dataclass
@@ -36,6 +47,7 @@ class CollectedChunk:
     done: bool
     total: int | None
     pages: int
+    doubt: str | None = None  # the last page's: the walk ended, but the source changed meanwhile
 
 
 @dataclass
@@ -67,6 +79,8 @@ class ChunkOutcome:
             "cursor": self.cursor,
             "source_total": self.source_total,
             "duration_s": round(self.seconds, 3),
+            # Two locations declaring one entity: who kept it, who was refused (the first 20).
+            "conflicts": [x.message for x in r.rejections if x.rule == "conflict"][:20],
         }
 
 
@@ -74,10 +88,13 @@ def collect_chunk(provider: EntityProvider, cursor: Any, chunk_size: int) -> Col
     """Pull pages until `chunk_size` entities are collected or the source is done.
 
     A chunk always ends on a page boundary, because only there does the source give a cursor.
+    Raises `WalkInDoubt` when the source hands back a cursor it gave before in this chunk (a loop
+    of any length) or serves MAX_EMPTY_PAGES empty pages in a row without ending.
     """
     raw: list[RawEntity] = []
     rejections: list[Rejection] = []
-    done, total, pages = False, None, 0
+    done, total, pages, empty = False, None, 0, 0
+    cursors = {_cursor_key(cursor)}
     with provider.around():
         while True:
             page = provider.next(cursor)
@@ -88,7 +105,38 @@ def collect_chunk(provider: EntityProvider, cursor: Any, chunk_size: int) -> Col
             total = page.total if page.total is not None else total
             if done or len(raw) >= chunk_size:
                 break
-    return CollectedChunk(raw, rejections, cursor, done, total, pages)
+            key = _cursor_key(cursor)
+            if key in cursors:
+                raise WalkInDoubt(f"{provider.name}: page {pages} of the chunk handed back a cursor the source gave "
+                                  f"earlier in this chunk (a cursor loop): {key[:120]}")
+            cursors.add(key)
+            empty = empty + 1 if not page.entities and not page.rejections else 0
+            if empty >= MAX_EMPTY_PAGES:
+                raise WalkInDoubt(f"{provider.name}: {empty} empty pages in a row without reaching the end of the source")
+    return CollectedChunk(raw, rejections, cursor, done, total, pages, page.doubt if done else None)
+
+
+def _cursor_key(cursor: Any) -> str:
+    return orjson.dumps(cursor, option=orjson.OPT_SORT_KEYS).decode()
+
+
+def check_walk(ledger: Ledger, ingestion: Ingestion, sequence: int, collected: CollectedChunk, chunk_size: int) -> None:
+    """Walk-level checks across the cycle's chunks (each chunk may run in another process).
+
+    A cursor this chunk ends on must not be one an earlier chunk of the walk ended on (a loop that
+    spans chunks), and the items the walk served must stay within what the source's total allows.
+    """
+    if not collected.done and ledger.cursor_repeats(ingestion.id, sequence, dumps(collected.cursor)):
+        raise WalkInDoubt(f"{ingestion.provider}: chunk {sequence} ended on a cursor an earlier chunk of this walk "
+                          "ended on (a cursor loop)")
+    served, reported = ledger.walk_served(ingestion.id, before=sequence)
+    served += len(collected.raw) + len(collected.rejections)
+    total = max(t for t in (reported, collected.total, 0) if t is not None)
+    if collected.total is not None or reported is not None:
+        bound = 2 * total + chunk_size
+        if served > bound:
+            raise WalkInDoubt(f"{ingestion.provider}: the walk has served {served} items although the source reports "
+                              f"{total}: it is going round in circles")
 
 
 # Bump when validation or relation rules change: stored fingerprints then no longer match, so the
@@ -127,11 +175,11 @@ class ProcessedChunk:
     rejected: list[Rejection]
 
 
-def process_chunk(raw: list[RawEntity], stored: dict[str, tuple[str, str]] | None = None,
+def process_chunk(raw: list[RawEntity], stored: dict[str, tuple[str, str, str]] | None = None,
                   provider: str | None = None) -> ProcessedChunk:
     """Validate the documents that changed; a duplicate ref within the chunk keeps its first occurrence.
 
-    `stored` maps ref → (fingerprint, owning provider) for the refs already in the catalog.
+    `stored` maps ref → (fingerprint, owning provider, location) for the refs already in the catalog.
     """
     out = ProcessedChunk([], [], [])
     out.accepted.extend(iter_processed(raw, stored, provider, out))
@@ -158,21 +206,19 @@ def iter_processed(
         if ref not in first_seen:
             first_seen[ref] = item.location
             return False
+        first = first_seen[ref]
+        # The same location serving a document twice (a source that repeats an item) is a duplicate;
+        # two locations declaring one ref are a conflict, and the first keeps it (as across chunks).
+        rule, message = (("duplicate", f"duplicate entity {ref} in the same chunk (first at {first})") if first == item.location
+                         else ("conflict", conflict_message(ref, first, item.location)))
         out.rejected.append(
-            Rejection(
-                location=item.location,
-                doc_index=item.doc_index,
-                ref=ref,
-                field="metadata.name",
-                rule="duplicate",
-                value=ref,
-                message=f"duplicate entity {ref} in the same chunk (first at {first_seen[ref]})",
-            )
+            Rejection(location=item.location, doc_index=item.doc_index, ref=ref, field="metadata.name",
+                      rule=rule, value=ref, message=message)
         )
         return True
 
     for item, (ref, digest) in zip(raw, prints if prints is not None else map(fingerprint, raw)):
-        if ref is not None and provider is not None and stored.get(ref) == (digest, provider):
+        if ref is not None and provider is not None and stored.get(ref) == (digest, provider, item.location):
             if not duplicate(ref, item):
                 out.unchanged.append(ref)
             continue
@@ -239,7 +285,15 @@ def run_chunk(
 ) -> ChunkOutcome:
     started = time.perf_counter()
     cursor_in = chunk_start_cursor(ledger, ingestion, sequence)
-    collected = collect_chunk(provider, cursor_in, chunk_size)
+    try:
+        collected = collect_chunk(provider, cursor_in, chunk_size)
+        check_walk(ledger, ingestion, sequence, collected, chunk_size)
+    except WalkInDoubt as doubt:
+        from catalog_pipelines.ingestion.cycle import restart_walk
+
+        fresh = restart_walk(ledger, ingestion, str(doubt))
+        raise WalkRestarted(f"{doubt}; cycle {ingestion.cycle} closed without a sweep, cycle {fresh.cycle} "
+                            "restarts the walk from the first page") from doubt
     prints = [fingerprint(item) for item in collected.raw]
     # Source rejections first, then validation's, as the lazy validation below appends them.
     chunk = ProcessedChunk([], [], list(collected.rejections))
@@ -248,7 +302,8 @@ def run_chunk(
         ingestion_id=ingestion.id,
         sequence=sequence,
         cursor_in=cursor_in,
-        cursor=collected.cursor,
+        # A walk's last mark has no cursor to resume from; it keeps the walk's doubt for the sweep.
+        cursor={"doubt": collected.doubt} if collected.done and collected.doubt else collected.cursor,
         done=collected.done,
         # Validated lazily against the fingerprints stored for the chunk's refs, which
         # write_chunk reads inside its transaction.
@@ -266,7 +321,8 @@ def run_chunk(
         cycle=ingestion.cycle,
         sequence=sequence,
         cursor_in=cursor_in,
-        cursor=collected.cursor,
+        # A walk's last mark has no cursor to resume from; it keeps the walk's doubt for the sweep.
+        cursor={"doubt": collected.doubt} if collected.done and collected.doubt else collected.cursor,
         done=collected.done,
         result=result,
         pages=collected.pages,

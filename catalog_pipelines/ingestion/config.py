@@ -50,8 +50,11 @@ class IngestionOptions:
         dt.timedelta(minutes=30),
         dt.timedelta(hours=3),
     )
-    reject_removals_above_percentage: float | None = None
-    reject_empty_source_collections: bool = False
+    # Safe by default (Backstage has no default): a sweep removing more than 10% of what the
+    # provider owns is refused, and so is one after a walk that found nothing. `null` / false in the
+    # configuration switch a guard off explicitly.
+    reject_removals_above_percentage: float | None = 10.0
+    reject_empty_source_collections: bool = True
     sensor_interval_seconds: int = 30
     cron_schedule: str | None = None
     # In-run retries of a failing chunk (Dagster RetryPolicy, exponential with jitter) before the
@@ -84,6 +87,10 @@ class IngestionOptions:
             elif key == "retry_max":
                 if not isinstance(value, int) or value < 0:
                     raise ConfigError(f"{where}.{key}: expected an integer >= 0, got {value!r}")
+                values[key] = value
+            elif key == "reject_empty_source_collections":
+                if not isinstance(value, bool):
+                    raise ConfigError(f"{where}.{key}: expected true or false, got {value!r}")
                 values[key] = value
             elif key in ("chunk_size", "sensor_interval_seconds"):
                 if not isinstance(value, int) or value < 1:

@@ -187,6 +187,9 @@ def health(snap: ProviderSnapshot, options: IngestionOptions, now: dt.datetime) 
                       f"retrying every {options.backoff[-1]}. Last error: {c.last_error}", c.next_action_at)
     if c.sweep_outcome and c.sweep_outcome.startswith("rejected"):
         return Health(c.status, False, f"removal sweep blocked by a guard: {c.last_error}", c.next_action_at)
+    if c.sweep_outcome == "skipped-incomplete":
+        return Health(c.status, False, f"removal sweep skipped, the walk could not be verified complete: {c.last_error}",
+                      c.next_action_at)
     if c.next_action == BACKOFF:
         return Health(BACKING_OFF, True, f"retrying after {c.attempts} failure(s): {c.last_error}", c.next_action_at)
     return Health(c.status, True, c.status, c.next_action_at)

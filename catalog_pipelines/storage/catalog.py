@@ -70,25 +70,40 @@ class SweepResult:
     seen: int  # refs this cycle's marks saw
     stale: int  # owned but not seen
     removed: int
-    outcome: str  # applied | nothing-to-remove | rejected-threshold | rejected-empty
+    outcome: str  # applied | nothing-to-remove | rejected-threshold | rejected-empty | (cycle.py) walk-restarted | skipped-incomplete
     message: str
     stale_sample: list[str] = field(default_factory=list)
+    kept_live: int = 0  # candidates the source confirmed it still holds: kept, and counted as seen
 
     @property
     def percentage(self) -> float:
         return 100.0 * self.stale / self.owned if self.owned else 0.0
 
 
-# ref → (content hash, owning provider)
-Fingerprints = dict[str, tuple[str, str]]
+# ref → (content hash, owning provider, location)
+Fingerprints = dict[str, tuple[str, str, str]]
 
 
 def _fingerprints(conn: sa.Connection, refs: Sequence[str]) -> Fingerprints:
     if not refs:
         return {}
     e = s.entities
-    rows = conn.execute(sa.select(e.c.ref, e.c.content_hash, e.c.provider).where(in_values(conn, e.c.ref, dict.fromkeys(refs))))
-    return {r.ref: (r.content_hash, r.provider) for r in rows}
+    rows = conn.execute(sa.select(e.c.ref, e.c.content_hash, e.c.provider, e.c.location).where(in_values(conn, e.c.ref, dict.fromkeys(refs))))
+    return {r.ref: (r.content_hash, r.provider, r.location) for r in rows}
+
+
+def _claimed_this_cycle(conn: sa.Connection, provider: str, ingestion_id: int, refs: Sequence[str]) -> set[str]:
+    """The refs among `refs` that a chunk of this cycle already marked seen (claimed)."""
+    if not refs:
+        return set()
+    me = s.ingestion_mark_entities
+    return set(conn.execute(sa.select(me.c.ref).where(
+        (me.c.provider == provider) & (me.c.ingestion_id == ingestion_id) & in_values(conn, me.c.ref, dict.fromkeys(refs)))).scalars())
+
+
+def conflict_message(ref: str, kept: str, rejected: str) -> str:
+    """Backstage's wording for two locations declaring one entity; the first claim keeps it."""
+    return f"conflicting entityRef {ref}: already claimed by {kept} in this walk; not taken over by {rejected}"
 
 
 def _mark_rows(provider: str, refs: Iterable[str], ingestion_id: int, sequence: int, now: dt.datetime) -> list[dict[str, Any]]:
@@ -261,8 +276,17 @@ class CatalogStore:
             if unseen:
                 existing = {**existing, **_fingerprints(conn, unseen)}
         new_rows, changed_rows, stored = [], [], []  # stored: accepted, and in the catalog already
+        # A document for a ref stored from another location of this provider: a move, unless a chunk
+        # of this walk already claimed the ref from there (then two locations declare it, and the
+        # first in walk order keeps it, every cycle: no flip-flopping between the two definitions).
+        claimed = _claimed_this_cycle(conn, provider, ingestion_id, [
+            e.ref for e in entities if (p := existing.get(e.ref)) is not None and p[1] == provider and p[2] != e.location])
         for e in entities:
             prior = existing.get(e.ref)
+            if e.ref in claimed:
+                conflicts.append(Rejection(location=e.location, ref=e.ref, field="metadata.name", rule="conflict",
+                                           value=e.ref, message=conflict_message(e.ref, prior[2], e.location)))
+                continue
             if prior is not None and prior[1] != provider:
                 # Another provider owns this ref: reject rather than take it over.
                 conflicts.append(
@@ -280,7 +304,7 @@ class CatalogStore:
                 new_rows.append(self._entity_row(e, provider, now, first_seen=True))
             else:
                 stored.append(e)
-                if prior[0] != e.content_hash:
+                if prior[0] != e.content_hash or prior[2] != e.location:
                     changed_rows.append(self._entity_row(e, provider, now, first_seen=False))
                 else:
                     result.unchanged += 1
@@ -362,6 +386,8 @@ class CatalogStore:
         cycle: int,
         reject_removals_above_percentage: float | None,
         reject_empty_source_collections: bool,
+        confirm: Callable[[list[str]], set[str]] | None = None,
+        sequence: int = 0,
     ) -> SweepResult:
         """Remove entities this provider owns that no mark of this cycle saw, unless a guard objects.
 
@@ -369,6 +395,10 @@ class CatalogStore:
         leaves everything in place; since staleness is recomputed from the ledger every cycle, the
         next good cycle removes what truly disappeared (Backstage before 2026 lost these for ever).
         A threshold of 0 rejects any removal; it does not switch the guard off.
+
+        `confirm` (a provider that can ask its source, `ConfirmsRemovals`) is given the candidates
+        once the guards pass; those it says the source still holds are marked seen in this cycle
+        (as chunk `sequence`) and kept. Only what the source confirms gone is removed.
         """
         e, me = s.entities, s.ingestion_mark_entities
         seen_this_cycle = sa.exists().where(
@@ -387,21 +417,42 @@ class CatalogStore:
             ).scalar_one()
             stale = conn.execute(sa.select(sa.func.count()).select_from(e).where(stale_filter)).scalar_one()
             sample = list(conn.execute(sa.select(e.c.ref).where(stale_filter).order_by(e.c.ref).limit(20)).scalars())
-            percent = 100.0 * stale / owned if owned else 0.0
             base = dict(provider=provider, ingestion_id=ingestion_id, owned=owned, seen=seen, stale=stale, stale_sample=sample)
             if stale == 0:
                 return SweepResult(**base, removed=0, outcome="nothing-to-remove", message="no entity disappeared from the source")
-            if reject_empty_source_collections and seen == 0:
+            # Location entities are containers: a walk that found only a Location (a root file whose
+            # targets match nothing) found nothing.
+            seen_entities = conn.execute(
+                sa.select(sa.func.count()).select_from(me.join(e, e.c.ref == me.c.ref))
+                .where((me.c.provider == provider) & (me.c.ingestion_id == ingestion_id) & (e.c.kind != "location"))
+            ).scalar_one()
+            if reject_empty_source_collections and seen_entities == 0:
                 return SweepResult(
                     **base,
                     removed=0,
                     outcome="rejected-empty",
                     message=f"source returned no entities; refusing to remove all {stale} entities of {provider!r} (reject_empty_source_collections)",
                 )
+            now = utcnow()
+            kept = 0
+            if confirm is not None:
+                # The source is asked about every candidate; only what it confirms gone is removed,
+                # and the guards below judge that.
+                candidates = list(conn.execute(sa.select(e.c.ref).where(stale_filter).order_by(e.c.ref)).scalars())
+                live = sorted(set(confirm(candidates)) & set(candidates))
+                _mark_seen(conn, provider, live, ingestion_id, sequence, now)
+                kept = len(live)
+                stale -= kept
+                base.update(stale=stale, stale_sample=list(conn.execute(sa.select(e.c.ref).where(stale_filter).order_by(e.c.ref).limit(20)).scalars()))
+                if stale == 0:
+                    return SweepResult(**base, removed=0, kept_live=kept, outcome="nothing-to-remove",
+                                       message=f"the source still holds all {kept} entities this walk did not see: kept")
+            percent = 100.0 * stale / owned if owned else 0.0
             if reject_removals_above_percentage is not None and percent > reject_removals_above_percentage:
                 return SweepResult(
                     **base,
                     removed=0,
+                    kept_live=kept,
                     outcome="rejected-threshold",
                     message=(
                         f"REMOVAL_THRESHOLD exceeded: attempted to remove {stale} of {owned} entities "
@@ -409,7 +460,6 @@ class CatalogStore:
                         f"{reject_removals_above_percentage:g}%"
                     ),
                 )
-            now = utcnow()
             stale_refs = sa.select(e.c.ref).where(stale_filter)
             conn.execute(
                 s.removals.insert().from_select(
@@ -422,7 +472,25 @@ class CatalogStore:
             conn.execute(s.relations.delete().where(s.relations.c.source_ref.in_(stale_refs)))
             conn.execute(me.delete().where((me.c.provider == provider) & me.c.ref.in_(stale_refs)))
             removed = conn.execute(e.delete().where(stale_filter)).rowcount
-            return SweepResult(**base, removed=removed, outcome="applied", message=f"removed {removed} entities ({percent:.1f}%)")
+            message = f"removed {removed} entities ({percent:.1f}%)"
+            if kept:
+                message += f"; kept {kept} the walk did not see but the source confirmed it still holds"
+            return SweepResult(**base, removed=removed, kept_live=kept, outcome="applied", message=message)
+
+    def cycle_seen(self, provider: str, ingestion_id: int) -> int:
+        """Distinct source items this cycle's walk accounted for: refs marked seen, plus items the
+        source served that were rejected (a bad document is still an item of the source's total).
+        Repeats within a chunk are not counted twice."""
+        me, r = s.ingestion_mark_entities, s.rejections
+        marked = sa.exists().where((me.c.provider == provider) & (me.c.ref == r.c.ref) & (me.c.ingestion_id == ingestion_id))
+        mine = (r.c.provider == provider) & (r.c.ingestion_id == ingestion_id) & (r.c.rule != "duplicate")
+        with self.engine.connect() as conn:
+            seen = conn.execute(sa.select(sa.func.count()).select_from(me).where(
+                (me.c.provider == provider) & (me.c.ingestion_id == ingestion_id))).scalar_one()
+            rejected_refs = conn.execute(sa.select(sa.func.count(sa.distinct(r.c.ref))).where(
+                mine & r.c.ref.is_not(None) & ~marked)).scalar_one()
+            unnamed = conn.execute(sa.select(sa.func.count()).select_from(r).where(mine & r.c.ref.is_(None))).scalar_one()
+        return seen + rejected_refs + unnamed
 
     # ------------------------------------------------------------------ reads
 

@@ -215,6 +215,24 @@ class Ledger:
             ).first()
         return _mark(row) if row else None
 
+    def cursor_repeats(self, ingestion_id: int, sequence: int, cursor: str) -> bool:
+        """Whether a chunk before `sequence` of this cycle ended on `cursor` (its stored JSON text)."""
+        m = s.ingestion_marks
+        with self._reading() as conn:
+            return conn.execute(
+                sa.select(m.c.id).where((m.c.ingestion_id == ingestion_id) & (m.c.sequence < sequence) & (m.c.cursor == cursor)).limit(1)
+            ).first() is not None
+
+    def walk_served(self, ingestion_id: int, *, before: int) -> tuple[int, int | None]:
+        """(items served, largest total the source reported) by this cycle's chunks before `before`."""
+        m = s.ingestion_marks
+        with self._reading() as conn:
+            served, total = conn.execute(
+                sa.select(sa.func.coalesce(sa.func.sum(m.c.entity_count + m.c.rejected), 0), sa.func.max(m.c.source_total))
+                .where((m.c.ingestion_id == ingestion_id) & (m.c.sequence < before))
+            ).one()
+        return int(served), total
+
     def clear_marks(self, provider: str, *, keep_cycles: int = 1, include_open: bool = False) -> int:
         """Delete chunk marks of finished cycles older than the newest `keep_cycles` finished ones."""
         i, m = s.ingestions, s.ingestion_marks
