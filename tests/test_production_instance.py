@@ -134,9 +134,12 @@ def test_production_run_queue_and_monitoring_match_the_embedded_instance(product
         assert ours.run_queue_config.tag_concurrency_limits == [
             {"key": "catalog/provider", "value": {"applyLimitPerUniqueValue": True}, "limit": 1}
         ]
-        for setting in ("enabled", "free_slots_after_run_end_seconds"):
+        for setting in ("enabled", "free_slots_after_run_end_seconds", "max_runtime_seconds", "poll_interval_seconds"):
             assert production.run_monitoring_settings[setting] == embedded.run_monitoring_settings[setting], setting
         assert production.run_monitoring_enabled
+        # A run whose worker was killed (STARTED for ever: the default launcher has no health check)
+        # is cancelled and failed after this long, freeing its provider's slot.
+        assert 0 < production.run_monitoring_max_runtime_seconds == embedded.run_monitoring_max_runtime_seconds
         # Crashed runs are retried; failed assets are not (their RetryPolicy and the ledger's backoff
         # handle them, and a run retry would reset the op retry count).
         assert production.run_retries_enabled and production.run_retries_max_retries >= 1
