@@ -110,8 +110,10 @@ concurrency:
 """
 
 
-# Dagster's console logger prints every event at DEBUG; the CLI shows its own progress instead.
-QUIET_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
+# Dagster's console logger prints every event at DEBUG, and a step failure with its traceback at
+# ERROR; the CLI shows its own progress and one line per failed provider instead (the traceback
+# stays in the run's event log: `dagster` UI, run logs).
+QUIET_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 
 
 def _materialization_metadata(result: dg.ExecuteInProcessResult) -> dict[str, Any]:
@@ -179,7 +181,7 @@ def run_cycle(
 def _cycle_failed(catalog: Any, config: ProviderConfig, result: dg.ExecuteInProcessResult,
                   report: CycleReport) -> CycleFailed:
     """Record a failed one-shot run in the ledger (unless the chunk was refused) and describe it."""
-    from catalog_pipelines.assets.ingestion import run_failure_cause
+    from catalog_pipelines.assets.ingestion import failure_text, run_failure_cause
     from catalog_pipelines.ingestion.cycle import record_failure
 
     failure = result.get_run_failure_event()
@@ -187,7 +189,7 @@ def _cycle_failed(catalog: Any, config: ProviderConfig, result: dg.ExecuteInProc
                                        (failure.message if failure else None) or "run failed")
     ledger = catalog.ledger()
     if not refused:
-        record_failure(ledger, config.name, config.options, f"run {result.run_id}: {cause}")
+        record_failure(ledger, config.name, config.options, failure_text(result.run_id, cause))
     current = ledger.open_ingestion(config.name)
     return CycleFailed(config.name, cause, report=report,
                        attempts=current.attempts if current else None,

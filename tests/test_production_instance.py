@@ -147,6 +147,21 @@ def test_production_run_queue_and_monitoring_match_the_embedded_instance(product
     embedded.dispose()
 
 
+def test_the_embedded_instance_monitors_runs_and_ends_those_past_a_max_runtime(tmp_path):
+    """kill -9 of a run worker leaves its run STARTED; the default launcher has no health check, so
+    without a max runtime run monitoring would never end it (and its provider's slot stays taken)."""
+    from catalog_pipelines.orchestration import ensure_instance_config
+
+    ensure_instance_config(tmp_path / "embedded")
+    embedded = dg.DagsterInstance.from_config(str(tmp_path / "embedded"))
+    try:
+        assert embedded.run_monitoring_enabled
+        assert 3600 <= embedded.run_monitoring_max_runtime_seconds <= 86400
+        assert embedded.run_monitoring_settings["poll_interval_seconds"] <= 120
+    finally:
+        embedded.dispose()
+
+
 def test_production_instance_names_the_missing_environment_variable(tmp_path, monkeypatch):
     home = production_home(tmp_path / "home")
     env = production_env("postgresql+psycopg://postgres@127.0.0.1:5432/nowhere", home)

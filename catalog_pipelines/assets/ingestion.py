@@ -58,6 +58,11 @@ def run_failure_cause(step_failures: list, fallback: str) -> tuple[str, bool]:
     return ("; ".join(causes) or fallback), refusal
 
 
+def failure_text(run_id: str, cause: str) -> str:
+    """A failed run as the ledger's `last_error` keeps it: the cause first, then which run."""
+    return f"{cause} (run {run_id})"
+
+
 def chunk_asset_key(provider: str) -> dg.AssetKey:
     return dg.AssetKey([provider, "entity_chunk"])
 

@@ -68,7 +68,7 @@ def failure_report(failed) -> dict:
     report = failed.report.as_dict() if failed.report is not None else {"provider": failed.provider, "sweep": {}}
     at = failed.next_retry_at
     return {**report, "error": failed.cause, "attempts": failed.attempts,
-            "next_retry_at": at.isoformat() if at is not None else None}
+            "next_retry_at": at.isoformat(timespec="seconds") if at is not None else None}
 
 
 def failure_line(r: dict) -> str:

@@ -12,7 +12,7 @@ import datetime as dt
 import dagster as dg
 
 from catalog_pipelines.assets.ingestion import (
-    chunk_job_name, chunk_key, chunk_partitions, run_failure_cause, sweep_asset_key, sweep_job_name,
+    chunk_job_name, chunk_key, chunk_partitions, failure_text, run_failure_cause, sweep_asset_key, sweep_job_name,
 )
 from catalog_pipelines.ingestion.config import ProviderConfig
 from catalog_pipelines.resources import CatalogDatabase
@@ -196,7 +196,7 @@ def record_run_failure(context: dg.RunFailureSensorContext, catalog: CatalogData
                                        context.failure_event.message or "run failed")
     if refused:
         return  # a refused chunk (say, a manual re-run that would lose marks): the source is fine
-    record_failure(catalog.ledger(), provider, configs[provider].options, f"run {run.run_id}: {cause}")
+    record_failure(catalog.ledger(), provider, configs[provider].options, failure_text(run.run_id, cause))
 
 
 def build_health_check(config: ProviderConfig) -> dg.AssetChecksDefinition:
