@@ -4,7 +4,8 @@ Each tick reads the ledger, asks the pure state machine (ingestion/engine.py) wh
 ledger updates and requests at most one run: the next chunk partition or the sweep. Failures are
 fed back by the run-failure sensor so the state machine backs off. One run per provider at a time is
 enforced twice: the sensor waits while the provider has a queued or running run, and the run queue
-limits the `catalog/provider` tag to 1 per value (dagster.yaml).
+limits the `catalog/provider` tag to 1 per value (dagster.yaml). A run whose worker died does not
+count: the sensor fails it after `run_stale_after` without a sign of life (provider_run_in_progress).
 """
 
 import datetime as dt
