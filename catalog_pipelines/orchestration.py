@@ -39,6 +39,17 @@ class CycleReport:
         return self.__dict__.copy()
 
 
+class CycleFailed(RuntimeError):
+    """A run of the provider's cycle failed. The ledger has recorded it as the run-failure sensor
+    would (attempts, last error, next retry); `cause` is the root cause, not Dagster's wrapper."""
+
+    def __init__(self, provider: str, cause: str, *, attempts: int | None = None,
+                 next_retry_at: Any = None, report: CycleReport | None = None):
+        self.provider, self.cause, self.attempts, self.next_retry_at, self.report = (
+            provider, cause, attempts, next_retry_at, report)
+        super().__init__(f"{provider}: {cause}")
+
+
 def instance_from_env() -> dg.DagsterInstance:
     """The persistent instance under DAGSTER_HOME (defaulting into the data directory)."""
     settings = Settings.from_env()
@@ -80,8 +91,14 @@ run_coordinator:
   class: QueuedRunCoordinator
   config:
     dequeue_interval_seconds: 1
+# Run monitoring (in `dagster-daemon`) fails runs that never start, and cancels then fails runs
+# past max_runtime_seconds: the default launcher cannot check a run worker's health, so a run whose
+# worker was killed stays STARTED until then. The ingestion sensors fail their own dead runs sooner
+# (`run_stale_after`, an hour without an event). Six hours leaves room for the slowest insight run.
 run_monitoring:
   enabled: true
+  max_runtime_seconds: 21600
+  poll_interval_seconds: 60
   free_slots_after_run_end_seconds: 30
 concurrency:
   runs:
@@ -94,8 +111,10 @@ concurrency:
 """
 
 
-# Dagster's console logger prints every event at DEBUG; the CLI shows its own progress instead.
-QUIET_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
+# Dagster's console logger prints every event at DEBUG, and a step failure with its traceback at
+# ERROR; the CLI shows its own progress and one line per failed provider instead (the traceback
+# stays in the run's event log: `dagster` UI, run logs).
+QUIET_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 
 
 def _materialization_metadata(result: dg.ExecuteInProcessResult) -> dict[str, Any]:
@@ -119,6 +138,11 @@ def run_cycle(
     A walk the sweep finds incomplete is restarted from the first page in a new cycle (at most
     `cycle.MAX_WALK_RESTARTS` times; then the sweep decides without restarting): the report is the
     last cycle's, with `walk_restarts` saying how many walks were abandoned on the way.
+
+    A failed run raises CycleFailed after recording the failure in the ledger exactly as the
+    run-failure sensor does for daemon runs (ingestion/cycle.py: record_failure), so `admin status`
+    and the sensor's backoff see it whichever door ran the cycle. (A walk restarted by a chunk, for
+    a cursor loop say, is such a failure: the provider backs off before walking again.)
     """
     from catalog_pipelines.ingestion.cycle import MAX_WALK_RESTARTS, WALK_RESTARTED
 
@@ -151,6 +175,14 @@ def _run_one_cycle(
     report = CycleReport(provider=config.name, cycle=pos.ingestion.cycle)
     partitions = chunk_partitions(config.name)
     chunk_job = defs.resolve_job_def(chunk_job_name(config.name))
+
+    def execute(job: dg.JobDefinition, key: str | None = None) -> dg.ExecuteInProcessResult:
+        result = job.execute_in_process(instance=instance, partition_key=key, raise_on_error=False, run_config=QUIET_RUN_CONFIG)
+        if not result.success:
+            report.seconds = time.perf_counter() - started
+            raise _cycle_failed(catalog, config, result, report)
+        return result
+
     sequence = pos.next_sequence
     done = pos.needs_sweep
     while not done:
@@ -160,8 +192,7 @@ def _run_one_cycle(
         if not instance.has_dynamic_partition(partitions.name, key):
             instance.add_dynamic_partitions(partitions.name, [key])
             report.partitions_added += 1
-        result = chunk_job.execute_in_process(instance=instance, partition_key=key, raise_on_error=True, run_config=QUIET_RUN_CONFIG)
-        meta = _materialization_metadata(result)
+        meta = _materialization_metadata(execute(chunk_job, key))
         report.chunks += 1
         for k in ("added", "changed", "unchanged", "rejected"):
             setattr(report, k, getattr(report, k) + int(meta.get(k, 0)))
@@ -170,10 +201,27 @@ def _run_one_cycle(
         done = bool(meta.get("done"))
         sequence += 1
     if done:
-        sweep = defs.resolve_job_def(sweep_job_name(config.name)).execute_in_process(instance=instance, raise_on_error=True, run_config=QUIET_RUN_CONFIG)
-        report.sweep = _materialization_metadata(sweep)
+        report.sweep = _materialization_metadata(execute(defs.resolve_job_def(sweep_job_name(config.name))))
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _cycle_failed(catalog: Any, config: ProviderConfig, result: dg.ExecuteInProcessResult,
+                  report: CycleReport) -> CycleFailed:
+    """Record a failed one-shot run in the ledger (unless the chunk was refused) and describe it."""
+    from catalog_pipelines.assets.ingestion import failure_text, run_failure_cause
+    from catalog_pipelines.ingestion.cycle import record_failure
+
+    failure = result.get_run_failure_event()
+    cause, refused = run_failure_cause(result.get_step_failure_events(),
+                                       (failure.message if failure else None) or "run failed")
+    ledger = catalog.ledger()
+    if not refused:
+        record_failure(ledger, config.name, config.options, failure_text(result.run_id, cause))
+    current = ledger.open_ingestion(config.name)
+    return CycleFailed(config.name, cause, report=report,
+                       attempts=current.attempts if current else None,
+                       next_retry_at=current.next_action_at if current and not refused else None)
 
 
 def materialize_snapshot(defs: dg.Definitions, instance: dg.DagsterInstance) -> dict[str, Any]:

@@ -46,19 +46,34 @@ class Harness:
         for request in result.dynamic_partitions_requests or []:
             self.instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
         (run,) = result.run_requests
-        job = self.defs.resolve_job_def(run.job_name)
-        out = job.execute_in_process(instance=self.instance, partition_key=run.partition_key, tags=run.tags,
+        out = self.launch(run.job_name, run.partition_key, run.tags)
+        if not out.success:
+            return "failed"
+        return "sweep" if run.job_name.endswith("_sweep_job") else "chunk"
+
+    def launch(self, job_name: str, partition_key: str | None = None,
+               tags: dict[str, str] | None = None) -> dg.ExecuteInProcessResult:
+        """Run a job in-process as the daemon would launch it (a sensor's request, or an operator's
+        re-run from the UI); a failed run is reported to the run-failure sensor."""
+        job = self.defs.resolve_job_def(job_name)
+        out = job.execute_in_process(instance=self.instance, partition_key=partition_key, tags=tags,
                                      raise_on_error=False,
                                      run_config={"loggers": {"console": {"config": {"log_level": "ERROR"}}}})
         self.runs.append(out)
         if not out.success:
-            ctx = dg.build_run_status_sensor_context(
-                sensor_name="ingestion_failure_sensor", dagster_instance=self.instance,
-                dagster_run=out.dagster_run, dagster_event=out.get_run_failure_event(),
-            ).for_run_failure()
-            record_run_failure(ctx, self.catalog, {self.config.name: self.config})
-            return "failed"
-        return "sweep" if run.job_name.endswith("_sweep_job") else "chunk"
+            self.report_failure(out.dagster_run)
+        return out
+
+    def report_failure(self, run: dg.DagsterRun) -> None:
+        """What the run-failure sensor does with a failed run of this instance."""
+        run = self.instance.get_run_by_id(run.run_id)
+        (failure,) = [e.dagster_event for e in self.instance.all_logs(run.run_id) if e.dagster_event
+                      and e.dagster_event.event_type == dg.DagsterEventType.RUN_FAILURE]
+        ctx = dg.build_run_status_sensor_context(
+            sensor_name="ingestion_failure_sensor", dagster_instance=self.instance,
+            dagster_run=run, dagster_event=failure,
+        ).for_run_failure()
+        record_run_failure(ctx, self.catalog, {self.config.name: self.config})
 
     def advance(self, delta: dt.timedelta) -> None:
         self.now += delta

@@ -171,3 +171,60 @@ def test_cli_ingest_path_then_describe_search_stats_rejected(data_env):
     assert stats["by_provider"] == {"tree": 67}
     missing = runner.invoke(main, ["catalog", "describe", "component:default/nope"])
     assert missing.exit_code != 0 and "no entity" in missing.output
+
+
+# ------------------------------------------------------------------ failures on the one-shot door (issue 15, item 7)
+
+
+def test_cli_ingest_names_a_dead_source_in_one_line_records_it_and_still_runs_the_other_providers(data_env, tmp_path, monkeypatch):
+    import yaml
+
+    from helpers import free_port
+
+    port = free_port()  # nothing listens: every request is refused
+    providers = tmp_path / "providers.yaml"
+    providers.write_text(yaml.safe_dump({"providers": [
+        {"name": "dead", "type": "backstage_api", "base_url": f"http://127.0.0.1:{port}", "token": "t",
+         "max_retries": 0, "options": {"retry_max": 0}},
+        {"name": "examples", "type": "files", "roots": EXAMPLE_ROOTS, "options": {"chunk_size": 100}},
+    ]}))
+    monkeypatch.setenv("CATALOG_PIPELINES_PROVIDERS", str(providers))
+    runner = CliRunner()
+    result = runner.invoke(main, ["ingest", "--json"])
+    assert result.exit_code == 1, result.output
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("ingest: dead failed: ") and f"127.0.0.1:{port}" in line, line
+    assert "attempt 1, next retry after" in line, line
+    assert "Traceback" not in result.stderr and "Dagster" not in line and "Exceeded max_retries" not in line
+    reports = {r["provider"]: r for r in json.loads(result.stdout)}
+    assert reports["examples"]["added"] == 66 and not reports["examples"].get("error")
+    assert reports["dead"]["attempts"] == 1 and reports["dead"]["error"] in line
+    # The ledger knows, whichever door ran the cycle.
+    status = runner.invoke(main, ["admin", "status", "dead", "--json"])
+    assert status.exit_code == 0, status.output
+    (report,) = json.loads(status.stdout)
+    assert (report["state"], report["attempts"]) == ("backing off", 1)
+    assert f"127.0.0.1:{port}" in report["last_error"] and report["next_action_at"]
+
+
+def test_a_provider_error_is_not_retried_again_by_the_chunk_retry_policy(instance, catalog_url):
+    """The provider retries its own requests; the chunk's RetryPolicy does not multiply them."""
+    from backstage_fake import FakeBackstage, entity
+
+    from catalog_pipelines.orchestration import CycleFailed
+
+    with FakeBackstage([entity("Component", "a", type="service", lifecycle="production", owner="team-a")],
+                       token="t", fault_rate=1.0, fault_kinds=("503",), retry_after="0") as server:
+        config = ProviderConfig(
+            name="api", type="backstage_api",
+            params={"base_url": server.base_url, "token": "t", "max_retries": 1, "backoff_base": 0.0, "backoff_max": 0.0},
+            options=IngestionOptions(retry_max=3, retry_delay_seconds=0),
+        )
+        defs = build_definitions([config], catalog_url=catalog_url)
+        with pytest.raises(CycleFailed) as failed:
+            run_cycle(defs, config, instance)
+        requests = len(server.requests)
+    assert requests == 2  # max_retries + 1; not (max_retries + 1) * (retry_max + 1) = 8
+    assert "503" in failed.value.cause and failed.value.attempts == 1
+    ingestion = defs.resources["catalog"].ledger().open_ingestion("api")
+    assert ingestion.attempts == 1 and "503" in ingestion.last_error and ingestion.next_action == "backoff"

@@ -134,14 +134,32 @@ def test_production_run_queue_and_monitoring_match_the_embedded_instance(product
         assert ours.run_queue_config.tag_concurrency_limits == [
             {"key": "catalog/provider", "value": {"applyLimitPerUniqueValue": True}, "limit": 1}
         ]
-        for setting in ("enabled", "free_slots_after_run_end_seconds"):
+        for setting in ("enabled", "free_slots_after_run_end_seconds", "max_runtime_seconds", "poll_interval_seconds"):
             assert production.run_monitoring_settings[setting] == embedded.run_monitoring_settings[setting], setting
         assert production.run_monitoring_enabled
+        # A run whose worker was killed (STARTED for ever: the default launcher has no health check)
+        # is cancelled and failed after this long, freeing its provider's slot.
+        assert 0 < production.run_monitoring_max_runtime_seconds == embedded.run_monitoring_max_runtime_seconds
         # Crashed runs are retried; failed assets are not (their RetryPolicy and the ledger's backoff
         # handle them, and a run retry would reset the op retry count).
         assert production.run_retries_enabled and production.run_retries_max_retries >= 1
         assert production.run_retries_retry_on_asset_or_op_failure is False
     embedded.dispose()
+
+
+def test_the_embedded_instance_monitors_runs_and_ends_those_past_a_max_runtime(tmp_path):
+    """kill -9 of a run worker leaves its run STARTED; the default launcher has no health check, so
+    without a max runtime run monitoring would never end it (and its provider's slot stays taken)."""
+    from catalog_pipelines.orchestration import ensure_instance_config
+
+    ensure_instance_config(tmp_path / "embedded")
+    embedded = dg.DagsterInstance.from_config(str(tmp_path / "embedded"))
+    try:
+        assert embedded.run_monitoring_enabled
+        assert 3600 <= embedded.run_monitoring_max_runtime_seconds <= 86400
+        assert embedded.run_monitoring_settings["poll_interval_seconds"] <= 120
+    finally:
+        embedded.dispose()
 
 
 def test_production_instance_names_the_missing_environment_variable(tmp_path, monkeypatch):

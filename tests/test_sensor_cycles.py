@@ -234,3 +234,129 @@ def process_one(item):
     from catalog_pipelines.model.entity import RawEntity
 
     return process_entity(RawEntity(entity=item, location="test"))
+
+
+# ------------------------------------------------------------------ re-running a chunk (issue 15, item 5)
+
+
+def marks_of(harness) -> list[tuple[int, object, bool]]:
+    ledger = harness.catalog.ledger()
+    return [(m.sequence, m.cursor, m.done) for m in ledger.marks(ledger.open_ingestion("org").id)]
+
+
+def refusal(out: dg.ExecuteInProcessResult) -> str:
+    (failure,) = out.get_step_failure_events()
+    return failure.event_specific_data.user_failure_data.description
+
+
+def test_rerunning_a_chunk_of_a_finished_cycle_is_refused_and_keeps_every_mark(harness):
+    harness.run_until_resting()
+    before = marks_of(harness)
+    assert [m[0] for m in before] == [0, 1, 2]
+    # An operator re-runs partition 00001 from the UI while the cycle rests.
+    out = harness.launch("org_chunk_job", "00001", {"catalog/provider": "org"})
+    assert not out.success
+    reason = refusal(out)
+    assert "chunk 1 of cycle 1 refused" in reason and "finished" in reason, reason
+    assert marks_of(harness) == before
+    # A refusal is not a source failure: no retry inside the run, no backoff, still healthy.
+    assert len([e for e in out.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]) == 0
+    report = provider_health_report(harness.catalog.ledger(), harness.catalog.store(), harness.config, now=harness.now)
+    assert (report["state"], report["attempts"], report["last_error"], report["healthy"]) == ("resting", 0, None, True)
+    assert harness.catalog.store().refs("org") == expected_refs()
+
+
+def test_an_earlier_chunk_of_an_open_cycle_is_refused_and_its_last_chunk_reruns_idempotently(harness):
+    assert harness.step() == "chunk"
+    harness.advance(dt.timedelta(seconds=30))
+    assert harness.step() == "chunk"
+    before = marks_of(harness)
+    assert [m[0] for m in before] == [0, 1]
+    refused = harness.launch("org_chunk_job", "00000", {"catalog/provider": "org"})
+    assert not refused.success and "chunks 1..1 continue from it" in refusal(refused)
+    assert marks_of(harness) == before
+    # The last written chunk re-reads its page from the same cursor and replaces only its own mark.
+    again = harness.launch("org_chunk_job", "00001", {"catalog/provider": "org"})
+    assert again.success
+    assert marks_of(harness) == before
+    assert harness.catalog.store().count("org") == 400
+    harness.advance(dt.timedelta(seconds=30))
+    assert harness.run_until_resting()[-1] == "sweep"
+    assert harness.catalog.store().refs("org") == expected_refs()
+    assert harness.catalog.ledger().open_ingestion("org").attempts == 0
+
+
+def test_a_dagster_retry_reruns_the_chunk_whose_write_did_not_commit(harness, monkeypatch):
+    """The chunk's RetryPolicy still works under the re-run rules: the retried chunk has no mark yet."""
+    from catalog_pipelines.storage.catalog import CatalogStore
+
+    harness.config = synthetic(retry_max=1)
+    harness.__post_init__()
+    original, calls = CatalogStore.write_chunk, []
+
+    def fails_once(self, **kw):
+        calls.append(kw["sequence"])
+        return original(self, **{**kw, "fail_before_commit": len(calls) == 1})
+
+    monkeypatch.setattr(CatalogStore, "write_chunk", fails_once)
+    assert harness.step() == "chunk"
+    assert calls == [0, 0]
+    assert [m[0] for m in marks_of(harness)] == [0]
+    assert harness.catalog.ledger().open_ingestion("org").attempts == 0
+
+
+# ------------------------------------------------------------------ dead runs (issue 15, item 8)
+
+
+def real_now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def started_run_without_a_worker(harness, partition: str) -> dg.DagsterRun:
+    """A chunk run that started and whose worker was then killed (kill -9): STARTED for ever."""
+    job = harness.defs.resolve_job_def("org_chunk_job")
+    run = harness.instance.create_run_for_job(job, tags={"catalog/provider": "org", "dagster/partition": partition})
+    harness.instance.report_engine_event("run worker started", run)
+    harness.instance.handle_run_event(run.run_id, dg.DagsterEvent(dg.DagsterEventType.RUN_START.value, job_name=run.job_name))
+    assert harness.instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.STARTED
+    return run
+
+
+def test_a_run_whose_worker_died_is_failed_and_the_sensor_resumes_its_provider(harness):
+    from catalog_pipelines.storage.audit import entries
+
+    assert harness.step() == "chunk"
+    dead = started_run_without_a_worker(harness, "00001")
+    # The ledger's clock is the real one from here, as the run's events are.
+    harness.now = real_now() + dt.timedelta(minutes=10)
+    assert harness.step() == "wait" and "in progress" in harness.skips[-1]  # a live run still blocks
+    assert harness.instance.get_run_by_id(dead.run_id).status == dg.DagsterRunStatus.STARTED
+    harness.now = real_now() + dt.timedelta(days=2)
+    assert harness.step() == "chunk"  # chunk 1 again: the dead run never wrote its mark
+    assert [m[0] for m in marks_of(harness)] == [0, 1]
+    run = harness.instance.get_run_by_id(dead.run_id)
+    assert run.status == dg.DagsterRunStatus.FAILURE
+    failure = [e for e in harness.instance.all_logs(dead.run_id) if e.dagster_event
+               and e.dagster_event.event_type == dg.DagsterEventType.RUN_FAILURE]
+    assert "logged nothing since" in failure[0].dagster_event.message and "run_stale_after" in failure[0].dagster_event.message
+    (audited,) = entries(harness.catalog.get_engine(), action="ingestion.recover_dead_run")
+    assert audited.target == "provider:org" and audited.details["run_id"] == dead.run_id
+    # The sensor recorded the failure; the run-failure sensor does not count it a second time.
+    ledger = harness.catalog.ledger()
+    ingestion = ledger.open_ingestion("org")
+    ledger.update(ingestion.id, attempts=0, last_error=None)
+    harness.report_failure(run)
+    assert ledger.open_ingestion("org").attempts == 0
+
+
+def test_the_dead_run_counts_as_a_failed_attempt_backing_off_from_when_it_went_silent(harness):
+    from catalog_pipelines.sensors.ingestion import provider_run_in_progress
+
+    assert harness.step() == "chunk"
+    dead = started_run_without_a_worker(harness, "00001")
+    now = real_now() + dt.timedelta(hours=2)
+    assert not provider_run_in_progress(harness.instance, "org", config=harness.config, catalog=harness.catalog, now=now)
+    current = harness.catalog.ledger().open_ingestion("org")
+    assert current.attempts == 1 and dead.run_id in current.last_error and current.next_action == "backoff"
+    # Backoff (1 minute) counted from the run's last event, an hour before `now`: already over.
+    assert current.next_action_at < now - dt.timedelta(minutes=30)

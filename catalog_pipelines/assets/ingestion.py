@@ -24,6 +24,45 @@ def chunk_partitions(provider: str) -> dg.DynamicPartitionsDefinition:
     return dg.DynamicPartitionsDefinition(name=f"{provider}_chunks")
 
 
+# Metadata key of the failure a refused chunk raises: the run-failure sensor leaves the ledger alone.
+REFUSED = "catalog/refused"
+
+
+def refused(reason: str) -> dg.Failure:
+    """A chunk that must not run (it would lose ledger state): not retried, not a source failure."""
+    return dg.Failure(description=reason, metadata={REFUSED: True}, allow_retries=False)
+
+
+def run_failure_cause(step_failures: list, fallback: str) -> tuple[str, bool]:
+    """(root cause, refused?) of a failed ingestion run, from its step failure events.
+
+    The cause is what the asset raised (a Failure's description, or the user error under Dagster's
+    retry wrappers), not the wrapper or the traceback: it is what the ledger's `last_error`, the
+    CLI and `admin status` show. The run's own logs keep the traceback.
+    """
+    causes, refusal = [], False
+    for event in step_failures:
+        data = event.event_specific_data
+        user = getattr(data, "user_failure_data", None)
+        if user is not None and user.metadata and REFUSED in user.metadata:
+            refusal = True
+        if user is not None and user.description:
+            causes.append(user.description)
+            continue
+        error = getattr(data, "error", None)
+        while error is not None and error.cause is not None and (
+            error.cls_name.startswith("Dagster") or error.cls_name == "RetryRequestedFromPolicy"
+        ):
+            error = error.cause
+        causes.append(error.message.strip() if error is not None else (event.message or "step failed"))
+    return ("; ".join(causes) or fallback), refusal
+
+
+def failure_text(run_id: str, cause: str) -> str:
+    """A failed run as the ledger's `last_error` keeps it: the cause first, then which run."""
+    return f"{cause} (run {run_id})"
+
+
 def chunk_asset_key(provider: str) -> dg.AssetKey:
     return dg.AssetKey([provider, "entity_chunk"])
 
@@ -55,8 +94,9 @@ def build_provider_assets(config: ProviderConfig) -> list[dg.AssetsDefinition]:
             "entities and writes them, their relations, rejections and the ledger mark in one transaction."
         ),
         tags={"catalog/provider": name},
-        # Transient source errors are retried inside the run; when retries run out the run fails and
-        # the ledger's backoff schedule (run-failure sensor) takes over.
+        # Other errors (a database hiccup, a crash in the step) are retried inside the run; a
+        # ProviderError is not (the provider retried its requests already). When retries run out the
+        # run fails and the ledger's backoff schedule (run-failure sensor, or run_cycle) takes over.
         retry_policy=dg.RetryPolicy(
             max_retries=config.options.retry_max,
             delay=config.options.retry_delay_seconds,
@@ -65,22 +105,27 @@ def build_provider_assets(config: ProviderConfig) -> list[dg.AssetsDefinition]:
         ),
     )
     def entity_chunk(context: dg.AssetExecutionContext, catalog: CatalogDatabase) -> dg.MaterializeResult:
-        from catalog_pipelines.ingestion.chunks import WalkRestarted, run_chunk
+        from catalog_pipelines.ingestion.chunks import ChunkOrderError, WalkRestarted, run_chunk
         from catalog_pipelines.ingestion.cycle import record_chunk_success
+        from catalog_pipelines.providers.base import ProviderError
 
         ledger = catalog.ledger()
         ingestion = ledger.open_ingestion(name)
         if ingestion is None:
-            raise dg.Failure(f"provider {name!r} has no open cycle: start one with `catalog-pipelines ingest` or the sensor")
+            raise refused(f"provider {name!r} has no open cycle: start one with `catalog-pipelines ingest` or the sensor")
         try:
             outcome = run_chunk(
                 catalog.store(), ledger, config.build(), ingestion, int(context.partition_key), config.options.chunk_size
             )
-        except WalkRestarted as restarted:
-            # Not retried in this run: the cycle it belonged to is closed; the provider backs off and
-            # the next run starts the new cycle's walk at chunk 00000.
-            raise dg.Failure(description=str(restarted), allow_retries=False,
-                             metadata={"cycle": ingestion.cycle, "walk_restarted": True}) from restarted
+        except ChunkOrderError as exc:
+            raise refused(str(exc)) from exc
+        except ProviderError as exc:
+            # The provider already retried the request (its own max_retries, with backoff): retrying
+            # the whole chunk as well would multiply them. The ledger's backoff schedule takes over.
+            # A restarted walk (WalkRestarted) is not retried either: its cycle is closed, and the
+            # next run starts the new cycle's walk at chunk 00000.
+            raise dg.Failure(description=f"{type(exc).__name__}: {exc}", allow_retries=False,
+                             metadata={"cycle": ingestion.cycle, "walk_restarted": isinstance(exc, WalkRestarted)}) from exc
         record_chunk_success(ledger, ingestion)
         for rejection in outcome.result.rejections[:20]:
             context.log.warning(f"rejected {rejection.location}: {rejection.message}")

@@ -53,7 +53,7 @@ def run_cycles(configs, *, quiet: bool = False) -> list[dict]:
     from tqdm import tqdm
 
     from catalog_pipelines.definitions import build_definitions
-    from catalog_pipelines.orchestration import instance_from_env, materialize_snapshot, run_cycle
+    from catalog_pipelines.orchestration import CycleFailed, instance_from_env, materialize_snapshot, run_cycle
 
     defs = build_definitions(configs)
     instance = instance_from_env()
@@ -68,14 +68,44 @@ def run_cycles(configs, *, quiet: bool = False) -> list[dict]:
             bar.set_postfix(added=meta.get("added"), changed=meta.get("changed"), rejected=meta.get("rejected"))
             bar.update(1)
 
-        report = run_cycle(defs, config, instance, on_chunk=on_chunk)
-        bar.close()
-        reports.append(report.as_dict())
+        try:
+            reports.append(run_cycle(defs, config, instance, on_chunk=on_chunk).as_dict())
+        except CycleFailed as failed:
+            # Recorded in the ledger by run_cycle; the other providers still run.
+            reports.append(failure_report(failed))
+        finally:
+            bar.close()
     materialize_snapshot(defs, instance)
     return reports
 
 
+def failure_report(failed) -> dict:
+    """The cycle report of a provider whose run failed: what it did, plus `error` (the root cause),
+    `attempts` and `next_retry_at` as the ledger recorded them."""
+    report = failed.report.as_dict() if failed.report is not None else {"provider": failed.provider, "sweep": {}}
+    at = failed.next_retry_at
+    return {**report, "error": failed.cause, "attempts": failed.attempts,
+            "next_retry_at": at.isoformat(timespec="seconds") if at is not None else None}
+
+
+def failure_line(r: dict) -> str:
+    """One line per failed provider: its name and the root cause (no Dagster wrapper, no traceback)."""
+    cause = " ".join(str(r["error"]).split())
+    retry = f"; attempt {r['attempts']}, next retry after {r['next_retry_at']}" if r.get("next_retry_at") else ""
+    return f"ingest: {r['provider']} failed: {cause}{retry}"
+
+
+def _print_failures(reports: list[dict]) -> None:
+    for r in reports:
+        if r.get("error"):
+            click.echo(failure_line(r), err=True)
+
+
 def _print_reports(reports: list[dict]) -> None:
+    _print_failures(reports)
+    reports = [r for r in reports if not r.get("error")]
+    if not reports:
+        return
     rows = [
         (r["provider"], r["cycle"], r["chunks"], r["added"], r["changed"], r["unchanged"], r["rejected"],
          r["sweep"].get("outcome"), r["sweep"].get("removed"), f"{r['seconds']:.1f}s")
@@ -113,12 +143,15 @@ def ingest(path: str | None, name: str, providers: tuple[str, ...], as_json: boo
         guards["reject_empty_source_collections"] = False
     reports = run_cycles(_configs(path, name, providers, guards), quiet=quiet or as_json)
     if as_json:
+        _print_failures(reports)
         emit_json(reports)
     else:
         _print_reports(reports)
     refused = unswept_lines(reports)
     for line in refused:
         click.echo(line, err=True)
+    if any(r.get("error") for r in reports):
+        sys.exit(1)  # a failed run weighs more than a refused sweep
     if refused:
         sys.exit(EXIT_SWEEP_REFUSED)
 

@@ -25,7 +25,12 @@ from catalog_pipelines.storage.ledger import Ingestion, Ledger
 
 
 class ChunkOrderError(RuntimeError):
-    """A chunk was requested before the chunk it continues from was written."""
+    """A chunk that cannot run without skipping or losing ledger state: refused, with the reason.
+
+    Raised before anything is read from the source or written. The chunk asset turns it into a
+    `dg.Failure` that is not retried, shows the reason in the UI and leaves the provider's backoff
+    alone (a refused manual re-run is not a source failure). See chunk_start_cursor for the rules.
+    """
 
 
 class WalkRestarted(ProviderError):
@@ -234,18 +239,35 @@ def iter_processed(
 
 
 def chunk_start_cursor(ledger: Ledger, ingestion: Ingestion, sequence: int) -> Any:
-    """Where chunk `sequence` starts: after the previous chunk's mark (re-runs are idempotent)."""
+    """Where chunk `sequence` starts: after the previous chunk's mark.
+
+    A chunk may run when it is the cycle's next chunk (no mark yet: a first run, or a Dagster retry
+    of a run that did not commit) or when it is the cycle's last written chunk and the sweep has
+    not run (an idempotent re-run: it re-reads its page from the same cursor and replaces only its
+    own mark). Anything else would lose ledger state, so it is refused with ChunkOrderError:
+    - a chunk whose later chunks are written (their marks continue from its cursor);
+    - any chunk of a cycle whose sweep ran (the cycle is finished; a new cycle re-ingests);
+    - a chunk whose previous chunk is missing, or after the chunk that ended the cycle.
+    """
+    where = f"{ingestion.provider}: chunk {sequence} of cycle {ingestion.cycle}"
+    if ingestion.sweep_outcome is not None:
+        raise ChunkOrderError(
+            f"{where} refused: the cycle is finished (its sweep ran: {ingestion.sweep_outcome}) and its chunk "
+            "marks are kept as written; start a new cycle to re-ingest (admin start or trigger)"
+        )
+    last = ledger.last_mark(ingestion.id)
+    if last is not None and last.sequence > sequence and ledger.mark(ingestion.id, sequence) is not None:
+        raise ChunkOrderError(
+            f"{where} refused: chunks {sequence + 1}..{last.sequence} continue from it and re-running it would "
+            f"discard their marks; only the cycle's last chunk ({last.sequence}) can be re-run"
+        )
     if sequence == 0:
         return None
     previous = ledger.mark(ingestion.id, sequence - 1)
     if previous is None:
-        raise ChunkOrderError(
-            f"{ingestion.provider}: chunk {sequence} of cycle {ingestion.cycle} needs chunk {sequence - 1} first"
-        )
+        raise ChunkOrderError(f"{where} refused: it needs chunk {sequence - 1} first")
     if previous.done:
-        raise ChunkOrderError(
-            f"{ingestion.provider}: cycle {ingestion.cycle} already ended at chunk {sequence - 1}; nothing to ingest"
-        )
+        raise ChunkOrderError(f"{where} refused: the cycle already ended at chunk {sequence - 1}; nothing to ingest")
     return previous.cursor
 
 

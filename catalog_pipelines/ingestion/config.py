@@ -61,6 +61,9 @@ class IngestionOptions:
     # run fails and the ledger's `backoff` schedule takes over.
     retry_max: int = 3
     retry_delay_seconds: float = 2.0
+    # A started run of this provider that has logged nothing for this long is dead (its worker was
+    # killed): the sensor fails it and resumes the cycle (sensors/ingestion.py: recover_dead_runs).
+    run_stale_after: dt.timedelta = dt.timedelta(hours=1)
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any], where: str) -> "IngestionOptions":
@@ -70,7 +73,7 @@ class IngestionOptions:
             raise ConfigError(f"{where}: unknown option(s) {sorted(unknown)}; known: {sorted(known)}")
         values: dict[str, Any] = {}
         for key, value in raw.items():
-            if key in ("burst_length", "burst_interval", "rest_length"):
+            if key in ("burst_length", "burst_interval", "rest_length", "run_stale_after"):
                 values[key] = parse_duration(value, f"{where}.{key}")
             elif key == "backoff":
                 if not isinstance(value, list) or not value:

@@ -4,7 +4,8 @@ Each tick reads the ledger, asks the pure state machine (ingestion/engine.py) wh
 ledger updates and requests at most one run: the next chunk partition or the sweep. Failures are
 fed back by the run-failure sensor so the state machine backs off. One run per provider at a time is
 enforced twice: the sensor waits while the provider has a queued or running run, and the run queue
-limits the `catalog/provider` tag to 1 per value (dagster.yaml).
+limits the `catalog/provider` tag to 1 per value (dagster.yaml). A run whose worker died does not
+count: the sensor fails it after `run_stale_after` without a sign of life (provider_run_in_progress).
 """
 
 import datetime as dt
@@ -12,7 +13,7 @@ import datetime as dt
 import dagster as dg
 
 from catalog_pipelines.assets.ingestion import (
-    chunk_job_name, chunk_key, chunk_partitions, sweep_asset_key, sweep_job_name,
+    chunk_job_name, chunk_key, chunk_partitions, failure_text, run_failure_cause, sweep_asset_key, sweep_job_name,
 )
 from catalog_pipelines.ingestion.config import ProviderConfig
 from catalog_pipelines.resources import CatalogDatabase
@@ -33,15 +34,78 @@ def next_cron_tick(cron: str, after: dt.datetime) -> dt.datetime:
     return next(cron_string_iterator(after.timestamp(), cron, "UTC"))
 
 
-def provider_run_in_progress(instance: dg.DagsterInstance, provider: str) -> bool:
-    runs = instance.get_run_records(
-        filters=dg.RunsFilter(tags={PROVIDER_TAG: provider}, statuses=ACTIVE_STATUSES), limit=1
+# Set on a run the ingestion sensor found dead and failed (its failure is then in the ledger already).
+DEAD_RUN_TAG = "catalog/dead_run"
+
+
+def last_activity(instance: dg.DagsterInstance, record: dg.RunRecord) -> dt.datetime:
+    """When the run last showed a sign of life: its newest event, status change or start."""
+    stamps = [record.update_timestamp.timestamp(), record.start_time or 0.0]
+    latest = instance.get_records_for_run(record.dagster_run.run_id, limit=1, ascending=False).records
+    if latest:
+        stamps.append(latest[0].event_log_entry.timestamp)
+    return dt.datetime.fromtimestamp(max(stamps), dt.timezone.utc)
+
+
+def recover_dead_run(instance: dg.DagsterInstance, catalog: CatalogDatabase, config: ProviderConfig,
+                     record: dg.RunRecord, seen: dt.datetime, now: dt.datetime, log=None) -> str:
+    """Fail a run whose worker is gone, record it like any failed run, and audit it; returns why.
+
+    The ledger counts it as a failed attempt whose backoff started when the run went silent, so a
+    run that died long ago does not delay the cycle now. The run-failure sensor skips it (tag).
+    """
+    from catalog_pipelines.ingestion.cycle import record_failure
+    from catalog_pipelines.storage.audit import record as audit
+
+    run = record.dagster_run
+    reason = (
+        f"run {run.run_id} ({run.status.value}) has logged nothing since {seen.isoformat(timespec='seconds')}, "
+        f"longer than run_stale_after ({config.options.run_stale_after}): its worker is gone; "
+        f"marked failed by the {config.name} ingestion sensor"
     )
-    return bool(runs)
+    instance.add_run_tags(run.run_id, {DEAD_RUN_TAG: "failed by the ingestion sensor"})
+    instance.report_run_failed(run, reason)
+    record_failure(catalog.ledger(), config.name, config.options, reason, now=seen)
+    audit(catalog.get_engine(), actor=f"sensor:{config.name}_ingestion_sensor", action="ingestion.recover_dead_run",
+          target=f"provider:{config.name}", outcome="success",
+          details={"run_id": run.run_id, "status": run.status.value, "last_activity": seen.isoformat(),
+                   "reason": reason}, at=now)
+    if log is not None:
+        log.warning(reason)
+    return reason
+
+
+def provider_run_in_progress(instance: dg.DagsterInstance, provider: str, *, config: ProviderConfig | None = None,
+                             catalog: CatalogDatabase | None = None, now: dt.datetime | None = None,
+                             log=None) -> bool:
+    """True while the provider has a live queued or running run.
+
+    Given its config and catalog, a run that is not queued and has shown no sign of life for
+    `run_stale_after` is dead (kill -9 of its worker or of `catalog-pipelines ingest`: Dagster's run
+    monitoring cannot check an in-process worker's health): it is failed and does not count.
+    Queued runs always count: they wait for a slot, not for a worker.
+    """
+    records = instance.get_run_records(filters=dg.RunsFilter(tags={PROVIDER_TAG: provider}, statuses=ACTIVE_STATUSES))
+    if config is None or catalog is None:
+        return bool(records)
+    from catalog_pipelines.storage.catalog import utcnow
+
+    now = now or utcnow()
+    alive = False
+    for record in records:
+        if record.dagster_run.status == dg.DagsterRunStatus.QUEUED:
+            alive = True
+            continue
+        seen = last_activity(instance, record)
+        if now - seen < config.options.run_stale_after:
+            alive = True
+            continue
+        recover_dead_run(instance, catalog, config, record, seen, now, log)
+    return alive
 
 
 def tick(config: ProviderConfig, catalog: CatalogDatabase, instance: dg.DagsterInstance,
-         now: dt.datetime | None = None) -> dg.SensorResult | dg.SkipReason:
+         now: dt.datetime | None = None, log=None) -> dg.SensorResult | dg.SkipReason:
     """One evaluation of a provider's cycle: the body of its sensor, callable from tests."""
     from catalog_pipelines.ingestion.cycle import snapshot
     from catalog_pipelines.ingestion.engine import BURSTING, INGEST, decide
@@ -50,7 +114,8 @@ def tick(config: ProviderConfig, catalog: CatalogDatabase, instance: dg.DagsterI
     name = config.name
     now = now or utcnow()
     ledger = catalog.ledger()
-    snap = snapshot(ledger, name, run_in_progress=provider_run_in_progress(instance, name))
+    busy = provider_run_in_progress(instance, name, config=config, catalog=catalog, now=now, log=log)
+    snap = snapshot(ledger, name, run_in_progress=busy)
     decision = decide(snap, config.options, now, next_cron_tick)
     current = ledger.open_ingestion(name)
 
@@ -100,7 +165,7 @@ def build_ingestion_sensor(config: ProviderConfig, jobs: list) -> dg.SensorDefin
         ),
     )
     def ingestion_sensor(context: dg.SensorEvaluationContext, catalog: CatalogDatabase):
-        return tick(config, catalog, context.instance)
+        return tick(config, catalog, context.instance, log=context.log)
 
     return ingestion_sensor
 
@@ -124,15 +189,15 @@ def record_run_failure(context: dg.RunFailureSensorContext, catalog: CatalogData
                        configs: dict[str, ProviderConfig]) -> None:
     from catalog_pipelines.ingestion.cycle import record_failure
 
-    provider = context.dagster_run.tags.get(PROVIDER_TAG)
-    if provider not in configs:
-        return
-    errors = []
-    for event in context.get_step_failure_events():
-        data = event.event_specific_data
-        errors.append(data.error.to_string() if data and data.error else event.message or "step failed")
-    text = "\n".join(errors) or (context.failure_event.message or "run failed")
-    record_failure(catalog.ledger(), provider, configs[provider].options, f"run {context.dagster_run.run_id}: {text}")
+    run = context.dagster_run
+    provider = run.tags.get(PROVIDER_TAG)
+    if provider not in configs or DEAD_RUN_TAG in run.tags:
+        return  # not ours, or a dead run whose failure the ingestion sensor recorded already
+    cause, refused = run_failure_cause(context.get_step_failure_events(),
+                                       context.failure_event.message or "run failed")
+    if refused:
+        return  # a refused chunk (say, a manual re-run that would lose marks): the source is fine
+    record_failure(catalog.ledger(), provider, configs[provider].options, failure_text(run.run_id, cause))
 
 
 def build_health_check(config: ProviderConfig) -> dg.AssetChecksDefinition:

@@ -223,9 +223,11 @@ class CatalogStore:
                 )
             result.rejected = len(result.rejections)
 
+            # Only this chunk's own mark is replaced (an idempotent re-run); later marks are never
+            # deleted here (ingestion/chunks.py: chunk_start_cursor refuses re-runs that would).
             conn.execute(
                 s.ingestion_marks.delete().where(
-                    (s.ingestion_marks.c.ingestion_id == ingestion_id) & (s.ingestion_marks.c.sequence >= sequence)
+                    (s.ingestion_marks.c.ingestion_id == ingestion_id) & (s.ingestion_marks.c.sequence == sequence)
                 )
             )
             conn.execute(
