@@ -25,7 +25,7 @@ a remote target (`https://…`) is counted, not followed, and not an error.
 
 from __future__ import annotations
 
-import glob
+import fnmatch
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -34,8 +34,15 @@ from typing import Any
 
 from catalog_pipelines.model.entity import RawEntity, Rejection
 from catalog_pipelines.model.limits import DEFAULT_LIMITS, Limits
-from catalog_pipelines.model.placeholders import PlaceholderError, is_remote, resolve_local, resolve_placeholders
+from catalog_pipelines.model.placeholders import (
+    PlaceholderBudget,
+    PlaceholderError,
+    is_remote,
+    resolve_local,
+    resolve_placeholders,
+)
 from catalog_pipelines.model.process import describe_ref, rejection_message
+from catalog_pipelines.model.safefile import FileProblem, read_regular_file
 from catalog_pipelines.model.validation import Issue, truncate
 from catalog_pipelines.model.yamlsafe import DocumentText, YamlDocumentError, parse_document, split_documents
 
@@ -53,11 +60,15 @@ def file_location(path: Path) -> str:
 
 @dataclass(slots=True)
 class TargetOutcome:
-    """What one Location target led to: local files, a remote target, or a problem to report."""
+    """What one Location target led to: local files, a remote target, and problems to report.
+
+    A glob that matched more than `Limits.max_glob_matches` files has both: the first matches
+    (followed) and the problem that says the rest were not.
+    """
 
     paths: list[Path] = field(default_factory=list)
     remote: str | None = None
-    problem: Rejection | None = None
+    problems: list[Rejection] = field(default_factory=list)
     # Where the target was written, so a later cycle report can point at it.
     location: str = ""
     doc_index: int | None = None
@@ -71,11 +82,18 @@ class LoadedFile:
     """The documents of one file, from `first_doc` on, as entities or rejections.
 
     `items` holds `(document index, item)` pairs in document order; a problem with the whole file
-    (unreadable, too large, not UTF-8) is one rejection at index 0 with `doc_index` None.
-    `targets` covers the Location entities of *all* documents of the file, also those before
-    `first_doc`, because the walk needs them to continue after the file. `is_descriptor` is False
-    when every document parsed and none has `apiVersion` or `kind` (then `items` is empty); a
-    document that does not parse counts as a descriptor, so that its error is reported.
+    (unreadable, too large, not UTF-8, not a regular file) is one rejection at index 0 with
+    `doc_index` None. `is_descriptor` is False when every document parsed and none has
+    `apiVersion` or `kind` (then `items` is empty); a document that does not parse counts as a
+    descriptor, so that its error is reported.
+
+    `next_doc` is None when the file was read to its end; otherwise loading stopped after
+    `max_items` items and `next_doc` is where a later page resumes. `targets` and
+    `has_locations` cover the Location entities of *all* documents of the file (also those before
+    `first_doc`, because the walk needs them to continue after the file) only when `next_doc` is
+    None. `placeholder_bytes[n]` is what placeholders of this file had pulled in before `items[n]`
+    (and `placeholder_bytes[-1]` after the last), so a page that stops before an item can carry
+    the per-file placeholder count on to the next page.
     """
 
     path: Path
@@ -85,6 +103,8 @@ class LoadedFile:
     is_descriptor: bool
     has_locations: bool
     document_count: int
+    next_doc: int | None = None
+    placeholder_bytes: list[int] = field(default_factory=lambda: [0])
 
 
 def load_file(
@@ -94,73 +114,171 @@ def load_file(
     limits: Limits | None = None,
     first_doc: int = 0,
     locations_only: bool = False,
+    max_items: int | None = None,
+    budget: PlaceholderBudget | None = None,
+    placeholder_bytes_before: int = 0,
+    is_root: bool = False,
 ) -> LoadedFile:
     """Read one descriptor file (see `LoadedFile`).
 
     `first_doc` skips the documents before it without parsing them (except Location documents,
     for their targets): that is how a page that ends in the middle of a file resumes cheaply.
-    `locations_only` parses nothing but Location documents and returns no items.
+    `max_items` stops once that many items are collected (documents after it are not parsed),
+    so every document of a file is parsed once per cycle however many pages the file spans.
+    `locations_only` parses nothing but Location documents and returns no items. `budget`
+    bounds the bytes placeholders pull in (a fresh per-file budget when not given);
+    `placeholder_bytes_before` is what earlier pages of this file already used. `is_root` marks
+    the root descriptor file of a provider, where a Location without targets is refused (see
+    `_empty_root_location`).
     """
     limits = limits or DEFAULT_LIMITS
     location = file_location(path)
-    problem = _read_problem(path, limits)
+    problem: tuple[str, str] | None = None
     text: str | None = None
-    if problem is None:
-        try:
-            text = path.read_bytes().decode("utf-8")
-        except UnicodeDecodeError as error:
-            problem = f"the file is not UTF-8 text ({error.reason} at byte {error.start})", "encoding"
-        except OSError as error:
-            problem = f"the file cannot be read: {error.strerror or error}", "unreadable"
+    try:
+        text = read_regular_file(path, limits.max_file_bytes).decode("utf-8")
+    except FileNotFoundError:
+        problem = "the file does not exist", "notFound"
+    except FileProblem as error:
+        reason = error.reason
+        if error.rule == "tooLarge":
+            reason = f"{reason} per file"
+        problem = reason, {"tooLarge": "maxFileBytes"}.get(error.rule, error.rule)
+    except UnicodeDecodeError as error:
+        problem = f"the file is not UTF-8 text ({error.reason} at byte {error.start})", "encoding"
     if text is None:
         reason, rule = problem  # type: ignore[misc]
         rejection = Rejection(location, f"{location}: {reason} (rule: {rule})", None, None, "(file)", rule, None)
         return LoadedFile(path, location, [(0, rejection)], [], True, False, 0)
 
-    documents = split_documents(text)
+    cap = limits.max_documents_per_file
+    documents = split_documents(text, limit=cap + 1)
+    del text  # the documents hold their own copies
+    overflow = len(documents) > cap
+    if overflow:
+        del documents[cap:]
+    repeats = _repeats(documents)
+    budget = budget or PlaceholderBudget(limits)
+    budget.start_file(placeholder_bytes_before)
     items: list[tuple[int, RawEntity | Rejection]] = []
+    placeholder_bytes: list[int] = []
     targets: list[TargetOutcome] = []
     is_descriptor = first_doc > 0  # an earlier page already found entities in this file
     has_locations = False
+    next_doc: int | None = None
     for document in documents:
-        before_first = document.index < first_doc
-        if (before_first or locations_only) and "Location" not in document.text:
+        skipped = document.index < first_doc or locations_only
+        if not skipped and max_items is not None and is_descriptor and len(items) >= max_items:
+            next_doc = document.index
+            break
+        repeat = repeats.get(document.index)
+        if repeat is not None:
+            first, count, summary_at = repeat
+            if not skipped and document.index == summary_at:
+                placeholder_bytes.append(budget.file_used)
+                items.append((document.index, _repeat_rejection(location, document.index, first, count)))
+            continue
+        if skipped and "Location" not in document.text:
             continue  # cannot be a Location entity: not worth parsing
         try:
             data = parse_document(document, limits)
         except YamlDocumentError as error:
             is_descriptor = True
-            if not (before_first or locations_only):
+            if not skipped:
+                placeholder_bytes.append(budget.file_used)
                 items.append((document.index, _yaml_rejection(location, document, error)))
             continue
         if type(data) is dict and ("apiVersion" in data or "kind" in data):
             is_descriptor = True
             if data.get("kind") == "Location":
                 has_locations = True
-                targets.extend(_location_targets(data, path, base_dir, location, document.index))
-        if before_first or locations_only or data is None:
+                targets.extend(_location_targets(data, path, base_dir, location, document.index, limits))
+        if skipped or data is None:
             # An empty document (a trailing `---`) is not an entity, as in Backstage.
+            continue
+        placeholder_bytes.append(budget.file_used)
+        if is_root and _empty_root_location(data):
+            items.append((document.index, _empty_root_location_rejection(location, document.index, data)))
             continue
         # No `$` anywhere in the text: no placeholder to look for in the parsed data.
         placeholders = "$" in document.text
         items.append(
-            (document.index, _entity_item(data, path, base_dir, location, document.index, limits, placeholders))
+            (document.index, _entity_item(data, path, base_dir, location, document.index, limits, placeholders, budget))
         )
+    if overflow and next_doc is None and not locations_only and first_doc <= cap:
+        placeholder_bytes.append(budget.file_used)
+        items.append((cap, _overflow_rejection(location, cap)))
+    placeholder_bytes.append(budget.file_used)
     if not is_descriptor:
-        items = []
-    return LoadedFile(path, location, items, targets, is_descriptor, has_locations, len(documents))
+        items, placeholder_bytes = [], [budget.file_used]
+    if next_doc is not None:
+        targets, has_locations = [], has_locations  # partial: the page that finishes the file collects them
+    return LoadedFile(
+        path, location, items, targets, is_descriptor, has_locations, len(documents), next_doc, placeholder_bytes
+    )
 
 
-def _read_problem(path: Path, limits: Limits) -> tuple[str, str] | None:
-    try:
-        size = path.stat().st_size
-    except FileNotFoundError:
-        return "the file does not exist", "notFound"
-    except OSError as error:
-        return f"the file cannot be read: {error.strerror or error}", "unreadable"
-    if size > limits.max_file_bytes:
-        return f"the file is {size:,} bytes, over the limit of {limits.max_file_bytes:,} bytes per file", "maxFileBytes"
-    return None
+def _repeats(documents: list[DocumentText]) -> dict[int, tuple[int, int, int]]:
+    """Documents that repeat an earlier document of the file word for word.
+
+    Maps the index of every repeat to `(index of the first copy, number of repeats, index of the
+    first repeat)`; the first repeat is where one summary rejection stands for all of them.
+    Empty documents are left out (they are skipped anyway).
+    """
+    first_of: dict[str, int] = {}
+    groups: dict[int, list[int]] = {}
+    for document in documents:
+        key = document.text
+        if key.startswith("---"):
+            key = key[3:]
+        key = key.strip()
+        if not key:
+            continue
+        first = first_of.setdefault(key, document.index)
+        if first != document.index:
+            groups.setdefault(first, []).append(document.index)
+    return {
+        index: (first, len(repeated), repeated[0]) for first, repeated in groups.items() for index in repeated
+    }
+
+
+def _repeat_rejection(location: str, index: int, first: int, count: int) -> Rejection:
+    more = f" and {count - 1:,} later documents are" if count > 1 else " is"
+    message = (
+        f"{location}, document {index}: document {index}{more} identical to document {first}; a repeated "
+        f"document is read once, so the {count:,} repeats are skipped (rule: repeatedDocument)"
+    )
+    return Rejection(location, message, index, None, "(document)", "repeatedDocument", f"{count} repeats of document {first}")
+
+
+def _overflow_rejection(location: str, cap: int) -> Rejection:
+    message = (
+        f"{location}, document {cap}: the file has more than {cap:,} documents, the limit per file "
+        f"(max_documents_per_file); documents {cap} and later are not read (rule: maxDocumentsPerFile)"
+    )
+    return Rejection(location, message, cap, None, "(file)", "maxDocumentsPerFile", f"more than {cap} documents")
+
+
+def _empty_root_location(entity: Any) -> bool:
+    """A Location in a root file that points nowhere: no `spec.target`, no (or empty) `spec.targets`."""
+    if type(entity) is not dict or entity.get("kind") != "Location":
+        return False
+    spec = entity.get("spec")
+    if type(spec) is not dict:
+        return False  # validation rejects it with the reason
+    return spec.get("target") is None and spec.get("targets") in (None, [])
+
+
+def _empty_root_location_rejection(location: str, doc_index: int, entity: dict) -> Rejection:
+    ref = describe_ref(entity)
+    reason = (
+        "the root Location has no targets, so this source holds nothing; it is not stored as an entity, "
+        "so that an empty source counts as empty (reject_empty_source_collections)"
+    )
+    issue = Issue("spec.targets", "emptyRootLocation", None, f"spec.targets: {reason} (rule: emptyRootLocation)")
+    return Rejection(
+        location, rejection_message(location, doc_index, ref, [issue]), doc_index, ref, "spec.targets", "emptyRootLocation", None
+    )
 
 
 def _yaml_rejection(location: str, document: DocumentText, error: YamlDocumentError) -> Rejection:
@@ -171,13 +289,20 @@ def _yaml_rejection(location: str, document: DocumentText, error: YamlDocumentEr
 
 
 def _entity_item(
-    data: Any, path: Path, base_dir: Path, location: str, doc_index: int, limits: Limits, placeholders: bool
+    data: Any,
+    path: Path,
+    base_dir: Path,
+    location: str,
+    doc_index: int,
+    limits: Limits,
+    placeholders: bool,
+    budget: PlaceholderBudget,
 ) -> RawEntity | Rejection:
     if type(data) is not dict or not placeholders:
         # A non-mapping is still an entity as far as the contract goes: validation rejects it.
         return RawEntity(data, location, doc_index)
     try:
-        entity, _ = resolve_placeholders(data, file_path=path, base_dir=base_dir, limits=limits)
+        entity, _ = resolve_placeholders(data, file_path=path, base_dir=base_dir, limits=limits, budget=budget)
     except PlaceholderError as error:
         ref = describe_ref(data)
         issue = Issue(
@@ -195,7 +320,9 @@ def _entity_item(
     return RawEntity(entity, location, doc_index)
 
 
-def _location_targets(entity: dict, path: Path, base_dir: Path, location: str, doc_index: int) -> list[TargetOutcome]:
+def _location_targets(
+    entity: dict, path: Path, base_dir: Path, location: str, doc_index: int, limits: Limits
+) -> list[TargetOutcome]:
     spec = entity.get("spec")
     if type(spec) is not dict:
         return []
@@ -215,33 +342,139 @@ def _location_targets(entity: dict, path: Path, base_dir: Path, location: str, d
         if is_remote(target) or location_type not in (None, "file", "url"):
             outcome.remote = target
         else:
-            _resolve_target(outcome, target, path.parent, base_dir, optional)
+            _resolve_target(outcome, target, path.parent, base_dir, optional, limits)
         outcomes.append(outcome)
     return outcomes
 
 
-def _resolve_target(outcome: TargetOutcome, target: str, directory: Path, base_dir: Path, optional: bool) -> None:
+def _resolve_target(
+    outcome: TargetOutcome, target: str, directory: Path, base_dir: Path, optional: bool, limits: Limits
+) -> None:
     if _GLOB_CHARS.intersection(target):
-        # Backstage's file reader accepts globs in file targets; matches come in path order.
-        pattern = os.path.normpath(directory / target)
-        matches = sorted(Path(match) for match in glob.glob(pattern, recursive=True) if os.path.isfile(match))
-        for match in matches:
-            real, problem = resolve_local(str(match), directory, base_dir)
-            if real is not None:
-                outcome.paths.append(real)
-        if not outcome.paths and not optional:
-            outcome.problem = target_problem(outcome, "locationTarget", f"Location target {target!r} matches no file")
+        _expand_glob(outcome, target, directory, base_dir, optional, limits)
         return
     real, problem = resolve_local(target, directory, base_dir)
     if real is None:
-        outcome.problem = target_problem(
-            outcome, "outsideRoot", f"Location target {target!r} is not followed: {problem}"
+        outcome.problems.append(
+            target_problem(outcome, "outsideRoot", f"Location target {target!r} is not followed: {problem}")
         )
     elif real.is_file():
         outcome.paths.append(real)
     elif not optional:
         state = "is not a file" if real.exists() else "does not exist"
-        outcome.problem = target_problem(outcome, "locationTarget", f"Location target {target!r} {state} ({real})")
+        outcome.problems.append(
+            target_problem(outcome, "locationTarget", f"Location target {target!r} {state} ({real})")
+        )
+
+
+def _expand_glob(
+    outcome: TargetOutcome, target: str, directory: Path, base_dir: Path, optional: bool, limits: Limits
+) -> None:
+    """Backstage's file reader accepts globs in file targets; this expands them within the root.
+
+    The pattern is confined *before* anything is listed: a pattern that leaves the root
+    (`../../**/*.yaml`) is refused without touching the filesystem, and the listing starts at the
+    pattern's fixed prefix, which must be inside the root too. Symlinked directories are never
+    descended into (no loop through `d/a -> .`, no escape through a link), matched symlinked
+    files must resolve inside the root, and at most `limits.max_glob_matches` files are taken.
+    """
+    pattern = Path(os.path.normpath(directory / target))
+    if not pattern.is_relative_to(base_dir):
+        outcome.problems.append(
+            target_problem(
+                outcome,
+                "outsideRoot",
+                f"Location target {target!r} is not followed: the pattern reaches outside the provider root "
+                f"{base_dir}; globs are only expanded inside the root",
+            )
+        )
+        return
+    parts = pattern.relative_to(base_dir).parts
+    fixed = next((i for i, part in enumerate(parts) if _GLOB_CHARS.intersection(part)), len(parts))
+    start = Path(os.path.realpath(base_dir.joinpath(*parts[:fixed])))
+    cap = limits.max_glob_matches
+    matches: list[Path] = []
+    escaped: list[str] = []
+    if start.is_relative_to(base_dir) and start.is_dir():
+        _glob_walk(start, parts[fixed:], matches, cap + 1, set())
+    elif not start.is_relative_to(base_dir):
+        escaped.append(str(start))
+    cut = len(matches) > cap
+    for match in sorted(matches[:cap]):
+        real = Path(os.path.realpath(match))
+        if real.is_relative_to(base_dir):
+            if real not in outcome.paths:
+                outcome.paths.append(real)
+        else:
+            escaped.append(f"{match} -> {real}")
+    if escaped:
+        shown = ", ".join(escaped[:3]) + (f" and {len(escaped) - 3} more" if len(escaped) > 3 else "")
+        outcome.problems.append(
+            target_problem(
+                outcome, "outsideRoot", f"Location target {target!r}: not followed outside the provider root: {shown}"
+            )
+        )
+    if cut:
+        outcome.problems.append(
+            target_problem(
+                outcome,
+                "maxGlobMatches",
+                f"Location target {target!r} matches more than {cap:,} files, the limit per glob "
+                f"(max_glob_matches); only the first {cap:,} are read",
+            )
+        )
+    if not outcome.paths and not escaped and not optional:
+        outcome.problems.append(
+            target_problem(outcome, "locationTarget", f"Location target {target!r} matches no file")
+        )
+
+
+def _glob_walk(directory: Path, segments: tuple[str, ...], matches: list[Path], limit: int, seen: set[Path]) -> None:
+    """Append what `segments` (glob parts, `**` for any number of directories) match below
+    `directory`, in sorted order, stopping at `limit` matches. Like `glob`, `*` does not match a
+    leading dot; unlike it, symlinked directories are not entered."""
+    if len(matches) >= limit or not segments:
+        return
+    segment, rest = segments[0], segments[1:]
+    try:
+        with os.scandir(directory) as listing:
+            entries = sorted(listing, key=lambda entry: entry.name)
+    except OSError:
+        return
+    if segment == "**":
+        if rest:
+            _glob_walk(directory, rest, matches, limit, seen)
+        for entry in entries:
+            if len(matches) >= limit:
+                return
+            if entry.name.startswith("."):
+                continue
+            if entry.is_dir(follow_symlinks=False):
+                _glob_walk(Path(entry.path), segments, matches, limit, seen)
+            elif not rest:
+                _add_match(Path(entry.path), matches, seen)
+        return
+    literal = not _GLOB_CHARS.intersection(segment)
+    for entry in entries:
+        if len(matches) >= limit:
+            return
+        name = entry.name
+        if literal:
+            if name != segment:
+                continue
+        elif (name.startswith(".") and not segment.startswith(".")) or not fnmatch.fnmatchcase(name, segment):
+            continue
+        if rest:
+            if entry.is_dir(follow_symlinks=False):
+                _glob_walk(Path(entry.path), rest, matches, limit, seen)
+        elif not entry.is_dir(follow_symlinks=True):
+            _add_match(Path(entry.path), matches, seen)
+
+
+def _add_match(path: Path, matches: list[Path], seen: set[Path]) -> None:
+    if path not in seen:
+        seen.add(path)
+        matches.append(path)
 
 
 def target_problem(outcome: TargetOutcome, rule: str, reason: str) -> Rejection:
@@ -347,8 +580,11 @@ class DescriptorWalk:
             if root.is_dir:
                 for path in directory_files(root.path):
                     real = Path(os.path.realpath(path))
-                    if real in self._visited or not real.is_relative_to(root.base_dir):
+                    if not real.is_relative_to(root.base_dir):
+                        yield WalkProblem(_outside_root_file(path, real, root))
                         continue
+                    if real in self._visited:
+                        continue  # a second path (a symlink) to a file already read
                     self._visited.add(real)
                     yield self._visit(root, real, follows_locations=False)
             elif root.path not in self._visited:
@@ -364,9 +600,8 @@ class DescriptorWalk:
         yield self._visit(root, path, follows_locations=True)
         chain = (*chain, path)
         for outcome in self._targets_of(root, path):
-            if outcome.problem is not None:
-                yield WalkProblem(outcome.problem)
-                continue
+            for problem in outcome.problems:
+                yield WalkProblem(problem)
             if outcome.remote is not None:
                 yield RemoteTarget(outcome.remote)
                 continue
@@ -393,6 +628,15 @@ class DescriptorWalk:
         return []
 
 
+def _outside_root_file(path: Path, real: Path, root: Root) -> Rejection:
+    location = file_location(path)
+    message = (
+        f"{location}: the file is a symbolic link to {real}, outside the provider root {root.base_dir}; "
+        "it is not read (rule: outsideRoot)"
+    )
+    return Rejection(location, message, None, None, "(file)", "outsideRoot", truncate(str(real)))
+
+
 def _shown(path: Path, root: Root) -> str:
     return path.relative_to(root.base_dir).as_posix() if path.is_relative_to(root.base_dir) else str(path)
 
@@ -407,7 +651,9 @@ def iter_descriptors(roots: Iterable[str | Path], *, limits: Limits | None = Non
     walk = DescriptorWalk([Root.of(root) for root in roots], limits=limits)
     for event in walk.events():
         if isinstance(event, VisitFile):
-            loaded = load_file(event.path, base_dir=event.root.base_dir, limits=limits)
+            loaded = load_file(
+                event.path, base_dir=event.root.base_dir, limits=limits, is_root=event.path == event.root.path
+            )
             if event.follows_locations:
                 walk.register(event.path, loaded.targets)
             for _, item in loaded.items:

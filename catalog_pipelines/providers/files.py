@@ -6,18 +6,34 @@ and its rules (read once per cycle, cycles reported, paths confined to the root)
 
 **The cursor** says where the next page starts and nothing about the entities before it:
 
-    {"v": 1, "file": "acme/team-a-group.yaml", "ordinal": 12, "doc": 3,
+    {"v": 1, "file": "acme/team-a-group.yaml", "ordinal": 12, "doc": 3, "pbytes": 0,
      "locations": ["acme-corp.yaml", "acme/org.yaml"], "stats": {...}}
 
 - `file` / `doc`: the next document to emit (paths relative to the common directory of the
   roots), `ordinal`: that file's position in the walk, used only if the file has disappeared
   since the page before.
+- `pbytes` (only when a page stops inside a file and placeholders of that file were used): the
+  bytes the file's placeholders have pulled in before `doc`, so the per-file placeholder cap
+  holds across pages.
 - `locations`: the files seen so far that hold Location entities. Resuming replays the walk up
   to `file` by re-reading only these (for their targets) and listing directories; every other
   file before the resume point is neither read nor parsed. Its size grows with the number of
   Location files, never with the number of entities.
 - `stats`: running counts for the cycle: descriptor files read, files skipped because no
   document in them has `apiVersion` or `kind`, remote Location targets not followed.
+
+**Each document is parsed once per cycle.** A page reads the file it resumes in, cuts it into
+documents (a linear scan, no parsing), skips the documents before `doc` unparsed, and parses
+only until the page is full (`load_file(max_items=…)`); the next page resumes at the next
+document. The documents before `doc` are parsed again only if they mention `Location`, and only
+by the page that finishes the file (the walk needs their targets to go on). A file has at most
+`Limits.max_documents_per_file` documents, so a file is cut into documents at most
+`max_documents_per_file / page_size` times per cycle, and a document repeated word for word is
+read once (one `repeatedDocument` rejection stands for all its repeats). This keeps the state in
+the cursor, so pages can run in different processes without a shared cache.
+
+**Placeholder bytes** are capped per file (the cursor carries the count across pages) and per
+chunk: the budget is renewed by `around()`, which the chunk collector enters once per chunk.
 
 A page holds at most `page_size` items (entities plus document-level rejections). Problems found
 while following Locations (a cycle, a missing target) ride along on the page where they occur.
@@ -28,12 +44,13 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 from catalog_pipelines.model.entity import RawEntity, Rejection
 from catalog_pipelines.model.limits import DEFAULT_LIMITS, Limits
+from catalog_pipelines.model.placeholders import PlaceholderBudget
 from catalog_pipelines.model.loader import (
     DescriptorWalk,
     RemoteTarget,
@@ -43,7 +60,7 @@ from catalog_pipelines.model.loader import (
     WalkProblem,
     load_file,
 )
-from catalog_pipelines.providers.base import Page, ProviderError, no_setup
+from catalog_pipelines.providers.base import Page, ProviderError
 
 CURSOR_VERSION = 1
 _STAT_KEYS = ("files", "skipped_files", "remote_targets")
@@ -70,9 +87,14 @@ class DescriptorFileProvider:
         self.limits = Limits(**limits) if isinstance(limits, dict) else limits or DEFAULT_LIMITS
         # Cursor paths are relative to this, so a cursor stays short and readable.
         self.anchor = Path(os.path.commonpath([str(root.base_dir) for root in self.roots]))
+        # Placeholder bytes of the current chunk; pages called outside `around()` share one.
+        self._budget = PlaceholderBudget(self.limits)
 
-    def around(self) -> contextlib.AbstractContextManager[None]:
-        return no_setup()
+    @contextlib.contextmanager
+    def around(self) -> Iterator[None]:
+        """One chunk: a fresh per-chunk placeholder budget."""
+        self._budget = PlaceholderBudget(self.limits)
+        yield
 
     def next(self, cursor: Any) -> Page:
         state = _CursorState.parse(cursor)
@@ -122,9 +144,19 @@ class DescriptorFileProvider:
                     stats["remote_targets"] += 1
                     continue
                 key = self._key(event.path)
-                loaded = load_file(event.path, base_dir=event.root.base_dir, limits=self.limits, first_doc=first_doc)
+                loaded = load_file(
+                    event.path,
+                    base_dir=event.root.base_dir,
+                    limits=self.limits,
+                    first_doc=first_doc,
+                    max_items=self.page_size - len(entities) - len(rejections),
+                    budget=self._budget,
+                    placeholder_bytes_before=state.pbytes if first_doc else 0,
+                    is_root=event.path == event.root.path,
+                )
                 if event.follows_locations:
-                    walk.register(event.path, loaded.targets)
+                    if loaded.next_doc is None:  # targets are complete only for a finished file
+                        walk.register(event.path, loaded.targets)
                     if loaded.has_locations and key not in locations:
                         locations.append(key)
                 if not loaded.is_descriptor:
@@ -132,14 +164,19 @@ class DescriptorFileProvider:
                     continue
                 if first_doc == 0:  # a page that stopped inside this file has counted it
                     stats["files"] += 1
-                for doc_index, item in loaded.items:
+                for position, (doc_index, item) in enumerate(loaded.items):
                     if len(entities) + len(rejections) >= self.page_size:
-                        cursor = _CursorState(key, event.ordinal, doc_index, locations, stats).to_json()
-                        return Page(entities, cursor, False, rejections)
+                        pbytes = loaded.placeholder_bytes[position]
+                        cursor = _CursorState(key, event.ordinal, doc_index, locations, stats, pbytes=pbytes)
+                        return Page(entities, cursor.to_json(), False, rejections)
                     if isinstance(item, RawEntity):
                         entities.append(item)
                     else:
                         rejections.append(item)
+                if loaded.next_doc is not None:
+                    pbytes = loaded.placeholder_bytes[-1]
+                    cursor = _CursorState(key, event.ordinal, loaded.next_doc, locations, stats, pbytes=pbytes)
+                    return Page(entities, cursor.to_json(), False, rejections)
         except RootMissingError as error:
             # A missing root is a mount or configuration problem; an empty page here would let the
             # cycle end "successfully" and the sweep remove every entity of this provider.
@@ -153,7 +190,7 @@ class DescriptorFileProvider:
 
 
 class _CursorState:
-    __slots__ = ("doc", "done", "file", "locations", "ordinal", "stats")
+    __slots__ = ("doc", "done", "file", "locations", "ordinal", "pbytes", "stats")
 
     def __init__(
         self,
@@ -163,7 +200,9 @@ class _CursorState:
         locations: list[str],
         stats: dict[str, int],
         done: bool = False,
+        pbytes: int = 0,
     ) -> None:
+        self.pbytes = pbytes
         self.file = file
         self.ordinal = ordinal
         self.doc = doc
@@ -182,7 +221,14 @@ class _CursorState:
         locations = [str(path) for path in cursor.get("locations") or []]
         if cursor.get("done"):
             return cls(None, 0, 0, locations, stats, done=True)
-        return cls(str(cursor["file"]), int(cursor["ordinal"]), int(cursor["doc"]), locations, stats)
+        return cls(
+            str(cursor["file"]),
+            int(cursor["ordinal"]),
+            int(cursor["doc"]),
+            locations,
+            stats,
+            pbytes=int(cursor.get("pbytes") or 0),
+        )
 
     def finished(self) -> _CursorState:
         return _CursorState(None, 0, 0, self.locations, self.stats, done=True)
@@ -190,7 +236,7 @@ class _CursorState:
     def to_json(self) -> dict[str, Any]:
         if self.done:
             return {"v": CURSOR_VERSION, "done": True, "locations": self.locations, "stats": self.stats}
-        return {
+        cursor = {
             "v": CURSOR_VERSION,
             "file": self.file,
             "ordinal": self.ordinal,
@@ -198,3 +244,6 @@ class _CursorState:
             "locations": self.locations,
             "stats": self.stats,
         }
+        if self.pbytes:
+            cursor["pbytes"] = self.pbytes
+        return cursor
