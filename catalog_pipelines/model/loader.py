@@ -41,7 +41,7 @@ from catalog_pipelines.model.placeholders import (
     resolve_local,
     resolve_placeholders,
 )
-from catalog_pipelines.model.process import describe_ref, rejection_message
+from catalog_pipelines.model.process import describe_ref, rejection_message, shown_ref
 from catalog_pipelines.model.safefile import FileProblem, read_regular_file
 from catalog_pipelines.model.validation import Issue, truncate
 from catalog_pipelines.model.yamlsafe import DocumentText, YamlDocumentError, parse_document, split_documents
@@ -277,7 +277,13 @@ def _empty_root_location_rejection(location: str, doc_index: int, entity: dict) 
     )
     issue = Issue("spec.targets", "emptyRootLocation", None, f"spec.targets: {reason} (rule: emptyRootLocation)")
     return Rejection(
-        location, rejection_message(location, doc_index, ref, [issue]), doc_index, ref, "spec.targets", "emptyRootLocation", None
+        location,
+        rejection_message(location, doc_index, shown_ref(entity), [issue]),
+        doc_index,
+        ref,
+        "spec.targets",
+        "emptyRootLocation",
+        None,
     )
 
 
@@ -310,7 +316,7 @@ def _entity_item(
         )
         return Rejection(
             location,
-            rejection_message(location, doc_index, ref, [issue]),
+            rejection_message(location, doc_index, shown_ref(data), [issue]),
             doc_index,
             ref,
             error.field,
