@@ -56,6 +56,17 @@ _CHILD = textwrap.dedent(
         return original_parse(*a, **k)
 
     loader.parse_document = counting_parse
+    cut = 0
+    original_iter = getattr(loader, "iter_documents", None)
+
+    def counting_iter(*a, **k):
+        global cut
+        for document in original_iter(*a, **k):
+            cut += 1
+            yield document
+
+    if original_iter is not None:
+        loader.iter_documents = counting_iter
     entities, rejections, pages, entity_bytes, cursor = [], [], 0, 0, None
     while True:
         provider = DescriptorFileProvider("hostile", args["roots"], page_size=args["page_size"], limits=args["limits"])
@@ -73,7 +84,7 @@ _CHILD = textwrap.dedent(
             break
     print(json.dumps({
         "entities": entities, "rejections": rejections, "pages": pages, "done": page.done,
-        "parses": parses, "entity_bytes": entity_bytes, "cursor": cursor,
+        "parses": parses, "cut": cut, "entity_bytes": entity_bytes, "cursor": cursor,
         "peak_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
     }))
     """
@@ -202,8 +213,11 @@ def test_every_document_of_a_big_file_is_parsed_once_however_many_pages_it_spans
     result = ingest_guarded([tmp_path], page_size=100)
     assert len(result["entities"]) == count and result["rejections"] == []
     assert result["pages"] == count // 100
-    # Before the fix every page parsed every document after its resume point (~45,000 parses).
+    # Before the fix every page parsed every document after its resume point (~45,000 parses)
+    # and cut the whole file into documents again. Now each page starts cutting at its resume
+    # point: one document before it (to spot repeats), and the one it stops at, are cut twice.
     assert result["parses"] == count
+    assert 0 < result["cut"] <= count + 2 * result["pages"]
 
 
 def test_a_flood_of_repeated_documents_is_capped_and_summarised(tmp_path):
@@ -212,7 +226,7 @@ def test_a_flood_of_repeated_documents_is_capped_and_summarised(tmp_path):
     assert names(result) == ["real", None]  # the first `{}` is an entity (validation rejects it)
     assert rules(result) == ["repeatedDocument", "maxDocumentsPerFile"]
     repeated, capped = result["rejections"]
-    assert "document 2 and 19,997 later documents are identical to document 1" in repeated["message"]
+    assert "documents 2-19999 (19,998 documents) are identical to document 1" in repeated["message"]
     assert "more than 20,000 documents" in capped["message"] and capped["doc_index"] == 20_000
     assert result["parses"] == 2
 
@@ -326,3 +340,38 @@ def test_catalog_rejected_json_carries_full_refs(data_env, tmp_path):
     expected = f"component:{namespace}/{name}"
     assert [row["ref"] for row in rows] == [expected]
     assert expected in rows[0]["message"] and "…" not in rows[0]["ref"]
+
+
+def test_pages_resume_inside_a_file_exactly_where_one_pass_would_be(tmp_path):
+    (tmp_path / "leaf.yaml").write_text(COMPONENT.format(name="leaf"))
+    (tmp_path / "late.yaml").write_text(COMPONENT.format(name="late"))
+    location = "apiVersion: backstage.io/v1alpha1\nkind: Location\nmetadata:\n  name: {name}\nspec:\n  target: {target}\n"
+    documents = [location.format(name="first", target="./leaf.yaml")]
+    documents += [COMPONENT.format(name=f"c{i}") for i in range(3)]
+    documents += ["{}\n"] * 4 + [COMPONENT.format(name="c3")] * 3 + ["bad: [\n"]
+    documents += [location.format(name="last", target="./late.yaml"), COMPONENT.format(name="c4")]
+    root = tmp_path / "catalog.yaml"
+    root.write_text("\ufeff" + "---\n".join(documents))
+    one_pass = ingest_guarded([root])
+    assert names(one_pass) == ["first", "c0", "c1", "c2", None, "c3", "last", "c4", "leaf", "late"]
+    assert rules(one_pass) == ["repeatedDocument", "repeatedDocument", "yamlSyntax"]
+    for page_size in (1, 2, 3):
+        paged = ingest_guarded([root], page_size=page_size)
+        assert paged["entities"] == one_pass["entities"], page_size
+        assert paged["rejections"] == one_pass["rejections"], page_size
+        # Location documents are parsed again for their targets (by the page that finishes the
+        # file, and by pages after it that replay the walk); nothing else is.
+        assert paged["parses"] <= one_pass["parses"] + 2 * paged["pages"], page_size
+
+
+def test_a_file_changed_between_pages_is_cut_from_its_start_again(tmp_path):
+    from catalog_pipelines.providers.files import DescriptorFileProvider
+
+    path = tmp_path / "a.yaml"
+    path.write_text("---\n".join(COMPONENT.format(name=f"c{i}") for i in range(4)))
+    provider = DescriptorFileProvider("files", [tmp_path], page_size=2)
+    first = provider.next(None)
+    assert first.cursor["doc"] == 2 and "at" in first.cursor
+    path.write_text("# a comment that moves every offset\n" + path.read_text())
+    second = provider.next(first.cursor)
+    assert [raw.entity["metadata"]["name"] for raw in second.entities] == ["c2", "c3"]

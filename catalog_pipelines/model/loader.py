@@ -42,9 +42,9 @@ from catalog_pipelines.model.placeholders import (
     resolve_placeholders,
 )
 from catalog_pipelines.model.process import describe_ref, rejection_message, shown_ref
-from catalog_pipelines.model.safefile import FileProblem, read_regular_file
+from catalog_pipelines.model.safefile import FileProblem, read_regular
 from catalog_pipelines.model.validation import Issue, truncate
-from catalog_pipelines.model.yamlsafe import DocumentText, YamlDocumentError, parse_document, split_documents
+from catalog_pipelines.model.yamlsafe import DocumentText, YamlDocumentError, iter_documents, parse_document
 
 YAML_SUFFIXES = (".yaml", ".yml")
 _GLOB_CHARS = frozenset("*?[")
@@ -77,6 +77,34 @@ class TargetOutcome:
     target: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class ResumeMark:
+    """Where a later page can pick a file up again without re-reading what came before.
+
+    `offset`, `line` and `index` locate a document in the file's text (the one *before* the
+    resume document, so that a run of repeated documents is still recognised across the page
+    boundary); `size` and `mtime_ns` identify the file version they belong to (a changed file is
+    cut from its start again). `placeholder_bytes` is what the file's placeholders had pulled in
+    before the resume document.
+    """
+
+    offset: int
+    line: int
+    index: int
+    size: int
+    mtime_ns: int
+    placeholder_bytes: int = 0
+
+    def to_json(self) -> list[int]:
+        return [self.offset, self.line, self.index, self.size, self.mtime_ns]
+
+    @classmethod
+    def from_json(cls, value: Any, placeholder_bytes: int = 0) -> ResumeMark | None:
+        if type(value) is not list or len(value) != 5 or not all(type(item) is int for item in value):
+            return None
+        return cls(*value, placeholder_bytes=placeholder_bytes)
+
+
 @dataclass(slots=True)
 class LoadedFile:
     """The documents of one file, from `first_doc` on, as entities or rejections.
@@ -91,9 +119,8 @@ class LoadedFile:
     `max_items` items and `next_doc` is where a later page resumes. `targets` and
     `has_locations` cover the Location entities of *all* documents of the file (also those before
     `first_doc`, because the walk needs them to continue after the file) only when `next_doc` is
-    None. `placeholder_bytes[n]` is what placeholders of this file had pulled in before `items[n]`
-    (and `placeholder_bytes[-1]` after the last), so a page that stops before an item can carry
-    the per-file placeholder count on to the next page.
+    None. `marks[n]` says how to resume at `items[n]` (`marks[-1]`: at `next_doc`), see
+    `ResumeMark`.
     """
 
     path: Path
@@ -102,9 +129,8 @@ class LoadedFile:
     targets: list[TargetOutcome]
     is_descriptor: bool
     has_locations: bool
-    document_count: int
     next_doc: int | None = None
-    placeholder_bytes: list[int] = field(default_factory=lambda: [0])
+    marks: list[ResumeMark | None] = field(default_factory=lambda: [None])
 
 
 def load_file(
@@ -116,27 +142,31 @@ def load_file(
     locations_only: bool = False,
     max_items: int | None = None,
     budget: PlaceholderBudget | None = None,
-    placeholder_bytes_before: int = 0,
+    resume: ResumeMark | None = None,
     is_root: bool = False,
 ) -> LoadedFile:
     """Read one descriptor file (see `LoadedFile`).
 
     `first_doc` skips the documents before it without parsing them (except Location documents,
     for their targets): that is how a page that ends in the middle of a file resumes cheaply.
-    `max_items` stops once that many items are collected (documents after it are not parsed),
-    so every document of a file is parsed once per cycle however many pages the file spans.
-    `locations_only` parses nothing but Location documents and returns no items. `budget`
-    bounds the bytes placeholders pull in (a fresh per-file budget when not given);
-    `placeholder_bytes_before` is what earlier pages of this file already used. `is_root` marks
-    the root descriptor file of a provider, where a Location without targets is refused (see
-    `_empty_root_location`).
+    With a `resume` mark from the page before (for this version of the file), cutting the file
+    into documents starts at the mark instead of the file's start, so a file is cut and parsed
+    once per cycle however many pages it spans; the text before the mark is only searched for
+    the word `Location`, and cut and parsed for Location targets only when it has it, by the page
+    that finishes the file. `max_items` stops once that many items are collected (documents
+    after it are neither cut out nor parsed). `locations_only` parses nothing but Location
+    documents and returns no items. `budget` bounds the bytes placeholders pull in (a fresh
+    per-file budget when not given). `is_root` marks the root descriptor file of a provider,
+    where a Location without targets is refused (see `_empty_root_location`).
     """
     limits = limits or DEFAULT_LIMITS
     location = file_location(path)
     problem: tuple[str, str] | None = None
     text: str | None = None
     try:
-        text = read_regular_file(path, limits.max_file_bytes).decode("utf-8")
+        data, info = read_regular(path, limits.max_file_bytes)
+        text = data.decode("utf-8")
+        del data
     except FileNotFoundError:
         problem = "the file does not exist", "notFound"
     except FileProblem as error:
@@ -149,35 +179,64 @@ def load_file(
     if text is None:
         reason, rule = problem  # type: ignore[misc]
         rejection = Rejection(location, f"{location}: {reason} (rule: {rule})", None, None, "(file)", rule, None)
-        return LoadedFile(path, location, [(0, rejection)], [], True, False, 0)
+        return LoadedFile(path, location, [(0, rejection)], [], True, False)
+    if text.startswith("\ufeff"):
+        text = text[1:]  # offsets in resume marks count from after the byte-order mark
 
-    cap = limits.max_documents_per_file
-    documents = split_documents(text, limit=cap + 1)
-    del text  # the documents hold their own copies
-    overflow = len(documents) > cap
-    if overflow:
-        del documents[cap:]
-    repeats = _repeats(documents)
+    size, mtime_ns = info.st_size, info.st_mtime_ns
+    if resume is not None and (resume.size, resume.mtime_ns) == (size, mtime_ns) and resume.index <= first_doc:
+        documents = iter_documents(text, start=resume.offset, first_index=resume.index, first_line=resume.line)
+        prefix_end = resume.offset
+    else:
+        documents = iter_documents(text)
+        prefix_end = 0
     budget = budget or PlaceholderBudget(limits)
-    budget.start_file(placeholder_bytes_before)
+    budget.start_file(resume.placeholder_bytes if resume is not None and first_doc else 0)
+    cap = limits.max_documents_per_file
+
+    def mark(document: DocumentText) -> ResumeMark:
+        return ResumeMark(document.offset, document.first_line, document.index, size, mtime_ns, budget.file_used)
+
     items: list[tuple[int, RawEntity | Rejection]] = []
-    placeholder_bytes: list[int] = []
+    marks: list[ResumeMark | None] = []
     targets: list[TargetOutcome] = []
     is_descriptor = first_doc > 0  # an earlier page already found entities in this file
     has_locations = False
     next_doc: int | None = None
-    for document in documents:
+    overflow = False
+    previous: DocumentText | None = None
+    previous_key = ""
+    pending: DocumentText | None = None
+    while True:
+        if pending is not None:
+            document, pending = pending, None
+        else:
+            document = next(documents, None)
+            if document is None:
+                break
+        if document.index >= cap:
+            overflow = True
+            break
         skipped = document.index < first_doc or locations_only
         if not skipped and max_items is not None and is_descriptor and len(items) >= max_items:
             next_doc = document.index
             break
-        repeat = repeats.get(document.index)
-        if repeat is not None:
-            first, count, summary_at = repeat
-            if not skipped and document.index == summary_at:
-                placeholder_bytes.append(budget.file_used)
-                items.append((document.index, _repeat_rejection(location, document.index, first, count)))
+        key = _document_key(document)
+        if key and key == previous_key and previous is not None:
+            # A run of documents identical to the one before: one summary, nothing parsed.
+            last, count = document, 1
+            while True:
+                following = next(documents, None)
+                if following is None or following.index >= cap or _document_key(following) != key:
+                    pending = following
+                    break
+                last, count = following, count + 1
+            if not skipped:
+                marks.append(mark(previous))
+                items.append((document.index, _repeat_rejection(location, document.index, last.index, previous.index, count)))
+            previous = last
             continue
+        here, previous, previous_key = (previous or document), document, key
         if skipped and "Location" not in document.text:
             continue  # cannot be a Location entity: not worth parsing
         try:
@@ -185,7 +244,7 @@ def load_file(
         except YamlDocumentError as error:
             is_descriptor = True
             if not skipped:
-                placeholder_bytes.append(budget.file_used)
+                marks.append(mark(here))
                 items.append((document.index, _yaml_rejection(location, document, error)))
             continue
         if type(data) is dict and ("apiVersion" in data or "kind" in data):
@@ -196,7 +255,7 @@ def load_file(
         if skipped or data is None:
             # An empty document (a trailing `---`) is not an entity, as in Backstage.
             continue
-        placeholder_bytes.append(budget.file_used)
+        marks.append(mark(here))
         if is_root and _empty_root_location(data):
             items.append((document.index, _empty_root_location_rejection(location, document.index, data)))
             continue
@@ -205,48 +264,44 @@ def load_file(
         items.append(
             (document.index, _entity_item(data, path, base_dir, location, document.index, limits, placeholders, budget))
         )
-    if overflow and next_doc is None and not locations_only and first_doc <= cap:
-        placeholder_bytes.append(budget.file_used)
+    if overflow and not locations_only and first_doc <= cap:
+        marks.append(mark(previous) if previous is not None else None)
         items.append((cap, _overflow_rejection(location, cap)))
-    placeholder_bytes.append(budget.file_used)
-    if not is_descriptor:
-        items, placeholder_bytes = [], [budget.file_used]
     if next_doc is not None:
-        targets, has_locations = [], has_locations  # partial: the page that finishes the file collects them
-    return LoadedFile(
-        path, location, items, targets, is_descriptor, has_locations, len(documents), next_doc, placeholder_bytes
-    )
+        marks.append(mark(previous) if previous is not None else None)
+        return LoadedFile(path, location, items, [], True, has_locations, next_doc, marks)
+    marks.append(None)
+    if prefix_end and "Location" in text[:prefix_end]:
+        # The documents before the resume mark were emitted by earlier pages; only their
+        # Location targets are needed, now that the walk goes on after this file.
+        earlier: list[TargetOutcome] = []
+        for document in iter_documents(text[:prefix_end]):
+            if "Location" not in document.text:
+                continue
+            try:
+                data = parse_document(document, limits)
+            except YamlDocumentError:
+                continue
+            if type(data) is dict and data.get("kind") == "Location":
+                has_locations = True
+                earlier.extend(_location_targets(data, path, base_dir, location, document.index, limits))
+        targets = earlier + targets
+    if not is_descriptor:
+        items, marks = [], [None]
+    return LoadedFile(path, location, items, targets, is_descriptor, has_locations, None, marks)
 
 
-def _repeats(documents: list[DocumentText]) -> dict[int, tuple[int, int, int]]:
-    """Documents that repeat an earlier document of the file word for word.
-
-    Maps the index of every repeat to `(index of the first copy, number of repeats, index of the
-    first repeat)`; the first repeat is where one summary rejection stands for all of them.
-    Empty documents are left out (they are skipped anyway).
-    """
-    first_of: dict[str, int] = {}
-    groups: dict[int, list[int]] = {}
-    for document in documents:
-        key = document.text
-        if key.startswith("---"):
-            key = key[3:]
-        key = key.strip()
-        if not key:
-            continue
-        first = first_of.setdefault(key, document.index)
-        if first != document.index:
-            groups.setdefault(first, []).append(document.index)
-    return {
-        index: (first, len(repeated), repeated[0]) for first, repeated in groups.items() for index in repeated
-    }
+def _document_key(document: DocumentText) -> str:
+    """A document's text without its `---` marker and surrounding blanks, to spot repeats."""
+    text = document.text
+    return (text[3:] if text.startswith("---") else text).strip()
 
 
-def _repeat_rejection(location: str, index: int, first: int, count: int) -> Rejection:
-    more = f" and {count - 1:,} later documents are" if count > 1 else " is"
+def _repeat_rejection(location: str, index: int, last: int, first: int, count: int) -> Rejection:
+    span = f"documents {index}-{last} ({count:,} documents) are" if count > 1 else f"document {index} is"
     message = (
-        f"{location}, document {index}: document {index}{more} identical to document {first}; a repeated "
-        f"document is read once, so the {count:,} repeats are skipped (rule: repeatedDocument)"
+        f"{location}, document {index}: {span} identical to document {first} before them; a repeated document "
+        f"is read once, so the repeats are skipped (rule: repeatedDocument)"
     )
     return Rejection(location, message, index, None, "(document)", "repeatedDocument", f"{count} repeats of document {first}")
 

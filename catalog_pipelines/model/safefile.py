@@ -48,6 +48,11 @@ def read_regular_file(path: str | Path, max_bytes: int, what: str = "the file") 
     `what` starts the reason ("the file", "$text placeholder target './x'"), so callers get a
     sentence they can put in a rejection as is. `FileNotFoundError` is raised unchanged.
     """
+    return read_regular(path, max_bytes, what)[0]
+
+
+def read_regular(path: str | Path, max_bytes: int, what: str = "the file") -> tuple[bytes, os.stat_result]:
+    """`read_regular_file` plus the `fstat` of what was read (size and mtime identify the version)."""
     try:
         fd = os.open(path, _OPEN_FLAGS)
     except FileNotFoundError:
@@ -83,6 +88,6 @@ def read_regular_file(path: str | Path, max_bytes: int, what: str = "the file") 
                 "tooLarge",
                 len(data),
             )
-        return data
+        return data, info
     finally:
         os.close(fd)

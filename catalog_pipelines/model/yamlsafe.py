@@ -79,12 +79,15 @@ class DocumentText:
     """The source text of one document of a file, before parsing.
 
     `index` counts the documents of the file from 0, in the order a YAML parser would see them;
-    `first_line` is the 1-based line in the file where this text starts (for error messages).
+    `first_line` is the 1-based line in the file where this text starts (for error messages);
+    `offset` is the character position in the file's text (after a byte-order mark) where this
+    text starts, so a later page can start cutting the file there (`iter_documents(start=…)`).
     """
 
     index: int
     text: str
     first_line: int
+    offset: int = 0
 
 
 def split_documents(text: str, limit: int | None = None) -> list[DocumentText]:
@@ -97,37 +100,44 @@ def split_documents(text: str, limit: int | None = None) -> list[DocumentText]:
     With `limit`, at most that many documents are cut out and the rest of the text is not looked
     at: a file of 4 million `---` lines costs what its first `limit` documents cost.
     """
+    documents = iter_documents(text)
+    if limit is None:
+        return list(documents)
+    return [document for document, _ in zip(documents, range(limit))]
+
+
+def iter_documents(text: str, *, start: int = 0, first_index: int = 0, first_line: int = 1) -> Iterator[DocumentText]:
+    """`split_documents` lazily, optionally from the `offset`, `index` and `first_line` of a
+    document found before (the text must be the same): nothing before `start` is looked at."""
     if text.startswith("\ufeff"):
         text = text[1:]
-    documents: list[DocumentText] = []
-    line, position = 1, 0
-    pending_directives, pending_line = "", 0
-    for begin, end, opened in _pieces(text):
+    index = first_index
+    line, position = first_line, start
+    pending_directives, pending_line, pending_offset = "", 0, 0
+    for begin, end, opened in _pieces(text, start):
         line += text.count("\n", position, begin)
         position = begin
         chunk = text[begin:end]
         kind = _content_kind(chunk)
         if kind == "directives" and not opened:
             if not pending_directives:
-                pending_line = line
+                pending_line, pending_offset = line, begin
             pending_directives += chunk
             continue
         if kind == "empty" and not opened:
             continue
-        first_line = line
+        doc_line, doc_offset = line, begin
         if pending_directives:
-            chunk, first_line = pending_directives + chunk, pending_line
+            chunk, doc_line, doc_offset = pending_directives + chunk, pending_line, pending_offset
             pending_directives = ""
-        documents.append(DocumentText(len(documents), chunk, first_line))
-        if limit is not None and len(documents) >= limit:
-            break
-    return documents
+        yield DocumentText(index, chunk, doc_line, doc_offset)
+        index += 1
 
 
-def _pieces(text: str) -> Iterator[tuple[int, int, bool]]:
+def _pieces(text: str, start: int = 0) -> Iterator[tuple[int, int, bool]]:
     """`(start, end, opened by a --- marker)` of the text between marker lines, in order."""
-    start, explicit = 0, False
-    for position, marker in _markers(text):
+    explicit = False
+    for position, marker in _markers(text, start):
         yield start, position, explicit
         if marker == "---":
             start, explicit = position, True
@@ -137,14 +147,14 @@ def _pieces(text: str) -> Iterator[tuple[int, int, bool]]:
     yield start, len(text), explicit
 
 
-def _markers(text: str) -> Iterator[tuple[int, str]]:
+def _markers(text: str, start: int = 0) -> Iterator[tuple[int, str]]:
     """Positions of the `---` and `...` marker lines, in order, found lazily.
 
     `str.find` for newline-plus-marker runs at memory speed; a `^`-anchored multiline regex would
     test every character, which is what makes a 10 MB document slow to split. The two markers are
     searched separately and merged, so only the next position of each is ever held.
     """
-    streams = [_marker_positions(text, "---"), _marker_positions(text, "...")]
+    streams = [_marker_positions(text, "---", start), _marker_positions(text, "...", start)]
     heads = [next(stream, None) for stream in streams]
     while True:
         candidates = [(head, i) for i, head in enumerate(heads) if head is not None]
@@ -155,11 +165,12 @@ def _markers(text: str) -> Iterator[tuple[int, str]]:
         heads[i] = next(streams[i], None)
 
 
-def _marker_positions(text: str, marker: str) -> Iterator[int]:
-    if text.startswith(marker) and _MARKER.match(text):
-        yield 0
+def _marker_positions(text: str, marker: str, start: int) -> Iterator[int]:
+    # `start` is always the start of a line (0, a marker line, or just after a `...` line).
+    if text.startswith(marker, start) and _MARKER.match(text, start):
+        yield start
     needle = "\n" + marker
-    position = text.find(needle)
+    position = text.find(needle, start)
     while position != -1:
         if _MARKER.match(text, position + 1):
             yield position + 1

@@ -6,15 +6,18 @@ and its rules (read once per cycle, cycles reported, paths confined to the root)
 
 **The cursor** says where the next page starts and nothing about the entities before it:
 
-    {"v": 1, "file": "acme/team-a-group.yaml", "ordinal": 12, "doc": 3, "pbytes": 0,
+    {"v": 1, "file": "acme/team-a-group.yaml", "ordinal": 12, "doc": 3,
+     "at": [1804, 61, 2, 5120, 1733500000000000000], "pbytes": 0,
      "locations": ["acme-corp.yaml", "acme/org.yaml"], "stats": {...}}
 
 - `file` / `doc`: the next document to emit (paths relative to the common directory of the
   roots), `ordinal`: that file's position in the walk, used only if the file has disappeared
   since the page before.
-- `pbytes` (only when a page stops inside a file and placeholders of that file were used): the
-  bytes the file's placeholders have pulled in before `doc`, so the per-file placeholder cap
-  holds across pages.
+- `at` (only when a page stops inside a file): character offset, line and index of the document
+  before `doc`, and the size and mtime of the file version they belong to (`ResumeMark`). The
+  next page starts cutting the file into documents there; a file that changed since is cut
+  from its start again. `pbytes` (only when not 0): the bytes the file's placeholders have pulled
+  in before `doc`, so the per-file placeholder cap holds across pages.
 - `locations`: the files seen so far that hold Location entities. Resuming replays the walk up
   to `file` by re-reading only these (for their targets) and listing directories; every other
   file before the resume point is neither read nor parsed. Its size grows with the number of
@@ -22,15 +25,15 @@ and its rules (read once per cycle, cycles reported, paths confined to the root)
 - `stats`: running counts for the cycle: descriptor files read, files skipped because no
   document in them has `apiVersion` or `kind`, remote Location targets not followed.
 
-**Each document is parsed once per cycle.** A page reads the file it resumes in, cuts it into
-documents (a linear scan, no parsing), skips the documents before `doc` unparsed, and parses
-only until the page is full (`load_file(max_items=…)`); the next page resumes at the next
-document. The documents before `doc` are parsed again only if they mention `Location`, and only
-by the page that finishes the file (the walk needs their targets to go on). A file has at most
-`Limits.max_documents_per_file` documents, so a file is cut into documents at most
-`max_documents_per_file / page_size` times per cycle, and a document repeated word for word is
-read once (one `repeatedDocument` rejection stands for all its repeats). This keeps the state in
-the cursor, so pages can run in different processes without a shared cache.
+**A file is cut and parsed once per cycle.** A page reads the file it resumes in, starts cutting
+it into documents at the cursor's `at` offset (nothing before it is scanned), and parses only
+until the page is full (`load_file(max_items=…)`, documents after that are not even cut out).
+The text before `at` is searched once more, for the word `Location`, by the page that finishes
+the file, and cut and parsed (for Location targets only) when it has it. A file has at most
+`Limits.max_documents_per_file` documents, and a run of documents identical to the one before is
+read once (one `repeatedDocument` rejection stands for the run). The state is all in the cursor,
+so pages can run in different processes without a shared cache; what each page re-does is
+reading (not parsing) the file's bytes.
 
 **Placeholder bytes** are capped per file (the cursor carries the count across pages) and per
 chunk: the budget is renewed by `around()`, which the chunk collector enters once per chunk.
@@ -54,6 +57,7 @@ from catalog_pipelines.model.placeholders import PlaceholderBudget
 from catalog_pipelines.model.loader import (
     DescriptorWalk,
     RemoteTarget,
+    ResumeMark,
     Root,
     RootMissingError,
     VisitFile,
@@ -151,7 +155,7 @@ class DescriptorFileProvider:
                     first_doc=first_doc,
                     max_items=self.page_size - len(entities) - len(rejections),
                     budget=self._budget,
-                    placeholder_bytes_before=state.pbytes if first_doc else 0,
+                    resume=ResumeMark.from_json(state.at, state.pbytes) if first_doc else None,
                     is_root=event.path == event.root.path,
                 )
                 if event.follows_locations:
@@ -166,16 +170,14 @@ class DescriptorFileProvider:
                     stats["files"] += 1
                 for position, (doc_index, item) in enumerate(loaded.items):
                     if len(entities) + len(rejections) >= self.page_size:
-                        pbytes = loaded.placeholder_bytes[position]
-                        cursor = _CursorState(key, event.ordinal, doc_index, locations, stats, pbytes=pbytes)
+                        cursor = _CursorState.inside(key, event.ordinal, doc_index, locations, stats, loaded.marks[position])
                         return Page(entities, cursor.to_json(), False, rejections)
                     if isinstance(item, RawEntity):
                         entities.append(item)
                     else:
                         rejections.append(item)
                 if loaded.next_doc is not None:
-                    pbytes = loaded.placeholder_bytes[-1]
-                    cursor = _CursorState(key, event.ordinal, loaded.next_doc, locations, stats, pbytes=pbytes)
+                    cursor = _CursorState.inside(key, event.ordinal, loaded.next_doc, locations, stats, loaded.marks[-1])
                     return Page(entities, cursor.to_json(), False, rejections)
         except RootMissingError as error:
             # A missing root is a mount or configuration problem; an empty page here would let the
@@ -190,7 +192,7 @@ class DescriptorFileProvider:
 
 
 class _CursorState:
-    __slots__ = ("doc", "done", "file", "locations", "ordinal", "pbytes", "stats")
+    __slots__ = ("at", "doc", "done", "file", "locations", "ordinal", "pbytes", "stats")
 
     def __init__(
         self,
@@ -201,8 +203,10 @@ class _CursorState:
         stats: dict[str, int],
         done: bool = False,
         pbytes: int = 0,
+        at: list[int] | None = None,
     ) -> None:
         self.pbytes = pbytes
+        self.at = at
         self.file = file
         self.ordinal = ordinal
         self.doc = doc
@@ -228,7 +232,17 @@ class _CursorState:
             locations,
             stats,
             pbytes=int(cursor.get("pbytes") or 0),
+            at=cursor.get("at"),
         )
+
+    @classmethod
+    def inside(
+        cls, file: str, ordinal: int, doc: int, locations: list[str], stats: dict[str, int], mark: ResumeMark | None
+    ) -> _CursorState:
+        """A cursor that resumes at document `doc` of `file`, where `mark` says how (see `ResumeMark`)."""
+        if mark is None:
+            return cls(file, ordinal, doc, locations, stats)
+        return cls(file, ordinal, doc, locations, stats, pbytes=mark.placeholder_bytes, at=mark.to_json())
 
     def finished(self) -> _CursorState:
         return _CursorState(None, 0, 0, self.locations, self.stats, done=True)
@@ -244,6 +258,8 @@ class _CursorState:
             "locations": self.locations,
             "stats": self.stats,
         }
+        if self.at is not None:
+            cursor["at"] = self.at
         if self.pbytes:
             cursor["pbytes"] = self.pbytes
         return cursor
