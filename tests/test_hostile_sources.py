@@ -226,8 +226,8 @@ def test_a_flood_of_repeated_documents_is_capped_and_summarised(tmp_path):
     assert names(result) == ["real", None]  # the first `{}` is an entity (validation rejects it)
     assert rules(result) == ["repeatedDocument", "maxDocumentsPerFile"]
     repeated, capped = result["rejections"]
-    assert "documents 2-19999 (19,998 documents) are identical to document 1" in repeated["message"]
-    assert "more than 20,000 documents" in capped["message"] and capped["doc_index"] == 20_000
+    assert "documents 2-49999 (49,998 documents) are identical to document 1" in repeated["message"]
+    assert "more than 50,000 documents" in capped["message"] and capped["doc_index"] == 50_000
     assert result["parses"] == 2
 
 

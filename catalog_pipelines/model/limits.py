@@ -45,7 +45,7 @@ class Limits:
     max_placeholder_bytes_per_file: int = 16 * MIB
     max_placeholder_bytes_per_chunk: int = 256 * MIB
     max_location_depth: int = 32
-    max_documents_per_file: int = 20_000
+    max_documents_per_file: int = 50_000
     max_glob_matches: int = 10_000
 
 
