@@ -88,7 +88,7 @@ def test_cursor_is_small_and_holds_no_entity_state():
     }
     for page in pages:
         assert len(json.dumps(page.cursor)) < 1024
-        assert set(page.cursor) <= {"v", "file", "ordinal", "doc", "locations", "stats", "done"}
+        assert set(page.cursor) <= {"v", "file", "ordinal", "doc", "at", "pbytes", "locations", "stats", "done"}
         # The only list in the cursor is the Location files seen so far: never entities.
         assert set(page.cursor["locations"]) <= location_files
     assert set(pages[-1].cursor["locations"]) == location_files

@@ -112,6 +112,76 @@ def test_template_needs_type_and_steps_with_actions():
     assert issue_fields(template) == ["spec.steps.1.action"]
 
 
+# The example of Backstage's Template.v1beta3.schema.json (plugins/scaffolder-common), with the
+# optional blocks the schema types added.
+BACKSTAGE_TEMPLATE_EXAMPLE = {
+    "apiVersion": "scaffolder.backstage.io/v1beta3",
+    "kind": "Template",
+    "metadata": {"name": "react-ssr-template", "tags": ["recommended", "react"]},
+    "spec": {
+        "owner": "artist-relations-team",
+        "type": "website",
+        "lifecycle": "production",
+        "parameters": {
+            "required": ["name"],
+            "backstage:permissions": {"tags": ["one", "two"]},
+            "properties": {"name": {"title": "Name", "type": "string"}},
+        },
+        "steps": [
+            {"id": "fetch", "name": "Fetch", "action": "fetch:plain", "input": {"url": "./template"},
+             "backstage:permissions": {"tags": ["one"]}},
+            {"id": "publish", "name": "Publish", "action": "publish:github", "if": "${{ parameters.repoUrl }}"},
+            {"action": "debug:log", "if": False},
+        ],
+        "output": {
+            "catalogInfoUrl": "${{ steps.publish.output.catalogInfoUrl }}",
+            "links": [{"title": "Repository", "url": "https://example.com", "if": True}, {"entityRef": "component:x"}],
+            "text": [{"title": "Done", "content": "**ok**"}],
+        },
+        "secrets": {"schema": {"type": "object"}},
+        "presentation": {"buttonLabels": {"createButtonText": "Go"}},
+        "EXPERIMENTAL_formDecorators": [{"id": "hook", "input": {}}],
+    },
+}  # fmt: skip
+
+
+def test_template_v1beta3_example_from_backstage_is_valid():
+    assert validate_entity(BACKSTAGE_TEMPLATE_EXAMPLE) == []
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "field", "message"),
+    [
+        (("steps", 0, "id"), None, "spec.steps.0.id", "spec.steps.0.id: expected a string but found null (rule: type)"),
+        (("steps", 1, "name"), 7, "spec.steps.1.name", 'expected a string but found "7" (a number)'),
+        (("steps", 0, "action"), ["fetch"], "spec.steps.0.action", "expected a string"),
+        (("steps", 0, "input"), "url=./x", "spec.steps.0.input", "expected an object"),
+        (("steps", 1, "if"), 1, "spec.steps.1.if", "expected a string or a boolean"),
+        (("steps", 0, "backstage:permissions", "tags"), [3], "spec.steps.0.backstage:permissions.tags.0", "a string"),
+        (("parameters",), [{"title": "ok"}, "form"], "spec.parameters.1", "expected an object (a JSON schema)"),
+        (("parameters", "backstage:permissions"), ["a"], "spec.parameters.backstage:permissions", "an object"),
+        (("output", "links", 0, "url"), "", "spec.output.links.0.url", "(rule: minLength)"),
+        (("output", "links", 1, "if"), None, "spec.output.links.1.if", "expected a string or a boolean"),
+        (("output", "links"), {"url": "x"}, "spec.output.links", "expected an array of links objects"),
+        (("output", "text", 0, "content"), 5, "spec.output.text.0.content", "expected a string"),
+        (("output", "catalogInfoUrl"), {"nested": 1}, "spec.output.catalogInfoUrl", "expected a string"),
+        (("secrets", "schema"), "x", "spec.secrets.schema", "expected an object"),
+        (("presentation", "buttonLabels", "createButtonText"), 1, "spec.presentation.buttonLabels.createButtonText",
+         "expected a string"),
+        (("EXPERIMENTAL_formDecorators", 0, "id"), False, "spec.EXPERIMENTAL_formDecorators.0.id", "a string"),
+    ],
+)  # fmt: skip
+def test_template_v1beta3_fields_are_typed_like_backstages_schema(path, value, field, message):
+    template = copy.deepcopy(BACKSTAGE_TEMPLATE_EXAMPLE)
+    container = template["spec"]
+    for key in path[:-1]:
+        container = container[key]
+    container[path[-1]] = value
+    issues = validate_entity(template)
+    assert [issue.field for issue in issues] == [field]
+    assert message in issues[0].message
+
+
 def test_unknown_kind_is_an_issue_that_lists_the_accepted_kinds():
     entity = component()
     entity["kind"] = "Gadget"

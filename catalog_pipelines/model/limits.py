@@ -24,7 +24,16 @@ class Limits:
     - `max_yaml_depth`: nesting depth of a document (also after alias expansion).
     - `max_entity_bytes`: the serialised entity (after placeholders are substituted).
     - `max_placeholder_bytes`: one file read by a `$text`/`$json`/`$yaml` placeholder.
+    - `max_placeholder_bytes_per_file`: everything the placeholders of one descriptor file pull
+      in, summed over its documents (the same target counted each time it is used), so that 300
+      `$text: ./big.txt` in one file cannot turn 1 MB of input into a 300 MB catalog.
+    - `max_placeholder_bytes_per_chunk`: the same sum over one chunk (the pages collected under
+      one `provider.around()`), which bounds the amplification spread over many small files.
     - `max_location_depth`: how many Location files deep a chain may go.
+    - `max_documents_per_file`: documents of one file that are read; the rest are not split out
+      or parsed and one rejection says so.
+    - `max_glob_matches`: files one glob Location target may match; the first ones in path
+      order are followed and one rejection says the target was cut short.
     """
 
     max_file_bytes: int = 16 * MIB
@@ -33,7 +42,11 @@ class Limits:
     max_yaml_depth: int = 100
     max_entity_bytes: int = 2 * MIB
     max_placeholder_bytes: int = 1 * MIB
+    max_placeholder_bytes_per_file: int = 16 * MIB
+    max_placeholder_bytes_per_chunk: int = 256 * MIB
     max_location_depth: int = 32
+    max_documents_per_file: int = 50_000
+    max_glob_matches: int = 10_000
 
 
 DEFAULT_LIMITS = Limits()

@@ -12,6 +12,13 @@ ingests and the gap is visible. Local targets are read relative to the descripto
 stay inside the provider's root directory (a descriptor cannot pull in `/etc/passwd` or a file
 from a sibling checkout); a missing, unreadable, oversized or unparsable local target rejects the
 entity with the reason, as Backstage does.
+
+Placeholders amplify: 300 components with `$text: ./big.txt` turn 1 MB of input into a 300 MB
+catalog. A `PlaceholderBudget` caps the bytes placeholders pull in per descriptor file and per
+chunk (`Limits.max_placeholder_bytes_per_file`, `…_per_chunk`); an entity whose placeholders
+would go over rejects with the cap named, and the entities before it keep what they used. A
+target used many times in one file is read once (a per-file cache). Targets are read with
+`safefile.read_regular_file`: a FIFO or device behind a `$text` is refused, never waited on.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ from typing import Any
 import orjson
 
 from catalog_pipelines.model.limits import DEFAULT_LIMITS, Limits
+from catalog_pipelines.model.safefile import FileProblem, read_regular_file
 from catalog_pipelines.model.yamlsafe import YamlDocumentError, parse_document, split_documents
 
 UNRESOLVED_ANNOTATION = "catalog-pipelines.io/unresolved-placeholders"
@@ -76,16 +84,67 @@ def resolve_local(target: str, relative_to: Path, base_dir: Path) -> tuple[Path 
     return real, None
 
 
+class PlaceholderBudget:
+    """Bytes that placeholders may still pull in, per descriptor file and per chunk.
+
+    One budget lives for a chunk (the provider makes a new one in `around()`); `start_file`
+    begins the per-file count of each descriptor file (with what earlier pages of the same file
+    used, which the provider's cursor carries). Bytes count each time a target is substituted,
+    because that is what the stored catalog grows by.
+    """
+
+    __slots__ = ("cache", "chunk_used", "file_used", "limits")
+
+    def __init__(self, limits: Limits | None = None) -> None:
+        self.limits = limits or DEFAULT_LIMITS
+        self.chunk_used = 0
+        self.file_used = 0
+        self.cache: dict[Path, bytes] = {}
+
+    def start_file(self, used_before: int = 0) -> None:
+        self.file_used = used_before
+        self.cache = {}
+
+    def over(self, pending: int) -> tuple[str, str] | None:
+        """`(reason, rule)` when `pending` more bytes would exceed a cap, else None."""
+        file_cap, chunk_cap = self.limits.max_placeholder_bytes_per_file, self.limits.max_placeholder_bytes_per_chunk
+        if self.file_used + pending > file_cap:
+            return (
+                f"placeholders in this file would pull in {self.file_used + pending:,} bytes, over the limit of "
+                f"{file_cap:,} bytes per descriptor file (max_placeholder_bytes_per_file)",
+                "maxPlaceholderBytesPerFile",
+            )
+        if self.chunk_used + pending > chunk_cap:
+            return (
+                f"placeholders in this chunk would pull in {self.chunk_used + pending:,} bytes, over the limit of "
+                f"{chunk_cap:,} bytes per chunk (max_placeholder_bytes_per_chunk)",
+                "maxPlaceholderBytesPerChunk",
+            )
+        return None
+
+    def spend(self, used: int) -> None:
+        self.file_used += used
+        self.chunk_used += used
+
+
 def resolve_placeholders(
-    entity: dict[str, Any], *, file_path: Path, base_dir: Path, limits: Limits | None = None
+    entity: dict[str, Any],
+    *,
+    file_path: Path,
+    base_dir: Path,
+    limits: Limits | None = None,
+    budget: PlaceholderBudget | None = None,
 ) -> tuple[dict[str, Any], list[Unresolved]]:
     """Substitute the placeholders of one entity; returns the new entity and what stayed unresolved.
 
     The input is not mutated; containers are copied only along the paths that changed. Raises
-    `PlaceholderError` for an unusable local target.
+    `PlaceholderError` for an unusable local target or when the `budget` (a fresh one per call
+    when not given) would be exceeded; only a successful entity spends from the budget.
     """
-    resolver = _Resolver(file_path.parent, base_dir, limits or DEFAULT_LIMITS)
+    limits = limits or DEFAULT_LIMITS
+    resolver = _Resolver(file_path.parent, base_dir, limits, budget or PlaceholderBudget(limits))
     result = resolver.walk(entity, "")
+    resolver.budget.spend(resolver.used)
     if result is _UNCHANGED:
         result = entity
     if resolver.unresolved:
@@ -97,10 +156,12 @@ _UNCHANGED: Any = object()
 
 
 class _Resolver:
-    def __init__(self, directory: Path, base_dir: Path, limits: Limits) -> None:
+    def __init__(self, directory: Path, base_dir: Path, limits: Limits, budget: PlaceholderBudget) -> None:
         self.directory = directory
         self.base_dir = base_dir
         self.limits = limits
+        self.budget = budget
+        self.used = 0  # bytes this entity's placeholders pulled in so far
         self.unresolved: list[Unresolved] = []
 
     def walk(self, value: Any, path: str) -> Any:
@@ -143,28 +204,25 @@ class _Resolver:
                 "placeholderOutsideRoot",
                 target,
             )
-        try:
-            size = path.stat().st_size
-            if size > self.limits.max_placeholder_bytes:
+        content = self.budget.cache.get(path)
+        if content is None:
+            try:
+                content = read_regular_file(path, self.limits.max_placeholder_bytes, f"{key} placeholder target {target!r}")
+            except FileNotFoundError:
                 raise PlaceholderError(
-                    field,
-                    f"{key} placeholder target {target!r} is {size:,} bytes, over the limit of "
-                    f"{self.limits.max_placeholder_bytes:,} bytes",
-                    "maxPlaceholderBytes",
-                    target,
+                    field, f"{key} placeholder target {target!r} does not exist ({path})", "placeholderNotFound", target
+                ) from None
+            except FileProblem as problem:
+                rule = {"tooLarge": "maxPlaceholderBytes", "notRegularFile": "placeholderNotRegularFile"}.get(
+                    problem.rule, "placeholderUnreadable"
                 )
-            content = path.read_bytes()
-        except FileNotFoundError:
-            raise PlaceholderError(
-                field, f"{key} placeholder target {target!r} does not exist ({path})", "placeholderNotFound", target
-            ) from None
-        except OSError as error:
-            raise PlaceholderError(
-                field,
-                f"{key} placeholder target {target!r} cannot be read: {error.strerror or error}",
-                "placeholderUnreadable",
-                target,
-            ) from None
+                raise PlaceholderError(field, problem.reason, rule, target) from None
+        over = self.budget.over(self.used + len(content))
+        if over is not None:
+            reason, rule = over
+            raise PlaceholderError(field, f"{key} placeholder target {target!r} is not substituted: {reason}", rule, target)
+        self.budget.cache[path] = content
+        self.used += len(content)
         try:
             text = content.decode("utf-8-sig")
         except UnicodeDecodeError:

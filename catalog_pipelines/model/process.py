@@ -95,8 +95,21 @@ def process_entity(raw: RawEntity, *, limits: Limits | None = None) -> Processed
     )
 
 
+# The width of the `ref` columns (`storage/schema.py` REF): a longer "ref" is not a ref any entity
+# could have (kind, namespace and name are at most 63 characters each), and PostgreSQL would refuse it.
+MAX_REF_CHARS = 512
+
+
 def describe_ref(entity: Any) -> str | None:
-    """Best-effort canonical ref of a possibly invalid entity, for messages; None when unknowable."""
+    """Best-effort canonical ref of a possibly invalid entity, in full (a rejection row must name
+    the entity exactly: `catalog rejected --json` is read by scripts); None when unknowable or
+    longer than `MAX_REF_CHARS` (the message then shows a shortened one, see `shown_ref`)."""
+    ref = shown_ref(entity)
+    return ref if ref is not None and len(ref) <= MAX_REF_CHARS else None
+
+
+def shown_ref(entity: Any) -> str | None:
+    """The canonical ref of a possibly invalid entity for a message: full unless absurdly long."""
     if type(entity) is not dict:
         return None
     kind = entity.get("kind")
@@ -106,7 +119,8 @@ def describe_ref(entity: Any) -> str | None:
         return None
     namespace = metadata.get("namespace")
     namespace = namespace if type(namespace) is str and namespace else DEFAULT_NAMESPACE
-    return truncate(f"{kind}:{namespace}/{name}".lower())
+    ref = f"{kind}:{namespace}/{name}".lower()
+    return ref if len(ref) <= MAX_REF_CHARS else truncate(ref)
 
 
 def rejection_message(location: str, doc_index: int | None, ref: str | None, issues: list[Issue]) -> str:
@@ -128,7 +142,7 @@ def _rejection(raw: RawEntity, issues: list[Issue]) -> Rejection:
     first = issues[0]
     return Rejection(
         location=raw.location,
-        message=rejection_message(raw.location, raw.doc_index, ref, issues),
+        message=rejection_message(raw.location, raw.doc_index, shown_ref(raw.entity), issues),
         doc_index=raw.doc_index,
         ref=ref,
         field=first.field,

@@ -438,6 +438,7 @@ def _check_ai_resource(spec: dict, issues: list[Issue]) -> None:
 
 
 def _check_template(spec: dict, issues: list[Issue]) -> None:
+    """`Template.v1beta3.schema.json` of `@backstage/plugin-scaffolder-common`, field by field."""
     steps = spec.get("steps", _MISSING)
     if steps is _MISSING:
         issues.append(missing("spec.steps"))
@@ -445,16 +446,103 @@ def _check_template(spec: dict, issues: list[Issue]) -> None:
         issues.append(wrong("spec.steps", "type", "an array of step objects", steps))
     else:
         for index, step in enumerate(steps):
+            path = f"spec.steps.{index}"
             if type(step) is not dict:
-                issues.append(wrong(f"spec.steps.{index}", "type", "a step object", step))
-            else:
-                _string(step, "action", f"spec.steps.{index}.action", issues, True)
+                issues.append(wrong(path, "type", "a step object", step))
+                continue
+            _string(step, "action", f"{path}.action", issues, True, allow_empty=True)
+            _string(step, "id", f"{path}.id", issues, False, allow_empty=True)
+            _string(step, "name", f"{path}.name", issues, False, allow_empty=True)
+            _object(step, "input", f"{path}.input", issues, False)
+            _condition(step, path, issues)
+            _permissions(step, path, issues)
     parameters = spec.get("parameters", _MISSING)
-    if parameters is not _MISSING and type(parameters) not in (dict, list):
-        issues.append(wrong("spec.parameters", "type", "an object or an array of objects", parameters))
-    output = spec.get("output", _MISSING)
-    if output is not _MISSING and type(output) is not dict:
-        issues.append(wrong("spec.output", "type", "an object", output))
+    if parameters is not _MISSING:
+        if type(parameters) is dict:
+            _permissions(parameters, "spec.parameters", issues)
+        elif type(parameters) is list:
+            for index, form in enumerate(parameters):
+                if type(form) is not dict:
+                    issues.append(wrong(f"spec.parameters.{index}", "type", "an object (a JSON schema)", form))
+                else:
+                    _permissions(form, f"spec.parameters.{index}", issues)
+        else:
+            issues.append(wrong("spec.parameters", "type", "an object or an array of objects", parameters))
+    output = _object(spec, "output", "spec.output", issues, False)
+    if output is not None:
+        _check_template_output(output, issues)
+    secrets = _object(spec, "secrets", "spec.secrets", issues, False)
+    if secrets is not None:
+        _object(secrets, "schema", "spec.secrets.schema", issues, False)
+    presentation = _object(spec, "presentation", "spec.presentation", issues, False)
+    if presentation is not None:
+        labels = _object(presentation, "buttonLabels", "spec.presentation.buttonLabels", issues, False)
+        if labels is not None:
+            for key in ("backButtonText", "createButtonText", "reviewButtonText"):
+                _string(labels, key, f"spec.presentation.buttonLabels.{key}", issues, False, allow_empty=True)
+    recovery = _object(spec, "EXPERIMENTAL_recovery", "spec.EXPERIMENTAL_recovery", issues, False)
+    if recovery is not None:
+        path = "spec.EXPERIMENTAL_recovery.EXPERIMENTAL_strategy"
+        _string(recovery, "EXPERIMENTAL_strategy", path, issues, False, allow_empty=True)
+    decorators = spec.get("EXPERIMENTAL_formDecorators", _MISSING)
+    if decorators is not _MISSING:
+        if type(decorators) is not list:
+            issues.append(wrong("spec.EXPERIMENTAL_formDecorators", "type", "an array of objects", decorators))
+        else:
+            for index, decorator in enumerate(decorators):
+                path = f"spec.EXPERIMENTAL_formDecorators.{index}"
+                if type(decorator) is not dict:
+                    issues.append(wrong(path, "type", "an object", decorator))
+                    continue
+                _string(decorator, "id", f"{path}.id", issues, False, allow_empty=True)
+                _object(decorator, "input", f"{path}.input", issues, False)
+
+
+def _condition(container: dict, path: str, issues: list[Issue]) -> None:
+    """`if: {type: [string, boolean]}` of steps, output links and output texts."""
+    value = container.get("if", _MISSING)
+    if value is not _MISSING and type(value) not in (str, bool):
+        issues.append(wrong(f"{path}.if", "type", "a string or a boolean", value))
+
+
+def _permissions(container: dict, path: str, issues: list[Issue]) -> None:
+    """`backstage:permissions: {tags: string[]}` of steps and parameter forms."""
+    permissions = _object(container, "backstage:permissions", f"{path}.backstage:permissions", issues, False)
+    if permissions is None:
+        return
+    tags = permissions.get("tags", _MISSING)
+    if tags is _MISSING:
+        return
+    tags_path = f"{path}.backstage:permissions.tags"
+    if type(tags) is not list:
+        issues.append(wrong(tags_path, "type", "an array of strings", tags))
+        return
+    for index, tag in enumerate(tags):
+        if type(tag) is not str:
+            issues.append(wrong(f"{tags_path}.{index}", "type", "a string", tag))
+
+
+def _check_template_output(output: dict, issues: list[Issue]) -> None:
+    for key, value in output.items():
+        path = f"spec.output.{key}"
+        if key in ("links", "text"):
+            if type(value) is not list:
+                issues.append(wrong(path, "type", f"an array of {key} objects", value))
+                continue
+            strings = ("url", "entityRef", "title", "icon") if key == "links" else ("title", "icon")
+            for index, item in enumerate(value):
+                item_path = f"{path}.{index}"
+                if type(item) is not dict:
+                    issues.append(wrong(item_path, "type", "an object", item))
+                    continue
+                _condition(item, item_path, issues)
+                for name in strings:
+                    _string(item, name, f"{item_path}.{name}", issues, False)
+                if key == "text":
+                    _string(item, "content", f"{item_path}.content", issues, False, allow_empty=True)
+        elif type(value) is not str:
+            # `additionalProperties: {type: string}`: any other output is a (templated) string.
+            issues.append(wrong(path, "type", "a string", value))
 
 
 KINDS: dict[str, KindSpec] = {

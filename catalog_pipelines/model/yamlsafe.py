@@ -27,6 +27,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
+from collections.abc import Iterator
 from typing import Any
 
 import yaml
@@ -78,75 +79,102 @@ class DocumentText:
     """The source text of one document of a file, before parsing.
 
     `index` counts the documents of the file from 0, in the order a YAML parser would see them;
-    `first_line` is the 1-based line in the file where this text starts (for error messages).
+    `first_line` is the 1-based line in the file where this text starts (for error messages);
+    `offset` is the character position in the file's text (after a byte-order mark) where this
+    text starts, so a later page can start cutting the file there (`iter_documents(start=…)`).
     """
 
     index: int
     text: str
     first_line: int
+    offset: int = 0
 
 
-def split_documents(text: str) -> list[DocumentText]:
+def split_documents(text: str, limit: int | None = None) -> list[DocumentText]:
     """Cut a YAML stream into its documents without parsing any of them.
 
     Text before the first marker is a document only if it has content (comments and blank lines
     are not documents); directive lines (`%YAML`) belong to the document that follows them. An
     explicit marker with nothing after it is an (empty) document, as in YAML.
+
+    With `limit`, at most that many documents are cut out and the rest of the text is not looked
+    at: a file of 4 million `---` lines costs what its first `limit` documents cost.
     """
+    documents = iter_documents(text)
+    if limit is None:
+        return list(documents)
+    return [document for document, _ in zip(documents, range(limit))]
+
+
+def iter_documents(text: str, *, start: int = 0, first_index: int = 0, first_line: int = 1) -> Iterator[DocumentText]:
+    """`split_documents` lazily, optionally from the `offset`, `index` and `first_line` of a
+    document found before (the text must be the same): nothing before `start` is looked at."""
     if text.startswith("\ufeff"):
         text = text[1:]
-    pieces: list[tuple[int, int, bool]] = []  # (start, end, opened by a --- marker)
-    start, explicit = 0, False
-    for position, marker in _markers(text):
-        pieces.append((start, position, explicit))
-        if marker == "---":
-            start, explicit = position, True
-        else:
-            newline = text.find("\n", position + 3)
-            start, explicit = (len(text) if newline == -1 else newline + 1), False
-    pieces.append((start, len(text), explicit))
-
-    documents: list[DocumentText] = []
-    line, position = 1, 0
-    pending_directives, pending_line = "", 0
-    for begin, end, opened in pieces:
+    index = first_index
+    line, position = first_line, start
+    pending_directives, pending_line, pending_offset = "", 0, 0
+    for begin, end, opened in _pieces(text, start):
         line += text.count("\n", position, begin)
         position = begin
         chunk = text[begin:end]
         kind = _content_kind(chunk)
         if kind == "directives" and not opened:
             if not pending_directives:
-                pending_line = line
+                pending_line, pending_offset = line, begin
             pending_directives += chunk
             continue
         if kind == "empty" and not opened:
             continue
-        first_line = line
+        doc_line, doc_offset = line, begin
         if pending_directives:
-            chunk, first_line = pending_directives + chunk, pending_line
+            chunk, doc_line, doc_offset = pending_directives + chunk, pending_line, pending_offset
             pending_directives = ""
-        documents.append(DocumentText(len(documents), chunk, first_line))
-    return documents
+        yield DocumentText(index, chunk, doc_line, doc_offset)
+        index += 1
 
 
-def _markers(text: str) -> list[tuple[int, str]]:
-    """Positions of the `---` and `...` marker lines, in order.
+def _pieces(text: str, start: int = 0) -> Iterator[tuple[int, int, bool]]:
+    """`(start, end, opened by a --- marker)` of the text between marker lines, in order."""
+    explicit = False
+    for position, marker in _markers(text, start):
+        yield start, position, explicit
+        if marker == "---":
+            start, explicit = position, True
+        else:
+            newline = text.find("\n", position + 3)
+            start, explicit = (len(text) if newline == -1 else newline + 1), False
+    yield start, len(text), explicit
+
+
+def _markers(text: str, start: int = 0) -> Iterator[tuple[int, str]]:
+    """Positions of the `---` and `...` marker lines, in order, found lazily.
 
     `str.find` for newline-plus-marker runs at memory speed; a `^`-anchored multiline regex would
-    test every character, which is what makes a 10 MB document slow to split.
+    test every character, which is what makes a 10 MB document slow to split. The two markers are
+    searched separately and merged, so only the next position of each is ever held.
     """
-    found: list[tuple[int, str]] = []
-    for marker in ("---", "..."):
-        if text.startswith(marker) and _MARKER.match(text):
-            found.append((0, marker))
-        needle = "\n" + marker
-        position = text.find(needle)
-        while position != -1:
-            if _MARKER.match(text, position + 1):
-                found.append((position + 1, marker))
-            position = text.find(needle, position + 1)
-    found.sort()
-    return found
+    streams = [_marker_positions(text, "---", start), _marker_positions(text, "...", start)]
+    heads = [next(stream, None) for stream in streams]
+    while True:
+        candidates = [(head, i) for i, head in enumerate(heads) if head is not None]
+        if not candidates:
+            return
+        head, i = min(candidates)
+        yield head, ("---", "...")[i]
+        heads[i] = next(streams[i], None)
+
+
+def _marker_positions(text: str, marker: str, start: int) -> Iterator[int]:
+    # `start` is always the start of a line (0, a marker line, or just after a `...` line).
+    if text.startswith(marker, start) and _MARKER.match(text, start):
+        yield start
+    needle = "\n" + marker
+    position = text.find(needle, start)
+    while position != -1:
+        if _MARKER.match(text, position + 1):
+            yield position + 1
+        position = text.find(needle, position + 1)
 
 
 def _content_kind(chunk: str) -> str:
@@ -376,16 +404,35 @@ class _Constructor:
             except ValueError:
                 raise self._error(node, f'"{text[:80]}" is not a YAML integer', "yamlValue", text[:80]) from None
             # Beyond 64 bits JSON consumers lose precision anyway; JavaScript makes it a double.
-            return number if -_INT64 <= number < _INT64 else float(number)
+            if -_INT64 <= number < _INT64:
+                return number
+            try:
+                return self._finite(node, float(number))
+            except OverflowError:
+                return self._finite(node, math.inf)
         if tag == _FLOAT:
             lowered = text.lower().lstrip("+")
             if lowered in (".inf", "-.inf", ".nan"):
-                return {".inf": math.inf, "-.inf": -math.inf, ".nan": math.nan}[lowered]
+                return self._finite(node, {".inf": math.inf, "-.inf": -math.inf, ".nan": math.nan}[lowered])
             try:
-                return float(text)
+                number = float(text)
             except ValueError:
                 raise self._error(node, f'"{text[:80]}" is not a YAML number', "yamlValue", text[:80]) from None
+            return self._finite(node, number)
         raise self._tag_error(node)
+
+    def _finite(self, node: ScalarNode, number: float) -> float:
+        """Refuse NaN and the infinities (also `1e400`, which overflows to one): JSON has no form
+        for them, so stored they would silently become null."""
+        if math.isfinite(number):
+            return number
+        text = node.value[:80]
+        raise self._error(
+            node,
+            f'"{text}" is not a finite number; JSON cannot hold NaN or infinity, so it would be stored as null',
+            "nonFiniteNumber",
+            text,
+        )
 
     def _tag_error(self, node: Node) -> YamlDocumentError:
         shown = _tag_text(node.tag)

@@ -7,17 +7,36 @@ and its rules (read once per cycle, cycles reported, paths confined to the root)
 **The cursor** says where the next page starts and nothing about the entities before it:
 
     {"v": 1, "file": "acme/team-a-group.yaml", "ordinal": 12, "doc": 3,
+     "at": [1804, 61, 2, 5120, 1733500000000000000], "pbytes": 0,
      "locations": ["acme-corp.yaml", "acme/org.yaml"], "stats": {...}}
 
 - `file` / `doc`: the next document to emit (paths relative to the common directory of the
   roots), `ordinal`: that file's position in the walk, used only if the file has disappeared
   since the page before.
+- `at` (only when a page stops inside a file): character offset, line and index of the document
+  before `doc`, and the size and mtime of the file version they belong to (`ResumeMark`). The
+  next page starts cutting the file into documents there; a file that changed since is cut
+  from its start again. `pbytes` (only when not 0): the bytes the file's placeholders have pulled
+  in before `doc`, so the per-file placeholder cap holds across pages.
 - `locations`: the files seen so far that hold Location entities. Resuming replays the walk up
   to `file` by re-reading only these (for their targets) and listing directories; every other
   file before the resume point is neither read nor parsed. Its size grows with the number of
   Location files, never with the number of entities.
 - `stats`: running counts for the cycle: descriptor files read, files skipped because no
   document in them has `apiVersion` or `kind`, remote Location targets not followed.
+
+**A file is cut and parsed once per cycle.** A page reads the file it resumes in, starts cutting
+it into documents at the cursor's `at` offset (nothing before it is scanned), and parses only
+until the page is full (`load_file(max_items=…)`, documents after that are not even cut out).
+The text before `at` is searched once more, for the word `Location`, by the page that finishes
+the file, and cut and parsed (for Location targets only) when it has it. A file has at most
+`Limits.max_documents_per_file` documents, and a run of documents identical to the one before is
+read once (one `repeatedDocument` rejection stands for the run). The state is all in the cursor,
+so pages can run in different processes without a shared cache; what each page re-does is
+reading (not parsing) the file's bytes.
+
+**Placeholder bytes** are capped per file (the cursor carries the count across pages) and per
+chunk: the budget is renewed by `around()`, which the chunk collector enters once per chunk.
 
 A page holds at most `page_size` items (entities plus document-level rejections). Problems found
 while following Locations (a cycle, a missing target) ride along on the page where they occur.
@@ -28,22 +47,24 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 from catalog_pipelines.model.entity import RawEntity, Rejection
 from catalog_pipelines.model.limits import DEFAULT_LIMITS, Limits
+from catalog_pipelines.model.placeholders import PlaceholderBudget
 from catalog_pipelines.model.loader import (
     DescriptorWalk,
     RemoteTarget,
+    ResumeMark,
     Root,
     RootMissingError,
     VisitFile,
     WalkProblem,
     load_file,
 )
-from catalog_pipelines.providers.base import Page, ProviderError, no_setup
+from catalog_pipelines.providers.base import Page, ProviderError
 
 CURSOR_VERSION = 1
 _STAT_KEYS = ("files", "skipped_files", "remote_targets")
@@ -70,9 +91,14 @@ class DescriptorFileProvider:
         self.limits = Limits(**limits) if isinstance(limits, dict) else limits or DEFAULT_LIMITS
         # Cursor paths are relative to this, so a cursor stays short and readable.
         self.anchor = Path(os.path.commonpath([str(root.base_dir) for root in self.roots]))
+        # Placeholder bytes of the current chunk; pages called outside `around()` share one.
+        self._budget = PlaceholderBudget(self.limits)
 
-    def around(self) -> contextlib.AbstractContextManager[None]:
-        return no_setup()
+    @contextlib.contextmanager
+    def around(self) -> Iterator[None]:
+        """One chunk: a fresh per-chunk placeholder budget."""
+        self._budget = PlaceholderBudget(self.limits)
+        yield
 
     def next(self, cursor: Any) -> Page:
         state = _CursorState.parse(cursor)
@@ -122,9 +148,19 @@ class DescriptorFileProvider:
                     stats["remote_targets"] += 1
                     continue
                 key = self._key(event.path)
-                loaded = load_file(event.path, base_dir=event.root.base_dir, limits=self.limits, first_doc=first_doc)
+                loaded = load_file(
+                    event.path,
+                    base_dir=event.root.base_dir,
+                    limits=self.limits,
+                    first_doc=first_doc,
+                    max_items=self.page_size - len(entities) - len(rejections),
+                    budget=self._budget,
+                    resume=ResumeMark.from_json(state.at, state.pbytes) if first_doc else None,
+                    is_root=event.path == event.root.path,
+                )
                 if event.follows_locations:
-                    walk.register(event.path, loaded.targets)
+                    if loaded.next_doc is None:  # targets are complete only for a finished file
+                        walk.register(event.path, loaded.targets)
                     if loaded.has_locations and key not in locations:
                         locations.append(key)
                 if not loaded.is_descriptor:
@@ -132,14 +168,17 @@ class DescriptorFileProvider:
                     continue
                 if first_doc == 0:  # a page that stopped inside this file has counted it
                     stats["files"] += 1
-                for doc_index, item in loaded.items:
+                for position, (doc_index, item) in enumerate(loaded.items):
                     if len(entities) + len(rejections) >= self.page_size:
-                        cursor = _CursorState(key, event.ordinal, doc_index, locations, stats).to_json()
-                        return Page(entities, cursor, False, rejections)
+                        cursor = _CursorState.inside(key, event.ordinal, doc_index, locations, stats, loaded.marks[position])
+                        return Page(entities, cursor.to_json(), False, rejections)
                     if isinstance(item, RawEntity):
                         entities.append(item)
                     else:
                         rejections.append(item)
+                if loaded.next_doc is not None:
+                    cursor = _CursorState.inside(key, event.ordinal, loaded.next_doc, locations, stats, loaded.marks[-1])
+                    return Page(entities, cursor.to_json(), False, rejections)
         except RootMissingError as error:
             # A missing root is a mount or configuration problem; an empty page here would let the
             # cycle end "successfully" and the sweep remove every entity of this provider.
@@ -153,7 +192,7 @@ class DescriptorFileProvider:
 
 
 class _CursorState:
-    __slots__ = ("doc", "done", "file", "locations", "ordinal", "stats")
+    __slots__ = ("at", "doc", "done", "file", "locations", "ordinal", "pbytes", "stats")
 
     def __init__(
         self,
@@ -163,7 +202,11 @@ class _CursorState:
         locations: list[str],
         stats: dict[str, int],
         done: bool = False,
+        pbytes: int = 0,
+        at: list[int] | None = None,
     ) -> None:
+        self.pbytes = pbytes
+        self.at = at
         self.file = file
         self.ordinal = ordinal
         self.doc = doc
@@ -182,7 +225,24 @@ class _CursorState:
         locations = [str(path) for path in cursor.get("locations") or []]
         if cursor.get("done"):
             return cls(None, 0, 0, locations, stats, done=True)
-        return cls(str(cursor["file"]), int(cursor["ordinal"]), int(cursor["doc"]), locations, stats)
+        return cls(
+            str(cursor["file"]),
+            int(cursor["ordinal"]),
+            int(cursor["doc"]),
+            locations,
+            stats,
+            pbytes=int(cursor.get("pbytes") or 0),
+            at=cursor.get("at"),
+        )
+
+    @classmethod
+    def inside(
+        cls, file: str, ordinal: int, doc: int, locations: list[str], stats: dict[str, int], mark: ResumeMark | None
+    ) -> _CursorState:
+        """A cursor that resumes at document `doc` of `file`, where `mark` says how (see `ResumeMark`)."""
+        if mark is None:
+            return cls(file, ordinal, doc, locations, stats)
+        return cls(file, ordinal, doc, locations, stats, pbytes=mark.placeholder_bytes, at=mark.to_json())
 
     def finished(self) -> _CursorState:
         return _CursorState(None, 0, 0, self.locations, self.stats, done=True)
@@ -190,7 +250,7 @@ class _CursorState:
     def to_json(self) -> dict[str, Any]:
         if self.done:
             return {"v": CURSOR_VERSION, "done": True, "locations": self.locations, "stats": self.stats}
-        return {
+        cursor = {
             "v": CURSOR_VERSION,
             "file": self.file,
             "ordinal": self.ordinal,
@@ -198,3 +258,8 @@ class _CursorState:
             "locations": self.locations,
             "stats": self.stats,
         }
+        if self.at is not None:
+            cursor["at"] = self.at
+        if self.pbytes:
+            cursor["pbytes"] = self.pbytes
+        return cursor
