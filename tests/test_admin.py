@@ -166,7 +166,7 @@ def test_reads_need_the_read_permission_and_denials_are_audited(engine, configs,
         with pytest.raises(PermissionDenied):
             read()
     assert admin.providers(ADMIN) == {"success": True, "providers": ["alpha", "beta"]}
-    assert {e.action for e in entries(engine) if e.outcome == "denied"} == {
+    assert {e.action for e in entries(engine, action_prefix="ingestion.") if e.outcome == "denied"} == {
         "ingestion.health", "ingestion.providers", "ingestion.status", "ingestion.marks"}
 
 

@@ -96,7 +96,7 @@ def test_a_reader_gets_403_for_mutations_which_change_nothing_and_are_audited(cl
     body = response.json()
     assert body["error"]["name"] == "NotAllowedError" and body["response"] == {"statusCode": 403}
     assert ledger_state(engine) == before
-    [row] = entries(engine)
+    [row] = entries(engine, action_prefix="ingestion.")
     assert (row.actor, row.outcome, row.details["channel"], row.details["permission"]) == (
         READER, "denied", "http", INGESTION_MANAGE)
 
