@@ -1,6 +1,6 @@
 """The audit log: who did what to which target, when, and how it ended.
 
-One append-only table (`audit_log`, defined in storage/schema.py with the other catalog tables, so
+One table (`audit_log`, defined in storage/schema.py with the other catalog tables, so
 it exists wherever the catalog does) for every audited operation in the project: scorecard
 exemptions and the ingestion admin operations (pause, reset, ..., and their refusals). `details` is
 free-form JSON for what the action needs to be understood later (a justification, an expiry, the
