@@ -2,18 +2,22 @@
 operations (trigger, start, cancel, pause, resume, delay, reset, clear marks, halt all, resume all,
 cleanup).
 
-Open the job in the UI, pick the operation and provider from the launchpad's typed config, name
-yourself in `actor`, launch. The op calls the same `IngestionAdmin` as the CLI and the HTTP
-routes: the actor's permission is checked against config/permissions.yaml, the change goes to the
-ledger the sensors read, and an audit row records it (channel "dagster"). A refused operation fails
-the run with the reason.
+Open the job in the UI, pick the operation and provider from the launchpad's typed config, paste
+your operator token into `token`, launch. Open-source Dagster has no logged-in user, so the job
+never trusts a name typed into the launchpad: the token is resolved to the acting identity by
+`IngestionAdmin.authenticate` (the same token → actor resolution as the HTTP routes, tokens from
+CATALOG_PIPELINES_ADMIN_TOKENS in the code location's environment). Then the op calls the same
+`IngestionAdmin` as the CLI and the HTTP routes: the actor's permission is checked against
+config/permissions.yaml, the change goes to the ledger the sensors read, and an audit row records
+it (channel "dagster"). A refused operation (no or an unknown token, no permission, unknown
+provider) is audited and fails the run with one line saying why. See docs/admin.md (trust model).
 
 (No `from __future__ import annotations` here: Dagster reads the op's `Config` annotation.)
 """
 
 import enum
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Optional
 
 import dagster as dg
@@ -21,7 +25,7 @@ from pydantic import Field
 
 from catalog_pipelines.ingestion.admin import DEFAULT_DELAY_HOURS, GLOBAL_OPERATIONS, MUTATIONS, TIMED_OPERATIONS
 from catalog_pipelines.ingestion.config import ProviderConfig
-from catalog_pipelines.permissions import Authorizer
+from catalog_pipelines.permissions import Authorizer, PolicyError
 from catalog_pipelines.resources import CatalogDatabase
 
 INGESTION_ADMIN_JOB = "ingestion_admin_job"
@@ -48,9 +52,11 @@ def _provider_type(names: list[str]) -> type:
 def build_ingestion_admin_job(
     configs: list[ProviderConfig],
     authorizer: Optional[Callable[[], Authorizer]] = None,
+    tokens: Optional[Callable[[], Mapping[str, str]]] = None,
 ) -> dg.JobDefinition:
     """The admin job for these providers; `authorizer` builds the policy at run time
-    (default: StaticPolicy.from_env, i.e. config/permissions.yaml)."""
+    (default: StaticPolicy.from_env, i.e. config/permissions.yaml), `tokens` the operator tokens
+    (default: permissions.tokens_from_env, i.e. CATALOG_PIPELINES_ADMIN_TOKENS)."""
     ProviderName = _provider_type([c.name for c in configs])
 
     class IngestionAdminConfig(dg.Config):
@@ -63,9 +69,15 @@ def build_ingestion_admin_job(
         hours: float = Field(
             default=DEFAULT_DELAY_HOURS, description="delay / halt_all: how long to hold the provider(s), in hours."
         )
-        actor: str = Field(
-            description="Who is acting, as an entity ref (user:default/alice): checked against the permission "
-            "policy and written to the audit log."
+        token: str = Field(
+            default="",
+            description="Your operator token (`catalog-pipelines admin token`): the run acts as the identity it "
+            "maps to. Required: without a valid token the run is refused and the attempt audited.",
+        )
+        actor: Optional[str] = Field(
+            default=None,
+            description="Not trusted and not needed: the acting identity is the token's. A name given here is only "
+            "recorded in the audit row as the claimed actor.",
         )
 
     @dg.op(
@@ -78,36 +90,47 @@ def build_ingestion_admin_job(
     ) -> None:
         """Run one ingestion admin operation through IngestionAdmin (permission-checked, audited)."""
         from catalog_pipelines.ingestion.admin import AdminError, IngestionAdmin
-        from catalog_pipelines.permissions import StaticPolicy
+        from catalog_pipelines.permissions import StaticPolicy, tokens_from_env
 
         operation = config.operation.value
         provider = None
         if config.provider is not None:
             provider = config.provider.value if isinstance(config.provider, enum.Enum) else config.provider
+        provider = provider if operation not in GLOBAL_OPERATIONS else None
         admin = IngestionAdmin(catalog.get_engine(), configs, (authorizer or StaticPolicy.from_env)(), channel="dagster")
+        claimed = {"claimed_actor": config.actor} if config.actor else {}
+        actor, misconfigured = None, ""
         try:
+            try:
+                table = (tokens or tokens_from_env)()
+            except PolicyError as exc:  # the message never echoes a token
+                table, misconfigured = {}, f" ({exc})"
+            actor = admin.authenticate(table, config.token or None, operation, provider,
+                                       source=f"dagster run {context.run_id}", details=claimed)
             result = admin.run(
                 operation,
-                config.actor,
-                provider=provider if operation not in GLOBAL_OPERATIONS else None,
+                actor,
+                provider=provider,
                 hours=config.hours if operation in TIMED_OPERATIONS else None,
             )
         except AdminError as exc:
-            # Retrying cannot turn a denial or an unknown provider into a success.
+            # One line, no chained traceback: the reason is the message. Retrying cannot turn a
+            # refusal or an unknown provider into a success.
+            hint = "; put your operator token in `token`" if actor is None else ""
             raise dg.Failure(
-                description=str(exc),
-                metadata={"operation": operation, "provider": provider or "", "actor": config.actor},
+                description=f"{exc}{hint}{misconfigured if actor is None else ''}",
+                metadata={"operation": operation, "provider": provider or "", "actor": actor or "(not authenticated)"},
                 allow_retries=False,
-            ) from exc
+            ) from None
         message = result.get("message") or ", ".join(f"{k}={v}" for k, v in result.items())
-        context.log.info(f"{operation} {provider or '(all providers)'} as {config.actor}: {message}")
+        context.log.info(f"{operation} {provider or '(all providers)'} as {actor}: {message}")
         if result.get("warning"):
             context.log.warning(result["warning"])
         context.add_output_metadata(
             {
                 "operation": operation,
                 "provider": provider or "(all)",
-                "actor": config.actor,
+                "actor": actor,
                 "message": message,
                 "result": dg.MetadataValue.json(result),
             }

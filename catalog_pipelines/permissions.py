@@ -8,14 +8,18 @@ membership including nested groups, conditional rules, first match decides, defa
 docs/rbac.md). Permission names are Backstage's where Backstage has them (`catalog.ingestion.read`,
 `catalog.ingestion.manage`), so the same names work when the catalog sits behind Backstage.
 
-HTTP callers prove who they are with a bearer token; `tokens_from_env` maps tokens to identities
-from `CATALOG_PIPELINES_ADMIN_TOKENS='token1=user:default/alice,token2=user:default/bob'`.
+Callers of the HTTP admin routes and of the Dagster admin job prove who they are with an operator
+token; `tokens_from_env` maps tokens (configured as SHA-256 digests, or as the tokens themselves) to
+identities from `CATALOG_PIPELINES_ADMIN_TOKENS='sha256:<hex>=user:default/alice,…'`, and
+`identity_for_token` is the one place a presented token becomes an actor.
 """
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import os
+import secrets
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -42,8 +46,11 @@ __all__ = [
     "StaticPolicy",
     "bearer_token",
     "identity_for_token",
+    "new_token",
     "normalize_actor",
     "parse_tokens",
+    "token_digest",
+    "token_table",
     "tokens_from_env",
 ]
 
@@ -220,47 +227,86 @@ def catalog_owner(url: str, ref: str) -> str | None:
         return None
 
 
-# ---------------------------------------------------------------------------------- bearer tokens
+# -------------------------------------------------------------------------------- operator tokens
+#
+# One concept for every door that proves an identity (the HTTP routes' bearer token, the Dagster
+# admin job's `token` field): an operator token maps to an actor ref. Only SHA-256 digests of the
+# tokens are kept in memory, a configuration may hold digests instead of the tokens themselves, and
+# a presented token is hashed and compared with every known digest in constant time.
+
+TOKEN_DIGEST_PREFIX = "sha256:"
+# Tokens are secrets an attacker can guess online (and offline, from a leaked digest): refuse short
+# ones in configuration. `catalog-pipelines admin token` makes 43-character ones.
+MIN_TOKEN_LENGTH = 16
 
 
-def parse_tokens(spec: str) -> dict[str, str]:
-    """`'tok1=user:default/alice,tok2=bob'` → {token: normalised identity}.
+def token_digest(token: str) -> str:
+    """`sha256:<hex>` of a token: what configuration may hold instead of the token itself."""
+    return TOKEN_DIGEST_PREFIX + hashlib.sha256(token.encode()).hexdigest()
 
-    Error messages never echo a token: they end up in logs.
+
+def _is_digest(value: str) -> bool:
+    hexpart = value[len(TOKEN_DIGEST_PREFIX):]
+    return value.startswith(TOKEN_DIGEST_PREFIX) and len(hexpart) == 64 and all(c in "0123456789abcdef" for c in hexpart)
+
+
+def new_token() -> str:
+    """A fresh random operator token (256 bits)."""
+    return secrets.token_urlsafe(32)
+
+
+def parse_tokens(spec: str, *, where: str = TOKENS_ENV) -> dict[str, str]:
+    """`'sha256:<hex>=user:default/alice,<token>=bob'` → {digest: normalised identity}.
+
+    Each entry is a token's digest (`token_digest`, preferred: the configuration then holds no
+    secret) or the token itself (at least MIN_TOKEN_LENGTH characters), mapped to an entity ref.
+    Error messages name the entry by position and never echo a token: they end up in logs.
     """
     tokens: dict[str, str] = {}
     for index, item in enumerate(p.strip() for p in (spec or "").split(",")):
         if not item:
             continue
-        token, sep, identity = item.partition("=")
+        token, sep, identity = item.rpartition("=")
         token, identity = token.strip(), identity.strip()
         if not sep or not token or not identity:
-            raise PolicyError(f"{TOKENS_ENV}: entry {index + 1} must look like TOKEN=user:default/name")
-        if token in tokens:
-            raise PolicyError(f"{TOKENS_ENV}: entry {index + 1} repeats an earlier token")
+            raise PolicyError(f"{where}: entry {index + 1} must look like sha256:<hex>=user:default/name or TOKEN=user:default/name")
+        if not _is_digest(token) and len(token) < MIN_TOKEN_LENGTH:
+            raise PolicyError(f"{where}: entry {index + 1}: a token must have at least {MIN_TOKEN_LENGTH} characters "
+                              "(make one with `catalog-pipelines admin token`)")
+        digest = token if _is_digest(token) else token_digest(token)
+        if digest in tokens:
+            raise PolicyError(f"{where}: entry {index + 1} repeats an earlier token")
         try:
-            tokens[token] = normalize_actor(identity)
+            tokens[digest] = normalize_actor(identity)
         except PolicyError as exc:
-            raise PolicyError(f"{TOKENS_ENV}: entry {index + 1}: {exc}") from exc
+            raise PolicyError(f"{where}: entry {index + 1}: {exc}") from exc
     return tokens
 
 
 def tokens_from_env(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The operator tokens of CATALOG_PIPELINES_ADMIN_TOKENS, as {digest: identity}."""
     return parse_tokens((environ if environ is not None else os.environ).get(TOKENS_ENV, ""))
 
 
-def identity_for_token(tokens: Mapping[str, str], presented: str | None) -> str | None:
-    """The identity a presented bearer token maps to, or None.
+def token_table(tokens: Mapping[str, str]) -> dict[str, str]:
+    """{token or digest: identity} → {digest: normalised identity} (what `identity_for_token` reads)."""
+    return {(k if _is_digest(k) else token_digest(k)): normalize_actor(v) for k, v in tokens.items()}
 
-    Every known token is compared in constant time, so response timing does not reveal how much
-    of a guessed token was right.
+
+def identity_for_token(tokens: Mapping[str, str], presented: str | None) -> str | None:
+    """The identity a presented operator token maps to, or None: the one token → actor resolution.
+
+    `tokens` maps digests (or, for tests and code, tokens) to identities. The presented token is
+    hashed and compared with every known digest in constant time, so response timing reveals
+    neither which entry nor how much of a guess was right.
     """
-    if not presented:
+    if not presented or not isinstance(presented, str):
         return None
+    given = token_digest(presented).encode()
     found = None
-    given = presented.encode()
-    for token, identity in tokens.items():
-        if hmac.compare_digest(token.encode(), given):
+    for key, identity in tokens.items():
+        digest = key if _is_digest(key) else token_digest(key)
+        if hmac.compare_digest(digest.encode(), given):
             found = identity
     return found
 

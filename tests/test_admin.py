@@ -17,10 +17,12 @@ import yaml
 from click.testing import CliRunner
 
 from catalog_pipelines.ingestion import engine as machine
+from catalog_pipelines.cli.admin import os_login
 from catalog_pipelines.ingestion.admin import (
     MUTATIONS,
     IngestionAdmin,
     InvalidRequest,
+    NotAuthenticated,
     NotFound,
     PermissionDenied,
 )
@@ -37,9 +39,17 @@ from catalog_pipelines.permissions import (
     identity_for_token,
     normalize_actor,
     parse_tokens,
+    token_digest,
 )
 from catalog_pipelines.storage import schema as s
-from catalog_pipelines.storage.audit import entries
+from catalog_pipelines.storage.audit import (
+    MAX_SUMMARY_KEYS,
+    REFUSALS_ACTION,
+    REFUSALS_PER_WINDOW,
+    entries,
+    max_refusal_rows_per_hour,
+    record_refusal,
+)
 from catalog_pipelines.storage.catalog import CatalogStore, utcnow
 from catalog_pipelines.storage.db import get_engine
 from catalog_pipelines.storage.ledger import Ledger
@@ -166,7 +176,7 @@ def test_reads_need_the_read_permission_and_denials_are_audited(engine, configs,
         with pytest.raises(PermissionDenied):
             read()
     assert admin.providers(ADMIN) == {"success": True, "providers": ["alpha", "beta"]}
-    assert {e.action for e in entries(engine) if e.outcome == "denied"} == {
+    assert {e.action for e in entries(engine, action_prefix="ingestion.") if e.outcome == "denied"} == {
         "ingestion.health", "ingestion.providers", "ingestion.status", "ingestion.marks"}
 
 
@@ -515,53 +525,195 @@ def test_malformed_policies_are_refused(raw):
 
 
 def test_tokens_map_to_normalised_identities_and_errors_never_echo_tokens():
-    tokens = parse_tokens(" s3cret=user:default/Alice , other=bob ")
-    assert tokens == {"s3cret": ADMIN, "other": READER}
-    assert identity_for_token(tokens, bearer_token("Bearer s3cret")) == ADMIN
-    assert identity_for_token(tokens, bearer_token("bearer other")) == READER
-    assert identity_for_token(tokens, bearer_token("Basic s3cret")) is None
-    assert identity_for_token(tokens, "s3cre") is None
+    alice_token, bob_token = "s3cret-s3cret-s3cret", "other-token-0123456789"
+    tokens = parse_tokens(f" {alice_token}=user:default/Alice , {token_digest(bob_token)}=bob ")
+    # Only digests are kept; an entry may be the digest itself, so configuration need hold no secret.
+    assert tokens == {token_digest(alice_token): ADMIN, token_digest(bob_token): READER}
+    assert alice_token not in str(tokens)
+    assert identity_for_token(tokens, bearer_token(f"Bearer {alice_token}")) == ADMIN
+    assert identity_for_token(tokens, bearer_token(f"bearer {bob_token}")) == READER
+    assert identity_for_token(tokens, bearer_token(f"Basic {alice_token}")) is None
+    assert identity_for_token(tokens, alice_token[:-1]) is None
+    assert identity_for_token(tokens, token_digest(alice_token)) is None  # a leaked digest is no token
+    assert identity_for_token({alice_token: ADMIN}, alice_token) == ADMIN  # code may pass plain tokens
     with pytest.raises(PolicyError) as err:
         parse_tokens("hunter2")
     assert "hunter2" not in str(err.value)
+    with pytest.raises(PolicyError) as err:
+        parse_tokens("hunter2=alice")  # too short to resist guessing
+    assert "hunter2" not in str(err.value) and "16 characters" in str(err.value)
     with pytest.raises(PolicyError):
-        parse_tokens("a=alice,a=bob")
+        parse_tokens(f"{alice_token}=alice,{token_digest(alice_token)}=bob")  # the same token twice
     assert normalize_actor("group:Default/Ops") == "group:default/ops"
+
+
+# ------------------------------------------------------------------------- refusals, bounded
+
+
+def refusal_summaries(engine) -> list:
+    return entries(engine, action=REFUSALS_ACTION)
+
+
+def assert_refusal_counts_add_up(engine, attempts: int, windows: int) -> None:
+    """Every refusal is counted once in its minute's summary; the individual rows are the
+    summaries' `recorded`; and the table holds at most the bound per window."""
+    rows = entries(engine)
+    summaries = refusal_summaries(engine)
+    individual = [e for e in rows if e.outcome == "denied" and e.action != REFUSALS_ACTION]
+    assert len(summaries) == windows
+    assert sum(s.details["attempts"] for s in summaries) == attempts
+    for s in summaries:
+        assert s.details["attempts"] == s.details["recorded"] + s.details["suppressed"]
+        assert sum(s.details["suppressed_by"].values()) == s.details["suppressed"]
+    assert len(individual) == sum(s.details["recorded"] for s in summaries)
+    assert len(rows) <= windows * (REFUSALS_PER_WINDOW + 1)
+
+
+def test_a_flood_of_refusals_is_audited_within_the_per_minute_bound(admin, engine, clock):
+    attempts = 0
+    for minute in range(3):
+        for i in range(400):
+            with pytest.raises(NotAuthenticated):
+                admin.authenticate({}, "guess-%d" % i if i % 2 else None, "pause", "alpha", source=f"10.0.0.{i % 7}")
+            attempts += 1
+        clock.advance(minutes=1)
+    assert_refusal_counts_add_up(engine, attempts, windows=3)
+    assert max_refusal_rows_per_hour() == 60 * (REFUSALS_PER_WINDOW + 1) == 660
+    # What was only counted is still told apart by action, reason and source.
+    assert all(s.details["suppressed_by"]["ingestion.pause unknown token 10.0.0.1"] > 0 for s in refusal_summaries(engine))
+
+
+def test_refusal_rows_stay_small_whatever_the_attacker_sends(engine):
+    at = utcnow()
+    for i in range(200):
+        record_refusal(engine, actor="x" * 5000, action="ingestion.pause", target="ingestion-provider:" + "p" * 5000,
+                       reason="unknown token", source=f"host-{i}-" + "h" * 5000, details={"path": "/" + "a" * 5000},
+                       at=at)
+    rows = entries(engine)
+    assert len(rows) == REFUSALS_PER_WINDOW + 1
+    for row in rows:
+        assert len(row.actor) <= 200 and len(row.target) <= 200
+        assert all(len(str(v)) <= 200 for v in row.details.values() if isinstance(v, str))
+    for summary in refusal_summaries(engine):
+        assert len(summary.details["suppressed_by"]) <= MAX_SUMMARY_KEYS + 1
+    assert sum(s.details["attempts"] for s in refusal_summaries(engine)) == 200
+
+
+def test_concurrent_refusals_keep_the_bound_and_the_count(engine):
+    from concurrent.futures import ThreadPoolExecutor
+
+    at = utcnow().replace(second=1)
+
+    def refuse(i: int) -> None:
+        record_refusal(engine, actor="anonymous", action="ingestion.pause", target="ingestion-provider:alpha",
+                       reason="no token", source=f"thread-{i % 8}", at=at)
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(refuse, range(200)))
+    assert_refusal_counts_add_up(engine, 200, windows=1)
 
 
 # ------------------------------------------------------------------------------------- the doors
 
 
-def test_dagster_job_runs_an_operation_from_typed_config(url, engine, configs, dagster_instance):
-    import dagster as dg
+ADMIN_TOKEN, READER_TOKEN = "admin-token-0123456789", "reader-token-0123456789"
+TOKENS = {token_digest(ADMIN_TOKEN): ADMIN, token_digest(READER_TOKEN): READER}
 
+
+@pytest.fixture
+def launch(url, configs, dagster_instance):
+    """Launch `ingestion_admin_job` as the launchpad does: the run config is all the caller controls."""
     from catalog_pipelines.jobs import ADMIN_OP, build_ingestion_admin_job
     from catalog_pipelines.resources import CatalogDatabase
 
-    job = build_ingestion_admin_job(configs, authorizer=lambda: StaticPolicy.from_dict(POLICY))
-    resources = {"catalog": CatalogDatabase(url=url)}
+    job = build_ingestion_admin_job(configs, authorizer=lambda: StaticPolicy.from_dict(POLICY), tokens=lambda: TOKENS)
 
     def run(**config):
-        return job.execute_in_process(run_config={"ops": {ADMIN_OP: {"config": config}}}, resources=resources,
-                                      instance=instance, raise_on_error=False)
+        return job.execute_in_process(run_config={"ops": {ADMIN_OP: {"config": config}}},
+                                      resources={"catalog": CatalogDatabase(url=url)}, instance=dagster_instance,
+                                      raise_on_error=False)
 
-    instance = dagster_instance
-    result = run(operation="delay", provider="beta", hours=6, actor=ADMIN)
+    return run
+
+
+def failure_of(result):
+    """The step failure as the UI shows it: Dagster's error and the Failure's description."""
+    [event] = result.get_step_failure_events()
+    return event.event_specific_data.error, event.event_specific_data.user_failure_data
+
+
+def test_dagster_job_runs_an_operation_from_typed_config(launch, engine):
+    import dagster as dg
+
+    result = launch(operation="delay", provider="beta", hours=6, token=ADMIN_TOKEN)
     assert result.success
     assert Ledger(engine).controls("beta")["halted_until"] is not None
     audit = entries(engine, action="ingestion.delay")[0]
     assert (audit.actor, audit.outcome, audit.details["channel"]) == (ADMIN, "success", "dagster")
 
-    denied = run(operation="pause", provider="alpha", actor=READER)
+    denied = launch(operation="pause", provider="alpha", token=READER_TOKEN)
     assert not denied.success
-    assert "not allowed" in denied.get_step_failure_events()[0].event_specific_data.error.message
+    assert "not allowed" in failure_of(denied)[1].description
     assert Ledger(engine).controls("alpha")["paused"] is False
 
-    assert run(operation="halt_all", actor=ADMIN).success
+    assert launch(operation="halt_all", token=ADMIN_TOKEN).success
     assert all(Ledger(engine).controls(p)["halted_until"] for p in ("alpha", "beta"))
 
     with pytest.raises(dg.DagsterInvalidConfigError):  # the launchpad offers only configured providers
-        run(operation="pause", provider="gamma", actor=ADMIN)
+        launch(operation="pause", provider="gamma", token=ADMIN_TOKEN)
+
+
+@pytest.mark.parametrize("token,reason", [(None, "no token"), ("", "no token"), ("guessed-token-0123456789", "unknown token"),
+                                          (token_digest(ADMIN_TOKEN), "unknown token")])
+def test_admin_job_refuses_a_forged_actor_without_a_valid_token_in_one_line_and_audits_it(launch, engine, token, reason):
+    before = ledger_state(engine)
+    config = {"operation": "pause", "provider": "alpha", "actor": ADMIN}  # typed into the launchpad: a claim
+    if token is not None:
+        config["token"] = token
+
+    result = launch(**config)
+
+    assert not result.success
+    assert ledger_state(engine) == before
+    error, failure = failure_of(result)
+    assert failure.description == (f"not authenticated: {reason}; pause needs a valid operator token; "
+                                   "put your operator token in `token`")
+    assert "\n" not in failure.description
+    assert error.message.strip().endswith(failure.description) and error.message.strip().count("\n") == 0
+    assert error.cause is None and error.context is None  # no chained traceback of the admin internals
+    [row] = entries(engine, action="ingestion.pause")
+    assert (row.actor, row.outcome, row.target) == ("anonymous", "denied", "ingestion-provider:alpha")
+    assert (row.details["reason"], row.details["channel"], row.details["claimed_actor"]) == (reason, "dagster", ADMIN)
+    assert row.details["source"] == f"dagster run {result.run_id}"
+    if token:
+        assert token not in str(row.details) and token not in failure.description
+
+
+def test_admin_job_acts_as_the_tokens_identity_whatever_actor_is_typed(launch, engine):
+    assert launch(operation="pause", provider="alpha", token=ADMIN_TOKEN, actor=READER).success
+    [row] = entries(engine, action="ingestion.pause")
+    assert (row.actor, row.outcome, row.details["channel"]) == (ADMIN, "success", "dagster")
+    assert ADMIN_TOKEN not in str(row.details)
+
+    # A reader's token stays a reader's, even when the launchpad says "admin".
+    denied = launch(operation="resume", provider="alpha", token=READER_TOKEN, actor=ADMIN)
+    assert not denied.success and failure_of(denied)[1].description.startswith(f"{READER} is not allowed to resume")
+    assert Ledger(engine).controls("alpha")["paused"] is True
+    assert [(e.actor, e.outcome) for e in entries(engine, action="ingestion.resume")] == [(READER, "denied")]
+
+
+def test_admin_job_with_no_tokens_configured_refuses_everyone(url, configs, dagster_instance, engine, monkeypatch):
+    from catalog_pipelines.jobs import ADMIN_OP, build_ingestion_admin_job
+    from catalog_pipelines.resources import CatalogDatabase
+
+    monkeypatch.delenv("CATALOG_PIPELINES_ADMIN_TOKENS", raising=False)
+    job = build_ingestion_admin_job(configs, authorizer=lambda: StaticPolicy.from_dict(POLICY))  # tokens from env
+    result = job.execute_in_process(
+        run_config={"ops": {ADMIN_OP: {"config": {"operation": "halt_all", "token": ADMIN_TOKEN}}}},
+        resources={"catalog": CatalogDatabase(url=url)}, instance=dagster_instance, raise_on_error=False)
+    assert not result.success
+    assert failure_of(result)[1].description.startswith("not authenticated: unknown token")
+    assert [e.details["reason"] for e in entries(engine, action="ingestion.halt_all")] == ["unknown token"]
 
 
 @pytest.fixture
@@ -588,6 +740,21 @@ def test_cli_acts_as_the_given_identity_and_maps_refusals_to_exit_codes(cli_env,
     assert runner.invoke(group, ["reset", "alpha", "--as", ADMIN], input="n\n").exit_code == 1  # not confirmed
     assert runner.invoke(group, ["reset", "alpha", "--as", ADMIN, "--yes"]).exit_code == 0
     assert [e.details["channel"] for e in entries(engine, action="ingestion.reset")] == ["cli"]
+    # The CLI's actor is a claim: the OS account behind it is recorded with it.
+    assert {e.details["os_user"] for e in entries(engine, action_prefix="ingestion.")} == {os_login()}
+
+
+def test_cli_token_makes_an_operator_token_whose_entry_maps_it_to_the_identity():
+    from catalog_pipelines.cli.admin import admin as group
+
+    out = CliRunner().invoke(group, ["token", "Alice"])
+    assert out.exit_code == 0, out.output
+    token_line, entry_line = out.output.splitlines()
+    secret = token_line.rsplit(" ", 1)[1]
+    entry = entry_line.split(": ", 1)[1]
+    assert secret not in entry and entry.startswith("sha256:")
+    assert identity_for_token(parse_tokens(entry), secret) == ADMIN
+    assert CliRunner().invoke(group, ["token", ":bad"]).exit_code == 2
 
 
 def test_cli_status_prints_every_provider_as_a_table_or_json(cli_env, engine):

@@ -22,7 +22,7 @@ from catalog_pipelines.ingestion.admin import IngestionAdmin
 from catalog_pipelines.ingestion.config import IngestionOptions, ProviderConfig
 from catalog_pipelines.ingestion.cycle import snapshot
 from catalog_pipelines.permissions import INGESTION_MANAGE, INGESTION_READ, StaticPolicy
-from catalog_pipelines.storage.audit import entries
+from catalog_pipelines.storage.audit import REFUSALS_ACTION, REFUSALS_PER_WINDOW, entries
 from catalog_pipelines.storage.db import get_engine
 from catalog_pipelines.storage.ledger import Ledger
 from tests.test_admin import Clock, ledger_state, write_chunk
@@ -68,16 +68,69 @@ def url(path: str) -> str:
 # --------------------------------------------------------------------------- identity and access
 
 
-@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer wrong"}, {"Authorization": "Basic admin-token"}])
-def test_requests_without_a_known_bearer_token_get_401_and_change_nothing(client, engine, headers):
+# Every route and the operation its audit rows name.
+ROUTES = [
+    ("GET", "/health", "health", None), ("GET", "/providers", "providers", None),
+    ("GET", "/providers/alpha", "status", "alpha"), ("GET", "/providers/alpha/marks", "marks", "alpha"),
+    ("POST", "/providers/alpha/pause", "pause", "alpha"), ("POST", "/providers/alpha/resume", "resume", "alpha"),
+    ("POST", "/providers/alpha/trigger", "trigger", "alpha"), ("POST", "/providers/alpha/start", "start", "alpha"),
+    ("POST", "/providers/alpha/cancel", "cancel", "alpha"), ("DELETE", "/providers/alpha", "reset", "alpha"),
+    ("DELETE", "/providers/alpha/marks", "clear_marks", "alpha"),
+    ("POST", "/providers/alpha/delay?hours=2", "delay", "alpha"), ("POST", "/halt", "halt_all", None),
+    ("POST", "/resume", "resume_all", None), ("POST", "/cleanup", "cleanup", None),
+]
+
+
+@pytest.mark.parametrize("headers,reason", [
+    ({}, "no token"), ({"Authorization": "Bearer wrong"}, "unknown token"),
+    ({"Authorization": "Basic admin-token"}, "no token"), ({"Authorization": "Bearer "}, "no token"),
+])
+def test_requests_without_a_known_bearer_token_get_401_change_nothing_and_are_audited(
+        client, engine, clock, headers, reason):
+    write_chunk(engine, "alpha", ["a1"], done=False)
     before = ledger_state(engine)
-    for method, path in [("GET", "/health"), ("POST", "/providers/alpha/pause"), ("DELETE", "/providers/alpha")]:
+    for method, path, _, _ in ROUTES:
         response = client.request(method, url(path), headers=headers)
         assert response.status_code == 401
         assert response.json()["error"]["name"] == "AuthenticationError"
         assert response.headers["www-authenticate"].startswith("Bearer")
+        clock.advance(minutes=1)  # one refusal a minute: each gets its own row (more are only counted)
     assert ledger_state(engine) == before
-    assert entries(engine) == []
+    rows = {(e.action, e.target): e for e in entries(engine, action_prefix="ingestion.")}
+    assert len(rows) == len(ROUTES)
+    for method, path, operation, provider in ROUTES:
+        row = rows[(f"ingestion.{operation}", f"ingestion-provider:{provider or '*'}")]
+        assert (row.actor, row.outcome) == ("anonymous", "denied")
+        assert (row.details["reason"], row.details["channel"], row.details["method"]) == (reason, "http", method)
+        assert row.details["source"] == "testclient" and row.details["path"] == url(path.split("?")[0])
+        assert "wrong" not in str(row.details) and "admin-token" not in str(row.details)
+
+
+def test_a_flood_of_unauthenticated_requests_is_audited_within_the_bound_and_counted(client, engine, clock):
+    sent = 0
+    for minute in range(2):
+        for i in range(500):
+            headers = {"Authorization": f"Bearer guess-{i}"} if i % 2 else {}
+            assert client.post(url("/providers/alpha/pause"), headers=headers).status_code == 401
+            sent += 1
+        clock.advance(minutes=1)
+    rows = entries(engine)
+    summaries = entries(engine, action=REFUSALS_ACTION)
+    assert len(rows) <= 2 * (REFUSALS_PER_WINDOW + 1)
+    assert sum(s.details["attempts"] for s in summaries) == sent == 1000
+    assert sum(s.details["recorded"] for s in summaries) == len(rows) - len(summaries)
+    assert {k for s in summaries for k in s.details["suppressed_by"]} == {
+        "ingestion.pause no token testclient", "ingestion.pause unknown token testclient"}
+    assert sum(n for s in summaries for n in s.details["suppressed_by"].values()) == sent - (len(rows) - len(summaries))
+
+
+def test_a_valid_token_without_the_permission_gets_403_on_every_mutation_and_is_audited(client, engine, clock):
+    for method, path, operation, provider in ROUTES[4:]:
+        assert client.request(method, url(path), headers=AS_READER).status_code == 403
+        clock.advance(minutes=1)
+    denied = entries(engine, action_prefix="ingestion.")
+    assert sorted(e.action for e in denied) == sorted(f"ingestion.{op}" for _, _, op, _ in ROUTES[4:])
+    assert {(e.actor, e.outcome, e.details["reason"]) for e in denied} == {(READER, "denied", "no permission")}
 
 
 @pytest.mark.parametrize(
@@ -96,7 +149,7 @@ def test_a_reader_gets_403_for_mutations_which_change_nothing_and_are_audited(cl
     body = response.json()
     assert body["error"]["name"] == "NotAllowedError" and body["response"] == {"statusCode": 403}
     assert ledger_state(engine) == before
-    [row] = entries(engine)
+    [row] = entries(engine, action_prefix="ingestion.")
     assert (row.actor, row.outcome, row.details["channel"], row.details["permission"]) == (
         READER, "denied", "http", INGESTION_MANAGE)
 

@@ -2,8 +2,11 @@
 
 Every command calls `IngestionAdmin` (catalog_pipelines/ingestion/admin.py), which checks the
 permission for the acting identity and audits every mutation. The identity is `--as`, else
-CATALOG_PIPELINES_ACTOR, else `user:default/<OS login>`. The CLI trusts that claim: whoever can
-run it can reach the database anyway; the HTTP door is where identities are proven (tokens).
+CATALOG_PIPELINES_ACTOR, else `user:default/<OS login>`. The CLI trusts that claim and asks for no
+operator token: it runs with the catalog database's URL and credentials, so whoever can run it can
+change the ledger and the audit log directly anyway; the permission check stops mistakes, and each
+audit row also records the OS login (`os_user`) behind the claim. The HTTP routes and the Dagster
+job are where identities are proven (operator tokens; docs/admin.md, "Trust model").
 
 Exit codes: 0 done, 3 not permitted, 4 unknown provider, 2 bad usage.
 """
@@ -22,15 +25,18 @@ from catalog_pipelines.cli.output import emit_json, table
 ACTOR_ENV = "CATALOG_PIPELINES_ACTOR"
 
 
+def os_login() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry (some containers)
+        return "unknown"
+
+
 def default_actor() -> str:
     actor = os.environ.get(ACTOR_ENV)
     if actor:
         return actor
-    try:
-        login = getpass.getuser()
-    except (KeyError, OSError):  # no passwd entry (some containers)
-        login = "unknown"
-    return f"user:default/{login.lower()}"
+    return f"user:default/{os_login().lower()}"
 
 
 class AdminFailure(click.ClickException):
@@ -52,6 +58,8 @@ def _admin(channel: str = "cli"):
         load_providers(settings.providers_config),
         StaticPolicy.from_env(),
         channel=channel,
+        # The CLI's actor is a claim; the account that made it goes into every audit row.
+        audit_context={"os_user": os_login()} if channel == "cli" else None,
     )
 
 
@@ -284,13 +292,35 @@ def cleanup(yes: bool, actor: str, as_json: bool) -> None:
 
 
 @admin.command()
+@click.argument("identity")
+def token(identity: str) -> None:
+    """Make an operator token for IDENTITY (an entity ref) and print its configuration entry.
+
+    The token goes to its owner (it proves who they are to the HTTP routes and the Dagster admin
+    job); the entry `sha256:<digest>=IDENTITY` goes into CATALOG_PIPELINES_ADMIN_TOKENS
+    (comma-separated) of `admin serve` and of the Dagster code location. The configuration then
+    holds no secret.
+    """
+    from catalog_pipelines.permissions import TOKENS_ENV, PolicyError, new_token, normalize_actor, token_digest
+
+    try:
+        who = normalize_actor(identity)
+    except PolicyError as exc:
+        raise click.UsageError(str(exc)) from None
+    secret = new_token()
+    click.echo(f"token (give it to {who}; it is not stored anywhere): {secret}")
+    click.echo(f"{TOKENS_ENV} entry: {token_digest(secret)}={who}")
+
+
+@admin.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", type=int, default=7008, show_default=True)
 def serve(host: str, port: int) -> None:
     """Serve the HTTP admin routes under /api/catalog/incremental/ (Backstage's paths).
 
-    Callers authenticate with `Authorization: Bearer <token>`; tokens map to identities through
-    CATALOG_PIPELINES_ADMIN_TOKENS='token1=user:default/alice,token2=user:default/bob'.
+    Callers authenticate with `Authorization: Bearer <operator token>`; tokens map to identities
+    through CATALOG_PIPELINES_ADMIN_TOKENS='sha256:<digest>=user:default/alice,…' (`admin token`
+    makes a token and its entry). Refused requests are audited, at most 11 rows a minute.
     """
     import uvicorn
 
@@ -302,7 +332,8 @@ def serve(host: str, port: int) -> None:
     except PolicyError as exc:
         raise click.UsageError(str(exc)) from None
     if not tokens:
-        raise click.UsageError(f"no bearer tokens configured: set {TOKENS_ENV}='token=user:default/name,…'")
+        raise click.UsageError(f"no operator tokens configured: set {TOKENS_ENV}='sha256:<digest>=user:default/name,…' "
+                               "(`catalog-pipelines admin token NAME` makes one)")
     adm = _admin(channel="http")
     click.echo(f"admin routes on http://{host}:{port}{PREFIX}/ for {len(tokens)} token(s); "
                f"policy {getattr(adm.authorizer, 'source', '?')}", err=True)

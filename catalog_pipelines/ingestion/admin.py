@@ -4,9 +4,12 @@ The CLI (`catalog-pipelines admin …`), the HTTP routes (`catalog_pipelines/adm
 paths under `/api/catalog/incremental/`) and the Dagster job (`ingestion_admin_job`) all call
 `IngestionAdmin`; none of them touches the ledger itself. Each call:
 
+0. (HTTP routes and the Dagster job) resolves the caller's operator token to the actor with
+   `authenticate`; no or an unknown token is audited and raises `NotAuthenticated`;
 1. checks the permission (`catalog.ingestion.read` for reads, `catalog.ingestion.manage` for
    mutations) with the injected `Authorizer`; a denial changes nothing, is written to the audit log
-   and raises `PermissionDenied`;
+   and raises `PermissionDenied`. Refusals (0 and 1) are audited through
+   `storage.audit.record_refusal`, bounded per minute so a flood cannot fill the disk;
 2. resolves the provider against the configuration (`NotFound` otherwise, audited as a failure);
 3. changes the ledger the way the state machine (`ingestion/engine.py`) reads it, and
 4. appends an audit row (who, what, when, outcome) for every mutation.
@@ -26,13 +29,20 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 from catalog_pipelines.ingestion import engine as machine
 from catalog_pipelines.ingestion.config import ProviderConfig
-from catalog_pipelines.permissions import INGESTION_MANAGE, INGESTION_READ, Authorizer, PolicyError, normalize_actor
+from catalog_pipelines.permissions import (
+    INGESTION_MANAGE,
+    INGESTION_READ,
+    Authorizer,
+    PolicyError,
+    identity_for_token,
+    normalize_actor,
+)
 
 # The storage layer (SQLAlchemy) is imported where it is used: jobs.py imports this module while
 # the code location loads, and that import must stay light.
@@ -72,6 +82,14 @@ class PermissionDenied(AdminError):
         self.actor, self.permission, self.operation = actor, permission, operation
         where = f" (policy: {policy})" if policy else ""
         super().__init__(f"{actor} is not allowed to {operation.replace('_', ' ')}: needs {permission}{where}")
+
+
+class NotAuthenticated(AdminError):
+    """No operator token, or one that maps to nobody (HTTP 401, a failed Dagster run)."""
+
+    def __init__(self, operation: str, reason: str):
+        self.operation, self.reason = operation, reason
+        super().__init__(f"not authenticated: {reason}; {operation.replace('_', ' ')} needs a valid operator token")
 
 
 class NotFound(AdminError):
@@ -138,6 +156,7 @@ class IngestionAdmin:
         *,
         channel: str = "api",
         clock: Callable[[], dt.datetime] = utcnow,
+        audit_context: dict[str, Any] | None = None,
     ):
         from catalog_pipelines.storage.ledger import Ledger
 
@@ -146,6 +165,8 @@ class IngestionAdmin:
         self.authorizer = authorizer
         self.channel = channel
         self.clock = clock
+        # Added to every audit row's details (the CLI records the OS login behind a claimed actor).
+        self.audit_context = dict(audit_context or {})
         self._ledger = Ledger(engine)
 
     # ------------------------------------------------------------------------------ plumbing
@@ -169,9 +190,37 @@ class IngestionAdmin:
             action=AUDIT_PREFIX + operation,
             target=target_of(provider),
             outcome=outcome,
-            details={"channel": self.channel, **details},
+            details={"channel": self.channel, **self.audit_context, **details},
             at=self.clock(),
         )
+
+    def _refuse(self, actor: str, operation: str, provider: str | None, reason: str, source: str,
+                details: dict[str, Any]) -> None:
+        """Audit a refused attempt (bounded per minute: storage.audit.record_refusal)."""
+        from catalog_pipelines.storage.audit import record_refusal
+
+        record_refusal(
+            self.engine,
+            actor=actor or "anonymous",
+            action=AUDIT_PREFIX + operation,
+            target=target_of(provider),
+            reason=reason,
+            source=source,
+            details={"channel": self.channel, **self.audit_context, **details},
+            at=self.clock(),
+        )
+
+    def authenticate(self, tokens: Mapping[str, str], presented: str | None, operation: str,
+                     provider: str | None = None, *, source: str, details: dict[str, Any] | None = None) -> str:
+        """The actor `presented` (an operator token) maps to in `tokens`
+        (permissions.identity_for_token); otherwise the attempt is audited as a refusal and
+        `NotAuthenticated` raised. Every door that cannot trust a claimed actor calls this."""
+        actor = identity_for_token(tokens, presented)
+        if actor is not None:
+            return actor
+        reason = "no token" if not presented else "unknown token"
+        self._refuse("anonymous", operation, provider, reason, source, dict(details or {}))
+        raise NotAuthenticated(operation, reason)
 
     def _authorize(self, actor: str, permission: str, operation: str, provider: str | None, details: dict[str, Any]) -> str:
         try:
@@ -180,7 +229,8 @@ class IngestionAdmin:
             who = None
         if who is None or not self.authorizer.is_allowed(who, permission, target_of(provider)):
             shown = who or (actor if isinstance(actor, str) and actor.strip() else "anonymous")
-            self._audit(shown, operation, provider, "denied", {**details, "permission": permission})
+            self._refuse(shown, operation, provider, "no permission" if who else "no actor", shown,
+                         {**details, "permission": permission})
             raise PermissionDenied(shown, permission, operation, self._policy_name())
         return who
 

@@ -1,15 +1,17 @@
 """The audit log: who did what to which target, when, and how it ended.
 
-One append-only table (`audit_log`, defined in storage/schema.py with the other catalog tables, so
+One table (`audit_log`, defined in storage/schema.py with the other catalog tables, so
 it exists wherever the catalog does) for every audited operation in the project: scorecard
-exemptions and the ingestion admin operations (pause, reset, ..., and their refusals). `details` is free-form JSON for what the action needs to be understood later (a
-justification, an expiry, the previous value). Rows are never updated or deleted by the project.
+exemptions and the ingestion admin operations (pause, reset, ..., and their refusals). `details` is
+free-form JSON for what the action needs to be understood later (a justification, an expiry, the
+previous value). Rows are never deleted by the project and never updated, except the per-minute
+summary of refused attempts while its minute lasts (`record_refusal`: refusals are bounded).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import orjson
@@ -66,6 +68,107 @@ def record(
         with bind.begin() as conn:
             return int(conn.execute(audit_log.insert().values(**values)).inserted_primary_key[0])
     return int(bind.execute(audit_log.insert().values(**values)).inserted_primary_key[0])
+
+
+# ----------------------------------------------------------------- refused attempts, bounded
+#
+# Refusals (no or an unknown token, a missing permission) are audited like everything else, but an
+# attacker decides how many there are: a flood must not fill the disk. So each UTC minute holds at
+# most REFUSALS_PER_WINDOW individual refusal rows plus one summary row that counts every refusal
+# of that minute; the rest are only counted, by (action, reason, source).
+
+REFUSALS_ACTION = "audit.refusals"
+REFUSALS_PER_WINDOW = 10
+REFUSAL_WINDOW = timedelta(minutes=1)
+# Bound on the summary's breakdown and on every string a refusal row stores (callers pass
+# attacker-chosen text: a path's provider name, a claimed actor).
+MAX_SUMMARY_KEYS = 50
+MAX_REFUSAL_TEXT = 200
+OTHER_KEY = "(other)"
+# Serialises refusal writers on PostgreSQL (SQLite: BEGIN IMMEDIATE does it), so two processes
+# cannot both start a minute's summary or both take its last individual slot.
+_REFUSALS_LOCK_KEY = 0x61756469  # "audi"
+
+
+def max_refusal_rows_per_hour(per_window: int = REFUSALS_PER_WINDOW) -> int:
+    return (per_window + 1) * int(timedelta(hours=1) / REFUSAL_WINDOW)
+
+
+def refusal_window(at: datetime | None = None) -> datetime:
+    """The start of the window (UTC minute, naive) an attempt at `at` counts in."""
+    return _utc_naive(at).replace(second=0, microsecond=0)
+
+
+def _clip(value: Any) -> Any:
+    if isinstance(value, str) and len(value) > MAX_REFUSAL_TEXT:
+        return value[: MAX_REFUSAL_TEXT - 1] + "…"
+    return value
+
+
+def record_refusal(
+    engine: sa.Engine,
+    *,
+    actor: str,
+    action: str,
+    target: str,
+    reason: str,
+    source: str,
+    details: dict[str, Any] | None = None,
+    at: datetime | None = None,
+    per_window: int = REFUSALS_PER_WINDOW,
+) -> int | None:
+    """Audit one refused attempt (outcome `denied`), bounded per minute.
+
+    Every minute with a refusal has one summary row (action `audit.refusals`, target
+    `refusals:<minute>`, details `{window, attempts, recorded, suppressed, suppressed_by}`) that
+    counts all of that minute's refusals: `attempts == recorded + suppressed`. The first
+    `per_window` refusals of a minute also get their own row (actor, action, target, and `reason`,
+    `source` and `details` in details); later ones only raise the summary's counts, broken down by
+    "action reason source" (at most MAX_SUMMARY_KEYS keys, the rest under "(other)"). A minute
+    therefore holds at most `per_window + 1` rows (`max_refusal_rows_per_hour`), each of bounded
+    size. The summary row is the one audit row that is updated, and only while its minute lasts.
+
+    Returns the individual row's id, or None when the refusal was only counted.
+    """
+    from catalog_pipelines.storage.db import is_sqlite, transaction_with_ddl
+
+    window = refusal_window(at)
+    window_key = f"refusals:{window.isoformat(timespec='minutes')}"
+    actor, action, target, reason, source = (_clip(v) or "?" for v in (actor, action, target, reason, source))
+    with transaction_with_ddl(engine) as conn:
+        if not is_sqlite(engine):
+            conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_REFUSALS_LOCK_KEY)))
+        summary = conn.execute(
+            sa.select(audit_log.c.id, audit_log.c.details)
+            .where(audit_log.c.target == window_key, audit_log.c.action == REFUSALS_ACTION)
+            .order_by(audit_log.c.id).limit(1)
+        ).first()
+        counts = orjson.loads(summary.details) if summary is not None else {
+            "window": window.isoformat(timespec="minutes"), "attempts": 0, "recorded": 0, "suppressed": 0,
+            "suppressed_by": {},
+        }
+        counts["attempts"] += 1
+        row_id = None
+        if counts["recorded"] < per_window:
+            counts["recorded"] += 1
+            row_id = record(
+                conn, actor=actor, action=action, target=target, outcome="denied", at=at,
+                details={**{k: _clip(v) for k, v in (details or {}).items()}, "reason": reason, "source": source},
+            )
+        else:
+            counts["suppressed"] += 1
+            by = counts["suppressed_by"]
+            key = _clip(f"{action} {reason} {source}")
+            if key not in by and len(by) >= MAX_SUMMARY_KEYS:
+                key = OTHER_KEY
+            by[key] = by.get(key, 0) + 1
+        if summary is None:
+            record(conn, actor="anonymous", action=REFUSALS_ACTION, target=window_key, outcome="denied",
+                   details=counts, at=window)
+        else:
+            conn.execute(audit_log.update().where(audit_log.c.id == summary.id)
+                         .values(details=orjson.dumps(counts).decode()))
+    return row_id
 
 
 def entries(
