@@ -290,8 +290,7 @@ def prepare_events(
             continue
         if record["user"] is not None:
             record["user"] = scrub.user(record["user"])
-        record["subject"], attributes = scrub.subject_and_attributes(record["subject"], record["attributes"])
-        record["attributes"] = orjson.dumps(attributes).decode() if attributes else None
+        record["subject"], record["attributes"] = scrub.subject_and_attributes_json(record["subject"], record["attributes"])
         record["entity_ref"] = scrub.entity_ref(record["entity_ref"])
         record["received_at"] = now_ms
         records.append(record)

@@ -102,6 +102,7 @@ class Scrubber:
         self.people = people or People()
         self._tokens: dict[str, str] = {}
         self._texts: dict[str, str] = {}
+        self._events: dict[tuple[str, str | None], tuple[str, str | None]] = {}
 
     # --- one person ----------------------------------------------------------------------------
 
@@ -175,6 +176,21 @@ class Scrubber:
         return value
 
     # --- an event's subject and route attributes ------------------------------------------------
+
+    def subject_and_attributes_json(self, subject: str, attributes: Mapping[str, Any] | None) -> tuple[str, str | None]:
+        """`subject_and_attributes` with the attributes as stored (JSON text), cached per distinct
+        pair: a day repeats the same pages thousands of times."""
+        import orjson
+
+        raw_json = orjson.dumps(attributes).decode() if attributes else None
+        cache_key = (subject, raw_json)
+        out = self._events.get(cache_key)
+        if out is None:
+            if len(self._events) >= 100_000:
+                self._events.clear()
+            scrubbed, attrs = self.subject_and_attributes(subject, attributes)
+            out = self._events[cache_key] = (scrubbed, orjson.dumps(attrs).decode() if attrs else None)
+        return out
 
     def subject_and_attributes(self, subject: str, attributes: Mapping[str, Any] | None) -> tuple[str, dict[str, Any] | None]:
         """Scrub a subject (a path, a search term, a label) and its attributes consistently.
