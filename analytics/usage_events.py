@@ -14,8 +14,10 @@ user's entity ref (absent for anonymous use) and a session id. Example::
 `id`, `user` and `session_id` are accepted as aliases, and the new frontend system's
 `context.extensionId` as well as the legacy `routeRef`. `prepare_events` turns a batch into a
 pyarrow table in `RAW_SCHEMA` plus one `Rejection` (with every reason) per malformed event, so one bad
-event never costs the rest of its batch. User refs are canonicalised and then replaced by a keyed
-pseudonym before anything is written: raw identities never reach disk.
+event never costs the rest of its batch. `userEntityRef` must be a User ref. User refs are
+canonicalised and then replaced by a keyed pseudonym before anything is written, and so is every
+other person an event names (a visited profile, a searched-for e-mail: `analytics.usage_privacy`):
+raw identities never reach disk.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from typing import Any
 import orjson
 import pyarrow as pa
 
-from analytics.pseudonymise import pseudonymise
+from analytics.usage_privacy import People, Scrubber
 from catalog_pipelines.model.refs import EntityRefError, parse_entity_ref
 
 RAW_SCHEMA = pa.schema(
@@ -169,7 +171,7 @@ def _validate(obj: Any, now_ms: int, oldest_ms: int) -> tuple[dict[str, Any] | N
             # Backstage types attributes as string | number | boolean; nesting means a broken sink.
             reasons.append("attributes: values must be strings, numbers or booleans")
         elif attributes:
-            attributes_json = orjson.dumps(attributes).decode()
+            attributes_json = dict(attributes)  # serialised once its people are pseudonymised
 
     context = obj.get("context")
     plugin_id = route_ref = extension_id = extension = entity_ref = None
@@ -206,9 +208,15 @@ def _validate(obj: Any, now_ms: int, oldest_ms: int) -> tuple[dict[str, Any] | N
         else:
             try:
                 # Backstage identities are `user:<ns>/<name>`; `jane` alone means user:default/jane.
-                user = parse_entity_ref(raw_user.strip(), default_kind="user").canonical()
+                parsed = parse_entity_ref(raw_user.strip(), default_kind="user")
             except EntityRefError as exc:
                 reasons.append(f"userEntityRef: {exc}")
+            else:
+                if parsed.kind.lower() != "user":
+                    # Only people use the portal: a group or component ref is a broken (or forged) sink.
+                    reasons.append(f"userEntityRef: must be a User entity ref (user:<namespace>/<name>), got kind {parsed.kind!r}")
+                else:
+                    user = parsed.canonical()
 
     session_id = None
     raw_session = obj.get("sessionId", obj.get("session_id"))
@@ -246,31 +254,44 @@ def prepare_events(
     now: datetime | None = None,
     retention_days: int = DEFAULT_RETENTION_DAYS,
     indices: Sequence[int] | None = None,
+    people: People | None = None,
+    acting_user: str | None = None,
+    scrubber: Scrubber | None = None,
 ) -> tuple[pa.Table, list[Rejection]]:
-    """Validate a batch: accepted events as a `RAW_SCHEMA` table (users pseudonymised), rejections.
+    """Validate a batch: accepted events as a `RAW_SCHEMA` table (people pseudonymised), rejections.
 
     Events older than the retention period are rejected too: the retention sweep would delete them
     anyway, and accepting them would re-create partitions that were deliberately removed.
     A rejection's `index` is the event's position in `events`, or `indices[position]` when given
     (line numbers of a file).
+
+    Every person an event names is replaced by their keyed token (`analytics.usage_privacy`): the
+    acting user, and a visited or searched-for person in the subject, attributes and entity ref.
+    `people` (the catalog's users) lets names in free text be recognised too.
+
+    `acting_user` is the canonical user ref a verified token proved (the collector): every event
+    is that user's, and an event that claims another `userEntityRef` is rejected.
     """
     now = now or datetime.now(UTC)
     now_ms = _now_ms(now)
     oldest_ms = _now_ms(datetime.combine(now.date() - timedelta(days=retention_days - 1), datetime.min.time(), UTC))
     records: list[dict[str, Any]] = []
     rejections: list[Rejection] = []
-    tokens: dict[str, str] = {}
+    scrub = scrubber or Scrubber(key, people)
     for offset, obj in enumerate(events):
         record, event_id, reasons = _validate(obj, now_ms, oldest_ms)
+        if record is not None and acting_user is not None:
+            if record["user"] is not None and record["user"] != acting_user:
+                record, reasons = None, ["userEntityRef: differs from the user the request's token was issued to"]
+            else:
+                record["user"] = acting_user
         if record is None:
             rejections.append(Rejection(indices[offset] if indices is not None else offset, event_id, tuple(reasons)))
             continue
-        user = record["user"]
-        if user is not None:
-            token = tokens.get(user)
-            if token is None:
-                token = tokens[user] = pseudonymise(user, key)
-            record["user"] = token
+        if record["user"] is not None:
+            record["user"] = scrub.user(record["user"])
+        record["subject"], record["attributes"] = scrub.subject_and_attributes_json(record["subject"], record["attributes"])
+        record["entity_ref"] = scrub.entity_ref(record["entity_ref"])
         record["received_at"] = now_ms
         records.append(record)
     return pa.Table.from_pylist(records, schema=RAW_SCHEMA), rejections

@@ -69,3 +69,31 @@ def test_import_lands_good_lines_and_lists_bad_ones(data_env, tmp_path):
     assert (report["accepted"], report["rejected"]) == (1, 1)
     assert report["rejections"][0]["index"] == 2
     assert (data_env / "usage" / "raw" / f"date={yesterday.date().isoformat()}").is_dir()
+
+
+def test_the_collector_refuses_to_start_without_a_way_to_authenticate_callers(data_env, monkeypatch):
+    for name in ("CATALOG_PIPELINES_USAGE_SERVICE_TOKENS", "CATALOG_PIPELINES_BACKSTAGE_AUTH_URL"):
+        monkeypatch.delenv(name, raising=False)
+    result = CliRunner().invoke(usage, ["collector", "--port", "1"])
+    assert result.exit_code == 2 and "CATALOG_PIPELINES_USAGE_SERVICE_TOKENS" in result.output
+    monkeypatch.setenv("CATALOG_PIPELINES_USAGE_SERVICE_TOKENS", "short=relay")
+    result = CliRunner().invoke(usage, ["collector", "--port", "1"])
+    assert result.exit_code == 2 and "entry 1 (relay): a token needs at least 16 characters" in result.output
+    assert "short" not in result.output.replace("(relay)", "")  # a token is never echoed
+
+
+def test_import_pseudonymises_the_catalog_users_names_in_search_terms(data_env, tmp_path):
+    from helpers import seed_catalog
+
+    from catalog_pipelines.settings import Settings as S
+    from test_usage_store import stored_text
+
+    seed_catalog(S.from_env().catalog_database_url, [
+        {"apiVersion": "backstage.io/v1alpha1", "kind": "User", "metadata": {"name": "jane.doe"}, "spec": {"profile": {"displayName": "Jane Doe", "email": "jane@example.com"}, "memberOf": []}},
+    ])
+    yesterday = datetime.now(UTC) - timedelta(days=1)
+    search = {"eventId": "a", "timestamp": yesterday.isoformat(), "userEntityRef": "user:default/bob", "action": "search", "subject": "who is jane doe", "context": {"pluginId": "search"}}
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(orjson.dumps(search) + b"\n")
+    assert CliRunner().invoke(usage, ["import", str(path)]).exit_code == 0
+    assert "jane" not in stored_text(data_env / "usage" / "raw")

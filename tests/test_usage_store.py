@@ -120,3 +120,106 @@ def test_identity_leaks_catch_a_raw_ref_written_around_the_validation(tmp_path):
     raw.append(leaked)
     raw.compact_day(date(2025, 3, 11))
     assert raw.identity_leaks(date(2025, 3, 11)) == 1
+
+
+def stored_text(root: Path) -> str:
+    """Everything written under `root`, as text: Parquet files decoded (their pages are compressed,
+    so their bytes would hide a raw name), every other file as it is."""
+    import pyarrow.parquet as pq
+
+    texts = []
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        if path.suffix == ".parquet":
+            table = pq.read_table(path)
+            texts.append(orjson.dumps(table.to_pylist(), default=str).decode())
+            texts.append(" ".join(map(str, table.schema.metadata.values() if table.schema.metadata else [])))
+        else:
+            texts.append(path.read_bytes().decode(errors="replace"))
+    return "\n".join(texts).lower()
+
+
+# A person other than the acting user, named in every field that can hold one.
+VISITED = {"ref": "user:default/jane.doe", "name": "jane.doe", "email": "jane.doe@example.com", "display": "Jane Doe"}
+
+
+def events_naming_a_visited_person() -> list[dict]:
+    base = {"timestamp": "2025-03-11T10:00:00Z", "userEntityRef": "user:default/bob", "sessionId": "s"}
+    return [
+        # a profile view: path, route attributes and context entity ref
+        {**base, "eventId": "v1", "action": "navigate", "subject": "/catalog/default/user/jane.doe",
+         "attributes": {"namespace": "default", "kind": "user", "name": "jane.doe"},
+         "context": {"pluginId": "catalog", "routeRef": "catalog:entity", "entityRef": "User:default/Jane.Doe"}},
+        # the same page without attributes, with a query naming her again (URL-encoded ref and e-mail)
+        {**base, "eventId": "v2", "action": "navigate", "subject": "/catalog/default/user/jane.doe?owner=user%3Adefault%2Fjane.doe&mail=jane.doe%40example.com",
+         "context": {"pluginId": "catalog"}},
+        # searches for her e-mail, her ref, her entity name and her display name
+        {**base, "eventId": "s1", "action": "search", "subject": "jane.doe@example.com", "value": 1, "context": {"pluginId": "search"}},
+        {**base, "eventId": "s2", "action": "search", "subject": "owner user:default/jane.doe", "value": 0, "context": {"pluginId": "search"}},
+        {**base, "eventId": "s3", "action": "search", "subject": "jane.doe", "value": 2, "context": {"pluginId": "search"}},
+        {**base, "eventId": "s4", "action": "search", "subject": "Jane  Doe on-call", "value": 2, "context": {"pluginId": "search"}},
+        # a click whose label and attributes name her
+        {**base, "eventId": "c1", "action": "click", "subject": "Mail Jane Doe", "attributes": {"to": "mailto:jane.doe@example.com", "owner": "user:jane.doe"},
+         "context": {"pluginId": "org"}},
+        # an ordinary page, which must stay readable
+        {**base, "eventId": "p1", "action": "navigate", "subject": "/catalog/default/component/petstore",
+         "attributes": {"namespace": "default", "kind": "component", "name": "petstore"},
+         "context": {"pluginId": "catalog", "entityRef": "component:default/petstore"}},
+    ]
+
+
+def test_a_visited_or_searched_person_never_reaches_disk_in_raw_events_or_daily_summaries(tmp_path):
+    from analytics.pseudonymise import pseudonymise
+    from analytics.usage_privacy import People
+
+    people = People.from_entities([{"kind": "User", "metadata": {"name": "jane.doe"}, "spec": {"profile": {"displayName": "Jane Doe", "email": "jane.doe@example.com"}}}])
+    raw, summaries = RawEventStore(tmp_path / "raw"), DailySummaryStore(tmp_path / "daily")
+    result = raw.ingest(events_naming_a_visited_person(), KEY, source="test", now=NOW, people=people)
+    assert result.accepted == 8 and not result.rejected
+    compact_days(raw, raw.days())
+    summarise_days(raw, summaries, raw.days())
+
+    text = stored_text(tmp_path)
+    for raw_string in ("jane.doe", "jane doe", "jane  doe", "jane%2edoe", "example.com", "bob"):
+        assert raw_string not in text, f"{raw_string!r} reached disk"
+    # She is one token everywhere, the same one she gets as an acting user.
+    token = pseudonymise(VISITED["ref"], KEY)
+    assert text.count(token) >= 10
+    day = raw.read_day(date(2025, 3, 11)).to_pylist()
+    by_id = {row["event_id"]: row for row in day}
+    assert by_id["v1"]["entity_ref"] == token
+    assert by_id["v1"]["subject"] == f"/catalog/default/user/{token}"
+    assert by_id["s4"]["subject"] == f"{token} on-call"
+    # ... and the figures still work: the profile page normalises like any entity page, the
+    # component page stays readable.
+    summary = summarise_day(raw.read_day(date(2025, 3, 11)), date(2025, 3, 11))
+    pages = set(summary.keys.loc[summary.keys["dimension"] == "page", "key"])
+    assert pages == {"/catalog/:namespace/:kind/:name", f"/catalog/default/user/{token}"}
+    assert set(summary.keys.loc[summary.keys["dimension"] == "entity", "key"]) == {token, "component:default/petstore"}
+
+
+def test_people_are_pseudonymised_by_ref_and_e_mail_without_a_directory(tmp_path):
+    raw = RawEventStore(tmp_path / "raw")
+    raw.ingest(events_naming_a_visited_person(), KEY, source="test", now=NOW)
+    raw.compact_day(date(2025, 3, 11))
+    text = stored_text(tmp_path)
+    for raw_string in ("user:default/jane.doe", "jane.doe@example.com", "jane.doe%40example.com", "user%3adefault%2fjane.doe", "/user/jane.doe"):
+        assert raw_string not in text, f"{raw_string!r} reached disk"
+
+
+def test_a_group_is_not_a_user(tmp_path):
+    result = RawEventStore(tmp_path).ingest([ev("g", "2025-03-11T10:00:00Z", user="group:default/x")], KEY, source="test", now=NOW)
+    assert result.accepted == 0
+    assert result.rejected[0].reasons == ("userEntityRef: must be a User entity ref (user:<namespace>/<name>), got kind 'group'",)
+
+
+def test_identity_leaks_count_raw_people_in_any_column(tmp_path):
+    import pyarrow as pa
+
+    from analytics.usage_events import prepare_events
+
+    raw = RawEventStore(tmp_path)
+    table, _ = prepare_events([ev("a", "2025-03-11T10:00:00Z"), ev("b", "2025-03-11T10:00:00Z")], KEY, now=NOW)
+    column = table.schema.get_field_index("entity_ref")
+    raw.append(table.set_column(column, "entity_ref", pa.array(["user:default/jane", None], pa.string())))
+    raw.compact_day(date(2025, 3, 11))
+    assert raw.identity_leaks(date(2025, 3, 11)) == 1

@@ -125,15 +125,19 @@ def import_(files: tuple[Path, ...], as_json: bool) -> None:
     Each line is validated on its own; malformed lines are reported with their line number and
     reasons and skipped. The usage_arrivals_sensor (or `usage refresh`) then compacts the days.
     """
+    from analytics.usage_privacy import People
     from analytics.usage_store import RawEventStore
     from catalog_pipelines.assets.usage import retention_days, usage_root
     from catalog_pipelines.settings import Settings
+    from catalog_pipelines.storage.catalog import CatalogStore
 
     store = RawEventStore(usage_root() / "raw")
     key = Settings.from_env().pseudonym_key
+    # The catalog's users, so that their names in paths and search terms are pseudonymised too.
+    people = People.from_entities(CatalogStore(_engine()).iter_entities(kinds=["User"]))
     results = {}
     for path in files:
-        results[str(path)] = store.import_jsonl(path, key, retention_days=retention_days()).as_dict()
+        results[str(path)] = store.import_jsonl(path, key, retention_days=retention_days(), people=people).as_dict()
     if as_json:
         emit_json(results)
         return
@@ -234,12 +238,32 @@ def refresh(as_json: bool) -> None:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", type=int, default=7008, show_default=True)
 def collector(host: str, port: int) -> None:
-    """Serve the HTTP event collector on its own (POST /events)."""
+    """Serve the HTTP event collector on its own (POST /events).
+
+    Callers authenticate with service tokens (CATALOG_PIPELINES_USAGE_SERVICE_TOKENS=
+    'token=backstage-analytics,…') and/or Backstage user tokens verified against the auth backend
+    (CATALOG_PIPELINES_BACKSTAGE_AUTH_URL=https://backstage.example.com/api/auth); browsers only
+    from CATALOG_PIPELINES_USAGE_CORS_ORIGINS. Refusals are audited in the catalog database, and
+    the catalog's users are loaded so that their names are pseudonymised in free text too.
+    """
     import uvicorn
 
+    from analytics.usage_privacy import People
     from catalog_pipelines.assets.usage import retention_days, usage_root
     from catalog_pipelines.settings import Settings
-    from catalog_pipelines.usage_collector import create_collector_app
+    from catalog_pipelines.storage.catalog import CatalogStore
+    from catalog_pipelines.usage_collector import CollectorSecurity, ConfigError, create_collector_app
 
-    app = create_collector_app(usage_root() / "raw", Settings.from_env().pseudonym_key, retention_days=retention_days())
+    try:
+        security = CollectorSecurity.from_env()
+    except ConfigError as exc:
+        raise click.UsageError(str(exc)) from None
+    engine = _engine()
+    people = People.from_entities(CatalogStore(engine).iter_entities(kinds=["User"]))
+    app = create_collector_app(
+        usage_root() / "raw", Settings.from_env().pseudonym_key, security=security, audit_engine=engine, people=people, retention_days=retention_days()
+    )
+    click.echo(f"usage collector on http://{host}:{port}/events: {len(security.service_tokens)} service token(s), "
+               f"Backstage user tokens {'from ' + security.verifier.jwks_url if security.verifier else 'not accepted'}, "
+               f"{len(people)} catalog users known, CORS origins: {', '.join(security.cors_origins) or 'none'}")
     uvicorn.run(app, host=host, port=port, log_level="info")

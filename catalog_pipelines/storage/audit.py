@@ -198,3 +198,34 @@ def entries(
     with engine.connect() as conn:
         rows = conn.execute(query).all()
     return [AuditEntry(r.id, r.at, r.actor, r.action, r.target, r.outcome, orjson.loads(r.details or "{}")) for r in rows]
+
+
+def record_window(
+    bind: sa.Engine | sa.Connection,
+    *,
+    actor: str,
+    action: str,
+    target: str,
+    count: int,
+    window_start: datetime,
+    window_end: datetime,
+    outcome: str = "denied",
+    details: dict[str, Any] | None = None,
+) -> int:
+    """One audit row standing for `count` occurrences of the same event in [window_start, window_end).
+
+    For events that arrive in floods (refused authentication at an open door): one row per kind and
+    window keeps them audited while the table grows with time, not with the attacker's request
+    rate. The row's `at` is the window's end; `details` gains `count` and the window's bounds.
+    """
+    if count < 1:
+        raise ValueError("count must be at least 1")
+    return record(
+        bind,
+        actor=actor,
+        action=action,
+        target=target,
+        outcome=outcome,
+        details={**(details or {}), "count": int(count), "window_start": _utc_naive(window_start).isoformat(), "window_end": _utc_naive(window_end).isoformat()},
+        at=window_end,
+    )
