@@ -157,14 +157,22 @@ def compute_insights(survey: SurveyDefinition, waves: Mapping[str, WaveData], or
     invited = np.asarray((rollup_t @ invited_leaf.T).T)
     respondents = rolled(None)
 
-    hidden_participation = np.vstack([suppress(hier, respondents[w], k) for w in range(n_waves)])
-    disclosures = [f"{present[w].id}/{PARTICIPATION}: {d}" for w in range(n_waves) for d in find_disclosures(hier, respondents[w], hidden_participation[w], k)]
+    # A group somebody was invited to is present in every layer: zero respondents (or zero answers
+    # to a question) is hidden like any count below k, never shown as "0".
+    def layer_suppression(n: np.ndarray, layer: str) -> np.ndarray:
+        hidden = np.vstack([suppress(hier, n[w], k, invited[w]) for w in range(n_waves)])
+        disclosures.extend(f"{present[w].id}/{layer}: {d}" for w in range(n_waves) for d in find_disclosures(hier, n[w], hidden[w], k, invited[w]))
+        return hidden
+
+    disclosures: list[str] = []
+    hidden_participation = layer_suppression(respondents, PARTICIPATION)
     stats = {"respondents_unassigned": unassigned, "cells_below_k": 0, "cells_complementary": 0}
 
     def count_suppression(n: np.ndarray, hidden: np.ndarray) -> None:
-        primary = (n > 0) & (n < k)
+        present_cells = (n > 0) | (invited > 0)
+        primary = present_cells & (n < k)
         stats["cells_below_k"] += int(primary.sum())
-        stats["cells_complementary"] += int((hidden & ~primary & (n > 0)).sum())
+        stats["cells_complementary"] += int((hidden & ~primary & present_cells).sum())
 
     count_suppression(respondents, hidden_participation)
     meta = _group_meta(org, hier)
@@ -192,8 +200,7 @@ def compute_insights(survey: SurveyDefinition, waves: Mapping[str, WaveData], or
                 mean_r = np.nansum(x, axis=1) / answered
                 fav_r = 100.0 * (x >= 4).sum(axis=1) / answered
             n = rolled(None, has)
-            hidden = np.vstack([suppress(hier, n[w], k) for w in range(n_waves)])
-            disclosures += [f"{present[w].id}/{dim.id}/likert: {d}" for w in range(n_waves) for d in find_disclosures(hier, n[w], hidden[w], k)]
+            hidden = layer_suppression(n, f"{dim.id}/likert")
             count_suppression(n, hidden)
             for metric, values in (("mean", mean_r), ("top2_pct", fav_r)):
                 s1, s2 = rolled(values, has), rolled(values * values, has)
@@ -206,8 +213,7 @@ def compute_insights(survey: SurveyDefinition, waves: Mapping[str, WaveData], or
             with np.errstate(invalid="ignore", divide="ignore"):
                 enps_r = 100.0 * np.nansum(cls, axis=1) / answered
             n = rolled(None, has)
-            hidden = np.vstack([suppress(hier, n[w], k) for w in range(n_waves)])
-            disclosures += [f"{present[w].id}/{dim.id}/nps: {d}" for w in range(n_waves) for d in find_disclosures(hier, n[w], hidden[w], k)]
+            hidden = layer_suppression(n, f"{dim.id}/nps")
             count_suppression(n, hidden)
             s1, s2 = rolled(enps_r, has), rolled(enps_r * enps_r, has)
             trend_parts.append(_stat_rows(dim, "enps", n, s1, s2, hidden, in_scope, invited, clip=(-100, 100)))
@@ -216,8 +222,7 @@ def compute_insights(survey: SurveyDefinition, waves: Mapping[str, WaveData], or
     trends = _decorate(trends, survey, wave_meta, meta)
     trends = trends[TREND_COLUMNS].sort_values(["wave_order", "depth", "group_ref", "dimension", "metric"], kind="stable")
 
-    choices, choice_disclosures = _choice_rows(survey, data, present, hier, rolled, k, in_scope, count_suppression)
-    disclosures += choice_disclosures
+    choices = _choice_rows(survey, data, present, hier, rolled, in_scope, layer_suppression, count_suppression)
     choices = choices.merge(meta[["group_ref", "group_name"]], on="group_ref", how="left")
     choices.insert(0, "survey", survey.id)
     choices = choices.merge(wave_meta[["wave", "wave_order"]], on="wave", how="left")[CHOICE_COLUMNS]
@@ -228,8 +233,8 @@ def compute_insights(survey: SurveyDefinition, waves: Mapping[str, WaveData], or
     totals_inv = invited[:, hier.roots].sum(axis=1)
     # The total is the sum of the root groups: hidden with any of them, or the difference would
     # give the hidden root away.
-    root_hidden = (hidden_participation[:, hier.roots] & (respondents[:, hier.roots] > 0)).any(axis=1)
-    total_hidden = ((totals_resp > 0) & (totals_resp < k)) | root_hidden
+    root_hidden = (hidden_participation[:, hier.roots] & in_scope[:, hier.roots]).any(axis=1)
+    total_hidden = (((totals_resp > 0) | (totals_inv > 0)) & (totals_resp < k)) | root_hidden
     wave_rows = pd.DataFrame(
         {
             "survey": survey.id,
@@ -386,14 +391,13 @@ def _choice_rows(
     present: list[Wave],
     hier: Hierarchy,
     rolled: Callable[..., np.ndarray],
-    k: int,
     in_scope: np.ndarray,
+    layer_suppression: Callable[[np.ndarray, str], np.ndarray],
     count_suppression: Callable[[np.ndarray, np.ndarray], None],
-) -> tuple[pd.DataFrame, list[str]]:
-    """Option shares per wave x group for choice questions; each question is its own table layer."""
+) -> pd.DataFrame:
+    """Option shares per wave x group for choice questions; each question is its own table layer.
+    Every group in scope has rows, hidden when fewer than k answered (zero included)."""
     rows: list[pd.DataFrame] = []
-    disclosures: list[str] = []
-    n_waves = len(present)
     for q in survey.questions:
         if q.type not in ("single_choice", "multi_choice") or q.id not in data.columns:
             continue
@@ -408,10 +412,9 @@ def _choice_rows(
             bits = np.where(has, mask, 0).astype(np.int64)
             chosen = [rolled(None, has & ((bits >> i) & 1).astype(bool)) for i in range(len(q.options))]
         n = rolled(None, has)
-        hidden = np.vstack([suppress(hier, n[w], k) for w in range(n_waves)])
-        disclosures += [f"{present[w].id}/{q.id}: {d}" for w in range(n_waves) for d in find_disclosures(hier, n[w], hidden[w], k)]
+        hidden = layer_suppression(n, q.id)
         count_suppression(n, hidden)
-        w_idx, g_idx = np.nonzero(in_scope & (n > 0))
+        w_idx, g_idx = np.nonzero(in_scope)
         h = hidden[w_idx, g_idx]
         for i, option in enumerate(q.options):
             c = chosen[i][w_idx, g_idx]
@@ -432,7 +435,7 @@ def _choice_rows(
                 )
             )
     columns = ["wave", "group_ref", "question", "question_text", "option", "respondents", "chosen", "share_pct", "suppressed"]
-    return (pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(columns=columns)), disclosures
+    return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(columns=columns)
 
 
 def _comment_rows(

@@ -8,7 +8,10 @@ cells that pass the threshold are hidden too (complementary suppression).
 
 The model. For every group P with children there is one additive relation over the cells
 `P = own(P) + child_1 + ... + child_m`, where `own(P)` (P's direct members) is never published.
-A cell with zero respondents is treated as known (nothing to hide, no cover either). With the
+A cell is *present* when anybody in it was invited (or answered): the attacker knows the org
+chart and the invitations, so only a cell with nobody invited is known to be empty. A present cell
+with zero respondents is treated like any count below k (hidden, and it needs cover): showing
+"0 of 2 invited" in one wave would make a later "hidden" for the same group mean 1 to k-1. With the
 hidden cells as unknowns, the relations form a tree-shaped linear system in which each hidden cell
 appears in at most two relations. Such a system determines a hidden cell exactly when
 
@@ -115,51 +118,76 @@ class Hierarchy:
         return n - child_sum
 
 
-def suppress(hier: Hierarchy, n: np.ndarray, k: int) -> np.ndarray:
-    """Boolean mask of the groups to hide, given respondents per group (already rolled up)."""
-    n = np.asarray(n, dtype=np.float64)
-    own = hier.own_counts(n)
-    if (own < -1e-9).any():
-        raise ValueError("group counts are not consistent with the hierarchy (a parent has fewer respondents than its children)")
-    hidden = (n > 0) & (n < k)
+@dataclass
+class Cells:
+    """One table layer's counts on the hierarchy: respondents per group (rolled up), which groups
+    and which direct-member cells are present (somebody invited or answering), and the own counts."""
+
+    n: np.ndarray
+    present: np.ndarray
+    own: np.ndarray
+    own_present: np.ndarray
+
+    @classmethod
+    def of(cls, hier: Hierarchy, n: np.ndarray, invited: np.ndarray | None = None) -> "Cells":
+        n = np.asarray(n, dtype=np.float64)
+        own = hier.own_counts(n)
+        if (own < -1e-9).any():
+            raise ValueError("group counts are not consistent with the hierarchy (a parent has fewer respondents than its children)")
+        if invited is None:
+            return cls(n, n > 0, own, own > 0)
+        invited = np.asarray(invited, dtype=np.float64)
+        return cls(n, (n > 0) | (invited > 0), own, (own > 0) | (hier.own_counts(invited) > 0))
+
+
+def suppress(hier: Hierarchy, n: np.ndarray, k: int, invited: np.ndarray | None = None) -> np.ndarray:
+    """Boolean mask of the groups to hide, given respondents per group (already rolled up).
+
+    `invited` (rolled up like `n`) makes a group with invitations but no respondent present: it is
+    hidden like any count below k. Without it, only groups with respondents are present.
+    """
+    cells = Cells.of(hier, n, invited)
+    n, present = cells.n, cells.present
+    hidden = present & (n < k)
     kids = hier.children
     for _ in range(4 * len(hier.refs) + 10):
-        violations = np.flatnonzero(_hidden_cells_per_relation(hier, n, hidden, own) == 1)
+        violations = np.flatnonzero(_hidden_cells_per_relation(hier, cells, hidden) == 1)
         if violations.size:
             # Deepest first: fixing a low relation may hide a group that also fixes the one above.
             for p in sorted(violations, key=lambda i: -hier.depth[i]):
-                cells = int(hidden[p] and n[p] > 0) + int(own[p] > 0) + sum(1 for c in kids[p] if hidden[c] and n[c] > 0)
-                if cells == 1:
-                    _hide_cheapest(hier, n, hidden, kids[p], p)
+                count = int(hidden[p] and present[p]) + int(cells.own_present[p]) + sum(1 for c in kids[p] if hidden[c] and present[c])
+                if count == 1:
+                    _hide_cheapest(hier, cells, hidden, kids[p], p)
             continue
-        short = _short_components(hier, n, hidden, own, k)
+        short = _short_components(hier, cells, hidden, k)
         if not short:
             return hidden
         for members, top in short:
-            _hide_cheapest(hier, n, hidden, [c for p in members for c in kids[p]], top)
+            _hide_cheapest(hier, cells, hidden, [c for p in members for c in kids[p]], top)
     raise RuntimeError("complementary suppression did not converge")  # pragma: no cover - bounded by N
 
 
-def _hidden_cells_per_relation(hier: Hierarchy, n: np.ndarray, hidden: np.ndarray, own: np.ndarray) -> np.ndarray:
-    """For each group with children: its hidden non-empty cells (itself, its direct members, its
+def _hidden_cells_per_relation(hier: Hierarchy, cells: Cells, hidden: np.ndarray) -> np.ndarray:
+    """For each group with children: its hidden present cells (itself, its direct members, its
     children); 0 for groups without children."""
     nonroot = hier.parent >= 0
-    hnz = hidden & (n > 0)
+    hnz = hidden & cells.present
     count = np.bincount(hier.parent[nonroot], weights=hnz[nonroot], minlength=len(hier.refs))
-    return np.where(hier.has_children, count + (own > 0) + hnz, 0)
+    return np.where(hier.has_children, count + cells.own_present + hnz, 0)
 
 
-def _hide_cheapest(hier: Hierarchy, n: np.ndarray, hidden: np.ndarray, candidates: list[int], parent: int) -> None:
-    options = [c for c in candidates if not hidden[c] and n[c] > 0]
+def _hide_cheapest(hier: Hierarchy, cells: Cells, hidden: np.ndarray, candidates: list[int], parent: int) -> None:
+    n = cells.n
+    options = [c for c in candidates if not hidden[c] and cells.present[c]]
     if options:
         best = min(options, key=lambda c: (n[c], bool(hier.has_children[c]), c))
         hidden[best] = True
-    elif not hidden[parent] and n[parent] > 0:
+    elif not hidden[parent] and cells.present[parent]:
         hidden[parent] = True
 
 
-def _components(hier: Hierarchy, n: np.ndarray, hidden: np.ndarray, own: np.ndarray):  # noqa: ANN202
-    """Relations holding a hidden non-empty cell, grouped by connectivity through hidden groups.
+def _components(hier: Hierarchy, cells: Cells, hidden: np.ndarray):  # noqa: ANN202
+    """Relations holding a hidden present cell, grouped by connectivity through hidden groups.
 
     Returns (involved relation indices, component label of each, pendant respondents of each):
     a hidden group with children sits in its own relation and in its parent's, and links them;
@@ -169,8 +197,9 @@ def _components(hier: Hierarchy, n: np.ndarray, hidden: np.ndarray, own: np.ndar
     from scipy.sparse.csgraph import connected_components
 
     size = len(hier.refs)
-    hnz = hidden & (n > 0)
-    involved = np.flatnonzero(_hidden_cells_per_relation(hier, n, hidden, own) > 0)
+    n, own = cells.n, cells.own
+    hnz = hidden & cells.present
+    involved = np.flatnonzero(_hidden_cells_per_relation(hier, cells, hidden) > 0)
     links = np.flatnonzero(hnz & hier.has_children & (hier.parent >= 0))
     graph = coo_matrix((np.ones(len(links)), (links, hier.parent[links])), shape=(size, size))
     _, labels = connected_components(graph, directed=False)
@@ -180,9 +209,10 @@ def _components(hier: Hierarchy, n: np.ndarray, hidden: np.ndarray, own: np.ndar
     return involved, labels[involved], pendants[involved]
 
 
-def _short_components(hier: Hierarchy, n: np.ndarray, hidden: np.ndarray, own: np.ndarray, k: int) -> list[tuple[list[int], int]]:
-    """Components under a shown group whose pendants add up to 1..k-1 respondents: (relations, top)."""
-    involved, labels, pendants = _components(hier, n, hidden, own)
+def _short_components(hier: Hierarchy, cells: Cells, hidden: np.ndarray, k: int) -> list[tuple[list[int], int]]:
+    """Components under a shown group whose pendants add up to fewer than k respondents (zero
+    included: an empty derivable group is as telling as a small one): (relations, top)."""
+    involved, labels, pendants = _components(hier, cells, hidden)
     if not len(involved):
         return []
     totals = np.bincount(labels, weights=pendants)
@@ -191,23 +221,23 @@ def _short_components(hier: Hierarchy, n: np.ndarray, hidden: np.ndarray, own: n
     out = []
     for i in first:
         top, label = involved[i], labels[i]
-        if 0 < totals[label] < k and not (hidden[top] and n[top] > 0):
+        if totals[label] < k and not (hidden[top] and cells.present[top]):
             out.append((list(involved[labels == label]), int(top)))
     return out
 
 
-def find_disclosures(hier: Hierarchy, n: np.ndarray, hidden: np.ndarray, k: int) -> list[str]:
+def find_disclosures(hier: Hierarchy, n: np.ndarray, hidden: np.ndarray, k: int, invited: np.ndarray | None = None) -> list[str]:
     """Why a suppression pattern leaks, one message per problem; empty when it is safe."""
-    n = np.asarray(n, dtype=np.float64)
-    problems = [f"{hier.refs[i]} is shown with {int(n[i])} respondents (< {k})" for i in np.flatnonzero(~hidden & (n > 0) & (n < k))]
-    own = hier.own_counts(n)
-    for p in np.flatnonzero(_hidden_cells_per_relation(hier, n, hidden, own) == 1):
+    cells = Cells.of(hier, n, invited)
+    n, own, present = cells.n, cells.own, cells.present
+    problems = [f"{hier.refs[i]} is shown with {int(n[i])} respondents (< {k})" for i in np.flatnonzero(~hidden & present & (n < k))]
+    for p in np.flatnonzero(_hidden_cells_per_relation(hier, cells, hidden) == 1):
         ref = hier.refs[p]
-        cells = [ref] if hidden[p] and n[p] > 0 else []
-        cells += [f"direct members of {ref}"] if own[p] > 0 else []
-        cells += [hier.refs[c] for c in hier.children[p] if hidden[c] and n[c] > 0]
-        problems.append(f"{cells[0]} can be computed from {ref} and its other children")
-    for members, top in _short_components(hier, n, hidden, own, k):
-        total = own[members].clip(min=0).sum() + sum(n[c] for p in members for c in hier.children[p] if hidden[c] and n[c] > 0 and not hier.has_children[c])
+        found = [ref] if hidden[p] and present[p] else []
+        found += [f"direct members of {ref}"] if cells.own_present[p] else []
+        found += [hier.refs[c] for c in hier.children[p] if hidden[c] and present[c]]
+        problems.append(f"{found[0]} can be computed from {ref} and its other children")
+    for members, top in _short_components(hier, cells, hidden, k):
+        total = own[members].clip(min=0).sum() + sum(n[c] for p in members for c in hier.children[p] if hidden[c] and present[c] and not hier.has_children[c])
         problems.append(f"the hidden cells under {hier.refs[top]} add up to a derivable group of {int(total)} (< {k})")
     return problems

@@ -21,6 +21,7 @@ from dashboards.html import clean_list
 PALETTE = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000",
            "#882255", "#44AA99", "#999933", "#AA4499"]
 SUPPRESSED_COLOUR = "#9e9e9e"
+SUPPRESSED_TEXT = "suppressed"  # the placeholder written in a suppressed heatmap cell
 OK, WARN, BAD = "#009E73", "#E69F00", "#D55E00"
 
 
@@ -178,14 +179,22 @@ def heatmap(
     reverse: bool = False,
     digits: int = 4,
 ) -> dict[str, Any]:
-    """A heatmap with values written in the cells; suppressed cells are drawn grey and labelled
-    "suppressed", so an empty cell is never mistaken for a low value."""
+    """A heatmap with its values written in the cells; suppressed cells are drawn grey with the
+    placeholder "suppressed" and no number, so an empty cell is never mistaken for a low value.
+
+    Each cell's label is its own (`text` per cell, not one template for the whole trace), and gaps
+    take no hover (`hoverongaps` off): a cell shows and hovers its value, or the placeholder and
+    `suppressed_label`, never the other trace's text.
+    """
     xs, ys = [str(v) for v in x], [str(v) for v in y]
-    zz = [clean_list(row, digits) for row in z]
+    hidden = [[bool(s) for s in row] for row in suppressed] if suppressed is not None else [[False] * len(xs) for _ in ys]
+    # A suppressed cell never carries a number, whatever the caller passed in z.
+    zz = [[None if h else v for v, h in zip(clean_list(row, digits), hrow)] for row, hrow in zip(z, hidden)]
     trace: dict[str, Any] = {
         "type": "heatmap", "x": xs, "y": ys, "z": zz, "colorscale": colorscale,
-        "colorbar": {"title": {"text": colorbar}}, "texttemplate": "%{z:" + text_format + "}", "reversescale": reverse,
-        "hovertemplate": f"%{{x}} · %{{y}}: %{{z:{text_format}}}<extra></extra>",
+        "colorbar": {"title": {"text": colorbar}}, "reversescale": reverse,
+        "text": [["" if v is None else format(v, text_format) for v in row] for row in zz], "texttemplate": "%{text}",
+        "hovertemplate": "%{x} · %{y}: %{text}<extra></extra>", "hoverongaps": False,
         "xgap": 1, "ygap": 1,
     }
     if zmin is not None:
@@ -193,13 +202,14 @@ def heatmap(
     if zmax is not None:
         trace["zmax"] = zmax
     data = [trace]
-    if suppressed is not None and any(any(r) for r in suppressed):
+    if any(any(r) for r in hidden):
         data.append({
             "type": "heatmap", "x": xs, "y": ys, "name": "suppressed", "showscale": False,
-            "z": [[1 if s else None for s in row] for row in suppressed],
+            "z": [[1 if h else None for h in row] for row in hidden],
             "colorscale": [[0, SUPPRESSED_COLOUR], [1, SUPPRESSED_COLOUR]],
-            # Drawn only where z is set, i.e. on the suppressed cells.
-            "texttemplate": "suppressed", "hovertemplate": f"%{{x}} · %{{y}}: {suppressed_label}<extra></extra>",
+            # Set only on the suppressed cells; the others are gaps: no colour, no text, no hover.
+            "text": [[SUPPRESSED_TEXT if h else "" for h in row] for row in hidden], "texttemplate": "%{text}",
+            "hovertemplate": f"%{{x}} · %{{y}}: {suppressed_label}<extra></extra>", "hoverongaps": False,
             "xgap": 1, "ygap": 1,
         })
     layout = _layout(title, xtitle, ytitle)

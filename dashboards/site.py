@@ -24,12 +24,15 @@ import re
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import orjson
+
+from analytics.surveys_publication import TABLES as SURVEY_TABLES
+from analytics.surveys_publication import k_violations
 
 from dashboards.access import ALL, Access
 from dashboards.html import esc, fmt_time, page_html
@@ -78,6 +81,12 @@ class SiteReport:
     bytes: int
     seconds: float
     errors: list[str] = field(default_factory=list)
+    # Survey figures break the anonymity threshold: the build left every one of them out.
+    people_violations: list[str] = field(default_factory=list)
+
+    @property
+    def people_figures_verified(self) -> bool:
+        return not self.people_violations
 
     @property
     def written(self) -> list[dict[str, Any]]:
@@ -90,7 +99,19 @@ class SiteReport:
     def as_dict(self) -> dict[str, Any]:
         return {"out_dir": str(self.out_dir), "index": str(self.out_dir / "index.html"), "audience": self.audience,
                 "pages": self.pages, "team_pages": self.team_pages, "files": self.files, "bytes": self.bytes,
-                "seconds": round(self.seconds, 2), "errors": self.errors}
+                "seconds": round(self.seconds, 2), "errors": self.errors,
+                "people_figures_verified": self.people_figures_verified, "people_violations": self.people_violations[:20]}
+
+
+def verify_people_figures(inputs: SiteInputs) -> tuple[SiteInputs, list[str]]:
+    """The inputs with their survey figures verified against k, in this process, before any page
+    is built: when a figure breaks the threshold, every survey table is left out (the surveys page
+    and the team pages' survey sections then show nothing) and the problems are returned."""
+    problems = k_violations({name: inputs.table("surveys", name) for name in SURVEY_TABLES})
+    if not problems:
+        return inputs, []
+    kept = {key: frame for key, frame in inputs.tables.items() if not key.startswith("surveys/")}
+    return replace(inputs, tables=kept), problems
 
 
 def visible_groups(inputs: SiteInputs, access: Access) -> set[str]:
@@ -114,6 +135,9 @@ def build_site(inputs: SiteInputs, out_dir: Path, access: Access | None = None, 
     access = access or Access.unrestricted()
     out_dir = Path(out_dir)
     _check_target(out_dir)
+    # Every build (the asset, the CLI, each audience copy) verifies k itself: no survey figure
+    # reaches a page unless this process checked the tables it renders.
+    inputs, people_violations = verify_people_figures(inputs)
     groups_visible = visible_groups(inputs, access)
     base = Ctx(inputs, access, {}, groups_visible)
     slugs = team_slugs(inputs.org.all_groups())
@@ -121,6 +145,10 @@ def build_site(inputs: SiteInputs, out_dir: Path, access: Access | None = None, 
 
     results: list[PageOut] = []
     errors: list[str] = []
+    if people_violations:
+        # Counted, not listed: the messages name groups, and the index is read by the audience.
+        errors.append(f"surveys: every survey figure left out: {len(people_violations)} break the anonymity threshold; "
+                      "re-materialise survey_trends")
     for key, builder in PAGES:
         try:
             results.append(builder(ctx))
@@ -174,7 +202,7 @@ def build_site(inputs: SiteInputs, out_dir: Path, access: Access | None = None, 
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return SiteReport(out_dir, access.audience, manifest["pages"], len(teams), files, size,
-                      time.perf_counter() - started, errors)
+                      time.perf_counter() - started, errors, people_violations)
 
 
 def _check_target(out_dir: Path) -> None:

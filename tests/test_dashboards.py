@@ -51,9 +51,7 @@ def _inputs_with_sentinels():
     tickets = t["facts/tickets_latest"]
     tickets.loc[tickets["entity_ref"] == "component:default/zulu-vault", "open_tickets"] = 48213
     trends = t["surveys/trends"]
-    trends.loc[(trends["group_ref"] == "group:default/zulu") & (trends["metric"] == "mean"), "value"] = 4.1234
-    # A suppressed cell that still carries a value: the site must not show it either.
-    trends.loc[(trends["group_ref"] == "group:default/bravo") & (trends["metric"] == "mean"), "value"] = 3.1415
+    trends.loc[(trends["group_ref"] == "group:default/zulu") & (trends["metric"] == "mean") & ~trends["suppressed"], "value"] = 4.1234
     adoption = t["usage/adoption"]
     adoption.loc[adoption["group_ref"] == "group:default/zulu", "active_members"] = 29231
     summary = t["scorecards/rollup_summary"]
@@ -194,10 +192,38 @@ def test_suppressed_survey_cells_are_marked_and_their_values_never_shown(full_si
     values, marks = heatmap["data"]
     bravo_row = values["y"].index("Bravo Team (team)")
     assert values["z"][bravo_row] == [None] * len(values["x"])  # no value drawn for a suppressed cell
-    assert marks["z"][bravo_row] == [1] * len(values["x"]) and marks["texttemplate"] == "suppressed"
-    assert marks["name"] == "suppressed" and "fewer respondents than the anonymity threshold" in marks["hovertemplate"]
+    assert values["text"][bravo_row] == [""] * len(values["x"])
+    # The placeholder is per cell: on the suppressed cells only, never over another cell's value.
+    assert marks["z"][bravo_row] == [1] * len(values["x"]) and marks["text"][bravo_row] == ["suppressed"] * len(values["x"])
+    for z_row, text_row, mark_row in zip(values["z"], marks["text"], marks["z"]):
+        assert all((t == "suppressed") == (m == 1) and (t == "") == (z is not None or m is None) for z, t, m in zip(z_row, text_row, mark_row))
+    assert marks["texttemplate"] == values["texttemplate"] == "%{text}" and not marks["hoverongaps"] and not values["hoverongaps"]
+    assert marks["name"] == "suppressed" and "suppressed for anonymity" in marks["hovertemplate"]
     assert "Every survey figure for this team is suppressed" in (out / "teams" / "bravo.html").read_text()
-    assert not any("3.1415" in t for t in texts(out).values())
+
+
+@pytest.mark.parametrize("tamper", ["suppressed cell carrying a value", "cell below k shown", "empty cell shown", "no k"])
+def test_a_build_leaves_out_every_survey_figure_when_the_tables_break_k(tmp_path, tamper):
+    inputs = inputs_with_sentinels()
+    trends = inputs.tables["surveys/trends"]
+    bravo = (trends["group_ref"] == "group:default/bravo") & (trends["metric"] == "mean")
+    if tamper == "suppressed cell carrying a value":
+        trends.loc[bravo, "value"] = 3.1415
+    elif tamper == "cell below k shown":
+        trends.loc[bravo, ["suppressed", "respondents", "value"]] = [False, 3, 3.1415]
+    elif tamper == "empty cell shown":
+        trends.loc[bravo, ["suppressed", "respondents", "value"]] = [False, 0, 3.1415]
+    else:
+        del inputs.tables["surveys/waves"]
+    report = build_site(inputs, tmp_path / "site")
+    assert not report.people_figures_verified and report.people_violations
+    assert any(e.startswith("surveys: every survey figure left out") for e in report.errors)
+    site = texts(tmp_path / "site")
+    assert not any("3.1415" in t or "4.1234" in t for t in site.values())  # neither the tampered nor any other survey figure
+    assert "Survey trend" not in (tmp_path / "site" / "teams" / "zulu.html").read_text()
+    restricted = build_site(inputs, tmp_path / "dana", Access.for_audience(SHIPPED_POLICY, ORG, DANA))
+    assert restricted.people_violations == report.people_violations
+    assert not any("3.1415" in t or "4.1234" in t for t in texts(tmp_path / "dana").values())
 
 
 def test_a_page_appears_only_when_its_data_exists(tmp_path):
@@ -363,7 +389,8 @@ def test_the_dashboards_asset_writes_the_site_and_a_restricted_copy_per_audience
     out = Settings.from_env().output_dir
     assert metadata["pages"].value == 9 and metadata["team_pages"].value == 6
     assert metadata["audiences"].value[DANA]["team_pages"] == 1
-    assert {e.check_name: e.passed for e in result.get_asset_check_evaluations()} == {"every_page_built": True, "site_within_size_budget": True}
+    assert {e.check_name: e.passed for e in result.get_asset_check_evaluations()} == {
+        "every_page_built": True, "site_within_size_budget": True, "people_figures_respect_k": True}
     manifest = orjson.loads((out / "dashboards" / "manifest.json").read_bytes())
     statuses = {p["key"]: p["status"] for p in manifest["pages"]}
     assert statuses["ingestion"] == "ok" and statuses["audit"] == "ok"  # from the real ledger and audit log

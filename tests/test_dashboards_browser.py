@@ -119,3 +119,65 @@ def test_tables_sort_and_filter_in_the_browser(sites, page):
     table.locator("input[type=search]").fill("zulu")
     assert owners() == ["Zulu Sentinel Squad"]
     assert "1 of 1 matching" in table.locator(".count").inner_text()
+
+
+# Every text plotly drew in each heatmap, with its centre, and the figure's own data.
+HEATMAPS = """() => Array.from(document.querySelectorAll('figure.plot')).filter(f => f.querySelector('.heatmaplayer')).map(f => {
+  const gd = f;
+  return {title: f.getAttribute('aria-label'),
+          data: gd.data.map(t => ({name: t.name || null, z: t.z, text: t.text})),
+          cells: Array.from(f.querySelectorAll('.heatmaplayer text')).filter(e => e.textContent.trim() !== '').map(e => {
+            const r = e.getBoundingClientRect();
+            return {text: e.textContent, x: r.x + window.scrollX + r.width / 2, y: r.y + window.scrollY + r.height / 2};
+          })};
+})"""
+
+
+def _hover_text(page, x: float, y: float) -> str:
+    """The hover label plotly shows with the mouse at document position (x, y)."""
+    top = page.evaluate(f"() => {{ window.scrollTo(0, {max(0.0, y - 300)}); return window.scrollY; }}")
+    page.mouse.move(1, 1)
+    page.mouse.move(x, y - top)
+    page.wait_for_selector(".hoverlayer .hovertext", timeout=5_000)
+    return page.locator(".hoverlayer .hovertext").first.text_content()
+
+
+def test_survey_heatmaps_show_each_cell_value_or_a_placeholder_never_both(sites, page):
+    root = sites / "full"
+    pages = [root / "surveys.html", *sorted((root / "teams").glob("*.html"))]
+    checked = {"shown": 0, "suppressed": 0, "figures": 0}
+    for path in pages:
+        page.goto(path.as_uri())
+        page.wait_for_selector("body[data-ready='1']", timeout=20_000)
+        for fig in page.evaluate(HEATMAPS):
+            if "survey" not in fig["title"].lower() and "dimension" not in fig["title"].lower():
+                continue
+            values = fig["data"][0]
+            marks = fig["data"][1] if len(fig["data"]) > 1 else None
+            expected = []
+            for i, row in enumerate(values["z"]):
+                for j, v in enumerate(row):
+                    hidden = bool(marks and marks["z"][i][j])
+                    if hidden:
+                        assert v is None, (path.name, i, j)  # no number under a suppressed cell
+                        expected.append("suppressed")
+                    elif v is not None:
+                        expected.append(f"{v:.2f}")
+            drawn = fig["cells"]
+            # Each drawn label sits on its own cell: never a placeholder over a number.
+            spots = {(round(c["x"] / 4), round(c["y"] / 4)) for c in drawn}
+            assert len(spots) == len(drawn), (path.name, fig["title"])
+            assert sorted(c["text"] for c in drawn) == sorted(expected), (path.name, fig["title"])
+            shown = next((c for c in drawn if c["text"] != "suppressed"), None)
+            hidden = next((c for c in drawn if c["text"] == "suppressed"), None)
+            if shown:
+                label = _hover_text(page, shown["x"], shown["y"])
+                assert shown["text"] in label and "anonymity" not in label, (path.name, label)
+                checked["shown"] += 1
+            if hidden:
+                label = _hover_text(page, hidden["x"], hidden["y"])
+                assert "suppressed for anonymity" in label, (path.name, label)
+                checked["suppressed"] += 1
+            checked["figures"] += 1
+    # The surveys page and the team pages with a survey trend; both kinds of cell were hovered.
+    assert checked["figures"] >= 3 and checked["shown"] >= 3 and checked["suppressed"] >= 1, checked

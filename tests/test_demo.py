@@ -57,4 +57,10 @@ def test_demo_ingests_both_sources_and_materialises_every_insight_asset(tmp_path
     with dg.DagsterInstance.from_config(str(data / "dagster_home")) as instance:
         runs = instance.get_run_records()
         assert runs and all(r.dagster_run.status == dg.DagsterRunStatus.SUCCESS for r in runs)
+        # The demo's run that published survey figures verified k in that same run (docs/surveys.md).
+        for asset, check in (("survey_trends", "published_figures_respect_k"), ("dashboards_site", "people_figures_respect_k")):
+            key = dg.AssetCheckKey(dg.AssetKey(asset), check)
+            (record,) = instance.event_log_storage.get_asset_check_execution_history(key, limit=1)
+            materialised = instance.get_latest_materialization_event(dg.AssetKey(asset))
+            assert record.run_id == materialised.run_id and record.status.value == "SUCCEEDED", (asset, record)
     assert (data / "outputs" / "dashboards" / "index.html").exists()

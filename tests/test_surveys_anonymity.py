@@ -309,3 +309,53 @@ def test_the_overall_total_is_hidden_when_a_root_group_is():
     (row,) = insights.waves.itertuples()
     assert row.suppressed and pd.isna(row.respondents) and pd.isna(row.response_rate)
     assert row.invited == 12  # invitations are not sensitive
+
+
+# --- invited groups with no respondent (a 0 is a count below k) -------------------------------------
+
+
+def test_an_invited_group_with_no_respondent_is_hidden_and_covered_like_any_count_below_k():
+    # z invited 2 people and nobody answered. "0 of 2" shown in one wave would make a later
+    # "hidden" for z mean 1..k-1 respondents, so z is hidden, and covered like a group of 3 would be.
+    hier, n = tree({"p": None, "a": "p", "b": "p", "z": "p"}, {"a": 7, "b": 9})
+    invited = np.zeros(len(hier.refs))
+    for g, count in {"a": 12, "b": 12, "z": 2, "p": 26}.items():
+        invited[hier.index[g]] = count
+    naive = (n > 0) & (n < K)
+    assert "z is shown with 0 respondents (< 5)" in find_disclosures(hier, n, naive, K, invited)
+    hidden = suppress(hier, n, K, invited)
+    assert hidden_names(hier, hidden) == {"z", "a"}  # the smallest sibling covers z
+    assert find_disclosures(hier, n, hidden, K, invited) == []
+
+
+def test_no_published_figure_shows_or_implies_an_empty_invited_group():
+    parents = {G + "eng": None, G + "big": G + "eng", G + "mid": G + "eng", G + "quiet": G + "eng"}
+    members = {G + t: [f"user:default/{t}-{i}" for i in range(12)] for t in ["big", "mid", "quiet"]}
+    org = org_from(parents, members)
+    survey = parse_survey({"id": "zeros", "dimensions": {"flow": "Flow"}, "waves": [{"id": "w1"}, {"id": "w2"}],
+                           "questions": [{"id": "focus", "type": "likert", "dimension": "flow"},
+                                         {"id": "pick", "type": "single_choice", "dimension": "flow", "options": ["x", "y"]}]})
+    sizes = {"w1": {"big": 9, "mid": 7, "quiet": 0}, "w2": {"big": 9, "mid": 7, "quiet": 3}}
+    waves = {}
+    for wave, per_team in sizes.items():
+        teams = [G + t for t, count in per_team.items() for _ in range(count)]
+        frame = pd.DataFrame({"respondent": [f"{wave}-{i}" for i in range(len(teams))], "team_ref": teams, "consent": False,
+                              "focus": pd.array([4] * len(teams), dtype="Int8"), "pick": pd.array(["x"] * len(teams), dtype="string")})
+        waves[wave] = WaveData(frame, pd.DataFrame({"team_ref": [G + "big", G + "mid", G + "quiet"], "invited": [12, 12, 2]}))
+    insights = compute_insights(survey, waves, org)
+    assert insights.disclosures == []
+    t, c = insights.trends, insights.choices
+    quiet = t[t.group_ref == G + "quiet"]
+    assert set(quiet.wave) == {"w1", "w2"} and quiet["suppressed"].all()  # w1 (0) and w2 (3) look alike
+    assert quiet[["respondents", "value"]].isna().all().all()
+    assert c[c.group_ref == G + "quiet"]["suppressed"].all() and set(c[c.group_ref == G + "quiet"].wave) == {"w1", "w2"}
+    shown = t[~t["suppressed"]]
+    assert (shown["respondents"] >= K).all()  # no "0 %" and no "0 of 2 invited" anywhere
+    assert (c.loc[~c["suppressed"], "respondents"] >= K).all()
+    # Nor can the attacker get quiet's count by differencing: per wave, the published counts are
+    # sums of the teams' counts (unknowns big, mid, quiet); quiet's indicator is not in their span.
+    for wave in ("w1", "w2"):
+        part = shown[(shown.wave == wave) & (shown.metric == "response_rate")]
+        span = {G + "eng": [1, 1, 1], G + "big": [1, 0, 0], G + "mid": [0, 1, 0], G + "quiet": [0, 0, 1]}
+        rows = [np.array(span[g], dtype=float) for g in part.group_ref]
+        assert not derivable(rows, np.array([0, 0, 1.0])), wave

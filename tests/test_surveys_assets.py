@@ -21,7 +21,6 @@ from catalog_pipelines.assets.surveys import (
     RESPONSE_RATE_COLLAPSE,
     compute_survey_trends,
     publish_survey_trends,
-    published_figures_respect_k,
     published_violations,
     survey_exports_sensor,
     survey_responses,
@@ -83,7 +82,7 @@ def test_waves_land_as_partitions_and_trends_publish_with_passing_checks(world, 
     assert meta["rows_landed"].value == meta["rows_read"].value - 1
     assert "responses.csv" in meta["errors"].value
 
-    trends = materialize([survey_trends, published_figures_respect_k], instance)
+    trends = materialize([survey_trends], instance)
     assert trends.success
     assert checks_of(trends) == {RESPONSE_RATE_COLLAPSE: True, PUBLISHED_RESPECT_K: True}
     meta = trends.asset_materializations_for_node("survey_trends")[0].metadata

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 DASHBOARDS_SITE = dg.AssetKey("dashboards_site")
 SITE_SIZE_CHECK = "site_within_size_budget"
 PAGES_CHECK = "every_page_built"
+PEOPLE_CHECK = "people_figures_respect_k"
 SIZE_BUDGET_BYTES = 30_000_000  # 30 MB (decimal, the stricter reading)
 AUDIT_PREFIXES = ("ingestion.", "scorecard.exemption.")
 AUDIT_LIMIT = 5000
@@ -189,6 +190,11 @@ class DashboardsSiteConfig(dg.Config):
     check_specs=[
         dg.AssetCheckSpec(PAGES_CHECK, asset=DASHBOARDS_SITE, description="Every page whose data exists was built without an error."),
         dg.AssetCheckSpec(SITE_SIZE_CHECK, asset=DASHBOARDS_SITE, description="The full site stays within 30 MB (plotly.js included)."),
+        # In the asset's op, so every run of the site (automation included) evaluates it: this run
+        # verified k on the survey tables it rendered, or left every survey figure out.
+        dg.AssetCheckSpec(PEOPLE_CHECK, asset=DASHBOARDS_SITE, blocking=True,
+                          description="The survey figures on the site (full and every audience copy) were verified against k in this run; "
+                          "when they fail, the site was built without them."),
     ],
 )
 def dashboards_site(context: dg.AssetExecutionContext, config: DashboardsSiteConfig, catalog: CatalogDatabase) -> dg.MaterializeResult:
@@ -207,9 +213,11 @@ def dashboards_site(context: dg.AssetExecutionContext, config: DashboardsSiteCon
     out = site_dir(config.out_dir)
     report = build_site(inputs, out)
     audiences = {}
+    people_violations = list(report.people_violations)
     for audience in config.audiences:
         restricted = build_for_audience(inputs, audience, audience_dir(audience))
         audiences[audience] = {"pages": len(restricted.written), "team_pages": restricted.team_pages, "path": str(restricted.out_dir)}
+        people_violations += [v for v in restricted.people_violations if v not in people_violations]
     for error in report.errors:
         context.log.error(f"dashboards: {error}")
     missing = [f"{p['title']}: {p['reason']}" for p in report.unavailable]
@@ -230,6 +238,9 @@ def dashboards_site(context: dg.AssetExecutionContext, config: DashboardsSiteCon
             dg.AssetCheckResult(check_name=SITE_SIZE_CHECK, passed=report.bytes <= SIZE_BUDGET_BYTES,
                                 severity=dg.AssetCheckSeverity.WARN,
                                 metadata={"bytes": report.bytes, "budget_bytes": SIZE_BUDGET_BYTES}),
+            dg.AssetCheckResult(check_name=PEOPLE_CHECK, passed=not people_violations, severity=dg.AssetCheckSeverity.ERROR,
+                                metadata={"violations": len(people_violations), "examples": dg.MetadataValue.json(people_violations[:20]),
+                                          "survey_figures_published": not people_violations}),
         ],
     )
 

@@ -116,16 +116,21 @@ def compute_survey_trends(org: "OrgGraph", root: Path, config_dir: Path) -> "Sur
 
 
 def publish_survey_trends(engine: "sa.Engine", insights: "SurveyInsights") -> dict[str, int]:
-    """Write the published tables, refusing to when the anonymity verification found a leak.
+    """Write the published tables, refusing to when any figure would break the anonymity rules.
 
-    `compute_insights` re-checks every table layer with `find_disclosures`; a non-empty list means
-    the suppression is wrong, and nothing is written, so the previous tables stay.
+    Two gates, both before anything is written (so the previous tables stay): `compute_insights`'s
+    own re-check of every table layer against differencing (`insights.disclosures`), and
+    `k_violations` on the exact frames about to be written (no shown figure about fewer than k
+    respondents, zero included). Every door that writes survey tables calls this function.
     """
+    from analytics.surveys_publication import k_violations
     from catalog_pipelines.storage.insights import write_frames
 
-    if insights.disclosures:
-        raise RuntimeError("anonymity verification failed; nothing was published:\n" + "\n".join(insights.disclosures[:20]))
-    return write_frames(engine, AREA, {name: getattr(insights, name) for name in TABLES})
+    frames = {name: getattr(insights, name) for name in TABLES}
+    problems = [*insights.disclosures, *k_violations(frames)]
+    if problems:
+        raise RuntimeError("anonymity verification failed; nothing was published:\n" + "\n".join(problems[:20]))
+    return write_frames(engine, AREA, frames)
 
 
 def read_table(engine: "sa.Engine", name: str) -> "pd.DataFrame | None":
@@ -138,35 +143,20 @@ def published_violations(engine: "sa.Engine") -> list[str]:
     """Figures in the stored tables that break the k-threshold (empty when none).
 
     Reads only what dashboards and the CLI read, so it checks the published data itself, whatever
-    produced it: no shown trend or choice figure with fewer than k respondents, no comment attached
-    to a group that is hidden or below k in that wave.
+    produced it (see `analytics.surveys_publication.k_violations`).
     """
-    waves = read_table(engine, "waves")
-    if waves is None or not len(waves):
-        return []
-    k = dict(zip(waves["survey"], waves["min_group_size"].astype(int)))
-    problems = []
-    trends = read_table(engine, "trends")
-    if trends is not None and len(trends):
-        limit = trends["survey"].map(k)
-        shown = ~trends["suppressed"].astype(bool)
-        low = trends[shown & trends["respondents"].notna() & (trends["respondents"] > 0) & (trends["respondents"] < limit)]
-        problems += [f"trends: {r.wave} {r.group_ref} {r.dimension}/{r.metric} shown with {int(r.respondents)} respondents" for r in low.itertuples()]
-        blank = trends[~shown & (trends["value"].notna() | trends["respondents"].notna())]
-        problems += [f"trends: {r.wave} {r.group_ref} {r.dimension}/{r.metric} is suppressed but carries figures" for r in blank.itertuples()]
-    choices = read_table(engine, "choices")
-    if choices is not None and len(choices):
-        limit = choices["survey"].map(k)
-        shown = ~choices["suppressed"].astype(bool)
-        low = choices[shown & (choices["respondents"] < limit)]
-        problems += [f"choices: {r.wave} {r.group_ref} {r.question} shown with {int(r.respondents)} respondents" for r in low.itertuples()]
-    comments = read_table(engine, "comments")
-    if comments is not None and len(comments) and trends is not None:
-        participation = trends[trends["metric"] == "response_rate"]
-        visible = set(zip(participation.loc[~participation["suppressed"].astype(bool), "wave"], participation.loc[~participation["suppressed"].astype(bool), "group_ref"]))
-        stray = comments[[(w, g) not in visible for w, g in zip(comments["wave"], comments["group_ref"])]]
-        problems += [f"comments: {r.wave} attached to {r.group_ref}, which is not shown" for r in stray.itertuples()]
-    return problems
+    from analytics.surveys_publication import k_violations
+
+    return k_violations({name: read_table(engine, name) for name in TABLES})
+
+
+def k_check_result(problems: list[str]) -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(
+        check_name=PUBLISHED_RESPECT_K,
+        passed=not problems,
+        severity=dg.AssetCheckSeverity.ERROR,
+        metadata={"violations": len(problems), "examples": dg.MetadataValue.json(problems[:20])},
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -275,6 +265,13 @@ def _errors_markdown(errors: list[Any], limit: int = 30) -> str:
     automation_condition=EAGER_DESPITE_MISSING_DEPS,
     check_specs=[
         dg.AssetCheckSpec(RESPONSE_RATE_COLLAPSE, asset=SURVEY_TRENDS, description="No wave's overall response rate collapsed against the previous wave (thresholds in the survey YAML)."),
+        # Part of the asset's own op, not a separate @asset_check: every run that materialises
+        # survey_trends (the automation sensor's included, which leaves separate checks out of its
+        # runs) evaluates it, and a failure blocks what depends on survey_trends in that run.
+        dg.AssetCheckSpec(
+            PUBLISHED_RESPECT_K, asset=SURVEY_TRENDS, blocking=True,
+            description="The stored survey tables show no figure for fewer than k respondents (zero included).",
+        ),
     ],
 )
 def survey_trends(context: dg.AssetExecutionContext, catalog: CatalogDatabase) -> dg.MaterializeResult:
@@ -288,10 +285,13 @@ def survey_trends(context: dg.AssetExecutionContext, catalog: CatalogDatabase) -
 
     config_dir = surveys_config_dir()
     insights = compute_survey_trends(catalog.org_graph(), surveys_root(), config_dir)
+    engine = catalog.get_engine()
     try:
-        rows = publish_survey_trends(catalog.get_engine(), insights)
+        rows = publish_survey_trends(engine, insights)
     except RuntimeError as err:
         raise dg.Failure(description=str(err)) from err
+    # What readers will see: the stored tables, re-read.
+    stored_problems = published_violations(engine)
 
     surveys = {s.id: s for s in load_surveys(config_dir)}
     collapses = []
@@ -320,7 +320,8 @@ def survey_trends(context: dg.AssetExecutionContext, catalog: CatalogDatabase) -
                 passed=not latest_collapsed,
                 severity=dg.AssetCheckSeverity.WARN,
                 metadata={"collapsed_latest": dg.MetadataValue.json(sorted(latest_collapsed)), "all_collapses": dg.MetadataValue.json(collapses)},
-            )
+            ),
+            k_check_result(stored_problems),
         ],
     )
 
@@ -332,17 +333,6 @@ def _waves_markdown(waves: "pd.DataFrame") -> str:
         resp = "" if r.respondents is None or r.respondents != r.respondents else int(r.respondents)
         lines.append(f"| {r.survey} | {r.wave} | {int(r.invited)} | {resp} | {rate} |")
     return "\n".join(lines)
-
-
-@dg.asset_check(asset=SURVEY_TRENDS, name=PUBLISHED_RESPECT_K, blocking=True, description="The stored survey tables show no figure for fewer than k respondents.")
-def published_figures_respect_k(catalog: CatalogDatabase) -> dg.AssetCheckResult:
-    """Re-reads the published tables (what dashboards and the CLI see) and verifies the k-threshold."""
-    problems = published_violations(catalog.get_engine())
-    return dg.AssetCheckResult(
-        passed=not problems,
-        severity=dg.AssetCheckSeverity.ERROR,
-        metadata={"violations": len(problems), "examples": dg.MetadataValue.json(problems[:20])},
-    )
 
 
 survey_responses_job = dg.define_asset_job(
@@ -369,7 +359,8 @@ def survey_exports_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResul
 
 
 survey_assets = [survey_responses, survey_trends]
-survey_asset_checks = [published_figures_respect_k]
+# Every survey check is a check_spec of its asset (evaluated in every run of it); none stands alone.
+survey_asset_checks: list[dg.AssetChecksDefinition] = []
 survey_jobs = [survey_responses_job]
 survey_sensors = [survey_exports_sensor]
 
@@ -394,6 +385,6 @@ def materialize_waves(instance: dg.DagsterInstance, wave_ids: list[str] | None =
         result = job.execute_in_process(instance=instance, partition_key=wave_id, run_config=quiet)
         meta = result.asset_materializations_for_node("survey_responses")[0].metadata
         landed[wave_id] = meta["rows_landed"].value
-    trends = dg.materialize([survey_trends, published_figures_respect_k], instance=instance, resources={"catalog": CatalogDatabase(url=catalog_url)}, run_config=quiet)
+    trends = dg.materialize([survey_trends], instance=instance, resources={"catalog": CatalogDatabase(url=catalog_url)}, run_config=quiet)
     checks = {e.check_name: e.passed for e in trends.get_asset_check_evaluations()}
     return {"waves": landed, "checks": checks}

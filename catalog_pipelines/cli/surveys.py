@@ -29,9 +29,20 @@ def _engine():
 
 
 def _read(name: str, engine=None):
+    """One published survey table, after verifying k on all of them in this process: the CLI
+    prints nothing about people from tables that break the anonymity threshold."""
+    from analytics.surveys_publication import TABLES, k_violations
     from catalog_pipelines.storage.insights import read_frame
 
-    frame = read_frame(engine or _engine(), AREA, name)
+    engine = engine or _engine()
+    tables = {t: read_frame(engine, AREA, t) for t in TABLES}
+    problems = k_violations(tables)
+    if problems:
+        raise click.ClickException(
+            f"refusing to show survey figures: {len(problems)} in the published tables break the anonymity threshold "
+            f"(first: {problems[0]}); re-materialise `survey_trends` (or `catalog-pipelines surveys load`)"
+        )
+    frame = tables[name]
     if frame is None:
         raise click.ClickException(
             "no survey results yet: materialise `survey_trends` first (Dagster UI, or `catalog-pipelines surveys load`)"

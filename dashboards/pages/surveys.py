@@ -19,6 +19,8 @@ AREA = "surveys"
 LIKERT = (1, 5)
 HEATMAP_GROUPS = 40
 TABLE_GROUPS = 1000  # every team's own page has its survey trend
+# What hovering a suppressed heatmap cell says (cells are hidden below k, or against differencing).
+SUPPRESSED_HOVER = "suppressed for anonymity (fewer respondents than the threshold, or would let such a group be worked out)"
 
 
 def allowed_survey_groups(ctx: Ctx, groups: pd.Series) -> set[str] | None:
@@ -58,7 +60,7 @@ def dimension_heatmap(rows: pd.DataFrame, *, y: str, title: str, ytitle: str, la
     return F.heatmap(dims["dimension_title"].tolist(), [labels.get(k, k) if labels else k for k in ys], z,
                      title=title, xtitle="Dimension", ytitle=ytitle, colorbar="Mean score (1–5)", colorscale="RdBu", reverse=True,
                      zmin=LIKERT[0], zmax=LIKERT[1], suppressed=sup,
-                     suppressed_label="suppressed: fewer respondents than the anonymity threshold")
+                     suppressed_label=SUPPRESSED_HOVER)
 
 
 def surveys_page(ctx: Ctx) -> PageOut:
@@ -84,7 +86,7 @@ def surveys_page(ctx: Ctx) -> PageOut:
     doc.note("Anonymity: a figure about fewer respondents than the survey's threshold"
              + (f" (k = {', '.join(map(str, k_values))})" if k_values else "")
              + " is suppressed at the source, and so is a figure that would let a suppressed one be worked out. "
-             "Suppressed cells are grey and labelled \"suppressed\"; they are never estimated here.")
+             "Suppressed cells are grey, labelled \"suppressed\" and carry no number; they are never estimated here.")
     for survey, rows in trends.groupby("survey"):
         sw = waves[waves["survey"] == survey].sort_values("wave_order")
         title = sw["survey_title"].iloc[0] if "survey_title" in sw.columns and len(sw) else survey

@@ -25,6 +25,7 @@ from dashboards.html import Column, Doc, esc, link
 from dashboards.inputs import AREA_ASSETS, CATALOG_ASSET
 from dashboards.pages.base import Ctx, PageOut, pct
 from dashboards.pages.scorecards import certification_bars, check_names, track_names
+from dashboards.pages.surveys import SUPPRESSED_HOVER
 
 TEAM_READ = "insights.team.read"
 SCORECARD_READ = "scorecard.read"
@@ -365,7 +366,7 @@ def _survey(data: TeamData, ref: str, doc: Doc) -> None:
     doc.figure(F.heatmap([data.wave_title.get(w, w) for w in waves], list(data.dimensions.values()), z,
                          title=f"Mean survey score per dimension, last {len(waves)} waves", xtitle="Wave", ytitle="Dimension",
                          colorbar="Mean score (1–5)", colorscale="RdBu", reverse=True, zmin=1, zmax=5, suppressed=sup,
-                         suppressed_label="suppressed: fewer respondents than the anonymity threshold", digits=2), shared=True)
+                         suppressed_label=SUPPRESSED_HOVER, digits=2), shared=True)
 
 
 def _usage(data: TeamData, ref: str, doc: Doc) -> None:
