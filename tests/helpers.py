@@ -44,6 +44,18 @@ def seed_catalog(url: str, entities: list[dict[str, Any]], provider: str = "seed
     return store
 
 
+# One valid Component descriptor (format with `name=`), for tests that write descriptor files.
+COMPONENT = """apiVersion: backstage.io/v1alpha1
+kind: Component
+metadata:
+  name: {name}
+spec:
+  type: service
+  lifecycle: production
+  owner: team-a
+"""
+
+
 def free_port() -> int:
     """A TCP port on loopback that nothing listens on right now."""
     with socket.socket() as sock:

@@ -20,7 +20,7 @@ from catalog_pipelines.model import derive_relations, process_entity
 from catalog_pipelines.model.entity import ProcessedEntity, RawEntity
 from catalog_pipelines.model.refs import canonical_ref, entity_ref_of
 from catalog_pipelines.providers.backstage_api import BackstageApiProvider
-from catalog_pipelines.providers.base import Page, ProviderError
+from catalog_pipelines.providers.base import Page, ProviderError, WalkInDoubt
 from peer import EXPECTED_TOTAL, KNOWN_REJECTED, BackstagePeer, backstage_peer  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.peer
@@ -194,7 +194,51 @@ def test_wrong_token_on_real_backstage_is_a_clear_provider_error_without_retries
     assert sleeps == []
 
 
-def test_malformed_cursor_on_real_backstage_is_a_client_error(backstage_peer):
+def test_a_cursor_real_backstage_refuses_puts_the_walk_in_doubt_without_retries(backstage_peer):
     provider = provider_for(backstage_peer, sleep=lambda s: pytest.fail("a 400 must not be retried"))
-    with pytest.raises(ProviderError, match=r"HTTP 400 .*InputError: Malformed cursor"), provider.around():
-        provider.next({"next": "bm90LWEtY3Vyc29y"})
+    walk_state = {"head": None, "total": EXPECTED_TOTAL, "pages": 1, "recent": []}
+    with pytest.raises(WalkInDoubt, match=r"no longer honours the stored cursor.*HTTP 400 .*InputError: Malformed cursor"), \
+            provider.around():
+        provider.next({"next": "bm90LWEtY3Vyc29y", "walk": walk_state})
+
+
+def test_a_walk_over_real_backstage_ends_with_a_head_check_that_finds_nothing_changed(backstage_peer):
+    pages = walk(provider_for(backstage_peer, page_size=10))
+    assert pages[-1].done and pages[-1].doubt is None and pages[-1].total == EXPECTED_TOTAL
+
+
+def test_real_backstage_confirms_which_removal_candidates_it_still_holds(served, backstage_peer):
+    _, _, entities = served
+    live = sorted({entity_ref_of(e.entity) for e in entities})[:250]  # more than one by-refs batch
+    gone = ["component:default/no-such-component", "group:other/nobody"]
+    provider = provider_for(backstage_peer)
+    assert provider.still_present(live + gone) == set(live)
+
+
+@pytest.mark.timeout(300)
+def test_real_backstage_restarted_on_a_fresh_database_mid_walk_is_never_trusted(backstage_peer):
+    """The peer keeps its catalog in memory: a restart is a fresh database with new uids (and so
+    another order). A walk resumed from a cursor of the old process must not end trusted."""
+    from helpers import free_port
+    from peer import start_peer
+
+    port = free_port()
+    old = start_peer(port=port)
+    try:
+        first = provider_for(old, page_size=10)
+        with first.around():
+            p1 = first.next(None)
+            p2 = first.next(p1.cursor)
+        stored = json.loads(json.dumps(p2.cursor))
+    finally:
+        old.stop()
+    new = start_peer(port=port)
+    try:
+        resumed = provider_for(new, page_size=10)
+        try:
+            rest = walk(resumed, cursor=stored)
+        except WalkInDoubt:
+            return  # the new process refused the old cursor, or the walk went wrong: restarted
+        assert rest[-1].doubt is not None and "changed during the walk" in rest[-1].doubt
+    finally:
+        new.stop()

@@ -217,3 +217,27 @@ def test_a_walk_that_skipped_entities_still_removes_only_what_the_source_confirm
     assert sweeps(harness)[-3:] == ["walk-restarted", "walk-restarted", "applied"]
     assert removed_refs(harness) == {ref_of(i) for i in gone}
     assert_source_stored_exactly_once_and_nothing_live_removed(harness, source)
+
+
+def test_the_one_shot_door_restarts_a_walk_the_source_changed_under_and_loses_nothing(source, dagster_instance, catalog_url):
+    from catalog_pipelines.definitions import build_definitions
+    from catalog_pipelines.orchestration import run_cycle
+
+    config = backstage_provider(source)
+    defs = build_definitions([config], catalog_url=catalog_url)
+    first = run_cycle(defs, config, dagster_instance)
+    assert first.sweep["outcome"] == "nothing-to-remove" and first.added == N
+    chunks_seen = []
+
+    def restart_after_the_second_chunk(meta: dict) -> None:
+        chunks_seen.append(meta["sequence"])
+        if len(chunks_seen) == 2:
+            source.restart()
+
+    second = run_cycle(defs, config, dagster_instance, on_chunk=restart_after_the_second_chunk)
+    assert second.walk_restarts == 1 and second.sweep["outcome"] == "nothing-to-remove"
+    assert second.cycle == first.cycle + 2  # the doubtful walk's cycle was closed unswept
+    store = defs.resources["catalog"].store()
+    assert store.refs("bs") == {ref_of(i) for i in source.items}
+    with store.engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(schema.removals)).scalar_one() == 0

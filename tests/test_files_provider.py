@@ -12,20 +12,12 @@ import catalog_pipelines.providers.files as files_module
 from catalog_pipelines.model import ProcessedEntity, process_entity
 from catalog_pipelines.providers.base import EntityProvider, ProviderError
 from catalog_pipelines.providers.files import DescriptorFileProvider
+from helpers import COMPONENT
 
 DATA = Path(__file__).parent / "data" / "model"
 EXAMPLES = Path(__file__).parent / "data" / "backstage-examples"
 EXAMPLE_ROOTS = [EXAMPLES / "all.yaml", EXAMPLES / "acme-corp.yaml"]
 
-COMPONENT = """apiVersion: backstage.io/v1alpha1
-kind: Component
-metadata:
-  name: {name}
-spec:
-  type: service
-  lifecycle: production
-  owner: team-a
-"""
 
 
 def run(roots, page_size, *, fresh_provider_per_page=True):

@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from catalog_pipelines.model.limits import MIB
+from helpers import COMPONENT
 
 # Hang-guards: far above what the cases need (seconds, tens of MB); they only stop a runaway.
 GUARD_SECONDS = 90
@@ -29,15 +30,6 @@ GUARD_ADDRESS_SPACE = 2048 * MIB
 # Peak resident memory a hostile case may reach in the child (the interpreter alone is ~60 MB).
 PEAK_RSS_CAP = 400 * MIB
 
-COMPONENT = """apiVersion: backstage.io/v1alpha1
-kind: Component
-metadata:
-  name: {name}
-spec:
-  type: service
-  lifecycle: production
-  owner: team-a
-"""
 
 _CHILD = textwrap.dedent(
     """
@@ -85,7 +77,9 @@ _CHILD = textwrap.dedent(
     print(json.dumps({
         "entities": entities, "rejections": rejections, "pages": pages, "done": page.done,
         "parses": parses, "cut": cut, "entity_bytes": entity_bytes, "cursor": cursor,
-        "peak_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+        # VmHWM: this process image's own peak. getrusage's ru_maxrss would also count the pytest
+        # process this child was forked from (Linux keeps the pre-exec peak in maxrss).
+        "peak_rss": next(int(line.split()[1]) * 1024 for line in open("/proc/self/status") if line.startswith("VmHWM:")),
     }))
     """
 )

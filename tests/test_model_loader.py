@@ -9,19 +9,11 @@ from catalog_pipelines.model import Limits, ProcessedEntity, RawEntity, Rejectio
 from catalog_pipelines.model import yamlsafe
 from catalog_pipelines.model.loader import DescriptorWalk, Root, VisitFile, iter_descriptors, load_file
 from catalog_pipelines.model.placeholders import UNRESOLVED_ANNOTATION
+from helpers import COMPONENT
 
 DATA = Path(__file__).parent / "data" / "model"
 EXAMPLES = Path(__file__).parent / "data" / "backstage-examples"
 
-COMPONENT = """apiVersion: backstage.io/v1alpha1
-kind: Component
-metadata:
-  name: {name}
-spec:
-  type: service
-  lifecycle: production
-  owner: team-a
-"""
 
 
 def by_doc(path: Path, **kwargs):

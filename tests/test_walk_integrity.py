@@ -252,3 +252,25 @@ def test_adhoc_ingest_refuses_a_large_or_total_removal_and_exits_non_zero(data_e
     allowed = runner.invoke(main, ["ingest", str(root), "--quiet", "--max-removal-percentage", "100"])
     assert allowed.exit_code == 0, allowed.output
     assert CatalogDatabase().store().count("adhoc") == 20
+
+
+@pytest.mark.slow
+def test_a_root_location_whose_targets_match_nothing_counts_as_an_empty_source(data_env, tmp_path):
+    from catalog_pipelines.cli import main
+    from catalog_pipelines.cli.ingest import EXIT_SWEEP_REFUSED
+    from catalog_pipelines.resources import CatalogDatabase
+
+    teams = tmp_path / "teams"
+    teams.mkdir()
+    root = tmp_path / "catalog-info.yaml"
+    root.write_text("apiVersion: backstage.io/v1alpha1\nkind: Location\nmetadata:\n  name: root\n"
+                    "spec:\n  targets: [./teams/*.yaml]\n")
+    write_groups(teams, [f"team-{i}" for i in range(5)])
+    runner = CliRunner()
+    assert runner.invoke(main, ["ingest", str(root), "--quiet"]).exit_code == 0
+    assert CatalogDatabase().store().count("adhoc") == 6  # five groups and the root Location
+    # The targets now match nothing: only the Location is left, which is no evidence of a source.
+    write_groups(teams, [])
+    result = runner.invoke(main, ["ingest", str(root), "--quiet", "--max-removal-percentage", "100"])
+    assert result.exit_code == EXIT_SWEEP_REFUSED and "rejected-empty" in result.output, result.output
+    assert CatalogDatabase().store().count("adhoc") == 6
