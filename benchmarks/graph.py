@@ -11,10 +11,10 @@ leave behind are real. Relations come from `catalog_pipelines.model.derive_relat
 directions, as `CatalogDatabase.relations_frame()` returns them. Building the catalog is not
 timed. Timed:
 
-- **graph**: `analytics.graph.analyse` (normalise relations, owners and systems, edges, nodes,
+- **graph**: `analytics.health.graph.analyse` (normalise relations, owners and systems, edges, nodes,
   sparse graph, strongly connected components and cycles, exact blast radius of the candidates,
   per-team and per-system contraction, ownership roll-up), then impact queries;
-- **orphans**: `analytics.orphans.orphan_report`;
+- **orphans**: `analytics.health.orphans.orphan_report`;
 - **skills**: profiles, mentor matching (min-cost flow), gigs, coverage and knowledge risks;
 - **end to end** (`--end-to-end`): seed a SQLite catalog, then each asset through Dagster (read
   the frames from the database, analyse, write the insight tables), and `catalog deps` on the
@@ -39,10 +39,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import numpy as np
 import pandas as pd
 
-from analytics.graph import analyse, impact_summary
+from analytics.health.graph import analyse, impact_summary
 from analytics.org import OrgGraph
-from analytics.orphans import orphan_report
-from analytics.skills import (
+from analytics.health.orphans import orphan_report
+from analytics.health.skills import (
     Taxonomy,
     coverage,
     group_needs,
@@ -50,7 +50,7 @@ from analytics.skills import (
     match_gigs,
     match_mentors,
 )
-from analytics.synthetic_skills import synthetic_gigs, synthetic_profiles
+from analytics.health.synthetic import synthetic_gigs, synthetic_profiles
 from catalog_pipelines.model import derive_relations
 from catalog_pipelines.model.refs import entity_ref_of
 from catalog_pipelines.providers.synthetic import SyntheticOrg

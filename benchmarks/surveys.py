@@ -34,9 +34,9 @@ import pandas as pd  # noqa: E402
 
 from analytics.org import OrgGraph  # noqa: E402
 from analytics.pseudonymise import pseudonymise_series  # noqa: E402
-from analytics.surveys import WaveData, compute_insights, parse_survey  # noqa: E402
-from analytics.surveys_ingest import TOKEN_DOMAIN, RespondentDirectory, ingest_wave  # noqa: E402
-from analytics.surveys_synthetic import export_frame, generate_waves, invited_frame, stored_frame  # noqa: E402
+from analytics.surveys.trends import WaveData, compute_insights, parse_survey  # noqa: E402
+from analytics.surveys.ingest import TOKEN_DOMAIN, RespondentDirectory, ingest_wave  # noqa: E402
+from analytics.surveys.synthetic import export_frame, generate_waves, invited_frame, stored_frame  # noqa: E402
 
 DIMENSIONS = ("satisfaction", "productivity", "flow", "cognitive_load", "feedback_loops", "tooling", "collaboration", "learning")
 

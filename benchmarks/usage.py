@@ -50,7 +50,7 @@ def _org(size: int):
 
 
 def _generator(args):
-    from analytics.synthetic_usage import SyntheticUsage
+    from analytics.usage.synthetic import SyntheticUsage
 
     org, entity_refs = _org(args.org_size)
     # One extra day is generated lazily for the incremental phase; the volume is per day.
@@ -72,7 +72,7 @@ def _cpu_s() -> float:
 
 
 def phase_generate(args) -> dict:
-    from analytics.usage_store import RawEventStore
+    from analytics.usage.store import RawEventStore
 
     t0 = time.perf_counter()
     org, gen = _generator(args)
@@ -97,9 +97,9 @@ def _write_tables(tables, url: str) -> float:
 
 
 def phase_full(args) -> dict:
-    from analytics.usage import UsageConfig
-    from analytics.usage_pipeline import compact_days, insights, summarise_days
-    from analytics.usage_store import DailySummaryStore, RawEventStore
+    from analytics.usage.insights import UsageConfig
+    from analytics.usage.pipeline import compact_days, insights, summarise_days
+    from analytics.usage.store import DailySummaryStore, RawEventStore
 
     base = Path(args.dir)
     raw, summaries = RawEventStore(base / "raw"), DailySummaryStore(base / "daily")
@@ -133,9 +133,9 @@ def phase_full(args) -> dict:
 
 
 def phase_incremental(args) -> dict:
-    from analytics.usage import UsageConfig
-    from analytics.usage_pipeline import compact_days, insights, summarise_days
-    from analytics.usage_store import DailySummaryStore, RawEventStore
+    from analytics.usage.insights import UsageConfig
+    from analytics.usage.pipeline import compact_days, insights, summarise_days
+    from analytics.usage.store import DailySummaryStore, RawEventStore
 
     base = Path(args.dir)
     raw, summaries = RawEventStore(base / "raw"), DailySummaryStore(base / "daily")

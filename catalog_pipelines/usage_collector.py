@@ -27,7 +27,7 @@ Content-Length says, so a request never holds more than the limit plus one chunk
 
 Each event is validated on its own: a malformed one is rejected with every reason and counted, the
 rest of the batch is accepted. Accepted events are pseudonymised at once (no raw identity, neither
-the acting user's nor anyone else's the event names, reaches disk: `analytics.usage_privacy`) and
+the acting user's nor anyone else's the event names, reaches disk: `analytics.usage.privacy`) and
 buffered; the buffer is written as Parquet part files, one per UTC day of the events' own
 timestamps, when it holds `flush_events` events or is `flush_seconds` old. So late events land in
 their day's partition, and a re-sent batch is written again and deduplicated by event id when the
@@ -347,8 +347,8 @@ class Collector:
         clock: Callable[[], datetime] | None = None,
         people: Any = None,
     ) -> None:
-        from analytics.usage_privacy import Scrubber
-        from analytics.usage_store import RawEventStore
+        from analytics.usage.privacy import Scrubber
+        from analytics.usage.store import RawEventStore
 
         self.store = RawEventStore(raw_dir)
         self.key = key
@@ -377,7 +377,7 @@ class Collector:
 
     def accept(self, events: list[Any], acting_user: str | None = None) -> tuple[int, list[Any]]:
         """Validate and buffer a batch; `acting_user` is the user a verified token proved."""
-        from analytics.usage_events import prepare_events
+        from analytics.usage.events import prepare_events
 
         now = self.clock()
         table, rejections = prepare_events(events, self.key, now=now, retention_days=self.retention_days, acting_user=acting_user, scrubber=self.scrubber)
@@ -472,7 +472,7 @@ def create_collector_app(
     """The collector as an ASGI app writing to `raw_dir` (`<data_dir>/usage/raw`), pseudonymising
     people with `key` (`Settings.from_env().pseudonym_key`), letting in only the callers `security`
     authenticates (`CollectorSecurity.from_env()`), auditing refusals to `audit_engine` (the
-    catalog database) and recognising the names of `people` (`analytics.usage_privacy.People`)."""
+    catalog database) and recognising the names of `people` (`analytics.usage.privacy.People`)."""
     collector = Collector(raw_dir, key, flush_events=flush_events, flush_seconds=flush_seconds, retention_days=retention_days, clock=clock, people=people)
     refusals = RefusalAudit(audit_engine, window=security.audit_window, clock=collector.clock, monotonic=monotonic)
     ticker: dict[str, asyncio.Task[None] | None] = {"task": None}
@@ -538,7 +538,7 @@ def create_collector_app(
             events = payload.get("events") if isinstance(payload, dict) else payload
             if not isinstance(events, list):
                 return _json(400, {"error": "expected a JSON array of events (or an object with an 'events' array)"})
-            from analytics.usage_events import MAX_BATCH
+            from analytics.usage.events import MAX_BATCH
 
             if not 1 <= len(events) <= MAX_BATCH:
                 return _json(400, {"error": f"a batch holds 1 to {MAX_BATCH} events, got {len(events)}"})

@@ -31,8 +31,8 @@ from typing import Any
 
 import orjson
 
-from analytics.surveys_publication import TABLES as SURVEY_TABLES
-from analytics.surveys_publication import k_violations
+from analytics.surveys.publication import TABLES as SURVEY_TABLES
+from analytics.surveys.publication import k_violations
 
 from dashboards.access import ALL, Access
 from dashboards.html import esc, fmt_time, page_html

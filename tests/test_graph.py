@@ -2,7 +2,7 @@
 
 Expected values are worked out by hand from the Backstage example catalog
 (tests/data/backstage-examples) plus tests/data/health/broken-catalog.yaml, whose header lists
-what each extra entity plants. The "needs" edges used below (see analytics/graph.py):
+what each extra entity plants. The "needs" edges used below (see analytics/health/graph.py):
 
     api:hello-world, api:petstore, api:streetlights -> component:petstore          (providedBy)
     api:wayback-archive -> component:wayback-archive; api:wayback-search -> component:wayback-search
@@ -22,7 +22,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from analytics.graph import (
+from analytics.health.graph import (
     DependencyGraph,
     analyse,
     dependency_edges,

@@ -15,7 +15,7 @@ import pytest
 from test_graph import catalog_frames, example_docs
 
 from analytics.org import OrgGraph
-from analytics.orphans import CATEGORIES, orphan_report, removal_trend, summary, trend_snapshot
+from analytics.health.orphans import CATEGORIES, orphan_report, removal_trend, summary, trend_snapshot
 
 ADMINS = "group:default/catalog-admins"
 C = "component:default/"

@@ -555,10 +555,10 @@ def seed_surveys_and_usage(url: str) -> None:
     functions the survey and usage assets use."""
     from datetime import date, timedelta
 
-    from analytics.surveys_config import load_surveys
-    from analytics.surveys_synthetic import write_exports
-    from analytics.synthetic_usage import SyntheticUsage
-    from analytics.usage_pipeline import compact_days, summarise_days
+    from analytics.surveys.config import load_surveys
+    from analytics.surveys.synthetic import write_exports
+    from analytics.usage.synthetic import SyntheticUsage
+    from analytics.usage.pipeline import compact_days, summarise_days
     from catalog_pipelines.assets.surveys import ingest_survey_wave, surveys_config_dir, surveys_root
     from catalog_pipelines.assets.usage import raw_store, summary_store, usage_config
     from catalog_pipelines.resources import CatalogDatabase

@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 
 from analytics.org import OrgGraph
-from analytics.scorecards import campaign_frame, evaluate, resolve_path, track_frame
-from analytics.scorecards_config import ScorecardConfigError, load_config, load_config_texts
-from analytics.scorecards_reports import (
+from analytics.scorecards.evaluate import campaign_frame, evaluate, resolve_path, track_frame
+from analytics.scorecards.config import ScorecardConfigError, load_config, load_config_texts
+from analytics.scorecards.reports import (
     campaign_progress,
     fix_next,
     level_changes,

@@ -17,7 +17,7 @@ import pytest
 from test_graph import catalog_frames, example_docs
 
 from analytics.org import OrgGraph
-from analytics.skills import (
+from analytics.health.skills import (
     CAPACITY_ANNOTATION,
     GIGS_ANNOTATION,
     LEARNING_ANNOTATION,
@@ -37,7 +37,7 @@ from analytics.skills import (
     profiles_from_entities,
     profiles_with_teams,
 )
-from analytics.synthetic_skills import annotate_users, synthetic_gigs, synthetic_profiles
+from analytics.health.synthetic import annotate_users, synthetic_gigs, synthetic_profiles
 from catalog_pipelines.providers.synthetic import SyntheticOrg
 
 ROOT = Path(__file__).parent.parent

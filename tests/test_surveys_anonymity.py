@@ -15,8 +15,8 @@ import pandas as pd
 import pytest
 
 from analytics.org import OrgGraph
-from analytics.surveys import WaveData, compute_insights, parse_survey
-from analytics.surveys_anonymity import Hierarchy, find_disclosures, suppress
+from analytics.surveys.trends import WaveData, compute_insights, parse_survey
+from analytics.surveys.anonymity import Hierarchy, find_disclosures, suppress
 
 K = 5
 

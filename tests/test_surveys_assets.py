@@ -12,8 +12,8 @@ import yaml
 from click.testing import CliRunner
 
 from analytics.org import OrgGraph
-from analytics.surveys_config import load_surveys
-from analytics.surveys_synthetic import write_exports
+from analytics.surveys.config import load_surveys
+from analytics.surveys.synthetic import write_exports
 from catalog_pipelines.assets.surveys import (
     ANSWERS_IN_RANGE,
     ONE_RESPONSE_PER_RESPONDENT,

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from analytics.surveys_config import SurveyConfigError, load_surveys, parse_survey
+from analytics.surveys.config import SurveyConfigError, load_surveys, parse_survey
 from catalog_pipelines.settings import PROJECT_ROOT
 
 SHIPPED = PROJECT_ROOT / "config" / "surveys"

@@ -8,9 +8,9 @@ import pytest
 import yaml
 
 from analytics.org import OrgGraph
-from analytics.surveys import load_survey
-from analytics.surveys_ingest import RespondentDirectory, ingest_wave, primary_teams, validate_export
-from analytics.surveys_store import read_wave, write_wave
+from analytics.surveys.trends import load_survey
+from analytics.surveys.ingest import RespondentDirectory, ingest_wave, primary_teams, validate_export
+from analytics.surveys.store import read_wave, write_wave
 
 DATA = Path(__file__).parent / "data" / "surveys"
 BAD = DATA / "malformed"

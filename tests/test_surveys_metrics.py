@@ -14,9 +14,9 @@ import pytest
 import yaml
 
 from analytics.org import OrgGraph
-from analytics.surveys import WaveData, compute_insights, load_survey, response_rate_collapses
-from analytics.surveys_config import CollapseThresholds
-from analytics.surveys_ingest import RespondentDirectory, ingest_wave
+from analytics.surveys.trends import WaveData, compute_insights, load_survey, response_rate_collapses
+from analytics.surveys.config import CollapseThresholds
+from analytics.surveys.ingest import RespondentDirectory, ingest_wave
 
 DATA = Path(__file__).parent / "data" / "surveys"
 T4 = 2.7764451051977934

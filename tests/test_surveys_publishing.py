@@ -14,8 +14,8 @@ import pytest
 import yaml
 
 from analytics.org import OrgGraph
-from analytics.surveys_config import load_surveys
-from analytics.surveys_synthetic import write_exports
+from analytics.surveys.config import load_surveys
+from analytics.surveys.synthetic import write_exports
 from catalog_pipelines.assets.surveys import PUBLISHED_RESPECT_K, SURVEY_TRENDS, survey_responses, surveys_config_dir, surveys_root
 from catalog_pipelines.resources import CatalogDatabase
 from catalog_pipelines.settings import Settings

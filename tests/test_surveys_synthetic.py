@@ -8,10 +8,10 @@ import pytest
 
 from analytics.org import OrgGraph
 from analytics.pseudonymise import pseudonymise_series
-from analytics.surveys import WaveData, compute_insights, load_surveys
-from analytics.surveys_ingest import RespondentDirectory, ingest_wave
-from analytics.surveys_store import export_files
-from analytics.surveys_synthetic import generate_waves, stored_frame, write_exports
+from analytics.surveys.trends import WaveData, compute_insights, load_surveys
+from analytics.surveys.ingest import RespondentDirectory, ingest_wave
+from analytics.surveys.store import export_files
+from analytics.surveys.synthetic import generate_waves, stored_frame, write_exports
 from catalog_pipelines.providers.synthetic import SyntheticOrg
 from catalog_pipelines.settings import PROJECT_ROOT
 

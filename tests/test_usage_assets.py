@@ -52,7 +52,7 @@ def test_the_usage_assets_publish_the_insights(usage_env, dagster_instance):
 
 
 def test_the_pseudonymisation_check_fails_on_a_raw_identity(usage_env, dagster_instance):
-    from analytics.usage_events import prepare_events
+    from analytics.usage.events import prepare_events
 
     table, _ = prepare_events([{"eventId": "x", "timestamp": "2025-03-05T10:00:00Z", "action": "navigate", "subject": "/", "context": {"pluginId": "home"}}], b"k", now=NOW)
     U.raw_store().append(table.set_column(table.schema.get_field_index("user"), "user", pa.array(["user:default/jane"], pa.string())))

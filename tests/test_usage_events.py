@@ -1,4 +1,4 @@
-"""Event validation and pseudonymisation (analytics.usage_events)."""
+"""Event validation and pseudonymisation (analytics.usage.events)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from analytics.pseudonymise import pseudonymise
-from analytics.usage_events import RAW_SCHEMA, prepare_events
+from analytics.usage.events import RAW_SCHEMA, prepare_events
 
 KEY = b"k"
 NOW = datetime(2025, 3, 12, 12, 0, tzinfo=UTC)

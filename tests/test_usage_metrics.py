@@ -18,9 +18,9 @@ import pytest
 import yaml
 
 from analytics.org import OrgGraph
-from analytics.usage import UsageConfig, _rolling_distinct, compute_insights, normalise_page, summarise_day, window_summary
-from analytics.usage_pipeline import compact_days, insights, summarise_days
-from analytics.usage_store import DailySummaryStore, RawEventStore
+from analytics.usage.insights import UsageConfig, _rolling_distinct, compute_insights, normalise_page, summarise_day, window_summary
+from analytics.usage.pipeline import compact_days, insights, summarise_days
+from analytics.usage.store import DailySummaryStore, RawEventStore
 
 DATA = Path(__file__).parent / "data" / "usage"
 KEY = b"test-key"
@@ -253,7 +253,7 @@ def test_rolling_distinct_users_matches_brute_force():
 
 
 def test_day_summary_of_an_empty_day_is_all_zeros():
-    from analytics.usage_events import RAW_SCHEMA
+    from analytics.usage.events import RAW_SCHEMA
 
     summary = summarise_day(RAW_SCHEMA.empty_table(), date(2025, 1, 1))
     assert summary.totals.iloc[0]["events"] == 0

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import orjson
 
-from analytics.usage import summarise_day
-from analytics.usage_pipeline import compact_days, summarise_days, sweep
-from analytics.usage_store import DailySummaryStore, RawEventStore
+from analytics.usage.insights import summarise_day
+from analytics.usage.pipeline import compact_days, summarise_days, sweep
+from analytics.usage.store import DailySummaryStore, RawEventStore
 
 KEY = b"k"
 NOW = datetime(2025, 3, 12, 12, 0, tzinfo=UTC)
@@ -112,7 +112,7 @@ def test_retention_deletes_old_days_of_events_summaries_and_rejection_logs(tmp_p
 def test_identity_leaks_catch_a_raw_ref_written_around_the_validation(tmp_path):
     import pyarrow as pa
 
-    from analytics.usage_events import prepare_events
+    from analytics.usage.events import prepare_events
 
     raw = RawEventStore(tmp_path)
     table, _ = prepare_events([ev("a", "2025-03-11T10:00:00Z"), ev("b", "2025-03-11T10:00:00Z", user=None)], KEY, now=NOW)
@@ -169,7 +169,7 @@ def events_naming_a_visited_person() -> list[dict]:
 
 def test_a_visited_or_searched_person_never_reaches_disk_in_raw_events_or_daily_summaries(tmp_path):
     from analytics.pseudonymise import pseudonymise
-    from analytics.usage_privacy import People
+    from analytics.usage.privacy import People
 
     people = People.from_entities([{"kind": "User", "metadata": {"name": "jane.doe"}, "spec": {"profile": {"displayName": "Jane Doe", "email": "jane.doe@example.com"}}}])
     raw, summaries = RawEventStore(tmp_path / "raw"), DailySummaryStore(tmp_path / "daily")
@@ -215,7 +215,7 @@ def test_a_group_is_not_a_user(tmp_path):
 def test_identity_leaks_count_raw_people_in_any_column(tmp_path):
     import pyarrow as pa
 
-    from analytics.usage_events import prepare_events
+    from analytics.usage.events import prepare_events
 
     raw = RawEventStore(tmp_path)
     table, _ = prepare_events([ev("a", "2025-03-11T10:00:00Z"), ev("b", "2025-03-11T10:00:00Z")], KEY, now=NOW)

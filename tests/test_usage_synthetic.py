@@ -10,8 +10,8 @@ import pyarrow as pa
 import pytest
 
 from analytics.org import OrgGraph
-from analytics.synthetic_usage import SyntheticUsage
-from analytics.usage_events import RAW_SCHEMA, prepare_events
+from analytics.usage.synthetic import SyntheticUsage
+from analytics.usage.events import RAW_SCHEMA, prepare_events
 from catalog_pipelines.providers.synthetic import SyntheticOrg
 
 START = date(2025, 1, 6)  # a Monday

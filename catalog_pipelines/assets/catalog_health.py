@@ -68,8 +68,8 @@ def orphan_report(config: OrphanReportConfig, catalog: CatalogDatabase) -> dg.Ma
     severity and the group to notify. A count per category is appended to a trend table on every
     run; removals are also counted per provider and ingestion cycle.
     """
-    from analytics.orphans import orphan_report as build_report
-    from analytics.orphans import removal_trend, summary, trend_snapshot
+    from analytics.health.orphans import orphan_report as build_report
+    from analytics.health.orphans import removal_trend, summary, trend_snapshot
     from catalog_pipelines.storage.insights import write_frames
 
     started = time.perf_counter()
@@ -160,7 +160,7 @@ def relationship_graph(config: RelationshipGraphConfig, catalog: CatalogDatabase
     by blast radius, and the graph contracted per team and per system. `catalog-pipelines catalog
     deps REF` answers impact questions from these tables.
     """
-    from analytics.graph import analyse
+    from analytics.health.graph import analyse
     from catalog_pipelines.storage.insights import write_frames
 
     started = time.perf_counter()
@@ -247,7 +247,7 @@ def skills_exchange(config: SkillsExchangeConfig, catalog: CatalogDatabase) -> d
     hierarchy) and single points of knowledge: skills a team depends on that one member, or
     nobody, has.
     """
-    from analytics import skills as sk
+    from analytics.health import skills as sk
     from catalog_pipelines.settings import PROJECT_ROOT
     from catalog_pipelines.storage.insights import write_frames
 
@@ -261,7 +261,7 @@ def skills_exchange(config: SkillsExchangeConfig, catalog: CatalogDatabase) -> d
         sources.append(sk.profiles_from_csv(folder / "profiles.csv", taxonomy))
     profiles = sk.merge_profiles(*sources)
     if config.synthetic_profiles:
-        from analytics.synthetic_skills import synthetic_profiles
+        from analytics.health.synthetic import synthetic_profiles
 
         made_up = synthetic_profiles(org, taxonomy)
         known = set(profiles.skills["user_ref"]) | set(profiles.wishes["user_ref"])

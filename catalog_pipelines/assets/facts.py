@@ -49,7 +49,7 @@ def store_facts(engine: "sa.Engine", source: str, facts: "pd.DataFrame", collect
     """Append one collection to the source's history, apply retention, refresh the latest table."""
     import pandas as pd
 
-    from analytics.facts import FACT_SOURCES, apply_retention, encode_for_storage, latest_facts
+    from analytics.facts.collect import FACT_SOURCES, apply_retention, encode_for_storage, latest_facts
     from catalog_pipelines.storage.insights import read_frame, write_frames
 
     spec = FACT_SOURCES[source]
@@ -63,7 +63,7 @@ def store_facts(engine: "sa.Engine", source: str, facts: "pd.DataFrame", collect
 
 def load_latest_facts(engine: "sa.Engine") -> dict[str, "pd.DataFrame"]:
     """The newest facts per entity of every source that has been collected, decoded."""
-    from analytics.facts import FACT_SOURCES, decode_from_storage
+    from analytics.facts.collect import FACT_SOURCES, decode_from_storage
     from catalog_pipelines.storage.insights import read_frame
 
     out = {}
@@ -91,7 +91,7 @@ def catalog_facts(context: dg.AssetExecutionContext, catalog: CatalogDatabase) -
     """Catalog facts per owned entity (owner set, owner is a group and resolves, description, tags,
     TechDocs, source location, links, lifecycle, system), refreshed after every catalog snapshot.
     Retention: the 5 latest collections per entity."""
-    from analytics.facts import catalog_facts as compute, utc_now
+    from analytics.facts.collect import catalog_facts as compute, utc_now
 
     entities = catalog.entities_frame()
     facts = compute(entities, known_refs=entities["ref"])
@@ -101,7 +101,7 @@ def catalog_facts(context: dg.AssetExecutionContext, catalog: CatalogDatabase) -
 
 
 def _export_fact_asset(source: str, demo: bool) -> dg.AssetsDefinition:
-    from analytics.fact_sources import FACT_SOURCE_SPECS
+    from analytics.facts.sources import FACT_SOURCE_SPECS
 
     spec = FACT_SOURCE_SPECS[source]
     facts_list = "\n".join(f"- `{source}.{name}` ({f.type}): {f.description}" for name, f in spec.facts.items())
@@ -119,7 +119,7 @@ def _export_fact_asset(source: str, demo: bool) -> dg.AssetsDefinition:
         ),
     )
     def export_facts(context: dg.AssetExecutionContext, catalog: CatalogDatabase) -> dg.MaterializeResult:
-        from analytics.facts import collect_export_facts, utc_now
+        from analytics.facts.collect import collect_export_facts, utc_now
 
         now = utc_now()
         directory = fact_exports_dir() / source
@@ -153,7 +153,7 @@ def synthetic_fact_exports(context: dg.AssetExecutionContext, config: SyntheticE
     some entities are deliberately not covered by some tools."""
     from datetime import date
 
-    from analytics.synthetic_facts import synthetic_exports, today_utc, write_exports
+    from analytics.facts.synthetic import synthetic_exports, today_utc, write_exports
 
     as_of = date.fromisoformat(config.as_of) if config.as_of else today_utc()
     directory = fact_exports_dir()

@@ -84,9 +84,9 @@ def run_evaluation(engine: "sa.Engine", entities: "pd.DataFrame", config_dir: Pa
     Plain function (no Dagster) so the CLI, the benchmark and tests can drive the same code path.
     Raises `ScorecardConfigError` before writing anything when the configuration is invalid.
     """
-    from analytics.scorecards import campaign_frame, check_frame, evaluate, track_frame
-    from analytics.scorecards_config import load_config
-    from analytics.scorecards_reports import evaluation_summary, level_changes, regressions, result_changes
+    from analytics.scorecards.evaluate import campaign_frame, check_frame, evaluate, track_frame
+    from analytics.scorecards.config import load_config
+    from analytics.scorecards.reports import evaluation_summary, level_changes, regressions, result_changes
     from catalog_pipelines.assets.facts import load_latest_facts
 
     config = load_config(config_dir)
@@ -135,7 +135,7 @@ def run_evaluation(engine: "sa.Engine", entities: "pd.DataFrame", config_dir: Pa
 
 def run_reports(engine: "sa.Engine", org: Any, now: Any) -> dict[str, int]:
     """Roll-ups, campaign progress and fix-next from the stored latest evaluation."""
-    from analytics.scorecards_reports import campaign_progress, fix_next, rollup_checks, rollup_levels, rollup_summary
+    from analytics.scorecards.reports import campaign_progress, fix_next, rollup_checks, rollup_levels, rollup_summary
 
     # The configuration stored with the evaluation, not the YAML as it is now: the reports must
     # describe the results they summarise.
@@ -183,8 +183,8 @@ def scorecard_results(context: dg.AssetExecutionContext, catalog: CatalogDatabas
     entity and check (passed, failed, warning, not applicable, not reported, error), certification
     per track, exemptions applied. Keeps the change log of every evaluation and flags pass→fail
     regressions per owner. An invalid configuration fails the run and leaves the previous results."""
-    from analytics.facts import utc_now
-    from analytics.scorecards_config import ScorecardConfigError
+    from analytics.facts.collect import utc_now
+    from analytics.scorecards.config import ScorecardConfigError
 
     config_dir = scorecards_config_dir()
     try:
@@ -231,7 +231,7 @@ def scorecard_reports(context: dg.AssetExecutionContext, catalog: CatalogDatabas
     """Roll-ups of the latest evaluation per owning group and up the group hierarchy, per system,
     per domain and for the organisation; campaign progress per team and org (kept over time);
     and per team the checks to fix next, ordered by how many levels fixing them unlocks."""
-    from analytics.facts import utc_now
+    from analytics.facts.collect import utc_now
 
     counts = run_reports(catalog.get_engine(), catalog.org_graph(), utc_now())
     return dg.MaterializeResult(metadata={**{f"rows_{k}": v for k, v in counts.items()}, "dagster/row_count": counts["rollup_summary"]})

@@ -34,8 +34,8 @@ if TYPE_CHECKING:
     import sqlalchemy as sa
 
     from analytics.org import OrgGraph
-    from analytics.surveys import SurveyInsights
-    from analytics.surveys_ingest import WaveIngest
+    from analytics.surveys.trends import SurveyInsights
+    from analytics.surveys.ingest import WaveIngest
 
 SURVEYS_GROUP = "surveys"
 AREA = "surveys"
@@ -58,7 +58,7 @@ def surveys_config_dir() -> Path:
 
 
 def surveys_root() -> Path:
-    """Exports in, validated responses out: `<data_dir>/surveys` (see analytics.surveys_store)."""
+    """Exports in, validated responses out: `<data_dir>/surveys` (see analytics.surveys.store)."""
     from catalog_pipelines.settings import Settings
 
     return Settings.from_env().data_dir / "surveys"
@@ -66,7 +66,7 @@ def surveys_root() -> Path:
 
 def wave_keys(config_dir: Path | None = None) -> list[str]:
     """Every wave id of every survey definition, in file then wave order (the partition keys)."""
-    from analytics.surveys_config import load_surveys
+    from analytics.surveys.config import load_surveys
 
     return [w.id for s in load_surveys(config_dir or surveys_config_dir()) for w in s.waves]
 
@@ -84,9 +84,9 @@ def ingest_survey_wave(wave_id: str, org: "OrgGraph", users: list[dict[str, Any]
     Raises `LookupError` when the wave has no exports and `ValueError` when nothing valid landed;
     in both cases the previously stored wave is left as it was.
     """
-    from analytics.surveys_config import load_surveys
-    from analytics.surveys_ingest import RespondentDirectory, ingest_wave
-    from analytics.surveys_store import export_dir, export_files, write_wave
+    from analytics.surveys.config import load_surveys
+    from analytics.surveys.ingest import RespondentDirectory, ingest_wave
+    from analytics.surveys.store import export_dir, export_files, write_wave
 
     survey = next((s for s in load_surveys(config_dir) if wave_id in {w.id for w in s.waves}), None)
     if survey is None:
@@ -104,9 +104,9 @@ def ingest_survey_wave(wave_id: str, org: "OrgGraph", users: list[dict[str, Any]
 
 def compute_survey_trends(org: "OrgGraph", root: Path, config_dir: Path) -> "SurveyInsights":
     """Figures for every survey and every stored wave, anonymity rules applied."""
-    from analytics.surveys import SurveyInsights, compute_insights
-    from analytics.surveys_config import load_surveys
-    from analytics.surveys_store import read_waves
+    from analytics.surveys.trends import SurveyInsights, compute_insights
+    from analytics.surveys.config import load_surveys
+    from analytics.surveys.store import read_waves
 
     parts = []
     for survey in load_surveys(config_dir):
@@ -123,7 +123,7 @@ def publish_survey_trends(engine: "sa.Engine", insights: "SurveyInsights") -> di
     `k_violations` on the exact frames about to be written (no shown figure about fewer than k
     respondents, zero included). Every door that writes survey tables calls this function.
     """
-    from analytics.surveys_publication import k_violations
+    from analytics.surveys.publication import k_violations
     from catalog_pipelines.storage.insights import write_frames
 
     frames = {name: getattr(insights, name) for name in TABLES}
@@ -143,9 +143,9 @@ def published_violations(engine: "sa.Engine") -> list[str]:
     """Figures in the stored tables that break the k-threshold (empty when none).
 
     Reads only what dashboards and the CLI read, so it checks the published data itself, whatever
-    produced it (see `analytics.surveys_publication.k_violations`).
+    produced it (see `analytics.surveys.publication.k_violations`).
     """
-    from analytics.surveys_publication import k_violations
+    from analytics.surveys.publication import k_violations
 
     return k_violations({name: read_table(engine, name) for name in TABLES})
 
@@ -178,8 +178,8 @@ def survey_responses(context: dg.AssetExecutionContext, catalog: CatalogDatabase
     name file, row and column; valid rows land), respondents matched to catalog users and their
     team, identifiers replaced by keyed pseudonyms, free text kept only with consent. Stored as
     Parquet in the data directory, never in the catalog database."""
-    from analytics.surveys_config import SCALES, load_surveys
-    from analytics.surveys_store import response_path
+    from analytics.surveys.config import SCALES, load_surveys
+    from analytics.surveys.store import response_path
     from catalog_pipelines.settings import Settings
 
     wave_id = context.partition_key
@@ -280,8 +280,8 @@ def survey_trends(context: dg.AssetExecutionContext, catalog: CatalogDatabase) -
     shares of choice questions and consented comments. Groups with fewer than k respondents are
     hidden everywhere, and further cells are hidden so that no hidden group can be computed by
     differencing parents and siblings. Published as insight tables (area `surveys`)."""
-    from analytics.surveys import response_rate_collapses
-    from analytics.surveys_config import load_surveys
+    from analytics.surveys.trends import response_rate_collapses
+    from analytics.surveys.config import load_surveys
 
     config_dir = surveys_config_dir()
     insights = compute_survey_trends(catalog.org_graph(), surveys_root(), config_dir)
@@ -343,7 +343,7 @@ survey_responses_job = dg.define_asset_job(
 @dg.sensor(job=survey_responses_job, minimum_interval_seconds=120, default_status=dg.DefaultSensorStatus.RUNNING)
 def survey_exports_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
     """Requests a `survey_responses` run for each wave whose export files were added or changed."""
-    from analytics.surveys_store import exports_fingerprint
+    from analytics.surveys.store import exports_fingerprint
 
     seen: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
     root = surveys_root()
@@ -370,7 +370,7 @@ def materialize_waves(instance: dg.DagsterInstance, wave_ids: list[str] | None =
 
     For the CLI and the demo: real runs recorded in the instance, like the sensor would launch.
     """
-    from analytics.surveys_store import export_files
+    from analytics.surveys.store import export_files
 
     defs = dg.Definitions(
         assets=survey_assets, asset_checks=survey_asset_checks, jobs=survey_jobs, resources={"catalog": CatalogDatabase(url=catalog_url)}

@@ -83,7 +83,7 @@ def dependency_report(ref: str, *, reverse: bool = False, depth: int | None = No
     import pandas as pd
     import sqlalchemy as sa
 
-    from analytics.graph import impact_summary
+    from analytics.health.graph import impact_summary
     from catalog_pipelines.storage.insights import table_name
 
     engine = engine or _engine()

@@ -199,7 +199,7 @@ def gate(engine, ref: str, track: str, level: str) -> tuple[int, dict[str, Any]]
 
 def _authorize(engine, author: str, permission: str, resource: str, authorizer=None) -> None:
     """Raise ExemptionError (after the caller audits it) unless RBAC lets `author` do this."""
-    from analytics.scorecards_exemptions import ExemptionError
+    from analytics.scorecards.exemptions import ExemptionError
     from catalog_pipelines.permissions import NotAllowed, PolicyAuthorizer, PolicyError
 
     authorizer = authorizer or PolicyAuthorizer.from_env(catalog_url=engine.url.render_as_string(hide_password=False))
@@ -215,7 +215,7 @@ def grant_exemption(engine, *, entity_ref: str, check_id: str, justification: st
     Needs `scorecard.exemption.create` on the entity (RBAC, config/permissions.yaml)."""
     import pandas as pd
 
-    from analytics.scorecards_exemptions import ExemptionError, new_exemption
+    from analytics.scorecards.exemptions import ExemptionError, new_exemption
     from catalog_pipelines.permissions import EXEMPTION_CREATE
     from catalog_pipelines.storage import audit
     from catalog_pipelines.storage.insights import write_frame
@@ -240,7 +240,7 @@ def grant_exemption(engine, *, entity_ref: str, check_id: str, justification: st
 
 def revoke_exemption(engine, exemption_id: str, *, author: str, reason: str, now: datetime | None = None, authorizer=None) -> dict[str, Any]:
     """Revoke an exemption (needs `scorecard.exemption.revoke` on its entity), audit-logged."""
-    from analytics.scorecards_exemptions import ExemptionError, revoke
+    from analytics.scorecards.exemptions import ExemptionError, revoke
     from catalog_pipelines.permissions import EXEMPTION_REVOKE
     from catalog_pipelines.storage import audit
     from catalog_pipelines.storage.insights import write_frame
@@ -369,7 +369,7 @@ def gate_command(ref: str, track: str, level: str, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True)
 def validate(config_dir: str | None, as_json: bool) -> None:
     """Validate the scorecard YAML (for GitOps CI): every problem as file:line: message."""
-    from analytics.scorecards_config import ScorecardConfigError, load_config
+    from analytics.scorecards.config import ScorecardConfigError, load_config
 
     if config_dir is None:
         from catalog_pipelines.settings import PROJECT_ROOT
@@ -397,7 +397,7 @@ def validate(config_dir: str | None, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True)
 def exempt(ref: str, check_id: str, justification: str, expires: datetime, author: str, as_json: bool) -> None:
     """Exempt REF from a check until --expires (audit-logged); it counts as passed meanwhile."""
-    from analytics.scorecards_exemptions import ExemptionError
+    from analytics.scorecards.exemptions import ExemptionError
 
     try:
         row = grant_exemption(_engine(), entity_ref=_resolve(ref), check_id=check_id, justification=justification, author=author, expires_at=expires.replace(tzinfo=timezone.utc))
@@ -413,7 +413,7 @@ def exempt(ref: str, check_id: str, justification: str, expires: datetime, autho
 @click.option("--json", "as_json", is_flag=True)
 def revoke_command(exemption_id: str, reason: str, author: str, as_json: bool) -> None:
     """Revoke an exemption before it expires (audit-logged)."""
-    from analytics.scorecards_exemptions import ExemptionError
+    from analytics.scorecards.exemptions import ExemptionError
 
     try:
         row = revoke_exemption(_engine(), exemption_id, author=author, reason=reason)
@@ -427,7 +427,7 @@ def revoke_command(exemption_id: str, reason: str, author: str, as_json: bool) -
 @click.option("--json", "as_json", is_flag=True)
 def exemptions_command(ref: str | None, as_json: bool) -> None:
     """List exemptions with their status (active, expired, revoked)."""
-    from analytics.scorecards_exemptions import status
+    from analytics.scorecards.exemptions import status
 
     register = _read(_engine(), "exemptions")
     if register is None or register.empty:

@@ -31,7 +31,7 @@ def _engine():
 def _read(name: str, engine=None):
     """One published survey table, after verifying k on all of them in this process: the CLI
     prints nothing about people from tables that break the anonymity threshold."""
-    from analytics.surveys_publication import TABLES, k_violations
+    from analytics.surveys.publication import TABLES, k_violations
     from catalog_pipelines.storage.insights import read_frame
 
     engine = engine or _engine()
@@ -257,8 +257,8 @@ def validate_cmd(export: Path, survey_id: str | None, as_json: bool) -> None:
     Nothing is stored. Respondents are not matched to the catalog here; `load` does that.
     Exits 1 when there are problems.
     """
-    from analytics.surveys_config import load_surveys
-    from analytics.surveys_ingest import validate_export
+    from analytics.surveys.config import load_surveys
+    from analytics.surveys.ingest import validate_export
     from catalog_pipelines.assets.surveys import surveys_config_dir
 
     surveys_ = load_surveys(surveys_config_dir())
@@ -290,8 +290,8 @@ def validate_cmd(export: Path, survey_id: str | None, as_json: bool) -> None:
 def generate_cmd(seed: int, email_domain: str | None, survey_id: str | None, as_json: bool) -> None:
     """Write synthetic exports for the catalog's users and teams, with planted effects."""
     from analytics.org import OrgGraph
-    from analytics.surveys_config import load_surveys
-    from analytics.surveys_synthetic import write_exports
+    from analytics.surveys.config import load_surveys
+    from analytics.surveys.synthetic import write_exports
     from catalog_pipelines.assets.surveys import surveys_config_dir, surveys_root
     from catalog_pipelines.storage.catalog import CatalogStore
 

@@ -40,7 +40,7 @@ def read_tables(engine=None) -> dict[str, Any]:
 
 def summary_report(days: int = 28, top: int = 5, engine=None) -> dict[str, Any]:
     """What `usage summary` prints, as data (the JSON output and the tests use this)."""
-    from analytics.usage import window_summary
+    from analytics.usage.insights import window_summary
 
     tables = read_tables(engine)
     meta = tables["meta"]
@@ -125,8 +125,8 @@ def import_(files: tuple[Path, ...], as_json: bool) -> None:
     Each line is validated on its own; malformed lines are reported with their line number and
     reasons and skipped. The usage_arrivals_sensor (or `usage refresh`) then compacts the days.
     """
-    from analytics.usage_privacy import People
-    from analytics.usage_store import RawEventStore
+    from analytics.usage.privacy import People
+    from analytics.usage.store import RawEventStore
     from catalog_pipelines.assets.usage import retention_days, usage_root
     from catalog_pipelines.settings import Settings
     from catalog_pipelines.storage.catalog import CatalogStore
@@ -175,8 +175,8 @@ def generate(days: int, events: int, seed: int, jsonl: Path | None, as_json: boo
     """
     import orjson
 
-    from analytics.synthetic_usage import DEFAULT_TEMPLATES, SyntheticUsage
-    from analytics.usage_store import RawEventStore
+    from analytics.usage.synthetic import DEFAULT_TEMPLATES, SyntheticUsage
+    from analytics.usage.store import RawEventStore
     from catalog_pipelines.assets.usage import usage_root
     from catalog_pipelines.resources import CatalogDatabase
     from catalog_pipelines.settings import Settings
@@ -248,7 +248,7 @@ def collector(host: str, port: int) -> None:
     """
     import uvicorn
 
-    from analytics.usage_privacy import People
+    from analytics.usage.privacy import People
     from catalog_pipelines.assets.usage import retention_days, usage_root
     from catalog_pipelines.settings import Settings
     from catalog_pipelines.storage.catalog import CatalogStore

@@ -13,7 +13,7 @@ from dashboards.pages.base import Ctx, PageOut, as_time
 ENTITY_READ = "catalog.entity.read"
 INGESTION_READ = "catalog.ingestion.read"
 TOP_TYPES = 20
-OWNER_ROWS = 1000  # the teams index lists every team# Kinds that have a spec.owner in Backstage's model (as analytics.facts.OWNED_KINDS).
+OWNER_ROWS = 1000  # the teams index lists every team# Kinds that have a spec.owner in Backstage's model (as analytics.facts.collect.OWNED_KINDS).
 OWNED_KINDS = ("component", "api", "resource", "system", "domain", "template")
 
 

@@ -24,7 +24,7 @@ from typing import Any
 
 import yaml
 
-from analytics.facts import FACT_SOURCES, fact_spec
+from analytics.facts.collect import FACT_SOURCES, fact_spec
 
 OPERATORS = (
     "equal",

@@ -16,7 +16,7 @@ user's entity ref (absent for anonymous use) and a session id. Example::
 pyarrow table in `RAW_SCHEMA` plus one `Rejection` (with every reason) per malformed event, so one bad
 event never costs the rest of its batch. `userEntityRef` must be a User ref. User refs are
 canonicalised and then replaced by a keyed pseudonym before anything is written, and so is every
-other person an event names (a visited profile, a searched-for e-mail: `analytics.usage_privacy`):
+other person an event names (a visited profile, a searched-for e-mail: `analytics.usage.privacy`):
 raw identities never reach disk.
 """
 
@@ -31,7 +31,7 @@ from typing import Any
 import orjson
 import pyarrow as pa
 
-from analytics.usage_privacy import People, Scrubber
+from analytics.usage.privacy import People, Scrubber
 from catalog_pipelines.model.refs import EntityRefError, parse_entity_ref
 
 RAW_SCHEMA = pa.schema(
@@ -265,7 +265,7 @@ def prepare_events(
     A rejection's `index` is the event's position in `events`, or `indices[position]` when given
     (line numbers of a file).
 
-    Every person an event names is replaced by their keyed token (`analytics.usage_privacy`): the
+    Every person an event names is replaced by their keyed token (`analytics.usage.privacy`): the
     acting user, and a visited or searched-for person in the subject, attributes and entity ref.
     `people` (the catalog's users) lets names in free text be recognised too.
 

@@ -23,7 +23,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from analytics.surveys import TEAM, WaveData
+from analytics.surveys.trends import TEAM, WaveData
 
 INVITED_STEM = "invited"
 _META_KEY = b"catalog_pipelines.surveys"

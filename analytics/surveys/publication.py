@@ -10,7 +10,7 @@ check, in its own run or process, on exactly the frames it is about to write or 
   the site when the tables fail;
 - the survey CLI (`surveys trends|waves|comments`), which refuses to print.
 
-The rule is the one the tables are built with (`analytics.surveys`): a figure is shown only when
+The rule is the one the tables are built with (`analytics.surveys.trends`): a figure is shown only when
 it is about at least k respondents. Zero is a count below k: "0 of 2 invited" is never shown.
 """
 
@@ -20,7 +20,7 @@ from collections.abc import Mapping
 
 import pandas as pd
 
-from analytics.surveys_config import MIN_GROUP_SIZE_FLOOR
+from analytics.surveys.config import MIN_GROUP_SIZE_FLOOR
 
 TABLES = ("trends", "choices", "comments", "waves")
 

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any
 
-from analytics.usage import UsageConfig, compute_insights, summarise_day
-from analytics.usage_store import Compaction, DailySummaryStore, RawEventStore
+from analytics.usage.insights import UsageConfig, compute_insights, summarise_day
+from analytics.usage.store import Compaction, DailySummaryStore, RawEventStore
 
 if TYPE_CHECKING:
     import pandas as pd

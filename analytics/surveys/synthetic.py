@@ -27,9 +27,9 @@ import numpy as np
 import pandas as pd
 
 from analytics.org import OrgGraph
-from analytics.surveys_config import CONSENT, RESPONDENT, TEAM, SurveyDefinition
-from analytics.surveys_ingest import primary_teams
-from analytics.surveys_store import export_dir
+from analytics.surveys.config import CONSENT, RESPONDENT, TEAM, SurveyDefinition
+from analytics.surveys.ingest import primary_teams
+from analytics.surveys.store import export_dir
 
 IMPROVING_DIMENSIONS = ("feedback_loops", "tooling", "satisfaction")
 REORG_DIMENSIONS = {"cognitive_load": -0.7, "collaboration": -0.5}

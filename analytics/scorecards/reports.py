@@ -18,8 +18,8 @@ import numpy as np
 import pandas as pd
 
 from analytics.org import OrgGraph
-from analytics.scorecards import STATES
-from analytics.scorecards_config import ScorecardConfig
+from analytics.scorecards.evaluate import STATES
+from analytics.scorecards.config import ScorecardConfig
 
 REMOVED = "removed"
 REGRESSED_TO = ("failed", "warning")
@@ -189,7 +189,7 @@ def scopes(entities: pd.DataFrame, org: OrgGraph) -> pd.DataFrame:
 def rollup_levels(levels: pd.DataFrame, entities: pd.DataFrame, org: OrgGraph, tracks: pd.DataFrame) -> pd.DataFrame:
     """Per scope and track: how many entities sit at each level (0 = not certified).
 
-    `tracks` is `analytics.scorecards.track_frame(config)` (as stored with the evaluation).
+    `tracks` is `analytics.scorecards.evaluate.track_frame(config)` (as stored with the evaluation).
     """
     columns = ["scope_type", "scope_ref", "track_id", "level", "level_name", "entities", "share"]
     if levels.empty:
@@ -286,7 +286,7 @@ def rollup_checks(results: pd.DataFrame, entities: pd.DataFrame, org: OrgGraph) 
 def campaign_progress(members: pd.DataFrame, entities: pd.DataFrame, org: OrgGraph, campaigns: pd.DataFrame, today: date) -> pd.DataFrame:
     """Per campaign, per team (rolled up) and for the org: entities in scope, done, share, status.
 
-    `campaigns` is `analytics.scorecards.campaign_frame(config)` (as stored with the evaluation).
+    `campaigns` is `analytics.scorecards.evaluate.campaign_frame(config)` (as stored with the evaluation).
     """
     columns = ["campaign_id", "scope_type", "scope_ref", "entities", "done", "share_done", "deadline", "days_left", "status"]
     if members.empty:

@@ -2,9 +2,9 @@
 
 A survey definition names its questions (Likert 1-5, NPS 0-10, single/multi choice, free text),
 ties each to a dimension (satisfaction, flow, cognitive load, feedback loops, tooling, ...) and lists
-its waves. Responses are validated and pseudonymised by `analytics.surveys_ingest`; this module turns
+its waves. Responses are validated and pseudonymised by `analytics.surveys.ingest`; this module turns
 them into figures per wave x team (rolled up the group hierarchy) x dimension and hides every figure
-the anonymity rules of `analytics.surveys_anonymity` say must not be shown.
+the anonymity rules of `analytics.surveys.anonymity` say must not be shown.
 
 Every figure is a mean over respondents of a per-respondent value, so that one set of sufficient
 statistics (n, sum, sum of squares) serves the point estimate, the confidence interval, the roll-up
@@ -31,8 +31,8 @@ import numpy as np
 import pandas as pd
 
 from analytics.org import OrgGraph
-from analytics.surveys_anonymity import Hierarchy, find_disclosures, suppress
-from analytics.surveys_config import (  # noqa: F401 - re-exported: the survey API in one import
+from analytics.surveys.anonymity import Hierarchy, find_disclosures, suppress
+from analytics.surveys.config import (  # noqa: F401 - re-exported: the survey API in one import
     CONSENT,
     DEFAULT_MIN_GROUP_SIZE,
     MIN_GROUP_SIZE_FLOOR,

@@ -1,7 +1,7 @@
 """Scorecard evaluation: checks over facts, vectorised over entities; tracks, levels, exemptions.
 
 One evaluation takes the catalog's entities, the latest facts per source and the validated YAML
-configuration (`analytics.scorecards_config`) and produces one state per (entity, check):
+configuration (`analytics.scorecards.config`) and produces one state per (entity, check):
 
 - passed; failed; warning (a failed check whose `severity: warning`: it does not block a level);
 - not_applicable (the entity is in a track's scope but outside the check's filter);
@@ -32,8 +32,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from analytics.facts import LIVE_FACTS, canonical_series
-from analytics.scorecards_config import FILTER_EXISTS, Check, Filter, ScorecardConfig
+from analytics.facts.collect import LIVE_FACTS, canonical_series
+from analytics.scorecards.config import FILTER_EXISTS, Check, Filter, ScorecardConfig
 
 STATES = ("passed", "failed", "warning", "not_applicable", "not_reported", "error")
 PASSED, FAILED, WARNING, NOT_APPLICABLE, NOT_REPORTED, ERROR = range(6)

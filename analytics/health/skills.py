@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from analytics.graph import zip_columns
+from analytics.health.graph import zip_columns
 from catalog_pipelines.model.refs import EntityRefError, parse_entity_ref
 
 if TYPE_CHECKING:
@@ -395,7 +395,7 @@ def group_needs(entities: pd.DataFrame, org: OrgGraph, taxonomy: Taxonomy) -> pd
     names the taxonomy knows (a tag like `tier-1` is not a skill). `entities` counts how many owned
     entities carry the need.
     """
-    from analytics.graph import entity_index
+    from analytics.health.graph import entity_index
 
     index = entity_index(entities)
     rows: list[tuple[str, str, str, str]] = []

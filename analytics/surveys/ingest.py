@@ -39,7 +39,7 @@ import pandas as pd
 
 from analytics.org import OrgGraph
 from analytics.pseudonymise import pseudonymise_series
-from analytics.surveys_config import CONSENT, RESPONDENT, TEAM, Question, SurveyDefinition, Wave
+from analytics.surveys.config import CONSENT, RESPONDENT, TEAM, Question, SurveyDefinition, Wave
 from catalog_pipelines.model.refs import EntityRefError, parse_entity_ref
 
 # Tokens for survey respondents are domain-separated from other areas' tokens (same key), so survey

@@ -29,7 +29,7 @@ import numpy as np
 import orjson
 import pandas as pd
 
-from analytics.fact_sources import FACT_SOURCE_SPECS, FACT_TYPES, FactSource, FactSpec, Retention  # noqa: F401  (re-exported)
+from analytics.facts.sources import FACT_SOURCE_SPECS, FACT_TYPES, FactSource, FactSpec, Retention  # noqa: F401  (re-exported)
 from catalog_pipelines.model.refs import EntityRefError, parse_entity_ref
 
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from analytics.skills import (
+from analytics.health.skills import (
     CAPACITY_ANNOTATION,
     GIGS_ANNOTATION,
     LEARNING_ANNOTATION,

@@ -12,7 +12,7 @@ events simply add a part file to an old day. `compact_day` folds the parts into 
 keeping the first copy of each event id: a re-sent batch is stored once. Event ids are only
 deduplicated within a day, which is enough because a re-sent event carries its original timestamp.
 
-Daily summaries (see `analytics.usage.summarise_day`) sit beside it under `<data_dir>/usage/daily`,
+Daily summaries (see `analytics.usage.insights.summarise_day`) sit beside it under `<data_dir>/usage/daily`,
 one directory per day, and follow the same retention.
 """
 
@@ -38,7 +38,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from analytics.usage_events import DEFAULT_RETENTION_DAYS, RAW_SCHEMA, Rejection, prepare_events
+from analytics.usage.events import DEFAULT_RETENTION_DAYS, RAW_SCHEMA, Rejection, prepare_events
 
 _DAY_DIR = re.compile(r"^date=(\d{4}-\d{2}-\d{2})$")
 COMPACTED = "events.parquet"
@@ -209,10 +209,10 @@ class RawEventStore:
     ) -> IngestResult:
         """Import a JSON-lines file of events; a rejection's index is its 1-based line number.
 
-        `people` (an `analytics.usage_privacy.People`) lets names of the catalog's users be
+        `people` (an `analytics.usage.privacy.People`) lets names of the catalog's users be
         recognised in free text; refs and e-mail addresses are pseudonymised without it.
         """
-        from analytics.usage_privacy import Scrubber
+        from analytics.usage.privacy import Scrubber
 
         path = Path(path)
         now = now or datetime.now(UTC)
@@ -340,7 +340,7 @@ def _first_per_id(table: pa.Table) -> pa.Table:
 
 
 class DailySummaryStore:
-    """One directory of small Parquet files per summarised day (see `analytics.usage.DaySummary`)."""
+    """One directory of small Parquet files per summarised day (see `analytics.usage.insights.DaySummary`)."""
 
     def __init__(self, root: Path | str) -> None:
         self.root = Path(root)
@@ -357,7 +357,7 @@ class DailySummaryStore:
         tmp = self.root / f".tmp-{uuid.uuid4().hex}"
         tmp.mkdir(parents=True)
         size = 0
-        from analytics.usage import SUMMARY_SCHEMAS
+        from analytics.usage.insights import SUMMARY_SCHEMAS
 
         for name, frame in summary.parts().items():
             path = tmp / f"{name}.parquet"
@@ -380,7 +380,7 @@ class DailySummaryStore:
         """
         import pandas as pd
 
-        from analytics.usage import SUMMARY_DICTIONARY_COLUMNS, SUMMARY_PARTS, day_number
+        from analytics.usage.insights import SUMMARY_DICTIONARY_COLUMNS, SUMMARY_PARTS, day_number
 
         days = [d for d in days if (self.day_path(d) / "totals.parquet").exists()]
         out = {}

@@ -33,7 +33,7 @@ import orjson
 import pyarrow as pa
 
 from analytics.pseudonymise import pseudonymise
-from analytics.usage_events import RAW_SCHEMA
+from analytics.usage.events import RAW_SCHEMA
 
 if TYPE_CHECKING:
     from analytics.org import OrgGraph

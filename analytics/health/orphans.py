@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from analytics.graph import CodedRelations, entity_index, isin, zip_columns
+from analytics.health.graph import CodedRelations, entity_index, isin, zip_columns
 
 if TYPE_CHECKING:
     from analytics.org import OrgGraph

@@ -1,7 +1,7 @@
 """What each fact source provides: its facts, cadence and retention. No pandas here.
 
 The Dagster code location reads these specs when it defines the fact assets (descriptions, cron
-cadences), so they live apart from the readers in `analytics/facts.py`, which import pandas.
+cadences), so they live apart from the readers in `analytics/facts/collect.py`, which import pandas.
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from analytics.facts import canonical_series
+from analytics.facts.collect import canonical_series
 from analytics.org import OrgGraph
 
 SOURCES = ("ci", "vulnerabilities", "tickets", "coverage", "oncall")
