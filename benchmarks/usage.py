@@ -72,7 +72,7 @@ def _cpu_s() -> float:
 
 
 def phase_generate(args) -> dict:
-    from analytics.usage.store import RawEventStore
+    from catalog_pipelines.storage.usage_store import RawEventStore
 
     t0 = time.perf_counter()
     org, gen = _generator(args)
@@ -98,8 +98,8 @@ def _write_tables(tables, url: str) -> float:
 
 def phase_full(args) -> dict:
     from analytics.usage.insights import UsageConfig
-    from analytics.usage.pipeline import compact_days, insights, summarise_days
-    from analytics.usage.store import DailySummaryStore, RawEventStore
+    from catalog_pipelines.services.usage_pipeline import compact_days, insights, summarise_days
+    from catalog_pipelines.storage.usage_store import DailySummaryStore, RawEventStore
 
     base = Path(args.dir)
     raw, summaries = RawEventStore(base / "raw"), DailySummaryStore(base / "daily")
@@ -134,8 +134,8 @@ def phase_full(args) -> dict:
 
 def phase_incremental(args) -> dict:
     from analytics.usage.insights import UsageConfig
-    from analytics.usage.pipeline import compact_days, insights, summarise_days
-    from analytics.usage.store import DailySummaryStore, RawEventStore
+    from catalog_pipelines.services.usage_pipeline import compact_days, insights, summarise_days
+    from catalog_pipelines.storage.usage_store import DailySummaryStore, RawEventStore
 
     base = Path(args.dir)
     raw, summaries = RawEventStore(base / "raw"), DailySummaryStore(base / "daily")

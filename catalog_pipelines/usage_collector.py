@@ -348,7 +348,7 @@ class Collector:
         people: Any = None,
     ) -> None:
         from analytics.usage.privacy import Scrubber
-        from analytics.usage.store import RawEventStore
+        from catalog_pipelines.storage.usage_store import RawEventStore
 
         self.store = RawEventStore(raw_dir)
         self.key = key

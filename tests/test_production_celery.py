@@ -556,9 +556,9 @@ def seed_surveys_and_usage(url: str) -> None:
     from datetime import date, timedelta
 
     from analytics.surveys.config import load_surveys
-    from analytics.surveys.synthetic import write_exports
+    from catalog_pipelines.storage.surveys_store import write_synthetic_exports
     from analytics.usage.synthetic import SyntheticUsage
-    from analytics.usage.pipeline import compact_days, summarise_days
+    from catalog_pipelines.services.usage_pipeline import compact_days, summarise_days
     from catalog_pipelines.assets.surveys import ingest_survey_wave, surveys_config_dir, surveys_root
     from catalog_pipelines.assets.usage import raw_store, summary_store, usage_config
     from catalog_pipelines.resources import CatalogDatabase
@@ -567,7 +567,7 @@ def seed_surveys_and_usage(url: str) -> None:
     catalog, key = CatalogDatabase(url=url), Settings.from_env().pseudonym_key
     org, users = catalog.org_graph(), list(catalog.entities_frame(["User"])["entity"])
     for survey in load_surveys(surveys_config_dir()):
-        write_exports(surveys_root(), survey, org, seed=7, email_domain="acme.example")
+        write_synthetic_exports(surveys_root(), survey, org, seed=7, email_domain="acme.example")
         for wave in survey.waves:
             ingest_survey_wave(wave.id, org, users, surveys_root(), surveys_config_dir(), key)
     start, days = date(2025, 3, 1), 14  # fixed days: the usage insights are as of the last one

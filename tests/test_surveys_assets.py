@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from analytics.org import OrgGraph
 from analytics.surveys.config import load_surveys
-from analytics.surveys.synthetic import write_exports
+from catalog_pipelines.storage.surveys_store import write_synthetic_exports
 from catalog_pipelines.assets.surveys import (
     ANSWERS_IN_RANGE,
     ONE_RESPONSE_PER_RESPONDENT,
@@ -46,7 +46,7 @@ def world(data_env):
     seed_catalog(url, entities)
     org = OrgGraph.from_entities(entities)
     (survey,) = load_surveys(surveys_config_dir())
-    write_exports(surveys_root(), survey, org, seed=3, email_domain="example.com", waves=[Q1, Q2])
+    write_synthetic_exports(surveys_root(), survey, org, seed=3, email_domain="example.com", waves=[Q1, Q2])
     return url, org
 
 

@@ -10,7 +10,7 @@ import yaml
 from analytics.org import OrgGraph
 from analytics.surveys.trends import load_survey
 from analytics.surveys.ingest import RespondentDirectory, ingest_wave, primary_teams, validate_export
-from analytics.surveys.store import read_wave, write_wave
+from catalog_pipelines.storage.surveys_store import read_wave, write_wave
 
 DATA = Path(__file__).parent / "data" / "surveys"
 BAD = DATA / "malformed"

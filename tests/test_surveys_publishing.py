@@ -15,7 +15,7 @@ import yaml
 
 from analytics.org import OrgGraph
 from analytics.surveys.config import load_surveys
-from analytics.surveys.synthetic import write_exports
+from catalog_pipelines.storage.surveys_store import write_synthetic_exports
 from catalog_pipelines.assets.surveys import PUBLISHED_RESPECT_K, SURVEY_TRENDS, survey_responses, surveys_config_dir, surveys_root
 from catalog_pipelines.resources import CatalogDatabase
 from catalog_pipelines.settings import Settings
@@ -32,7 +32,7 @@ def world(data_env):
     seed_catalog(url, entities)
     org = OrgGraph.from_entities(entities)
     (survey,) = load_surveys(surveys_config_dir())
-    write_exports(surveys_root(), survey, org, seed=3, email_domain="example.com", waves=[Q1, Q2])
+    write_synthetic_exports(surveys_root(), survey, org, seed=3, email_domain="example.com", waves=[Q1, Q2])
     return url, org
 
 

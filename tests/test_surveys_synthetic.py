@@ -10,8 +10,8 @@ from analytics.org import OrgGraph
 from analytics.pseudonymise import pseudonymise_series
 from analytics.surveys.trends import WaveData, compute_insights, load_surveys
 from analytics.surveys.ingest import RespondentDirectory, ingest_wave
-from analytics.surveys.store import export_files
-from analytics.surveys.synthetic import generate_waves, stored_frame, write_exports
+from catalog_pipelines.storage.surveys_store import export_files, write_synthetic_exports
+from analytics.surveys.synthetic import generate_waves, stored_frame
 from catalog_pipelines.providers.synthetic import SyntheticOrg
 from catalog_pipelines.settings import PROJECT_ROOT
 
@@ -85,7 +85,7 @@ def test_the_low_turnout_team_is_suppressed(world):
 
 def test_written_exports_ingest_without_errors(tmp_path, world):
     entities, org, survey, generated, *_ = world
-    write_exports(tmp_path, survey, org, seed=7, email_domain="acme.example", waves=["pulse-2024-q2"])
+    write_synthetic_exports(tmp_path, survey, org, seed=7, email_domain="acme.example", waves=["pulse-2024-q2"])
     files, invited = export_files(tmp_path, "pulse-2024-q2")
     assert [f.name for f in files] == ["responses.csv"] and invited.name == "invited.csv"
     result = ingest_wave(survey, survey.wave("pulse-2024-q2"), files, RespondentDirectory(org, entities), b"k", invited)

@@ -19,7 +19,7 @@ from test_usage_metrics import CONFIG, KEY, build_stores, fixture_org
 @pytest.fixture
 def stored(data_env, tmp_path):
     """The fixture's insight tables written to the catalog database the CLI reads."""
-    from analytics.usage.pipeline import insights
+    from catalog_pipelines.services.usage_pipeline import insights
 
     url = Settings.from_env().catalog_database_url
     _, summaries = build_stores(tmp_path / "usage")

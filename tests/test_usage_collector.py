@@ -12,7 +12,7 @@ import pytest
 from starlette.testclient import TestClient
 from test_usage_store import stored_text
 
-from analytics.usage.store import RawEventStore
+from catalog_pipelines.storage.usage_store import RawEventStore
 from catalog_pipelines.usage_collector import CollectorSecurity, create_collector_app
 
 KEY = b"k"

@@ -19,8 +19,8 @@ import yaml
 
 from analytics.org import OrgGraph
 from analytics.usage.insights import UsageConfig, _rolling_distinct, compute_insights, normalise_page, summarise_day, window_summary
-from analytics.usage.pipeline import compact_days, insights, summarise_days
-from analytics.usage.store import DailySummaryStore, RawEventStore
+from catalog_pipelines.services.usage_pipeline import compact_days, insights, summarise_days
+from catalog_pipelines.storage.usage_store import DailySummaryStore, RawEventStore
 
 DATA = Path(__file__).parent / "data" / "usage"
 KEY = b"test-key"

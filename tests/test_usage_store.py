@@ -8,8 +8,8 @@ from pathlib import Path
 import orjson
 
 from analytics.usage.insights import summarise_day
-from analytics.usage.pipeline import compact_days, summarise_days, sweep
-from analytics.usage.store import DailySummaryStore, RawEventStore
+from catalog_pipelines.services.usage_pipeline import compact_days, summarise_days, sweep
+from catalog_pipelines.storage.usage_store import DailySummaryStore, RawEventStore
 
 KEY = b"k"
 NOW = datetime(2025, 3, 12, 12, 0, tzinfo=UTC)

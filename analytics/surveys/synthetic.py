@@ -21,7 +21,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta, timezone
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -29,7 +28,6 @@ import pandas as pd
 from analytics.org import OrgGraph
 from analytics.surveys.config import CONSENT, RESPONDENT, TEAM, SurveyDefinition
 from analytics.surveys.ingest import primary_teams
-from analytics.surveys.store import export_dir
 
 IMPROVING_DIMENSIONS = ("feedback_loops", "tooling", "satisfaction")
 REORG_DIMENSIONS = {"cognitive_load": -0.7, "collaboration": -0.5}
@@ -259,24 +257,3 @@ def stored_frame(survey: SurveyDefinition, wave: SyntheticWave, tokens: pd.Serie
         out[q.id] = values.array
     return out
 
-
-def write_exports(
-    root: Path,
-    survey: SurveyDefinition,
-    org: OrgGraph,
-    seed: int = 7,
-    *,
-    email_domain: str | None = None,
-    waves: list[str] | None = None,
-) -> tuple[list[Path], Scenario]:
-    """Write `exports/<wave>/responses.csv` and `invited.csv` for each wave under a surveys root."""
-    generated, scenario = generate_waves(survey, org, seed, waves=waves)
-    written = []
-    for wave_id, wave in generated.items():
-        directory = export_dir(root, wave_id)
-        directory.mkdir(parents=True, exist_ok=True)
-        responses, invited = directory / "responses.csv", directory / "invited.csv"
-        export_frame(survey, wave, email_domain).to_csv(responses, index=False)
-        invited_frame(survey, wave, email_domain).to_csv(invited, index=False)
-        written += [responses, invited]
-    return written, scenario

@@ -58,7 +58,7 @@ def surveys_config_dir() -> Path:
 
 
 def surveys_root() -> Path:
-    """Exports in, validated responses out: `<data_dir>/surveys` (see analytics.surveys.store)."""
+    """Exports in, validated responses out: `<data_dir>/surveys` (see catalog_pipelines.storage.surveys_store)."""
     from catalog_pipelines.settings import Settings
 
     return Settings.from_env().data_dir / "surveys"
@@ -86,7 +86,7 @@ def ingest_survey_wave(wave_id: str, org: "OrgGraph", users: list[dict[str, Any]
     """
     from analytics.surveys.config import load_surveys
     from analytics.surveys.ingest import RespondentDirectory, ingest_wave
-    from analytics.surveys.store import export_dir, export_files, write_wave
+    from catalog_pipelines.storage.surveys_store import export_dir, export_files, write_wave
 
     survey = next((s for s in load_surveys(config_dir) if wave_id in {w.id for w in s.waves}), None)
     if survey is None:
@@ -106,7 +106,7 @@ def compute_survey_trends(org: "OrgGraph", root: Path, config_dir: Path) -> "Sur
     """Figures for every survey and every stored wave, anonymity rules applied."""
     from analytics.surveys.trends import SurveyInsights, compute_insights
     from analytics.surveys.config import load_surveys
-    from analytics.surveys.store import read_waves
+    from catalog_pipelines.storage.surveys_store import read_waves
 
     parts = []
     for survey in load_surveys(config_dir):
@@ -179,7 +179,7 @@ def survey_responses(context: dg.AssetExecutionContext, catalog: CatalogDatabase
     team, identifiers replaced by keyed pseudonyms, free text kept only with consent. Stored as
     Parquet in the data directory, never in the catalog database."""
     from analytics.surveys.config import SCALES, load_surveys
-    from analytics.surveys.store import response_path
+    from catalog_pipelines.storage.surveys_store import response_path
     from catalog_pipelines.settings import Settings
 
     wave_id = context.partition_key
@@ -343,7 +343,7 @@ survey_responses_job = dg.define_asset_job(
 @dg.sensor(job=survey_responses_job, minimum_interval_seconds=120, default_status=dg.DefaultSensorStatus.RUNNING)
 def survey_exports_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
     """Requests a `survey_responses` run for each wave whose export files were added or changed."""
-    from analytics.surveys.store import exports_fingerprint
+    from catalog_pipelines.storage.surveys_store import exports_fingerprint
 
     seen: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
     root = surveys_root()
@@ -370,7 +370,7 @@ def materialize_waves(instance: dg.DagsterInstance, wave_ids: list[str] | None =
 
     For the CLI and the demo: real runs recorded in the instance, like the sensor would launch.
     """
-    from analytics.surveys.store import export_files
+    from catalog_pipelines.storage.surveys_store import export_files
 
     defs = dg.Definitions(
         assets=survey_assets, asset_checks=survey_asset_checks, jobs=survey_jobs, resources={"catalog": CatalogDatabase(url=catalog_url)}

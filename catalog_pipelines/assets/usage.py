@@ -56,7 +56,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from analytics.usage.insights import UsageConfig
-    from analytics.usage.store import DailySummaryStore, RawEventStore
+    from catalog_pipelines.storage.usage_store import DailySummaryStore, RawEventStore
 
 USAGE_GROUP = "usage"
 AREA = "usage"
@@ -78,13 +78,13 @@ def usage_root() -> Path:
 
 
 def raw_store() -> "RawEventStore":
-    from analytics.usage.store import RawEventStore
+    from catalog_pipelines.storage.usage_store import RawEventStore
 
     return RawEventStore(usage_root() / "raw")
 
 
 def summary_store() -> "DailySummaryStore":
-    from analytics.usage.store import DailySummaryStore
+    from catalog_pipelines.storage.usage_store import DailySummaryStore
 
     return DailySummaryStore(usage_root() / "daily")
 
@@ -132,7 +132,7 @@ def usage_events(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     collector and `usage import` appended them: every part file of the day folded into one Parquet
     file, keeping the first copy of each event id, so re-sent batches count once. Events arriving
     after their day was compacted (late events) land in the same day and are added by a re-run."""
-    from analytics.usage.pipeline import compact_days
+    from catalog_pipelines.services.usage_pipeline import compact_days
 
     raw = raw_store()
     days = _days(context)
@@ -180,7 +180,7 @@ def usage_daily_activity(context: dg.AssetExecutionContext) -> dg.MaterializeRes
     action, page, entity, search term, template) and user, search outcomes, template savings,
     funnel progress and day totals. About a tenth of the day's events in rows; lets a new day
     update the 90-day insights without re-reading 90 days of events."""
-    from analytics.usage.pipeline import summarise_days
+    from catalog_pipelines.services.usage_pipeline import summarise_days
 
     days = _days(context)
     summaries = summary_store()
@@ -220,7 +220,7 @@ def usage_insights(context: dg.AssetExecutionContext, catalog: CatalogDatabase) 
     5 members suppressed), top plugins, pages (route parameters stripped), entities, search
     (zero-result rate, click-through, top terms used by 3+ people), templates (creates, minutes
     saved) and funnels. Published as insight tables (area `usage`)."""
-    from analytics.usage.pipeline import insights
+    from catalog_pipelines.services.usage_pipeline import insights
     from catalog_pipelines.settings import Settings
     from catalog_pipelines.storage.insights import write_frames
 
@@ -284,7 +284,7 @@ def usage_retention(context: dg.AssetExecutionContext, config: UsageRetentionCon
     """Enforces the usage retention period: raw events, rejection logs and daily summaries of days
     older than the retention (default 90 days, today included) are deleted. The insight tables
     hold only aggregates and follow on their next refresh."""
-    from analytics.usage.pipeline import sweep
+    from catalog_pipelines.services.usage_pipeline import sweep
 
     days = config.retention_days or retention_days()
     today = datetime.now(UTC).date()

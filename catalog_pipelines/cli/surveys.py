@@ -291,7 +291,7 @@ def generate_cmd(seed: int, email_domain: str | None, survey_id: str | None, as_
     """Write synthetic exports for the catalog's users and teams, with planted effects."""
     from analytics.org import OrgGraph
     from analytics.surveys.config import load_surveys
-    from analytics.surveys.synthetic import write_exports
+    from catalog_pipelines.storage.surveys_store import write_synthetic_exports
     from catalog_pipelines.assets.surveys import surveys_config_dir, surveys_root
     from catalog_pipelines.storage.catalog import CatalogStore
 
@@ -302,7 +302,7 @@ def generate_cmd(seed: int, email_domain: str | None, survey_id: str | None, as_
     for survey in load_surveys(surveys_config_dir()):
         if survey_id and survey.id != survey_id:
             continue
-        files, scenario = write_exports(surveys_root(), survey, org, seed, email_domain=email_domain)
+        files, scenario = write_synthetic_exports(surveys_root(), survey, org, seed, email_domain=email_domain)
         out.append({"survey": survey.id, "files": [str(f) for f in files], "scenario": {**scenario.__dict__, "moved_users": len(scenario.moved_users)}})
     if as_json:
         emit_json(out)

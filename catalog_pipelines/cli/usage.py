@@ -126,7 +126,7 @@ def import_(files: tuple[Path, ...], as_json: bool) -> None:
     reasons and skipped. The usage_arrivals_sensor (or `usage refresh`) then compacts the days.
     """
     from analytics.usage.privacy import People
-    from analytics.usage.store import RawEventStore
+    from catalog_pipelines.storage.usage_store import RawEventStore
     from catalog_pipelines.assets.usage import retention_days, usage_root
     from catalog_pipelines.settings import Settings
     from catalog_pipelines.storage.catalog import CatalogStore
@@ -176,7 +176,7 @@ def generate(days: int, events: int, seed: int, jsonl: Path | None, as_json: boo
     import orjson
 
     from analytics.usage.synthetic import DEFAULT_TEMPLATES, SyntheticUsage
-    from analytics.usage.store import RawEventStore
+    from catalog_pipelines.storage.usage_store import RawEventStore
     from catalog_pipelines.assets.usage import usage_root
     from catalog_pipelines.resources import CatalogDatabase
     from catalog_pipelines.settings import Settings

@@ -18,12 +18,18 @@ import hashlib
 import json
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from analytics.surveys.trends import TEAM, WaveData
+
+if TYPE_CHECKING:
+    from analytics.org import OrgGraph
+    from analytics.surveys.config import SurveyDefinition
+    from analytics.surveys.synthetic import Scenario
 
 INVITED_STEM = "invited"
 _META_KEY = b"catalog_pipelines.surveys"
@@ -88,3 +94,28 @@ def read_waves(root: Path, wave_ids: list[str]) -> dict[str, WaveData]:
         if data is not None:
             out[wave_id] = data
     return out
+
+
+def write_synthetic_exports(
+    root: Path,
+    survey: SurveyDefinition,
+    org: OrgGraph,
+    seed: int = 7,
+    *,
+    email_domain: str | None = None,
+    waves: list[str] | None = None,
+) -> tuple[list[Path], Scenario]:
+    """Write `exports/<wave>/responses.csv` and `invited.csv` for each wave under a surveys root,
+    answered by `analytics.surveys.synthetic` (the demo's, tests' and benchmarks' survey tool)."""
+    from analytics.surveys.synthetic import export_frame, generate_waves, invited_frame
+
+    generated, scenario = generate_waves(survey, org, seed, waves=waves)
+    written = []
+    for wave_id, wave in generated.items():
+        directory = export_dir(root, wave_id)
+        directory.mkdir(parents=True, exist_ok=True)
+        responses, invited = directory / "responses.csv", directory / "invited.csv"
+        export_frame(survey, wave, email_domain).to_csv(responses, index=False)
+        invited_frame(survey, wave, email_domain).to_csv(invited, index=False)
+        written += [responses, invited]
+    return written, scenario

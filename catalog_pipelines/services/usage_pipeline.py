@@ -16,7 +16,7 @@ from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any
 
 from analytics.usage.insights import UsageConfig, compute_insights, summarise_day
-from analytics.usage.store import Compaction, DailySummaryStore, RawEventStore
+from catalog_pipelines.storage.usage_store import Compaction, DailySummaryStore, RawEventStore
 
 if TYPE_CHECKING:
     import pandas as pd
