@@ -85,12 +85,13 @@ def main() -> None:
     parser.add_argument("--store", action="store_true", help="also write one evaluation to SQLite")
     args = parser.parse_args()
 
-    from analytics.facts.collect import catalog_facts, collect_export_facts
+    from analytics.facts.collect import catalog_facts
     from analytics.org import OrgGraph
     from analytics.scorecards.evaluate import campaign_frame, evaluate, track_frame
     from analytics.scorecards.config import load_config_texts
     from analytics.scorecards.reports import campaign_progress, fix_next, level_changes, regressions, result_changes, rollup_checks, rollup_levels, rollup_summary
-    from analytics.facts.synthetic import synthetic_exports, write_exports
+    from analytics.facts.synthetic import synthetic_exports
+    from catalog_pipelines.storage.fact_exports import collect_export_facts, write_exports
 
     root = Path(__file__).resolve().parent.parent
     files = [(p.name, p.read_text()) for p in sorted((root / "config" / "scorecards").glob("*.yaml"))]

@@ -9,9 +9,10 @@ import orjson
 import pandas as pd
 import pytest
 
-from analytics.facts.collect import Retention, apply_retention, catalog_facts, collect_export_facts, decode_from_storage, encode_for_storage, latest_facts
+from analytics.facts.collect import Retention, apply_retention, catalog_facts, decode_from_storage, encode_for_storage, latest_facts
 from analytics.org import OrgGraph
-from analytics.facts.synthetic import synthetic_exports, team_quality, write_exports
+from analytics.facts.synthetic import synthetic_exports, team_quality
+from catalog_pipelines.storage.fact_exports import collect_export_facts, write_exports
 
 NOW = datetime(2026, 7, 1, 12, tzinfo=timezone.utc)
 

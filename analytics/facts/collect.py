@@ -22,7 +22,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import replace
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -146,44 +145,19 @@ def catalog_facts(entities: pd.DataFrame, known_refs: Iterable[str] | None = Non
 
 
 # ---------------------------------------------------------------------------------------------
-# export readers
+# export records
 
 
-def read_export_dir(directory: Path | str, *, key: str | None = None, time_columns: Iterable[str] = ()) -> tuple[pd.DataFrame, list[str]]:
-    """Every `*.json`, `*.jsonl` and `*.csv` file in `directory`, as one frame of records.
+def prepare_export_records(records: pd.DataFrame, *, key: str | None = None, time_columns: Iterable[str] = (), where: str = "") -> pd.DataFrame:
+    """One source's export records (all its files, in name order) made comparable.
 
-    Files are read in name order (exporters name them by date), and when `key` is given a record
-    seen in a later file replaces the earlier one, so an export can restate a ticket or a
-    vulnerability when its status changes. Returns the frame and the files read.
+    Entity refs are canonicalised (records naming no entity are dropped), `time_columns` parsed as
+    UTC, and when `key` is given a record seen in a later file replaces the earlier one, so an
+    export can restate a ticket or a vulnerability when its status changes. Reading the files is
+    `catalog_pipelines.storage.fact_exports.read_export_dir`; `where` names them in errors.
     """
-    directory = Path(directory)
-    if not directory.is_dir():
-        return pd.DataFrame(), []
-    frames: list[pd.DataFrame] = []
-    files: list[str] = []
-    for path in sorted(directory.iterdir()):
-        suffix = path.suffix.lower()
-        if suffix == ".csv":
-            frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
-        elif suffix == ".jsonl":
-            frame = pd.DataFrame.from_records([orjson.loads(line) for line in path.read_bytes().splitlines() if line.strip()])
-        elif suffix == ".json":
-            data = orjson.loads(path.read_bytes())
-            if isinstance(data, dict):
-                data = data.get("records", [])
-            if not isinstance(data, list):
-                raise ValueError(f"{path}: expected a JSON array of records or {{\"records\": [...]}}")
-            frame = pd.DataFrame.from_records(data)
-        else:
-            continue
-        frame["_file"] = path.name
-        frames.append(frame)
-        files.append(path.name)
-    if not frames:
-        return pd.DataFrame(), []
-    records = pd.concat(frames, ignore_index=True)
     if "entity_ref" not in records.columns:
-        raise ValueError(f"{directory}: export records must have an 'entity_ref' column")
+        raise ValueError(f"{where}: export records must have an 'entity_ref' column")
     # Exports name entities however their tool does; the catalog compares canonical refs.
     records["entity_ref"] = canonical_series(records["entity_ref"], "component")
     records = records[records["entity_ref"].notna()]
@@ -195,7 +169,7 @@ def read_export_dir(directory: Path | str, *, key: str | None = None, time_colum
         markers = records[~records.index.isin(with_id.index)]
         with_id = with_id.drop_duplicates(subset=[key], keep="last")
         records = pd.concat([with_id, markers], ignore_index=True)
-    return records.reset_index(drop=True), files
+    return records.reset_index(drop=True)
 
 
 def _covered(records: pd.DataFrame) -> pd.DataFrame:
@@ -357,16 +331,15 @@ def fact_spec(fact: str) -> FactSpec | None:
     return src.facts.get(name) if src else None
 
 
-def collect_export_facts(source: str, directory: Path | str, as_of: datetime) -> tuple[pd.DataFrame, list[str]]:
-    """Read one source's export directory and summarise it to one row of facts per entity."""
+def summarise_export(source: str, records: pd.DataFrame, as_of: datetime) -> pd.DataFrame:
+    """One source's prepared export records summarised to one row of facts per entity."""
     spec = FACT_SOURCES[source]
     if spec.summarise is None:
         raise ValueError(f"fact source {source!r} is not an export source")
-    records, files = read_export_dir(directory, key=spec.key, time_columns=spec.time_columns)
     if records.empty:
-        return pd.DataFrame(columns=["entity_ref", *spec.facts]), files
+        return pd.DataFrame(columns=["entity_ref", *spec.facts])
     facts = spec.summarise(records, as_of)
-    return facts[["entity_ref", *[c for c in spec.facts if c in facts.columns]]], files
+    return facts[["entity_ref", *[c for c in spec.facts if c in facts.columns]]]
 
 
 # ---------------------------------------------------------------------------------------------

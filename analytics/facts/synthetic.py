@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 from datetime import date, datetime, timedelta, timezone
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -302,37 +301,6 @@ def synthetic_exports(entities: pd.DataFrame, org: OrgGraph, *, as_of: date, see
         "tickets": {as_of: tickets(frame, as_of, seed)},
         "oncall": {as_of: oncall(frame, as_of, seed)},
     }
-
-
-def write_exports(exports: dict[str, dict[date, pd.DataFrame]], directory: Path | str, *, formats: dict[str, str] | None = None, keep_days: int = 35) -> list[Path]:
-    """Write `<directory>/<source>/<YYYY-MM-DD>.<json|jsonl|csv>`; drop exports older than `keep_days`."""
-    formats = {**DEFAULT_FORMATS, **(formats or {})}
-    directory = Path(directory)
-    written: list[Path] = []
-    for source, by_day in exports.items():
-        target = directory / source
-        target.mkdir(parents=True, exist_ok=True)
-        fmt = formats[source]
-        for day, records in by_day.items():
-            path = target / f"{day.isoformat()}.{fmt}"
-            tmp = path.with_suffix(path.suffix + ".tmp")
-            if fmt == "csv":
-                records.to_csv(tmp, index=False)
-            else:
-                # pandas' C JSON writer: NaN/None become null, numpy scalars stay numbers.
-                records.to_json(tmp, orient="records", lines=fmt == "jsonl", date_format="iso")
-            tmp.replace(path)  # readers never see a half-written export
-            written.append(path)
-        if by_day:
-            newest = max(by_day)
-            for old in target.iterdir():
-                try:
-                    day = date.fromisoformat(old.stem)
-                except ValueError:
-                    continue
-                if (newest - day).days >= keep_days:
-                    old.unlink()
-    return written
 
 
 def today_utc() -> date:

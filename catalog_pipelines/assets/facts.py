@@ -119,7 +119,8 @@ def _export_fact_asset(source: str, demo: bool) -> dg.AssetsDefinition:
         ),
     )
     def export_facts(context: dg.AssetExecutionContext, catalog: CatalogDatabase) -> dg.MaterializeResult:
-        from analytics.facts.collect import collect_export_facts, utc_now
+        from analytics.facts.collect import utc_now
+        from catalog_pipelines.storage.fact_exports import collect_export_facts
 
         now = utc_now()
         directory = fact_exports_dir() / source
@@ -153,7 +154,8 @@ def synthetic_fact_exports(context: dg.AssetExecutionContext, config: SyntheticE
     some entities are deliberately not covered by some tools."""
     from datetime import date
 
-    from analytics.facts.synthetic import synthetic_exports, today_utc, write_exports
+    from analytics.facts.synthetic import synthetic_exports, today_utc
+    from catalog_pipelines.storage.fact_exports import write_exports
 
     as_of = date.fromisoformat(config.as_of) if config.as_of else today_utc()
     directory = fact_exports_dir()
