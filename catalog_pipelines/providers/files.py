@@ -1,8 +1,8 @@
 """Entities from Backstage descriptor files on disk, paged with a small, stateless JSON cursor.
 
 Roots are directories (every `*.yaml`/`*.yml` below, sorted) or root descriptor files (the file,
-then whatever its Location entities point at, depth first); see `model/loader.py` for the walk
-and its rules (read once per cycle, cycles reported, paths confined to the root).
+then whatever its Location entities point at, depth first); see `providers/descriptors/loader.py` for the
+walk and its rules (read once per cycle, cycles reported, paths confined to the root).
 
 **The cursor** says where the next page starts and nothing about the entities before it:
 
@@ -53,8 +53,8 @@ from typing import Any
 
 from catalog_pipelines.model.entity import RawEntity, Rejection
 from catalog_pipelines.model.limits import DEFAULT_LIMITS, Limits
-from catalog_pipelines.model.placeholders import PlaceholderBudget
-from catalog_pipelines.model.loader import (
+from catalog_pipelines.providers.descriptors.placeholders import PlaceholderBudget
+from catalog_pipelines.providers.descriptors.loader import (
     DescriptorWalk,
     RemoteTarget,
     ResumeMark,
