@@ -116,13 +116,13 @@ def file_path_runner(examples: Path) -> tuple[str, Callable[[], dict[str, int]]]
     """Our parse + validate + derive over the example files, or None if the model is not there.
 
     Through `DescriptorFileProvider` when it exists; otherwise through the model's own safe YAML
-    reader (`model.yamlsafe`, the parser descriptor files go through) over the files the peer's
+    reader (`providers.descriptors.yamlsafe`, the parser descriptor files go through) over the files the peer's
     two Location roots reach.
     """
     try:
         from catalog_pipelines.model import process_entity
         from catalog_pipelines.model.entity import ProcessedEntity, RawEntity
-        from catalog_pipelines.model.yamlsafe import parse_document, split_documents
+        from catalog_pipelines.providers.descriptors.yamlsafe import parse_document, split_documents
     except ImportError:
         return None
 
@@ -171,7 +171,7 @@ def file_path_runner(examples: Path) -> tuple[str, Callable[[], dict[str, int]]]
                     raws.append(RawEntity(data, f"file:{path}", document.index))
         return tally(raws)
 
-    return f"model.yamlsafe over the {len(files)} reachable files + process_entity", run_yamlsafe
+    return f"descriptors.yamlsafe over the {len(files)} reachable files + process_entity", run_yamlsafe
 
 
 def cold_file_path(examples: Path) -> float:

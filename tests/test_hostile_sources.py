@@ -35,7 +35,7 @@ _CHILD = textwrap.dedent(
     """
     import json, resource, sys
     import orjson
-    from catalog_pipelines.model import loader
+    from catalog_pipelines.providers.descriptors import loader
     from catalog_pipelines.providers.files import DescriptorFileProvider
 
     args = json.loads(sys.argv[1])

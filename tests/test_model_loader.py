@@ -6,9 +6,9 @@ import json
 from pathlib import Path
 
 from catalog_pipelines.model import Limits, ProcessedEntity, RawEntity, Rejection, process_entity
-from catalog_pipelines.model import yamlsafe
-from catalog_pipelines.model.loader import DescriptorWalk, Root, VisitFile, iter_descriptors, load_file
-from catalog_pipelines.model.placeholders import UNRESOLVED_ANNOTATION
+from catalog_pipelines.providers.descriptors import yamlsafe
+from catalog_pipelines.providers.descriptors.loader import DescriptorWalk, Root, VisitFile, iter_descriptors, load_file
+from catalog_pipelines.providers.descriptors.placeholders import UNRESOLVED_ANNOTATION
 from helpers import COMPONENT
 
 DATA = Path(__file__).parent / "data" / "model"

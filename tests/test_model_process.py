@@ -127,8 +127,36 @@ def test_model_and_file_provider_import_neither_dagster_nor_sqlalchemy():
     import sys
 
     code = (
-        "import sys, catalog_pipelines.model, catalog_pipelines.model.loader, catalog_pipelines.providers.files;"
+        "import sys, catalog_pipelines.model, catalog_pipelines.providers.descriptors.loader, catalog_pipelines.providers.files;"
         "print(sorted(m for m in ('dagster', 'sqlalchemy') if m in sys.modules))"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
+
+
+def test_model_imports_no_other_project_package_nor_dagster_storage_or_yaml():
+    """The model is pure: every import in model/*.py (also the ones inside functions) stays inside
+    the model or the standard library and orjson; descriptor reading lives in providers/descriptors."""
+    import ast
+    import sys
+    from pathlib import Path
+
+    import catalog_pipelines.model as model
+
+    allowed_third_party = {"orjson"}
+    offenders = []
+    for path in sorted(Path(model.__file__).parent.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            else:
+                continue
+            for name in names:
+                top = name.split(".")[0]
+                inside = name == "catalog_pipelines.model" or name.startswith("catalog_pipelines.model.")
+                if inside or top in sys.stdlib_module_names or top in allowed_third_party:
+                    continue
+                offenders.append(f"{path.name}: {name}")
+    assert offenders == []

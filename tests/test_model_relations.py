@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from catalog_pipelines.model import Relation, derive_relations
-from catalog_pipelines.model.loader import iter_descriptors
+from catalog_pipelines.providers.descriptors.loader import iter_descriptors
 from catalog_pipelines.model.relations import RelationError
 
 EXAMPLES = Path(__file__).parent / "data" / "backstage-examples"

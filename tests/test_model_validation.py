@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from catalog_pipelines.model import RawEntity, Rejection, process_entity, validate_entity
-from catalog_pipelines.model.loader import iter_descriptors, load_file
+from catalog_pipelines.providers.descriptors.loader import iter_descriptors, load_file
 from catalog_pipelines.model.validation import KINDS, truncate
 
 EXAMPLES = Path(__file__).parent / "data" / "backstage-examples"

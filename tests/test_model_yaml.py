@@ -7,7 +7,7 @@ import tracemalloc
 import pytest
 
 from catalog_pipelines.model import Limits
-from catalog_pipelines.model.yamlsafe import YamlDocumentError, parse_document, split_documents
+from catalog_pipelines.providers.descriptors.yamlsafe import YamlDocumentError, parse_document, split_documents
 
 ALIAS_BOMB = "\n".join(
     [
@@ -92,7 +92,7 @@ def test_malformed_yaml_reports_the_line_in_the_file():
 
 
 def test_oversized_document_is_rejected_without_parsing(monkeypatch):
-    from catalog_pipelines.model import yamlsafe
+    from catalog_pipelines.providers.descriptors import yamlsafe
 
     document = "apiVersion: x\nmetadata:\n  annotations:\n    big: '" + "x" * 10_000_000 + "'\n"
     monkeypatch.setattr(yamlsafe, "_Parser", lambda text: pytest.fail("the oversized document was parsed"))

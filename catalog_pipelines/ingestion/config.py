@@ -15,11 +15,11 @@ from typing import Any
 import yaml
 
 from catalog_pipelines.providers.base import EntityProvider
+from catalog_pipelines.providers.registry import PROVIDERS, RegistryError
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1, None: 1, "m": 60, "h": 3600, "d": 86400}
 PROVIDER_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
-PROVIDER_TYPES = ("files", "backstage_api", "synthetic")
 
 
 class ConfigError(ValueError):
@@ -113,29 +113,13 @@ class ProviderConfig:
     base_dir: Path = Path(".")
 
     def build(self, **overrides: Any) -> EntityProvider:
-        """Instantiate the provider (imports only the one provider module it needs)."""
-        params = {**self.params, **overrides}
-        if self.type == "files":
-            from catalog_pipelines.providers.files import DescriptorFileProvider
-
-            roots = [self._path(r) for r in params.pop("roots")]
-            params.setdefault("page_size", min(500, self.options.chunk_size))
-            return DescriptorFileProvider(name=self.name, roots=roots, **params)
-        if self.type == "backstage_api":
-            from catalog_pipelines.providers.backstage_api import BackstageApiProvider
-
-            params.setdefault("page_size", min(500, self.options.chunk_size))
-            return BackstageApiProvider(name=self.name, **params)
-        if self.type == "synthetic":
-            from catalog_pipelines.providers.synthetic import SyntheticOrgProvider
-
-            params.setdefault("page_size", min(1000, self.options.chunk_size))
-            return SyntheticOrgProvider(name=self.name, **params)
-        raise ConfigError(f"provider {self.name!r}: unknown type {self.type!r}")
-
-    def _path(self, value: str) -> Path:
-        path = Path(value)
-        return path if path.is_absolute() else (self.base_dir / path).resolve()
+        """Instantiate the provider through the provider registry (`providers/registry.py`); only
+        the one provider module it needs is imported."""
+        try:
+            factory = PROVIDERS.load(self.type)
+        except RegistryError as exc:
+            raise ConfigError(f"provider {self.name!r}: {exc}") from None
+        return factory(self.name, {**self.params, **overrides}, self.options, self.base_dir)
 
 
 def parse_providers(raw: Any, base_dir: Path, where: str = "providers") -> list[ProviderConfig]:
@@ -151,8 +135,8 @@ def parse_providers(raw: Any, base_dir: Path, where: str = "providers") -> list[
         if not isinstance(name, str) or not PROVIDER_NAME.match(name):
             raise ConfigError(f"{here}.name: {name!r} must match {PROVIDER_NAME.pattern}")
         ptype = item.pop("type", None)
-        if ptype not in PROVIDER_TYPES:
-            raise ConfigError(f"{here} ({name}).type: {ptype!r} is not one of {PROVIDER_TYPES}")
+        if ptype not in (known := PROVIDERS.names()):
+            raise ConfigError(f"{here} ({name}).type: {ptype!r} is not a provider type; known: {', '.join(known)}")
         options = IngestionOptions.from_dict(item.pop("options", {}) or {}, f"{here} ({name}).options")
         if any(p.name == name for p in out):
             raise ConfigError(f"{here}: duplicate provider name {name!r}")

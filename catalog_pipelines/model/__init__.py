@@ -1,4 +1,5 @@
-"""The entity model: refs, Backstage's validation rules, relations, and descriptor loading.
+"""The entity model: refs, Backstage's validation rules, relations. No I/O: descriptor files are
+read by `catalog_pipelines.providers.descriptors`, which calls this package.
 
 The ingestion hot path needs only `process_entity`; `validate_entity` and `derive_relations` are
 its two halves, exported for callers that need one without the other. This package imports no

@@ -14,7 +14,7 @@ MIB = 1024 * 1024
 
 @dataclass(frozen=True, slots=True)
 class Limits:
-    """Ceilings for the loader and for `process_entity`.
+    """Ceilings for the descriptor loader (`providers/descriptors/`) and for `process_entity`.
 
     - `max_file_bytes`: a larger descriptor file is not read at all.
     - `max_document_bytes`: one YAML document (the text between `---` markers) larger than this is

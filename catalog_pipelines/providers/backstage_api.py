@@ -50,7 +50,8 @@ import random
 import time
 from collections.abc import Callable, Iterator
 from datetime import timezone
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import httpx
@@ -58,6 +59,9 @@ import httpx
 from catalog_pipelines.model.entity import RawEntity, Rejection
 from catalog_pipelines.model.refs import canonical_ref
 from catalog_pipelines.providers.base import Page, ProviderError, WalkInDoubt
+
+if TYPE_CHECKING:
+    from catalog_pipelines.providers.registry import ChunkOptions
 
 BY_QUERY_PATH = "/api/catalog/entities/by-query"
 BY_NAME_PATH = "/api/catalog/entities/by-name"
@@ -144,6 +148,15 @@ class BackstageApiProvider:
         self._loop: asyncio.AbstractEventLoop | None = None
 
     # -- provider contract -------------------------------------------------------------------
+
+    @classmethod
+    def from_config(
+        cls, name: str, params: dict[str, Any], options: ChunkOptions, base_dir: Path
+    ) -> BackstageApiProvider:
+        """The `backstage_api` type of providers.yaml: pages default to the chunk size, at most 500."""
+        params = dict(params)
+        params.setdefault("page_size", min(500, options.chunk_size))
+        return cls(name=name, **params)
 
     @contextlib.contextmanager
     def around(self) -> Iterator[None]:

@@ -1,8 +1,8 @@
 """Entities from Backstage descriptor files on disk, paged with a small, stateless JSON cursor.
 
 Roots are directories (every `*.yaml`/`*.yml` below, sorted) or root descriptor files (the file,
-then whatever its Location entities point at, depth first); see `model/loader.py` for the walk
-and its rules (read once per cycle, cycles reported, paths confined to the root).
+then whatever its Location entities point at, depth first); see `providers/descriptors/loader.py` for the
+walk and its rules (read once per cycle, cycles reported, paths confined to the root).
 
 **The cursor** says where the next page starts and nothing about the entities before it:
 
@@ -49,12 +49,12 @@ import contextlib
 import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from catalog_pipelines.model.entity import RawEntity, Rejection
 from catalog_pipelines.model.limits import DEFAULT_LIMITS, Limits
-from catalog_pipelines.model.placeholders import PlaceholderBudget
-from catalog_pipelines.model.loader import (
+from catalog_pipelines.providers.descriptors.placeholders import PlaceholderBudget
+from catalog_pipelines.providers.descriptors.loader import (
     DescriptorWalk,
     RemoteTarget,
     ResumeMark,
@@ -65,6 +65,9 @@ from catalog_pipelines.model.loader import (
     load_file,
 )
 from catalog_pipelines.providers.base import Page, ProviderError
+
+if TYPE_CHECKING:
+    from catalog_pipelines.providers.registry import ChunkOptions
 
 CURSOR_VERSION = 1
 _STAT_KEYS = ("files", "skipped_files", "remote_targets")
@@ -93,6 +96,17 @@ class DescriptorFileProvider:
         self.anchor = Path(os.path.commonpath([str(root.base_dir) for root in self.roots]))
         # Placeholder bytes of the current chunk; pages called outside `around()` share one.
         self._budget = PlaceholderBudget(self.limits)
+
+    @classmethod
+    def from_config(
+        cls, name: str, params: dict[str, Any], options: ChunkOptions, base_dir: Path
+    ) -> DescriptorFileProvider:
+        """The `files` type of providers.yaml: relative `roots` are relative to `base_dir` (the
+        configuration file's directory); pages default to the chunk size, at most 500 items."""
+        params = dict(params)
+        roots = [path if path.is_absolute() else (base_dir / path).resolve() for path in map(Path, params.pop("roots"))]
+        params.setdefault("page_size", min(500, options.chunk_size))
+        return cls(name=name, roots=roots, **params)
 
     @contextlib.contextmanager
     def around(self) -> Iterator[None]:

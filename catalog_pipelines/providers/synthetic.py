@@ -40,10 +40,13 @@ import contextlib
 from bisect import bisect_right
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from catalog_pipelines.model.entity import RawEntity
 from catalog_pipelines.providers.base import Page, no_setup
+
+if TYPE_CHECKING:
+    from catalog_pipelines.providers.registry import ChunkOptions
 
 __all__ = ["KINDS", "MIN_SIZE", "SyntheticOrg", "SyntheticOrgProvider", "write_descriptor_tree"]
 
@@ -895,6 +898,15 @@ class SyntheticOrgProvider:
             change_fraction=change_fraction,
             dangling_fraction=dangling_fraction,
         )
+
+    @classmethod
+    def from_config(
+        cls, name: str, params: dict[str, Any], options: ChunkOptions, base_dir: Path
+    ) -> SyntheticOrgProvider:
+        """The `synthetic` type of providers.yaml: pages default to the chunk size, at most 1000."""
+        params = dict(params)
+        params.setdefault("page_size", min(1000, options.chunk_size))
+        return cls(name=name, **params)
 
     def around(self) -> contextlib.AbstractContextManager[None]:
         return no_setup()

@@ -33,8 +33,8 @@ from typing import Any
 import orjson
 
 from catalog_pipelines.model.limits import DEFAULT_LIMITS, Limits
-from catalog_pipelines.model.safefile import FileProblem, read_regular_file
-from catalog_pipelines.model.yamlsafe import YamlDocumentError, parse_document, split_documents
+from catalog_pipelines.providers.descriptors.safefile import FileProblem, read_regular_file
+from catalog_pipelines.providers.descriptors.yamlsafe import YamlDocumentError, parse_document, split_documents
 
 UNRESOLVED_ANNOTATION = "catalog-pipelines.io/unresolved-placeholders"
 RESOLVERS = ("text", "json", "yaml")

@@ -34,7 +34,7 @@ from typing import Any
 
 from catalog_pipelines.model.entity import RawEntity, Rejection
 from catalog_pipelines.model.limits import DEFAULT_LIMITS, Limits
-from catalog_pipelines.model.placeholders import (
+from catalog_pipelines.providers.descriptors.placeholders import (
     PlaceholderBudget,
     PlaceholderError,
     is_remote,
@@ -42,9 +42,9 @@ from catalog_pipelines.model.placeholders import (
     resolve_placeholders,
 )
 from catalog_pipelines.model.process import describe_ref, rejection_message, shown_ref
-from catalog_pipelines.model.safefile import FileProblem, read_regular
+from catalog_pipelines.providers.descriptors.safefile import FileProblem, read_regular
 from catalog_pipelines.model.validation import Issue, truncate
-from catalog_pipelines.model.yamlsafe import DocumentText, YamlDocumentError, iter_documents, parse_document
+from catalog_pipelines.providers.descriptors.yamlsafe import DocumentText, YamlDocumentError, iter_documents, parse_document
 
 YAML_SUFFIXES = (".yaml", ".yml")
 _GLOB_CHARS = frozenset("*?[")
