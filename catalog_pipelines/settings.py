@@ -46,8 +46,8 @@ class Settings(BaseSettings):
     scorecards_config: Path = Field(CONFIG_DIR / "scorecards", validation_alias=_env("CATALOG_PIPELINES_SCORECARDS"))
     surveys_config: Path = Field(CONFIG_DIR / "surveys", validation_alias=_env("CATALOG_PIPELINES_SURVEYS"))
     permissions_config: Path = Field(CONFIG_DIR / "permissions.yaml", validation_alias=_env("CATALOG_PIPELINES_PERMISSIONS"))
-    skills_config: Path = Field(CONFIG_DIR / "skills" / "skills.yaml", validation_alias=_env("CATALOG_PIPELINES_SKILLS"))
-    gigs_config: Path = Field(CONFIG_DIR / "skills" / "gigs.yaml", validation_alias=_env("CATALOG_PIPELINES_GIGS"))
+    # Folder with skills.yaml (taxonomy), gigs.yaml and profiles.csv.
+    skills_config: Path = Field(CONFIG_DIR / "skills", validation_alias=_env("CATALOG_PIPELINES_SKILLS"))
 
     # -- usage analytics
     usage_retention_days: int = Field(90, validation_alias=_env("CATALOG_PIPELINES_USAGE_RETENTION_DAYS"))

@@ -224,7 +224,7 @@ def issues_from(model: type[BaseModel], doc: Any, exc: ValidationError, file: st
         if (issue.line, issue.path, issue.message) not in seen:
             seen.add((issue.line, issue.path, issue.message))
             out.append(issue)
-    return out
+    return sorted(out, key=lambda i: i.line)
 
 
 M = typing.TypeVar("M", bound=BaseModel)
