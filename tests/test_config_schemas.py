@@ -146,3 +146,16 @@ def test_only_settings_reads_environment_variables():
                 offenders += [f"{rel}:{line}" for line in _env_reads(path)]
     assert offenders == [], "read environment variables through catalog_pipelines.settings: " + ", ".join(offenders)
     assert len(_env_reads(PROJECT_ROOT / "catalog_pipelines" / "orchestration.py")) == 1  # the setdefault only
+
+
+def test_loading_providers_parses_through_the_model_with_lines(tmp_path):
+    from catalog_pipelines.ingestion.config import ConfigError, load_providers
+
+    path = tmp_path / "providers.yaml"
+    path.write_text("providers:\n  - name: x\n    type: synthetic\n    options:\n      chunk_size: 10\n      rest_lenght: 1h\n")
+    with pytest.raises(ConfigError) as err:
+        load_providers(path)
+    assert str(err.value) == f"{path}:6: providers[0].options.rest_lenght: unknown key 'rest_lenght' (did you mean 'rest_length'?)"
+    path.write_text("providers:\n  - name: x\n    type: synthetic\n    options: {chunk_size: 10, rest_length: 2h}\n")
+    [config] = load_providers(path)
+    assert (config.options.chunk_size, config.options.rest_length.total_seconds()) == (10, 7200)

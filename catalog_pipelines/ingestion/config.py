@@ -139,8 +139,12 @@ class ProviderConfig:
 
 
 def parse_providers(raw: Any, base_dir: Path, where: str = "providers") -> list[ProviderConfig]:
-    if not isinstance(raw, dict) or not isinstance(raw.get("providers"), list):
-        raise ConfigError(f"{where}: expected a mapping with a 'providers' list")
+    """Check `raw` against `ProvidersFile` (every problem as `file:line: path: message`), then build."""
+    from catalog_pipelines.model.config_files import validate
+
+    _, issues = validate(ProvidersFile, raw, where)
+    if issues:
+        raise ConfigError("\n".join(str(issue) for issue in issues))
     out: list[ProviderConfig] = []
     for index, item in enumerate(raw["providers"]):
         here = f"{where}: providers[{index}]"
@@ -166,8 +170,12 @@ def load_providers(path: Path) -> list[ProviderConfig]:
     """Read the providers file; a missing file means no configured providers."""
     if not path.exists():
         return []
-    with path.open() as fh:
-        raw = yaml.safe_load(fh)
+    from catalog_pipelines.model.config_files import load_yaml, yaml_error_line
+
+    try:
+        raw = load_yaml(path.read_text(encoding="utf-8"))  # keeps lines for the error messages
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}:{yaml_error_line(exc)}: invalid YAML: {getattr(exc, 'problem', None) or exc}") from None
     return parse_providers(raw, path.parent, str(path))
 
 
