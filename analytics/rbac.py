@@ -701,3 +701,77 @@ def _parse_condition(raw: Any, where: str, problems: list[str], depth: int, coun
         if required not in params_raw:
             problems.append(f"{where}: {name} needs params.{required}")
     return Condition("rule", name, params)
+
+
+# ------------------------------------------------------------------------------ schema (pydantic)
+# The shape of the policy file, for `catalog-pipelines config schema/validate` (editors complete
+# permission and rule names). `Policy.from_dict` checks the same and the rules' meaning (permission
+# names and prefixes, which rules apply to which resource) with its own messages.
+
+from typing import Annotated, Literal, Union  # noqa: E402
+
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag  # noqa: E402
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class RuleConditionModel(_Strict):
+    rule: str = Field(description="IS_MEMBER, IS_OWNER, IS_ENTITY_OWNER, IS_ENTITY_KIND, IS_RESOURCE, ...")
+    params: dict[str, Any] | None = None
+    resourceType: str | None = None
+
+
+class AllOfModel(_Strict):
+    allOf: list["PolicyCondition"] = Field(min_length=1)
+
+
+class AnyOfModel(_Strict):
+    anyOf: list["PolicyCondition"] = Field(min_length=1)
+
+
+class NotModel(_Strict):
+    not_: "PolicyCondition" = Field(alias="not")
+
+
+def _condition_kind(value: Any) -> str:
+    if isinstance(value, dict):
+        return next((name for key, name in (("allOf", "AllOfModel"), ("anyOf", "AnyOfModel"), ("not", "NotModel")) if key in value), "RuleConditionModel")
+    return type(value).__name__
+
+
+# Tagged by the key present (tags are the class names, so error paths skip them).
+PolicyCondition = Annotated[
+    Union[
+        Annotated[AllOfModel, Tag("AllOfModel")],
+        Annotated[AnyOfModel, Tag("AnyOfModel")],
+        Annotated[NotModel, Tag("NotModel")],
+        Annotated[RuleConditionModel, Tag("RuleConditionModel")],
+    ],
+    Discriminator(_condition_kind),
+]
+
+
+class GrantModel(_Strict):
+    permission: str = Field(description="a permission name, a prefix (catalog.ingestion.*) or '*'")
+    decision: Literal[DECISIONS] | None = None  # type: ignore[valid-type]
+    conditions: PolicyCondition | None = None
+
+
+class RoleModel(_Strict):
+    description: str | None = None
+    members: list[str] | None = Field(None, description="user or group refs, or '*' for anyone")
+    permissions: list[Annotated[Union[Annotated[str, Tag("str")], Annotated[GrantModel, Tag("GrantModel")]], Discriminator(lambda v: "str" if isinstance(v, str) else "GrantModel")]] | None = None
+
+
+class PolicyFile(_Strict):
+    """The RBAC policy (config/permissions.yaml): roles apply in the order written."""
+
+    version: Literal[1] = 1
+    description: str | None = None
+    roles: dict[str, RoleModel] | None = None
+
+
+for _model in (AllOfModel, AnyOfModel, NotModel, GrantModel, RoleModel, PolicyFile):
+    _model.model_rebuild()

@@ -19,9 +19,10 @@ here; the executor applies to runs launched through the run queue (sensors, sche
 
 from __future__ import annotations
 
-import os
 
 import dagster as dg
+
+from catalog_pipelines.settings import Settings
 
 EXECUTOR_ENV = "CATALOG_PIPELINES_EXECUTOR"
 BROKER_ENV = "CATALOG_PIPELINES_CELERY_BROKER"
@@ -49,7 +50,7 @@ class ExecutorConfigError(ValueError):
 
 
 def selected_executor() -> str:
-    value = (os.environ.get(EXECUTOR_ENV) or "default").strip().lower().replace("-", "_")
+    value = (Settings.from_env().executor or "default").strip().lower().replace("-", "_")
     if value in ("", "in_process"):
         # "in_process" reads naturally but would force multi-step jobs in-process too; it means
         # "what the job was defined with", which is in-process for every ingestion job.
@@ -68,7 +69,8 @@ def job_executor(default: dg.ExecutorDefinition) -> dg.ExecutorDefinition:
 
 def celery_executor() -> dg.ExecutorDefinition:
     """`dagster_celery.celery_executor` bound to the broker and backend from the environment."""
-    missing = [name for name in (BROKER_ENV, BACKEND_ENV) if not os.environ.get(name)]
+    settings = Settings.from_env()
+    missing = [name for name, value in ((BROKER_ENV, settings.celery_broker), (BACKEND_ENV, settings.celery_backend)) if not value]
     if missing:
         raise ExecutorConfigError(
             f"{EXECUTOR_ENV}=celery needs {' and '.join(missing)} (e.g. pyamqp://user:password@host:5672// "

@@ -55,7 +55,7 @@ def instance_from_env() -> dg.DagsterInstance:
     settings = Settings.from_env()
     settings.ensure_dirs()
     os.environ.setdefault("DAGSTER_HOME", str(settings.dagster_home))
-    ensure_instance_config(Path(os.environ["DAGSTER_HOME"]))
+    ensure_instance_config(Path(settings.dagster_home))
     return dg.DagsterInstance.get()
 
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
 import secrets
 import time
 from collections.abc import Callable, Mapping
@@ -26,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from analytics.rbac import ANYONE, PERMISSIONS, Decision, Policy, PolicyError, Resource, Subject, normalize_ref
+from catalog_pipelines.settings import environ as settings_environ
 
 if TYPE_CHECKING:
     from analytics.org import OrgGraph
@@ -195,9 +195,9 @@ StaticPolicy = PolicyAuthorizer
 
 
 def policy_path() -> Path:
-    from catalog_pipelines.settings import PROJECT_ROOT
+    from catalog_pipelines.settings import Settings
 
-    return Path(os.environ.get(PERMISSIONS_ENV) or PROJECT_ROOT / "config" / "permissions.yaml")
+    return Settings.from_env().permissions_config
 
 
 def catalog_org(url: str) -> OrgGraph:
@@ -285,7 +285,7 @@ def parse_tokens(spec: str, *, where: str = TOKENS_ENV) -> dict[str, str]:
 
 def tokens_from_env(environ: Mapping[str, str] | None = None) -> dict[str, str]:
     """The operator tokens of CATALOG_PIPELINES_ADMIN_TOKENS, as {digest: identity}."""
-    return parse_tokens((environ if environ is not None else os.environ).get(TOKENS_ENV, ""))
+    return parse_tokens((environ if environ is not None else settings_environ()).get(TOKENS_ENV, ""))
 
 
 def token_table(tokens: Mapping[str, str]) -> dict[str, str]:

@@ -1,4 +1,8 @@
-"""Where the project keeps its data, read from the environment once per call.
+"""Every setting the project reads from the environment, in one place (pydantic-settings).
+
+This module is the only one that reads environment variables of the project (a test checks that no
+other module reads a `CATALOG_*` variable: tests/test_config_schemas.py). Each call of
+`Settings.from_env()` reads the environment anew, so tests can monkeypatch variables.
 
 Everything the project writes (the SQLite catalog, DAGSTER_HOME, generated outputs) lives under one
 data directory so that a checkout stays clean and one `rm -rf .data` resets a machine.
@@ -7,35 +11,91 @@ data directory so that a checkout stays clean and one `rm -rf .data` resets a ma
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from collections.abc import Mapping
 from pathlib import Path
 
+from pydantic import AliasChoices, Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+CONFIG_DIR = PROJECT_ROOT / "config"
 
 
-@dataclass(frozen=True)
-class Settings:
-    data_dir: Path
-    catalog_database_url: str
-    dagster_home: Path
-    output_dir: Path
-    providers_config: Path
-    pseudonym_key: bytes
+def _env(name: str, *more: str) -> AliasChoices:
+    return AliasChoices(name, *more)
+
+
+class Settings(BaseSettings):
+    """The environment variables of the project; the field's alias is the variable's name."""
+
+    model_config = SettingsConfigDict(frozen=True, extra="ignore", populate_by_name=True, env_ignore_empty=True)
+
+    # -- where data lives
+    data_dir: Path = Field(PROJECT_ROOT / ".data", validation_alias=_env("CATALOG_PIPELINES_DATA_DIR"))
+    catalog_database_url: str = Field("", validation_alias=_env("CATALOG_DATABASE_URL"))
+    # DAGSTER_HOME is Dagster's own variable; the project only supplies a default under data_dir.
+    dagster_home: Path | None = Field(None, validation_alias=_env("DAGSTER_HOME"))
+    output_dir: Path | None = Field(None, validation_alias=_env("CATALOG_PIPELINES_OUTPUT_DIR"))
+    fact_exports_dir: Path | None = Field(None, validation_alias=_env("CATALOG_PIPELINES_FACT_EXPORTS"))
+    # The pseudonymisation key must come from the environment in production; the fallback keeps the
+    # demo and tests deterministic and is documented as unsafe.
+    pseudonym_key: bytes = Field(b"insecure-demo-key-change-me", validation_alias=_env("CATALOG_PIPELINES_PSEUDONYM_KEY"))
+
+    # -- configuration files (config/; `catalog-pipelines config validate` checks them all)
+    providers_config: Path = Field(CONFIG_DIR / "providers.yaml", validation_alias=_env("CATALOG_PIPELINES_PROVIDERS"))
+    scorecards_config: Path = Field(CONFIG_DIR / "scorecards", validation_alias=_env("CATALOG_PIPELINES_SCORECARDS"))
+    surveys_config: Path = Field(CONFIG_DIR / "surveys", validation_alias=_env("CATALOG_PIPELINES_SURVEYS"))
+    permissions_config: Path = Field(CONFIG_DIR / "permissions.yaml", validation_alias=_env("CATALOG_PIPELINES_PERMISSIONS"))
+    # Folder with skills.yaml (taxonomy), gigs.yaml and profiles.csv.
+    skills_config: Path = Field(CONFIG_DIR / "skills", validation_alias=_env("CATALOG_PIPELINES_SKILLS"))
+
+    # -- usage analytics
+    usage_retention_days: int = Field(90, validation_alias=_env("CATALOG_PIPELINES_USAGE_RETENTION_DAYS"))
+    usage_start: str = Field("2025-01-01", validation_alias=_env("CATALOG_PIPELINES_USAGE_START"))
+
+    # -- catalog quality thresholds
+    quality_owner_min_ratio: float = Field(0.95, validation_alias=_env("CATALOG_QUALITY_OWNER_MIN_RATIO"))
+    quality_relation_target_min_ratio: float = Field(0.98, validation_alias=_env("CATALOG_QUALITY_RELATION_TARGET_MIN_RATIO"))
+
+    # -- execution
+    executor: str = Field("", validation_alias=_env("CATALOG_PIPELINES_EXECUTOR"))
+    celery_broker: str = Field("", validation_alias=_env("CATALOG_PIPELINES_CELERY_BROKER"))
+    celery_backend: str = Field("", validation_alias=_env("CATALOG_PIPELINES_CELERY_BACKEND"))
+
+    # -- who is acting (CLI)
+    actor: str = Field("", validation_alias=_env("CATALOG_PIPELINES_ACTOR"))
+    user: str = Field("", validation_alias=_env("CATALOG_PIPELINES_USER"))
+
+    @model_validator(mode="after")
+    def _derived_defaults(self) -> "Settings":
+        data_dir = Path(self.data_dir).resolve()
+        derived = {
+            "data_dir": data_dir,
+            "catalog_database_url": self.catalog_database_url or f"sqlite:///{data_dir / 'catalog.db'}",
+            "dagster_home": self.dagster_home or data_dir / "dagster_home",
+            "output_dir": self.output_dir or data_dir / "outputs",
+            "fact_exports_dir": self.fact_exports_dir or data_dir / "fact_exports",
+        }
+        for key, value in derived.items():
+            object.__setattr__(self, key, value)
+        return self
 
     @classmethod
     def from_env(cls) -> "Settings":
-        data_dir = Path(os.environ.get("CATALOG_PIPELINES_DATA_DIR", PROJECT_ROOT / ".data")).resolve()
-        db_url = os.environ.get("CATALOG_DATABASE_URL") or f"sqlite:///{data_dir / 'catalog.db'}"
-        dagster_home = Path(os.environ.get("DAGSTER_HOME") or data_dir / "dagster_home")
-        output_dir = Path(os.environ.get("CATALOG_PIPELINES_OUTPUT_DIR") or data_dir / "outputs")
-        providers = Path(
-            os.environ.get("CATALOG_PIPELINES_PROVIDERS") or PROJECT_ROOT / "config" / "providers.yaml"
-        )
-        # The pseudonymisation key must come from the environment in production; the fallback
-        # keeps the demo and tests deterministic and is documented as unsafe.
-        key = os.environ.get("CATALOG_PIPELINES_PSEUDONYM_KEY", "insecure-demo-key-change-me").encode()
-        return cls(data_dir, db_url, dagster_home, output_dir, providers, key)
+        """The settings as the environment says now (read on every call)."""
+        return cls()
 
     def ensure_dirs(self) -> None:
         for path in (self.data_dir, self.dagster_home, self.output_dir):
             path.mkdir(parents=True, exist_ok=True)
+
+
+def environ() -> Mapping[str, str]:
+    """The process environment, for the few parsers that take an `environ` mapping so that tests can
+    pass their own (usage collector security, operator tokens)."""
+    return os.environ
+
+
+def env_value(name: str) -> str | None:
+    """The variable a configuration names, e.g. a provider's `token_env: BACKSTAGE_TOKEN`."""
+    return os.environ.get(name)

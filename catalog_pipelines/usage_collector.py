@@ -43,7 +43,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-import os
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -61,6 +60,8 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+
+from catalog_pipelines.settings import environ as settings_environ
 
 MAX_BODY_BYTES = 1_048_576
 MAX_CONCURRENT = 16
@@ -262,7 +263,7 @@ class CollectorSecurity:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "CollectorSecurity":
-        env = os.environ if environ is None else environ
+        env = settings_environ() if environ is None else environ
         auth_url = (env.get(BACKSTAGE_AUTH_URL_ENV) or "").strip()
         verifier = BackstageTokenVerifier(auth_url, issuer=(env.get(BACKSTAGE_ISSUER_ENV) or "").strip() or None) if auth_url else None
         origins = tuple(o.strip() for o in (env.get(CORS_ORIGINS_ENV) or "").split(",") if o.strip())

@@ -735,3 +735,66 @@ def match_gigs(
                 }
             )
     return pd.DataFrame(rows, columns=GIG_COLUMNS)
+
+
+# ---------------------------------------------------------------------------------------------
+# Schema (pydantic) of config/skills/skills.yaml and gigs.yaml, for
+# `catalog-pipelines config schema/validate`; the loaders above stay lenient on what they read.
+# ---------------------------------------------------------------------------------------------
+
+from typing import Literal  # noqa: E402
+
+from pydantic import BaseModel, ConfigDict, Field  # noqa: E402
+
+SKILL_CATEGORIES = ("DISCIPLINE", "FRAMEWORKS", "INFRASTRUCTURE", "LANGUAGES", "TECHNIQUES", "OTHER")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class MatchingModel(_Strict):
+    mentor_min_level: int | None = Field(None, description="lowest level that may mentor")
+    default_mentor_capacity: int | None = Field(None, description="mentees per mentor when the person has not said")
+    candidates_per_wish: int | None = None
+    holder_min_level: int | None = Field(None, description="'has the skill' for coverage and single points of knowledge")
+    gig_shortlist: int | None = Field(None, description="candidates listed per gig")
+    gigs_per_person: int | None = None
+
+
+class SkillModel(_Strict):
+    category: Literal[SKILL_CATEGORIES] | None = None  # type: ignore[valid-type]
+    aliases: list[str | int | float] | None = None
+    related: list[str] | None = None
+
+
+class SkillsFile(_Strict):
+    """The skill taxonomy and matching settings (config/skills/skills.yaml)."""
+
+    levels: dict[int, str] | None = Field(None, description="level number -> word (1: beginner ... 4: expert)")
+    matching: MatchingModel | None = None
+    priorities: list[str] | None = Field(None, description="gig priority labels, most urgent first")
+    skills: dict[str, SkillModel | None] | None = None
+
+
+class GigSkillModel(_Strict):
+    skill: str
+    level: int | str | None = None
+
+
+class GigModel(_Strict):
+    id: str
+    title: str | None = None
+    description: str | None = None
+    kind: Literal["embed", "pairing", "hack"] = "embed"
+    team: str | None = Field(None, description="the group asking, e.g. group:default/team-b")
+    priority: str | None = Field(None, description="one of the labels in skills.yaml `priorities`")
+    seats: int | None = Field(None, ge=1)
+    weeks: int | float | None = None
+    skills: list[str | GigSkillModel] | None = Field(None, description='a name, "name:level" or {skill, level}')
+
+
+class GigsFile(_Strict):
+    """Gigs and embeds offered on the skills exchange (config/skills/gigs.yaml)."""
+
+    gigs: list[GigModel] | None = None

@@ -25,6 +25,7 @@ from typing import Any
 import yaml
 
 from analytics.facts.collect import FACT_SOURCES, fact_spec
+from catalog_pipelines.model import config_files
 
 OPERATORS = (
     "equal",
@@ -132,14 +133,7 @@ class ScorecardConfig:
     digest: str = ""
 
 
-@dataclass(frozen=True)
-class ConfigIssue:
-    file: str
-    line: int
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.file}:{self.line}: {self.message}"
+ConfigIssue = config_files.ConfigIssue
 
 
 class ScorecardConfigError(ValueError):
@@ -165,62 +159,12 @@ def _facts_in(node: Any) -> list[str]:
 
 
 # ---------------------------------------------------------------------------------------------
-# YAML with line numbers
+# YAML with line numbers (shared by every config file: catalog_pipelines.model.config_files)
 
-
-class _Map(dict):
-    line: int
-    key_lines: dict[Any, int]
-
-
-class _Seq(list):
-    line: int
-    item_lines: list[int]
-
-
-class _Loader(yaml.SafeLoader):
-    pass
-
-
-class _DuplicateKey(yaml.YAMLError):
-    def __init__(self, key: Any, line: int):
-        self.key, self.line = key, line
-        super().__init__(f"duplicate key {key!r}")
-
-
-def _construct_map(loader: _Loader, node: yaml.MappingNode) -> _Map:
-    loader.flatten_mapping(node)
-    out = _Map()
-    out.line = node.start_mark.line + 1
-    out.key_lines = {}
-    for key_node, value_node in node.value:
-        key = loader.construct_object(key_node, deep=True)
-        if key in out:
-            raise _DuplicateKey(key, key_node.start_mark.line + 1)
-        out[key] = loader.construct_object(value_node, deep=True)
-        out.key_lines[key] = key_node.start_mark.line + 1
-    return out
-
-
-def _construct_seq(loader: _Loader, node: yaml.SequenceNode) -> _Seq:
-    out = _Seq(loader.construct_object(child, deep=True) for child in node.value)
-    out.line = node.start_mark.line + 1
-    out.item_lines = [child.start_mark.line + 1 for child in node.value]
-    return out
-
-
-_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_map)
-_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_seq)
-
-
-def _line(container: Any, key: Any = None, default: int = 1) -> int:
-    if isinstance(container, _Map):
-        return container.key_lines.get(key, container.line) if key is not None else container.line
-    if isinstance(container, _Seq):
-        if isinstance(key, int) and 0 <= key < len(container.item_lines):
-            return container.item_lines[key]
-        return container.line
-    return default
+_Map = config_files._Map
+_Loader = config_files._Loader
+_DuplicateKey = config_files.DuplicateKeyError
+_line = config_files.line
 
 
 # ---------------------------------------------------------------------------------------------
@@ -647,3 +591,146 @@ def load_config_texts(files: list[tuple[str, str]]) -> ScorecardConfig:
         raise ScorecardConfigError(issues)
     config.digest = digest.hexdigest()[:16]
     return config
+
+
+# ---------------------------------------------------------------------------------------------
+# schema (pydantic): the shape of a scorecard file, for `catalog-pipelines config schema/validate`.
+# `load_config` checks the same shape and more (facts, operators per fact type, references across
+# files) with its own messages; tests/test_config_schemas.py keeps the two in agreement on config/.
+
+from typing import Annotated, Literal, Union  # noqa: E402
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field, StringConstraints, Tag, WithJsonSchema  # noqa: E402
+
+_Id = Annotated[str, StringConstraints(pattern=_ID.pattern)]
+_Text = Annotated[str, StringConstraints(min_length=1)]
+
+
+def _check_filter(value: Any) -> Any:
+    """A filter is a mapping of dot-path keys to values, or a list of them (an OR of AND-sets)."""
+    for entry in value if isinstance(value, list) else [value]:
+        if not isinstance(entry, dict) or not entry:
+            raise ValueError(f"must be a mapping of dot-path keys to values, or a list of them; got {_show(entry)}")
+        for key, fval in entry.items():
+            if isinstance(fval, dict):
+                if set(fval) != {"exists"} or fval["exists"] is not True:
+                    raise ValueError(f"{key} must be a value, a list of values or {{exists: true}}, got {_show(fval)}")
+                continue
+            values = fval if isinstance(fval, list) else [fval]
+            if not values or any(isinstance(v, dict | list) or v is None for v in values):
+                raise ValueError(f"{key} must be a value, a list of values or {{exists: true}}, got {_show(fval)}")
+    return value
+
+
+_SCALAR = {"type": ["string", "number", "boolean"]}
+_FILTER_SET = {
+    "type": "object",
+    "minProperties": 1,
+    "additionalProperties": {
+        "anyOf": [
+            _SCALAR,
+            {"type": "array", "items": _SCALAR, "minItems": 1},
+            {"type": "object", "properties": {"exists": {"const": True}}, "required": ["exists"], "additionalProperties": False},
+        ]
+    },
+}
+EntityFilter = Annotated[
+    Any,
+    AfterValidator(_check_filter),
+    WithJsonSchema({"description": "Backstage catalog filter: dot-path keys (case-insensitive) to a value, a list of values (OR) or {exists: true}; a list of such mappings is an OR", "anyOf": [_FILTER_SET, {"type": "array", "items": _FILTER_SET, "minItems": 1}, {"type": "null"}]}),
+]
+
+
+def _condition_kind(value: Any) -> str:
+    if isinstance(value, dict):
+        return next((f"{k.capitalize()}Condition" for k in ("all", "any", "not") if k in value), "FactCondition")
+    return type(value).__name__
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class FactCondition(_Strict):
+    fact: str = Field(description="a fact like 'catalog.has_owner' (analytics.facts.FACT_SOURCES)")
+    path: _Text | None = Field(None, description="dot path into an object fact")
+    operator: Literal[OPERATORS]  # type: ignore[valid-type]
+    value: Any
+
+
+class AllCondition(_Strict):
+    all: list["RuleCondition"] = Field(min_length=1)
+
+
+class AnyCondition(_Strict):
+    any: list["RuleCondition"] = Field(min_length=1)
+
+
+class NotCondition(_Strict):
+    not_: "RuleCondition" = Field(alias="not")
+
+
+# Tagged by the key present (tags are the class names, so error paths skip them).
+RuleCondition = Annotated[
+    Union[
+        Annotated[AllCondition, Tag("AllCondition")],
+        Annotated[AnyCondition, Tag("AnyCondition")],
+        Annotated[NotCondition, Tag("NotCondition")],
+        Annotated[FactCondition, Tag("FactCondition")],
+    ],
+    Discriminator(_condition_kind),
+]
+
+
+class CheckModel(_Strict):
+    id: _Id
+    name: _Text
+    description: str | None = None
+    filter: EntityFilter = None
+    exclude: EntityFilter = None
+    severity: Literal[SEVERITIES] = "error"  # type: ignore[valid-type]
+    rule: RuleCondition
+    passedMessage: str | None = None
+    failedMessage: str | None = None
+    fixHint: str | None = None
+    links: Any = None
+
+
+class LevelModel(_Strict):
+    name: _Text
+    description: str | None = None
+    checks: list[str] = Field(min_length=1)
+
+
+class TrackModel(_Strict):
+    id: _Id
+    name: _Text
+    description: str | None = None
+    owner: str | None = None
+    filter: EntityFilter = None
+    exclude: EntityFilter = None
+    levels: list[LevelModel] = Field(min_length=1, description="lowest level first")
+
+
+class CampaignModel(_Strict):
+    id: _Id
+    name: _Text
+    description: str | None = None
+    owner: str | None = None
+    checks: list[str] = Field(min_length=1)
+    filter: EntityFilter = None
+    exclude: EntityFilter = None
+    start: date | None = None
+    deadline: date
+
+
+class ScorecardFile(_Strict):
+    """One scorecard YAML file (config/scorecards/*.yaml)."""
+
+    checks: list[CheckModel] | None = None
+    tracks: list[TrackModel] | None = None
+    campaigns: list[CampaignModel] | None = None
+
+
+for _model in (AllCondition, AnyCondition, NotCondition, CheckModel):
+    _model.model_rebuild()

@@ -276,3 +276,76 @@ def _date(value: Any, fail: Any, where: str) -> date | None:
         return date.fromisoformat(str(value))
     except ValueError as exc:
         raise fail(where, f"{value!r} is not an ISO date") from exc
+
+
+# --- schema (pydantic) -------------------------------------------------------------------------
+# The shape of a survey file, for `catalog-pipelines config schema/validate` (editors complete and
+# check config/surveys/*.yaml). `parse_survey` checks the same and the cross-field rules (options per
+# question type, dimensions declared, chronological waves) with its own messages.
+
+from typing import Annotated, Literal  # noqa: E402
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints  # noqa: E402
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class AnonymityModel(_Strict):
+    min_group_size: int = Field(DEFAULT_MIN_GROUP_SIZE, ge=MIN_GROUP_SIZE_FLOOR, strict=True, description="groups with fewer respondents are hidden everywhere")
+
+
+class ExportModel(_Strict):
+    respondent_column: str | None = None
+    consent_column: str | None = None
+    submitted_column: str | None = None
+
+
+class CollapseModel(_Strict):
+    max_relative_drop: float = 0.5
+    min_rate_pct: float = 20.0
+
+
+class ChecksModel(_Strict):
+    response_rate_collapse: CollapseModel | None = None
+
+
+class DimensionModel(_Strict):
+    title: str | None = None
+    framework: str | None = None
+
+
+class QuestionModel(_Strict):
+    id: Annotated[str, StringConstraints(pattern=_ID.pattern)]
+    type: Literal[QUESTION_TYPES]  # type: ignore[valid-type]
+    dimension: str
+    text: str | None = None
+    options: list[str | int | float] | None = Field(None, description="choice questions only")
+    labels: list[str] | None = Field(None, description="Likert questions only: five labels for 1..5")
+    column: str | None = Field(None, description="header in the export when it is not the question id")
+
+
+class PopulationModel(_Strict):
+    groups: list[str] | None = None
+
+
+class WaveModel(_Strict):
+    id: Annotated[str, StringConstraints(pattern=_WAVE_ID.pattern)] = Field(description="a Dagster partition key, unique across surveys")
+    title: str | None = None
+    opens: date | None = None
+    closes: date | None = None
+    population: PopulationModel | None = None
+
+
+class SurveyFile(_Strict):
+    """One survey definition (config/surveys/*.yaml)."""
+
+    id: str
+    title: str | None = None
+    anonymity: AnonymityModel | None = None
+    export: ExportModel | None = None
+    checks: ChecksModel | None = None
+    dimensions: dict[Annotated[str, StringConstraints(pattern=_ID.pattern)], str | DimensionModel | None] = Field(min_length=1)
+    questions: list[QuestionModel] = Field(min_length=1)
+    waves: list[WaveModel] = Field(min_length=1)

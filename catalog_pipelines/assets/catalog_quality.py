@@ -16,7 +16,6 @@ code location stays fast. `dagster-ge` is not used: it requires great_expectatio
 pandas < 3.
 """
 
-import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +23,7 @@ import dagster as dg
 
 from catalog_pipelines.assets.ingestion import CATALOG_SNAPSHOT
 from catalog_pipelines.resources import CatalogDatabase
+from catalog_pipelines.settings import Settings
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -35,9 +35,9 @@ OWNERS_RESOLVABLE = "owners_resolvable"
 RELATION_TARGETS = "relation_targets_exist"
 
 # Orphaned owners happen (a team is renamed before its services are): warn below 95%.
-OWNER_MIN_RATIO = float(os.environ.get("CATALOG_QUALITY_OWNER_MIN_RATIO", "0.95"))
+OWNER_MIN_RATIO = Settings.from_env().quality_owner_min_ratio
 # Dangling relation targets break dependency views; fail below 98%.
-RELATION_TARGET_MIN_RATIO = float(os.environ.get("CATALOG_QUALITY_RELATION_TARGET_MIN_RATIO", "0.98"))
+RELATION_TARGET_MIN_RATIO = Settings.from_env().quality_relation_target_min_ratio
 
 OWNED_KINDS = ("component", "api", "resource", "system", "domain", "template")
 

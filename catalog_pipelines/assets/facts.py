@@ -8,7 +8,6 @@ writes realistic exports for the synthetic organisation into the drop directorie
 """
 
 
-import os
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -37,8 +36,7 @@ def fact_exports_dir() -> Path:
     """The drop directory for fact exports: `CATALOG_PIPELINES_FACT_EXPORTS`, else `<data>/fact_exports`."""
     from catalog_pipelines.settings import Settings
 
-    configured = os.environ.get("CATALOG_PIPELINES_FACT_EXPORTS")
-    return Path(configured) if configured else Settings.from_env().data_dir / "fact_exports"
+    return Settings.from_env().fact_exports_dir
 
 
 # ---------------------------------------------------------------------------------------------

@@ -22,7 +22,6 @@ previous good results stay in place. Tables (area `scorecards` in the insight st
 """
 
 
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -44,10 +43,9 @@ NO_ERRORS_CHECK = "no_evaluation_errors"
 
 def scorecards_config_dir() -> Path:
     """`CATALOG_PIPELINES_SCORECARDS`, else the project's `config/scorecards`."""
-    from catalog_pipelines.settings import PROJECT_ROOT
+    from catalog_pipelines.settings import Settings
 
-    configured = os.environ.get("CATALOG_PIPELINES_SCORECARDS")
-    return Path(configured) if configured else PROJECT_ROOT / "config" / "scorecards"
+    return Settings.from_env().scorecards_config
 
 
 def write_tables(engine: "sa.Engine", tables: dict[str, tuple["pd.DataFrame", bool]]) -> None:

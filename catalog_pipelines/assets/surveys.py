@@ -19,7 +19,6 @@
 
 # No `from __future__ import annotations`: Dagster reads the context and resource annotations.
 import json
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -51,10 +50,9 @@ PUBLISHED_RESPECT_K = "published_figures_respect_k"
 
 def surveys_config_dir() -> Path:
     """`CATALOG_PIPELINES_SURVEYS`, else the project's `config/surveys`."""
-    from catalog_pipelines.settings import PROJECT_ROOT
+    from catalog_pipelines.settings import Settings
 
-    configured = os.environ.get("CATALOG_PIPELINES_SURVEYS")
-    return Path(configured) if configured else PROJECT_ROOT / "config" / "surveys"
+    return Settings.from_env().surveys_config
 
 
 def surveys_root() -> Path:

@@ -36,7 +36,6 @@ partition, default 2025-01-01).
 
 # No `from __future__ import annotations`: Dagster reads the context and resource annotations.
 import json
-import os
 import warnings
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -47,6 +46,7 @@ import dagster as dg
 from catalog_pipelines.assets.automation import EAGER_DESPITE_MISSING_DEPS
 from catalog_pipelines.assets.ingestion import CATALOG_SNAPSHOT
 from catalog_pipelines.resources import CatalogDatabase
+from catalog_pipelines.settings import Settings
 
 # `backfill_policy` is beta in Dagster 1.13; it is what lets a backfill of many days run as one
 # run, so we use it knowingly and keep the warning out of every CLI command's output.
@@ -90,7 +90,9 @@ def summary_store() -> "DailySummaryStore":
 
 
 def retention_days() -> int:
-    return int(os.environ.get("CATALOG_PIPELINES_USAGE_RETENTION_DAYS", "90"))
+    from catalog_pipelines.settings import Settings
+
+    return Settings.from_env().usage_retention_days
 
 
 def usage_config() -> "UsageConfig":
@@ -100,7 +102,7 @@ def usage_config() -> "UsageConfig":
 
 
 # Days are UTC days; the latest partition is yesterday, the last complete day.
-usage_days = dg.DailyPartitionsDefinition(start_date=os.environ.get("CATALOG_PIPELINES_USAGE_START", "2025-01-01"), timezone="UTC")
+usage_days = dg.DailyPartitionsDefinition(start_date=Settings.from_env().usage_start, timezone="UTC")
 
 
 def _days(context: dg.AssetExecutionContext) -> list[date]:

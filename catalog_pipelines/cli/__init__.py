@@ -22,6 +22,7 @@ SUBCOMMANDS: dict[str, str] = {
     "skills": "catalog_pipelines.cli.catalog_health:skills",
     "dashboards": "catalog_pipelines.cli.dashboards:dashboards",
     "rbac": "catalog_pipelines.cli.dashboards:rbac",
+    "config": "catalog_pipelines.cli.config:config",
 }
 
 

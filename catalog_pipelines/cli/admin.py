@@ -14,7 +14,6 @@ Exit codes: 0 done, 3 not permitted, 4 unknown provider, 2 bad usage.
 from __future__ import annotations
 
 import getpass
-import os
 from collections.abc import Callable
 from typing import Any
 
@@ -33,7 +32,9 @@ def os_login() -> str:
 
 
 def default_actor() -> str:
-    actor = os.environ.get(ACTOR_ENV)
+    from catalog_pipelines.settings import Settings
+
+    actor = Settings.from_env().actor
     if actor:
         return actor
     return f"user:default/{os_login().lower()}"

@@ -14,13 +14,13 @@ Everything is read from the stored scorecard tables (the `scorecard_results` and
 from __future__ import annotations
 
 import getpass
-import os
 from datetime import datetime, timezone
 from typing import Any
 
 import click
 
 from catalog_pipelines.cli.output import emit_json, table
+from catalog_pipelines.settings import Settings
 
 AREA = "scorecards"
 BLOCKING = ("failed", "not_reported", "error")
@@ -372,9 +372,7 @@ def validate(config_dir: str | None, as_json: bool) -> None:
     from analytics.scorecards.config import ScorecardConfigError, load_config
 
     if config_dir is None:
-        from catalog_pipelines.settings import PROJECT_ROOT
-
-        config_dir = os.environ.get("CATALOG_PIPELINES_SCORECARDS") or str(PROJECT_ROOT / "config" / "scorecards")
+        config_dir = str(Settings.from_env().scorecards_config)
     try:
         config = load_config(config_dir)
     except ScorecardConfigError as err:
@@ -393,7 +391,7 @@ def validate(config_dir: str | None, as_json: bool) -> None:
 @click.option("--check", "check_id", required=True)
 @click.option("--justification", required=True, help="Why the check does not apply or can wait (at least 10 characters).")
 @click.option("--expires", required=True, type=click.DateTime(formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"]), help="Expiry (UTC).")
-@click.option("--author", default=lambda: os.environ.get("CATALOG_PIPELINES_USER") or getpass.getuser(), show_default="current user")
+@click.option("--author", default=lambda: Settings.from_env().user or getpass.getuser(), show_default="current user")
 @click.option("--json", "as_json", is_flag=True)
 def exempt(ref: str, check_id: str, justification: str, expires: datetime, author: str, as_json: bool) -> None:
     """Exempt REF from a check until --expires (audit-logged); it counts as passed meanwhile."""
@@ -409,7 +407,7 @@ def exempt(ref: str, check_id: str, justification: str, expires: datetime, autho
 @scorecard.command("revoke")
 @click.argument("exemption_id")
 @click.option("--reason", required=True)
-@click.option("--author", default=lambda: os.environ.get("CATALOG_PIPELINES_USER") or getpass.getuser(), show_default="current user")
+@click.option("--author", default=lambda: Settings.from_env().user or getpass.getuser(), show_default="current user")
 @click.option("--json", "as_json", is_flag=True)
 def revoke_command(exemption_id: str, reason: str, author: str, as_json: bool) -> None:
     """Revoke an exemption before it expires (audit-logged)."""

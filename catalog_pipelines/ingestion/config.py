@@ -123,8 +123,12 @@ class ProviderConfig:
 
 
 def parse_providers(raw: Any, base_dir: Path, where: str = "providers") -> list[ProviderConfig]:
-    if not isinstance(raw, dict) or not isinstance(raw.get("providers"), list):
-        raise ConfigError(f"{where}: expected a mapping with a 'providers' list")
+    """Check `raw` against `ProvidersFile` (every problem as `file:line: path: message`), then build."""
+    from catalog_pipelines.model.config_files import validate
+
+    _, issues = validate(ProvidersFile, raw, where)
+    if issues:
+        raise ConfigError("\n".join(str(issue) for issue in issues))
     out: list[ProviderConfig] = []
     for index, item in enumerate(raw["providers"]):
         here = f"{where}: providers[{index}]"
@@ -150,6 +154,81 @@ def load_providers(path: Path) -> list[ProviderConfig]:
     """Read the providers file; a missing file means no configured providers."""
     if not path.exists():
         return []
-    with path.open() as fh:
-        raw = yaml.safe_load(fh)
+    from catalog_pipelines.model.config_files import load_yaml, yaml_error_line
+
+    try:
+        raw = load_yaml(path.read_text(encoding="utf-8"))  # keeps lines for the error messages
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}:{yaml_error_line(exc)}: invalid YAML: {getattr(exc, 'problem', None) or exc}") from None
     return parse_providers(raw, path.parent, str(path))
+
+
+# ---------------------------------------------------------------------------------------------
+# schema (pydantic) of the providers file, for `catalog-pipelines config schema/validate`.
+# `parse_providers` checks the same options with its own messages and builds the dataclasses above.
+
+from typing import Annotated, Literal  # noqa: E402
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, WithJsonSchema  # noqa: E402
+
+_DURATION_SCHEMA = {"anyOf": [{"type": "number", "minimum": 0}, {"type": "string", "pattern": _DURATION.pattern.replace("(?:", "(")}], "description": "seconds, or like '90s', '5m', '3h', '1d'"}
+
+
+def _duration(value: Any) -> Any:
+    if value is not None:
+        try:
+            parse_duration(value, "duration")
+        except ConfigError as exc:
+            raise ValueError(str(exc).removeprefix("duration: ")) from None
+    return value
+
+
+Duration = Annotated[Any, AfterValidator(_duration), WithJsonSchema(_DURATION_SCHEMA)]
+
+
+class IngestionOptionsModel(BaseModel):
+    """Backstage's incremental-provider options in snake case (docs/architecture.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    chunk_size: int | None = Field(None, ge=1, strict=True)
+    burst_length: Duration = None
+    burst_interval: Duration = None
+    rest_length: Duration = None
+    backoff: list[Duration] | None = Field(None, min_length=1)
+    reject_removals_above_percentage: float | None = Field(10.0, ge=0, le=100, description="null switches the guard off; 0 rejects any removal")
+    reject_empty_source_collections: bool | None = Field(None, strict=True)
+    sensor_interval_seconds: int | None = Field(None, ge=1, strict=True)
+    cron_schedule: str | None = None
+    retry_max: int | None = Field(None, ge=0, strict=True)
+    retry_delay_seconds: float | None = Field(None, ge=0)
+    run_stale_after: Duration = None
+
+
+class ProviderModel(BaseModel):
+    """One entity provider; keys besides name/type/options are the provider's own parameters."""
+
+    model_config = ConfigDict(extra="allow")
+
+    name: Annotated[str, StringConstraints(pattern=PROVIDER_NAME.pattern)]
+    type: Literal[PROVIDER_TYPES]  # type: ignore[valid-type]
+    options: IngestionOptionsModel | None = None
+    # files
+    roots: list[str] | None = Field(None, description="files: descriptor files or folders, relative to this file")
+    limits: dict[str, int] | None = Field(None, description="files: size limits, e.g. {max_document_bytes: 2097152}")
+    # backstage_api
+    base_url: str | None = Field(None, description="backstage_api: the Backstage backend URL")
+    token_env: str | None = Field(None, description="backstage_api: the environment variable holding the token (default BACKSTAGE_TOKEN)")
+    filter: str | list[str] | None = Field(None, description="backstage_api: catalog filter(s)")
+    # synthetic
+    size: int | None = Field(None, description="synthetic: number of entities")
+    seed: int | None = Field(None, description="synthetic: random seed")
+    page_size: int | None = Field(None, ge=1)
+
+
+class ProvidersFile(BaseModel):
+    """The providers file (config/providers.yaml): which sources to ingest and their cycle options."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    providers: list[ProviderModel]

@@ -45,7 +45,6 @@ import email.utils
 import hashlib
 import json
 import math
-import os
 import random
 import time
 from collections.abc import Callable, Iterator
@@ -59,6 +58,7 @@ import httpx
 from catalog_pipelines.model.entity import RawEntity, Rejection
 from catalog_pipelines.model.refs import canonical_ref
 from catalog_pipelines.providers.base import Page, ProviderError, WalkInDoubt
+from catalog_pipelines.settings import env_value
 
 if TYPE_CHECKING:
     from catalog_pipelines.providers.registry import ChunkOptions
@@ -326,7 +326,7 @@ class BackstageApiProvider:
 
     def _new_client(self) -> httpx.AsyncClient:
         headers = {"Accept": "application/json"}
-        token = self.token if self.token is not None else os.environ.get(self.token_env)
+        token = self.token if self.token is not None else env_value(self.token_env)
         if token:
             headers["Authorization"] = f"Bearer {token}"
         return httpx.AsyncClient(base_url=self.base_url, headers=headers, timeout=self.timeout)
@@ -394,7 +394,7 @@ class BackstageApiProvider:
         detail = _error_message(response)
         if status == 401:
             source = "the token passed to the provider" if self.token is not None else f"${self.token_env}"
-            state = "was rejected" if self.token is not None or os.environ.get(self.token_env) else "is not set"
+            state = "was rejected" if self.token is not None or env_value(self.token_env) else "is not set"
             return f"GET {url}: HTTP 401 Unauthorized: the bearer token is missing or wrong ({source} {state}). {detail}".rstrip()
         if status == 403:
             return f"GET {url}: HTTP 403 Forbidden: the token is valid but may not read the catalog. {detail}".rstrip()
