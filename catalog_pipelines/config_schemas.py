@@ -59,7 +59,7 @@ def _providers_semantic(path: Path, shown: str) -> list[ConfigIssue]:
 def _scorecards_semantic(path: Path, shown: str) -> list[ConfigIssue]:
     # Scorecard checks span files (tracks name checks of other files): validated as one directory
     # by `_scorecard_directory_issues`; a single file here is checked on its own.
-    from analytics.scorecards_config import ScorecardConfigError, load_config_texts
+    from analytics.scorecards.config import ScorecardConfigError, load_config_texts
 
     try:
         load_config_texts([(shown, path.read_text(encoding="utf-8"))])
@@ -69,7 +69,7 @@ def _scorecards_semantic(path: Path, shown: str) -> list[ConfigIssue]:
 
 
 def _surveys_semantic(path: Path, shown: str) -> list[ConfigIssue]:
-    from analytics.surveys_config import SurveyConfigError, load_survey
+    from analytics.surveys.config import SurveyConfigError, load_survey
 
     try:
         load_survey(path)
@@ -93,15 +93,15 @@ KINDS: dict[str, ConfigKind] = {
     for kind in (
         ConfigKind("providers", "catalog_pipelines.ingestion.config:ProvidersFile", "Entity providers ingested by catalog-pipelines (config/providers.yaml)",
                    lambda s: _one(s.providers_config), _providers_semantic),
-        ConfigKind("scorecards", "analytics.scorecards_config:ScorecardFile", "Scorecard checks, tracks and campaigns (config/scorecards/*.yaml)",
+        ConfigKind("scorecards", "analytics.scorecards.config:ScorecardFile", "Scorecard checks, tracks and campaigns (config/scorecards/*.yaml)",
                    lambda s: _yaml_files(s.scorecards_config), _scorecards_semantic),
-        ConfigKind("surveys", "analytics.surveys_config:SurveyFile", "A survey definition (config/surveys/*.yaml)",
+        ConfigKind("surveys", "analytics.surveys.config:SurveyFile", "A survey definition (config/surveys/*.yaml)",
                    lambda s: _yaml_files(s.surveys_config), _surveys_semantic),
         ConfigKind("rbac", "analytics.rbac:PolicyFile", "The RBAC policy (config/permissions.yaml)",
                    lambda s: _one(s.permissions_config), _rbac_semantic),
-        ConfigKind("skills", "analytics.skills:SkillsFile", "Skill taxonomy and matching settings (config/skills/skills.yaml)",
+        ConfigKind("skills", "analytics.health.skills:SkillsFile", "Skill taxonomy and matching settings (config/skills/skills.yaml)",
                    lambda s: _one(s.skills_config / "skills.yaml")),
-        ConfigKind("gigs", "analytics.skills:GigsFile", "Gigs and embeds of the skills exchange (config/skills/gigs.yaml)",
+        ConfigKind("gigs", "analytics.health.skills:GigsFile", "Gigs and embeds of the skills exchange (config/skills/gigs.yaml)",
                    lambda s: _one(s.skills_config / "gigs.yaml")),
     )
 }
@@ -158,7 +158,7 @@ def validate_all(settings: Any = None, base: Path | None = None) -> tuple[list[P
 
 
 def _scorecard_directory_issues(directory: Path, base: Path | None) -> list[ConfigIssue]:
-    from analytics.scorecards_config import ScorecardConfigError, load_config_texts
+    from analytics.scorecards.config import ScorecardConfigError, load_config_texts
 
     paths = _yaml_files(directory)
     try:

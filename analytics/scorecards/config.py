@@ -652,7 +652,7 @@ class _Strict(BaseModel):
 
 
 class FactCondition(_Strict):
-    fact: str = Field(description="a fact like 'catalog.has_owner' (analytics.facts.FACT_SOURCES)")
+    fact: str = Field(description="a fact like 'catalog.has_owner' (analytics.facts.collect.FACT_SOURCES)")
     path: _Text | None = Field(None, description="dot path into an object fact")
     operator: Literal[OPERATORS]  # type: ignore[valid-type]
     value: Any

@@ -167,7 +167,7 @@ def load_providers(path: Path) -> list[ProviderConfig]:
 # schema (pydantic) of the providers file, for `catalog-pipelines config schema/validate`.
 # `parse_providers` checks the same options with its own messages and builds the dataclasses above.
 
-from typing import Annotated, Literal  # noqa: E402
+from typing import Annotated  # noqa: E402
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, WithJsonSchema  # noqa: E402
 
@@ -211,7 +211,10 @@ class ProviderModel(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     name: Annotated[str, StringConstraints(pattern=PROVIDER_NAME.pattern)]
-    type: Literal[PROVIDER_TYPES]  # type: ignore[valid-type]
+    # Any registered type (providers/registry.py): the built-ins, or one another package declares in
+    # the `catalog_pipelines.providers` entry-point group; `parse_providers` checks it is known.
+    type: str = Field(description="a provider type: files, backstage_api, synthetic, or one an installed package registers",
+                      json_schema_extra={"examples": ["files", "backstage_api", "synthetic"]})
     options: IngestionOptionsModel | None = None
     # files
     roots: list[str] | None = Field(None, description="files: descriptor files or folders, relative to this file")
