@@ -59,7 +59,7 @@ def test_every_example_config_validates_clean(project_config):
         ("providers", "providers:\n  - name: x\n    type: files\n    roots: [a]\n    options:\n      chunk_sise: 3\n",
          "bad.yaml:6: providers[0].options.chunk_sise: unknown key 'chunk_sise' (did you mean 'chunk_size'?)"),
         ("providers", "providers:\n  - name: x\n    type: file\n",
-         "bad.yaml:3: providers[0].type: 'file' is not one of files, backstage_api, synthetic (did you mean 'files'?)"),
+         "bad.yaml:3: providers[0].type: 'file' is not one of backstage_api, files, synthetic (did you mean 'files'?)"),
         ("providers", "providers:\n  - name: x\n    type: files\n    roots: [a]\n    options: {rest_length: 5x}\n",
          "bad.yaml:5: providers[0].options.rest_length: '5x' is not a duration (seconds, or like '5m', '3h', '1d')"),
         ("scorecards", "checks:\n  - id: c\n    name: C\n    rule:\n      all:\n        - fact: catalog.has_owner\n          operatr: equal\n          value: true\n",

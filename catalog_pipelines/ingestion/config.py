@@ -186,6 +186,17 @@ def _duration(value: Any) -> Any:
 Duration = Annotated[Any, AfterValidator(_duration), WithJsonSchema(_DURATION_SCHEMA)]
 
 
+def _known_provider_type(value: str) -> str:
+    import difflib
+
+    known = PROVIDERS.names()
+    if value not in known:
+        close = difflib.get_close_matches(value, known, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ValueError(f"{value!r} is not one of {', '.join(known)}{hint}")
+    return value
+
+
 class IngestionOptionsModel(BaseModel):
     """Backstage's incremental-provider options in snake case (docs/architecture.md)."""
 
@@ -213,8 +224,9 @@ class ProviderModel(BaseModel):
     name: Annotated[str, StringConstraints(pattern=PROVIDER_NAME.pattern)]
     # Any registered type (providers/registry.py): the built-ins, or one another package declares in
     # the `catalog_pipelines.providers` entry-point group; `parse_providers` checks it is known.
-    type: str = Field(description="a provider type: files, backstage_api, synthetic, or one an installed package registers",
-                      json_schema_extra={"examples": ["files", "backstage_api", "synthetic"]})
+    type: Annotated[str, AfterValidator(_known_provider_type)] = Field(
+        description="a provider type: files, backstage_api, synthetic, or one an installed package registers",
+        json_schema_extra={"examples": ["files", "backstage_api", "synthetic"]})
     options: IngestionOptionsModel | None = None
     # files
     roots: list[str] | None = Field(None, description="files: descriptor files or folders, relative to this file")
