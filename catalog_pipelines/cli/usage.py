@@ -252,7 +252,7 @@ def collector(host: str, port: int) -> None:
     from catalog_pipelines.assets.usage import retention_days, usage_root
     from catalog_pipelines.settings import Settings
     from catalog_pipelines.storage.catalog import CatalogStore
-    from catalog_pipelines.usage_collector import CollectorSecurity, ConfigError, create_collector_app
+    from catalog_pipelines.web.usage_collector import CollectorSecurity, ConfigError, create_collector_app
 
     try:
         security = CollectorSecurity.from_env()

@@ -1,6 +1,6 @@
 """Ingestion admin operations: the one implementation behind every door.
 
-The CLI (`catalog-pipelines admin …`), the HTTP routes (`catalog_pipelines/admin_http.py`, Backstage's
+The CLI (`catalog-pipelines admin …`), the HTTP routes (`catalog_pipelines/web/admin.py`, Backstage's
 paths under `/api/catalog/incremental/`) and the Dagster job (`ingestion_admin_job`) all call
 `IngestionAdmin`; none of them touches the ledger itself. Each call:
 
