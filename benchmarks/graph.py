@@ -115,7 +115,7 @@ def _end_to_end(entities: list[dict], results: list, hub: str, sample: list[str]
     import dagster as dg
 
     from catalog_pipelines.assets.catalog_health import catalog_health_assets
-    from catalog_pipelines.cli.catalog_health import dependency_report
+    from catalog_pipelines.services.catalog_health import dependency_report
     from catalog_pipelines.model import process_entity
     from catalog_pipelines.model.entity import RawEntity
     from catalog_pipelines.resources import CatalogDatabase
