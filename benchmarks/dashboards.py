@@ -90,12 +90,12 @@ def seed(url: str, size: int, seed_value: int) -> dict:
 
 def measure(url: str, out: Path, audience: str) -> dict:
     """The timed part (run in its own process)."""
-    from catalog_pipelines.assets.dashboards import build_for_audience, load_site_inputs
-    from catalog_pipelines.resources import CatalogDatabase
+    from catalog_pipelines.services.site import build_for_audience, load_site_inputs
+    from catalog_pipelines.storage.db import get_engine
     from dashboards import build_site
 
     t0 = time.perf_counter()
-    inputs = load_site_inputs(CatalogDatabase(url=url))
+    inputs = load_site_inputs(get_engine(url))
     t1 = time.perf_counter()
     full = build_site(inputs, out / "full")
     t2 = time.perf_counter()
