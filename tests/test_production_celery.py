@@ -560,7 +560,7 @@ def seed_surveys_and_usage(url: str) -> None:
     from analytics.synthetic_usage import SyntheticUsage
     from analytics.usage_pipeline import compact_days, summarise_days
     from catalog_pipelines.services.surveys import ingest_survey_wave, surveys_config_dir, surveys_root
-    from catalog_pipelines.assets.usage import raw_store, summary_store, usage_config
+    from catalog_pipelines.services.usage import raw_store, summary_store, usage_config
     from catalog_pipelines.resources import CatalogDatabase
     from catalog_pipelines.settings import Settings
 
