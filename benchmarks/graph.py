@@ -8,7 +8,7 @@
 The catalog is `SyntheticOrg(size, seed, generation=1, remove_fraction=...)`: generation 1 with a
 share of entities removed since generation 0, so the removals and the dangling references they
 leave behind are real. Relations come from `catalog_pipelines.model.derive_relations`, in both
-directions, as `CatalogDatabase.relations_frame()` returns them. Building the catalog is not
+directions, as `storage.frames.relations_frame()` returns them. Building the catalog is not
 timed. Timed:
 
 - **graph**: `analytics.graph.analyse` (normalise relations, owners and systems, edges, nodes,
