@@ -38,7 +38,6 @@ def seed(url: str, size: int, seed_value: int) -> dict:
     from catalog_pipelines.model import process_entity
     from catalog_pipelines.model.entity import ProcessedEntity, RawEntity
     from catalog_pipelines.providers.synthetic import SyntheticOrg
-    from catalog_pipelines.resources import CatalogDatabase
     from catalog_pipelines.storage import audit
     from catalog_pipelines.storage.catalog import CatalogStore
     from catalog_pipelines.storage.db import get_engine
@@ -71,8 +70,9 @@ def seed(url: str, size: int, seed_value: int) -> dict:
             flush(False)
     flush(True)
     catalog_s = time.perf_counter() - started
-    catalog = CatalogDatabase(url=url)
-    entities = catalog.entities_frame()
+    from catalog_pipelines.storage.frames import entities_frame
+
+    entities = entities_frame(engine)
     from analytics.org import OrgGraph
 
     org = OrgGraph.from_entities(entities.loc[entities["kind"].isin(["user", "group"]), "entity"].tolist())
@@ -90,12 +90,12 @@ def seed(url: str, size: int, seed_value: int) -> dict:
 
 def measure(url: str, out: Path, audience: str) -> dict:
     """The timed part (run in its own process)."""
-    from catalog_pipelines.assets.dashboards import build_for_audience, load_site_inputs
-    from catalog_pipelines.resources import CatalogDatabase
+    from catalog_pipelines.services.site import build_for_audience, load_site_inputs
+    from catalog_pipelines.storage.db import get_engine
     from dashboards import build_site
 
     t0 = time.perf_counter()
-    inputs = load_site_inputs(CatalogDatabase(url=url))
+    inputs = load_site_inputs(get_engine(url))
     t1 = time.perf_counter()
     full = build_site(inputs, out / "full")
     t2 = time.perf_counter()

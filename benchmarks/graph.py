@@ -8,7 +8,7 @@
 The catalog is `SyntheticOrg(size, seed, generation=1, remove_fraction=...)`: generation 1 with a
 share of entities removed since generation 0, so the removals and the dangling references they
 leave behind are real. Relations come from `catalog_pipelines.model.derive_relations`, in both
-directions, as `CatalogDatabase.relations_frame()` returns them. Building the catalog is not
+directions, as `storage.frames.relations_frame()` returns them. Building the catalog is not
 timed. Timed:
 
 - **graph**: `analytics.health.graph.analyse` (normalise relations, owners and systems, edges, nodes,
@@ -115,7 +115,7 @@ def _end_to_end(entities: list[dict], results: list, hub: str, sample: list[str]
     import dagster as dg
 
     from catalog_pipelines.assets.catalog_health import catalog_health_assets
-    from catalog_pipelines.cli.catalog_health import dependency_report
+    from catalog_pipelines.services.catalog_health import dependency_report
     from catalog_pipelines.model import process_entity
     from catalog_pipelines.model.entity import RawEntity
     from catalog_pipelines.resources import CatalogDatabase

@@ -129,7 +129,7 @@ def main() -> None:
     timed("campaign progress + fix next", results, lambda: (campaign_progress(ev.campaign_members, ev.entities, org, campaign_frame(config), now.date()), fix_next(ev.fix_candidates, ev.entities, org)))
 
     if args.store:
-        from catalog_pipelines.assets.scorecards import write_tables
+        from catalog_pipelines.storage.scorecards import write_tables
         from catalog_pipelines.storage.db import create_catalog_engine
 
         with tempfile.TemporaryDirectory() as tmp:

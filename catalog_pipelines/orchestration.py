@@ -59,6 +59,20 @@ def instance_from_env() -> dg.DagsterInstance:
     return dg.DagsterInstance.get()
 
 
+def cycle_definitions(configs: list[ProviderConfig]) -> dg.Definitions:
+    """The Definitions for running these providers' cycles (the CLI's `ingest` and `demo`)."""
+    from catalog_pipelines.definitions import build_definitions
+
+    return build_definitions(configs)
+
+
+def latest_materialization_times(names: list[str]) -> dict[str, Any]:
+    """When each asset (by user string) was last materialised in the instance of DAGSTER_HOME."""
+    from catalog_pipelines.assets.dashboards import latest_materializations
+
+    return latest_materializations(instance_from_env(), names)
+
+
 def ensure_instance_config(home: Path) -> None:
     """Write the embedded default's dagster.yaml once (SQLite storage, no telemetry).
 

@@ -1,4 +1,4 @@
-"""The HTTP door (catalog_pipelines/admin_http.py): Backstage's paths and JSON shapes under
+"""The HTTP door (catalog_pipelines/web/admin.py): Backstage's paths and JSON shapes under
 /api/catalog/incremental/, bearer-token identity (401), permissions (403, audited, nothing
 changed), 404 bodies for unknown providers, and the pause/delay/halt additions reaching the
 controls the state machine reads.
@@ -16,7 +16,7 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     from starlette.testclient import TestClient
 
-from catalog_pipelines.admin_http import PREFIX, create_admin_app
+from catalog_pipelines.web.admin import PREFIX, create_admin_app
 from catalog_pipelines.ingestion import engine as machine
 from catalog_pipelines.ingestion.admin import IngestionAdmin
 from catalog_pipelines.ingestion.config import IngestionOptions, ProviderConfig

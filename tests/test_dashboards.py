@@ -457,10 +457,10 @@ def test_cli_validates_and_explains_the_policy(seeded, tmp_path):
 
 
 def test_site_inputs_load_every_source_from_the_catalog_database(seeded):
-    from catalog_pipelines.assets.dashboards import load_site_inputs
-    from catalog_pipelines.resources import CatalogDatabase
+    from catalog_pipelines.services.site import load_site_inputs
+    from catalog_pipelines.storage.db import get_engine
 
-    inputs = load_site_inputs(CatalogDatabase(url=seeded))
+    inputs = load_site_inputs(get_engine(seeded))
     assert len(inputs.entities) == len(ENTITIES) and "entity" not in inputs.entities.columns
     assert inputs.org.members("group:default/platform") == ORG.members("group:default/platform")
     assert list(inputs.ingestions["provider"]) == ["seed"] and len(inputs.marks) == 1

@@ -60,7 +60,7 @@ def example_docs(*, broken: bool = True) -> list[dict[str, Any]]:
 
 
 def catalog_frames(docs: list[dict[str, Any]]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The shapes `CatalogDatabase.entities_frame()` and `.relations_frame()` return."""
+    """The shapes `storage.frames.entities_frame()` and `relations_frame()` return."""
     rows, relations = [], []
     for doc in docs:
         spec = doc.get("spec") or {}
@@ -313,13 +313,15 @@ def graph_db(module_catalog_url, module_dagster_instance):
 
 def test_the_graph_from_stored_rows_alone_equals_the_graph_from_both_directions(graph_db):
     """The asset reads each stored relation once; folding both directions gives the same graph."""
-    from catalog_pipelines.resources import CatalogDatabase
+    from catalog_pipelines.services.catalog import org_graph
+    from catalog_pipelines.storage.db import get_engine
+    from catalog_pipelines.storage.frames import entities_frame, relations_frame
 
-    catalog = CatalogDatabase(url=graph_db[0])
-    stored = catalog.relations_frame(both_directions=False)
-    both = catalog.relations_frame()
+    engine = get_engine(graph_db[0])
+    stored = relations_frame(engine, both_directions=False)
+    both = relations_frame(engine)
     assert 0 < len(stored) < len(both)
-    org, entities = catalog.org_graph(), catalog.entities_frame()
+    org, entities = org_graph(engine), entities_frame(engine)
     a, b = analyse(entities, stored, org, top=10), analyse(entities, both, org, top=10)
     for name in ("nodes", "edge_ids", "cycles", "most_depended_on", "team_dependencies", "system_dependencies"):
         pd.testing.assert_frame_equal(getattr(a, name), getattr(b, name), obj=name)

@@ -559,19 +559,21 @@ def seed_surveys_and_usage(url: str) -> None:
     from catalog_pipelines.storage.surveys_store import write_synthetic_exports
     from analytics.usage.synthetic import SyntheticUsage
     from catalog_pipelines.services.usage_pipeline import compact_days, summarise_days
-    from catalog_pipelines.assets.surveys import ingest_survey_wave, surveys_config_dir, surveys_root
-    from catalog_pipelines.assets.usage import raw_store, summary_store, usage_config
-    from catalog_pipelines.resources import CatalogDatabase
+    from catalog_pipelines.services.catalog import org_graph
+    from catalog_pipelines.services.surveys import ingest_survey_wave, surveys_config_dir, surveys_root
+    from catalog_pipelines.services.usage import raw_store, summary_store, usage_config
     from catalog_pipelines.settings import Settings
+    from catalog_pipelines.storage.db import get_engine
+    from catalog_pipelines.storage.frames import entities_frame
 
-    catalog, key = CatalogDatabase(url=url), Settings.from_env().pseudonym_key
-    org, users = catalog.org_graph(), list(catalog.entities_frame(["User"])["entity"])
+    engine, key = get_engine(url), Settings.from_env().pseudonym_key
+    org, users = org_graph(engine), list(entities_frame(engine, ["User"])["entity"])
     for survey in load_surveys(surveys_config_dir()):
         write_synthetic_exports(surveys_root(), survey, org, seed=7, email_domain="acme.example")
         for wave in survey.waves:
             ingest_survey_wave(wave.id, org, users, surveys_root(), surveys_config_dir(), key)
     start, days = date(2025, 3, 1), 14  # fixed days: the usage insights are as of the last one
-    components = list(catalog.entities_frame(["Component", "API", "System", "Resource"])["ref"])
+    components = list(entities_frame(engine, ["Component", "API", "System", "Resource"])["ref"])
     usage = SyntheticUsage(org, seed=0, start=start, days=days, events=20_000, entity_refs=components)
     raw = raw_store()
     for index in range(days):

@@ -19,16 +19,12 @@ from catalog_pipelines.assets.surveys import (
     ONE_RESPONSE_PER_RESPONDENT,
     PUBLISHED_RESPECT_K,
     RESPONSE_RATE_COLLAPSE,
-    compute_survey_trends,
-    publish_survey_trends,
-    published_violations,
     survey_exports_sensor,
     survey_responses,
     survey_trends,
-    surveys_config_dir,
-    surveys_root,
 )
 from catalog_pipelines.cli.surveys import surveys as surveys_cli
+from catalog_pipelines.services.surveys import compute_survey_trends, publish_survey_trends, published_violations, surveys_config_dir, surveys_root
 from catalog_pipelines.resources import CatalogDatabase
 from catalog_pipelines.settings import Settings
 from tests.helpers import seed_catalog

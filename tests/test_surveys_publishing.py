@@ -16,7 +16,8 @@ import yaml
 from analytics.org import OrgGraph
 from analytics.surveys.config import load_surveys
 from catalog_pipelines.storage.surveys_store import write_synthetic_exports
-from catalog_pipelines.assets.surveys import PUBLISHED_RESPECT_K, SURVEY_TRENDS, survey_responses, surveys_config_dir, surveys_root
+from catalog_pipelines.assets.surveys import PUBLISHED_RESPECT_K, SURVEY_TRENDS, survey_responses
+from catalog_pipelines.services.surveys import surveys_config_dir, surveys_root
 from catalog_pipelines.resources import CatalogDatabase
 from catalog_pipelines.settings import Settings
 from tests.helpers import seed_catalog
@@ -116,7 +117,7 @@ def _tamper_with_a_shown_empty_cell(engine) -> None:
 @pytest.fixture
 def published(world, dagster_instance):
     """Both waves loaded through `materialize_waves` (the CLI's `surveys load` and the demo's path)."""
-    from catalog_pipelines.assets.surveys import materialize_waves
+    from catalog_pipelines.insights import materialize_waves
 
     report = materialize_waves(dagster_instance, [Q1, Q2])
     assert report["checks"] == {"response_rate_collapse": True, PUBLISHED_RESPECT_K: True}
@@ -128,7 +129,7 @@ def test_survey_trends_refuses_to_write_a_figure_below_k_even_when_suppression_r
 
     from pandas.testing import assert_frame_equal
 
-    from catalog_pipelines.assets.surveys import compute_survey_trends, publish_survey_trends
+    from catalog_pipelines.services.surveys import compute_survey_trends, publish_survey_trends
     from catalog_pipelines.storage.insights import read_frame
 
     good = compute_survey_trends(OrgGraph.from_entities(list(yaml.safe_load_all((DATA / "org.yaml").read_text()))), surveys_root(), surveys_config_dir())

@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from catalog_pipelines.assets import usage as U
+from catalog_pipelines.insights import materialize_usage
 from catalog_pipelines.resources import CatalogDatabase
 from catalog_pipelines.settings import Settings
 from catalog_pipelines.storage.db import get_engine
@@ -32,7 +33,7 @@ def usage_env(data_env):
 
 def test_the_usage_assets_publish_the_insights(usage_env, dagster_instance):
     instance = dagster_instance
-    result = U.materialize_usage(instance, catalog_url=usage_env)
+    result = materialize_usage(instance, catalog_url=usage_env)
     assert result["days"] == ["2025-03-03", "2025-03-04", "2025-03-06", "2025-03-10", "2025-03-11"]
     assert result["checks"] == {"users_pseudonymised": True, "metrics_consistent": True, "retained_days_summarised": True}
 
@@ -66,7 +67,7 @@ def test_the_arrivals_sensor_requests_each_complete_day_with_new_events_once(usa
     instance = dagster_instance
     first = U.usage_arrivals_sensor(dg.build_sensor_context(instance=instance))
     assert sorted(r.partition_key for r in first.run_requests) == ["2025-03-03", "2025-03-04", "2025-03-06", "2025-03-10", "2025-03-11"]
-    U.materialize_usage(instance, catalog_url=usage_env)
+    materialize_usage(instance, catalog_url=usage_env)
     assert isinstance(U.usage_arrivals_sensor(dg.build_sensor_context(instance=instance)), dg.SkipReason)
 
     key = Settings.from_env().pseudonym_key
@@ -81,14 +82,14 @@ def test_the_arrivals_sensor_requests_each_complete_day_with_new_events_once(usa
     again = U.usage_arrivals_sensor(dg.build_sensor_context(instance=instance))
     assert [r.run_key for r in again.run_requests] == [r.run_key for r in second.run_requests]  # same files, same run key
 
-    U.materialize_usage(instance, days=[date(2025, 3, 4)], catalog_url=usage_env)
+    materialize_usage(instance, days=[date(2025, 3, 4)], catalog_url=usage_env)
     daily = read_frame(get_engine(usage_env), "usage", "daily").set_index("day")
     assert daily.loc["2025-03-04", "dau"] == 4  # frank's late visit counted in its own day
 
 
 def test_retention_deletes_days_older_than_the_period(usage_env, dagster_instance):
     instance = dagster_instance
-    U.materialize_usage(instance, catalog_url=usage_env)
+    materialize_usage(instance, catalog_url=usage_env)
     recent = datetime.now(UTC) - timedelta(days=1)
     U.raw_store().ingest(
         [{"eventId": "r", "timestamp": recent.isoformat(), "action": "navigate", "subject": "/", "context": {"pluginId": "home"}}],

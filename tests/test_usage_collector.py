@@ -13,7 +13,7 @@ from starlette.testclient import TestClient
 from test_usage_store import stored_text
 
 from catalog_pipelines.storage.usage_store import RawEventStore
-from catalog_pipelines.usage_collector import CollectorSecurity, create_collector_app
+from catalog_pipelines.web.usage_collector import CollectorSecurity, create_collector_app
 
 KEY = b"k"
 NOW = datetime(2025, 3, 12, 12, 0, tzinfo=UTC)
@@ -133,7 +133,7 @@ import orjson  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric import ec  # noqa: E402
 
 from analytics.pseudonymise import pseudonymise  # noqa: E402
-from catalog_pipelines.usage_collector import BackstageTokenVerifier  # noqa: E402
+from catalog_pipelines.web.usage_collector import BackstageTokenVerifier  # noqa: E402
 
 
 class FakeAuthBackend:

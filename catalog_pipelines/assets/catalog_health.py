@@ -1,8 +1,8 @@
 """Catalog health: the orphan report, the relationship graph and the skills exchange.
 
-Each asset reads the catalog through the `catalog` resource, calls the Dagster-free functions in
-`analytics/` (orphans, graph, skills) and stores the results as insight tables (`insight_orphans_*`,
-`insight_graph_*`, `insight_skills_*`), which the CLI (`catalog deps`, `catalog orphans`,
+Each asset makes one call to `catalog_pipelines.services.catalog_health` (which reads the catalog,
+calls the Dagster-free functions in `analytics/` (orphans, graph, skills) and stores the results as insight tables (`insight_orphans_*`,
+`insight_graph_*`, `insight_skills_*`)), which the CLI (`catalog deps`, `catalog orphans`,
 `skills …`) and the dashboards read. All three run after every catalog snapshot.
 
 (No `from __future__ import annotations` here: Dagster resolves the `Config` parameter from the
@@ -10,8 +10,6 @@ real annotation, and fails on the string one.)
 """
 
 import time
-from datetime import UTC, datetime
-from pathlib import Path
 
 import dagster as dg
 from pydantic import Field
@@ -20,7 +18,6 @@ from catalog_pipelines.assets.ingestion import CATALOG_SNAPSHOT
 from catalog_pipelines.resources import CatalogDatabase
 
 GROUP = "catalog_health"
-ORPHANS_AREA, GRAPH_AREA, SKILLS_AREA = "orphans", "graph", "skills"
 
 ORPHAN_ERRORS_CHECK = "no_error_findings"
 CYCLES_CHECK = "no_dependency_cycles"
@@ -68,24 +65,11 @@ def orphan_report(config: OrphanReportConfig, catalog: CatalogDatabase) -> dg.Ma
     severity and the group to notify. A count per category is appended to a trend table on every
     run; removals are also counted per provider and ingestion cycle.
     """
-    from analytics.health.orphans import orphan_report as build_report
-    from analytics.health.orphans import removal_trend, summary, trend_snapshot
-    from catalog_pipelines.storage.insights import write_frames
+    from catalog_pipelines.services.catalog_health import build_orphan_report
 
     started = time.perf_counter()
-    removals = catalog.removals_frame()
-    report = build_report(
-        catalog.entities_frame(),
-        catalog.relations_frame(),
-        removals,
-        catalog.org_graph(),
-        admin_group=config.admin_group or None,
-        removal_cycles=config.removal_cycles,
-    )
-    engine = catalog.get_engine()
-    write_frames(engine, ORPHANS_AREA, {"report": report, "trend": trend_snapshot(report, datetime.now(UTC)),
-                                        "removals_by_cycle": removal_trend(removals)}, append={"trend"})
-    counts = summary(report)
+    built = build_orphan_report(catalog.get_engine(), admin_group=config.admin_group or None, removal_cycles=config.removal_cycles)
+    report, removals, counts = built["report"], built["removals"], built["summary"]
     errors = int((report["severity"] == "error").sum()) if len(report) else 0
     latest = (
         removals.groupby("provider")["cycle"].max().astype(int).to_dict() if len(removals) else {}
@@ -118,21 +102,6 @@ def orphan_report(config: OrphanReportConfig, catalog: CatalogDatabase) -> dg.Ma
 # ---------------------------------------------------------------------------------------------
 
 
-def _index_graph_tables(engine) -> None:
-    """Indexes for `catalog deps`, which walks the stored graph one hop per query.
-
-    `write_frames` replaces the tables, dropping their indexes, so they are made again each run.
-    """
-    import sqlalchemy as sa
-
-    from catalog_pipelines.storage.insights import table_name
-
-    nodes, edges = table_name(GRAPH_AREA, "nodes"), table_name(GRAPH_AREA, "edges")
-    with engine.begin() as conn:
-        for table, column in ((nodes, "ref"), (nodes, "node_id"), (edges, "source_id"), (edges, "target_id")):
-            conn.execute(sa.text(f"CREATE INDEX IF NOT EXISTS ix_{table}_{column} ON {table} ({column})"))
-
-
 def _cross_team_edges(team_dependencies) -> int:
     if len(team_dependencies) == 0:
         return 0
@@ -160,28 +129,11 @@ def relationship_graph(config: RelationshipGraphConfig, catalog: CatalogDatabase
     by blast radius, and the graph contracted per team and per system. `catalog-pipelines catalog
     deps REF` answers impact questions from these tables.
     """
-    from analytics.health.graph import analyse
-    from catalog_pipelines.storage.insights import write_frames
+    from catalog_pipelines.services.catalog_health import build_relationship_graph
 
     started = time.perf_counter()
-    # The graph folds every relation to its forward direction itself: the stored rows (each pair
-    # once) are enough, and skip building and deduplicating 2 million inverse rows at 200k.
-    result = analyse(catalog.entities_frame(), catalog.relations_frame(both_directions=False), catalog.org_graph(),
-                     top=config.top)
-    analysed = time.perf_counter() - started
-    engine = catalog.get_engine()
-    tables = {
-        "nodes": result.nodes,
-        # By node id (nodes.node_id): a third of the bytes of refs, for 700,000 rows at 200k entities.
-        "edges": result.edge_ids,
-        "cycles": result.cycles,
-        "most_depended_on": result.most_depended_on,
-        "team_dependencies": result.team_dependencies,
-        "system_dependencies": result.system_dependencies,
-        "team_ownership": result.team_ownership,
-    }
-    write_frames(engine, GRAPH_AREA, tables)
-    _index_graph_tables(engine)
+    built = build_relationship_graph(catalog.get_engine(), top=config.top)
+    result, analysed = built["result"], built["analysis_seconds"]
     dangling = int((~result.nodes["in_catalog"]).sum())
     cycles = len(result.cycles)
     return dg.MaterializeResult(
@@ -247,61 +199,11 @@ def skills_exchange(config: SkillsExchangeConfig, catalog: CatalogDatabase) -> d
     hierarchy) and single points of knowledge: skills a team depends on that one member, or
     nobody, has.
     """
-    from analytics.health import skills as sk
-    from catalog_pipelines.settings import PROJECT_ROOT
-    from catalog_pipelines.storage.insights import write_frames
+    from catalog_pipelines.services.catalog_health import build_skills_exchange
 
     started = time.perf_counter()
-    folder = Path(config.config_dir) if config.config_dir else PROJECT_ROOT / "config" / "skills"
-    taxonomy = sk.Taxonomy.load(folder / "skills.yaml")
-    entities = catalog.entities_frame()
-    org = catalog.org_graph()
-    sources = [sk.profiles_from_entities(entities, taxonomy)]
-    if (folder / "profiles.csv").exists():
-        sources.append(sk.profiles_from_csv(folder / "profiles.csv", taxonomy))
-    profiles = sk.merge_profiles(*sources)
-    if config.synthetic_profiles:
-        from analytics.health.synthetic import synthetic_profiles
-
-        made_up = synthetic_profiles(org, taxonomy)
-        known = set(profiles.skills["user_ref"]) | set(profiles.wishes["user_ref"])
-        keep = lambda f: f[~f["user_ref"].isin(known)]
-        profiles = sk.merge_profiles(profiles, sk.SkillProfiles(keep(made_up.skills), keep(made_up.wishes), keep(made_up.people)))
-    holder_level = int(taxonomy.setting("holder_min_level", sk.DEFAULT_LEVEL))
-    mentoring = sk.match_mentors(
-        profiles,
-        org,
-        min_level=int(taxonomy.setting("mentor_min_level", 3)),
-        default_capacity=int(taxonomy.setting("default_mentor_capacity", 1)),
-        candidates_per_wish=int(taxonomy.setting("candidates_per_wish", 10)),
-    )
-    gigs = sk.load_gigs(folder / "gigs.yaml") if (folder / "gigs.yaml").exists() else []
-    gig_matches = sk.match_gigs(
-        gigs,
-        profiles,
-        org,
-        taxonomy,
-        shortlist=int(taxonomy.setting("gig_shortlist", 5)),
-        gigs_per_person=int(taxonomy.setting("gigs_per_person", 1)),
-    )
-    needs = sk.group_needs(entities, org, taxonomy)
-    risks = sk.knowledge_risks(needs, profiles.skills, org, holder_min_level=holder_level)
-    tables = {
-        "profiles": sk.profiles_with_teams(profiles, org, taxonomy),
-        "wishes": profiles.wishes,
-        "coverage": sk.coverage(profiles.skills, org, holder_min_level=holder_level),
-        "needs": needs,
-        "knowledge_risks": risks,
-        "mentor_matches": mentoring.matches,
-        "unmatched_wishes": mentoring.unmatched,
-        "mentor_load": mentoring.load,
-        "gig_matches": gig_matches,
-        "taxonomy": taxonomy.frame(),
-        # Group → member (sub-groups included), so the CLI can filter by team without the catalog.
-        "members": sk.rolled_members(org),
-    }
-    engine = catalog.get_engine()
-    write_frames(engine, SKILLS_AREA, tables)
+    built = build_skills_exchange(catalog.get_engine(), config_dir=config.config_dir, synthetic_profiles=config.synthetic_profiles)
+    tables, profiles, mentoring, gig_matches, risks = (built[k] for k in ("tables", "profiles", "mentoring", "gig_matches", "risks"))
     over = mentoring.load[mentoring.load["assigned"] > mentoring.load["capacity"]]
     gaps = risks[risks["risk"] == "gap"] if len(risks) else risks
     singles = int((risks["risk"] == "single_point").sum()) if len(risks) else 0

@@ -136,7 +136,10 @@ def validate_catalog(entities: "pd.DataFrame", relations: "pd.DataFrame", *, own
 def catalog_quality_checks(context: dg.AssetCheckExecutionContext, catalog: CatalogDatabase):
     """great_expectations suites over the stored catalog: unique refs, required fields, ref
     format, resolvable owners, existing relation targets."""
-    outcomes = validate_catalog(catalog.entities_frame(), catalog.relations_frame())
+    from catalog_pipelines.storage.frames import entities_frame, relations_frame
+
+    engine = catalog.get_engine()
+    outcomes = validate_catalog(entities_frame(engine), relations_frame(engine))
     for name, outcome in outcomes.items():
         yield dg.AssetCheckResult(
             asset_key=CATALOG_SNAPSHOT,

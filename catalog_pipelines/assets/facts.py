@@ -8,9 +8,6 @@ writes realistic exports for the synthetic organisation into the drop directorie
 """
 
 
-from datetime import datetime
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 
@@ -18,59 +15,13 @@ from catalog_pipelines.assets.automation import every_cron_tick
 from catalog_pipelines.assets.ingestion import CATALOG_SNAPSHOT
 from catalog_pipelines.resources import CatalogDatabase
 
-if TYPE_CHECKING:
-    import pandas as pd
-    import sqlalchemy as sa
-
 FACTS_GROUP = "facts"
-FACTS_AREA = "facts"
 EXPORT_SOURCES = ("ci", "vulnerabilities", "tickets", "coverage", "oncall")
 SYNTHETIC_EXPORTS = dg.AssetKey("synthetic_fact_exports")
 
 
 def fact_asset_key(source: str) -> dg.AssetKey:
     return dg.AssetKey(f"{source}_facts")
-
-
-def fact_exports_dir() -> Path:
-    """The drop directory for fact exports: `CATALOG_PIPELINES_FACT_EXPORTS`, else `<data>/fact_exports`."""
-    from catalog_pipelines.settings import Settings
-
-    return Settings.from_env().fact_exports_dir
-
-
-# ---------------------------------------------------------------------------------------------
-# storage of facts (history with retention + latest), on the shared insight table store
-
-
-def store_facts(engine: "sa.Engine", source: str, facts: "pd.DataFrame", collected_at: datetime) -> dict[str, Any]:
-    """Append one collection to the source's history, apply retention, refresh the latest table."""
-    import pandas as pd
-
-    from analytics.facts.collect import FACT_SOURCES, apply_retention, encode_for_storage, latest_facts
-    from catalog_pipelines.storage.insights import read_frame, write_frames
-
-    spec = FACT_SOURCES[source]
-    new = encode_for_storage(facts, source, collected_at)
-    history = read_frame(engine, FACTS_AREA, source)
-    combined = new if history is None or history.empty else pd.concat([history, new], ignore_index=True)
-    kept = apply_retention(combined, spec.retention, collected_at)
-    write_frames(engine, FACTS_AREA, {source: kept, f"{source}_latest": latest_facts(kept)})
-    return {"entities": len(facts), "history_rows": len(kept), "pruned_rows": len(combined) - len(kept), "retention": spec.retention.describe()}
-
-
-def load_latest_facts(engine: "sa.Engine") -> dict[str, "pd.DataFrame"]:
-    """The newest facts per entity of every source that has been collected, decoded."""
-    from analytics.facts.collect import FACT_SOURCES, decode_from_storage
-    from catalog_pipelines.storage.insights import read_frame
-
-    out = {}
-    for source in FACT_SOURCES:
-        frame = read_frame(engine, FACTS_AREA, f"{source}_latest")
-        if frame is not None:
-            out[source] = decode_from_storage(frame, source)
-    return out
-
 
 
 # ---------------------------------------------------------------------------------------------
@@ -89,13 +40,10 @@ def catalog_facts(context: dg.AssetExecutionContext, catalog: CatalogDatabase) -
     """Catalog facts per owned entity (owner set, owner is a group and resolves, description, tags,
     TechDocs, source location, links, lifecycle, system), refreshed after every catalog snapshot.
     Retention: the 5 latest collections per entity."""
-    from analytics.facts.collect import catalog_facts as compute, utc_now
+    from catalog_pipelines.services.facts import collect_catalog_facts
 
-    entities = catalog.entities_frame()
-    facts = compute(entities, known_refs=entities["ref"])
-    stored = store_facts(catalog.get_engine(), "catalog", facts, utc_now())
-    shares = {c: round(float(facts[c].mean()), 4) for c in ("has_owner", "owner_is_group", "has_description", "has_techdocs") if len(facts)}
-    return dg.MaterializeResult(metadata={**stored, "dagster/row_count": len(facts), "shares": dg.MetadataValue.json(shares)})
+    figures = collect_catalog_facts(catalog.get_engine())
+    return dg.MaterializeResult(metadata={**figures["stored"], "dagster/row_count": figures["rows"], "shares": dg.MetadataValue.json(figures["shares"])})
 
 
 def _export_fact_asset(source: str, demo: bool) -> dg.AssetsDefinition:
@@ -117,17 +65,14 @@ def _export_fact_asset(source: str, demo: bool) -> dg.AssetsDefinition:
         ),
     )
     def export_facts(context: dg.AssetExecutionContext, catalog: CatalogDatabase) -> dg.MaterializeResult:
-        from analytics.facts.collect import utc_now
-        from catalog_pipelines.storage.fact_exports import collect_export_facts
+        from catalog_pipelines.services.facts import collect_export_facts
 
-        now = utc_now()
-        directory = fact_exports_dir() / source
-        facts, files = collect_export_facts(source, directory, now)
+        figures = collect_export_facts(catalog.get_engine(), source)
+        directory, files = figures["directory"], figures["files"]
         if not files:
             context.log.warning(f"no export files in {directory}: every {source} fact is 'not reported'")
-        stored = store_facts(catalog.get_engine(), source, facts, now)
         return dg.MaterializeResult(
-            metadata={**stored, "dagster/row_count": len(facts), "directory": dg.MetadataValue.path(str(directory)), "files_read": len(files), "newest_file": files[-1] if files else ""}
+            metadata={**figures["stored"], "dagster/row_count": figures["rows"], "directory": dg.MetadataValue.path(str(directory)), "files_read": len(files), "newest_file": files[-1] if files else ""}
         )
 
     return export_facts
@@ -152,16 +97,10 @@ def synthetic_fact_exports(context: dg.AssetExecutionContext, config: SyntheticE
     some entities are deliberately not covered by some tools."""
     from datetime import date
 
-    from analytics.facts.synthetic import synthetic_exports, today_utc
-    from catalog_pipelines.storage.fact_exports import write_exports
+    from catalog_pipelines.services.facts import write_synthetic_exports
 
-    as_of = date.fromisoformat(config.as_of) if config.as_of else today_utc()
-    directory = fact_exports_dir()
-    days = config.backfill_days if not any((directory / "ci").glob("*")) else 1
-    exports = synthetic_exports(catalog.entities_frame(), catalog.org_graph(), as_of=as_of, seed=config.seed, days=days)
-    written = write_exports(exports, directory)
-    rows = {source: int(sum(len(f) for f in by_day.values())) for source, by_day in exports.items()}
-    return dg.MaterializeResult(metadata={"as_of": as_of.isoformat(), "days": days, "files": len(written), "rows": dg.MetadataValue.json(rows), "directory": dg.MetadataValue.path(str(directory))})
+    figures = write_synthetic_exports(catalog.get_engine(), seed=config.seed, as_of=date.fromisoformat(config.as_of) if config.as_of else None, backfill_days=config.backfill_days)
+    return dg.MaterializeResult(metadata={"as_of": figures["as_of"].isoformat(), "days": figures["days"], "files": figures["files"], "rows": dg.MetadataValue.json(figures["rows"]), "directory": dg.MetadataValue.path(str(figures["directory"]))})
 
 
 def build_fact_assets(*, demo: bool = True) -> list[dg.AssetsDefinition]:

@@ -19,7 +19,6 @@
 
 # No `from __future__ import annotations`: Dagster reads the context and resource annotations.
 import json
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import dagster as dg
@@ -27,18 +26,12 @@ import dagster as dg
 from catalog_pipelines.assets.automation import EAGER_DESPITE_MISSING_DEPS
 from catalog_pipelines.assets.ingestion import CATALOG_SNAPSHOT
 from catalog_pipelines.resources import CatalogDatabase
+from catalog_pipelines.services.surveys import surveys_root, wave_keys
 
 if TYPE_CHECKING:
     import pandas as pd
-    import sqlalchemy as sa
-
-    from analytics.org import OrgGraph
-    from analytics.surveys.trends import SurveyInsights
-    from analytics.surveys.ingest import WaveIngest
 
 SURVEYS_GROUP = "surveys"
-AREA = "surveys"
-TABLES = ("trends", "choices", "comments", "waves")
 SURVEY_RESPONSES = dg.AssetKey("survey_responses")
 SURVEY_TRENDS = dg.AssetKey("survey_trends")
 SURVEY_RESPONSES_JOB = "survey_responses_job"
@@ -48,104 +41,7 @@ RESPONSE_RATE_COLLAPSE = "response_rate_collapse"
 PUBLISHED_RESPECT_K = "published_figures_respect_k"
 
 
-def surveys_config_dir() -> Path:
-    """`CATALOG_PIPELINES_SURVEYS`, else the project's `config/surveys`."""
-    from catalog_pipelines.settings import Settings
-
-    return Settings.from_env().surveys_config
-
-
-def surveys_root() -> Path:
-    """Exports in, validated responses out: `<data_dir>/surveys` (see catalog_pipelines.storage.surveys_store)."""
-    from catalog_pipelines.settings import Settings
-
-    return Settings.from_env().data_dir / "surveys"
-
-
-def wave_keys(config_dir: Path | None = None) -> list[str]:
-    """Every wave id of every survey definition, in file then wave order (the partition keys)."""
-    from analytics.surveys.config import load_surveys
-
-    return [w.id for s in load_surveys(config_dir or surveys_config_dir()) for w in s.waves]
-
-
 survey_waves = dg.StaticPartitionsDefinition(wave_keys())
-
-
-# ---------------------------------------------------------------------------------------------
-# plain functions (no Dagster): the assets, the CLI and the tests drive the same code
-
-
-def ingest_survey_wave(wave_id: str, org: "OrgGraph", users: list[dict[str, Any]], root: Path, config_dir: Path, key: bytes) -> "WaveIngest":
-    """Validate, match and pseudonymise a wave's exports and store them; returns the ingest report.
-
-    Raises `LookupError` when the wave has no exports and `ValueError` when nothing valid landed;
-    in both cases the previously stored wave is left as it was.
-    """
-    from analytics.surveys.config import load_surveys
-    from analytics.surveys.ingest import RespondentDirectory, ingest_wave
-    from catalog_pipelines.storage.surveys_store import export_dir, export_files, write_wave
-
-    survey = next((s for s in load_surveys(config_dir) if wave_id in {w.id for w in s.waves}), None)
-    if survey is None:
-        raise LookupError(f"no survey in {config_dir} has a wave {wave_id!r}")
-    files, invited = export_files(root, wave_id)
-    if not files:
-        raise LookupError(f"no exports for wave {wave_id!r}: put the survey tool's CSV/JSON exports in {export_dir(root, wave_id)}")
-    result = ingest_wave(survey, survey.wave(wave_id), files, RespondentDirectory(org, users), key, invited)
-    if not len(result.responses):
-        problems = "\n".join(str(e) for e in result.errors[:20])
-        raise ValueError(f"no valid response in the exports of wave {wave_id!r}; previous data kept.\n{problems}")
-    write_wave(root, wave_id, result.responses, result.invited, result.stats)
-    return result
-
-
-def compute_survey_trends(org: "OrgGraph", root: Path, config_dir: Path) -> "SurveyInsights":
-    """Figures for every survey and every stored wave, anonymity rules applied."""
-    from analytics.surveys.trends import SurveyInsights, compute_insights
-    from analytics.surveys.config import load_surveys
-    from catalog_pipelines.storage.surveys_store import read_waves
-
-    parts = []
-    for survey in load_surveys(config_dir):
-        waves = read_waves(root, [w.id for w in survey.waves])
-        parts.append(compute_insights(survey, waves, org))
-    return SurveyInsights.concat(parts)
-
-
-def publish_survey_trends(engine: "sa.Engine", insights: "SurveyInsights") -> dict[str, int]:
-    """Write the published tables, refusing to when any figure would break the anonymity rules.
-
-    Two gates, both before anything is written (so the previous tables stay): `compute_insights`'s
-    own re-check of every table layer against differencing (`insights.disclosures`), and
-    `k_violations` on the exact frames about to be written (no shown figure about fewer than k
-    respondents, zero included). Every door that writes survey tables calls this function.
-    """
-    from analytics.surveys.publication import k_violations
-    from catalog_pipelines.storage.insights import write_frames
-
-    frames = {name: getattr(insights, name) for name in TABLES}
-    problems = [*insights.disclosures, *k_violations(frames)]
-    if problems:
-        raise RuntimeError("anonymity verification failed; nothing was published:\n" + "\n".join(problems[:20]))
-    return write_frames(engine, AREA, frames)
-
-
-def read_table(engine: "sa.Engine", name: str) -> "pd.DataFrame | None":
-    from catalog_pipelines.storage.insights import read_frame
-
-    return read_frame(engine, AREA, name)
-
-
-def published_violations(engine: "sa.Engine") -> list[str]:
-    """Figures in the stored tables that break the k-threshold (empty when none).
-
-    Reads only what dashboards and the CLI read, so it checks the published data itself, whatever
-    produced it (see `analytics.surveys.publication.k_violations`).
-    """
-    from analytics.surveys.publication import k_violations
-
-    return k_violations({name: read_table(engine, name) for name in TABLES})
 
 
 def k_check_result(problems: list[str]) -> dg.AssetCheckResult:
@@ -178,15 +74,12 @@ def survey_responses(context: dg.AssetExecutionContext, catalog: CatalogDatabase
     Parquet in the data directory, never in the catalog database."""
     from analytics.surveys.config import SCALES, load_surveys
     from catalog_pipelines.storage.surveys_store import response_path
-    from catalog_pipelines.settings import Settings
+    from catalog_pipelines.services.surveys import ingest_wave_from_catalog, surveys_config_dir
 
     wave_id = context.partition_key
     root, config_dir = surveys_root(), surveys_config_dir()
-    users = catalog.entities_frame(["User"])
     try:
-        result = ingest_survey_wave(
-            wave_id, catalog.org_graph(), list(users["entity"]) if len(users) else [], root, config_dir, Settings.from_env().pseudonym_key
-        )
+        result = ingest_wave_from_catalog(catalog.get_engine(), wave_id)
     except (LookupError, ValueError) as err:
         raise dg.Failure(description=str(err)) from err
     for error in result.errors[:50]:
@@ -278,24 +171,13 @@ def survey_trends(context: dg.AssetExecutionContext, catalog: CatalogDatabase) -
     shares of choice questions and consented comments. Groups with fewer than k respondents are
     hidden everywhere, and further cells are hidden so that no hidden group can be computed by
     differencing parents and siblings. Published as insight tables (area `surveys`)."""
-    from analytics.surveys.trends import response_rate_collapses
-    from analytics.surveys.config import load_surveys
+    from catalog_pipelines.services.surveys import publish_catalog_trends
 
-    config_dir = surveys_config_dir()
-    insights = compute_survey_trends(catalog.org_graph(), surveys_root(), config_dir)
-    engine = catalog.get_engine()
     try:
-        rows = publish_survey_trends(engine, insights)
+        published = publish_catalog_trends(catalog.get_engine())
     except RuntimeError as err:
         raise dg.Failure(description=str(err)) from err
-    # What readers will see: the stored tables, re-read.
-    stored_problems = published_violations(engine)
-
-    surveys = {s.id: s for s in load_surveys(config_dir)}
-    collapses = []
-    for survey_id, frame in insights.waves.groupby("survey"):
-        found = response_rate_collapses(frame, surveys[survey_id].collapse)
-        collapses += found.to_dict(orient="records")
+    insights, rows, stored_problems, collapses = (published[k] for k in ("insights", "rows", "stored_problems", "collapses"))
     latest = insights.waves.sort_values("wave_order").groupby("survey").tail(1)
     latest_collapsed = {c["wave"] for c in collapses} & set(latest["wave"])
     shown = insights.trends[~insights.trends["suppressed"].astype(bool)]
@@ -361,28 +243,3 @@ survey_assets = [survey_responses, survey_trends]
 survey_asset_checks: list[dg.AssetChecksDefinition] = []
 survey_jobs = [survey_responses_job]
 survey_sensors = [survey_exports_sensor]
-
-
-def materialize_waves(instance: dg.DagsterInstance, wave_ids: list[str] | None = None, catalog_url: str = "") -> dict[str, Any]:
-    """Run `survey_responses` for each wave with exports, then `survey_trends`, in-process.
-
-    For the CLI and the demo: real runs recorded in the instance, like the sensor would launch.
-    """
-    from catalog_pipelines.storage.surveys_store import export_files
-
-    defs = dg.Definitions(
-        assets=survey_assets, asset_checks=survey_asset_checks, jobs=survey_jobs, resources={"catalog": CatalogDatabase(url=catalog_url)}
-    )
-    root = surveys_root()
-    waves = [w for w in (wave_ids or survey_waves.get_partition_keys()) if export_files(root, w)[0]]
-    from catalog_pipelines.orchestration import QUIET_RUN_CONFIG as quiet
-
-    job = defs.resolve_job_def(SURVEY_RESPONSES_JOB)
-    landed = {}
-    for wave_id in waves:
-        result = job.execute_in_process(instance=instance, partition_key=wave_id, run_config=quiet)
-        meta = result.asset_materializations_for_node("survey_responses")[0].metadata
-        landed[wave_id] = meta["rows_landed"].value
-    trends = dg.materialize([survey_trends], instance=instance, resources={"catalog": CatalogDatabase(url=catalog_url)}, run_config=quiet)
-    checks = {e.check_name: e.passed for e in trends.get_asset_check_evaluations()}
-    return {"waves": landed, "checks": checks}

@@ -38,7 +38,6 @@ partition, default 2025-01-01).
 import json
 import warnings
 from datetime import UTC, date, datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import dagster as dg
@@ -46,6 +45,7 @@ import dagster as dg
 from catalog_pipelines.assets.automation import EAGER_DESPITE_MISSING_DEPS
 from catalog_pipelines.assets.ingestion import CATALOG_SNAPSHOT
 from catalog_pipelines.resources import CatalogDatabase
+from catalog_pipelines.services.usage import raw_store, retention_days, summary_store, usage_config
 from catalog_pipelines.settings import Settings
 
 # `backfill_policy` is beta in Dagster 1.13; it is what lets a backfill of many days run as one
@@ -55,11 +55,7 @@ warnings.filterwarnings("ignore", message="Parameter `backfill_policy`", categor
 if TYPE_CHECKING:
     import pandas as pd
 
-    from analytics.usage.insights import UsageConfig
-    from catalog_pipelines.storage.usage_store import DailySummaryStore, RawEventStore
-
 USAGE_GROUP = "usage"
-AREA = "usage"
 USAGE_EVENTS = dg.AssetKey("usage_events")
 USAGE_DAILY_ACTIVITY = dg.AssetKey("usage_daily_activity")
 USAGE_INSIGHTS = dg.AssetKey("usage_insights")
@@ -68,37 +64,6 @@ USAGE_DAYS_JOB = "usage_days_job"
 USERS_PSEUDONYMISED = "users_pseudonymised"
 METRICS_CONSISTENT = "metrics_consistent"
 RETAINED_DAYS_SUMMARISED = "retained_days_summarised"
-
-
-def usage_root() -> Path:
-    """`<data_dir>/usage`: `raw/` (events) and `daily/` (summaries)."""
-    from catalog_pipelines.settings import Settings
-
-    return Settings.from_env().data_dir / "usage"
-
-
-def raw_store() -> "RawEventStore":
-    from catalog_pipelines.storage.usage_store import RawEventStore
-
-    return RawEventStore(usage_root() / "raw")
-
-
-def summary_store() -> "DailySummaryStore":
-    from catalog_pipelines.storage.usage_store import DailySummaryStore
-
-    return DailySummaryStore(usage_root() / "daily")
-
-
-def retention_days() -> int:
-    from catalog_pipelines.settings import Settings
-
-    return Settings.from_env().usage_retention_days
-
-
-def usage_config() -> "UsageConfig":
-    from analytics.usage.insights import UsageConfig
-
-    return UsageConfig(retention_days=retention_days())
 
 
 # Days are UTC days; the latest partition is yesterday, the last complete day.
@@ -222,12 +187,10 @@ def usage_insights(context: dg.AssetExecutionContext, catalog: CatalogDatabase) 
     5 members suppressed), top plugins, pages (route parameters stripped), entities, search
     (zero-result rate, click-through, top terms used by 3+ people), templates (creates, minutes
     saved) and funnels. Published as insight tables (area `usage`)."""
-    from catalog_pipelines.services.usage_pipeline import insights
-    from catalog_pipelines.settings import Settings
-    from catalog_pipelines.storage.insights import write_frames
+    from catalog_pipelines.services.usage import publish_insights
 
-    summaries, raw, config = summary_store(), raw_store(), usage_config()
-    if not summaries.days():
+    published = publish_insights(catalog.get_engine())
+    if published is None:
         context.log.info("no daily usage summaries yet: nothing to publish")
         return dg.MaterializeResult(
             metadata={"status": "no usage data yet"},
@@ -236,14 +199,9 @@ def usage_insights(context: dg.AssetExecutionContext, catalog: CatalogDatabase) 
                 dg.AssetCheckResult(check_name=RETAINED_DAYS_SUMMARISED, passed=True, metadata={"status": "no data"}),
             ],
         )
-    tables = insights(summaries, org=catalog.org_graph(), key=Settings.from_env().pseudonym_key, config=config)
-    engine = catalog.get_engine()
-    rows = write_frames(engine, AREA, tables)
-
+    tables, rows, problems, missing = (published[k] for k in ("tables", "rows", "problems", "missing"))
     daily, meta = tables["daily"], tables["meta"].iloc[0]
     last = daily.iloc[-1]
-    problems = metric_problems(tables)
-    missing = unsummarised_days(raw, summaries, config.retention_days, date.fromisoformat(meta["as_of"]))
     return dg.MaterializeResult(
         metadata={
             "as_of": meta["as_of"],
@@ -308,33 +266,6 @@ def usage_retention(context: dg.AssetExecutionContext, config: UsageRetentionCon
     )
 
 
-# ---------------------------------------------------------------------------------------------
-# plain helpers the checks use (no Dagster inside)
-
-
-def metric_problems(tables: dict[str, "pd.DataFrame"]) -> list[str]:
-    """Figures that cannot be right: DAU > WAU, WAU > MAU, a rate or share outside [0, 1]."""
-    problems = []
-    daily = tables["daily"]
-    for r in daily[(daily["dau"] > daily["wau"]) | (daily["wau"] > daily["mau"])].itertuples():
-        problems.append(f"{r.day}: DAU {r.dau}, WAU {r.wau}, MAU {r.mau}")
-    for column in ("stickiness", "zero_result_rate", "click_through_rate"):
-        values = daily[column].dropna()
-        problems += [f"{d}: {column} = {v}" for d, v in zip(daily.loc[values.index, "day"], values) if not 0 <= v <= 1]
-    for name, column in (("cohorts", "retention"), ("adoption", "share")):
-        values = tables[name][column].dropna() if len(tables[name]) else []
-        problems += [f"{name}: {column} = {v}" for v in values if not 0 <= v <= 1]
-    return problems
-
-
-def unsummarised_days(raw: "RawEventStore", summaries: "DailySummaryStore", retention: int, as_of: date) -> list[date]:
-    from datetime import timedelta
-
-    first = as_of - timedelta(days=retention - 1)
-    summarised = set(summaries.days())
-    return [d for d in raw.days() if first <= d <= as_of and d not in summarised and raw.has_events(d)]
-
-
 def _top_markdown(tables: dict[str, "pd.DataFrame"], dimension: str, limit: int = 10) -> str:
     from analytics.usage.insights import window_summary
 
@@ -395,32 +326,3 @@ usage_assets = [usage_events, usage_daily_activity, usage_insights, usage_retent
 usage_jobs = [usage_days_job]
 usage_sensors = [usage_arrivals_sensor]
 usage_schedules = [usage_days_schedule, usage_retention_schedule]
-
-
-def materialize_usage(instance: dg.DagsterInstance, days: list[date] | None = None, catalog_url: str = "") -> dict[str, Any]:
-    """Run `usage_days_job` for the given days (default: every stored day that needs it) as one
-    backfill-style run, then `usage_insights`, in-process: real runs recorded in the instance.
-
-    For the CLI and the demo, like the sensor and the automation would launch them.
-    """
-    raw = raw_store()
-    summarised = set(summary_store().days())
-    if days is None:
-        days = sorted(set(raw.pending()) | {d for d in raw.days() if d not in summarised})
-    valid = set(usage_days.get_partition_keys())
-    keys = sorted(d.isoformat() for d in days if d.isoformat() in valid)
-    defs = dg.Definitions(assets=usage_assets, jobs=usage_jobs, resources={"catalog": CatalogDatabase(url=catalog_url)})
-    from catalog_pipelines.orchestration import QUIET_RUN_CONFIG as quiet
-
-    out: dict[str, Any] = {"days": keys, "skipped": sorted(d.isoformat() for d in days if d.isoformat() not in valid)}
-    checks: dict[str, bool] = {}
-    if keys:
-        # One run over the range, as a backfill with the single-run policy would launch it; days
-        # in the gaps are summarised as the empty days they are.
-        tags = {"dagster/asset_partition_range_start": keys[0], "dagster/asset_partition_range_end": keys[-1]}
-        days_run = defs.resolve_job_def(USAGE_DAYS_JOB).execute_in_process(instance=instance, tags=tags, run_config=quiet)
-        checks.update({e.check_name: e.passed for e in days_run.get_asset_check_evaluations()})
-    result = dg.materialize([usage_insights], instance=instance, resources={"catalog": CatalogDatabase(url=catalog_url)}, run_config=quiet)
-    checks.update({e.check_name: e.passed for e in result.get_asset_check_evaluations()})
-    out["checks"] = checks
-    return out

@@ -325,7 +325,7 @@ def serve(host: str, port: int) -> None:
     """
     import uvicorn
 
-    from catalog_pipelines.admin_http import PREFIX, create_admin_app
+    from catalog_pipelines.web.admin import PREFIX, create_admin_app
     from catalog_pipelines.permissions import TOKENS_ENV, PolicyError, tokens_from_env
 
     try:

@@ -32,27 +32,21 @@ def dashboards() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def build(audience: str | None, out_dir: Path | None, as_json: bool) -> None:
     """Build the site from the catalog database (pages appear for the data that exists)."""
-    from catalog_pipelines.assets.dashboards import (
-        audience_dir,
-        build_for_audience,
-        latest_materializations,
-        load_site_inputs,
-        site_dir,
-        source_keys,
-    )
     from catalog_pipelines.permissions import PolicyError
-    from catalog_pipelines.resources import CatalogDatabase
+    from catalog_pipelines.services.catalog import engine_from_env
+    from catalog_pipelines.services.site import audience_dir, build_for_audience, load_site_inputs, site_dir, source_names
     from dashboards import SiteLeakError, build_site
 
-    catalog = CatalogDatabase()
+    engine = engine_from_env()
     materialized = {}
     try:
-        from catalog_pipelines.orchestration import instance_from_env
+        # Reading the Dagster instance (not launching a run): the run helpers module owns it.
+        from catalog_pipelines.orchestration import latest_materialization_times
 
-        materialized = latest_materializations(instance_from_env(), source_keys(providers=catalog.ledger().providers()))
+        materialized = latest_materialization_times(source_names(engine))
     except Exception as exc:  # noqa: BLE001 - freshness is a nicety: a missing or locked instance must not stop the build
         click.echo(f"note: asset materialisation times unavailable ({type(exc).__name__}: {exc})", err=True)
-    inputs = load_site_inputs(catalog, materialized)
+    inputs = load_site_inputs(engine, materialized)
     try:
         if audience:
             report = build_for_audience(inputs, audience, out_dir or audience_dir(audience))
@@ -81,7 +75,7 @@ def pages(out_dir: Path | None, as_json: bool) -> None:
     """What the last build wrote: pages, their source assets and freshness (from its manifest)."""
     import orjson
 
-    from catalog_pipelines.assets.dashboards import site_dir
+    from catalog_pipelines.services.site import site_dir
 
     folder = out_dir or site_dir()
     manifest = folder / "manifest.json"

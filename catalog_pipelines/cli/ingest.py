@@ -52,10 +52,9 @@ def run_cycles(configs, *, quiet: bool = False) -> list[dict]:
     """Run one full cycle per provider through Dagster in-process, with a progress bar each."""
     from tqdm import tqdm
 
-    from catalog_pipelines.definitions import build_definitions
-    from catalog_pipelines.orchestration import CycleFailed, instance_from_env, materialize_snapshot, run_cycle
+    from catalog_pipelines.orchestration import CycleFailed, cycle_definitions, instance_from_env, materialize_snapshot, run_cycle
 
-    defs = build_definitions(configs)
+    defs = cycle_definitions(configs)
     instance = instance_from_env()
     reports = []
     for config in configs:
@@ -189,12 +188,12 @@ def demo(size: int | None, quiet: bool) -> None:
     ctx.invoke(load_cmd, waves=(), as_json=False)
 
     from catalog_pipelines.cli.usage import generate as usage_generate, refresh as usage_refresh
-    from catalog_pipelines.resources import CatalogDatabase
+    from catalog_pipelines.services.catalog import engine_from_env, org_graph
 
     # About ten portal events per user per working day, so a small demo org gets a small event log
     # (the default 5,000-entity org: ~300,000 events).
     days = 60
-    events = DEMO_EVENTS_PER_USER_DAY * days * len(CatalogDatabase().org_graph().users)
+    events = DEMO_EVENTS_PER_USER_DAY * days * len(org_graph(engine_from_env()).users)
     click.echo(f"\nportal usage: {days} days of synthetic Backstage analytics events for the catalog's users")
     ctx.invoke(usage_generate, days=days, events=events, seed=0, jsonl=None, as_json=False)
     ctx.invoke(usage_refresh, as_json=False)

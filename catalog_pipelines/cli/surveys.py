@@ -17,37 +17,17 @@ import click
 
 from catalog_pipelines.cli.output import emit_json, table
 
-AREA = "surveys"
 METRICS = ("mean", "top2_pct", "enps", "response_rate")
 
 
-def _engine():
-    from catalog_pipelines.settings import Settings
-    from catalog_pipelines.storage.db import get_engine
-
-    return get_engine(Settings.from_env().catalog_database_url)
-
-
 def _read(name: str, engine=None):
-    """One published survey table, after verifying k on all of them in this process: the CLI
-    prints nothing about people from tables that break the anonymity threshold."""
-    from analytics.surveys.publication import TABLES, k_violations
-    from catalog_pipelines.storage.insights import read_frame
+    """One published survey table (k verified first, see `services.surveys.published_table`)."""
+    from catalog_pipelines.services.surveys import SurveysUnavailable, published_table
 
-    engine = engine or _engine()
-    tables = {t: read_frame(engine, AREA, t) for t in TABLES}
-    problems = k_violations(tables)
-    if problems:
-        raise click.ClickException(
-            f"refusing to show survey figures: {len(problems)} in the published tables break the anonymity threshold "
-            f"(first: {problems[0]}); re-materialise `survey_trends` (or `catalog-pipelines surveys load`)"
-        )
-    frame = tables[name]
-    if frame is None:
-        raise click.ClickException(
-            "no survey results yet: materialise `survey_trends` first (Dagster UI, or `catalog-pipelines surveys load`)"
-        )
-    return frame
+    try:
+        return published_table(name, engine)
+    except SurveysUnavailable as exc:
+        raise click.ClickException(str(exc)) from exc
 
 
 def _clean(value: Any) -> Any:
@@ -259,7 +239,7 @@ def validate_cmd(export: Path, survey_id: str | None, as_json: bool) -> None:
     """
     from analytics.surveys.config import load_surveys
     from analytics.surveys.ingest import validate_export
-    from catalog_pipelines.assets.surveys import surveys_config_dir
+    from catalog_pipelines.services.surveys import surveys_config_dir
 
     surveys_ = load_surveys(surveys_config_dir())
     if survey_id:
@@ -289,21 +269,12 @@ def validate_cmd(export: Path, survey_id: str | None, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def generate_cmd(seed: int, email_domain: str | None, survey_id: str | None, as_json: bool) -> None:
     """Write synthetic exports for the catalog's users and teams, with planted effects."""
-    from analytics.org import OrgGraph
-    from analytics.surveys.config import load_surveys
-    from catalog_pipelines.storage.surveys_store import write_synthetic_exports
-    from catalog_pipelines.assets.surveys import surveys_config_dir, surveys_root
-    from catalog_pipelines.storage.catalog import CatalogStore
+    from catalog_pipelines.services.catalog import engine_from_env
+    from catalog_pipelines.services.surveys import generate_exports, surveys_root
 
-    org = OrgGraph.from_entities(CatalogStore(_engine()).iter_entities(kinds=["User", "Group"]))
-    if not org.users:
+    out = generate_exports(engine_from_env(), seed=seed, email_domain=email_domain, survey_id=survey_id)
+    if out is None:
         raise click.ClickException("the catalog has no users: ingest the catalog first (`catalog-pipelines demo` or `ingest`)")
-    out = []
-    for survey in load_surveys(surveys_config_dir()):
-        if survey_id and survey.id != survey_id:
-            continue
-        files, scenario = write_synthetic_exports(surveys_root(), survey, org, seed, email_domain=email_domain)
-        out.append({"survey": survey.id, "files": [str(f) for f in files], "scenario": {**scenario.__dict__, "moved_users": len(scenario.moved_users)}})
     if as_json:
         emit_json(out)
         return
@@ -322,7 +293,7 @@ def generate_cmd(seed: int, email_domain: str | None, survey_id: str | None, as_
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def load_cmd(waves: tuple[str, ...], as_json: bool) -> None:
     """Ingest the exports of each wave and recompute the trends (Dagster runs, in-process)."""
-    from catalog_pipelines.assets.surveys import materialize_waves
+    from catalog_pipelines.insights import materialize_waves
     from catalog_pipelines.orchestration import instance_from_env
 
     report = materialize_waves(instance_from_env(), list(waves) or None)

@@ -11,8 +11,6 @@ serves the HTTP collector on its own for demos.
 from __future__ import annotations
 
 import math
-import re
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,37 +18,13 @@ import click
 
 from catalog_pipelines.cli.output import emit_json, table
 
-AREA = "usage"
-TABLES = ("meta", "daily", "reach", "top_daily", "search_terms_daily", "templates_daily", "funnels_daily", "adoption")
-
-
-def _engine():
-    from catalog_pipelines.settings import Settings
-    from catalog_pipelines.storage.db import get_engine
-
-    return get_engine(Settings.from_env().catalog_database_url)
-
-
-def read_tables(engine=None) -> dict[str, Any]:
-    from catalog_pipelines.storage.insights import read_frame
-
-    engine = engine or _engine()
-    return {name: read_frame(engine, AREA, name) for name in TABLES}
-
-
 def summary_report(days: int = 28, top: int = 5, engine=None) -> dict[str, Any]:
-    """What `usage summary` prints, as data (the JSON output and the tests use this)."""
-    from analytics.usage.insights import window_summary
+    from catalog_pipelines.services.usage import UsageUnavailable, summary_report as report
 
-    tables = read_tables(engine)
-    meta = tables["meta"]
-    if meta is None or meta.empty:
-        raise click.ClickException("no usage insights yet: materialise `usage_insights` (Dagster UI, or `catalog-pipelines usage refresh`)")
-    covered = int(meta.iloc[0]["days"])
-    # A window longer than the data is all the data: say so rather than pretend to more.
-    report = window_summary(tables, days=min(days, covered), top=top)
-    report["requested_days"] = days
-    return report
+    try:
+        return report(days, top, engine)
+    except UsageUnavailable as exc:
+        raise click.ClickException(str(exc)) from exc
 
 
 def _pct(value: float | None) -> str:
@@ -125,19 +99,10 @@ def import_(files: tuple[Path, ...], as_json: bool) -> None:
     Each line is validated on its own; malformed lines are reported with their line number and
     reasons and skipped. The usage_arrivals_sensor (or `usage refresh`) then compacts the days.
     """
-    from analytics.usage.privacy import People
-    from catalog_pipelines.storage.usage_store import RawEventStore
-    from catalog_pipelines.assets.usage import retention_days, usage_root
-    from catalog_pipelines.settings import Settings
-    from catalog_pipelines.storage.catalog import CatalogStore
+    from catalog_pipelines.services.catalog import engine_from_env
+    from catalog_pipelines.services.usage import import_events
 
-    store = RawEventStore(usage_root() / "raw")
-    key = Settings.from_env().pseudonym_key
-    # The catalog's users, so that their names in paths and search terms are pseudonymised too.
-    people = People.from_entities(CatalogStore(_engine()).iter_entities(kinds=["User"]))
-    results = {}
-    for path in files:
-        results[str(path)] = store.import_jsonl(path, key, retention_days=retention_days(), people=people).as_dict()
+    results = import_events(engine_from_env(), list(files))
     if as_json:
         emit_json(results)
         return
@@ -147,18 +112,6 @@ def import_(files: tuple[Path, ...], as_json: bool) -> None:
             click.echo(f"  line {rejection['index']}: {'; '.join(rejection['reasons'])}")
         if result["rejected"] > 20:
             click.echo(f"  … and {result['rejected'] - 20} more")
-
-
-_DURATION = re.compile(r"^P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?)?$")
-
-
-def _minutes(duration: Any) -> float | None:
-    """Backstage's `backstage.io/time-saved` annotation (ISO 8601, e.g. PT2H30M) in minutes."""
-    match = _DURATION.match(str(duration or "").strip().upper())
-    if not match or not any(match.groups()):
-        return None
-    d, h, m = (int(x) if x else 0 for x in match.groups())
-    return float(d * 1440 + h * 60 + m)
 
 
 @usage.command("generate")
@@ -173,55 +126,24 @@ def generate(days: int, events: int, seed: int, jsonl: Path | None, as_json: boo
     Power-law activity across teams, weekday seasonality, a plugin launch a third of the way in,
     searches with some zero-result terms, template runs with minutes saved.
     """
-    import orjson
+    from catalog_pipelines.services.catalog import engine_from_env
+    from catalog_pipelines.services.usage import generate_events
 
-    from analytics.usage.synthetic import DEFAULT_TEMPLATES, SyntheticUsage
-    from catalog_pipelines.storage.usage_store import RawEventStore
-    from catalog_pipelines.assets.usage import usage_root
-    from catalog_pipelines.resources import CatalogDatabase
-    from catalog_pipelines.settings import Settings
-
-    catalog = CatalogDatabase()
-    org = catalog.org_graph()
-    if not org.users:
+    result = generate_events(engine_from_env(), days=days, events=events, seed=seed, jsonl=jsonl)
+    if result is None:
         raise click.ClickException("the catalog has no User entities: ingest a catalog first (`catalog-pipelines demo` or `ingest`)")
-    entities = catalog.entities_frame(["Component", "API", "System", "Resource"])
-    refs = list(entities["ref"]) if len(entities) else None
-    templates_frame = catalog.entities_frame(["Template"])
-    templates = []
-    for ref, entity in zip(templates_frame.get("ref", []), templates_frame.get("entity", [])):
-        annotations = ((entity or {}).get("metadata") or {}).get("annotations") or {}
-        templates.append((ref, _minutes(annotations.get("backstage.io/time-saved")) or 60.0))
-    start = datetime.now(UTC).date() - timedelta(days=days)
-    gen = SyntheticUsage(org, seed=seed, start=start, days=days, events=events, entity_refs=refs, templates=templates or DEFAULT_TEMPLATES)
-    written = 0
-    if jsonl:
-        with jsonl.open("wb") as handle:
-            for index in range(days):
-                for event in gen.backstage_events(index):
-                    handle.write(orjson.dumps(event) + b"\n")
-                    written += 1
-        target = str(jsonl)
-    else:
-        store = RawEventStore(usage_root() / "raw")
-        key = Settings.from_env().pseudonym_key
-        for index in range(days):
-            table_ = gen.day_table(index, key=key)
-            store.append(table_)
-            written += table_.num_rows
-        target = str(store.root)
-    result = {"events": written, "days": days, "from": start.isoformat(), "to": (start + timedelta(days=days - 1)).isoformat(), "users": len(org.users), "written_to": target}
+    written, target = result["events"], result["written_to"]
     if as_json:
         emit_json(result)
     else:
-        click.echo(f"{written:,} events for {len(org.users):,} users, {result['from']} .. {result['to']} → {target}")
+        click.echo(f"{written:,} events for {result['users']:,} users, {result['from']} .. {result['to']} → {target}")
 
 
 @usage.command("refresh")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def refresh(as_json: bool) -> None:
     """Compact and summarise every day with new events, then recompute the insights (Dagster runs)."""
-    from catalog_pipelines.assets.usage import materialize_usage
+    from catalog_pipelines.insights import materialize_usage
     from catalog_pipelines.orchestration import instance_from_env
 
     result = materialize_usage(instance_from_env())
@@ -248,18 +170,17 @@ def collector(host: str, port: int) -> None:
     """
     import uvicorn
 
-    from analytics.usage.privacy import People
-    from catalog_pipelines.assets.usage import retention_days, usage_root
+    from catalog_pipelines.services.catalog import engine_from_env
+    from catalog_pipelines.services.usage import catalog_people, retention_days, usage_root
     from catalog_pipelines.settings import Settings
-    from catalog_pipelines.storage.catalog import CatalogStore
-    from catalog_pipelines.usage_collector import CollectorSecurity, ConfigError, create_collector_app
+    from catalog_pipelines.web.usage_collector import CollectorSecurity, ConfigError, create_collector_app
 
     try:
         security = CollectorSecurity.from_env()
     except ConfigError as exc:
         raise click.UsageError(str(exc)) from None
-    engine = _engine()
-    people = People.from_entities(CatalogStore(engine).iter_entities(kinds=["User"]))
+    engine = engine_from_env()
+    people = catalog_people(engine)
     app = create_collector_app(
         usage_root() / "raw", Settings.from_env().pseudonym_key, security=security, audit_engine=engine, people=people, retention_days=retention_days()
     )

@@ -1,6 +1,6 @@
 """Ingestion admin operations: the one implementation behind every door.
 
-The CLI (`catalog-pipelines admin …`), the HTTP routes (`catalog_pipelines/admin_http.py`, Backstage's
+The CLI (`catalog-pipelines admin …`), the HTTP routes (`catalog_pipelines/web/admin.py`, Backstage's
 paths under `/api/catalog/incremental/`) and the Dagster job (`ingestion_admin_job`) all call
 `IngestionAdmin`; none of them touches the ledger itself. Each call:
 
@@ -316,16 +316,8 @@ class IngestionAdmin:
     def health(self, actor: str) -> dict[str, Any]:
         """Backstage's `{healthy, duplicateIngestions}`, also unhealthy when any provider is
         (backing off past its schedule, or a guard blocked its sweep: engine.health)."""
-        import sqlalchemy as sa
-
-        from catalog_pipelines.storage.schema import ingestions as i
-
         self._read("health", actor)
-        with self.engine.connect() as conn:
-            duplicates = sorted(conn.execute(
-                sa.select(i.c.provider).where(i.c.rest_completed_at.is_(None))
-                .group_by(i.c.provider).having(sa.func.count() > 1)
-            ).scalars())
+        duplicates = self.ledger.duplicate_open_ingestions()
         unhealthy = [
             {"provider": r["provider"], "state": r["state"], "reason": r["reason"]}
             for r in (self._report(c) for c in self.configs.values())

@@ -108,3 +108,28 @@ def removals_frame(engine: sa.Engine) -> pd.DataFrame:
     with engine.connect() as conn:
         rows = conn.execute(sa.select(r.c.ref, r.c.kind, r.c.provider, r.c.cycle, r.c.removed_at).order_by(r.c.id)).all()
     return pd.DataFrame(rows, columns=["ref", "kind", "provider", "cycle", "removed_at"])
+
+
+def ledger_frames(engine: sa.Engine) -> dict[str, pd.DataFrame | None]:
+    """The ingestion ledger as the dashboards show it: cycles, marks and rejections (None for a
+    table of a database without the ledger yet)."""
+    from catalog_pipelines.storage import schema as s
+
+    frames: dict[str, pd.DataFrame | None] = {}
+    i, m, r = s.ingestions, s.ingestion_marks, s.rejections
+    queries = {
+        "ingestions": sa.select(i.c.id, i.c.provider, i.c.cycle, i.c.status, i.c.next_action, i.c.next_action_at, i.c.attempts,
+                                i.c.last_error, i.c.created_at, i.c.ingestion_completed_at, i.c.rest_completed_at,
+                                i.c.entities_seen, i.c.removed, i.c.sweep_outcome),
+        "marks": sa.select(m.c.ingestion_id, m.c.sequence, m.c.entity_count, m.c.added, m.c.changed, m.c.unchanged,
+                           m.c.rejected, m.c.duration_ms, m.c.created_at),
+        "rejections": sa.select(r.c.provider, r.c.ingestion_id, r.c.rule, r.c.field),
+    }
+    with engine.connect() as conn:
+        for name, query in queries.items():
+            try:
+                result = conn.execute(query)
+                frames[name] = pd.DataFrame(result.all(), columns=list(result.keys()))
+            except sa.exc.DBAPIError:  # a database without the ledger yet
+                frames[name] = None
+    return frames

@@ -181,6 +181,15 @@ class Ledger:
             ).all()
         return [_ingestion(r) for r in rows]
 
+    def duplicate_open_ingestions(self) -> list[str]:
+        """Providers with more than one cycle still open (not rested): Backstage's `duplicateIngestions`."""
+        i = s.ingestions
+        with self._reading() as conn:
+            return sorted(conn.execute(
+                sa.select(i.c.provider).where(i.c.rest_completed_at.is_(None))
+                .group_by(i.c.provider).having(sa.func.count() > 1)
+            ).scalars())
+
     def providers(self) -> list[str]:
         with self._reading() as conn:
             return sorted(conn.execute(sa.select(s.ingestions.c.provider).distinct()).scalars())

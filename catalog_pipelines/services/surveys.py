@@ -1,0 +1,193 @@
+"""Surveys: ingest a wave's exports (validated, matched, pseudonymised, stored as Parquet),
+compute the anonymised trends and publish them, refusing any figure that breaks the k rule.
+
+Tables (area `surveys` in the insight store) are described in `catalog_pipelines/assets/surveys.py`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import sqlalchemy as sa
+
+    from analytics.org import OrgGraph
+    from analytics.surveys.trends import SurveyInsights
+    from analytics.surveys.ingest import WaveIngest
+
+AREA = "surveys"
+TABLES = ("trends", "choices", "comments", "waves")
+
+
+class SurveysUnavailable(LookupError):
+    """The published survey tables cannot be shown (none yet, or they break the k rule)."""
+
+
+def surveys_config_dir() -> Path:
+    """`CATALOG_PIPELINES_SURVEYS`, else the project's `config/surveys`."""
+    from catalog_pipelines.settings import Settings
+
+    return Settings.from_env().surveys_config
+
+
+def surveys_root() -> Path:
+    """Exports in, validated responses out: `<data_dir>/surveys` (see catalog_pipelines.storage.surveys_store)."""
+    from catalog_pipelines.settings import Settings
+
+    return Settings.from_env().data_dir / "surveys"
+
+
+def wave_keys(config_dir: Path | None = None) -> list[str]:
+    """Every wave id of every survey definition, in file then wave order (the partition keys)."""
+    from analytics.surveys.config import load_surveys
+
+    return [w.id for s in load_surveys(config_dir or surveys_config_dir()) for w in s.waves]
+
+
+def ingest_survey_wave(wave_id: str, org: "OrgGraph", users: list[dict[str, Any]], root: Path, config_dir: Path, key: bytes) -> "WaveIngest":
+    """Validate, match and pseudonymise a wave's exports and store them; returns the ingest report.
+
+    Raises `LookupError` when the wave has no exports and `ValueError` when nothing valid landed;
+    in both cases the previously stored wave is left as it was.
+    """
+    from analytics.surveys.config import load_surveys
+    from analytics.surveys.ingest import RespondentDirectory, ingest_wave
+    from catalog_pipelines.storage.surveys_store import export_dir, export_files, write_wave
+
+    survey = next((s for s in load_surveys(config_dir) if wave_id in {w.id for w in s.waves}), None)
+    if survey is None:
+        raise LookupError(f"no survey in {config_dir} has a wave {wave_id!r}")
+    files, invited = export_files(root, wave_id)
+    if not files:
+        raise LookupError(f"no exports for wave {wave_id!r}: put the survey tool's CSV/JSON exports in {export_dir(root, wave_id)}")
+    result = ingest_wave(survey, survey.wave(wave_id), files, RespondentDirectory(org, users), key, invited)
+    if not len(result.responses):
+        problems = "\n".join(str(e) for e in result.errors[:20])
+        raise ValueError(f"no valid response in the exports of wave {wave_id!r}; previous data kept.\n{problems}")
+    write_wave(root, wave_id, result.responses, result.invited, result.stats)
+    return result
+
+
+def compute_survey_trends(org: "OrgGraph", root: Path, config_dir: Path) -> "SurveyInsights":
+    """Figures for every survey and every stored wave, anonymity rules applied."""
+    from analytics.surveys.trends import SurveyInsights, compute_insights
+    from analytics.surveys.config import load_surveys
+    from catalog_pipelines.storage.surveys_store import read_waves
+
+    parts = []
+    for survey in load_surveys(config_dir):
+        waves = read_waves(root, [w.id for w in survey.waves])
+        parts.append(compute_insights(survey, waves, org))
+    return SurveyInsights.concat(parts)
+
+
+def publish_survey_trends(engine: "sa.Engine", insights: "SurveyInsights") -> dict[str, int]:
+    """Write the published tables, refusing to when any figure would break the anonymity rules.
+
+    Two gates, both before anything is written (so the previous tables stay): `compute_insights`'s
+    own re-check of every table layer against differencing (`insights.disclosures`), and
+    `k_violations` on the exact frames about to be written (no shown figure about fewer than k
+    respondents, zero included). Every door that writes survey tables calls this function.
+    """
+    from analytics.surveys.publication import k_violations
+    from catalog_pipelines.storage.insights import write_frames
+
+    frames = {name: getattr(insights, name) for name in TABLES}
+    problems = [*insights.disclosures, *k_violations(frames)]
+    if problems:
+        raise RuntimeError("anonymity verification failed; nothing was published:\n" + "\n".join(problems[:20]))
+    return write_frames(engine, AREA, frames)
+
+
+def read_table(engine: "sa.Engine", name: str) -> "pd.DataFrame | None":
+    from catalog_pipelines.storage.insights import read_frame
+
+    return read_frame(engine, AREA, name)
+
+
+def published_violations(engine: "sa.Engine") -> list[str]:
+    """Figures in the stored tables that break the k-threshold (empty when none).
+
+    Reads only what dashboards and the CLI read, so it checks the published data itself, whatever
+    produced it (see `analytics.surveys.publication.k_violations`).
+    """
+    from analytics.surveys.publication import k_violations
+
+    return k_violations({name: read_table(engine, name) for name in TABLES})
+
+
+def ingest_wave_from_catalog(engine: "sa.Engine", wave_id: str) -> "WaveIngest":
+    """`ingest_survey_wave` with the stored catalog's users and org and the configured folders."""
+    from catalog_pipelines.services.catalog import org_graph
+    from catalog_pipelines.settings import Settings
+    from catalog_pipelines.storage.frames import entities_frame
+
+    users = entities_frame(engine, ["User"])
+    return ingest_survey_wave(
+        wave_id, org_graph(engine), list(users["entity"]) if len(users) else [], surveys_root(), surveys_config_dir(), Settings.from_env().pseudonym_key
+    )
+
+
+def publish_catalog_trends(engine: "sa.Engine") -> dict[str, Any]:
+    """Compute the trends over the stored org and publish them (RuntimeError, nothing written, when
+    a figure would break the anonymity rules). Returns the insights, the rows written, the
+    violations found when re-reading the stored tables, and the response-rate collapses."""
+    from analytics.surveys.trends import response_rate_collapses
+    from analytics.surveys.config import load_surveys
+    from catalog_pipelines.services.catalog import org_graph
+
+    config_dir = surveys_config_dir()
+    insights = compute_survey_trends(org_graph(engine), surveys_root(), config_dir)
+    rows = publish_survey_trends(engine, insights)
+    # What readers will see: the stored tables, re-read.
+    stored_problems = published_violations(engine)
+    surveys = {s.id: s for s in load_surveys(config_dir)}
+    collapses = []
+    for survey_id, frame in insights.waves.groupby("survey"):
+        found = response_rate_collapses(frame, surveys[survey_id].collapse)
+        collapses += found.to_dict(orient="records")
+    return {"insights": insights, "rows": rows, "stored_problems": stored_problems, "collapses": collapses}
+
+
+def generate_exports(engine: "sa.Engine", *, seed: int, email_domain: str | None = None, survey_id: str | None = None) -> list[dict[str, Any]] | None:
+    """Synthetic exports for the catalog's users and teams, with planted effects; None when the
+    catalog has no users."""
+    from analytics.surveys.config import load_surveys
+    from catalog_pipelines.storage.surveys_store import write_synthetic_exports as write_exports
+    from catalog_pipelines.services.catalog import org_graph
+
+    org = org_graph(engine)
+    if not org.users:
+        return None
+    out = []
+    for survey in load_surveys(surveys_config_dir()):
+        if survey_id and survey.id != survey_id:
+            continue
+        files, scenario = write_exports(surveys_root(), survey, org, seed, email_domain=email_domain)
+        out.append({"survey": survey.id, "files": [str(f) for f in files], "scenario": {**scenario.__dict__, "moved_users": len(scenario.moved_users)}})
+    return out
+
+
+def published_table(name: str, engine: "sa.Engine | None" = None) -> "pd.DataFrame":
+    """One published survey table, after verifying k on all of them in this process: nothing about
+    people is shown from tables that break the anonymity threshold (SurveysUnavailable)."""
+    from analytics.surveys.publication import TABLES as PUBLISHED, k_violations
+    from catalog_pipelines.services.catalog import engine_from_env
+    from catalog_pipelines.storage.insights import read_frame
+
+    engine = engine or engine_from_env()
+    tables = {t: read_frame(engine, AREA, t) for t in PUBLISHED}
+    problems = k_violations(tables)
+    if problems:
+        raise SurveysUnavailable(
+            f"refusing to show survey figures: {len(problems)} in the published tables break the anonymity threshold "
+            f"(first: {problems[0]}); re-materialise `survey_trends` (or `catalog-pipelines surveys load`)"
+        )
+    frame = tables[name]
+    if frame is None:
+        raise SurveysUnavailable(
+            "no survey results yet: materialise `survey_trends` first (Dagster UI, or `catalog-pipelines surveys load`)"
+        )
+    return frame
