@@ -114,8 +114,8 @@ def test_settings_read_every_project_variable(monkeypatch, tmp_path):
     assert settings.fact_exports_dir == tmp_path.resolve() / "fact_exports"
     assert (settings.usage_retention_days, settings.scorecards_config, settings.executor) == (7, tmp_path / "sc", "celery")
 
-    from catalog_pipelines.assets.scorecards import scorecards_config_dir
-    from catalog_pipelines.assets.usage import retention_days
+    from catalog_pipelines.services.scorecards import scorecards_config_dir
+    from catalog_pipelines.services.usage import retention_days
 
     assert (retention_days(), scorecards_config_dir()) == (7, tmp_path / "sc")
 
