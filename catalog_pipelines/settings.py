@@ -39,3 +39,9 @@ class Settings:
     def ensure_dirs(self) -> None:
         for path in (self.data_dir, self.dagster_home, self.output_dir):
             path.mkdir(parents=True, exist_ok=True)
+
+
+def surveys_config_dir() -> Path:
+    """`CATALOG_PIPELINES_SURVEYS`, else the project's `config/surveys`."""
+    configured = os.environ.get("CATALOG_PIPELINES_SURVEYS")
+    return Path(configured) if configured else PROJECT_ROOT / "config" / "surveys"

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import dagster as dg
 from pydantic import Field
 
-from catalog_pipelines.assets.automation import EAGER_DESPITE_MISSING_DEPS
+from catalog_pipelines.automation import EAGER_DESPITE_MISSING_DEPS
 from catalog_pipelines.resources import CatalogDatabase
 
 if TYPE_CHECKING:

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 
-from catalog_pipelines.assets.automation import every_cron_tick
+from catalog_pipelines.automation import every_cron_tick
 from catalog_pipelines.assets.facts import FACT_ASSET_KEYS
 from catalog_pipelines.resources import CatalogDatabase
 

@@ -14,20 +14,20 @@
 | `comments` | consented free text, attached to the lowest shown group of its author |
 | `waves` | each wave: dates, k, overall invited / respondents / response rate |
 
-`survey_exports_sensor` requests a `survey_responses` run when a wave's export files change.
+`survey_exports_sensor` (sensors/surveys.py) requests a `survey_responses` run when a wave's export files change.
 """
 
 # No `from __future__ import annotations`: Dagster reads the context and resource annotations.
-import json
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 
-from catalog_pipelines.assets.automation import EAGER_DESPITE_MISSING_DEPS
+from catalog_pipelines.automation import EAGER_DESPITE_MISSING_DEPS
 from catalog_pipelines.assets.ingestion import CATALOG_SNAPSHOT
+from catalog_pipelines.partitions import survey_waves
 from catalog_pipelines.resources import CatalogDatabase
+from catalog_pipelines.settings import surveys_config_dir
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -42,19 +42,10 @@ AREA = "surveys"
 TABLES = ("trends", "choices", "comments", "waves")
 SURVEY_RESPONSES = dg.AssetKey("survey_responses")
 SURVEY_TRENDS = dg.AssetKey("survey_trends")
-SURVEY_RESPONSES_JOB = "survey_responses_job"
 ANSWERS_IN_RANGE = "answers_in_range"
 ONE_RESPONSE_PER_RESPONDENT = "one_response_per_respondent"
 RESPONSE_RATE_COLLAPSE = "response_rate_collapse"
 PUBLISHED_RESPECT_K = "published_figures_respect_k"
-
-
-def surveys_config_dir() -> Path:
-    """`CATALOG_PIPELINES_SURVEYS`, else the project's `config/surveys`."""
-    from catalog_pipelines.settings import PROJECT_ROOT
-
-    configured = os.environ.get("CATALOG_PIPELINES_SURVEYS")
-    return Path(configured) if configured else PROJECT_ROOT / "config" / "surveys"
 
 
 def surveys_root() -> Path:
@@ -62,16 +53,6 @@ def surveys_root() -> Path:
     from catalog_pipelines.settings import Settings
 
     return Settings.from_env().data_dir / "surveys"
-
-
-def wave_keys(config_dir: Path | None = None) -> list[str]:
-    """Every wave id of every survey definition, in file then wave order (the partition keys)."""
-    from analytics.surveys_config import load_surveys
-
-    return [w.id for s in load_surveys(config_dir or surveys_config_dir()) for w in s.waves]
-
-
-survey_waves = dg.StaticPartitionsDefinition(wave_keys())
 
 
 # ---------------------------------------------------------------------------------------------
@@ -335,56 +316,6 @@ def _waves_markdown(waves: "pd.DataFrame") -> str:
     return "\n".join(lines)
 
 
-survey_responses_job = dg.define_asset_job(
-    SURVEY_RESPONSES_JOB, selection=[SURVEY_RESPONSES], executor_def=dg.in_process_executor, tags={"catalog/area": "surveys"}
-)
-
-
-@dg.sensor(job=survey_responses_job, minimum_interval_seconds=120, default_status=dg.DefaultSensorStatus.RUNNING)
-def survey_exports_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
-    """Requests a `survey_responses` run for each wave whose export files were added or changed."""
-    from analytics.surveys_store import exports_fingerprint
-
-    seen: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
-    root = surveys_root()
-    requests = []
-    for wave_id in survey_waves.get_partition_keys():
-        fingerprint = exports_fingerprint(root, wave_id)
-        if fingerprint and seen.get(wave_id) != fingerprint:
-            requests.append(dg.RunRequest(partition_key=wave_id, run_key=f"{wave_id}:{fingerprint}"))
-            seen[wave_id] = fingerprint
-    if not requests:
-        return dg.SkipReason(f"no new or changed exports under {root / 'exports'}")
-    return dg.SensorResult(run_requests=requests, cursor=json.dumps(seen, sort_keys=True))
-
-
 survey_assets = [survey_responses, survey_trends]
 # Every survey check is a check_spec of its asset (evaluated in every run of it); none stands alone.
 survey_asset_checks: list[dg.AssetChecksDefinition] = []
-survey_jobs = [survey_responses_job]
-survey_sensors = [survey_exports_sensor]
-
-
-def materialize_waves(instance: dg.DagsterInstance, wave_ids: list[str] | None = None, catalog_url: str = "") -> dict[str, Any]:
-    """Run `survey_responses` for each wave with exports, then `survey_trends`, in-process.
-
-    For the CLI and the demo: real runs recorded in the instance, like the sensor would launch.
-    """
-    from analytics.surveys_store import export_files
-
-    defs = dg.Definitions(
-        assets=survey_assets, asset_checks=survey_asset_checks, jobs=survey_jobs, resources={"catalog": CatalogDatabase(url=catalog_url)}
-    )
-    root = surveys_root()
-    waves = [w for w in (wave_ids or survey_waves.get_partition_keys()) if export_files(root, w)[0]]
-    from catalog_pipelines.orchestration import QUIET_RUN_CONFIG as quiet
-
-    job = defs.resolve_job_def(SURVEY_RESPONSES_JOB)
-    landed = {}
-    for wave_id in waves:
-        result = job.execute_in_process(instance=instance, partition_key=wave_id, run_config=quiet)
-        meta = result.asset_materializations_for_node("survey_responses")[0].metadata
-        landed[wave_id] = meta["rows_landed"].value
-    trends = dg.materialize([survey_trends], instance=instance, resources={"catalog": CatalogDatabase(url=catalog_url)}, run_config=quiet)
-    checks = {e.check_name: e.passed for e in trends.get_asset_check_evaluations()}
-    return {"waves": landed, "checks": checks}

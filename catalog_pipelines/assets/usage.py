@@ -35,7 +35,6 @@ partition, default 2025-01-01).
 """
 
 # No `from __future__ import annotations`: Dagster reads the context and resource annotations.
-import json
 import os
 import warnings
 from datetime import UTC, date, datetime
@@ -44,8 +43,9 @@ from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 
-from catalog_pipelines.assets.automation import EAGER_DESPITE_MISSING_DEPS
+from catalog_pipelines.automation import EAGER_DESPITE_MISSING_DEPS
 from catalog_pipelines.assets.ingestion import CATALOG_SNAPSHOT
+from catalog_pipelines.partitions import usage_days
 from catalog_pipelines.resources import CatalogDatabase
 
 # `backfill_policy` is beta in Dagster 1.13; it is what lets a backfill of many days run as one
@@ -64,7 +64,6 @@ USAGE_EVENTS = dg.AssetKey("usage_events")
 USAGE_DAILY_ACTIVITY = dg.AssetKey("usage_daily_activity")
 USAGE_INSIGHTS = dg.AssetKey("usage_insights")
 USAGE_RETENTION = dg.AssetKey("usage_retention")
-USAGE_DAYS_JOB = "usage_days_job"
 USERS_PSEUDONYMISED = "users_pseudonymised"
 METRICS_CONSISTENT = "metrics_consistent"
 RETAINED_DAYS_SUMMARISED = "retained_days_summarised"
@@ -97,10 +96,6 @@ def usage_config() -> "UsageConfig":
     from analytics.usage import UsageConfig
 
     return UsageConfig(retention_days=retention_days())
-
-
-# Days are UTC days; the latest partition is yesterday, the last complete day.
-usage_days = dg.DailyPartitionsDefinition(start_date=os.environ.get("CATALOG_PIPELINES_USAGE_START", "2025-01-01"), timezone="UTC")
 
 
 def _days(context: dg.AssetExecutionContext) -> list[date]:
@@ -344,81 +339,4 @@ def _top_markdown(tables: dict[str, "pd.DataFrame"], dimension: str, limit: int 
     return "\n".join(lines)
 
 
-# ---------------------------------------------------------------------------------------------
-# jobs, sensor, schedules
-
-usage_days_job = dg.define_asset_job(
-    USAGE_DAYS_JOB,
-    selection=[USAGE_EVENTS, USAGE_DAILY_ACTIVITY],
-    executor_def=dg.in_process_executor,
-    tags={"catalog/area": "usage"},
-)
-
-# Yesterday's partition shortly after midnight UTC, so days without any event exist too.
-usage_days_schedule = dg.build_schedule_from_partitioned_job(
-    usage_days_job, hour_of_day=0, minute_of_hour=20, name="usage_days_schedule", default_status=dg.DefaultScheduleStatus.RUNNING
-)
-
-usage_retention_schedule = dg.ScheduleDefinition(
-    name="usage_retention_schedule",
-    target=dg.AssetSelection.assets(USAGE_RETENTION),
-    cron_schedule="40 0 * * *",
-    execution_timezone="UTC",
-    default_status=dg.DefaultScheduleStatus.RUNNING,
-)
-
-MAX_DAYS_PER_TICK = 31
-
-
-@dg.sensor(job=usage_days_job, minimum_interval_seconds=300, default_status=dg.DefaultSensorStatus.RUNNING)
-def usage_arrivals_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
-    """Requests a `usage_events` + `usage_daily_activity` run for each complete day that received
-    events since it was last compacted: late events, imports of old days, re-sent batches. Today
-    waits for its partition (after midnight UTC)."""
-    pending = raw_store().pending()
-    valid = set(usage_days.get_partition_keys())
-    requests = []
-    for day, parts in sorted(pending.items()):
-        key = day.isoformat()
-        if key in valid:
-            # The newest part names the state: the same pending files never request twice.
-            requests.append(dg.RunRequest(partition_key=key, run_key=f"{key}:{parts[-1].name}"))
-    if not requests:
-        waiting = sorted(d.isoformat() for d in pending)
-        return dg.SkipReason(f"no complete day with new events{' (waiting: ' + ', '.join(waiting) + ')' if waiting else ''}")
-    return dg.SensorResult(run_requests=requests[:MAX_DAYS_PER_TICK], cursor=json.dumps({"last": requests[-1].partition_key}))
-
-
 usage_assets = [usage_events, usage_daily_activity, usage_insights, usage_retention]
-usage_jobs = [usage_days_job]
-usage_sensors = [usage_arrivals_sensor]
-usage_schedules = [usage_days_schedule, usage_retention_schedule]
-
-
-def materialize_usage(instance: dg.DagsterInstance, days: list[date] | None = None, catalog_url: str = "") -> dict[str, Any]:
-    """Run `usage_days_job` for the given days (default: every stored day that needs it) as one
-    backfill-style run, then `usage_insights`, in-process: real runs recorded in the instance.
-
-    For the CLI and the demo, like the sensor and the automation would launch them.
-    """
-    raw = raw_store()
-    summarised = set(summary_store().days())
-    if days is None:
-        days = sorted(set(raw.pending()) | {d for d in raw.days() if d not in summarised})
-    valid = set(usage_days.get_partition_keys())
-    keys = sorted(d.isoformat() for d in days if d.isoformat() in valid)
-    defs = dg.Definitions(assets=usage_assets, jobs=usage_jobs, resources={"catalog": CatalogDatabase(url=catalog_url)})
-    from catalog_pipelines.orchestration import QUIET_RUN_CONFIG as quiet
-
-    out: dict[str, Any] = {"days": keys, "skipped": sorted(d.isoformat() for d in days if d.isoformat() not in valid)}
-    checks: dict[str, bool] = {}
-    if keys:
-        # One run over the range, as a backfill with the single-run policy would launch it; days
-        # in the gaps are summarised as the empty days they are.
-        tags = {"dagster/asset_partition_range_start": keys[0], "dagster/asset_partition_range_end": keys[-1]}
-        days_run = defs.resolve_job_def(USAGE_DAYS_JOB).execute_in_process(instance=instance, tags=tags, run_config=quiet)
-        checks.update({e.check_name: e.passed for e in days_run.get_asset_check_evaluations()})
-    result = dg.materialize([usage_insights], instance=instance, resources={"catalog": CatalogDatabase(url=catalog_url)}, run_config=quiet)
-    checks.update({e.check_name: e.passed for e in result.get_asset_check_evaluations()})
-    out["checks"] = checks
-    return out

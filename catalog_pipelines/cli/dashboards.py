@@ -47,7 +47,7 @@ def build(audience: str | None, out_dir: Path | None, as_json: bool) -> None:
     catalog = CatalogDatabase()
     materialized = {}
     try:
-        from catalog_pipelines.orchestration import instance_from_env
+        from catalog_pipelines.runs import instance_from_env
 
         materialized = latest_materializations(instance_from_env(), source_keys(providers=catalog.ledger().providers()))
     except Exception as exc:  # noqa: BLE001 - freshness is a nicety: a missing or locked instance must not stop the build

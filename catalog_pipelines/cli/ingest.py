@@ -53,7 +53,7 @@ def run_cycles(configs, *, quiet: bool = False) -> list[dict]:
     from tqdm import tqdm
 
     from catalog_pipelines.definitions import build_definitions
-    from catalog_pipelines.orchestration import CycleFailed, instance_from_env, materialize_snapshot, run_cycle
+    from catalog_pipelines.runs import CycleFailed, instance_from_env, materialize_snapshot, run_cycle
 
     defs = build_definitions(configs)
     instance = instance_from_env()
@@ -199,7 +199,7 @@ def demo(size: int | None, quiet: bool) -> None:
     ctx.invoke(usage_generate, days=days, events=events, seed=0, jsonl=None, as_json=False)
     ctx.invoke(usage_refresh, as_json=False)
 
-    from catalog_pipelines.insights import materialize_insights
+    from catalog_pipelines.runs import materialize_insights
 
     insights = materialize_insights(quiet=quiet, demo=True)
     if insights:

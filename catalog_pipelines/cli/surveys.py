@@ -259,7 +259,7 @@ def validate_cmd(export: Path, survey_id: str | None, as_json: bool) -> None:
     """
     from analytics.surveys_config import load_surveys
     from analytics.surveys_ingest import validate_export
-    from catalog_pipelines.assets.surveys import surveys_config_dir
+    from catalog_pipelines.settings import surveys_config_dir
 
     surveys_ = load_surveys(surveys_config_dir())
     if survey_id:
@@ -292,7 +292,8 @@ def generate_cmd(seed: int, email_domain: str | None, survey_id: str | None, as_
     from analytics.org import OrgGraph
     from analytics.surveys_config import load_surveys
     from analytics.surveys_synthetic import write_exports
-    from catalog_pipelines.assets.surveys import surveys_config_dir, surveys_root
+    from catalog_pipelines.assets.surveys import surveys_root
+    from catalog_pipelines.settings import surveys_config_dir
     from catalog_pipelines.storage.catalog import CatalogStore
 
     org = OrgGraph.from_entities(CatalogStore(_engine()).iter_entities(kinds=["User", "Group"]))
@@ -322,8 +323,7 @@ def generate_cmd(seed: int, email_domain: str | None, survey_id: str | None, as_
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def load_cmd(waves: tuple[str, ...], as_json: bool) -> None:
     """Ingest the exports of each wave and recompute the trends (Dagster runs, in-process)."""
-    from catalog_pipelines.assets.surveys import materialize_waves
-    from catalog_pipelines.orchestration import instance_from_env
+    from catalog_pipelines.runs import instance_from_env, materialize_waves
 
     report = materialize_waves(instance_from_env(), list(waves) or None)
     if as_json:
