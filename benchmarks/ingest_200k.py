@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     from catalog_pipelines.definitions import build_definitions
     from catalog_pipelines.ingestion.config import IngestionOptions, ProviderConfig
-    from catalog_pipelines.orchestration import instance_from_env, run_cycle
+    from catalog_pipelines.runs import instance_from_env, run_cycle
 
     config = ProviderConfig(name="bench", type="synthetic", params={"size": args.size, "seed": args.seed},
                             options=IngestionOptions(chunk_size=args.chunk_size))

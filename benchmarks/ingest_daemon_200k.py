@@ -49,7 +49,7 @@ def run_once(size: int, chunk_size: int, timeout: float) -> dict:
         "CATALOG_DATABASE_URL": f"sqlite:///{work / 'catalog.db'}",
     }
     os.environ.update({k: env[k] for k in ("CATALOG_PIPELINES_DATA_DIR", "DAGSTER_HOME", "CATALOG_DATABASE_URL")})
-    from catalog_pipelines.orchestration import ensure_instance_config
+    from catalog_pipelines.runs import ensure_instance_config
     from catalog_pipelines.storage.catalog import CatalogStore
     from catalog_pipelines.storage.db import dispose_engines, get_engine
     from catalog_pipelines.storage.ledger import Ledger

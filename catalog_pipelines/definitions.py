@@ -1,23 +1,27 @@
 """The code location: one Definitions object built from the provider configuration.
 
 `workspace.yaml` points here. Keep this module's imports light: every run re-imports it.
+Where things live: assets/ (assets and their checks), partitions.py, jobs.py, schedules.py,
+sensors/, automation.py (automation conditions), resources.py; runs.py materialises in-process for
+the CLI, the demo and the benchmarks and is not part of the code location.
 """
 
 from __future__ import annotations
 
 import dagster as dg
 
-from catalog_pipelines.assets.ingestion import (
-    build_catalog_snapshot, build_ingestion_jobs, build_provider_assets, chunk_job_name, sweep_job_name,
-)
+from catalog_pipelines.assets.ingestion import build_catalog_snapshot, build_health_check, build_provider_assets
 from catalog_pipelines.ingestion.config import ProviderConfig, load_providers
-from catalog_pipelines.executors import job_executor
-from catalog_pipelines.jobs import build_ingestion_admin_job
-from catalog_pipelines.insights import INSIGHTS_JOB, insight_selection
-from catalog_pipelines.resources import CatalogDatabase
-from catalog_pipelines.sensors.ingestion import (
-    build_failure_sensor, build_health_check, build_health_schedule, build_ingestion_sensor,
+from catalog_pipelines.jobs import (
+    build_ingestion_admin_job, build_ingestion_jobs, build_insights_job, chunk_job_name, survey_responses_job,
+    sweep_job_name, usage_days_job,
 )
+from catalog_pipelines.resources import CatalogDatabase
+from catalog_pipelines.schedules import build_schedules
+from catalog_pipelines.sensors.automation import build_automation_sensor
+from catalog_pipelines.sensors.ingestion import build_failure_sensor, build_ingestion_sensor
+from catalog_pipelines.sensors.surveys import survey_exports_sensor
+from catalog_pipelines.sensors.usage import usage_arrivals_sensor
 from catalog_pipelines.settings import Settings
 
 
@@ -49,21 +53,16 @@ def build_definitions(configs: list[ProviderConfig], catalog_url: str = "") -> d
     if configs:
         sensors.append(build_failure_sensor(configs, ingestion_jobs))
     checks = [build_health_check(c) for c in configs] + list(surveys.survey_asset_checks) + [catalog_quality_checks]
-    jobs += surveys.survey_jobs + usage.usage_jobs
-    sensors += surveys.survey_sensors + usage.usage_sensors
-    # Facts and scorecards run on automation conditions (each fact source on its own cadence);
-    # Dagster's automation sensor is stopped by default, so start it here.
-    sensors.append(dg.AutomationConditionSensorDefinition(
-        "insights_automation_sensor", target=dg.AssetSelection.all(), default_status=dg.DefaultSensorStatus.RUNNING,
-    ))
-    schedules = ([build_health_schedule(configs)] if configs else []) + usage.usage_schedules
-    jobs.append(dg.define_asset_job(INSIGHTS_JOB, selection=insight_selection(), executor_def=job_executor(dg.multiprocess_executor)))
+    jobs += [survey_responses_job, usage_days_job]
+    sensors += [survey_exports_sensor, usage_arrivals_sensor]
+    sensors.append(build_automation_sensor())
+    jobs.append(build_insights_job())
     return dg.Definitions(
         assets=assets,
         asset_checks=checks,
         jobs=jobs,
         sensors=sensors,
-        schedules=schedules,
+        schedules=build_schedules(configs),
         resources={"catalog": CatalogDatabase(url=catalog_url)},
     )
 

@@ -1,6 +1,13 @@
-"""Operational jobs launched by hand: `ingestion_admin_job`, the Dagster door to the ingestion admin
-operations (trigger, start, cancel, pause, resume, delay, reset, clear marks, halt all, resume all,
-cleanup).
+"""Every job of the code location.
+
+- ingestion: per provider `<provider>_chunk_job` (one chunk partition) and `<provider>_sweep_job`,
+  plus `catalog_snapshot_job`; in-process by default, Celery when selected (executors.py);
+- `survey_responses_job` (survey wave partitions), `usage_days_job` (usage day partitions);
+- `insights_job`: every insight asset downstream of the catalog snapshot (the demo runs it);
+- `ingestion_admin_job`, launched by hand (below).
+
+`ingestion_admin_job` is the Dagster door to the ingestion admin operations (trigger, start, cancel,
+pause, resume, delay, reset, clear marks, halt all, resume all, cleanup).
 
 Open the job in the UI, pick the operation and provider from the launchpad's typed config, paste
 your operator token into `token`, launch. Open-source Dagster has no logged-in user, so the job
@@ -23,6 +30,10 @@ from typing import Optional
 import dagster as dg
 from pydantic import Field
 
+from catalog_pipelines.assets.ingestion import CATALOG_SNAPSHOT, INGESTION_GROUP, chunk_asset_key, sweep_asset_key
+from catalog_pipelines.assets.surveys import SURVEY_RESPONSES
+from catalog_pipelines.assets.usage import USAGE_DAILY_ACTIVITY, USAGE_EVENTS
+from catalog_pipelines.executors import job_executor
 from catalog_pipelines.ingestion.admin import DEFAULT_DELAY_HOURS, GLOBAL_OPERATIONS, MUTATIONS, TIMED_OPERATIONS
 from catalog_pipelines.ingestion.config import ProviderConfig
 from catalog_pipelines.permissions import Authorizer, PolicyError
@@ -30,6 +41,63 @@ from catalog_pipelines.resources import CatalogDatabase
 
 INGESTION_ADMIN_JOB = "ingestion_admin_job"
 ADMIN_OP = "ingestion_admin_operation"
+SURVEY_RESPONSES_JOB = "survey_responses_job"
+USAGE_DAYS_JOB = "usage_days_job"
+INSIGHTS_JOB = "insights_job"
+
+
+# ---------------------------------------------------------------------------------------------
+# ingestion
+
+
+def chunk_job_name(provider: str) -> str:
+    return f"{provider}_chunk_job"
+
+
+def sweep_job_name(provider: str) -> str:
+    return f"{provider}_sweep_job"
+
+
+def build_ingestion_jobs(configs: list[ProviderConfig]) -> list:
+    # In-process by default (the multiprocess executor costs seconds per step, a chunk ~0.1 s);
+    # CATALOG_PIPELINES_EXECUTOR=celery runs the steps on Celery workers instead.
+    executor = job_executor(dg.in_process_executor)
+    jobs = []
+    for c in configs:
+        jobs.append(dg.define_asset_job(chunk_job_name(c.name), selection=[chunk_asset_key(c.name)],
+                                        executor_def=executor, tags={"catalog/provider": c.name}))
+        jobs.append(dg.define_asset_job(sweep_job_name(c.name), selection=[sweep_asset_key(c.name)],
+                                        executor_def=executor, tags={"catalog/provider": c.name}))
+    jobs.append(dg.define_asset_job("catalog_snapshot_job", selection=[CATALOG_SNAPSHOT], executor_def=executor))
+    return jobs
+
+
+# ---------------------------------------------------------------------------------------------
+# insights, surveys, usage
+
+survey_responses_job = dg.define_asset_job(
+    SURVEY_RESPONSES_JOB, selection=[SURVEY_RESPONSES], executor_def=dg.in_process_executor, tags={"catalog/area": "surveys"}
+)
+
+usage_days_job = dg.define_asset_job(
+    USAGE_DAYS_JOB,
+    selection=[USAGE_EVENTS, USAGE_DAILY_ACTIVITY],
+    executor_def=dg.in_process_executor,
+    tags={"catalog/area": "usage"},
+)
+
+
+def insight_selection() -> dg.AssetSelection:
+    """Every insight asset downstream of the catalog snapshot (ingestion excluded)."""
+    return dg.AssetSelection.keys(CATALOG_SNAPSHOT).downstream() - dg.AssetSelection.keys(CATALOG_SNAPSHOT) - dg.AssetSelection.groups(INGESTION_GROUP)
+
+
+def build_insights_job():
+    return dg.define_asset_job(INSIGHTS_JOB, selection=insight_selection(), executor_def=job_executor(dg.multiprocess_executor))
+
+
+# ---------------------------------------------------------------------------------------------
+# ingestion admin (launched by hand)
 
 # The launchpad shows an enum as a drop-down, so a typo cannot reach the ledger.
 AdminOperation = enum.Enum("AdminOperation", {name: name for name in MUTATIONS})

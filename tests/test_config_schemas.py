@@ -124,7 +124,7 @@ def test_settings_read_every_project_variable(monkeypatch, tmp_path):
 ENV_ALLOWED = {
     "catalog_pipelines/settings.py": "the one reader of the project's variables",
     # Process plumbing: tells Dagster where its home is (a write for Dagster's own reader).
-    "catalog_pipelines/orchestration.py": "os.environ.setdefault('DAGSTER_HOME', ...)",
+    "catalog_pipelines/runs.py": "os.environ.setdefault('DAGSTER_HOME', ...)",
 }
 
 
@@ -145,7 +145,7 @@ def test_only_settings_reads_environment_variables():
             if rel not in ENV_ALLOWED:
                 offenders += [f"{rel}:{line}" for line in _env_reads(path)]
     assert offenders == [], "read environment variables through catalog_pipelines.settings: " + ", ".join(offenders)
-    assert len(_env_reads(PROJECT_ROOT / "catalog_pipelines" / "orchestration.py")) == 1  # the setdefault only
+    assert len(_env_reads(PROJECT_ROOT / "catalog_pipelines" / "runs.py")) == 1  # the setdefault only
 
 
 def test_loading_providers_parses_through_the_model_with_lines(tmp_path):

@@ -24,7 +24,7 @@ EXAMPLE_ENTITIES = 66  # reachable from the example catalog's roots (tests/test_
 
 def test_demo_ingests_both_sources_and_materialises_every_insight_asset(tmp_path):
     from catalog_pipelines.definitions import defs
-    from catalog_pipelines.insights import insight_selection
+    from catalog_pipelines.jobs import insight_selection
 
     data = tmp_path / "data"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CATALOG_", "DAGSTER_"))}

@@ -221,7 +221,7 @@ def test_a_walk_that_skipped_entities_still_removes_only_what_the_source_confirm
 
 def test_the_one_shot_door_restarts_a_walk_the_source_changed_under_and_loses_nothing(source, dagster_instance, catalog_url):
     from catalog_pipelines.definitions import build_definitions
-    from catalog_pipelines.orchestration import run_cycle
+    from catalog_pipelines.runs import run_cycle
 
     config = backstage_provider(source)
     defs = build_definitions([config], catalog_url=catalog_url)

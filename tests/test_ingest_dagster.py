@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from catalog_pipelines.cli import main
 from catalog_pipelines.definitions import build_definitions
 from catalog_pipelines.ingestion.config import IngestionOptions, ProviderConfig
-from catalog_pipelines.orchestration import run_cycle
+from catalog_pipelines.runs import run_cycle
 from conftest import EXAMPLES, REPO
 
 EXAMPLE_ROOTS = [str(EXAMPLES / "all.yaml"), str(EXAMPLES / "acme-corp.yaml")]
@@ -211,7 +211,7 @@ def test_a_provider_error_is_not_retried_again_by_the_chunk_retry_policy(instanc
     """The provider retries its own requests; the chunk's RetryPolicy does not multiply them."""
     from backstage_fake import FakeBackstage, entity
 
-    from catalog_pipelines.orchestration import CycleFailed
+    from catalog_pipelines.runs import CycleFailed
 
     with FakeBackstage([entity("Component", "a", type="service", lifecycle="production", owner="team-a")],
                        token="t", fault_rate=1.0, fault_kinds=("503",), retry_after="0") as server:

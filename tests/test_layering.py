@@ -19,7 +19,7 @@ PACKAGE = ROOT / "catalog_pipelines"
 
 # The modules that launch (or read) Dagster runs in-process for the CLI: `ingest`, `demo`,
 # `surveys load`, `usage refresh` and `dashboards build` (materialisation times) import these.
-RUN_HELPERS = {"catalog_pipelines.orchestration", "catalog_pipelines.insights", "catalog_pipelines.runs"}
+RUN_HELPERS = {"catalog_pipelines.runs"}
 
 # Files outside storage/ allowed to execute SQL, with the reason. Keep it empty if you can.
 SQL_ALLOWED: dict[str, str] = {}

@@ -58,10 +58,11 @@ DRIVER = r"""
 import json, sys
 import dagster as dg
 from dagster._core.definitions.reconstruct import ReconstructableRepository
-from catalog_pipelines.assets.ingestion import chunk_job_name, chunk_key, chunk_partitions, sweep_job_name
+from catalog_pipelines.jobs import chunk_job_name, sweep_job_name
+from catalog_pipelines.partitions import chunk_key, chunk_partitions
 from catalog_pipelines.definitions import defs
 from catalog_pipelines.ingestion.cycle import begin_cycle
-from catalog_pipelines.orchestration import QUIET_RUN_CONFIG
+from catalog_pipelines.runs import QUIET_RUN_CONFIG
 
 working_directory, name = sys.argv[1:]
 executor = defs.resolve_job_def(chunk_job_name(name)).executor_def.name
@@ -337,8 +338,8 @@ import json, sys
 import dagster as dg
 from dagster._core.definitions.reconstruct import ReconstructableRepository
 from catalog_pipelines.definitions import defs
-from catalog_pipelines.insights import DEMO_RUN_CONFIG, INSIGHTS_JOB
-from catalog_pipelines.orchestration import QUIET_RUN_CONFIG
+from catalog_pipelines.jobs import INSIGHTS_JOB
+from catalog_pipelines.runs import DEMO_RUN_CONFIG, QUIET_RUN_CONFIG
 
 executor = defs.resolve_job_def(INSIGHTS_JOB).executor_def.name
 assert executor == "celery", f"{INSIGHTS_JOB} runs on {executor!r}, not celery"
@@ -446,8 +447,8 @@ def test_insight_assets_run_in_parallel_on_celery_workers_with_the_same_results_
 
     from catalog_pipelines.definitions import build_definitions
     from catalog_pipelines.ingestion.config import parse_providers
-    from catalog_pipelines.insights import DEMO_RUN_CONFIG, INSIGHTS_JOB
-    from catalog_pipelines.orchestration import QUIET_RUN_CONFIG, run_cycle
+    from catalog_pipelines.jobs import INSIGHTS_JOB
+    from catalog_pipelines.runs import DEMO_RUN_CONFIG, QUIET_RUN_CONFIG, run_cycle
 
     _, dagster_env = production_dagster_home
     data = tmp_path / "data"

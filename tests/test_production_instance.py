@@ -96,10 +96,11 @@ def test_production_instance_stores_runs_events_and_schedules_in_postgres(produc
 
 @pytest.mark.postgres
 def test_chunk_runs_on_the_production_instance_are_recorded_in_postgres(production_dagster_home, postgres_url, tmp_path, monkeypatch):
-    from catalog_pipelines.assets.ingestion import chunk_asset_key, chunk_partitions
+    from catalog_pipelines.assets.ingestion import chunk_asset_key
+    from catalog_pipelines.partitions import chunk_partitions
     from catalog_pipelines.definitions import build_definitions
     from catalog_pipelines.ingestion.config import load_providers
-    from catalog_pipelines.orchestration import run_cycle
+    from catalog_pipelines.runs import run_cycle
 
     _, env = production_dagster_home
     providers = write_providers(tmp_path / "providers.yaml", [
@@ -123,7 +124,7 @@ def test_chunk_runs_on_the_production_instance_are_recorded_in_postgres(producti
 
 @pytest.mark.postgres
 def test_production_run_queue_and_monitoring_match_the_embedded_instance(production_dagster_home, tmp_path):
-    from catalog_pipelines.orchestration import ensure_instance_config
+    from catalog_pipelines.runs import ensure_instance_config
 
     _, env = production_dagster_home
     ensure_instance_config(tmp_path / "embedded")
@@ -150,7 +151,7 @@ def test_production_run_queue_and_monitoring_match_the_embedded_instance(product
 def test_the_embedded_instance_monitors_runs_and_ends_those_past_a_max_runtime(tmp_path):
     """kill -9 of a run worker leaves its run STARTED; the default launcher has no health check, so
     without a max runtime run monitoring would never end it (and its provider's slot stays taken)."""
-    from catalog_pipelines.orchestration import ensure_instance_config
+    from catalog_pipelines.runs import ensure_instance_config
 
     ensure_instance_config(tmp_path / "embedded")
     embedded = dg.DagsterInstance.from_config(str(tmp_path / "embedded"))

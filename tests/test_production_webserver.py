@@ -105,7 +105,7 @@ def test_webserver_and_daemon_serve_the_catalog_on_postgres(production_dagster_h
     from catalog_pipelines.assets.ingestion import chunk_asset_key, sweep_asset_key
     from catalog_pipelines.definitions import build_definitions
     from catalog_pipelines.ingestion.config import load_providers
-    from catalog_pipelines.orchestration import run_cycle
+    from catalog_pipelines.runs import run_cycle
 
     _, dagster_env = production_dagster_home
     providers = write_providers(tmp_path / "providers.yaml", [

@@ -19,12 +19,12 @@ from catalog_pipelines.assets.surveys import (
     ONE_RESPONSE_PER_RESPONDENT,
     PUBLISHED_RESPECT_K,
     RESPONSE_RATE_COLLAPSE,
-    survey_exports_sensor,
     survey_responses,
     survey_trends,
 )
 from catalog_pipelines.cli.surveys import surveys as surveys_cli
 from catalog_pipelines.services.surveys import compute_survey_trends, publish_survey_trends, published_violations, surveys_config_dir, surveys_root
+from catalog_pipelines.sensors.surveys import survey_exports_sensor
 from catalog_pipelines.resources import CatalogDatabase
 from catalog_pipelines.settings import Settings
 from tests.helpers import seed_catalog
@@ -173,10 +173,12 @@ def test_cli_validate_lists_row_errors_and_exits_nonzero(world, tmp_path):
 
 
 def test_survey_definitions_load_and_depend_only_on_known_assets():
-    from catalog_pipelines.assets.surveys import survey_asset_checks, survey_assets, survey_jobs, survey_sensors, survey_waves
+    from catalog_pipelines.assets.surveys import survey_asset_checks, survey_assets
+    from catalog_pipelines.jobs import survey_responses_job
+    from catalog_pipelines.partitions import survey_waves
 
     defs = dg.Definitions(
-        assets=survey_assets, asset_checks=survey_asset_checks, jobs=survey_jobs, sensors=survey_sensors, resources={"catalog": CatalogDatabase()}
+        assets=survey_assets, asset_checks=survey_asset_checks, jobs=[survey_responses_job], sensors=[survey_exports_sensor], resources={"catalog": CatalogDatabase()}
     )
     dg.Definitions.validate_loadable(defs)
     graph = defs.resolve_asset_graph()

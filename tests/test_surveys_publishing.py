@@ -1,7 +1,7 @@
 """Every door that publishes survey figures verifies k in the same run or process.
 
 Doors: the automation sensor's runs (survey_trends and dashboards_site), the demo
-(`insights.materialize_insights`), the CLI (`surveys trends`, `dashboards build`, `dashboards build
+(`runs.materialize_insights`), the CLI (`surveys trends`, `dashboards build`, `dashboards build
 --audience`) and `materialize_waves`.
 """
 
@@ -82,11 +82,11 @@ def test_an_automation_sensor_run_of_survey_trends_and_the_site_evaluates_both_k
 
 
 def test_every_job_that_publishes_people_figures_evaluates_the_k_checks_in_the_same_run():
-    """The demo's insights_job (`insights.materialize_insights`), the implicit asset job the
+    """The demo's insights_job (`runs.materialize_insights`), the implicit asset job the
     sensors and schedules launch, and any other job: the k checks are in the assets' own ops."""
     from catalog_pipelines.assets.dashboards import DASHBOARDS_SITE, PEOPLE_CHECK
     from catalog_pipelines.definitions import build_definitions
-    from catalog_pipelines.insights import INSIGHTS_JOB
+    from catalog_pipelines.jobs import INSIGHTS_JOB
 
     defs = build_definitions([], catalog_url="sqlite:///:memory:")
     guarded = {SURVEY_TRENDS: dg.AssetCheckKey(SURVEY_TRENDS, PUBLISHED_RESPECT_K), DASHBOARDS_SITE: dg.AssetCheckKey(DASHBOARDS_SITE, PEOPLE_CHECK)}
@@ -117,7 +117,7 @@ def _tamper_with_a_shown_empty_cell(engine) -> None:
 @pytest.fixture
 def published(world, dagster_instance):
     """Both waves loaded through `materialize_waves` (the CLI's `surveys load` and the demo's path)."""
-    from catalog_pipelines.insights import materialize_waves
+    from catalog_pipelines.runs import materialize_waves
 
     report = materialize_waves(dagster_instance, [Q1, Q2])
     assert report["checks"] == {"response_rate_collapse": True, PUBLISHED_RESPECT_K: True}

@@ -11,7 +11,11 @@ import pytest
 import yaml
 
 from catalog_pipelines.assets import usage as U
-from catalog_pipelines.insights import materialize_usage
+from catalog_pipelines.jobs import USAGE_DAYS_JOB, usage_days_job
+from catalog_pipelines.partitions import usage_days
+from catalog_pipelines.runs import materialize_usage
+from catalog_pipelines.schedules import usage_schedules
+from catalog_pipelines.sensors.usage import usage_arrivals_sensor
 from catalog_pipelines.resources import CatalogDatabase
 from catalog_pipelines.settings import Settings
 from catalog_pipelines.storage.db import get_engine
@@ -65,10 +69,10 @@ def test_the_pseudonymisation_check_fails_on_a_raw_identity(usage_env, dagster_i
 
 def test_the_arrivals_sensor_requests_each_complete_day_with_new_events_once(usage_env, dagster_instance):
     instance = dagster_instance
-    first = U.usage_arrivals_sensor(dg.build_sensor_context(instance=instance))
+    first = usage_arrivals_sensor(dg.build_sensor_context(instance=instance))
     assert sorted(r.partition_key for r in first.run_requests) == ["2025-03-03", "2025-03-04", "2025-03-06", "2025-03-10", "2025-03-11"]
     materialize_usage(instance, catalog_url=usage_env)
-    assert isinstance(U.usage_arrivals_sensor(dg.build_sensor_context(instance=instance)), dg.SkipReason)
+    assert isinstance(usage_arrivals_sensor(dg.build_sensor_context(instance=instance)), dg.SkipReason)
 
     key = Settings.from_env().pseudonym_key
     late = {"eventId": "late", "timestamp": "2025-03-04T12:00:00Z", "userEntityRef": "user:default/frank", "action": "navigate", "subject": "/", "context": {"pluginId": "home"}}
@@ -76,10 +80,10 @@ def test_the_arrivals_sensor_requests_each_complete_day_with_new_events_once(usa
     raw = U.raw_store()
     raw.ingest([late], key, source="test", now=NOW)
     raw.ingest([today], key, source="test", retention_days=10_000)
-    second = U.usage_arrivals_sensor(dg.build_sensor_context(instance=instance))
+    second = usage_arrivals_sensor(dg.build_sensor_context(instance=instance))
     # today is not a partition yet: it waits for midnight UTC
     assert [r.partition_key for r in second.run_requests] == ["2025-03-04"]
-    again = U.usage_arrivals_sensor(dg.build_sensor_context(instance=instance))
+    again = usage_arrivals_sensor(dg.build_sensor_context(instance=instance))
     assert [r.run_key for r in again.run_requests] == [r.run_key for r in second.run_requests]  # same files, same run key
 
     materialize_usage(instance, days=[date(2025, 3, 4)], catalog_url=usage_env)
@@ -105,11 +109,11 @@ def test_retention_deletes_days_older_than_the_period(usage_env, dagster_instanc
 
 def test_usage_definitions_load_and_only_depend_on_the_catalog_snapshot():
     defs = dg.Definitions(
-        assets=U.usage_assets, jobs=U.usage_jobs, sensors=U.usage_sensors, schedules=U.usage_schedules,
+        assets=U.usage_assets, jobs=[usage_days_job], sensors=[usage_arrivals_sensor], schedules=usage_schedules,
         resources={"catalog": CatalogDatabase(url="sqlite://")},
     )
     dg.Definitions.validate_loadable(defs)
     graph = defs.resolve_asset_graph()
     external = {k.to_user_string() for k in graph.get_all_asset_keys() if not graph.get(k).is_materializable}
     assert external == {"catalog_snapshot"}
-    assert defs.resolve_job_def(U.USAGE_DAYS_JOB).partitions_def == U.usage_days
+    assert defs.resolve_job_def(USAGE_DAYS_JOB).partitions_def == usage_days

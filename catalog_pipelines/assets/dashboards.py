@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 import dagster as dg
 from pydantic import Field
 
-from catalog_pipelines.assets.automation import EAGER_DESPITE_MISSING_DEPS
+from catalog_pipelines.automation import EAGER_DESPITE_MISSING_DEPS
 from catalog_pipelines.resources import CatalogDatabase
 from catalog_pipelines.services.site import UPSTREAM as _UPSTREAM_NAMES
 

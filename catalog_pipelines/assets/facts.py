@@ -11,7 +11,7 @@ writes realistic exports for the synthetic organisation into the drop directorie
 
 import dagster as dg
 
-from catalog_pipelines.assets.automation import every_cron_tick
+from catalog_pipelines.automation import every_cron_tick
 from catalog_pipelines.assets.ingestion import CATALOG_SNAPSHOT
 from catalog_pipelines.resources import CatalogDatabase
 

@@ -1,27 +1,20 @@
-"""Ingestion assets, one set per configured provider.
+"""Ingestion assets, one set per configured provider, and each provider's health check.
 
 Each provider gets a chunk asset partitioned by a dynamic partitions definition whose keys are the
-chunk's sequence number within a cycle ("00000", "00001", …). Keys are re-used every cycle, so the
-partition count stays bounded by the largest cycle. A removal sweep closes each cycle, and the
-catalog snapshot summarises the catalog after the sweeps for everything downstream.
+chunk's sequence number within a cycle ("00000", "00001", …; partitions.py). Keys are re-used every
+cycle, so the partition count stays bounded by the largest cycle. A removal sweep closes each cycle,
+and the catalog snapshot summarises the catalog after the sweeps for everything downstream.
 """
 
 
 import dagster as dg
 
 from catalog_pipelines.ingestion.config import ProviderConfig
+from catalog_pipelines.partitions import chunk_partitions
 from catalog_pipelines.resources import CatalogDatabase
 
 INGESTION_GROUP = "ingestion"
 CATALOG_SNAPSHOT = dg.AssetKey("catalog_snapshot")
-
-
-def chunk_key(sequence: int) -> str:
-    return f"{sequence:05d}"
-
-
-def chunk_partitions(provider: str) -> dg.DynamicPartitionsDefinition:
-    return dg.DynamicPartitionsDefinition(name=f"{provider}_chunks")
 
 
 # Metadata key of the failure a refused chunk raises: the run-failure sensor leaves the ledger alone.
@@ -69,14 +62,6 @@ def chunk_asset_key(provider: str) -> dg.AssetKey:
 
 def sweep_asset_key(provider: str) -> dg.AssetKey:
     return dg.AssetKey([provider, "removal_sweep"])
-
-
-def chunk_job_name(provider: str) -> str:
-    return f"{provider}_chunk_job"
-
-
-def sweep_job_name(provider: str) -> str:
-    return f"{provider}_sweep_job"
 
 
 def build_provider_assets(config: ProviderConfig) -> list[dg.AssetsDefinition]:
@@ -205,17 +190,28 @@ def build_catalog_snapshot(configs: list[ProviderConfig]) -> dg.AssetsDefinition
     return catalog_snapshot
 
 
-def build_ingestion_jobs(configs: list[ProviderConfig]) -> list:
-    from catalog_pipelines.executors import job_executor
+def build_health_check(config: ProviderConfig) -> dg.AssetChecksDefinition:
+    name = config.name
 
-    # In-process by default (the multiprocess executor costs seconds per step, a chunk ~0.1 s);
-    # CATALOG_PIPELINES_EXECUTOR=celery runs the steps on Celery workers instead.
-    executor = job_executor(dg.in_process_executor)
-    jobs = []
-    for c in configs:
-        jobs.append(dg.define_asset_job(chunk_job_name(c.name), selection=[chunk_asset_key(c.name)],
-                                        executor_def=executor, tags={"catalog/provider": c.name}))
-        jobs.append(dg.define_asset_job(sweep_job_name(c.name), selection=[sweep_asset_key(c.name)],
-                                        executor_def=executor, tags={"catalog/provider": c.name}))
-    jobs.append(dg.define_asset_job("catalog_snapshot_job", selection=[CATALOG_SNAPSHOT], executor_def=executor))
-    return jobs
+    @dg.asset_check(
+        asset=sweep_asset_key(name),
+        name="provider_health",
+        description=(
+            f"Health of provider `{name}`: fails when it is backing off past its schedule or a guard "
+            "blocked its removal sweep. Metadata: state, attempts, last error, next action, entities "
+            "owned, last cycle duration and throughput."
+        ),
+    )
+    def provider_health(catalog: CatalogDatabase) -> dg.AssetCheckResult:
+        from catalog_pipelines.ingestion.health import provider_health_report
+
+        report = provider_health_report(catalog.ledger(), catalog.store(), config)
+        return dg.AssetCheckResult(
+            passed=report["healthy"],
+            severity=dg.AssetCheckSeverity.ERROR,
+            description=report["reason"],
+            metadata={k: (dg.MetadataValue.text(str(v)) if v is not None else dg.MetadataValue.text("-"))
+                      for k, v in report.items() if k != "healthy"},
+        )
+
+    return provider_health

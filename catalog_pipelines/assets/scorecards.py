@@ -24,7 +24,7 @@ previous good results stay in place. Tables (area `scorecards` in the insight st
 
 import dagster as dg
 
-from catalog_pipelines.assets.automation import every_cron_tick
+from catalog_pipelines.automation import every_cron_tick
 from catalog_pipelines.assets.facts import FACT_ASSET_KEYS
 from catalog_pipelines.resources import CatalogDatabase
 

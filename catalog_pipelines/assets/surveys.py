@@ -14,19 +14,19 @@
 | `comments` | consented free text, attached to the lowest shown group of its author |
 | `waves` | each wave: dates, k, overall invited / respondents / response rate |
 
-`survey_exports_sensor` requests a `survey_responses` run when a wave's export files change.
+`survey_exports_sensor` (sensors/surveys.py) requests a `survey_responses` run when a wave's export files change.
 """
 
 # No `from __future__ import annotations`: Dagster reads the context and resource annotations.
-import json
 from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 
-from catalog_pipelines.assets.automation import EAGER_DESPITE_MISSING_DEPS
+from catalog_pipelines.automation import EAGER_DESPITE_MISSING_DEPS
 from catalog_pipelines.assets.ingestion import CATALOG_SNAPSHOT
+from catalog_pipelines.partitions import survey_waves
 from catalog_pipelines.resources import CatalogDatabase
-from catalog_pipelines.services.surveys import surveys_root, wave_keys
+from catalog_pipelines.services.surveys import surveys_root
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -34,14 +34,12 @@ if TYPE_CHECKING:
 SURVEYS_GROUP = "surveys"
 SURVEY_RESPONSES = dg.AssetKey("survey_responses")
 SURVEY_TRENDS = dg.AssetKey("survey_trends")
-SURVEY_RESPONSES_JOB = "survey_responses_job"
 ANSWERS_IN_RANGE = "answers_in_range"
 ONE_RESPONSE_PER_RESPONDENT = "one_response_per_respondent"
 RESPONSE_RATE_COLLAPSE = "response_rate_collapse"
 PUBLISHED_RESPECT_K = "published_figures_respect_k"
 
 
-survey_waves = dg.StaticPartitionsDefinition(wave_keys())
 
 
 def k_check_result(problems: list[str]) -> dg.AssetCheckResult:
@@ -215,31 +213,6 @@ def _waves_markdown(waves: "pd.DataFrame") -> str:
     return "\n".join(lines)
 
 
-survey_responses_job = dg.define_asset_job(
-    SURVEY_RESPONSES_JOB, selection=[SURVEY_RESPONSES], executor_def=dg.in_process_executor, tags={"catalog/area": "surveys"}
-)
-
-
-@dg.sensor(job=survey_responses_job, minimum_interval_seconds=120, default_status=dg.DefaultSensorStatus.RUNNING)
-def survey_exports_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
-    """Requests a `survey_responses` run for each wave whose export files were added or changed."""
-    from catalog_pipelines.storage.surveys_store import exports_fingerprint
-
-    seen: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
-    root = surveys_root()
-    requests = []
-    for wave_id in survey_waves.get_partition_keys():
-        fingerprint = exports_fingerprint(root, wave_id)
-        if fingerprint and seen.get(wave_id) != fingerprint:
-            requests.append(dg.RunRequest(partition_key=wave_id, run_key=f"{wave_id}:{fingerprint}"))
-            seen[wave_id] = fingerprint
-    if not requests:
-        return dg.SkipReason(f"no new or changed exports under {root / 'exports'}")
-    return dg.SensorResult(run_requests=requests, cursor=json.dumps(seen, sort_keys=True))
-
-
 survey_assets = [survey_responses, survey_trends]
 # Every survey check is a check_spec of its asset (evaluated in every run of it); none stands alone.
 survey_asset_checks: list[dg.AssetChecksDefinition] = []
-survey_jobs = [survey_responses_job]
-survey_sensors = [survey_exports_sensor]

@@ -35,18 +35,17 @@ partition, default 2025-01-01).
 """
 
 # No `from __future__ import annotations`: Dagster reads the context and resource annotations.
-import json
 import warnings
 from datetime import UTC, date, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import dagster as dg
 
-from catalog_pipelines.assets.automation import EAGER_DESPITE_MISSING_DEPS
+from catalog_pipelines.automation import EAGER_DESPITE_MISSING_DEPS
 from catalog_pipelines.assets.ingestion import CATALOG_SNAPSHOT
+from catalog_pipelines.partitions import usage_days
 from catalog_pipelines.resources import CatalogDatabase
 from catalog_pipelines.services.usage import raw_store, retention_days, summary_store, usage_config
-from catalog_pipelines.settings import Settings
 
 # `backfill_policy` is beta in Dagster 1.13; it is what lets a backfill of many days run as one
 # run, so we use it knowingly and keep the warning out of every CLI command's output.
@@ -60,14 +59,11 @@ USAGE_EVENTS = dg.AssetKey("usage_events")
 USAGE_DAILY_ACTIVITY = dg.AssetKey("usage_daily_activity")
 USAGE_INSIGHTS = dg.AssetKey("usage_insights")
 USAGE_RETENTION = dg.AssetKey("usage_retention")
-USAGE_DAYS_JOB = "usage_days_job"
 USERS_PSEUDONYMISED = "users_pseudonymised"
 METRICS_CONSISTENT = "metrics_consistent"
 RETAINED_DAYS_SUMMARISED = "retained_days_summarised"
 
 
-# Days are UTC days; the latest partition is yesterday, the last complete day.
-usage_days = dg.DailyPartitionsDefinition(start_date=Settings.from_env().usage_start, timezone="UTC")
 
 
 def _days(context: dg.AssetExecutionContext) -> list[date]:
@@ -277,52 +273,4 @@ def _top_markdown(tables: dict[str, "pd.DataFrame"], dimension: str, limit: int 
     return "\n".join(lines)
 
 
-# ---------------------------------------------------------------------------------------------
-# jobs, sensor, schedules
-
-usage_days_job = dg.define_asset_job(
-    USAGE_DAYS_JOB,
-    selection=[USAGE_EVENTS, USAGE_DAILY_ACTIVITY],
-    executor_def=dg.in_process_executor,
-    tags={"catalog/area": "usage"},
-)
-
-# Yesterday's partition shortly after midnight UTC, so days without any event exist too.
-usage_days_schedule = dg.build_schedule_from_partitioned_job(
-    usage_days_job, hour_of_day=0, minute_of_hour=20, name="usage_days_schedule", default_status=dg.DefaultScheduleStatus.RUNNING
-)
-
-usage_retention_schedule = dg.ScheduleDefinition(
-    name="usage_retention_schedule",
-    target=dg.AssetSelection.assets(USAGE_RETENTION),
-    cron_schedule="40 0 * * *",
-    execution_timezone="UTC",
-    default_status=dg.DefaultScheduleStatus.RUNNING,
-)
-
-MAX_DAYS_PER_TICK = 31
-
-
-@dg.sensor(job=usage_days_job, minimum_interval_seconds=300, default_status=dg.DefaultSensorStatus.RUNNING)
-def usage_arrivals_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
-    """Requests a `usage_events` + `usage_daily_activity` run for each complete day that received
-    events since it was last compacted: late events, imports of old days, re-sent batches. Today
-    waits for its partition (after midnight UTC)."""
-    pending = raw_store().pending()
-    valid = set(usage_days.get_partition_keys())
-    requests = []
-    for day, parts in sorted(pending.items()):
-        key = day.isoformat()
-        if key in valid:
-            # The newest part names the state: the same pending files never request twice.
-            requests.append(dg.RunRequest(partition_key=key, run_key=f"{key}:{parts[-1].name}"))
-    if not requests:
-        waiting = sorted(d.isoformat() for d in pending)
-        return dg.SkipReason(f"no complete day with new events{' (waiting: ' + ', '.join(waiting) + ')' if waiting else ''}")
-    return dg.SensorResult(run_requests=requests[:MAX_DAYS_PER_TICK], cursor=json.dumps({"last": requests[-1].partition_key}))
-
-
 usage_assets = [usage_events, usage_daily_activity, usage_insights, usage_retention]
-usage_jobs = [usage_days_job]
-usage_sensors = [usage_arrivals_sensor]
-usage_schedules = [usage_days_schedule, usage_retention_schedule]

@@ -41,7 +41,7 @@ def build(audience: str | None, out_dir: Path | None, as_json: bool) -> None:
     materialized = {}
     try:
         # Reading the Dagster instance (not launching a run): the run helpers module owns it.
-        from catalog_pipelines.orchestration import latest_materialization_times
+        from catalog_pipelines.runs import latest_materialization_times
 
         materialized = latest_materialization_times(source_names(engine))
     except Exception as exc:  # noqa: BLE001 - freshness is a nicety: a missing or locked instance must not stop the build

@@ -52,7 +52,7 @@ def run_cycles(configs, *, quiet: bool = False) -> list[dict]:
     """Run one full cycle per provider through Dagster in-process, with a progress bar each."""
     from tqdm import tqdm
 
-    from catalog_pipelines.orchestration import CycleFailed, cycle_definitions, instance_from_env, materialize_snapshot, run_cycle
+    from catalog_pipelines.runs import CycleFailed, cycle_definitions, instance_from_env, materialize_snapshot, run_cycle
 
     defs = cycle_definitions(configs)
     instance = instance_from_env()
@@ -198,7 +198,7 @@ def demo(size: int | None, quiet: bool) -> None:
     ctx.invoke(usage_generate, days=days, events=events, seed=0, jsonl=None, as_json=False)
     ctx.invoke(usage_refresh, as_json=False)
 
-    from catalog_pipelines.insights import materialize_insights
+    from catalog_pipelines.runs import materialize_insights
 
     insights = materialize_insights(quiet=quiet, demo=True)
     if insights:

@@ -293,8 +293,7 @@ def generate_cmd(seed: int, email_domain: str | None, survey_id: str | None, as_
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def load_cmd(waves: tuple[str, ...], as_json: bool) -> None:
     """Ingest the exports of each wave and recompute the trends (Dagster runs, in-process)."""
-    from catalog_pipelines.insights import materialize_waves
-    from catalog_pipelines.orchestration import instance_from_env
+    from catalog_pipelines.runs import instance_from_env, materialize_waves
 
     report = materialize_waves(instance_from_env(), list(waves) or None)
     if as_json:

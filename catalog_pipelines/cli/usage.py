@@ -143,8 +143,7 @@ def generate(days: int, events: int, seed: int, jsonl: Path | None, as_json: boo
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def refresh(as_json: bool) -> None:
     """Compact and summarise every day with new events, then recompute the insights (Dagster runs)."""
-    from catalog_pipelines.insights import materialize_usage
-    from catalog_pipelines.orchestration import instance_from_env
+    from catalog_pipelines.runs import instance_from_env, materialize_usage
 
     result = materialize_usage(instance_from_env())
     if as_json:

@@ -1,4 +1,4 @@
-"""Sensors that drive ingestion cycles through the Dagster daemon, and per-provider health checks.
+"""Sensors that drive ingestion cycles through the Dagster daemon (health checks: assets/ingestion.py).
 
 Each tick reads the ledger, asks the pure state machine (ingestion/engine.py) what to do, applies its
 ledger updates and requests at most one run: the next chunk partition or the sweep. Failures are
@@ -12,10 +12,10 @@ import datetime as dt
 
 import dagster as dg
 
-from catalog_pipelines.assets.ingestion import (
-    chunk_job_name, chunk_key, chunk_partitions, failure_text, run_failure_cause, sweep_asset_key, sweep_job_name,
-)
+from catalog_pipelines.assets.ingestion import failure_text, run_failure_cause
 from catalog_pipelines.ingestion.config import ProviderConfig
+from catalog_pipelines.jobs import chunk_job_name, sweep_job_name
+from catalog_pipelines.partitions import chunk_key, chunk_partitions
 from catalog_pipelines.resources import CatalogDatabase
 
 PROVIDER_TAG = "catalog/provider"
@@ -198,42 +198,3 @@ def record_run_failure(context: dg.RunFailureSensorContext, catalog: CatalogData
     if refused:
         return  # a refused chunk (say, a manual re-run that would lose marks): the source is fine
     record_failure(catalog.ledger(), provider, configs[provider].options, failure_text(run.run_id, cause))
-
-
-def build_health_check(config: ProviderConfig) -> dg.AssetChecksDefinition:
-    name = config.name
-
-    @dg.asset_check(
-        asset=sweep_asset_key(name),
-        name="provider_health",
-        description=(
-            f"Health of provider `{name}`: fails when it is backing off past its schedule or a guard "
-            "blocked its removal sweep. Metadata: state, attempts, last error, next action, entities "
-            "owned, last cycle duration and throughput."
-        ),
-    )
-    def provider_health(catalog: CatalogDatabase) -> dg.AssetCheckResult:
-        from catalog_pipelines.ingestion.health import provider_health_report
-
-        report = provider_health_report(catalog.ledger(), catalog.store(), config)
-        return dg.AssetCheckResult(
-            passed=report["healthy"],
-            severity=dg.AssetCheckSeverity.ERROR,
-            description=report["reason"],
-            metadata={k: (dg.MetadataValue.text(str(v)) if v is not None else dg.MetadataValue.text("-"))
-                      for k, v in report.items() if k != "healthy"},
-        )
-
-    return provider_health
-
-
-def build_health_schedule(configs: list[ProviderConfig]) -> dg.ScheduleDefinition:
-    return dg.ScheduleDefinition(
-        name="provider_health_schedule",
-        cron_schedule="*/5 * * * *",
-        target=dg.AssetSelection.checks_for_assets(*[sweep_asset_key(c.name) for c in configs]),
-        default_status=dg.DefaultScheduleStatus.RUNNING,
-        description="Re-evaluates every provider's health check every five minutes.",
-    )
-
-

@@ -1,0 +1,15 @@
+"""`insights_automation_sensor`: evaluates the automation conditions (automation.py) of every asset.
+
+Facts and scorecards run on automation conditions (each fact source on its own cadence); Dagster's
+automation sensor is stopped by default, so this one starts running.
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+
+
+def build_automation_sensor() -> dg.AutomationConditionSensorDefinition:
+    return dg.AutomationConditionSensorDefinition(
+        "insights_automation_sensor", target=dg.AssetSelection.all(), default_status=dg.DefaultSensorStatus.RUNNING,
+    )
