@@ -123,3 +123,11 @@ def test_the_import_scan_sees_imports_inside_functions(tmp_path):
     path.write_text("def f():\n    import dagster as dg\n    from catalog_pipelines import assets\n")
     assert _hits(path, ("dagster",)) == ["probe.py:2: imports dagster"]
     assert _hits(path, ("catalog_pipelines.assets",)) == ["probe.py:3: imports catalog_pipelines.assets"]
+
+
+def test_import_linter_contracts_are_kept():
+    """The contracts in .importlinter (model, analytics and dashboards, services and web, the doors),
+    checked by import-linter over the whole import graph, indirect chains and lazy imports included."""
+    from importlinter.cli import lint_imports
+
+    assert lint_imports(config_filename=str(ROOT / ".importlinter"), no_cache=True, no_logo=True) == 0
