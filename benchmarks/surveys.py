@@ -37,6 +37,7 @@ from analytics.pseudonymise import pseudonymise_series  # noqa: E402
 from analytics.surveys.trends import WaveData, compute_insights, parse_survey  # noqa: E402
 from analytics.surveys.ingest import TOKEN_DOMAIN, RespondentDirectory, ingest_wave  # noqa: E402
 from analytics.surveys.synthetic import export_frame, generate_waves, invited_frame, stored_frame  # noqa: E402
+from catalog_pipelines.storage.surveys_store import read_export  # noqa: E402
 
 DIMENSIONS = ("satisfaction", "productivity", "flow", "cognitive_load", "feedback_loops", "tooling", "collaboration", "learning")
 
@@ -126,7 +127,7 @@ def main() -> None:
             export_frame(survey, generated[wave_id]).to_csv(csv, index=False)
             invited_frame(survey, generated[wave_id]).to_csv(inv, index=False)
             t0, c0 = time.perf_counter(), time.process_time()
-            result = ingest_wave(survey, survey.wave(wave_id), [csv], directory, key, inv)
+            result = ingest_wave(survey, survey.wave(wave_id), [read_export(csv)], directory, key, read_export(inv))
             t_ingest += time.perf_counter() - t0
             c_ingest += time.process_time() - c0
             ingest_rows += result.stats["rows_read"]

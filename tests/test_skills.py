@@ -39,6 +39,7 @@ from analytics.health.skills import (
 )
 from analytics.health.synthetic import annotate_users, synthetic_gigs, synthetic_profiles
 from catalog_pipelines.providers.synthetic import SyntheticOrg
+from catalog_pipelines.storage.skills_store import read_profiles_csv
 
 ROOT = Path(__file__).parent.parent
 HEALTH = Path(__file__).parent / "data" / "health"
@@ -62,7 +63,7 @@ def org_frames():
 
 @pytest.fixture(scope="module")
 def profiles(taxonomy) -> SkillProfiles:
-    return profiles_from_csv(HEALTH / "skills.csv", taxonomy)
+    return profiles_from_csv(read_profiles_csv(HEALTH / "skills.csv"), taxonomy)
 
 
 def tiny_org(teams: dict[str, list[str]]) -> OrgGraph:

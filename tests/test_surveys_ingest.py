@@ -10,7 +10,7 @@ import yaml
 from analytics.org import OrgGraph
 from analytics.surveys.trends import load_survey
 from analytics.surveys.ingest import RespondentDirectory, ingest_wave, primary_teams, validate_export
-from catalog_pipelines.storage.surveys_store import read_wave, write_wave
+from catalog_pipelines.storage.surveys_store import read_export, read_wave, write_wave
 
 DATA = Path(__file__).parent / "data" / "surveys"
 BAD = DATA / "malformed"
@@ -33,7 +33,8 @@ def directory(entities):
 
 
 def ingest(survey, directory, *files, invited=None, key=KEY, wave="s1"):
-    return ingest_wave(survey, survey.wave(wave), [BAD / f if isinstance(f, str) else f for f in files], directory, key, invited)
+    exports = [read_export(BAD / f if isinstance(f, str) else f) for f in files]
+    return ingest_wave(survey, survey.wave(wave), exports, directory, key, read_export(invited) if invited else None)
 
 
 def errors_by(result, kind):
@@ -41,7 +42,7 @@ def errors_by(result, kind):
 
 
 def test_a_file_without_respondent_column_is_rejected_whole_with_one_clear_error(survey):
-    result = validate_export(BAD / "no_respondent_column.csv", survey)
+    result = validate_export(read_export(BAD / "no_respondent_column.csv"), survey)
     assert len(result.frame) == 0
     assert len(result.errors) == 1
     message = str(result.errors[0])

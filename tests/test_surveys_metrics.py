@@ -17,6 +17,7 @@ from analytics.org import OrgGraph
 from analytics.surveys.trends import WaveData, compute_insights, load_survey, response_rate_collapses
 from analytics.surveys.config import CollapseThresholds
 from analytics.surveys.ingest import RespondentDirectory, ingest_wave
+from catalog_pipelines.storage.surveys_store import read_export
 
 DATA = Path(__file__).parent / "data" / "surveys"
 T4 = 2.7764451051977934
@@ -32,7 +33,7 @@ def insights():
     directory = RespondentDirectory(org, entities)
     waves = {}
     for wave in survey.waves:
-        result = ingest_wave(survey, wave, [DATA / "exports" / wave.id / "responses.csv"], directory, b"test-key")
+        result = ingest_wave(survey, wave, [read_export(DATA / "exports" / wave.id / "responses.csv")], directory, b"test-key")
         assert result.errors == []
         waves[wave.id] = WaveData(result.responses, result.invited)
     return compute_insights(survey, waves, org)

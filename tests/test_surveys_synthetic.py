@@ -10,7 +10,7 @@ from analytics.org import OrgGraph
 from analytics.pseudonymise import pseudonymise_series
 from analytics.surveys.trends import WaveData, compute_insights, load_surveys
 from analytics.surveys.ingest import RespondentDirectory, ingest_wave
-from catalog_pipelines.storage.surveys_store import export_files, write_synthetic_exports
+from catalog_pipelines.storage.surveys_store import export_files, read_wave_exports, write_synthetic_exports
 from analytics.surveys.synthetic import generate_waves, stored_frame
 from catalog_pipelines.providers.synthetic import SyntheticOrg
 from catalog_pipelines.settings import PROJECT_ROOT
@@ -88,7 +88,8 @@ def test_written_exports_ingest_without_errors(tmp_path, world):
     write_synthetic_exports(tmp_path, survey, org, seed=7, email_domain="acme.example", waves=["pulse-2024-q2"])
     files, invited = export_files(tmp_path, "pulse-2024-q2")
     assert [f.name for f in files] == ["responses.csv"] and invited.name == "invited.csv"
-    result = ingest_wave(survey, survey.wave("pulse-2024-q2"), files, RespondentDirectory(org, entities), b"k", invited)
+    exports, invited_list = read_wave_exports(tmp_path, "pulse-2024-q2")
+    result = ingest_wave(survey, survey.wave("pulse-2024-q2"), exports, RespondentDirectory(org, entities), b"k", invited_list)
     assert result.errors == []
     assert len(result.responses) == len(generated["pulse-2024-q2"].answers)
     # Free text was written by people who did not consent too; none of it was kept.

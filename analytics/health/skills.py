@@ -14,7 +14,8 @@ embeds/gigs), computed from two sources that are merged per person and skill (hi
 
   and on a **Group**, `skills.catalog-pipelines.io/needs: kafka, java` declares what the team
   depends on beyond what its entities' tags say;
-- a **skills CSV** (`user,skill,level,wants_to_learn[,mentor_capacity]`), e.g. a survey export.
+- a **skills CSV** (`user,skill,level,wants_to_learn[,mentor_capacity]`), e.g. a survey export,
+  read by `catalog_pipelines.storage.skills_store` (this module reads no data files).
 
 Levels run 1 (beginner) to 4 (expert). Skill names go through the taxonomy
 (`config/skills/skills.yaml`): aliases fold into one name (`k8s` → `kubernetes`).
@@ -213,17 +214,18 @@ def profiles_from_entities(entities: pd.DataFrame, taxonomy: Taxonomy) -> SkillP
     return _assemble(skills, wishes, people)
 
 
-def profiles_from_csv(source: str | Path | pd.DataFrame, taxonomy: Taxonomy) -> SkillProfiles:
-    """Profiles from a CSV with columns `user, skill, level, wants_to_learn[, mentor_capacity, gigs]`.
+def profiles_from_csv(frame: pd.DataFrame, taxonomy: Taxonomy, *, where: str | None = None) -> SkillProfiles:
+    """Profiles from the rows of a skills CSV (columns `user, skill, level, wants_to_learn[,
+    mentor_capacity, gigs]`, as `catalog_pipelines.storage.skills_store.read_profiles_csv` reads
+    it); `where` (the file) prefixes the error when a column is missing.
 
     A row with `wants_to_learn` true is a learning wish (its level, if any, is where the person is
     now); other rows are skills. `user` is a user ref or a bare name (`jane.doe`).
     """
-    frame = source if isinstance(source, pd.DataFrame) else pd.read_csv(source, dtype=str, keep_default_na=False)
     frame = frame.rename(columns=lambda c: str(c).strip().lower())
     missing = {"user", "skill"} - set(frame.columns)
     if missing:
-        raise ValueError(f"skills CSV lacks column(s) {sorted(missing)}")
+        raise ValueError(f"{where + ': ' if where else ''}skills CSV lacks column(s) {sorted(missing)}")
     skills, wishes, people = [], [], []
     capacity: dict[str, Any] = {}
     gigs: dict[str, Any] = {}

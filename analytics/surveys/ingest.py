@@ -1,9 +1,10 @@
 """Survey exports in, validated and pseudonymised wave responses out.
 
 Survey tools export one row per response, one column per question (CSV), or a list of response
-records (JSON, with the answers flat or under `answers`). Validation reports every problem as a
-`RowError` naming the file, the row (spreadsheet numbering: the header is row 1; for JSON, the
-record's 1-based position) and the column, and keeps what is valid:
+records (JSON, with the answers flat or under `answers`); `catalog_pipelines.storage.surveys_store.
+read_export` reads each file into an `ExportTable` (this module does no file I/O). Validation
+reports every problem as a `RowError` naming the file, the row (spreadsheet numbering: the header
+is row 1; for JSON, the record's 1-based position) and the column, and keeps what is valid:
 
 - a file without a respondent column is rejected whole; a missing question column is reported once
   and that question counts as unanswered in the file;
@@ -26,12 +27,10 @@ combination of its children's, which the anonymity rules depend on.
 
 from __future__ import annotations
 
-import json
 import re
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -113,79 +112,30 @@ def _find_column(columns: Iterable[str], *candidates: str | None) -> str | None:
     return None
 
 
-# --- reading ------------------------------------------------------------------------------------
+# --- exports as read -----------------------------------------------------------------------------
 
 
-def read_export(path: str | Path) -> tuple[pd.DataFrame | None, list[RowError]]:
-    """An export as a frame of strings with `_row` (row number as defined in the module docstring)."""
-    path = Path(path)
-    name = path.name
-    try:
-        if path.suffix.lower() == ".json":
-            frame = _read_json(path)
-        else:
-            frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_filter=False, encoding="utf-8-sig")
-            frame["_row"] = np.arange(2, len(frame) + 2)
-    except (ValueError, OSError, UnicodeDecodeError, pd.errors.ParserError) as exc:
-        return None, [RowError(name, None, None, "unreadable_file", f"cannot read the export: {exc}")]
-    frame.columns = [str(c).strip() for c in frame.columns]
-    return frame, []
+@dataclass
+class ExportTable:
+    """One export as `catalog_pipelines.storage.surveys_store.read_export` read it: every cell a
+    string plus `_row` (spreadsheet numbering for CSV: the header is row 1; for JSON, the record's
+    1-based position), or `frame` None and the error saying why the file could not be read."""
 
+    name: str  # the file name every RowError of this export names
+    frame: pd.DataFrame | None
+    errors: list[RowError] = field(default_factory=list)
 
-def _read_json(path: Path) -> pd.DataFrame:
-    doc = json.loads(path.read_text(encoding="utf-8-sig"))
-    if isinstance(doc, dict):
-        doc = doc.get("responses", doc.get("items", doc.get("data")))
-    if not isinstance(doc, list):
-        raise ValueError("expected a list of responses or an object with a 'responses' list")
-    records = []
-    for i, item in enumerate(doc):
-        flat: dict[str, str] = {"_row": i + 1}
-        if isinstance(item, dict):
-            answers = item.get("answers")
-            for key, value in item.items():
-                if key != "answers":
-                    flat[str(key)] = _text(value)
-            if isinstance(answers, dict):
-                flat.update({str(k): _text(v) for k, v in answers.items()})
-            elif isinstance(answers, list):
-                for answer in answers:
-                    if isinstance(answer, dict):
-                        key = answer.get("question", answer.get("id", answer.get("field")))
-                        value = answer.get("value", answer.get("answer", answer.get("choices")))
-                        if key is not None:
-                            flat[str(key)] = _text(value)
-        else:
-            flat["_not_an_object"] = "1"
-        records.append(flat)
-    frame = pd.DataFrame.from_records(records)
-    for col in frame.columns:
-        if col != "_row":
-            frame[col] = frame[col].fillna("").astype(str)
-    return frame
-
-
-def _text(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    if isinstance(value, list):
-        return ";".join(_text(v) for v in value)
-    if isinstance(value, dict):
-        return json.dumps(value)
-    return str(value)
+    @classmethod
+    def unreadable(cls, name: str, reason: Any) -> ExportTable:
+        return cls(name, None, [RowError(name, None, None, "unreadable_file", f"cannot read the export: {reason}")])
 
 
 # --- validating ---------------------------------------------------------------------------------
 
 
-def validate_export(path: str | Path, survey: SurveyDefinition) -> ValidatedFile:
-    """Read and validate one export against the survey's questions (no catalog needed)."""
-    raw, errors = read_export(path)
-    name = Path(path).name
+def validate_export(export: ExportTable, survey: SurveyDefinition) -> ValidatedFile:
+    """Validate one export against the survey's questions (no catalog needed)."""
+    raw, errors, name = export.frame, list(export.errors), export.name
     if raw is None:
         return ValidatedFile(_empty_validated(survey), errors, 0)
     rows = raw["_row"].to_numpy()
@@ -380,11 +330,10 @@ def population(org: OrgGraph, directory: RespondentDirectory, wave: Wave) -> dic
     return {u: directory.primary_team[u] for u in users if u in directory.primary_team}
 
 
-def read_invited(path: str | Path, survey: SurveyDefinition, directory: RespondentDirectory) -> tuple[dict[str, str], list[RowError], int]:
+def resolve_invited(export: ExportTable, survey: SurveyDefinition, directory: RespondentDirectory) -> tuple[dict[str, str], list[RowError], int]:
     """An invitation list: respondent column (same names as the export) and optionally the team
     each person was in when the wave ran. Returns (user → team, errors, rows without a catalog user)."""
-    raw, errors = read_export(path)
-    name = Path(path).name
+    raw, errors, name = export.frame, list(export.errors), export.name
     if raw is None:
         return {}, errors, 0
     who_col = _find_column(raw.columns, survey.export.respondent_column, *RESPONDENT_ALIASES)
@@ -429,24 +378,24 @@ def read_invited(path: str | Path, survey: SurveyDefinition, directory: Responde
 def ingest_wave(
     survey: SurveyDefinition,
     wave: Wave,
-    files: list[Path],
+    exports: list[ExportTable],
     directory: RespondentDirectory,
     key: bytes,
-    invited_file: Path | None = None,
+    invited_list: ExportTable | None = None,
 ) -> WaveIngest:
-    """Validate every export file of a wave, resolve and pseudonymise respondents, dedupe."""
+    """Validate every export of a wave, resolve and pseudonymise respondents, dedupe."""
     errors: list[RowError] = []
     invited_unmatched = 0
-    if invited_file is not None:
-        invited_map, inv_errors, invited_unmatched = read_invited(invited_file, survey, directory)
+    if invited_list is not None:
+        invited_map, inv_errors, invited_unmatched = resolve_invited(invited_list, survey, directory)
         errors += inv_errors
         explicit = True
     else:
         invited_map, explicit = population(directory.org, directory, wave), False
 
     parts, rows_read = [], 0
-    for path in files:
-        validated = validate_export(path, survey)
+    for export in exports:
+        validated = validate_export(export, survey)
         errors += validated.errors
         rows_read += validated.rows_read
         parts.append(validated.frame)
@@ -512,7 +461,7 @@ def ingest_wave(
     counts = Counter(invited_map.values())
     invited = pd.DataFrame({TEAM: list(counts), "invited": list(counts.values())}).astype({TEAM: "string", "invited": np.int64})
     stats = {
-        "files": len(files),
+        "files": len(exports),
         "rows_read": rows_read,
         "rows_landed": len(responses),
         "rows_dropped": int(drop.sum()),

@@ -240,6 +240,7 @@ def validate_cmd(export: Path, survey_id: str | None, as_json: bool) -> None:
     from analytics.surveys.config import load_surveys
     from analytics.surveys.ingest import validate_export
     from catalog_pipelines.services.surveys import surveys_config_dir
+    from catalog_pipelines.storage.surveys_store import read_export
 
     surveys_ = load_surveys(surveys_config_dir())
     if survey_id:
@@ -250,7 +251,7 @@ def validate_cmd(export: Path, survey_id: str | None, as_json: bool) -> None:
         survey = surveys_[0]
     else:
         raise click.ClickException(f"several surveys are defined; pass --survey ({', '.join(s.id for s in surveys_)})")
-    result = validate_export(export, survey)
+    result = validate_export(read_export(export), survey)
     report = {"file": str(export), "survey": survey.id, "rows": result.rows_read, "errors": [e.to_dict() for e in result.errors]}
     if as_json:
         emit_json(report)

@@ -125,14 +125,16 @@ def build_skills_exchange(engine: "sa.Engine", *, config_dir: str = "", syntheti
     from catalog_pipelines.settings import PROJECT_ROOT
     from catalog_pipelines.storage.frames import entities_frame
     from catalog_pipelines.storage.insights import write_frames
+    from catalog_pipelines.storage.skills_store import profiles_path, read_profiles_csv
 
     folder = Path(config_dir) if config_dir else PROJECT_ROOT / "config" / "skills"
     taxonomy = sk.Taxonomy.load(folder / "skills.yaml")
     entities = entities_frame(engine)
     org = org_graph(engine)
     sources = [sk.profiles_from_entities(entities, taxonomy)]
-    if (folder / "profiles.csv").exists():
-        sources.append(sk.profiles_from_csv(folder / "profiles.csv", taxonomy))
+    csv = profiles_path(folder)
+    if csv.exists():
+        sources.append(sk.profiles_from_csv(read_profiles_csv(csv), taxonomy, where=str(csv)))
     profiles = sk.merge_profiles(*sources)
     if synthetic_profiles:
         from analytics.health.synthetic import synthetic_profiles as make_up

@@ -54,15 +54,15 @@ def ingest_survey_wave(wave_id: str, org: "OrgGraph", users: list[dict[str, Any]
     """
     from analytics.surveys.config import load_surveys
     from analytics.surveys.ingest import RespondentDirectory, ingest_wave
-    from catalog_pipelines.storage.surveys_store import export_dir, export_files, write_wave
+    from catalog_pipelines.storage.surveys_store import export_dir, read_wave_exports, write_wave
 
     survey = next((s for s in load_surveys(config_dir) if wave_id in {w.id for w in s.waves}), None)
     if survey is None:
         raise LookupError(f"no survey in {config_dir} has a wave {wave_id!r}")
-    files, invited = export_files(root, wave_id)
-    if not files:
+    exports, invited = read_wave_exports(root, wave_id)
+    if not exports:
         raise LookupError(f"no exports for wave {wave_id!r}: put the survey tool's CSV/JSON exports in {export_dir(root, wave_id)}")
-    result = ingest_wave(survey, survey.wave(wave_id), files, RespondentDirectory(org, users), key, invited)
+    result = ingest_wave(survey, survey.wave(wave_id), exports, RespondentDirectory(org, users), key, invited)
     if not len(result.responses):
         problems = "\n".join(str(e) for e in result.errors[:20])
         raise ValueError(f"no valid response in the exports of wave {wave_id!r}; previous data kept.\n{problems}")

@@ -10,6 +10,9 @@ Response-level data stays in these Parquet files (like the portal's event data),
 database that dashboards and the CLI read: only anonymity-filtered aggregates go there. Each wave
 file carries its invited counts per team in the Parquet metadata and is replaced atomically, so a
 reader sees the old wave or the new one, never half of each.
+
+`read_export` reads one CSV/JSON export into an `analytics.surveys.ingest.ExportTable` (cells as
+strings, row numbers for error messages); validation and matching are `analytics.surveys.ingest`'s.
 """
 
 from __future__ import annotations
@@ -18,12 +21,14 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from analytics.surveys.ingest import ExportTable
 from analytics.surveys.trends import TEAM, WaveData
 
 if TYPE_CHECKING:
@@ -51,6 +56,77 @@ def export_files(root: Path, wave_id: str) -> tuple[list[Path], Path | None]:
     files = sorted(p for p in directory.iterdir() if p.is_file() and p.suffix.lower() in (".csv", ".json"))
     invited = next((p for p in files if p.stem.lower() == INVITED_STEM), None)
     return [p for p in files if p != invited], invited
+
+
+def read_export(path: str | Path) -> ExportTable:
+    """An export file as a frame of strings with `_row` (CSV: spreadsheet numbering, the header is
+    row 1; JSON: the record's 1-based position), named by its file name; an unreadable file is an
+    `ExportTable` without a frame and one `unreadable_file` error."""
+    path = Path(path)
+    name = path.name
+    try:
+        if path.suffix.lower() == ".json":
+            frame = _read_json(path)
+        else:
+            frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_filter=False, encoding="utf-8-sig")
+            frame["_row"] = np.arange(2, len(frame) + 2)
+    except (ValueError, OSError, UnicodeDecodeError, pd.errors.ParserError) as exc:
+        return ExportTable.unreadable(name, exc)
+    frame.columns = [str(c).strip() for c in frame.columns]
+    return ExportTable(name, frame)
+
+
+def read_wave_exports(root: Path, wave_id: str) -> tuple[list[ExportTable], ExportTable | None]:
+    """(the wave's response exports, its invitation list or None), read (see `export_files`)."""
+    files, invited = export_files(root, wave_id)
+    return [read_export(p) for p in files], read_export(invited) if invited is not None else None
+
+
+def _read_json(path: Path) -> pd.DataFrame:
+    doc = json.loads(path.read_text(encoding="utf-8-sig"))
+    if isinstance(doc, dict):
+        doc = doc.get("responses", doc.get("items", doc.get("data")))
+    if not isinstance(doc, list):
+        raise ValueError("expected a list of responses or an object with a 'responses' list")
+    records = []
+    for i, item in enumerate(doc):
+        flat: dict[str, Any] = {"_row": i + 1}
+        if isinstance(item, dict):
+            answers = item.get("answers")
+            for key, value in item.items():
+                if key != "answers":
+                    flat[str(key)] = _text(value)
+            if isinstance(answers, dict):
+                flat.update({str(k): _text(v) for k, v in answers.items()})
+            elif isinstance(answers, list):
+                for answer in answers:
+                    if isinstance(answer, dict):
+                        key = answer.get("question", answer.get("id", answer.get("field")))
+                        value = answer.get("value", answer.get("answer", answer.get("choices")))
+                        if key is not None:
+                            flat[str(key)] = _text(value)
+        else:
+            flat["_not_an_object"] = "1"
+        records.append(flat)
+    frame = pd.DataFrame.from_records(records)
+    for col in frame.columns:
+        if col != "_row":
+            frame[col] = frame[col].fillna("").astype(str)
+    return frame
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, list):
+        return ";".join(_text(v) for v in value)
+    if isinstance(value, dict):
+        return json.dumps(value)
+    return str(value)
 
 
 def exports_fingerprint(root: Path, wave_id: str) -> str | None:
