@@ -120,6 +120,14 @@ def test_catalog_and_csv_merge_to_the_higher_level_and_both_sources(taxonomy, pr
     assert amelia.loc["rust", "level"] == 1
 
 
+def test_a_skills_csv_without_a_skill_column_is_an_error_naming_the_file(taxonomy, tmp_path):
+    csv = tmp_path / "profiles.csv"
+    csv.write_text("user,level\njane,3\n")
+    with pytest.raises(ValueError) as err:
+        profiles_from_csv(read_profiles_csv(csv), taxonomy, where=str(csv))
+    assert str(err.value) == f"{csv}: skills CSV lacks column(s) ['skill']"
+
+
 def test_csv_wishes_carry_the_learners_current_level(profiles):
     wishes = profiles.wishes.set_index(["user_ref", "skill"])["current_level"]
     assert wishes[(U + "nigel.manning", "graphql")] == 1

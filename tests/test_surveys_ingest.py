@@ -50,6 +50,17 @@ def test_a_file_without_respondent_column_is_rejected_whole_with_one_clear_error
     assert "the file was not loaded" in message
 
 
+def test_an_unreadable_export_is_one_error_naming_the_file_and_the_other_files_land(survey, directory, tmp_path):
+    broken, not_a_list = tmp_path / "broken.json", tmp_path / "object.json"
+    broken.write_text('[{"email": "a1@example.com",')
+    not_a_list.write_text('{"total": 3}')
+    result = ingest(survey, directory, broken, not_a_list, DATA / "exports" / "s1" / "responses.csv")
+    unreadable = errors_by(result, "unreadable_file")
+    assert [(e.file, e.row, e.column) for e in unreadable] == [("broken.json", None, None), ("object.json", None, None)]
+    assert str(unreadable[1]) == "object.json: cannot read the export: expected a list of responses or an object with a 'responses' list"
+    assert result.stats["files"] == 3 and len(result.responses) > 0
+
+
 def test_a_missing_question_column_is_reported_once_and_the_rows_still_land(survey, directory):
     result = ingest(survey, directory, "missing_question_column.csv")
     missing = errors_by(result, "missing_column")
