@@ -84,7 +84,7 @@ def _rbac_semantic(path: Path, shown: str) -> list[ConfigIssue]:
     try:
         Policy.from_file(path)
     except PolicyError as exc:
-        return [ConfigIssue(shown, 1, problem) for problem in exc.problems]
+        return [ConfigIssue(shown, line, problem) for problem, line in zip(exc.problems, exc.lines or [1] * len(exc.problems), strict=True)]
     return []
 
 

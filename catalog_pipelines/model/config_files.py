@@ -205,8 +205,8 @@ def _message(model: type[BaseModel], error: Any) -> str:
         message = message.split(", ", 1)[1]
     if kind == "missing":
         return f"missing required key {loc[-1]!r}"
-    if kind == "model_type":  # a scalar or list where a mapping of known keys belongs
-        keys = sorted(known_keys(model, loc))
+    if kind in ("model_type", "dict_type"):  # a scalar or list where a mapping belongs
+        keys = sorted(known_keys(model, loc)) if kind == "model_type" else []
         message = "must be a mapping" + (f" with keys among {', '.join(keys)}" if keys else "")
     value = error.get("input")
     if kind == "literal_error" and isinstance(value, str):
