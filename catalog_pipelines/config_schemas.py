@@ -74,7 +74,7 @@ def _surveys_semantic(path: Path, shown: str) -> list[ConfigIssue]:
     try:
         load_survey(path)
     except SurveyConfigError as exc:
-        return [ConfigIssue(shown, 1, str(exc).removeprefix(f"{path}: "))]
+        return [ConfigIssue(shown, i.line, i.message, i.path) for i in exc.issues] or [ConfigIssue(shown, 1, str(exc).removeprefix(f"{path}: "))]
     return []
 
 
