@@ -88,6 +88,16 @@ def _rbac_semantic(path: Path, shown: str) -> list[ConfigIssue]:
     return []
 
 
+def _gigs_semantic(path: Path, shown: str) -> list[ConfigIssue]:
+    from analytics.health.skills import SkillsConfigError, load_gigs
+
+    try:
+        load_gigs(path)
+    except SkillsConfigError as exc:
+        return [ConfigIssue(shown, i.line, i.message, i.path) for i in exc.issues]
+    return []
+
+
 KINDS: dict[str, ConfigKind] = {
     kind.name: kind
     for kind in (
@@ -102,7 +112,7 @@ KINDS: dict[str, ConfigKind] = {
         ConfigKind("skills", "analytics.health.skills:SkillsFile", "Skill taxonomy and matching settings (config/skills/skills.yaml)",
                    lambda s: _one(s.skills_config / "skills.yaml")),
         ConfigKind("gigs", "analytics.health.skills:GigsFile", "Gigs and embeds of the skills exchange (config/skills/gigs.yaml)",
-                   lambda s: _one(s.skills_config / "gigs.yaml")),
+                   lambda s: _one(s.skills_config / "gigs.yaml"), _gigs_semantic),
     )
 }
 
