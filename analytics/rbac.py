@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,15 +57,18 @@ MAX_CRITERIA_ITEMS = 64
 
 
 class PolicyError(ValueError):
-    """The policy is malformed; the message lists every problem and where it is."""
+    """The policy is malformed; the message lists every problem and where it is (`path: reason`,
+    after `file:line:` when the policy came from YAML)."""
 
-    def __init__(self, problems: str | list[str], source: str = ""):
+    def __init__(self, problems: str | list[str], source: str = "", lines: list[int] | None = None):
         self.problems = [problems] if isinstance(problems, str) else list(problems)
-        prefix = f"{source}: " if source else ""
+        self.lines = lines
+        shown = [f"{source}:{line}: {p}" for p, line in zip(self.problems, lines, strict=True)] if lines is not None else self.problems
+        prefix = f"{source}: " if source and lines is None else ""
         if len(self.problems) == 1:
-            message = prefix + self.problems[0]
+            message = prefix + shown[0]
         else:
-            message = f"{prefix}{len(self.problems)} problems:\n" + "\n".join(f"  - {p}" for p in self.problems)
+            message = f"{source + ': ' if source else ''}{len(self.problems)} problems:\n" + "\n".join(f"  - {p}" for p in shown)
         super().__init__(message)
 
 
@@ -453,10 +457,17 @@ class Policy:
 
     @classmethod
     def from_dict(cls, raw: Any, source: str = "<dict>") -> Policy:
+        """A policy from its decoded document; a document from `config_files.load_yaml` (as
+        `from_yaml` reads it) knows its lines, and every problem then names its line too."""
+        from catalog_pipelines.model import config_files
+
         problems: list[str] = []
-        roles = _parse_policy(raw, problems)
+        roles = _parse_policy(raw, problems, source)
         if problems:
-            raise PolicyError(problems, source)
+            if not config_files.line(raw, default=0):  # a plain dict: no lines to tell
+                raise PolicyError(problems, source)
+            located = sorted(((config_files.line_of(raw, _path_of(p)), p) for p in problems), key=lambda lp: lp[0])
+            raise PolicyError([p for _, p in located], source, [line for line, _ in located])
         digest = hashlib.sha256(repr(raw).encode()).hexdigest()[:12]
         return cls(tuple(roles), source, digest)
 
@@ -464,8 +475,12 @@ class Policy:
     def from_yaml(cls, text: str, source: str = "<yaml>") -> Policy:
         import yaml
 
+        from catalog_pipelines.model import config_files
+
         try:
-            raw = yaml.safe_load(text)
+            raw = config_files.load_yaml(text)
+        except config_files.DuplicateKeyError as exc:
+            raise PolicyError(f"not valid YAML at line {exc.line}: duplicate key {exc.key!r}", source) from None
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -481,58 +496,46 @@ class Policy:
         return cls.from_yaml(path.read_text(), str(path))
 
 
+def _path_of(problem: str) -> tuple[Any, ...]:
+    """The document path a problem starts with (`roles.a.permissions[2]: ...`)."""
+    where = problem.split(": ", 1)[0] if ": " in problem else ""
+    return tuple(int(index) if index else key for key, index in re.findall(r"([^.\[\]]+)|\[(\d+)\]", where))
+
+
 def _suggest(value: str, choices: Iterable[str]) -> str:
     close = difflib.get_close_matches(value, list(choices), n=1, cutoff=0.6)
     return f"; did you mean {close[0]!r}?" if close else ""
 
 
-def _parse_policy(raw: Any, problems: list[str]) -> list[Role]:
+def _parse_policy(raw: Any, problems: list[str], source: str) -> list[Role]:
+    """The roles of a policy document: its shape checked by `PolicyFile` (pydantic), then, on every
+    member and permission decision the model accepted, what a schema cannot say (refs, permission
+    names and prefixes, rules and their params, which rules apply to which permission)."""
+    from catalog_pipelines.model import config_files
+
     if raw is None:
         return []
-    if not isinstance(raw, dict):
-        problems.append("expected a mapping with a 'roles' mapping (role name -> members, permissions)")
-        return []
-    unknown = set(raw) - {"roles", "version", "description"}
-    if unknown:
-        problems.append(f"unknown top-level key(s) {sorted(unknown)}; expected 'roles' (and optionally 'version', 'description')")
-    if raw.get("version", 1) != 1:
-        problems.append(f"version: only version 1 is understood, got {raw.get('version')!r}")
-    roles_raw = raw.get("roles")
-    if roles_raw is None:
-        roles_raw = {}
-    if not isinstance(roles_raw, dict):
-        problems.append("roles: expected a mapping of role name -> {members, permissions}, in the order they apply "
-                        f"(got a {type(roles_raw).__name__})")
-        return []
+    _, issues = config_files.validate(PolicyFile, raw, source)
+    problems += [f"{i.path}: {i.message}" if i.path else i.message for i in issues]
+    roles_raw = raw.get("roles") if isinstance(raw, dict) else None
     roles = []
-    for name, spec in roles_raw.items():
-        role = _parse_role(str(name), spec, f"roles.{name}", problems)
-        if role is not None:
-            roles.append(role)
+    for name, spec in (roles_raw or {}).items() if isinstance(roles_raw, dict) else ():
+        if isinstance(spec, dict):
+            roles.append(_parse_role(str(name), spec, f"roles.{name}", problems))
     return roles
 
 
-def _parse_role(name: str, spec: Any, where: str, problems: list[str]) -> Role | None:
-    if not isinstance(spec, dict):
-        problems.append(f"{where}: expected a mapping with 'members' and 'permissions'")
-        return None
-    unknown = set(spec) - {"members", "permissions", "description"}
-    if unknown:
-        problems.append(f"{where}: unknown key(s) {sorted(unknown)}; a role has 'members', 'permissions', 'description'"
-                        + _suggest(min(unknown), ["members", "permissions", "description"]))
+def _parse_role(name: str, spec: Any, where: str, problems: list[str]) -> Role:
     members: set[str] = set()
     raw_members = spec.get("members")
-    if raw_members is None:
-        raw_members = []
-    if not isinstance(raw_members, list):
-        problems.append(f"{where}.members: expected a list of user or group refs (or '*' for anyone)")
-        raw_members = []
-    for index, member in enumerate(raw_members):
+    for index, member in enumerate(raw_members if isinstance(raw_members, list) else []):
         at = f"{where}.members[{index}]"
         if member == ANYONE:
             members.add(ANYONE)
             continue
-        if not isinstance(member, str) or not member.strip():
+        if not isinstance(member, str):
+            continue  # the model said so
+        if not member.strip():
             problems.append(f"{at}: expected a user or group ref such as group:default/platform, got {member!r}")
             continue
         try:
@@ -545,18 +548,24 @@ def _parse_role(name: str, spec: Any, where: str, problems: list[str]) -> Role |
             continue
         members.add(ref)
     raw_grants = spec.get("permissions")
-    if raw_grants is None:
-        raw_grants = []
-    if not isinstance(raw_grants, list):
-        problems.append(f"{where}.permissions: expected a list of permission names or "
-                        "{permission, decision, conditions} mappings")
-        raw_grants = []
     grants = []
-    for index, item in enumerate(raw_grants):
-        grant = _parse_grant(item, f"{where}.permissions[{index}]", problems)
-        if grant is not None:
-            grants.append(grant)
+    for index, item in enumerate(raw_grants if isinstance(raw_grants, list) else []):
+        if _fits(item):
+            grant = _parse_grant(item, f"{where}.permissions[{index}]", problems)
+            if grant is not None:
+                grants.append(grant)
     return Role(name, frozenset(members), tuple(grants), str(spec.get("description") or ""))
+
+
+def _fits(item: Any) -> bool:
+    """Whether a permission decision has the model's shape (else the model has said why)."""
+    from pydantic import ValidationError
+
+    try:
+        _GRANT.validate_python(item)
+    except ValidationError:
+        return False
+    return True
 
 
 def _matched_permissions(pattern: str, where: str, problems: list[str]) -> list[Permission] | None:
@@ -582,22 +591,13 @@ def _matched_permissions(pattern: str, where: str, problems: list[str]) -> list[
 
 
 def _parse_grant(item: Any, where: str, problems: list[str]) -> Grant | None:
+    """A permission decision of the model's shape: a name, or {permission, decision, conditions}."""
     if isinstance(item, str):
         return Grant(item, ALLOW) if _matched_permissions(item, where, problems) is not None else None
-    if not isinstance(item, dict):
-        problems.append(f"{where}: expected a permission name or a {{permission, decision, conditions}} mapping")
-        return None
-    unknown = set(item) - {"permission", "decision", "conditions"}
-    if unknown:
-        problems.append(f"{where}: unknown key(s) {sorted(unknown)}; expected permission, decision, conditions"
-                        + _suggest(min(unknown), ["permission", "decision", "conditions"]))
-    pattern = item.get("permission")
+    pattern = item["permission"]
     matched = _matched_permissions(pattern, f"{where}.permission", problems)
     conditions = item.get("conditions")
-    decision = item.get("decision", CONDITIONAL if conditions is not None else ALLOW)
-    if decision not in DECISIONS:
-        problems.append(f"{where}.decision: {decision!r} is not one of {', '.join(DECISIONS)}")
-        return None
+    decision = item.get("decision") or (CONDITIONAL if conditions is not None else ALLOW)
     if decision == CONDITIONAL and conditions is None:
         problems.append(f"{where}: a conditional decision needs 'conditions'")
         return None
@@ -626,38 +626,24 @@ def _parse_grant(item: Any, where: str, problems: list[str]) -> Grant | None:
 
 
 def _parse_condition(raw: Any, where: str, problems: list[str], depth: int, counter: list[int]) -> Condition | None:
+    """A condition of the model's shape (one of allOf / anyOf / not / rule); limits, rules, params."""
     counter[0] += 1
     if depth > MAX_CONDITION_DEPTH:
         problems.append(f"{where}: conditions nested deeper than {MAX_CONDITION_DEPTH} levels")
         return None
-    if not isinstance(raw, dict):
-        problems.append(f"{where}: expected {{rule: NAME, params: {{...}}}} or allOf / anyOf / not")
-        return None
-    combinators = [k for k in ("allOf", "anyOf", "not") if k in raw]
-    if combinators:
-        if len(raw) != 1:
-            problems.append(f"{where}: {combinators[0]} must be the only key of its mapping, found {sorted(raw)}")
-            return None
-        op = combinators[0]
-        if op == "not":
-            child = _parse_condition(raw["not"], f"{where}.not", problems, depth + 1, counter)
-            return Condition("not", children=(child,)) if child else None
+    op = next((k for k in ("allOf", "anyOf", "not") if k in raw), None)
+    if op == "not":
+        child = _parse_condition(raw["not"], f"{where}.not", problems, depth + 1, counter)
+        return Condition("not", children=(child,)) if child else None
+    if op is not None:
         items = raw[op]
-        if not isinstance(items, list) or not items:
-            problems.append(f"{where}.{op}: expected a non-empty list of conditions")
-            return None
         if len(items) > MAX_CRITERIA_ITEMS:
             problems.append(f"{where}.{op}: {len(items)} items, more than the limit of {MAX_CRITERIA_ITEMS}")
         children = [_parse_condition(c, f"{where}.{op}[{i}]", problems, depth + 1, counter) for i, c in enumerate(items)]
         if any(c is None for c in children):
             return None
         return Condition(op, children=tuple(c for c in children if c is not None))
-    unknown = set(raw) - {"rule", "params", "resourceType"}
-    if unknown:
-        problems.append(f"{where}: unknown key(s) {sorted(unknown)}; a condition has rule, params (and optionally "
-                        "resourceType), or is allOf / anyOf / not" + _suggest(min(unknown), ["rule", "params", "allOf", "anyOf", "not"]))
-        return None
-    name = raw.get("rule")
+    name = raw["rule"]
     if name not in RULES:
         problems.append(f"{where}: unknown rule {name!r}{_suggest(str(name), RULES)} (known: {', '.join(RULES)})")
         return None
@@ -665,9 +651,6 @@ def _parse_condition(raw: Any, where: str, problems: list[str], depth: int, coun
     if "resourceType" in raw and raw["resourceType"] not in rule.resource_types:
         problems.append(f"{where}: rule {name} applies to {', '.join(rule.resource_types)}, not {raw['resourceType']!r}")
     params_raw = raw.get("params") or {}
-    if not isinstance(params_raw, dict):
-        problems.append(f"{where}.params: expected a mapping")
-        return None
     params: dict[str, Any] = {}
     for key, value in params_raw.items():
         kind = rule.params.get(key)
@@ -704,13 +687,13 @@ def _parse_condition(raw: Any, where: str, problems: list[str], depth: int, coun
 
 
 # ------------------------------------------------------------------------------ schema (pydantic)
-# The shape of the policy file, for `catalog-pipelines config schema/validate` (editors complete
-# permission and rule names). `Policy.from_dict` checks the same and the rules' meaning (permission
-# names and prefixes, which rules apply to which resource) with its own messages.
+# The shape of the policy file: `Policy.from_dict` parses every policy through it (then checks the
+# rules' meaning: permission names and prefixes, which rules apply to which resource), and
+# `catalog-pipelines config schema/validate` publish and apply it (editors complete the names).
 
 from typing import Annotated, Literal, Union  # noqa: E402
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag  # noqa: E402
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, TypeAdapter  # noqa: E402
 
 
 class _Strict(BaseModel):
@@ -759,10 +742,14 @@ class GrantModel(_Strict):
     conditions: PolicyCondition | None = None
 
 
+# A permission decision: a permission name, or {permission, decision, conditions}.
+GrantItem = Annotated[Union[Annotated[str, Tag("str")], Annotated[GrantModel, Tag("GrantModel")]], Discriminator(lambda v: "str" if isinstance(v, str) else "GrantModel")]
+
+
 class RoleModel(_Strict):
     description: str | None = None
     members: list[str] | None = Field(None, description="user or group refs, or '*' for anyone")
-    permissions: list[Annotated[Union[Annotated[str, Tag("str")], Annotated[GrantModel, Tag("GrantModel")]], Discriminator(lambda v: "str" if isinstance(v, str) else "GrantModel")]] | None = None
+    permissions: list[GrantItem] | None = None
 
 
 class PolicyFile(_Strict):
@@ -775,3 +762,4 @@ class PolicyFile(_Strict):
 
 for _model in (AllOfModel, AnyOfModel, NotModel, GrantModel, RoleModel, PolicyFile):
     _model.model_rebuild()
+_GRANT: TypeAdapter[Any] = TypeAdapter(GrantItem)

@@ -74,7 +74,7 @@ def _surveys_semantic(path: Path, shown: str) -> list[ConfigIssue]:
     try:
         load_survey(path)
     except SurveyConfigError as exc:
-        return [ConfigIssue(shown, 1, str(exc).removeprefix(f"{path}: "))]
+        return [ConfigIssue(shown, i.line, i.message, i.path) for i in exc.issues] or [ConfigIssue(shown, 1, str(exc).removeprefix(f"{path}: "))]
     return []
 
 
@@ -84,7 +84,17 @@ def _rbac_semantic(path: Path, shown: str) -> list[ConfigIssue]:
     try:
         Policy.from_file(path)
     except PolicyError as exc:
-        return [ConfigIssue(shown, 1, problem) for problem in exc.problems]
+        return [ConfigIssue(shown, line, problem) for problem, line in zip(exc.problems, exc.lines or [1] * len(exc.problems), strict=True)]
+    return []
+
+
+def _gigs_semantic(path: Path, shown: str) -> list[ConfigIssue]:
+    from analytics.health.skills import SkillsConfigError, load_gigs
+
+    try:
+        load_gigs(path)
+    except SkillsConfigError as exc:
+        return [ConfigIssue(shown, i.line, i.message, i.path) for i in exc.issues]
     return []
 
 
@@ -102,7 +112,7 @@ KINDS: dict[str, ConfigKind] = {
         ConfigKind("skills", "analytics.health.skills:SkillsFile", "Skill taxonomy and matching settings (config/skills/skills.yaml)",
                    lambda s: _one(s.skills_config / "skills.yaml")),
         ConfigKind("gigs", "analytics.health.skills:GigsFile", "Gigs and embeds of the skills exchange (config/skills/gigs.yaml)",
-                   lambda s: _one(s.skills_config / "gigs.yaml")),
+                   lambda s: _one(s.skills_config / "gigs.yaml"), _gigs_semantic),
     )
 }
 

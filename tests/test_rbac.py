@@ -207,7 +207,7 @@ def test_validation_lists_every_problem_with_its_location_and_a_suggestion():
         Policy.from_dict(raw, "policy.yaml")
     text = str(err.value)
     expected = [
-        "roles.analysts: unknown key(s) ['permisions']", "did you mean 'permissions'?",
+        "roles.analysts.permisions: unknown key 'permisions' (did you mean 'permissions'?)",
         "roles.analysts.members[1]: members are users or groups", "roles.analysts.members[2]:",
         "roles.analysts.permissions[0]: unknown permission 'catalog.ingestion.mange'; did you mean 'catalog.ingestion.manage'?",
         "roles.analysts.permissions[1].conditions.anyOf[0]: unknown rule 'IS_MEMEBER'; did you mean 'IS_MEMBER'?",
@@ -217,12 +217,24 @@ def test_validation_lists_every_problem_with_its_location_and_a_suggestion():
         "roles.analysts.permissions[5]: 'conditions' only go with decision: conditional",
         "roles.analysts.permissions[6].permission: 'insights.*.read': '*' may only be the whole pattern or its last part",
         "roles.analysts.permissions[7].conditions: IS_ENTITY_KIND needs params.kinds",
-        "roles.other: expected a mapping",
+        "roles.other: must be a mapping with keys among description, members, permissions, got 'not a mapping'",
     ]
     for fragment in expected:
         assert fragment in text, fragment
     assert text.startswith("policy.yaml: 12 problems:")
     assert len(err.value.problems) == 12
+
+
+def test_a_policy_read_from_yaml_is_parsed_by_its_model_and_every_problem_names_file_and_line():
+    text = "roles:\n  admins:\n    membres: [a]\n  b:\n    members: [x]\n    permissions:\n      - scorecard.raed\n      - {permission: audit.read, decision: allow, conditions: {rule: IS_OWNER}}\n"
+    with pytest.raises(PolicyError) as err:
+        Policy.from_yaml(text, "p.yaml")
+    lines = str(err.value).splitlines()
+    assert lines[0] == "p.yaml: 3 problems:"
+    assert lines[1] == "  - p.yaml:3: roles.admins.membres: unknown key 'membres' (did you mean 'members'?)"
+    assert lines[2].startswith("  - p.yaml:7: roles.b.permissions[0]: unknown permission 'scorecard.raed'; did you mean 'scorecard.read'?")
+    assert lines[3].startswith("  - p.yaml:8: roles.b.permissions[1]: 'conditions' only go with decision: conditional")
+    assert err.value.lines == [3, 7, 8]
 
 
 def test_validation_limits_condition_depth_and_reports_yaml_syntax_errors_by_line():
@@ -233,7 +245,7 @@ def test_validation_limits_condition_depth_and_reports_yaml_syntax_errors_by_lin
         Policy.from_dict({"roles": {"r": {"members": ["*"], "permissions": [{"permission": "skills.read", "conditions": deep}]}}})
     with pytest.raises(PolicyError, match="not valid YAML at line 4, column 16"):
         Policy.from_yaml("roles:\n  r:\n    members: [a\n    permissions: []\n", "p.yaml")
-    with pytest.raises(PolicyError, match="roles: expected a mapping"):
+    with pytest.raises(PolicyError, match="roles: must be a mapping"):
         Policy.from_dict({"roles": [{"name": "r"}]})
 
 

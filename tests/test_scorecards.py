@@ -114,7 +114,7 @@ def test_shipped_config_has_production_readiness_track_of_twelve_checks_over_thr
 @pytest.mark.parametrize(
     ("file", "line", "words"),
     [
-        ("bad_operator.yaml", 7, ["unknown operator", "greaterThanOrEqual", "greaterThanInclusive"]),
+        ("bad_operator.yaml", 7, ["checks[0].rule.all[0].operator: 'greaterThanOrEqual' is not one of", "greaterThanInclusive", "(did you mean 'greaterThan'?)"]),
         ("bad_fact.yaml", 7, ["unknown fact", "catalog.has_techdoc", "catalog.has_techdocs"]),
         ("bad_value_type.yaml", 7, ["needs a number", "string '70'"]),
         ("bad_yaml.yaml", 5, ["invalid YAML"]),
@@ -137,7 +137,18 @@ def test_all_problems_of_all_files_are_reported_together():
     text = str(err.value)
     assert "a.yaml:2: check 'x': unknown fact 'ci.nope'" in text
     assert "b.yaml:2: check 'x': operator 'in' needs a non-empty list" in text
-    assert "b.yaml:3: unknown key 'filtr' in check 'y' (did you mean 'filter'?)" in text
+    assert "b.yaml:3: checks[1].filtr: unknown key 'filtr' (did you mean 'filter'?)" in text
+
+
+def test_scorecard_files_are_parsed_by_the_model_with_path_and_line_and_a_broken_check_is_named_once():
+    with pytest.raises(ScorecardConfigError) as err:
+        config("checks:\n  - {id: a, name: A, rule: 5}\n  - {id: b, rule: {all: [7]}}\n"
+               "tracks:\n  - {id: t, name: T, levels: [{name: L, checks: [a, b]}]}\n")
+    assert [str(i) for i in err.value.issues] == [
+        "test.yaml:2: checks[0].rule: a condition must be a mapping with 'all', 'any', 'not' or 'fact', got 5",
+        "test.yaml:3: checks[1].name: missing required key 'name'",
+        "test.yaml:3: checks[1].rule.all[0]: a condition must be a mapping with 'all', 'any', 'not' or 'fact', got 7",
+    ]
 
 
 def test_duplicate_check_id_across_files_names_both_places():

@@ -373,3 +373,22 @@ def test_skills_exchange_asset_and_cli(catalog_url, dagster_instance, tmp_path, 
     assert [m["mentor"] for m in mine["mentorships"]] in ([U + "calum.leavy"], [U + "tara.macgovern"])
     risks = runner.invoke(skills, ["risks", "--team", "team-b"])
     assert risks.exit_code == 0 and "frontend" in risks.output and "team-c" not in risks.output
+
+
+def test_skills_and_gigs_files_are_parsed_by_their_models_with_file_line_and_did_you_mean(tmp_path):
+    from analytics.health.skills import SkillsConfigError
+
+    skills = tmp_path / "skills.yaml"
+    skills.write_text("skills:\n  python: {category: LANGUAGES, alias: [py]}\n")
+    with pytest.raises(SkillsConfigError) as err:
+        Taxonomy.load(skills)
+    assert str(err.value) == f"{skills}:2: skills.python.alias: unknown key 'alias' (did you mean 'aliases'?)"
+    gigs = tmp_path / "gigs.yaml"
+    gigs.write_text("gigs:\n  - {id: a, seats: 0}\n  - {id: b}\n  - {id: b}\n")
+    with pytest.raises(SkillsConfigError) as err:
+        load_gigs(gigs)
+    assert str(err.value) == f"{gigs}:2: gigs[0].seats: Input should be greater than or equal to 1, got 0"
+    gigs.write_text("gigs:\n  - {id: a}\n  - {id: b}\n  - {id: b}\n")
+    with pytest.raises(SkillsConfigError) as err:
+        load_gigs(gigs)
+    assert str(err.value) == f"{gigs}:4: gigs[2].id: duplicate gig id 'b' (first at gigs[1])"

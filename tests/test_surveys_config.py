@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from analytics.surveys.config import SurveyConfigError, load_surveys, parse_survey
+from analytics.surveys.config import SurveyConfigError, load_survey, load_surveys, parse_survey
 from catalog_pipelines.settings import PROJECT_ROOT
 
 SHIPPED = PROJECT_ROOT / "config" / "surveys"
@@ -33,7 +33,7 @@ def test_shipped_survey_covers_every_question_type_and_eight_waves():
 
 
 def test_k_below_the_floor_of_three_is_refused():
-    with pytest.raises(SurveyConfigError, match=r"x\.yaml: anonymity\.min_group_size: 2 is below the floor of 3"):
+    with pytest.raises(SurveyConfigError, match=r"x\.yaml:1: anonymity\.min_group_size: 2 is below the floor of 3"):
         parse_survey(minimal(anonymity={"min_group_size": 2}), source="x.yaml")
     assert parse_survey(minimal(anonymity={"min_group_size": 3})).min_group_size == 3
     assert parse_survey(minimal()).min_group_size == 5
@@ -62,3 +62,23 @@ def test_wave_ids_must_be_unique_across_surveys_because_they_are_partition_keys(
     (tmp_path / "b.yaml").write_text(yaml.safe_dump(other))
     with pytest.raises(SurveyConfigError, match="wave id 's1' is already used by survey 'small-pulse'"):
         load_surveys(tmp_path)
+
+
+def test_a_survey_file_is_parsed_by_its_model_and_every_problem_names_file_line_and_entry(tmp_path):
+    typo = tmp_path / "typo.yaml"
+    typo.write_text("id: s\ndimensions: {a: A}\nquestions:\n  - id: q\n    type: likert\n    dimenson: a\nwaves: [{id: w1}]\n")
+    with pytest.raises(SurveyConfigError) as err:
+        load_survey(typo)
+    assert str(err.value).splitlines() == [
+        f"{typo}:4: questions[0].dimension: missing required key 'dimension'",
+        f"{typo}:6: questions[0].dimenson: unknown key 'dimenson' (did you mean 'dimension'?)",
+    ]
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("id: s\ndimensions: {a: A}\nquestions:\n  - {id: q, type: likert, dimension: b}\n"
+                     "waves:\n  - {id: w1, opens: 2025-02-01}\n  - {id: w2, opens: 2025-01-01}\n")
+    with pytest.raises(SurveyConfigError) as err:
+        load_survey(rules)
+    assert [str(i) for i in err.value.issues] == [
+        f"{rules}:4: questions[0].dimension: 'b' is not a declared dimension (a)",
+        f"{rules}:7: waves[1].opens: waves must be listed in chronological order",
+    ]

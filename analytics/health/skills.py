@@ -37,6 +37,8 @@ import numpy as np
 import pandas as pd
 
 from analytics.health.graph import zip_columns
+from catalog_pipelines.model import config_files
+from catalog_pipelines.model.config_files import ConfigIssue
 from catalog_pipelines.model.refs import EntityRefError, parse_entity_ref
 
 if TYPE_CHECKING:
@@ -83,10 +85,8 @@ class Taxonomy:
 
     @classmethod
     def load(cls, path: str | Path) -> Taxonomy:
-        import yaml
-
-        data = yaml.safe_load(Path(path).read_text()) or {}
-        return cls.from_dict(data)
+        """skills.yaml parsed through `SkillsFile`; raises `SkillsConfigError` (file:line: path: message)."""
+        return cls.from_dict(_load_validated(SkillsFile, path) or {})
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Taxonomy:
@@ -632,10 +632,42 @@ GIG_COLUMNS = [
 
 
 def load_gigs(path: str | Path) -> list[dict[str, Any]]:
+    """gigs.yaml parsed through `GigsFile`; raises `SkillsConfigError` (file:line: path: message)."""
+    data = _load_validated(GigsFile, path) or {}
+    gigs = list(data.get("gigs") or [])
+    seen: dict[str, int] = {}
+    issues = []
+    for i, gig in enumerate(gigs):
+        if gig["id"] in seen:
+            issues.append(ConfigIssue(str(path), config_files.line(data["gigs"], i), f"duplicate gig id {gig['id']!r} (first at gigs[{seen[gig['id']]}])", f"gigs[{i}].id"))
+        seen.setdefault(gig["id"], i)
+    if issues:
+        raise SkillsConfigError(issues)
+    return gigs
+
+
+class SkillsConfigError(ValueError):
+    """skills.yaml or gigs.yaml does not fit its model; one `file:line: path: message` per problem."""
+
+    def __init__(self, issues: list[ConfigIssue]):
+        self.issues = issues
+        super().__init__("\n".join(map(str, issues)))
+
+
+def _load_validated(model: Any, path: str | Path) -> Any:
+    """The YAML document of `path` (lines kept) once `model` accepts it."""
     import yaml
 
-    data = yaml.safe_load(Path(path).read_text()) or {}
-    return list(data.get("gigs") or [])
+    try:
+        doc = config_files.load_yaml(Path(path).read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise SkillsConfigError([config_files.yaml_issue(exc, str(path))]) from None
+    if doc is None:
+        return None
+    _, issues = config_files.validate(model, doc, str(path))
+    if issues:
+        raise SkillsConfigError(issues)
+    return doc
 
 
 def match_gigs(

@@ -18,11 +18,12 @@ import difflib
 import hashlib
 import re
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal, Union
 
 import yaml
+from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field, StringConstraints, Tag, ValidationError, WithJsonSchema
 
 from analytics.facts.collect import FACT_SOURCES, fact_spec
 from catalog_pipelines.model import config_files
@@ -53,11 +54,6 @@ OPERATORS_BY_TYPE = {
 SEVERITIES = ("error", "warning")
 _ID = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,99}$")
 
-CHECK_KEYS = {"id", "name", "description", "filter", "exclude", "severity", "rule", "passedMessage", "failedMessage", "fixHint", "links"}
-TRACK_KEYS = {"id", "name", "description", "owner", "filter", "exclude", "levels"}
-LEVEL_KEYS = {"name", "description", "checks"}
-CAMPAIGN_KEYS = {"id", "name", "description", "owner", "checks", "filter", "exclude", "start", "deadline"}
-TOP_KEYS = {"checks", "tracks", "campaigns"}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -159,290 +155,77 @@ def _facts_in(node: Any) -> list[str]:
 
 
 # ---------------------------------------------------------------------------------------------
-# YAML with line numbers (shared by every config file: catalog_pipelines.model.config_files)
+# validation: the shape of a file is its pydantic model's (`ScorecardFile`, below: unknown keys,
+# types, required keys, operators, severities, ids, filters, dates), reported by
+# `config_files.validate` with file, line, path and "did you mean". What a schema cannot say is
+# checked here, on items the model accepted: known facts, operators and values per fact type,
+# regular expressions, a check listed twice in a track, a campaign's dates; `load_config_texts`
+# adds ids unique across files and references to checks.
 
-_Map = config_files._Map
-_Loader = config_files._Loader
-_DuplicateKey = config_files.DuplicateKeyError
 _line = config_files.line
 
 
-# ---------------------------------------------------------------------------------------------
-# validation
+def _rule_issues(node: Any, line: int, what: str) -> list[tuple[int, str]]:
+    """Problems of a rule the model accepted (so: exactly one of all / any / not / fact)."""
+    line = _line(node, default=line)
+    for kind in ("all", "any"):
+        if kind in node:
+            return [p for i, child in enumerate(node[kind]) for p in _rule_issues(child, _line(node[kind], i), what)]
+    if "not" in node:
+        return _rule_issues(node["not"], _line(node, "not"), what)
+    out: list[tuple[int, str]] = []
+    fact, path, operator = node["fact"], node.get("path"), node["operator"]
+    spec = fact_spec(fact)
+    if spec is None:
+        known = sorted(f"{s}.{f}" for s, src in FACT_SOURCES.items() for f in src.facts)
+        hint = difflib.get_close_matches(fact, known, n=1)
+        out.append((_line(node, "fact"), f"{what}: unknown fact {fact!r}" + (f" (did you mean {hint[0]!r}?)" if hint else f"; known facts: {', '.join(known)}")))
+    elif path is not None and spec.type != "object":
+        out.append((_line(node, "path"), f"{what}: fact {fact!r} is a {spec.type}; 'path' only applies to object facts"))
+    fact_type = spec.type if spec is not None else None
+    if fact_type == "object" and not path and operator != "exists":
+        out.append((_line(node, "operator"), f"{what}: fact {fact!r} is an object; give a 'path' to compare a field, or use 'exists'"))
+    elif fact_type is not None and fact_type != "object" and operator not in OPERATORS_BY_TYPE[fact_type]:
+        out.append((_line(node, "operator"), f"{what}: operator {operator!r} does not apply to {fact_type} fact {fact!r} (use one of {', '.join(OPERATORS_BY_TYPE[fact_type])})"))
+    else:
+        problem = _value_problem(operator, node["value"], None if fact_type == "object" else fact_type)
+        if problem:
+            out.append((_line(node, "value"), f"{what}: {problem}"))
+    return out
 
 
-class _Validator:
-    def __init__(self, file: str):
-        self.file = file
-        self.issues: list[ConfigIssue] = []
-        # Ids of checks that were defined but invalid: a track naming one is not a second error.
-        self.invalid_checks: set[str] = set()
+def _track_issues(obj: Any, what: str) -> list[tuple[int, str]]:
+    out: list[tuple[int, str]] = []
+    seen: dict[str, int] = {}
+    for i, level in enumerate(obj["levels"]):
+        for j, cid in enumerate(level["checks"]):
+            if cid in seen:
+                out.append((_line(level["checks"], j), f"{what} level {i + 1}: check {cid!r} is already in level {seen[cid]} of this track"))
+            seen[cid] = i + 1
+    return out
 
-    def error(self, line: int, message: str) -> None:
-        self.issues.append(ConfigIssue(self.file, line, message))
 
-    # -- generic
-    def unknown_keys(self, obj: _Map, allowed: set[str], what: str) -> None:
-        for key in obj:
-            if key not in allowed:
-                hint = difflib.get_close_matches(str(key), sorted(allowed), n=1)
-                self.error(_line(obj, key), f"unknown key {key!r} in {what}" + (f" (did you mean {hint[0]!r}?)" if hint else ""))
-
-    def string(self, obj: _Map, key: str, what: str, required: bool = False) -> str | None:
-        if key not in obj:
-            if required:
-                self.error(_line(obj), f"{what} is missing required key {key!r}")
-            return None
-        value = obj[key]
-        if not isinstance(value, str) or (required and not value.strip()):
-            self.error(_line(obj, key), f"{what}: {key!r} must be a non-empty string, got {_show(value)}")
-            return None
-        return value
-
-    def ident(self, obj: _Map, what: str) -> str | None:
-        value = self.string(obj, "id", what, required=True)
-        if value is not None and not _ID.match(value):
-            self.error(_line(obj, "id"), f"{what}: id {value!r} must match {_ID.pattern}")
-            return None
-        return value
-
-    def id_list(self, obj: _Map, key: str, what: str) -> list[tuple[str, int]]:
-        value = obj.get(key)
-        if not isinstance(value, list) or not value:
-            self.error(_line(obj, key), f"{what}: {key!r} must be a non-empty list of check ids, got {_show(value)}")
-            return []
-        out = []
-        for i, item in enumerate(value):
-            if not isinstance(item, str):
-                self.error(_line(value, i), f"{what}: check id must be a string, got {_show(item)}")
-            else:
-                out.append((item, _line(value, i)))
-        return out
-
-    def date_value(self, obj: _Map, key: str, what: str, required: bool) -> date | None:
-        if key not in obj:
-            if required:
-                self.error(_line(obj), f"{what} is missing required key {key!r}")
-            return None
-        value = obj[key]
-        if isinstance(value, datetime):
-            return value.date()
-        if isinstance(value, date):
-            return value
-        if isinstance(value, str):
-            try:
-                return date.fromisoformat(value)
-            except ValueError:
-                pass
-        self.error(_line(obj, key), f"{what}: {key!r} must be a date (YYYY-MM-DD), got {_show(value)}")
+def _filter(value: Any) -> Filter | None:
+    """A filter the model accepted, normalised: an OR-list of AND-sets, keys and values lower-cased."""
+    if value is None:
         return None
+    out: Filter = []
+    for entry in value if isinstance(value, list) else [value]:
+        normalised: dict[str, list[str]] = {}
+        for fkey, fval in entry.items():
+            # `key: {exists: true}` is Backstage's CATALOG_FILTER_EXISTS (any value at all).
+            values = [FILTER_EXISTS] if isinstance(fval, dict) else [_filter_value(v) for v in (fval if isinstance(fval, list) else [fval])]
+            normalised.setdefault(str(fkey).lower(), []).extend(values)
+        out.append(normalised)
+    return out or None
 
-    # -- filters
-    def filter(self, obj: _Map, key: str, what: str) -> Filter | None:
-        if key not in obj or obj[key] is None:
-            return None
-        value = obj[key]
-        sets = value if isinstance(value, list) else [value]
-        out: Filter = []
-        for i, entry in enumerate(sets):
-            line = _line(value, i) if isinstance(value, list) else _line(obj, key)
-            if not isinstance(entry, dict) or not entry:
-                self.error(line, f"{what}: {key} must be a mapping of dot-path keys to values, or a list of them; got {_show(entry)}")
-                continue
-            normalised: dict[str, list[str]] = {}
-            for fkey, fval in entry.items():
-                fline = _line(entry, fkey, line)
-                if not isinstance(fkey, str) or not fkey:
-                    self.error(fline, f"{what}: {key} key must be a string, got {_show(fkey)}")
-                    continue
-                if isinstance(fval, dict):
-                    # `key: {exists: true}` is Backstage's CATALOG_FILTER_EXISTS (any value at all).
-                    if set(fval) != {"exists"} or fval["exists"] is not True:
-                        self.error(fline, f"{what}: {key}.{fkey} must be a value, a list of values or {{exists: true}}, got {_show(fval)}")
-                        continue
-                    normalised.setdefault(fkey.lower(), []).append(FILTER_EXISTS)
-                    continue
-                values = fval if isinstance(fval, list) else [fval]
-                if not values or any(isinstance(v, dict | list) or v is None for v in values):
-                    self.error(fline, f"{what}: {key}.{fkey} must be a value, a list of values or {{exists: true}}, got {_show(fval)}")
-                    continue
-                normalised.setdefault(fkey.lower(), []).extend(_filter_value(v) for v in values)
-            out.append(normalised)
-        return out or None
 
-    # -- rules
-    def condition(self, node: Any, line: int, what: str, depth: int = 0) -> bool:
-        if depth > 20:
-            self.error(line, f"{what}: rule nested too deeply")
-            return False
-        if not isinstance(node, dict):
-            self.error(line, f"{what}: a condition must be a mapping with 'all', 'any', 'not' or 'fact', got {_show(node)}")
-            return False
-        line = _line(node, default=line)
-        kinds = [k for k in ("all", "any", "not", "fact") if k in node]
-        if len(kinds) != 1:
-            self.error(line, f"{what}: a condition needs exactly one of 'all', 'any', 'not' or 'fact' (found {kinds or 'none'})")
-            return False
-        kind = kinds[0]
-        if kind in ("all", "any"):
-            self.unknown_keys(node, {kind}, f"{what} '{kind}' condition")
-            children = node[kind]
-            if not isinstance(children, list) or not children:
-                self.error(_line(node, kind), f"{what}: '{kind}' must be a non-empty list of conditions")
-                return False
-            ok = True
-            for i, child in enumerate(children):
-                ok = self.condition(child, _line(children, i), what, depth + 1) and ok
-            return ok
-        if kind == "not":
-            self.unknown_keys(node, {"not"}, f"{what} 'not' condition")
-            return self.condition(node["not"], _line(node, "not"), what, depth + 1)
-        return self.fact_condition(node, what)
-
-    def fact_condition(self, node: _Map, what: str) -> bool:
-        self.unknown_keys(node, {"fact", "path", "operator", "value"}, f"{what} condition")
-        before = len(self.issues)
-        fact = node.get("fact")
-        spec = None
-        if not isinstance(fact, str):
-            self.error(_line(node, "fact"), f"{what}: 'fact' must be a string like 'catalog.has_owner', got {_show(fact)}")
-        else:
-            spec = fact_spec(fact)
-            if spec is None:
-                known = sorted(f"{s}.{f}" for s, src in FACT_SOURCES.items() for f in src.facts)
-                hint = difflib.get_close_matches(fact, known, n=1)
-                self.error(_line(node, "fact"), f"{what}: unknown fact {fact!r}" + (f" (did you mean {hint[0]!r}?)" if hint else f"; known facts: {', '.join(known)}"))
-        path = node.get("path")
-        if "path" in node:
-            if not isinstance(path, str) or not path.strip():
-                self.error(_line(node, "path"), f"{what}: 'path' must be a non-empty string, got {_show(path)}")
-            elif spec is not None and spec.type != "object":
-                self.error(_line(node, "path"), f"{what}: fact {fact!r} is a {spec.type}; 'path' only applies to object facts")
-        operator = node.get("operator")
-        if "operator" not in node:
-            self.error(_line(node), f"{what}: condition is missing 'operator'")
-        elif operator not in OPERATORS:
-            hint = difflib.get_close_matches(str(operator), OPERATORS, n=1)
-            shown = repr(operator) if isinstance(operator, str) else _show(operator)
-            self.error(_line(node, "operator"), f"{what}: unknown operator {shown}" + (f" (did you mean {hint[0]!r}?)" if hint else "") + f"; known operators: {', '.join(OPERATORS)}")
-            operator = None
-        if "value" not in node:
-            self.error(_line(node), f"{what}: condition is missing 'value'")
-        elif operator is not None:
-            fact_type = spec.type if spec is not None else None
-            if fact_type == "object" and not path and operator != "exists":
-                self.error(_line(node, "operator"), f"{what}: fact {fact!r} is an object; give a 'path' to compare a field, or use 'exists'")
-            elif fact_type is not None and fact_type != "object" and operator not in OPERATORS_BY_TYPE[fact_type]:
-                self.error(_line(node, "operator"), f"{what}: operator {operator!r} does not apply to {fact_type} fact {fact!r} (use one of {', '.join(OPERATORS_BY_TYPE[fact_type])})")
-            else:
-                problem = _value_problem(operator, node["value"], None if fact_type == "object" else fact_type)
-                if problem:
-                    self.error(_line(node, "value"), f"{what}: {problem}")
-        return len(self.issues) == before
-
-    # -- top-level objects
-    def check(self, obj: Any, line: int) -> Check | None:
-        if not isinstance(obj, dict):
-            self.error(line, f"a check must be a mapping, got {_show(obj)}")
-            return None
-        what = f"check {obj.get('id', '?')!r}" if isinstance(obj.get("id"), str) else "check"
-        before = len(self.issues)
-        self.unknown_keys(obj, CHECK_KEYS, what)
-        cid = self.ident(obj, what)
-        name = self.string(obj, "name", what, required=True)
-        severity = obj.get("severity", "error")
-        if severity not in SEVERITIES:
-            self.error(_line(obj, "severity"), f"{what}: severity must be one of {SEVERITIES}, got {_show(severity)}")
-        filt = self.filter(obj, "filter", what)
-        excl = self.filter(obj, "exclude", what)
-        for key in ("description", "passedMessage", "failedMessage", "fixHint"):
-            self.string(obj, key, what)
-        if "rule" not in obj:
-            self.error(_line(obj), f"{what} is missing required key 'rule'")
-        else:
-            self.condition(obj["rule"], _line(obj, "rule"), what)
-        if len(self.issues) != before or cid is None or name is None:
-            if cid is not None:
-                self.invalid_checks.add(cid)
-            return None
-        return Check(
-            id=cid,
-            name=name,
-            rule=_plain(obj["rule"]),
-            description=obj.get("description") or "",
-            filter=filt,
-            exclude=excl,
-            severity=severity,
-            passed_message=obj.get("passedMessage") or "",
-            failed_message=obj.get("failedMessage") or "",
-            fix_hint=obj.get("fixHint") or "",
-            file=self.file,
-            line=_line(obj),
-        )
-
-    def track(self, obj: Any, line: int) -> tuple[Track, list[tuple[str, int]]] | None:
-        if not isinstance(obj, dict):
-            self.error(line, f"a track must be a mapping, got {_show(obj)}")
-            return None
-        what = f"track {obj.get('id', '?')!r}" if isinstance(obj.get("id"), str) else "track"
-        before = len(self.issues)
-        self.unknown_keys(obj, TRACK_KEYS, what)
-        tid = self.ident(obj, what)
-        name = self.string(obj, "name", what, required=True)
-        self.string(obj, "description", what)
-        self.string(obj, "owner", what)
-        filt = self.filter(obj, "filter", what)
-        excl = self.filter(obj, "exclude", what)
-        levels_raw = obj.get("levels")
-        levels: list[Level] = []
-        refs: list[tuple[str, int]] = []
-        if not isinstance(levels_raw, list) or not levels_raw:
-            self.error(_line(obj, "levels"), f"{what}: 'levels' must be a non-empty list (lowest level first)")
-        else:
-            seen: dict[str, int] = {}
-            for i, level in enumerate(levels_raw):
-                lline = _line(levels_raw, i)
-                if not isinstance(level, dict):
-                    self.error(lline, f"{what}: a level must be a mapping with 'name' and 'checks'")
-                    continue
-                lwhat = f"{what} level {i + 1}"
-                self.unknown_keys(level, LEVEL_KEYS, lwhat)
-                lname = self.string(level, "name", lwhat, required=True)
-                self.string(level, "description", lwhat)
-                ids = self.id_list(level, "checks", lwhat)
-                for cid, cline in ids:
-                    if cid in seen:
-                        self.error(cline, f"{lwhat}: check {cid!r} is already in level {seen[cid]} of this track")
-                    seen[cid] = i + 1
-                refs += ids
-                levels.append(Level(name=lname or "", checks=[c for c, _ in ids], description=level.get("description") or ""))
-        if len(self.issues) != before or tid is None or name is None:
-            return None
-        track = Track(id=tid, name=name, levels=levels, description=obj.get("description") or "", owner=obj.get("owner"), filter=filt, exclude=excl, file=self.file, line=_line(obj))
-        return track, refs
-
-    def campaign(self, obj: Any, line: int) -> tuple[Campaign, list[tuple[str, int]]] | None:
-        if not isinstance(obj, dict):
-            self.error(line, f"a campaign must be a mapping, got {_show(obj)}")
-            return None
-        what = f"campaign {obj.get('id', '?')!r}" if isinstance(obj.get("id"), str) else "campaign"
-        before = len(self.issues)
-        self.unknown_keys(obj, CAMPAIGN_KEYS, what)
-        cid = self.ident(obj, what)
-        name = self.string(obj, "name", what, required=True)
-        self.string(obj, "description", what)
-        self.string(obj, "owner", what)
-        ids = self.id_list(obj, "checks", what)
-        deadline = self.date_value(obj, "deadline", what, required=True)
-        start = self.date_value(obj, "start", what, required=False)
-        if start and deadline and start > deadline:
-            self.error(_line(obj, "start"), f"{what}: start {start} is after the deadline {deadline}")
-        filt = self.filter(obj, "filter", what)
-        excl = self.filter(obj, "exclude", what)
-        if len(self.issues) != before or cid is None or name is None or deadline is None:
-            return None
-        campaign = Campaign(id=cid, name=name, checks=[c for c, _ in ids], deadline=deadline, description=obj.get("description") or "", owner=obj.get("owner"), start=start, filter=filt, exclude=excl, file=self.file, line=_line(obj))
-        return campaign, ids
+def _item(model: type[BaseModel], item: Any) -> Any:
+    """`item` validated by `model`, or None (the file's validation has reported why)."""
+    try:
+        return model.model_validate(item)
+    except ValidationError:
+        return None
 
 
 def _filter_value(value: Any) -> str:
@@ -534,73 +317,74 @@ def load_config_texts(files: list[tuple[str, str]]) -> ScorecardConfig:
     config = ScorecardConfig(files=[name for name, _ in files])
     digest = hashlib.sha256()
     where: dict[tuple[str, str], ConfigIssue] = {}
+    # Ids of checks that were defined but invalid: a track naming one is not a second error.
     invalid_checks: set[str] = set()
-    track_refs: list[tuple[str, str, str, int]] = []
-    campaign_refs: list[tuple[str, str, str, int]] = []
+    refs: list[tuple[str, str, str, str, int]] = []  # (file, "track"/"campaign", its id, check id, line)
     for name, text in files:
         digest.update(name.encode() + b"\0" + text.encode() + b"\0")
-        validator = _Validator(name)
         try:
-            doc = yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
-        except _DuplicateKey as exc:
-            issues.append(ConfigIssue(name, exc.line, f"duplicate key {exc.key!r}"))
-            continue
+            doc = config_files.load_yaml(text)
         except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
-            line = mark.line + 1 if mark is not None else 1
-            problem = getattr(exc, "problem", None) or str(exc)
-            issues.append(ConfigIssue(name, line, f"invalid YAML: {problem}"))
+            issues.append(config_files.yaml_issue(exc, name))
             continue
         if doc is None:
             continue
-        if not isinstance(doc, dict):
-            issues.append(ConfigIssue(name, 1, f"a scorecard file must be a mapping with 'checks', 'tracks' or 'campaigns', got {_show(doc)}"))
-            continue
-        validator.unknown_keys(doc, TOP_KEYS, "scorecard file")
-        for section, method in (("checks", validator.check), ("tracks", validator.track), ("campaigns", validator.campaign)):
-            items = doc.get(section)
-            if items is None:
-                continue
-            if not isinstance(items, list):
-                validator.error(_line(doc, section), f"{section!r} must be a list")
-                continue
-            for i, item in enumerate(items):
-                line = _line(items, i)
-                parsed = method(item, line)
+        _, file_issues = config_files.validate(ScorecardFile, doc, name)
+        semantic: list[tuple[int, str]] = []
+        for section, model in (("checks", CheckModel), ("tracks", TrackModel), ("campaigns", CampaignModel)):
+            items = doc.get(section) if isinstance(doc, dict) else None
+            for i, item in enumerate(items if isinstance(items, list) else []):
+                line, kind = _line(items, i), section[:-1]
+                parsed = _item(model, item)
+                what = f"{kind} {parsed.id!r}" if parsed is not None else kind
                 if parsed is None:
+                    problems = [(line, "")]  # reported by the file's validation
+                elif section == "checks":
+                    problems = _rule_issues(item["rule"], _line(item, "rule"), what)
+                elif section == "tracks":
+                    problems = _track_issues(item, what)
+                else:
+                    problems = [(_line(item, "start"), f"{what}: start {parsed.start} is after the deadline {parsed.deadline}")] if parsed.start and parsed.start > parsed.deadline else []
+                semantic += [p for p in problems if p[1]]
+                if problems:
+                    if section == "checks" and isinstance(item, dict) and isinstance(item.get("id"), str):
+                        invalid_checks.add(item["id"])
                     continue
-                obj, refs = (parsed, []) if section == "checks" else parsed
                 registry = getattr(config, section)
-                kind = section[:-1]
-                if obj.id in registry:
-                    first = where[(section, obj.id)]
-                    validator.error(line, f"duplicate {kind} id {obj.id!r} (first defined at {first.file}:{first.line})")
+                if parsed.id in registry:
+                    first = where[(section, parsed.id)]
+                    semantic.append((line, f"duplicate {kind} id {parsed.id!r} (first defined at {first.file}:{first.line})"))
                     continue
-                registry[obj.id] = obj
-                where[(section, obj.id)] = ConfigIssue(name, line, "")
-                target = track_refs if section == "tracks" else campaign_refs
-                target += [(name, obj.id, cid, cline) for cid, cline in refs]
-        issues += validator.issues
-        invalid_checks |= validator.invalid_checks
-    for refs, kind in ((track_refs, "track"), (campaign_refs, "campaign")):
-        for file, owner, cid, line in refs:
-            if cid not in config.checks and cid not in invalid_checks:
-                hint = difflib.get_close_matches(cid, sorted(config.checks), n=1)
-                issues.append(ConfigIssue(file, line, f"{kind} {owner!r} names unknown check {cid!r}" + (f" (did you mean {hint[0]!r}?)" if hint else "")))
+                where[(section, parsed.id)] = ConfigIssue(name, line, "")
+                registry[parsed.id] = _build(section, parsed, item, name)
+                if section == "tracks":
+                    refs += [(name, kind, parsed.id, cid, _line(level["checks"], j)) for level in item["levels"] for j, cid in enumerate(level["checks"])]
+                elif section == "campaigns":
+                    refs += [(name, kind, parsed.id, cid, _line(item["checks"], j)) for j, cid in enumerate(item["checks"])]
+        issues += sorted(file_issues + [ConfigIssue(name, line, message) for line, message in semantic], key=lambda i: i.line)
+    for file, kind, owner, cid, line in refs:
+        if cid not in config.checks and cid not in invalid_checks:
+            hint = difflib.get_close_matches(cid, sorted(config.checks), n=1)
+            issues.append(ConfigIssue(file, line, f"{kind} {owner!r} names unknown check {cid!r}" + (f" (did you mean {hint[0]!r}?)" if hint else "")))
     if issues:
         raise ScorecardConfigError(issues)
     config.digest = digest.hexdigest()[:16]
     return config
 
 
+def _build(section: str, m: Any, item: Any, file: str) -> Check | Track | Campaign:
+    """The dataclass of a validated check, track or campaign."""
+    common = {"id": m.id, "name": m.name, "description": m.description or "", "filter": _filter(m.filter), "exclude": _filter(m.exclude), "file": file, "line": _line(item)}
+    if section == "checks":
+        return Check(**common, rule=_plain(item["rule"]), severity=m.severity, passed_message=m.passedMessage or "", failed_message=m.failedMessage or "", fix_hint=m.fixHint or "")
+    if section == "tracks":
+        return Track(**common, owner=m.owner, levels=[Level(name=lv.name, checks=list(lv.checks), description=lv.description or "") for lv in m.levels])
+    return Campaign(**common, owner=m.owner, checks=list(m.checks), start=m.start, deadline=m.deadline)
+
+
 # ---------------------------------------------------------------------------------------------
-# schema (pydantic): the shape of a scorecard file, for `catalog-pipelines config schema/validate`.
-# `load_config` checks the same shape and more (facts, operators per fact type, references across
-# files) with its own messages; tests/test_config_schemas.py keeps the two in agreement on config/.
-
-from typing import Annotated, Literal, Union  # noqa: E402
-
-from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field, StringConstraints, Tag, WithJsonSchema  # noqa: E402
+# schema (pydantic): the shape of a scorecard file. `load_config` parses every file through it, and
+# `catalog-pipelines config schema/validate` publish and apply it.
 
 _Id = Annotated[str, StringConstraints(pattern=_ID.pattern)]
 _Text = Annotated[str, StringConstraints(min_length=1)]
@@ -678,7 +462,7 @@ RuleCondition = Annotated[
         Annotated[NotCondition, Tag("NotCondition")],
         Annotated[FactCondition, Tag("FactCondition")],
     ],
-    Discriminator(_condition_kind),
+    Discriminator(_condition_kind, custom_error_type="condition", custom_error_message="a condition must be a mapping with 'all', 'any', 'not' or 'fact'"),
 ]
 
 

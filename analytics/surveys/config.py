@@ -14,6 +14,8 @@ from typing import Any
 
 import yaml
 
+from catalog_pipelines.model import config_files
+from catalog_pipelines.model.config_files import ConfigIssue
 from catalog_pipelines.model.refs import EntityRefError, parse_entity_ref
 
 QUESTION_TYPES = ("likert", "nps", "single_choice", "multi_choice", "free_text")
@@ -33,7 +35,12 @@ _WAVE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 
 
 class SurveyConfigError(ValueError):
-    """A survey definition is invalid; the message names the file and the offending entry."""
+    """A survey definition is invalid; the message names the file, the line and the offending entry
+    (one `file:line: path: message` per problem, also in `issues`)."""
+
+    def __init__(self, message: str, issues: list[ConfigIssue] | None = None):
+        super().__init__(message)
+        self.issues = issues or []
 
 
 @dataclass(frozen=True)
@@ -121,9 +128,10 @@ def load_survey(path: str | Path) -> SurveyDefinition:
     """Parse and validate one survey definition file."""
     path = Path(path)
     try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+        doc = config_files.load_yaml(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
-        raise SurveyConfigError(f"{path}: not valid YAML: {exc}") from exc
+        issue = config_files.yaml_issue(exc, str(path))
+        raise SurveyConfigError(str(issue), [issue]) from exc
     return parse_survey(doc, source=str(path))
 
 
@@ -150,150 +158,112 @@ def load_surveys(directory: str | Path) -> list[SurveyDefinition]:
 
 
 def parse_survey(doc: Any, source: str = "<survey>") -> SurveyDefinition:
-    """Validate a decoded definition; errors name the file and the entry, e.g. `questions[3].type`."""
+    """Validate a decoded definition through `SurveyFile` (pydantic), then the rules a schema cannot
+    say (question ids unique and not reserved, dimensions declared, options and labels per question
+    type, wave ids unique, dates in order, population refs). Every problem names the file, the line
+    (when `doc` comes from `config_files.load_yaml`) and the entry, e.g. `questions[3].type`."""
+    model, issues = config_files.validate(SurveyFile, doc, source)
+    if model is None:
+        raise SurveyConfigError("\n".join(map(str, issues)), issues)
 
-    def fail(where: str, message: str) -> SurveyConfigError:
-        return SurveyConfigError(f"{source}: {where}: {message}")
+    def fail(path: tuple[Any, ...], message: str) -> None:
+        issues.append(ConfigIssue(source, config_files.line_of(doc, path), message, config_files.show_path(path)))
 
-    if not isinstance(doc, dict):
-        raise fail("top level", "expected a mapping")
-    survey_id = doc.get("id")
-    if not isinstance(survey_id, str) or not _ID.match(survey_id.replace("-", "_")):
-        raise fail("id", f"{survey_id!r} must be a lower-case identifier (letters, digits, '-', '_')")
-
-    anonymity = doc.get("anonymity") or {}
-    k = anonymity.get("min_group_size", DEFAULT_MIN_GROUP_SIZE)
-    if isinstance(k, bool) or not isinstance(k, int):
-        raise fail("anonymity.min_group_size", f"{k!r} is not a whole number")
-    if k < MIN_GROUP_SIZE_FLOOR:
-        raise fail(
-            "anonymity.min_group_size",
-            f"{k} is below the floor of {MIN_GROUP_SIZE_FLOOR}; smaller groups cannot be reported anonymously",
-        )
-
-    dimensions: list[Dimension] = []
-    raw_dims = doc.get("dimensions")
-    if not isinstance(raw_dims, dict) or not raw_dims:
-        raise fail("dimensions", "expected a non-empty mapping of dimension id to its title")
-    for dim_id, spec in raw_dims.items():
-        if not isinstance(dim_id, str) or not _ID.match(dim_id):
-            raise fail(f"dimensions.{dim_id}", "dimension ids must be lower-case identifiers")
-        if isinstance(spec, str):
-            spec = {"title": spec}
-        spec = spec or {}
-        dimensions.append(Dimension(dim_id, str(spec.get("title") or dim_id.replace("_", " ").capitalize()), spec.get("framework")))
+    if not _ID.match(model.id.replace("-", "_")):
+        fail(("id",), f"{model.id!r} must be a lower-case identifier (letters, digits, '-', '_')")
+    dimensions = [
+        Dimension(dim_id, (spec if isinstance(spec, str) else spec.title if spec else None) or dim_id.replace("_", " ").capitalize(),
+                  None if isinstance(spec, str) or spec is None else spec.framework)
+        for dim_id, spec in model.dimensions.items()
+    ]
     dim_ids = {d.id for d in dimensions}
 
     questions: list[Question] = []
-    raw_questions = doc.get("questions")
-    if not isinstance(raw_questions, list) or not raw_questions:
-        raise fail("questions", "expected a non-empty list")
-    for i, q in enumerate(raw_questions):
-        where = f"questions[{i}]"
-        if not isinstance(q, dict):
-            raise fail(where, "expected a mapping")
-        qid = q.get("id")
-        if not isinstance(qid, str) or not _ID.match(qid) or qid in RESERVED_COLUMNS:
-            raise fail(f"{where}.id", f"{qid!r} must be a lower-case identifier other than {sorted(RESERVED_COLUMNS)}")
-        if qid in {x.id for x in questions}:
-            raise fail(f"{where}.id", f"duplicate question id {qid!r}")
-        qtype = q.get("type")
-        if qtype not in QUESTION_TYPES:
-            raise fail(f"{where}.type", f"{qtype!r} is not one of {', '.join(QUESTION_TYPES)}")
-        dim = q.get("dimension")
-        if dim not in dim_ids:
-            raise fail(f"{where}.dimension", f"{dim!r} is not a declared dimension ({', '.join(sorted(dim_ids))})")
-        options = tuple(str(o) for o in (q.get("options") or ()))
-        if qtype in ("single_choice", "multi_choice"):
+    for i, q in enumerate(model.questions):
+        where = ("questions", i)
+        if q.id in RESERVED_COLUMNS:
+            fail((*where, "id"), f"{q.id!r} must be a lower-case identifier other than {sorted(RESERVED_COLUMNS)}")
+        if q.id in {x.id for x in questions}:
+            fail((*where, "id"), f"duplicate question id {q.id!r}")
+        if q.dimension not in dim_ids:
+            fail((*where, "dimension"), f"{q.dimension!r} is not a declared dimension ({', '.join(sorted(dim_ids))})")
+        options = tuple(str(o) for o in (q.options or ()))
+        if q.type in ("single_choice", "multi_choice"):
             if len(options) < 2 or len(set(o.casefold() for o in options)) != len(options):
-                raise fail(f"{where}.options", "choice questions need at least two distinct options")
-            if qtype == "multi_choice" and len(options) > MAX_MULTI_OPTIONS:
-                raise fail(f"{where}.options", f"at most {MAX_MULTI_OPTIONS} options")
+                fail((*where, "options"), "choice questions need at least two distinct options")
+            if q.type == "multi_choice" and len(options) > MAX_MULTI_OPTIONS:
+                fail((*where, "options"), f"at most {MAX_MULTI_OPTIONS} options")
             if any(sep in o for o in options for sep in (";", "|")):
-                raise fail(f"{where}.options", "options may not contain ';' or '|' (they separate multiple choices)")
+                fail((*where, "options"), "options may not contain ';' or '|' (they separate multiple choices)")
         elif options:
-            raise fail(f"{where}.options", f"only choice questions have options, not {qtype}")
-        labels = tuple(str(x) for x in (q.get("labels") or ()))
-        if qtype == "likert":
+            fail((*where, "options"), f"only choice questions have options, not {q.type}")
+        labels = tuple(q.labels or ())
+        if q.type == "likert":
             labels = labels or DEFAULT_LIKERT_LABELS
             if len(labels) != 5:
-                raise fail(f"{where}.labels", "a Likert question needs exactly five labels (for 1..5)")
+                fail((*where, "labels"), "a Likert question needs exactly five labels (for 1..5)")
         elif labels:
-            raise fail(f"{where}.labels", "only Likert questions have labels")
-        questions.append(
-            Question(qid, str(q.get("text") or qid), qtype, dim, options, labels, q.get("column"))
-        )
+            fail((*where, "labels"), "only Likert questions have labels")
+        questions.append(Question(q.id, q.text or q.id, q.type, q.dimension, options, labels, q.column))
 
     waves: list[Wave] = []
-    raw_waves = doc.get("waves")
-    if not isinstance(raw_waves, list) or not raw_waves:
-        raise fail("waves", "expected a non-empty list")
-    for i, w in enumerate(raw_waves):
-        where = f"waves[{i}]"
-        if not isinstance(w, dict):
-            raise fail(where, "expected a mapping")
-        wid = w.get("id")
-        if not isinstance(wid, str) or not _WAVE_ID.match(wid):
-            raise fail(f"{where}.id", f"{wid!r} must be letters, digits, '.', '_' or '-' (it becomes a partition key)")
-        if wid in {x.id for x in waves}:
-            raise fail(f"{where}.id", f"duplicate wave id {wid!r}")
-        opens, closes = (_date(w.get(key), fail, f"{where}.{key}") for key in ("opens", "closes"))
-        if opens and closes and closes < opens:
-            raise fail(f"{where}.closes", "closes before it opens")
-        if waves and opens and waves[-1].opens and opens < waves[-1].opens:
-            raise fail(f"{where}.opens", "waves must be listed in chronological order")
-        population = w.get("population") or {}
+    for i, w in enumerate(model.waves):
+        where = ("waves", i)
+        if w.id in {x.id for x in waves}:
+            fail((*where, "id"), f"duplicate wave id {w.id!r}")
+        if w.opens and w.closes and w.closes < w.opens:
+            fail((*where, "closes"), "closes before it opens")
+        if waves and w.opens and waves[-1].opens and w.opens < waves[-1].opens:
+            fail((*where, "opens"), "waves must be listed in chronological order")
         groups: list[str] = []
-        for g in population.get("groups") or ():
+        for j, g in enumerate((w.population.groups if w.population else None) or ()):
             try:
                 groups.append(parse_entity_ref(g, default_kind="group").canonical())
             except EntityRefError as exc:
-                raise fail(f"{where}.population.groups", str(exc)) from exc
-        waves.append(Wave(wid, i, str(w.get("title") or wid), opens, closes, tuple(groups)))
+                fail((*where, "population", "groups", j), str(exc))
+        waves.append(Wave(w.id, i, w.title or w.id, w.opens, w.closes, tuple(groups)))
+    if issues:
+        raise SurveyConfigError("\n".join(map(str, issues)), issues)
 
-    export = doc.get("export") or {}
-    checks = ((doc.get("checks") or {}).get("response_rate_collapse")) or {}
+    export = model.export or ExportModel()
+    collapse = (model.checks.response_rate_collapse if model.checks else None) or CollapseModel()
     return SurveyDefinition(
-        id=survey_id,
-        title=str(doc.get("title") or survey_id),
+        id=model.id,
+        title=model.title or model.id,
         dimensions=tuple(dimensions),
         questions=tuple(questions),
         waves=tuple(waves),
-        min_group_size=k,
-        export=ExportFormat(**{key: str(export[key]) for key in ("respondent_column", "consent_column", "submitted_column") if export.get(key)}),
-        collapse=CollapseThresholds(
-            float(checks.get("max_relative_drop", CollapseThresholds.max_relative_drop)),
-            float(checks.get("min_rate_pct", CollapseThresholds.min_rate_pct)),
-        ),
+        min_group_size=(model.anonymity or AnonymityModel()).min_group_size,
+        export=ExportFormat(**{key: value for key in ("respondent_column", "consent_column", "submitted_column") if (value := getattr(export, key))}),
+        collapse=CollapseThresholds(collapse.max_relative_drop, collapse.min_rate_pct),
         source=source,
     )
 
 
-def _date(value: Any, fail: Any, where: str) -> date | None:
-    if value is None or isinstance(value, date):
-        return value
-    try:
-        return date.fromisoformat(str(value))
-    except ValueError as exc:
-        raise fail(where, f"{value!r} is not an ISO date") from exc
-
-
 # --- schema (pydantic) -------------------------------------------------------------------------
-# The shape of a survey file, for `catalog-pipelines config schema/validate` (editors complete and
-# check config/surveys/*.yaml). `parse_survey` checks the same and the cross-field rules (options per
-# question type, dimensions declared, chronological waves) with its own messages.
+# The shape of a survey file: `parse_survey` parses every definition through it (then checks the
+# cross-field rules: options per question type, dimensions declared, chronological waves), and
+# `catalog-pipelines config schema/validate` publish and apply it (editors complete and check
+# config/surveys/*.yaml).
 
 from typing import Annotated, Literal  # noqa: E402
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints  # noqa: E402
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints  # noqa: E402
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+def _at_least_the_floor(k: int) -> int:
+    if k < MIN_GROUP_SIZE_FLOOR:
+        raise ValueError(f"{k} is below the floor of {MIN_GROUP_SIZE_FLOOR}; smaller groups cannot be reported anonymously")
+    return k
+
+
 class AnonymityModel(_Strict):
-    min_group_size: int = Field(DEFAULT_MIN_GROUP_SIZE, ge=MIN_GROUP_SIZE_FLOOR, strict=True, description="groups with fewer respondents are hidden everywhere")
+    min_group_size: Annotated[int, AfterValidator(_at_least_the_floor)] = Field(
+        DEFAULT_MIN_GROUP_SIZE, strict=True, json_schema_extra={"minimum": MIN_GROUP_SIZE_FLOOR}, description="groups with fewer respondents are hidden everywhere")
 
 
 class ExportModel(_Strict):

@@ -205,6 +205,9 @@ def _message(model: type[BaseModel], error: Any) -> str:
         message = message.split(", ", 1)[1]
     if kind == "missing":
         return f"missing required key {loc[-1]!r}"
+    if kind in ("model_type", "dict_type"):  # a scalar or list where a mapping belongs
+        keys = sorted(known_keys(model, loc)) if kind == "model_type" else []
+        message = "must be a mapping" + (f" with keys among {', '.join(keys)}" if keys else "")
     value = error.get("input")
     if kind == "literal_error" and isinstance(value, str):
         choices = re.findall(r"'([^']*)'", str(error.get("ctx", {}).get("expected", "")))
@@ -243,9 +246,14 @@ def validate_text(model: type[M], text: str, file: str) -> tuple[M | None, list[
     try:
         doc = load_yaml(text)
     except yaml.YAMLError as exc:
-        problem = f"duplicate key {exc.key!r}" if isinstance(exc, DuplicateKeyError) else f"invalid YAML: {getattr(exc, 'problem', None) or exc}"
-        return None, [ConfigIssue(file, yaml_error_line(exc), problem)]
+        return None, [yaml_issue(exc, file)]
     return validate(model, doc, file)
+
+
+def yaml_issue(exc: yaml.YAMLError, file: str) -> ConfigIssue:
+    """A YAML syntax error (or duplicate key) of `file` as an issue with its line."""
+    problem = f"duplicate key {exc.key!r}" if isinstance(exc, DuplicateKeyError) else f"invalid YAML: {getattr(exc, 'problem', None) or exc}"
+    return ConfigIssue(file, yaml_error_line(exc), problem)
 
 
 def json_schema(model: type[BaseModel], title: str, description: str) -> dict[str, Any]:
