@@ -15,7 +15,8 @@ import numpy as np
 import pandas as pd
 
 from analytics.org import OrgGraph
-from catalog_pipelines.model.insight_tables import FACTS, GRAPH, ORPHANS, SCORECARDS, SKILLS, SURVEYS, USAGE, InsightTable
+from catalog_pipelines.model.insight_tables import FACTS, GRAPH, ORPHANS, SCORECARDS, SURVEYS, USAGE, InsightTable
+from catalog_pipelines.model.insight_tables import SKILLS as SKILL_TABLES
 from dashboards.inputs import SiteInputs
 
 TRACKS = {
@@ -349,8 +350,8 @@ def _skills(rng, org, groups) -> dict[InsightTable, pd.DataFrame]:
                           10 - rank, rank == 1) for i, t in enumerate(teams) for rank, u in enumerate(holders[:3], start=1)],
                         columns=["gig_id", "title", "gig_kind", "team", "priority", "rank", "user_ref", "teams", "covered", "missing",
                                  "score", "assigned"])
-    return {SKILLS.profiles: profiles, SKILLS.wishes: wishes, SKILLS.mentor_matches: matches, SKILLS.unmatched_wishes: unmatched,
-            SKILLS.coverage: coverage, SKILLS.knowledge_risks: risks, SKILLS.gig_matches: gigs}
+    return {SKILL_TABLES.profiles: profiles, SKILL_TABLES.wishes: wishes, SKILL_TABLES.mentor_matches: matches, SKILL_TABLES.unmatched_wishes: unmatched,
+            SKILL_TABLES.coverage: coverage, SKILL_TABLES.knowledge_risks: risks, SKILL_TABLES.gig_matches: gigs}
 
 
 def _facts(rng, owned, now) -> dict[InsightTable, pd.DataFrame]:
