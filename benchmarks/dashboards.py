@@ -78,9 +78,8 @@ def seed(url: str, size: int, seed_value: int) -> dict:
     org = OrgGraph.from_entities(entities.loc[entities["kind"].isin(["user", "group"]), "entity"].tolist())
     inputs = sample_inputs(org, entities.drop(columns=["entity"]), seed=seed_value, waves=8, usage_days=90, evaluations=3)
     rows = 0
-    for key, frame in inputs.tables.items():
-        area, name = key.split("/")
-        rows += write_frame(engine, area, name, frame)
+    for table, frame in inputs.tables.items():
+        rows += write_frame(engine, table, frame)
     for row in inputs.audit.itertuples():
         audit.record(engine, actor=row.actor, action=row.action, target=row.target, outcome=row.outcome, details=row.details, at=row.at)
     member = sorted(u for g, members in org.direct_members.items() for u in members)[len(org.users) // 2]

@@ -129,12 +129,13 @@ def main() -> None:
     timed("campaign progress + fix next", results, lambda: (campaign_progress(ev.campaign_members, ev.entities, org, campaign_frame(config), now.date()), fix_next(ev.fix_candidates, ev.entities, org)))
 
     if args.store:
+        from catalog_pipelines.model.insight_tables import SCORECARDS
         from catalog_pipelines.storage.scorecards import write_tables
         from catalog_pipelines.storage.db import create_catalog_engine
 
         with tempfile.TemporaryDirectory() as tmp:
             engine = create_catalog_engine(f"sqlite:///{tmp}/bench.db")
-            timed(f"store results ({len(ev.results):,} rows) + levels + change log in SQLite, one transaction", results, write_tables, engine, {"results": (ev.results, False), "levels": (ev.levels, False), "result_changes": (changes, True)})
+            timed(f"store results ({len(ev.results):,} rows) + levels + change log in SQLite, one transaction", results, write_tables, engine, {SCORECARDS.results: (ev.results, False), SCORECARDS.levels: (ev.levels, False), SCORECARDS.result_changes: (changes, True)})
             engine.dispose()
 
     states = ev.results["state"].value_counts().to_dict()

@@ -135,11 +135,12 @@ def main() -> None:
 
         import sqlalchemy as sa
 
+        from catalog_pipelines.model.insight_tables import SURVEYS
         from catalog_pipelines.storage.insights import write_frame
 
         engine = sa.create_engine(f"sqlite:///{tmp}/bench.db")
         t0, c0 = time.perf_counter(), time.process_time()
-        rows = sum(write_frame(engine, "surveys", name, getattr(insights, name)) for name in ("trends", "choices", "comments", "waves"))
+        rows = sum(write_frame(engine, table, getattr(insights, table.name)) for table in SURVEYS.tables())
         t_store, c_store = time.perf_counter() - t0, time.process_time() - c0
         engine.dispose()
 

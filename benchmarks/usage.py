@@ -87,12 +87,13 @@ def phase_generate(args) -> dict:
 
 def _write_tables(tables, url: str) -> float:
     from catalog_pipelines.storage.db import get_engine
+    from catalog_pipelines.model.insight_tables import USAGE
     from catalog_pipelines.storage.insights import write_frame
 
     t = time.perf_counter()
     engine = get_engine(url)  # the catalog's own engine (SQLite in WAL mode), as the asset uses
     for name, frame in tables.items():
-        write_frame(engine, "usage", name, frame)
+        write_frame(engine, USAGE.get(name), frame)
     return time.perf_counter() - t
 
 

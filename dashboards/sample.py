@@ -15,6 +15,8 @@ import numpy as np
 import pandas as pd
 
 from analytics.org import OrgGraph
+from catalog_pipelines.model.insight_tables import FACTS, GRAPH, ORPHANS, SCORECARDS, SURVEYS, USAGE, InsightTable
+from catalog_pipelines.model.insight_tables import SKILLS as SKILL_TABLES
 from dashboards.inputs import SiteInputs
 
 TRACKS = {
@@ -53,7 +55,7 @@ def sample_inputs(org: OrgGraph, entities: pd.DataFrame, *, seed: int = 0, now: 
     groups = sorted(org.all_groups())
     rollup = org.rollup_frame()
     owned = entities[entities["owner"].isin(groups)]
-    tables: dict[str, pd.DataFrame] = {}
+    tables: dict[InsightTable, pd.DataFrame] = {}
     tables.update(_scorecards(rng, org, groups, rollup, owned, now, evaluations))
     tables.update(_surveys(rng, org, groups, now, waves))
     tables.update(_usage(rng, org, groups, entities, now, usage_days))
@@ -70,7 +72,7 @@ def _rolled(counts: pd.DataFrame, rollup: pd.DataFrame, keys: list[str], values:
     return joined.groupby(["rollup_ref", *keys], as_index=False)[values].sum().rename(columns={"rollup_ref": "scope_ref"})
 
 
-def _scorecards(rng, org, groups, rollup, owned, now, evaluations) -> dict[str, pd.DataFrame]:
+def _scorecards(rng, org, groups, rollup, owned, now, evaluations) -> dict[InsightTable, pd.DataFrame]:
     n = len(owned)
     tracks_rows, levels_parts, checks_parts, summary_parts, history_parts = [], [], [], [], []
     for track, (name, levels) in TRACKS.items():
@@ -156,22 +158,22 @@ def _scorecards(rng, org, groups, rollup, owned, now, evaluations) -> dict[str, 
                               "share_done": round(done / max(n, 1), 4), "deadline": "2025-12-31", "days_left": 212, "status": "open",
                               "evaluation_id": evaluations, "evaluated_at": evaluated[-1]}])
     return {
-        "scorecards/tracks": pd.DataFrame(tracks_rows, columns=["track_id", "track_name", "level", "level_name", "check_id"]),
-        "scorecards/checks": pd.DataFrame([{"check_id": c, "name": nm, "description": nm, "severity": "error", "passed_message": "",
+        SCORECARDS.tracks: pd.DataFrame(tracks_rows, columns=["track_id", "track_name", "level", "level_name", "check_id"]),
+        SCORECARDS.checks: pd.DataFrame([{"check_id": c, "name": nm, "description": nm, "severity": "error", "passed_message": "",
                                             "failed_message": "", "fix_hint": f"Fix: {nm.lower()}", "facts": "", "tracks": t, "source": "sample"}
                                            for c, nm, t, _ in CHECKS]),
-        "scorecards/rollup_levels": pd.concat(levels_parts, ignore_index=True)[["scope_type", "scope_ref", "track_id", "level", "level_name", "entities", "share"]],
-        "scorecards/rollup_summary": summary,
-        "scorecards/rollup_checks": checks[["scope_type", "scope_ref", "check_id", "passed", "failed", "warning", "not_applicable",
+        SCORECARDS.rollup_levels: pd.concat(levels_parts, ignore_index=True)[["scope_type", "scope_ref", "track_id", "level", "level_name", "entities", "share"]],
+        SCORECARDS.rollup_summary: summary,
+        SCORECARDS.rollup_checks: checks[["scope_type", "scope_ref", "check_id", "passed", "failed", "warning", "not_applicable",
                                             "not_reported", "error", "exempted", "applicable", "pass_rate"]],
-        "scorecards/rollup_history": pd.concat(history_parts, ignore_index=True),
-        "scorecards/fix_next": fix[["scope_ref", "rank", "track_id", "level", "check_id", "entities", "sole_blocker_entities", "levels_unlocked"]],
-        "scorecards/evaluations": evals,
-        "scorecards/campaign_progress": campaign,
+        SCORECARDS.rollup_history: pd.concat(history_parts, ignore_index=True),
+        SCORECARDS.fix_next: fix[["scope_ref", "rank", "track_id", "level", "check_id", "entities", "sole_blocker_entities", "levels_unlocked"]],
+        SCORECARDS.evaluations: evals,
+        SCORECARDS.campaign_progress: campaign,
     }
 
 
-def _surveys(rng, org: OrgGraph, groups, now, waves) -> dict[str, pd.DataFrame]:
+def _surveys(rng, org: OrgGraph, groups, now, waves) -> dict[InsightTable, pd.DataFrame]:
     members = {g: len(org.members(g)) for g in groups}
     depth = {g: len(org.ancestors(g)) for g in groups}
     rows = []
@@ -210,10 +212,10 @@ def _surveys(rng, org: OrgGraph, groups, now, waves) -> dict[str, pd.DataFrame]:
     trends["significant"] = None
     waves_frame = pd.DataFrame(wave_rows, columns=["survey", "survey_title", "wave", "wave_order", "wave_title", "opens", "closes",
                                                    "min_group_size", "invited", "respondents", "response_rate", "suppressed"])
-    return {"surveys/trends": trends, "surveys/waves": waves_frame}
+    return {SURVEYS.trends: trends, SURVEYS.waves: waves_frame}
 
 
-def _usage(rng, org: OrgGraph, groups, entities, now, days) -> dict[str, pd.DataFrame]:
+def _usage(rng, org: OrgGraph, groups, entities, now, days) -> dict[InsightTable, pd.DataFrame]:
     users = max(len(org.users), 1)
     end = (now - timedelta(days=1)).date()
     day_list = [end - timedelta(days=days - 1 - i) for i in range(days)]
@@ -279,11 +281,11 @@ def _usage(rng, org: OrgGraph, groups, entities, now, days) -> dict[str, pd.Data
             total = min(users, total + new)
             plugin_rows.append((plugin, week.isoformat(), max(new, int(total * 0.6)), new, total))
     plugins = pd.DataFrame(plugin_rows, columns=["plugin", "week", "active_users", "new_users", "cumulative_users"])
-    return {"usage/daily": daily, "usage/weekly": weekly, "usage/cohorts": cohorts, "usage/reach": reach, "usage/top_daily": top_daily,
-            "usage/templates_daily": templates, "usage/adoption": adoption, "usage/meta": meta, "usage/plugin_adoption": plugins}
+    return {USAGE.daily: daily, USAGE.weekly: weekly, USAGE.cohorts: cohorts, USAGE.reach: reach, USAGE.top_daily: top_daily,
+            USAGE.templates_daily: templates, USAGE.adoption: adoption, USAGE.meta: meta, USAGE.plugin_adoption: plugins}
 
 
-def _health(rng, org, groups, entities, now) -> dict[str, pd.DataFrame]:
+def _health(rng, org, groups, entities, now) -> dict[InsightTable, pd.DataFrame]:
     owned = entities[entities["owner"].notna() & entities["kind"].isin(["component", "api", "resource"])]
     pick = owned.sample(n=min(len(owned), max(3, len(owned) // 60)), random_state=int(rng.integers(1 << 31))) if len(owned) else owned
     categories = np.where(rng.random(len(pick)) < 0.4, "dangling_relation", "component_without_system")
@@ -315,11 +317,11 @@ def _health(rng, org, groups, entities, now) -> dict[str, pd.DataFrame]:
                          "dependent_teams": rng.integers(1, max(2, len(gs)), len(top)), "kind": top["kind"].to_numpy(),
                          "owner": top["owner"].to_numpy(), "system": top["system"].to_numpy()})
     cycles = pd.DataFrame([{"cycle_id": 1, "size": 3, "members": "a,b,c", "example": "a → b → c → a", "owners": ""}])
-    return {"orphans/report": report, "orphans/trend": trend, "orphans/removals_by_cycle": removals, "graph/team_dependencies": deps,
-            "graph/most_depended_on": most, "graph/cycles": cycles}
+    return {ORPHANS.report: report, ORPHANS.trend: trend, ORPHANS.removals_by_cycle: removals, GRAPH.team_dependencies: deps,
+            GRAPH.most_depended_on: most, GRAPH.cycles: cycles}
 
 
-def _skills(rng, org, groups) -> dict[str, pd.DataFrame]:
+def _skills(rng, org, groups) -> dict[InsightTable, pd.DataFrame]:
     users = sorted(org.users) or sorted({u for m in org.direct_members.values() for u in m})
     holders = [u for u in users if rng.random() < 0.6]
     profile_rows = [(u, u.split("/")[-1], "", s, "LANGUAGES", int(rng.integers(1, 5)), "level", "sample")
@@ -348,11 +350,11 @@ def _skills(rng, org, groups) -> dict[str, pd.DataFrame]:
                           10 - rank, rank == 1) for i, t in enumerate(teams) for rank, u in enumerate(holders[:3], start=1)],
                         columns=["gig_id", "title", "gig_kind", "team", "priority", "rank", "user_ref", "teams", "covered", "missing",
                                  "score", "assigned"])
-    return {"skills/profiles": profiles, "skills/wishes": wishes, "skills/mentor_matches": matches, "skills/unmatched_wishes": unmatched,
-            "skills/coverage": coverage, "skills/knowledge_risks": risks, "skills/gig_matches": gigs}
+    return {SKILL_TABLES.profiles: profiles, SKILL_TABLES.wishes: wishes, SKILL_TABLES.mentor_matches: matches, SKILL_TABLES.unmatched_wishes: unmatched,
+            SKILL_TABLES.coverage: coverage, SKILL_TABLES.knowledge_risks: risks, SKILL_TABLES.gig_matches: gigs}
 
 
-def _facts(rng, owned, now) -> dict[str, pd.DataFrame]:
+def _facts(rng, owned, now) -> dict[InsightTable, pd.DataFrame]:
     comps = owned[owned["kind"].isin(["component", "resource"])]
     n = len(comps)
     stamp = _naive(now)
@@ -369,7 +371,7 @@ def _facts(rng, owned, now) -> dict[str, pd.DataFrame]:
     tickets = pd.DataFrame({"entity_ref": comps["ref"].to_numpy(), "collected_at": stamp, "open_tickets": rng.poisson(3, n),
                             "open_incidents": rng.poisson(0.1, n), "oldest_open_ticket_days": rng.integers(0, 300, n),
                             "incidents_30d": rng.poisson(0.3, n)})
-    return {"facts/vulnerabilities_latest": vulns, "facts/ci_latest": ci, "facts/tickets_latest": tickets}
+    return {FACTS.vulnerabilities_latest: vulns, FACTS.ci_latest: ci, FACTS.tickets_latest: tickets}
 
 
 def _ledger(rng, entities, now) -> dict[str, Any]:

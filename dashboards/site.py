@@ -31,8 +31,8 @@ from typing import Any
 
 import orjson
 
-from analytics.surveys.publication import TABLES as SURVEY_TABLES
 from analytics.surveys.publication import k_violations
+from catalog_pipelines.model.insight_tables import SURVEYS
 
 from dashboards.access import ALL, Access
 from dashboards.html import esc, fmt_time, page_html
@@ -107,10 +107,10 @@ def verify_people_figures(inputs: SiteInputs) -> tuple[SiteInputs, list[str]]:
     """The inputs with their survey figures verified against k, in this process, before any page
     is built: when a figure breaks the threshold, every survey table is left out (the surveys page
     and the team pages' survey sections then show nothing) and the problems are returned."""
-    problems = k_violations({name: inputs.table("surveys", name) for name in SURVEY_TABLES})
+    problems = k_violations({t.name: inputs.table(t) for t in SURVEYS.tables()})
     if not problems:
         return inputs, []
-    kept = {key: frame for key, frame in inputs.tables.items() if not key.startswith("surveys/")}
+    kept = {key: frame for key, frame in inputs.tables.items() if key.area != SURVEYS.area}
     return replace(inputs, tables=kept), problems
 
 

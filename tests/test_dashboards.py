@@ -26,6 +26,7 @@ from catalog_pipelines.settings import PROJECT_ROOT
 from dashboards import Access, SiteLeakError, build_site
 from dashboards.sample import entities_frame_from, example_entities, sample_inputs
 from dashboards.site import plotly_js
+from catalog_pipelines.model.insight_tables import FACTS, SCORECARDS, SURVEYS, USAGE
 
 ENTITIES = example_entities()
 ORG = OrgGraph.from_entities(ENTITIES)
@@ -46,15 +47,15 @@ def inputs_with_sentinels():
 def _inputs_with_sentinels():
     inputs = sample_inputs(ORG, entities_frame_from(ENTITIES), seed=3)
     t = inputs.tables
-    vulns = t["facts/vulnerabilities_latest"]
+    vulns = t[FACTS.vulnerabilities_latest]
     vulns.loc[vulns["entity_ref"] == "component:default/zulu-ledger", "open_critical"] = 37591
-    tickets = t["facts/tickets_latest"]
+    tickets = t[FACTS.tickets_latest]
     tickets.loc[tickets["entity_ref"] == "component:default/zulu-vault", "open_tickets"] = 48213
-    trends = t["surveys/trends"]
+    trends = t[SURVEYS.trends]
     trends.loc[(trends["group_ref"] == "group:default/zulu") & (trends["metric"] == "mean") & ~trends["suppressed"], "value"] = 4.1234
-    adoption = t["usage/adoption"]
+    adoption = t[USAGE.adoption]
     adoption.loc[adoption["group_ref"] == "group:default/zulu", "active_members"] = 29231
-    summary = t["scorecards/rollup_summary"]
+    summary = t[SCORECARDS.rollup_summary]
     summary.loc[summary["scope_ref"] == "group:default/platform", "mean_level"] = 2.7183
     return inputs
 
@@ -205,7 +206,7 @@ def test_suppressed_survey_cells_are_marked_and_their_values_never_shown(full_si
 @pytest.mark.parametrize("tamper", ["suppressed cell carrying a value", "cell below k shown", "empty cell shown", "no k"])
 def test_a_build_leaves_out_every_survey_figure_when_the_tables_break_k(tmp_path, tamper):
     inputs = inputs_with_sentinels()
-    trends = inputs.tables["surveys/trends"]
+    trends = inputs.tables[SURVEYS.trends]
     bravo = (trends["group_ref"] == "group:default/bravo") & (trends["metric"] == "mean")
     if tamper == "suppressed cell carrying a value":
         trends.loc[bravo, "value"] = 3.1415
@@ -214,7 +215,7 @@ def test_a_build_leaves_out_every_survey_figure_when_the_tables_break_k(tmp_path
     elif tamper == "empty cell shown":
         trends.loc[bravo, ["suppressed", "respondents", "value"]] = [False, 0, 3.1415]
     else:
-        del inputs.tables["surveys/waves"]
+        del inputs.tables[SURVEYS.waves]
     report = build_site(inputs, tmp_path / "site")
     assert not report.people_figures_verified and report.people_violations
     assert any(e.startswith("surveys: every survey figure left out") for e in report.errors)
@@ -228,7 +229,7 @@ def test_a_build_leaves_out_every_survey_figure_when_the_tables_break_k(tmp_path
 
 def test_a_page_appears_only_when_its_data_exists(tmp_path):
     inputs = sample_inputs(ORG, entities_frame_from(ENTITIES))
-    inputs.tables = {k: v for k, v in inputs.tables.items() if not k.startswith(("usage/", "surveys/"))}
+    inputs.tables = {k: v for k, v in inputs.tables.items() if k.area not in (USAGE.area, SURVEYS.area)}
     inputs.audit = None
     report = build_site(inputs, tmp_path / "site")
     status = {p["key"]: (p["status"], p["reason"]) for p in report.pages}
@@ -248,9 +249,9 @@ def test_a_page_appears_only_when_its_data_exists(tmp_path):
 
 def test_team_pages_sum_each_entity_once_even_when_a_latest_facts_table_repeats_one(tmp_path):
     inputs = inputs_with_sentinels()
-    vulns = inputs.tables["facts/vulnerabilities_latest"]
+    vulns = inputs.tables[FACTS.vulnerabilities_latest]
     older = vulns.assign(collected_at=vulns["collected_at"] - pd.Timedelta(hours=1), open_critical=1000)
-    inputs.tables["facts/vulnerabilities_latest"] = pd.concat([vulns, older], ignore_index=True)
+    inputs.tables[FACTS.vulnerabilities_latest] = pd.concat([vulns, older], ignore_index=True)
     build_site(inputs, tmp_path / "site")
     alpha = (tmp_path / "site" / "teams" / "alpha.html").read_text()
     shown = re.search(r'<h2>Open vulnerabilities</h2>\s*<div class="kpis"><div class="kpi"><b>([\d,]+)</b>critical', alpha).group(1)
@@ -366,9 +367,8 @@ def seeded(data_env, monkeypatch):
     url = Settings.from_env().catalog_database_url
     seed_catalog(url, ENTITIES)
     engine = get_engine(url)
-    for key, frame in inputs_with_sentinels().tables.items():
-        area, name = key.split("/")
-        write_frame(engine, area, name, frame)
+    for table, frame in inputs_with_sentinels().tables.items():
+        write_frame(engine, table, frame)
     audit.record(engine, actor="user:default/admin", action="ingestion.pause", target="ingestion-provider:seed",
                  details={"channel": "cli"})
     return url
@@ -466,4 +466,4 @@ def test_site_inputs_load_every_source_from_the_catalog_database(seeded):
     assert list(inputs.ingestions["provider"]) == ["seed"] and len(inputs.marks) == 1
     assert list(inputs.audit["action"]) == ["ingestion.pause"]
     assert set(inputs.tables) == set(inputs_with_sentinels().tables)
-    assert isinstance(inputs.tables["usage/daily"], pd.DataFrame)
+    assert isinstance(inputs.tables[USAGE.daily], pd.DataFrame)

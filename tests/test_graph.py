@@ -33,6 +33,7 @@ from analytics.health.graph import (
 from analytics.org import OrgGraph
 from catalog_pipelines.model import derive_relations, validate_entity
 from catalog_pipelines.model.refs import entity_ref_of
+from catalog_pipelines.model.insight_tables import GRAPH
 
 DATA = Path(__file__).parent / "data"
 EXAMPLES = DATA / "backstage-examples"
@@ -338,9 +339,9 @@ def test_relationship_graph_asset_stores_the_graph_and_flags_cycles(graph_db):
     assert meta["dangling_targets"].value == 2  # resource:old-db, api:missing-api
     checks = {c.check_name: c.passed for c in result.get_asset_check_evaluations()}
     assert checks == {"no_dependency_cycles": False, "dependency_targets_resolve": False}
-    cycles = read_frame(get_engine(url), "graph", "cycles")
+    cycles = read_frame(get_engine(url), GRAPH.cycles)
     assert sorted(cycles["size"]) == [1, 3]
-    top = read_frame(get_engine(url), "graph", "most_depended_on")
+    top = read_frame(get_engine(url), GRAPH.most_depended_on)
     assert top["ref"].iloc[0] == C + "petstore"
 
 

@@ -16,6 +16,7 @@ from test_graph import catalog_frames, example_docs
 
 from analytics.org import OrgGraph
 from analytics.health.orphans import CATEGORIES, orphan_report, removal_trend, summary, trend_snapshot
+from catalog_pipelines.model.insight_tables import ORPHANS
 
 ADMINS = "group:default/catalog-admins"
 C = "component:default/"
@@ -210,7 +211,7 @@ def test_orphan_report_asset_writes_report_and_trend_and_warns_on_errors(catalog
     [check] = result.get_asset_check_evaluations()
     assert (check.check_name, check.passed) == ("no_error_findings", False)
     engine = get_engine(url)
-    trend = read_frame(engine, "orphans", "trend")
+    trend = read_frame(engine, ORPHANS.trend)
     assert len(trend) == 2 * len(CATEGORIES)
     assert trend.groupby("as_of")["count"].sum().tolist() == [22, 22]
 

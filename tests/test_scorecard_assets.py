@@ -20,6 +20,7 @@ from catalog_pipelines.storage import audit
 from catalog_pipelines.storage.db import get_engine
 from catalog_pipelines.storage.insights import read_frame
 from helpers import seed_catalog
+from catalog_pipelines.model.insight_tables import SCORECARDS
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -85,7 +86,7 @@ def materialize(env: dict, selection=None, raise_on_error: bool = True):
 
 
 def levels(engine) -> dict[str, int]:
-    frame = read_frame(engine, "scorecards", "levels")
+    frame = read_frame(engine, SCORECARDS.levels)
     return {r.split("/")[-1]: int(lv) for r, lv in zip(frame["entity_ref"], frame["level"], strict=True)}
 
 
@@ -116,13 +117,13 @@ def test_assets_evaluate_hand_computed_levels_and_cli_reads_them(env):
 
 def test_bad_config_fails_naming_file_and_line_and_keeps_previous_results(env):
     materialize(env)
-    before = read_frame(env["engine"], "scorecards", "results")
+    before = read_frame(env["engine"], SCORECARDS.results)
     shutil.copy(ROOT / "tests" / "data" / "scorecards" / "bad_operator.yaml", env["config_dir"] / "zz-bad.yaml")
     result = materialize(env, selection=["scorecard_results"], raise_on_error=False)
     assert not result.success
     failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
     assert "zz-bad.yaml:7:" in str(failure.event_specific_data.error) or "zz-bad.yaml:7:" in str(failure.step_failure_data.user_failure_data.description)
-    after = read_frame(env["engine"], "scorecards", "results")
+    after = read_frame(env["engine"], SCORECARDS.results)
     assert after.equals(before)
     invalid = CliRunner().invoke(scorecard, ["validate", "--json"])
     assert invalid.exit_code == 1 and orjson.loads(invalid.output)["issues"][0]["line"] == 7
@@ -162,7 +163,7 @@ def test_exemption_is_audit_logged_and_counts_as_passed_at_next_evaluation(env, 
     assert runner.invoke(scorecard, ["revoke", exemption_id, "--reason", "fixed", "--author", "bob"]).exit_code == 0
     materialize(env, selection=["scorecard_results"])
     assert levels(env["engine"])["silver"] == 2
-    regressions = read_frame(env["engine"], "scorecards", "regressions")
+    regressions = read_frame(env["engine"], SCORECARDS.regressions)
     assert regressions[["owner", "subject_id", "previous", "current"]].values.tolist()[-2:] == [["group:default/team-a", "ci-green", "passed", "failed"], ["group:default/team-a", "basics", "3", "2"]]
 
 
@@ -178,10 +179,10 @@ def test_demo_evaluates_the_shipped_tracks_on_the_synthetic_organisation(catalog
                             run_config=run_config, instance=dagster_instance)
     assert result.success
     engine = get_engine(url)
-    by_track = read_frame(engine, "scorecards", "levels").groupby("track_id")["level"].agg(["size", "nunique"])
+    by_track = read_frame(engine, SCORECARDS.levels).groupby("track_id")["level"].agg(["size", "nunique"])
     assert set(by_track.index) == {"production-readiness", "security"}
     assert (by_track["nunique"] > 1).all()  # teams differ: not everyone at the same level
-    states = set(read_frame(engine, "scorecards", "results")["state"])
+    states = set(read_frame(engine, SCORECARDS.results)["state"])
     assert {"passed", "failed", "not_reported"} <= states
 
 

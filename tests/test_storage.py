@@ -282,19 +282,21 @@ def test_entities_frame_without_bodies_matches_the_full_frame(catalog_url):
 def test_an_areas_tables_are_replaced_together_or_not_at_all(catalog_url):
     import pandas as pd
 
+    from catalog_pipelines.model.insight_tables import InsightTable
     from catalog_pipelines.storage.insights import read_frame, write_frames
 
+    report, trend = InsightTable("demo", "report"), InsightTable("demo", "trend")
     engine = get_engine(catalog_url)
-    write_frames(engine, "demo", {"report": pd.DataFrame({"v": [1, 2]}), "trend": pd.DataFrame({"t": [1]})})
+    write_frames(engine, {report: pd.DataFrame({"v": [1, 2]}), trend: pd.DataFrame({"t": [1]})})
     # The second table cannot be stored (a column of dicts): the first one's new rows roll back too.
     with pytest.raises(Exception):
-        write_frames(engine, "demo", {"report": pd.DataFrame({"v": [3]}),
-                                      "trend": pd.DataFrame({"t": [{"not": "storable"}]})}, append={"trend"})
-    assert read_frame(engine, "demo", "report")["v"].tolist() == [1, 2]
-    assert write_frames(engine, "demo", {"report": pd.DataFrame({"v": [3]}), "trend": pd.DataFrame({"t": [2]})},
-                        append={"trend"}) == {"report": 1, "trend": 1}
-    assert read_frame(engine, "demo", "report")["v"].tolist() == [3]
-    assert read_frame(engine, "demo", "trend")["t"].tolist() == [1, 2]
+        write_frames(engine, {report: pd.DataFrame({"v": [3]}),
+                              trend: pd.DataFrame({"t": [{"not": "storable"}]})}, append={trend})
+    assert read_frame(engine, report)["v"].tolist() == [1, 2]
+    assert write_frames(engine, {report: pd.DataFrame({"v": [3]}), trend: pd.DataFrame({"t": [2]})},
+                        append={trend}) == {"report": 1, "trend": 1}
+    assert read_frame(engine, report)["v"].tolist() == [3]
+    assert read_frame(engine, trend)["t"].tolist() == [1, 2]
 
 
 def test_copy_text_escapes_only_values_that_need_it():

@@ -28,6 +28,7 @@ from catalog_pipelines.sensors.surveys import survey_exports_sensor
 from catalog_pipelines.resources import CatalogDatabase
 from catalog_pipelines.settings import Settings
 from tests.helpers import seed_catalog
+from catalog_pipelines.model.insight_tables import SURVEYS
 
 DATA = Path(__file__).parent / "data" / "surveys"
 Q1, Q2, Q3 = "pulse-2024-q1", "pulse-2024-q2", "pulse-2024-q3"
@@ -119,7 +120,7 @@ def test_nothing_is_published_when_the_anonymity_verification_finds_a_leak(world
     leaky = dataclasses.replace(good, trends=good.trends.iloc[:1], disclosures=[f"{Q1}/flow: {ALPHA} can be computed from group:default/eng"])
     with pytest.raises(RuntimeError, match="nothing was published"):
         publish_survey_trends(engine, leaky)
-    assert len(read_frame(engine, "surveys", "trends")) == len(good.trends)
+    assert len(read_frame(engine, SURVEYS.trends)) == len(good.trends)
 
 
 def test_the_published_check_catches_a_figure_below_k_in_the_stored_tables(world, dagster_instance):
@@ -130,10 +131,10 @@ def test_the_published_check_catches_a_figure_below_k_in_the_stored_tables(world
     assert materialize([survey_trends], instance).success
     engine = CatalogDatabase().get_engine()
     assert published_violations(engine) == []
-    trends = read_frame(engine, "surveys", "trends")
+    trends = read_frame(engine, SURVEYS.trends)
     row = trends.index[(trends.metric == "mean")][0]
     trends.loc[row, ["suppressed", "respondents"]] = [False, 2]
-    write_frame(engine, "surveys", "trends", trends)
+    write_frame(engine, SURVEYS.trends, trends)
     problems = published_violations(engine)
     assert len(problems) == 1 and "shown with 2 respondents" in problems[0]
 

@@ -21,6 +21,7 @@ from catalog_pipelines.services.surveys import surveys_config_dir, surveys_root
 from catalog_pipelines.resources import CatalogDatabase
 from catalog_pipelines.settings import Settings
 from tests.helpers import seed_catalog
+from catalog_pipelines.model.insight_tables import SURVEYS
 
 DATA = Path(__file__).parent / "data" / "surveys"
 Q1, Q2 = "pulse-2024-q1", "pulse-2024-q2"
@@ -108,10 +109,10 @@ def _tamper_with_a_shown_empty_cell(engine) -> None:
     """What main used to publish: a group invited but with no respondent, shown as 0."""
     from catalog_pipelines.storage.insights import read_frame, write_frame
 
-    trends = read_frame(engine, "surveys", "trends")
+    trends = read_frame(engine, SURVEYS.trends)
     row = trends.index[(trends.metric == "response_rate") & (trends.group_ref == "group:default/alpha")][0]
     trends.loc[row, ["suppressed", "respondents", "value"]] = [False, 0, 0.0]
-    write_frame(engine, "surveys", "trends", trends)
+    write_frame(engine, SURVEYS.trends, trends)
 
 
 @pytest.fixture
@@ -133,13 +134,13 @@ def test_survey_trends_refuses_to_write_a_figure_below_k_even_when_suppression_r
     from catalog_pipelines.storage.insights import read_frame
 
     good = compute_survey_trends(OrgGraph.from_entities(list(yaml.safe_load_all((DATA / "org.yaml").read_text()))), surveys_root(), surveys_config_dir())
-    before = read_frame(published, "surveys", "trends")
+    before = read_frame(published, SURVEYS.trends)
     trends = good.trends.copy()
     row = trends.index[trends.metric == "mean"][0]
     trends.loc[row, ["suppressed", "respondents", "value"]] = [False, 0, 3.0]
     with pytest.raises(RuntimeError, match="nothing was published"):
         publish_survey_trends(published, dataclasses.replace(good, trends=trends, disclosures=[]))
-    assert_frame_equal(read_frame(published, "surveys", "trends"), before)
+    assert_frame_equal(read_frame(published, SURVEYS.trends), before)
 
 
 def test_the_cli_prints_no_survey_figure_from_tables_that_break_k(published, tmp_path):

@@ -21,6 +21,7 @@ from catalog_pipelines.settings import Settings
 from catalog_pipelines.storage.db import get_engine
 from catalog_pipelines.storage.insights import read_frame
 from helpers import seed_catalog
+from catalog_pipelines.model.insight_tables import USAGE
 
 DATA = Path(__file__).parent / "data" / "usage"
 NOW = datetime(2025, 3, 12, 8, 0, tzinfo=UTC)
@@ -42,11 +43,11 @@ def test_the_usage_assets_publish_the_insights(usage_env, dagster_instance):
     assert result["checks"] == {"users_pseudonymised": True, "metrics_consistent": True, "retained_days_summarised": True}
 
     engine = get_engine(usage_env)
-    daily = read_frame(engine, "usage", "daily").set_index("day")
+    daily = read_frame(engine, USAGE.daily).set_index("day")
     assert daily.loc["2025-03-04", ["dau", "wau", "events"]].tolist() == [3, 4, 6]
     # the range run summarised the empty days in between too
     assert bool(daily.loc["2025-03-05", "summarised"]) and daily.loc["2025-03-05", "events"] == 0
-    adoption = read_frame(engine, "usage", "adoption").set_index("group_ref")
+    adoption = read_frame(engine, USAGE.adoption).set_index("group_ref")
     # default minimum team size 5: eng (7 people) is shown, its teams (1, 3 and 4 people) are not
     assert adoption.loc["group:default/eng", "share"] == pytest.approx(5 / 7)
     assert adoption["suppressed"].astype(bool).sum() == 3
@@ -87,7 +88,7 @@ def test_the_arrivals_sensor_requests_each_complete_day_with_new_events_once(usa
     assert [r.run_key for r in again.run_requests] == [r.run_key for r in second.run_requests]  # same files, same run key
 
     materialize_usage(instance, days=[date(2025, 3, 4)], catalog_url=usage_env)
-    daily = read_frame(get_engine(usage_env), "usage", "daily").set_index("day")
+    daily = read_frame(get_engine(usage_env), USAGE.daily).set_index("day")
     assert daily.loc["2025-03-04", "dau"] == 4  # frank's late visit counted in its own day
 
 

@@ -12,6 +12,7 @@ from click.testing import CliRunner
 from catalog_pipelines.cli.usage import usage
 from catalog_pipelines.settings import Settings
 from catalog_pipelines.storage.db import get_engine
+from catalog_pipelines.model.insight_tables import USAGE
 from catalog_pipelines.storage.insights import write_frame
 from test_usage_metrics import CONFIG, KEY, build_stores, fixture_org
 
@@ -24,7 +25,7 @@ def stored(data_env, tmp_path):
     url = Settings.from_env().catalog_database_url
     _, summaries = build_stores(tmp_path / "usage")
     for name, frame in insights(summaries, org=fixture_org(), key=KEY, config=CONFIG).items():
-        write_frame(get_engine(url), "usage", name, frame)
+        write_frame(get_engine(url), USAGE.get(name), frame)
     return url
 
 

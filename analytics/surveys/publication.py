@@ -21,8 +21,9 @@ from collections.abc import Mapping
 import pandas as pd
 
 from analytics.surveys.config import MIN_GROUP_SIZE_FLOOR
+from catalog_pipelines.model.insight_tables import SURVEYS
 
-TABLES = ("trends", "choices", "comments", "waves")
+TABLES = tuple(t.name for t in SURVEYS.tables())  # declared in catalog_pipelines.model.insight_tables
 
 
 def _flags(frame: pd.DataFrame) -> pd.Series:

@@ -58,7 +58,6 @@ from analytics.pseudonymise import pseudonymise_series
 if TYPE_CHECKING:
     from analytics.org import OrgGraph
 
-AREA = "usage"
 EPOCH = date(1970, 1, 1)
 DIMENSIONS = ("plugin", "action", "page", "entity", "search_term", "template")
 

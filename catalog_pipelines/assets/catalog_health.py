@@ -199,6 +199,7 @@ def skills_exchange(config: SkillsExchangeConfig, catalog: CatalogDatabase) -> d
     hierarchy) and single points of knowledge: skills a team depends on that one member, or
     nobody, has.
     """
+    from catalog_pipelines.model.insight_tables import SKILLS
     from catalog_pipelines.services.catalog_health import build_skills_exchange
 
     started = time.perf_counter()
@@ -210,7 +211,7 @@ def skills_exchange(config: SkillsExchangeConfig, catalog: CatalogDatabase) -> d
     matches = mentoring.matches
     return dg.MaterializeResult(
         metadata={
-            "dagster/row_count": len(tables["profiles"]),
+            "dagster/row_count": len(tables[SKILLS.profiles]),
             "people_with_skills": int(profiles.skills["user_ref"].nunique()) if len(profiles.skills) else 0,
             "learning_wishes": len(profiles.wishes),
             "mentorships": len(matches),

@@ -101,10 +101,11 @@ def scorecard_reports(context: dg.AssetExecutionContext, catalog: CatalogDatabas
     per domain and for the organisation; campaign progress per team and org (kept over time);
     and per team the checks to fix next, ordered by how many levels fixing them unlocks."""
     from analytics.facts.collect import utc_now
+    from catalog_pipelines.model.insight_tables import SCORECARDS
     from catalog_pipelines.services.scorecards import report_catalog
 
     counts = report_catalog(catalog.get_engine(), utc_now())
-    return dg.MaterializeResult(metadata={**{f"rows_{k}": v for k, v in counts.items()}, "dagster/row_count": counts["rollup_summary"]})
+    return dg.MaterializeResult(metadata={**{f"rows_{k}": v for k, v in counts.items()}, "dagster/row_count": counts[SCORECARDS.rollup_summary.name]})
 
 
 scorecard_assets = [scorecard_results, scorecard_reports]

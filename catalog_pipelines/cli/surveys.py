@@ -16,16 +16,17 @@ from typing import Any
 import click
 
 from catalog_pipelines.cli.output import emit_json, table
+from catalog_pipelines.model.insight_tables import SURVEYS
 
 METRICS = ("mean", "top2_pct", "enps", "response_rate")
 
 
-def _read(name: str, engine=None):
+def _read(table, engine=None):
     """One published survey table (k verified first, see `services.surveys.published_table`)."""
     from catalog_pipelines.services.surveys import SurveysUnavailable, published_table
 
     try:
-        return published_table(name, engine)
+        return published_table(table, engine)
     except SurveysUnavailable as exc:
         raise click.ClickException(str(exc)) from exc
 
@@ -68,8 +69,8 @@ def _resolve_group(trends, team: str) -> str:
 
 def trends_report(team: str | None = None, survey: str | None = None, dimension: str | None = None, metric: str | None = None, engine=None) -> dict[str, Any]:
     """What `surveys trends` prints, as data (the JSON output and the tests use this)."""
-    trends = _read("trends", engine)
-    waves = _read("waves", engine)
+    trends = _read(SURVEYS.trends, engine)
+    waves = _read(SURVEYS.waves, engine)
     if survey:
         trends = trends[trends["survey"] == survey]
         if not len(trends):
@@ -179,7 +180,7 @@ def trends_cmd(team: str | None, survey: str | None, dimension: str | None, metr
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def waves_cmd(as_json: bool) -> None:
     """Every ingested wave: dates, k, invited, respondents and the overall response rate."""
-    waves = _read("waves").sort_values(["survey", "wave_order"])
+    waves = _read(SURVEYS.waves).sort_values(["survey", "wave_order"])
     records = [{k: _clean(v) for k, v in row.items()} for row in waves.to_dict("records")]
     if as_json:
         emit_json(records)
@@ -198,11 +199,11 @@ def waves_cmd(as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def comments_cmd(team: str | None, wave: str | None, as_json: bool) -> None:
     """Free-text answers from respondents who consented, for groups at or above k."""
-    comments = _read("comments")
+    comments = _read(SURVEYS.comments)
     if wave:
         comments = comments[comments["wave"] == wave]
     if team:
-        trends = _read("trends")
+        trends = _read(SURVEYS.trends)
         ref = _resolve_group(trends, team)
         pairs = trends[["group_ref", "parent_ref"]].drop_duplicates()
         children: dict[str, set[str]] = {}

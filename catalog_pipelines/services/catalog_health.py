@@ -1,8 +1,8 @@
 """Catalog health: the orphan report, the relationship graph and the skills exchange (build and
 store them), and the reads the CLI shows (`catalog deps`, `catalog orphans`, `skills …`).
 
-The reads use only the stored insight tables (`insight_orphans_*`, `insight_graph_*`,
-`insight_skills_*`); nothing recomputes an analysis. `dependency_report` walks the stored graph
+The reads use only the stored insight tables (`ORPHANS`, `GRAPH`, `SKILLS` of
+`model.insight_tables`); nothing recomputes an analysis. `dependency_report` walks the stored graph
 from one entity.
 """
 
@@ -17,12 +17,12 @@ if TYPE_CHECKING:
     import pandas as pd
     import sqlalchemy as sa
 
-ORPHANS_AREA, GRAPH_AREA, SKILLS_AREA = "orphans", "graph", "skills"
+from catalog_pipelines.model.insight_tables import GRAPH, ORPHANS, SKILLS, InsightTable
 
 MISSING_HINT = {
-    "graph": "relationship_graph",
-    "orphans": "orphan_report",
-    "skills": "skills_exchange",
+    GRAPH.area: "relationship_graph",
+    ORPHANS.area: "orphan_report",
+    SKILLS.area: "skills_exchange",
 }
 
 
@@ -36,14 +36,14 @@ def _engine(engine: "sa.Engine | None") -> "sa.Engine":
     return engine or engine_from_env()
 
 
-def read_results(area: str, name: str, engine: "sa.Engine | None" = None) -> "pd.DataFrame":
+def read_results(table: InsightTable, engine: "sa.Engine | None" = None) -> "pd.DataFrame":
     """A stored catalog-health table; CatalogHealthError naming the asset to run when there is none."""
     from catalog_pipelines.storage.insights import read_frame
 
-    frame = read_frame(_engine(engine), area, name)
+    frame = read_frame(_engine(engine), table)
     if frame is None:
         raise CatalogHealthError(
-            f"no {area} results yet: materialise the `{MISSING_HINT[area]}` asset first "
+            f"no {table.area} results yet: materialise the `{MISSING_HINT[table.area]}` asset first "
             "(Dagster UI, or `catalog-pipelines demo`)"
         )
     return frame
@@ -85,8 +85,8 @@ def build_orphan_report(engine: "sa.Engine", *, admin_group: str | None, removal
         admin_group=admin_group,
         removal_cycles=removal_cycles,
     )
-    write_frames(engine, ORPHANS_AREA, {"report": report, "trend": trend_snapshot(report, datetime.now(UTC)),
-                                        "removals_by_cycle": removal_trend(removals)}, append={"trend"})
+    write_frames(engine, {ORPHANS.report: report, ORPHANS.trend: trend_snapshot(report, datetime.now(UTC)),
+                          ORPHANS.removals_by_cycle: removal_trend(removals)}, append={ORPHANS.trend})
     return {"report": report, "removals": removals, "summary": summary(report)}
 
 
@@ -104,16 +104,16 @@ def build_relationship_graph(engine: "sa.Engine", *, top: int) -> dict[str, Any]
     result = analyse(entities_frame(engine), relations_frame(engine, both_directions=False), org_graph(engine), top=top)
     analysed = time.perf_counter() - started
     tables = {
-        "nodes": result.nodes,
+        GRAPH.nodes: result.nodes,
         # By node id (nodes.node_id): a third of the bytes of refs, for 700,000 rows at 200k entities.
-        "edges": result.edge_ids,
-        "cycles": result.cycles,
-        "most_depended_on": result.most_depended_on,
-        "team_dependencies": result.team_dependencies,
-        "system_dependencies": result.system_dependencies,
-        "team_ownership": result.team_ownership,
+        GRAPH.edges: result.edge_ids,
+        GRAPH.cycles: result.cycles,
+        GRAPH.most_depended_on: result.most_depended_on,
+        GRAPH.team_dependencies: result.team_dependencies,
+        GRAPH.system_dependencies: result.system_dependencies,
+        GRAPH.team_ownership: result.team_ownership,
     }
-    write_frames(engine, GRAPH_AREA, tables)
+    write_frames(engine, tables)
     index_graph_tables(engine)
     return {"result": result, "analysis_seconds": analysed}
 
@@ -163,20 +163,20 @@ def build_skills_exchange(engine: "sa.Engine", *, config_dir: str = "", syntheti
     needs = sk.group_needs(entities, org, taxonomy)
     risks = sk.knowledge_risks(needs, profiles.skills, org, holder_min_level=holder_level)
     tables = {
-        "profiles": sk.profiles_with_teams(profiles, org, taxonomy),
-        "wishes": profiles.wishes,
-        "coverage": sk.coverage(profiles.skills, org, holder_min_level=holder_level),
-        "needs": needs,
-        "knowledge_risks": risks,
-        "mentor_matches": mentoring.matches,
-        "unmatched_wishes": mentoring.unmatched,
-        "mentor_load": mentoring.load,
-        "gig_matches": gig_matches,
-        "taxonomy": taxonomy.frame(),
+        SKILLS.profiles: sk.profiles_with_teams(profiles, org, taxonomy),
+        SKILLS.wishes: profiles.wishes,
+        SKILLS.coverage: sk.coverage(profiles.skills, org, holder_min_level=holder_level),
+        SKILLS.needs: needs,
+        SKILLS.knowledge_risks: risks,
+        SKILLS.mentor_matches: mentoring.matches,
+        SKILLS.unmatched_wishes: mentoring.unmatched,
+        SKILLS.mentor_load: mentoring.load,
+        SKILLS.gig_matches: gig_matches,
+        SKILLS.taxonomy: taxonomy.frame(),
         # Group → member (sub-groups included), so the CLI can filter by team without the catalog.
-        "members": sk.rolled_members(org),
+        SKILLS.members: sk.rolled_members(org),
     }
-    write_frames(engine, SKILLS_AREA, tables)
+    write_frames(engine, tables)
     return {"tables": tables, "profiles": profiles, "mentoring": mentoring, "gig_matches": gig_matches, "risks": risks}
 
 
@@ -201,7 +201,7 @@ def dependency_report(ref: str, *, reverse: bool = False, depth: int | None = No
 
     engine = _engine(engine)
     if not graph_stored(engine):
-        read_results("graph", "nodes", engine)  # raises the "materialise the asset first" message
+        read_results(GRAPH.nodes, engine)  # raises the "materialise the asset first" message
     walked = walk_graph(engine, ref, reverse=reverse, depth=depth)
     if walked is None:
         raise CatalogHealthError(f"{ref} is not in the relationship graph (check the ref with `catalog search`)")
@@ -229,7 +229,7 @@ def dependency_report(ref: str, *, reverse: bool = False, depth: int | None = No
 
 def orphan_findings(*, severity: str | None = None, category: str | None = None, notify_group: str | None = None, engine: "sa.Engine | None" = None) -> "pd.DataFrame":
     """The latest orphan report, filtered."""
-    report = read_results("orphans", "report", engine)
+    report = read_results(ORPHANS.report, engine)
     if severity:
         report = report[report["severity"] == severity]
     if category:
@@ -246,7 +246,7 @@ def orphan_findings(*, severity: str | None = None, category: str | None = None,
 
 def skill_name(name: str, engine: "sa.Engine | None" = None) -> str:
     """The taxonomy's name for a skill or alias (`k8s` → `kubernetes`), from the stored taxonomy."""
-    tax = read_results("skills", "taxonomy", engine)
+    tax = read_results(SKILLS.taxonomy, engine)
     wanted = name.strip().lower().replace(" ", "-")
     for skill, aliases in zip(tax["skill"], tax["aliases"].fillna("")):
         if wanted == skill or wanted in [a.strip().lower() for a in aliases.split(",") if a]:
@@ -256,7 +256,7 @@ def skill_name(name: str, engine: "sa.Engine | None" = None) -> str:
 
 def members_of(group: str, engine: "sa.Engine | None" = None) -> set[str]:
     """Members of `group` and its sub-groups, as the skills asset stored them."""
-    members = read_results("skills", "members", engine)
+    members = read_results(SKILLS.members, engine)
     return set(members.loc[members["group_ref"] == group, "user_ref"])
 
 
@@ -264,7 +264,7 @@ def experts(skill: str, *, group: str | None = None, min_level: int = 1, engine:
     """(the skill's taxonomy name, the people who have it at `min_level`+, best first)."""
     engine = _engine(engine)
     name = skill_name(skill, engine)
-    profiles = read_results("skills", "profiles", engine)
+    profiles = read_results(SKILLS.profiles, engine)
     found = profiles[(profiles["skill"] == name) & (profiles["level"] >= min_level)]
     if group:
         found = found[found["user_ref"].isin(members_of(group, engine))]
@@ -276,15 +276,15 @@ def matches(which: str = "all", *, who: str | None = None, engine: "sa.Engine | 
     engine = _engine(engine)
     out: dict[str, Any] = {}
     if which in ("all", "mentorships"):
-        pairs = read_results("skills", "mentor_matches", engine)
-        unmatched = read_results("skills", "unmatched_wishes", engine)
+        pairs = read_results(SKILLS.mentor_matches, engine)
+        unmatched = read_results(SKILLS.unmatched_wishes, engine)
         if who:
             pairs = pairs[(pairs["learner"] == who) | (pairs["mentor"] == who)]
             unmatched = unmatched[unmatched["learner"] == who]
         out["mentorships"] = records(pairs)
         out["unmatched_wishes"] = records(unmatched)
     if which in ("all", "gigs"):
-        gigs = read_results("skills", "gig_matches", engine)
+        gigs = read_results(SKILLS.gig_matches, engine)
         if who:
             gigs = gigs[gigs["user_ref"] == who]
         out["gigs"] = records(gigs)
@@ -293,7 +293,7 @@ def matches(which: str = "all", *, who: str | None = None, engine: "sa.Engine | 
 
 def knowledge_risks(*, group: str | None = None, engine: "sa.Engine | None" = None) -> "pd.DataFrame":
     """Single points of knowledge and gaps (of `group` only, if given)."""
-    found = read_results("skills", "knowledge_risks", engine)
+    found = read_results(SKILLS.knowledge_risks, engine)
     if group:
         found = found[found["group_ref"] == group]
     return found

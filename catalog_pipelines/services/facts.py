@@ -10,7 +10,7 @@ if TYPE_CHECKING:
     import pandas as pd
     import sqlalchemy as sa
 
-FACTS_AREA = "facts"
+from catalog_pipelines.model.insight_tables import FACTS
 
 
 def fact_exports_dir() -> Path:
@@ -29,10 +29,10 @@ def store_facts(engine: "sa.Engine", source: str, facts: "pd.DataFrame", collect
 
     spec = FACT_SOURCES[source]
     new = encode_for_storage(facts, source, collected_at)
-    history = read_frame(engine, FACTS_AREA, source)
+    history = read_frame(engine, FACTS.history(source))
     combined = new if history is None or history.empty else pd.concat([history, new], ignore_index=True)
     kept = apply_retention(combined, spec.retention, collected_at)
-    write_frames(engine, FACTS_AREA, {source: kept, f"{source}_latest": latest_facts(kept)})
+    write_frames(engine, {FACTS.history(source): kept, FACTS.latest(source): latest_facts(kept)})
     return {"entities": len(facts), "history_rows": len(kept), "pruned_rows": len(combined) - len(kept), "retention": spec.retention.describe()}
 
 
@@ -43,7 +43,7 @@ def load_latest_facts(engine: "sa.Engine") -> dict[str, "pd.DataFrame"]:
 
     out = {}
     for source in FACT_SOURCES:
-        frame = read_frame(engine, FACTS_AREA, f"{source}_latest")
+        frame = read_frame(engine, FACTS.latest(source))
         if frame is not None:
             out[source] = decode_from_storage(frame, source)
     return out

@@ -10,6 +10,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from catalog_pipelines.model.insight_tables import SCORECARDS
 from catalog_pipelines.storage.scorecards import read_table, select_rows, write_table, write_tables
 
 if TYPE_CHECKING:
@@ -39,11 +40,11 @@ def run_evaluation(engine: "sa.Engine", entities: "pd.DataFrame", config_dir: Pa
 
     config = load_config(config_dir)
     facts = load_latest_facts(engine)
-    previous_results = read_table(engine, "results")
-    previous_levels = read_table(engine, "levels")
-    evaluations = read_table(engine, "evaluations")
+    previous_results = read_table(engine, SCORECARDS.results)
+    previous_levels = read_table(engine, SCORECARDS.levels)
+    evaluations = read_table(engine, SCORECARDS.evaluations)
     evaluation_id = int(evaluations["evaluation_id"].max()) + 1 if evaluations is not None and len(evaluations) else 1
-    ev = evaluate(config, entities, facts, exemptions=read_table(engine, "exemptions"), now=now)
+    ev = evaluate(config, entities, facts, exemptions=read_table(engine, SCORECARDS.exemptions), now=now)
     changes = result_changes(previous_results, ev.results, evaluation_id, now)
     lchanges = level_changes(previous_levels, ev.levels, evaluation_id, now)
     regressed = regressions(changes, lchanges, ev.entities)
@@ -51,18 +52,18 @@ def run_evaluation(engine: "sa.Engine", entities: "pd.DataFrame", config_dir: Pa
     write_tables(
         engine,
         {
-            "checks": (check_frame(config), False),
-            "tracks": (track_frame(config), False),
-            "campaigns": (campaign_frame(config), False),
-            "entities": (ev.entities, False),
-            "results": (ev.results.assign(evaluation_id=evaluation_id), False),
-            "levels": (ev.levels.assign(evaluation_id=evaluation_id), False),
-            "fix_candidates": (ev.fix_candidates, False),
-            "campaign_members": (ev.campaign_members, False),
-            "result_changes": (changes, True),
-            "level_changes": (lchanges, True),
-            "regressions": (regressed, True),
-            "evaluations": (summary, True),
+            SCORECARDS.checks: (check_frame(config), False),
+            SCORECARDS.tracks: (track_frame(config), False),
+            SCORECARDS.campaigns: (campaign_frame(config), False),
+            SCORECARDS.entities: (ev.entities, False),
+            SCORECARDS.results: (ev.results.assign(evaluation_id=evaluation_id), False),
+            SCORECARDS.levels: (ev.levels.assign(evaluation_id=evaluation_id), False),
+            SCORECARDS.fix_candidates: (ev.fix_candidates, False),
+            SCORECARDS.campaign_members: (ev.campaign_members, False),
+            SCORECARDS.result_changes: (changes, True),
+            SCORECARDS.level_changes: (lchanges, True),
+            SCORECARDS.regressions: (regressed, True),
+            SCORECARDS.evaluations: (summary, True),
         },
     )
     states = summary.iloc[0].to_dict()
@@ -87,23 +88,23 @@ def run_reports(engine: "sa.Engine", org: Any, now: Any) -> dict[str, int]:
 
     # The configuration stored with the evaluation, not the YAML as it is now: the reports must
     # describe the results they summarise.
-    entities, results, levels = read_table(engine, "entities"), read_table(engine, "results"), read_table(engine, "levels")
+    entities, results, levels = read_table(engine, SCORECARDS.entities), read_table(engine, SCORECARDS.results), read_table(engine, SCORECARDS.levels)
     if entities is None or results is None or levels is None:
         raise RuntimeError("no scorecard evaluation stored yet: materialise scorecard_results first")
     evaluation_id = int(levels["evaluation_id"].max()) if len(levels) else int(results["evaluation_id"].max())
     summary = rollup_summary(levels, entities, org)
-    progress = campaign_progress(read_table(engine, "campaign_members"), entities, org, read_table(engine, "campaigns"), now.date())
+    progress = campaign_progress(read_table(engine, SCORECARDS.campaign_members), entities, org, read_table(engine, SCORECARDS.campaigns), now.date())
     tables = {
-        "rollup_levels": (rollup_levels(levels, entities, org, read_table(engine, "tracks")), False),
-        "rollup_summary": (summary, False),
-        "rollup_checks": (rollup_checks(results, entities, org), False),
-        "fix_next": (fix_next(read_table(engine, "fix_candidates"), entities, org), False),
+        SCORECARDS.rollup_levels: (rollup_levels(levels, entities, org, read_table(engine, SCORECARDS.tracks)), False),
+        SCORECARDS.rollup_summary: (summary, False),
+        SCORECARDS.rollup_checks: (rollup_checks(results, entities, org), False),
+        SCORECARDS.fix_next: (fix_next(read_table(engine, SCORECARDS.fix_candidates), entities, org), False),
         # Trends are kept for teams and the org; systems and domains only as the latest view.
-        "rollup_history": (summary[summary["scope_type"].isin(["group", "org"])].assign(evaluation_id=evaluation_id, evaluated_at=_naive(now)), True),
-        "campaign_progress": (progress.assign(evaluation_id=evaluation_id, evaluated_at=_naive(now)), True),
+        SCORECARDS.rollup_history: (summary[summary["scope_type"].isin(["group", "org"])].assign(evaluation_id=evaluation_id, evaluated_at=_naive(now)), True),
+        SCORECARDS.campaign_progress: (progress.assign(evaluation_id=evaluation_id, evaluated_at=_naive(now)), True),
     }
     write_tables(engine, tables)
-    return {name: len(frame) for name, (frame, _) in tables.items()}
+    return {table.name: len(frame) for table, (frame, _) in tables.items()}
 
 
 def _naive(now: Any) -> Any:
@@ -139,14 +140,14 @@ def _records(frame) -> list[dict[str, Any]]:
 
 def entity_scorecard(engine, ref: str, track: str | None = None) -> dict[str, Any] | None:
     """Everything `scorecard REF` shows, as data."""
-    results = select_rows(engine, "results", entity_ref=ref)
+    results = select_rows(engine, SCORECARDS.results, entity_ref=ref)
     if results is None or results.empty:
         return None
-    levels = select_rows(engine, "levels", entity_ref=ref)
-    checks = read_table(engine, "checks").set_index("check_id")
-    tracks = read_table(engine, "tracks")
-    entity = select_rows(engine, "entities", entity_ref=ref)
-    exemptions = read_table(engine, "exemptions")
+    levels = select_rows(engine, SCORECARDS.levels, entity_ref=ref)
+    checks = read_table(engine, SCORECARDS.checks).set_index("check_id")
+    tracks = read_table(engine, SCORECARDS.tracks)
+    entity = select_rows(engine, SCORECARDS.entities, entity_ref=ref)
+    exemptions = read_table(engine, SCORECARDS.exemptions)
     by_check = results.set_index("check_id")
     out: dict[str, Any] = {
         "entity_ref": ref,
@@ -210,12 +211,12 @@ def entity_scorecard(engine, ref: str, track: str | None = None) -> dict[str, An
 
 def team_scorecard(engine, group: str, track: str | None = None) -> dict[str, Any]:
     """Everything `scorecard --team GROUP` shows, as data."""
-    summary = select_rows(engine, "rollup_summary", scope_type="group", scope_ref=group)
-    entities = select_rows(engine, "entities", owner=group)
-    levels = select_rows(engine, "levels", entity_ref=list(entities["entity_ref"])) if entities is not None and len(entities) else None
-    fixes = select_rows(engine, "fix_next", scope_ref=group)
-    campaigns = select_rows(engine, "campaign_progress", scope_type="group", scope_ref=group)
-    regressions = select_rows(engine, "regressions", owner=group)
+    summary = select_rows(engine, SCORECARDS.rollup_summary, scope_type="group", scope_ref=group)
+    entities = select_rows(engine, SCORECARDS.entities, owner=group)
+    levels = select_rows(engine, SCORECARDS.levels, entity_ref=list(entities["entity_ref"])) if entities is not None and len(entities) else None
+    fixes = select_rows(engine, SCORECARDS.fix_next, scope_ref=group)
+    campaigns = select_rows(engine, SCORECARDS.campaign_progress, scope_type="group", scope_ref=group)
+    regressions = select_rows(engine, SCORECARDS.regressions, owner=group)
     if track:
         summary = summary[summary["track_id"] == track] if summary is not None else None
         levels = levels[levels["track_id"] == track] if levels is not None else None
@@ -236,8 +237,8 @@ def team_scorecard(engine, group: str, track: str | None = None) -> dict[str, An
 
 def gate(engine, ref: str, track: str, level: str) -> tuple[int, dict[str, Any]]:
     """(exit code, details) of the CI gate: is `ref` certified at `level` or higher in `track`?"""
-    tracks = read_table(engine, "tracks")
-    levels = select_rows(engine, "levels", entity_ref=ref, track_id=track)
+    tracks = read_table(engine, SCORECARDS.tracks)
+    levels = select_rows(engine, SCORECARDS.levels, entity_ref=ref, track_id=track)
     if tracks is None or track not in set(tracks["track_id"]):
         return GATE_NO_RESULT, {"entity_ref": ref, "track_id": track, "error": f"unknown track {track!r}"}
     rows = tracks[tracks["track_id"] == track]
@@ -250,9 +251,9 @@ def gate(engine, ref: str, track: str, level: str) -> tuple[int, dict[str, Any]]
     achieved = int(levels["level"].iat[0])
     blockers = []
     if achieved < required:
-        results = select_rows(engine, "results", entity_ref=ref)
+        results = select_rows(engine, SCORECARDS.results, entity_ref=ref)
         needed = rows[rows["level"] <= required]
-        merged = needed.merge(results, on="check_id").merge(read_table(engine, "checks")[["check_id", "severity"]], on="check_id", how="left")
+        merged = needed.merge(results, on="check_id").merge(read_table(engine, SCORECARDS.checks)[["check_id", "severity"]], on="check_id", how="left")
         blockers = _records(merged[merged["state"].isin(BLOCKING) & (merged["severity"] != "warning")][["level", "check_id", "state"]])
     detail = {"entity_ref": ref, "track_id": track, "required_level": required, "level": achieved, "level_name": levels["level_name"].iat[0], "passed": achieved >= required, "blockers": blockers}
     return (0 if achieved >= required else GATE_BELOW), detail
@@ -282,7 +283,7 @@ def grant_exemption(engine, *, entity_ref: str, check_id: str, justification: st
 
     now = now or datetime.now(timezone.utc)
     target = f"{entity_ref}#{check_id}"
-    checks = read_table(engine, "checks")
+    checks = read_table(engine, SCORECARDS.checks)
     try:
         _authorize(engine, author, EXEMPTION_CREATE, entity_ref, authorizer)
         row = new_exemption(entity_ref=entity_ref, check_id=check_id, justification=justification, author=author, expires_at=expires_at, now=now, known_checks=set(checks["check_id"]) if checks is not None else None)
@@ -290,7 +291,7 @@ def grant_exemption(engine, *, entity_ref: str, check_id: str, justification: st
         audit.record(engine, actor=author or "unknown", action="scorecard.exemption.grant", target=target, outcome="denied", details={"reason": str(exc), "justification": justification}, at=now)
         raise
     try:
-        write_table(engine, "exemptions", pd.DataFrame([row]), append=read_table(engine, "exemptions") is not None)
+        write_table(engine, SCORECARDS.exemptions, pd.DataFrame([row]), append=read_table(engine, SCORECARDS.exemptions) is not None)
     except Exception as exc:
         audit.record(engine, actor=author, action="scorecard.exemption.grant", target=target, outcome="failure", details={"error": str(exc)}, at=now)
         raise
@@ -305,7 +306,7 @@ def revoke_exemption(engine, exemption_id: str, *, author: str, reason: str, now
     from catalog_pipelines.storage import audit
 
     now = now or datetime.now(timezone.utc)
-    register = read_table(engine, "exemptions")
+    register = read_table(engine, SCORECARDS.exemptions)
     try:
         if register is None:
             raise ExemptionError(f"no exemption {exemption_id!r}")
@@ -315,7 +316,7 @@ def revoke_exemption(engine, exemption_id: str, *, author: str, reason: str, now
     except ExemptionError as exc:
         audit.record(engine, actor=author or "unknown", action="scorecard.exemption.revoke", target=exemption_id, outcome="denied", details={"reason": str(exc)}, at=now)
         raise
-    write_table(engine, "exemptions", updated)
+    write_table(engine, SCORECARDS.exemptions, updated)
     row = updated[updated["exemption_id"] == exemption_id].iloc[0]
     audit.record(engine, actor=author, action="scorecard.exemption.revoke", target=f"{row['entity_ref']}#{row['check_id']}", details={"exemption_id": exemption_id, "reason": reason}, at=now)
     return _records(updated[updated["exemption_id"] == exemption_id])[0]
@@ -326,7 +327,7 @@ def list_exemptions(engine: "sa.Engine", ref: str | None = None, now: datetime |
     None when no exemption was ever stored."""
     from analytics.scorecards.exemptions import status
 
-    register = read_table(engine, "exemptions")
+    register = read_table(engine, SCORECARDS.exemptions)
     if register is None or register.empty:
         return None
     if ref:
@@ -336,7 +337,7 @@ def list_exemptions(engine: "sa.Engine", ref: str | None = None, now: datetime |
 
 def org_campaign_progress(engine: "sa.Engine") -> list[dict[str, Any]]:
     """Campaign progress for the whole organisation at the latest evaluation."""
-    progress = select_rows(engine, "campaign_progress", scope_type="org")
+    progress = select_rows(engine, SCORECARDS.campaign_progress, scope_type="org")
     if progress is None or progress.empty:
         return []
     return _records(progress[progress["evaluation_id"] == progress["evaluation_id"].max()])

@@ -77,7 +77,7 @@ def load_site_inputs(engine: "sa.Engine", materialized: dict[str, datetime] | No
     from catalog_pipelines.services.catalog import org_graph
     from catalog_pipelines.storage.frames import entities_frame, ledger_frames, removals_frame
     from catalog_pipelines.storage.insights import read_frame
-    from dashboards.inputs import SiteInputs, table_keys
+    from dashboards.inputs import TABLES, SiteInputs
 
     # Bodies are most of the memory and the site needs none: spec fields come from SQL, and only
     # the people (User/Group bodies) are read for the org.
@@ -85,10 +85,10 @@ def load_site_inputs(engine: "sa.Engine", materialized: dict[str, datetime] | No
     org = org_graph(engine)
     ledger = ledger_frames(engine)
     tables = {}
-    for area, name in table_keys():
-        frame = read_frame(engine, area, name)
+    for table in TABLES:
+        frame = read_frame(engine, table)
         if frame is not None:
-            tables[f"{area}/{name}"] = frame
+            tables[table] = frame
     return SiteInputs(
         org=org,
         entities=entities,

@@ -1,7 +1,7 @@
 """Surveys: ingest a wave's exports (validated, matched, pseudonymised, stored as Parquet),
 compute the anonymised trends and publish them, refusing any figure that breaks the k rule.
 
-Tables (area `surveys` in the insight store) are described in `catalog_pipelines/assets/surveys.py`.
+Tables (`model.insight_tables.SURVEYS` in the insight store) are described in `catalog_pipelines/assets/surveys.py`.
 """
 
 from __future__ import annotations
@@ -16,9 +16,11 @@ if TYPE_CHECKING:
     from analytics.org import OrgGraph
     from analytics.surveys.trends import SurveyInsights
     from analytics.surveys.ingest import WaveIngest
+    from catalog_pipelines.model.insight_tables import InsightTable
 
-AREA = "surveys"
-TABLES = ("trends", "choices", "comments", "waves")
+from catalog_pipelines.model.insight_tables import SURVEYS
+
+TABLES = SURVEYS.tables()  # the published tables, each checked against the k-threshold
 
 
 class SurveysUnavailable(LookupError):
@@ -94,17 +96,17 @@ def publish_survey_trends(engine: "sa.Engine", insights: "SurveyInsights") -> di
     from analytics.surveys.publication import k_violations
     from catalog_pipelines.storage.insights import write_frames
 
-    frames = {name: getattr(insights, name) for name in TABLES}
-    problems = [*insights.disclosures, *k_violations(frames)]
+    frames = {table: getattr(insights, table.name) for table in TABLES}
+    problems = [*insights.disclosures, *k_violations({table.name: frame for table, frame in frames.items()})]
     if problems:
         raise RuntimeError("anonymity verification failed; nothing was published:\n" + "\n".join(problems[:20]))
-    return write_frames(engine, AREA, frames)
+    return write_frames(engine, frames)
 
 
-def read_table(engine: "sa.Engine", name: str) -> "pd.DataFrame | None":
+def read_table(engine: "sa.Engine", table: "InsightTable") -> "pd.DataFrame | None":
     from catalog_pipelines.storage.insights import read_frame
 
-    return read_frame(engine, AREA, name)
+    return read_frame(engine, table)
 
 
 def published_violations(engine: "sa.Engine") -> list[str]:
@@ -115,7 +117,7 @@ def published_violations(engine: "sa.Engine") -> list[str]:
     """
     from analytics.surveys.publication import k_violations
 
-    return k_violations({name: read_table(engine, name) for name in TABLES})
+    return k_violations({table.name: read_table(engine, table) for table in TABLES})
 
 
 def ingest_wave_from_catalog(engine: "sa.Engine", wave_id: str) -> "WaveIngest":
@@ -170,22 +172,22 @@ def generate_exports(engine: "sa.Engine", *, seed: int, email_domain: str | None
     return out
 
 
-def published_table(name: str, engine: "sa.Engine | None" = None) -> "pd.DataFrame":
+def published_table(table: "InsightTable", engine: "sa.Engine | None" = None) -> "pd.DataFrame":
     """One published survey table, after verifying k on all of them in this process: nothing about
     people is shown from tables that break the anonymity threshold (SurveysUnavailable)."""
-    from analytics.surveys.publication import TABLES as PUBLISHED, k_violations
+    from analytics.surveys.publication import k_violations
     from catalog_pipelines.services.catalog import engine_from_env
     from catalog_pipelines.storage.insights import read_frame
 
     engine = engine or engine_from_env()
-    tables = {t: read_frame(engine, AREA, t) for t in PUBLISHED}
+    tables = {t.name: read_frame(engine, t) for t in TABLES}
     problems = k_violations(tables)
     if problems:
         raise SurveysUnavailable(
             f"refusing to show survey figures: {len(problems)} in the published tables break the anonymity threshold "
             f"(first: {problems[0]}); re-materialise `survey_trends` (or `catalog-pipelines surveys load`)"
         )
-    frame = tables[name]
+    frame = tables[table.name]
     if frame is None:
         raise SurveysUnavailable(
             "no survey results yet: materialise `survey_trends` first (Dagster UI, or `catalog-pipelines surveys load`)"

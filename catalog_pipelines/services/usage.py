@@ -19,8 +19,11 @@ if TYPE_CHECKING:
     from analytics.usage.privacy import People
     from catalog_pipelines.storage.usage_store import DailySummaryStore, RawEventStore
 
-AREA = "usage"
-TABLES = ("meta", "daily", "reach", "top_daily", "search_terms_daily", "templates_daily", "funnels_daily", "adoption")
+from catalog_pipelines.model.insight_tables import USAGE
+
+# What `usage summary` reads.
+TABLES = (USAGE.meta, USAGE.daily, USAGE.reach, USAGE.top_daily, USAGE.search_terms_daily, USAGE.templates_daily,
+          USAGE.funnels_daily, USAGE.adoption)
 
 
 class UsageUnavailable(LookupError):
@@ -94,7 +97,7 @@ def publish_insights(engine: "sa.Engine") -> dict[str, Any] | None:
     if not summaries.days():
         return None
     tables = insights(summaries, org=org_graph(engine), key=Settings.from_env().pseudonym_key, config=config)
-    rows = write_frames(engine, AREA, tables)
+    rows = write_frames(engine, {USAGE.get(name): frame for name, frame in tables.items()})
     meta = tables["meta"].iloc[0]
     return {
         "tables": tables,
@@ -180,7 +183,7 @@ def read_tables(engine: "sa.Engine | None" = None) -> dict[str, Any]:
     from catalog_pipelines.storage.insights import read_frame
 
     engine = engine or engine_from_env()
-    return {name: read_frame(engine, AREA, name) for name in TABLES}
+    return {table.name: read_frame(engine, table) for table in TABLES}
 
 
 def summary_report(days: int = 28, top: int = 5, engine: "sa.Engine | None" = None) -> dict[str, Any]:

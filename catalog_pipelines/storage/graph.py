@@ -1,4 +1,4 @@
-"""The stored relationship graph (`insight_graph_*` tables): indexes and the hop-by-hop walk."""
+"""The stored relationship graph (`GRAPH` insight tables): indexes and the hop-by-hop walk."""
 
 from __future__ import annotations
 
@@ -6,9 +6,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from catalog_pipelines.storage.insights import table_name
-
-GRAPH_AREA = "graph"
+from catalog_pipelines.model.insight_tables import GRAPH
 
 
 def index_graph_tables(engine: sa.Engine) -> None:
@@ -16,7 +14,7 @@ def index_graph_tables(engine: sa.Engine) -> None:
 
     `write_frames` replaces the tables, dropping their indexes, so they are made again each run.
     """
-    nodes, edges = table_name(GRAPH_AREA, "nodes"), table_name(GRAPH_AREA, "edges")
+    nodes, edges = GRAPH.nodes.sql_name, GRAPH.edges.sql_name
     with engine.begin() as conn:
         for table, column in ((nodes, "ref"), (nodes, "node_id"), (edges, "source_id"), (edges, "target_id")):
             conn.execute(sa.text(f"CREATE INDEX IF NOT EXISTS ix_{table}_{column} ON {table} ({column})"))
@@ -25,7 +23,7 @@ def index_graph_tables(engine: sa.Engine) -> None:
 def graph_stored(engine: sa.Engine) -> bool:
     """Whether the node and edge tables exist (the `relationship_graph` asset wrote them)."""
     inspector = sa.inspect(engine)
-    return inspector.has_table(table_name(GRAPH_AREA, "nodes")) and inspector.has_table(table_name(GRAPH_AREA, "edges"))
+    return inspector.has_table(GRAPH.nodes.sql_name) and inspector.has_table(GRAPH.edges.sql_name)
 
 
 def walk_graph(engine: sa.Engine, ref: str, *, reverse: bool, depth: int | None) -> dict[str, Any] | None:
@@ -35,7 +33,7 @@ def walk_graph(engine: sa.Engine, ref: str, *, reverse: bool, depth: int | None)
     `info` (node_id, ref, kind, owner, system, in_catalog rows of every reached node and the start)
     and `cycle` (the example path of its dependency cycle, if any).
     """
-    nodes_t, edges_t, cycles_t = (table_name(GRAPH_AREA, n) for n in ("nodes", "edges", "cycles"))
+    nodes_t, edges_t, cycles_t = (t.sql_name for t in (GRAPH.nodes, GRAPH.edges, GRAPH.cycles))
     near, far = ("target_id", "source_id") if reverse else ("source_id", "target_id")
     with engine.connect() as conn:
         me = conn.execute(

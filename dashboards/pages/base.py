@@ -11,6 +11,7 @@ import pandas as pd
 
 from dashboards.access import Access
 from dashboards.html import Doc, SharedLayouts, esc, fmt_time
+from catalog_pipelines.model.insight_tables import InsightTable
 from dashboards.inputs import SiteInputs
 
 OK, NO_DATA, DENIED = "ok", "no-data", "denied"
@@ -96,8 +97,8 @@ def sources_line(out: PageOut, compact: bool = False) -> str:
     return " · ".join(parts)
 
 
-def missing_tables(inputs: SiteInputs, area: str, names: Iterable[str]) -> list[str]:
-    return [f"insight_{area}_{n}" for n in names if not inputs.has(area, n)]
+def missing_tables(inputs: SiteInputs, tables: Iterable[InsightTable]) -> list[str]:
+    return [t.sql_name for t in tables if not inputs.has(t)]
 
 
 def require_columns(frame: pd.DataFrame | None, columns: Iterable[str]) -> bool:

@@ -1,5 +1,5 @@
-"""Catalog health: orphans and broken references (`insight_orphans_*`), the relationship graph
-(`insight_graph_*`), and the skills exchange (`insight_skills_*`)."""
+"""Catalog health: orphans and broken references (`ORPHANS` insight tables), the relationship graph
+(`GRAPH`), and the skills exchange (`SKILLS`)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import pandas as pd
 from dashboards import figures as F
 from dashboards.access import ALL, NONE
 from dashboards.html import Column, Doc
+from catalog_pipelines.model.insight_tables import GRAPH, ORPHANS, SKILLS
 from dashboards.inputs import AREA_ASSETS
 from dashboards.pages.base import Ctx, PageOut, max_time, missing_tables, pct
 
@@ -38,14 +39,14 @@ def health_page(ctx: Ctx) -> PageOut:
     level = ctx.access.level(ENTITY_READ)
     if level == NONE:
         return ctx.denied(out, ENTITY_READ)
-    missing = missing_tables(ctx.inputs, "orphans", ("report",)) + missing_tables(ctx.inputs, "graph", ("team_dependencies",))
+    missing = missing_tables(ctx.inputs, (ORPHANS.report, GRAPH.team_dependencies))
     if len(missing) == 2:
         return ctx.no_data(out, missing)
     out.partial = level != ALL
     doc = Doc()
-    report = ctx.inputs.table("orphans", "report")
+    report = ctx.inputs.table(ORPHANS.report)
     if report is not None:
-        out.data_as_of = max_time(ctx.inputs.table("orphans", "trend"), "as_of")
+        out.data_as_of = max_time(ctx.inputs.table(ORPHANS.trend), "as_of")
         if out.partial:
             report = _readable(ctx, report)
             report = report[_visible(ctx, report["notify_group"]) & _visible(ctx, report["owner"]) & _visible(ctx, report["related_ref"])]
@@ -59,7 +60,7 @@ def health_page(ctx: Ctx) -> PageOut:
             doc.figure(F.bars(counts.index, {s: counts[s].tolist() for s in counts.columns}, stacked=True, horizontal=True,
                               colors={"error": F.BAD, "warning": F.WARN, "info": F.PALETTE[0]},
                               title="Findings by category and severity", xtitle="Findings (count)", ytitle="Category"))
-        trend = ctx.inputs.table("orphans", "trend")
+        trend = ctx.inputs.table(ORPHANS.trend)
         if not out.partial and trend is not None and trend["as_of"].nunique() > 1:
             pivot = trend.pivot_table(index="as_of", columns="category", values="count", aggfunc="sum").sort_index()
             doc.figure(F.lines(pivot.index.astype(str).str[:16], {c: pivot[c].tolist() for c in pivot.columns},
@@ -79,7 +80,7 @@ def health_page(ctx: Ctx) -> PageOut:
                             caption="Relation targets that are not in the catalog", limit=500)
         else:
             doc.note("Every relation target is in the catalog.")
-        removals = ctx.inputs.table("orphans", "removals_by_cycle")
+        removals = ctx.inputs.table(ORPHANS.removals_by_cycle)
         if not out.partial and removals is not None and len(removals):
             per = removals.pivot_table(index="cycle", columns="provider", values="removed", aggfunc="sum", fill_value=0)
             doc.figure(F.bars(per.index, {p: per[p].tolist() for p in per.columns}, stacked=True,
@@ -91,7 +92,7 @@ def health_page(ctx: Ctx) -> PageOut:
 
 
 def _graph(ctx: Ctx, doc: Doc, partial: bool) -> None:
-    deps = ctx.inputs.table("graph", "team_dependencies")
+    deps = ctx.inputs.table(GRAPH.team_dependencies)
     if deps is None:
         return
     doc.h2("Dependency graph")
@@ -122,7 +123,7 @@ def _graph(ctx: Ctx, doc: Doc, partial: bool) -> None:
                   total=len(cross))
     else:
         doc.note("No cross-team dependency to show.")
-    most = ctx.inputs.table("graph", "most_depended_on")
+    most = ctx.inputs.table(GRAPH.most_depended_on)
     if most is not None and len(most):
         if partial:
             most = _readable(ctx, most)
@@ -136,7 +137,7 @@ def _graph(ctx: Ctx, doc: Doc, partial: bool) -> None:
                                    ("owner", "Owner", "text"), ("direct_dependents", "Direct dependents", "int"),
                                    ("transitive_dependents", "Transitive dependents", "int"),
                                    ("dependent_teams", "Dependent teams", "int")], caption="Most depended-on entities")
-    cycles = ctx.inputs.table("graph", "cycles")
+    cycles = ctx.inputs.table(GRAPH.cycles)
     if not partial and cycles is not None:
         doc.h2("Dependency cycles")
         if len(cycles):
@@ -150,25 +151,25 @@ def _graph(ctx: Ctx, doc: Doc, partial: bool) -> None:
 def skills_page(ctx: Ctx) -> PageOut:
     out = ctx.page("skills", "Skills exchange", "skills.html",
                    "Skills held and wanted, mentoring matches, gigs and embeds, knowledge risks per team.",
-                   list(AREA_ASSETS["skills"]))
+                   list(AREA_ASSETS[SKILLS]))
     level = ctx.access.level(SKILLS_READ)
     if level == NONE:
         return ctx.denied(out, SKILLS_READ)
-    missing = missing_tables(ctx.inputs, "skills", ("coverage", "knowledge_risks"))
+    missing = missing_tables(ctx.inputs, (SKILLS.coverage, SKILLS.knowledge_risks))
     if missing:
         return ctx.no_data(out, missing)
     out.partial = level != ALL
     doc = Doc()
-    risks = ctx.inputs.table("skills", "knowledge_risks")
-    coverage = ctx.inputs.table("skills", "coverage")
+    risks = ctx.inputs.table(SKILLS.knowledge_risks)
+    coverage = ctx.inputs.table(SKILLS.coverage)
     if out.partial:
         allowed = ctx.access.groups(SKILLS_READ, pd.concat([risks["group_ref"], coverage["group_ref"]]))
         risks, coverage = risks[risks["group_ref"].isin(allowed)], coverage[coverage["group_ref"].isin(allowed)]
         doc.note("Organisation-wide skills figures are not included for this audience; the teams below are the ones it may see.")
     else:
-        profiles, wishes = ctx.inputs.table("skills", "profiles"), ctx.inputs.table("skills", "wishes")
-        matches, unmatched = ctx.inputs.table("skills", "mentor_matches"), ctx.inputs.table("skills", "unmatched_wishes")
-        gigs = ctx.inputs.table("skills", "gig_matches")
+        profiles, wishes = ctx.inputs.table(SKILLS.profiles), ctx.inputs.table(SKILLS.wishes)
+        matches, unmatched = ctx.inputs.table(SKILLS.mentor_matches), ctx.inputs.table(SKILLS.unmatched_wishes)
+        gigs = ctx.inputs.table(SKILLS.gig_matches)
         doc.kpis([("people with skills", profiles["user_ref"].nunique() if profiles is not None and len(profiles) else 0, ""),
                   ("learning wishes", len(wishes) if wishes is not None else 0, ""),
                   ("mentorships", len(matches) if matches is not None else 0, "matched"),

@@ -8,25 +8,25 @@ import pandas as pd
 from dashboards import figures as F
 from dashboards.access import ALL, NONE
 from dashboards.html import Column, Doc
+from catalog_pipelines.model.insight_tables import SCORECARDS
 from dashboards.inputs import AREA_ASSETS
 from dashboards.pages.base import Ctx, PageOut, max_time, missing_tables, pct
 
 PERMISSION = "scorecard.read"
-AREA = "scorecards"
-NEEDED = ("rollup_summary", "rollup_levels", "rollup_checks")
+NEEDED = (SCORECARDS.rollup_summary, SCORECARDS.rollup_levels, SCORECARDS.rollup_checks)
 FIX_ROWS = 1000
 LEVEL_BLUES = ["#bdbdbd", "#c6dbef", "#6baed6", "#2171b5", "#08306b", "#041b3d"]
 
 
 def track_names(ctx: Ctx) -> dict[str, str]:
-    tracks = ctx.inputs.table(AREA, "tracks")
+    tracks = ctx.inputs.table(SCORECARDS.tracks)
     if tracks is None or "track_name" not in tracks.columns:
         return {}
     return dict(zip(tracks["track_id"], tracks["track_name"]))
 
 
 def check_names(ctx: Ctx) -> dict[str, str]:
-    checks = ctx.inputs.table(AREA, "checks")
+    checks = ctx.inputs.table(SCORECARDS.checks)
     if checks is None or "name" not in checks.columns:
         return {}
     return dict(zip(checks["check_id"], checks["name"]))
@@ -67,18 +67,18 @@ def certification_bars(shares: dict[str, dict[int, tuple[float, str]]], title: s
 def scorecards_page(ctx: Ctx) -> PageOut:
     out = ctx.page("scorecards", "Scorecards", "scorecards.html",
                    "Certification per track and level, check pass rates, the team leaderboard, what to fix next, trend.",
-                   list(AREA_ASSETS[AREA]))
+                   list(AREA_ASSETS[SCORECARDS]))
     level = ctx.access.level(PERMISSION)
     if level == NONE:
         return ctx.denied(out, PERMISSION)
-    missing = missing_tables(ctx.inputs, AREA, NEEDED)
+    missing = missing_tables(ctx.inputs, NEEDED)
     if missing:
         return ctx.no_data(out, missing)
     out.partial = level != ALL
-    out.data_as_of = max_time(ctx.inputs.table(AREA, "evaluations"), "evaluated_at")
-    summary = ctx.inputs.table(AREA, "rollup_summary")
-    levels = ctx.inputs.table(AREA, "rollup_levels")
-    checks = ctx.inputs.table(AREA, "rollup_checks")
+    out.data_as_of = max_time(ctx.inputs.table(SCORECARDS.evaluations), "evaluated_at")
+    summary = ctx.inputs.table(SCORECARDS.rollup_summary)
+    levels = ctx.inputs.table(SCORECARDS.rollup_levels)
+    checks = ctx.inputs.table(SCORECARDS.rollup_checks)
     groups = summary[summary["scope_type"] == "group"]
     allowed = None if not out.partial else ctx.access.groups(PERMISSION, groups["scope_ref"])
     if out.partial:
@@ -124,7 +124,7 @@ def scorecards_page(ctx: Ctx) -> PageOut:
         doc.table(columns, rows, caption="Teams by mean certification level (rolled up the group hierarchy)")
     else:
         doc.note("No team has scorecard results.")
-    fix = ctx.inputs.table(AREA, "fix_next")
+    fix = ctx.inputs.table(SCORECARDS.fix_next)
     doc.h2("What to fix next")
     if fix is not None and len(fix):
         fix = fix[fix["scope_ref"].str.startswith("group:")]
@@ -148,7 +148,7 @@ def scorecards_page(ctx: Ctx) -> PageOut:
                   caption="Each team's five checks whose fixing unlocks the most levels, highest impact first", total=len(fix))
     else:
         doc.note("No fix-next report yet (materialise scorecard_reports).")
-    history = ctx.inputs.table(AREA, "rollup_history")
+    history = ctx.inputs.table(SCORECARDS.rollup_history)
     if not out.partial and history is not None and len(history):
         org_history = history[history["scope_type"] == "org"].sort_values("evaluated_at")
         if org_history["evaluation_id"].nunique() > 0:
@@ -163,7 +163,7 @@ def scorecards_page(ctx: Ctx) -> PageOut:
             doc.figure(F.lines([v[:16] for v in x], series, percent=True, x_is_category=True,
                                title="Organisation trend over evaluations", xtitle="Evaluation (UTC)",
                                ytitle="Share (%)"))
-    campaigns = ctx.inputs.table(AREA, "campaign_progress")
+    campaigns = ctx.inputs.table(SCORECARDS.campaign_progress)
     if not out.partial and campaigns is not None and len(campaigns) and "scope_type" in campaigns.columns:
         latest = campaigns[campaigns["scope_type"] == "org"]
         # Reports may run more than once per evaluation: the newest run's rows.

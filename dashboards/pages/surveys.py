@@ -11,11 +11,11 @@ import pandas as pd
 
 from dashboards import figures as F
 from dashboards.html import SUPPRESSED, Column, Doc
+from catalog_pipelines.model.insight_tables import SURVEYS
 from dashboards.inputs import AREA_ASSETS
 from dashboards.pages.base import Ctx, PageOut, missing_tables
 
 ORG_PERMISSION, TEAM_PERMISSION = "surveys.read.org", "surveys.read.team"
-AREA = "surveys"
 LIKERT = (1, 5)
 HEATMAP_GROUPS = 40
 TABLE_GROUPS = 1000  # every team's own page has its survey trend
@@ -66,14 +66,14 @@ def dimension_heatmap(rows: pd.DataFrame, *, y: str, title: str, ytitle: str, la
 def surveys_page(ctx: Ctx) -> PageOut:
     out = ctx.page("surveys", "Survey trends", "surveys.html",
                    "Developer-experience survey scores per wave, dimension and team; suppressed cells are marked.",
-                   list(AREA_ASSETS[AREA]))
+                   list(AREA_ASSETS[SURVEYS]))
     org_level = ctx.access.all(ORG_PERMISSION)
     if not org_level and ctx.access.level(TEAM_PERMISSION) == "none":
         return ctx.denied(out, f"{ORG_PERMISSION} or {TEAM_PERMISSION}")
-    missing = missing_tables(ctx.inputs, AREA, ("trends", "waves"))
+    missing = missing_tables(ctx.inputs, (SURVEYS.trends, SURVEYS.waves))
     if missing:
         return ctx.no_data(out, missing)
-    trends, waves = ctx.inputs.table(AREA, "trends"), ctx.inputs.table(AREA, "waves")
+    trends, waves = ctx.inputs.table(SURVEYS.trends), ctx.inputs.table(SURVEYS.waves)
     allowed = allowed_survey_groups(ctx, trends["group_ref"])
     out.partial = allowed is not None
     if allowed is not None:

@@ -22,6 +22,7 @@ import pandas as pd
 from dashboards import figures as F
 from dashboards.access import ALL, NONE
 from dashboards.html import Column, Doc, esc, link
+from catalog_pipelines.model.insight_tables import FACTS, SCORECARDS, SURVEYS, USAGE, InsightTable
 from dashboards.inputs import AREA_ASSETS, CATALOG_ASSET
 from dashboards.pages.base import Ctx, PageOut, pct
 from dashboards.pages.scorecards import certification_bars, check_names, track_names
@@ -128,16 +129,16 @@ class TeamData:
         self.listed = _records(listed, "team", ["label", "kind", "type", "lifecycle", "owner_name"], LIST_LIMIT)
         base = owned[["ref", "label", "owner", "team", "listable"]]
 
-        vulns = self._facts(base, "vulnerabilities_latest")
+        vulns = self._facts(base, FACTS.vulnerabilities_latest)
         levels = [c for c, _ in VULN_LEVELS]
         self.vuln_totals = _sums(vulns, "team", levels) if vulns is not None and set(levels) <= set(vulns.columns) else {}
-        ci = self._facts(base, "ci_latest")
+        ci = self._facts(base, FACTS.ci_latest)
         self.ci_status: dict[str, tuple[int, int, float]] = {}
         if ci is not None and {"last_status", "default_branch_success_rate"} <= set(ci.columns):
             ci = ci.assign(ok=(ci["last_status"].astype(str) == "success").astype(int))
             grouped = ci.groupby("team").agg(ok=("ok", "sum"), n=("ok", "size"), rate=("default_branch_success_rate", "mean"))
             self.ci_status = {t: (int(r.ok), int(r.n - r.ok), r.rate) for t, r in grouped.iterrows()}
-        tickets = self._facts(base, "tickets_latest")
+        tickets = self._facts(base, FACTS.tickets_latest)
         ticket_cols = ["open_tickets", "open_incidents", "incidents_30d"]
         if tickets is not None and set(ticket_cols) <= set(tickets.columns):
             self.ticket_totals = _sums(tickets, "team", ticket_cols)
@@ -147,23 +148,23 @@ class TeamData:
         self.attention, self.n_attention = self._attention(base, vulns, ci, tickets)
 
         self.tracks, self.check_names = track_names(ctx), check_names(ctx)
-        sc = lambda name: _scope(inputs.table("scorecards", name), self.allowed[SCORECARD_READ])
+        sc = lambda table: _scope(inputs.table(table), self.allowed[SCORECARD_READ])
         self.levels: dict[str, dict[str, dict[int, tuple[float, str]]]] = {}
-        levels_frame = sc("rollup_levels")
+        levels_frame = sc(SCORECARDS.rollup_levels)
         if levels_frame is not None:
             for team, track, level, share, name in zip(levels_frame["scope_ref"].tolist(), levels_frame["track_id"].tolist(),
                                                        levels_frame["level"].tolist(), levels_frame["share"].tolist(),
                                                        levels_frame["level_name"].astype(str).tolist()):
                 self.levels.setdefault(team, {}).setdefault(self.tracks.get(track, track), {})[int(level)] = (float(share), name)
-        summary = sc("rollup_summary")
+        summary = sc(SCORECARDS.rollup_summary)
         self.mean_level = summary.groupby("scope_ref")["mean_level"].mean().to_dict() if summary is not None else {}
-        fix = inputs.table("scorecards", "fix_next")
+        fix = inputs.table(SCORECARDS.fix_next)
         if fix is not None and len(fix):
             fix = fix[fix["scope_ref"].isin(self.allowed[SCORECARD_READ]) & (fix["rank"] <= TOP_LIMIT)].sort_values(["scope_ref", "rank"])
         self.fix = _records(fix, "scope_ref", ["rank", "check_id", "track_id", "level", "entities", "levels_unlocked"])
 
-        trends = inputs.table("surveys", "trends")
-        waves = inputs.table("surveys", "waves")
+        trends = inputs.table(SURVEYS.trends)
+        waves = inputs.table(SURVEYS.waves)
         self.surveys: dict[str, dict[tuple[str, str], tuple[object, bool]]] = {}
         self.survey_waves: list[str] = []
         self.wave_title: dict[str, str] = {}
@@ -183,7 +184,7 @@ class TeamData:
                 self.survey_waves = sorted(trends["wave"].unique())
 
         self.usage = self._usage(base)
-        adoption = inputs.table("usage", "adoption")
+        adoption = inputs.table(USAGE.adoption)
         self.adoption = {}
         if adoption is not None and len(adoption):
             adoption = adoption[adoption["group_ref"].isin(self.allowed[USAGE_READ])]
@@ -200,8 +201,8 @@ class TeamData:
         self.rollup_members = (rollup.merge(memberships, on="group_ref").groupby("rollup_ref")["user_ref"].nunique().to_dict()
                                if len(memberships) else {})
 
-    def _facts(self, base: pd.DataFrame, name: str) -> pd.DataFrame | None:
-        facts = self.ctx.inputs.table("facts", name)
+    def _facts(self, base: pd.DataFrame, table: InsightTable) -> pd.DataFrame | None:
+        facts = self.ctx.inputs.table(table)
         if facts is None or not len(facts):
             return None
         # "Latest" means one row per entity; if a table holds more (two collections stamped apart),
@@ -230,8 +231,8 @@ class TeamData:
                 frame.groupby("team").size().to_dict())
 
     def _usage(self, base: pd.DataFrame) -> dict[str, list[tuple]]:
-        reach = self.ctx.inputs.table("usage", "reach")
-        meta = self.ctx.inputs.table("usage", "meta")
+        reach = self.ctx.inputs.table(USAGE.reach)
+        meta = self.ctx.inputs.table(USAGE.meta)
         if reach is None or not len(reach) or meta is None or not len(meta):
             return {}
         end = pd.Timestamp(meta["as_of"].iloc[0])
@@ -260,7 +261,7 @@ def team_pages(ctx: Ctx) -> tuple[list[PageOut], TeamData | None]:
     if not groups:
         return [], None
     data = TeamData(ctx, groups)
-    sources = [CATALOG_ASSET, *AREA_ASSETS["facts"], *AREA_ASSETS["scorecards"], *AREA_ASSETS["surveys"], *AREA_ASSETS["usage"]]
+    sources = [CATALOG_ASSET, *AREA_ASSETS[FACTS], *AREA_ASSETS[SCORECARDS], *AREA_ASSETS[SURVEYS], *AREA_ASSETS[USAGE]]
     freshness = ctx.materialized(sources)
     pages = []
     for ref in groups:

@@ -11,12 +11,12 @@ import pandas as pd
 from dashboards import figures as F
 from dashboards.access import ALL, NONE
 from dashboards.html import SUPPRESSED, Column, Doc
+from catalog_pipelines.model.insight_tables import USAGE
 from dashboards.inputs import AREA_ASSETS
 from dashboards.pages.base import Ctx, PageOut, missing_tables, pct
 
 PERMISSION = "insights.usage.read"
 ENTITY_READ = "catalog.entity.read"
-AREA = "usage"
 WINDOW_DAYS = 28
 TOP = 15
 ADOPTION_ROWS = 1000  # every team's own page shows its adoption
@@ -24,10 +24,10 @@ DIMENSIONS = {"plugin": "Plugin", "entity": "Entity", "search_term": "Search ter
 
 
 def as_of(ctx: Ctx) -> date | None:
-    meta = ctx.inputs.table(AREA, "meta")
+    meta = ctx.inputs.table(USAGE.meta)
     if meta is not None and len(meta) and "as_of" in meta.columns:
         return pd.Timestamp(meta["as_of"].iloc[0]).date()
-    daily = ctx.inputs.table(AREA, "daily")
+    daily = ctx.inputs.table(USAGE.daily)
     if daily is not None and len(daily):
         return pd.Timestamp(daily["day"].max()).date()
     return None
@@ -65,11 +65,11 @@ def readable_entity_keys(ctx: Ctx, keys: pd.Index) -> pd.Index:
 def usage_page(ctx: Ctx) -> PageOut:
     out = ctx.page("usage", "Portal usage", "usage.html",
                    "Active users, retention, top plugins / entities / searches, template time saved, adoption by team.",
-                   list(AREA_ASSETS[AREA]))
+                   list(AREA_ASSETS[USAGE]))
     level = ctx.access.level(PERMISSION)
     if level == NONE:
         return ctx.denied(out, PERMISSION)
-    missing = missing_tables(ctx.inputs, AREA, ("daily",))
+    missing = missing_tables(ctx.inputs, (USAGE.daily,))
     if missing:
         return ctx.no_data(out, missing)
     out.partial = level != ALL
@@ -80,7 +80,7 @@ def usage_page(ctx: Ctx) -> PageOut:
         doc.note("Organisation-wide usage is not included for this audience: only the adoption of the teams it may see.")
     else:
         _org_usage(ctx, doc, end)
-    adoption = ctx.inputs.table(AREA, "adoption")
+    adoption = ctx.inputs.table(USAGE.adoption)
     doc.h2("Adoption by team")
     if adoption is not None and len(adoption):
         if out.partial:
@@ -102,9 +102,9 @@ def usage_page(ctx: Ctx) -> PageOut:
 
 
 def _org_usage(ctx: Ctx, doc: Doc, end: date | None) -> None:
-    daily = ctx.inputs.table(AREA, "daily").sort_values("day")
+    daily = ctx.inputs.table(USAGE.daily).sort_values("day")
     last = daily.iloc[-1]
-    meta = ctx.inputs.table(AREA, "meta")
+    meta = ctx.inputs.table(USAGE.meta)
     m = meta.iloc[0] if meta is not None and len(meta) else {}
     doc.kpis([("DAU", last.get("dau"), f"on {last['day']}"), ("WAU", last.get("wau"), "7 days"),
               ("MAU", last.get("mau"), "28 days"), ("stickiness", f"{pct(last.get('stickiness')) or 0}%", "DAU / MAU"),
@@ -115,13 +115,13 @@ def _org_usage(ctx: Ctx, doc: Doc, end: date | None) -> None:
     doc.figure(F.lines(days, {"DAU": daily["dau"].tolist(), "WAU (7 days)": daily["wau"].tolist(),
                               "MAU (28 days)": daily["mau"].tolist()}, markers=False,
                        title="Active users per day (rolling windows)", xtitle="Day (UTC)", ytitle="Active users (people)"))
-    weekly = ctx.inputs.table(AREA, "weekly")
+    weekly = ctx.inputs.table(USAGE.weekly)
     if weekly is not None and len(weekly):
         doc.figure(F.bars(weekly["week"].astype(str), {"returning": (weekly["active_users"] - weekly["new_users"]).tolist(),
                                                        "new": weekly["new_users"].tolist()}, stacked=True,
                           title="Weekly active users, new and returning", xtitle="ISO week (starting)",
                           ytitle="Active users (people)"))
-    cohorts = ctx.inputs.table(AREA, "cohorts")
+    cohorts = ctx.inputs.table(USAGE.cohorts)
     if cohorts is not None and len(cohorts):
         doc.h2("Retention")
         grid = cohorts.pivot_table(index="cohort_week", columns="weeks_since", values="retention")
@@ -129,10 +129,10 @@ def _org_usage(ctx: Ctx, doc: Doc, end: date | None) -> None:
                              (grid * 100).round(1).values.tolist(), title="Weekly retention by cohort (first active week)",
                              xtitle="Weeks since first active", ytitle="Cohort (first active week)",
                              colorbar="Retained (%)", zmin=0, zmax=100, text_format=".0f"))
-    reach = ctx.inputs.table(AREA, "reach")
+    reach = ctx.inputs.table(USAGE.reach)
     if reach is not None and len(reach) and end is not None:
         doc.h2(f"Top plugins, entities, searches and pages (last {WINDOW_DAYS} days)")
-        top_daily = ctx.inputs.table(AREA, "top_daily")
+        top_daily = ctx.inputs.table(USAGE.top_daily)
         for dimension, label in DIMENSIONS.items():
             users = window_reach(reach, dimension, end)
             if dimension == "entity":
@@ -151,7 +151,7 @@ def _org_usage(ctx: Ctx, doc: Doc, end: date | None) -> None:
         doc.figure(F.lines(days, {"zero results": [pct(v) for v in daily["zero_result_rate"]],
                                   "clicked through": [pct(v) for v in daily["click_through_rate"]]}, markers=False,
                            percent=True, title="Search quality per day", xtitle="Day (UTC)", ytitle="Share of searches (%)"))
-    templates = ctx.inputs.table(AREA, "templates_daily")
+    templates = ctx.inputs.table(USAGE.templates_daily)
     if templates is not None and len(templates):
         doc.h2("Templates: time saved")
         per = templates.groupby("template")[["creates", "minutes_saved"]].sum().sort_values("minutes_saved", ascending=False)
@@ -164,7 +164,7 @@ def _org_usage(ctx: Ctx, doc: Doc, end: date | None) -> None:
         doc.frame_table(per.reset_index().assign(hours=lambda f: (f["minutes_saved"] / 60).round(1)),
                         [("template", "Template", "text"), ("creates", "Runs", "int"), ("hours", "Hours saved", "num")],
                         caption="Template runs and time saved")
-    plugins = ctx.inputs.table(AREA, "plugin_adoption")
+    plugins = ctx.inputs.table(USAGE.plugin_adoption)
     if plugins is not None and len(plugins):
         top = plugins.groupby("plugin")["cumulative_users"].max().sort_values(ascending=False).head(8).index
         weeks = sorted(plugins["week"].astype(str).unique())
