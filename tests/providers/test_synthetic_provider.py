@@ -15,7 +15,6 @@ import statistics
 import subprocess
 import sys
 from collections import Counter
-from pathlib import Path
 
 import orjson
 import pytest
@@ -24,8 +23,9 @@ import yaml
 from catalog_pipelines.model.entity import RawEntity
 from catalog_pipelines.providers.base import EntityProvider
 from catalog_pipelines.providers.synthetic import KINDS, ORG_NAME, SyntheticOrg, SyntheticOrgProvider, write_descriptor_tree
+from helpers import REPO_ROOT
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = REPO_ROOT
 
 # Every spec field through which an entity declares a relation, as the brief counts them.
 SINGLE_REF_FIELDS = ("owner", "system", "domain", "parent", "subcomponentOf")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 
 import dagster as dg
 import pyarrow as pa
@@ -20,9 +19,9 @@ from catalog_pipelines.resources import CatalogDatabase
 from catalog_pipelines.settings import Settings
 from catalog_pipelines.storage.db import get_engine
 from catalog_pipelines.storage.insights import read_frame
-from helpers import seed_catalog
+from helpers import TEST_DATA, seed_catalog
 
-DATA = Path(__file__).parent / "data" / "usage"
+DATA = TEST_DATA / "usage"
 NOW = datetime(2025, 3, 12, 8, 0, tzinfo=UTC)
 
 

@@ -4,7 +4,6 @@ levels, exemptions, campaigns, history and roll-ups, all against hand-computed r
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta, timezone
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -24,9 +23,10 @@ from analytics.scorecards.reports import (
     rollup_summary,
     state_at,
 )
+from helpers import REPO_ROOT, TEST_DATA
 
-ROOT = Path(__file__).resolve().parent.parent
-BAD = ROOT / "tests" / "data" / "scorecards"
+ROOT = REPO_ROOT
+BAD = TEST_DATA / "scorecards"
 NOW = datetime(2026, 7, 1, 12, tzinfo=timezone.utc)
 
 

@@ -9,10 +9,10 @@ from catalog_pipelines.model import Limits, ProcessedEntity, RawEntity, Rejectio
 from catalog_pipelines.providers.descriptors import yamlsafe
 from catalog_pipelines.providers.descriptors.loader import DescriptorWalk, Root, VisitFile, iter_descriptors, load_file
 from catalog_pipelines.providers.descriptors.placeholders import UNRESOLVED_ANNOTATION
-from helpers import COMPONENT
+from helpers import COMPONENT, TEST_DATA
 
-DATA = Path(__file__).parent / "data" / "model"
-EXAMPLES = Path(__file__).parent / "data" / "backstage-examples"
+DATA = TEST_DATA / "model"
+EXAMPLES = TEST_DATA / "backstage-examples"
 
 
 

@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import re
 import tomllib
-from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from helpers import REPO_ROOT
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = REPO_ROOT
 VALUES = REPO / "deploy" / "helm" / "values.yaml"
 DAGSTER_VERSION = "1.13.27"
 

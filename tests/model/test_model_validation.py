@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import copy
-from pathlib import Path
 
 import pytest
 
 from catalog_pipelines.model import RawEntity, Rejection, process_entity, validate_entity
 from catalog_pipelines.providers.descriptors.loader import iter_descriptors, load_file
 from catalog_pipelines.model.validation import KINDS, truncate
+from helpers import TEST_DATA
 
-EXAMPLES = Path(__file__).parent / "data" / "backstage-examples"
+EXAMPLES = TEST_DATA / "backstage-examples"
 
 
 def component(**spec_overrides):

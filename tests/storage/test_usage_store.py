@@ -10,10 +10,11 @@ import orjson
 from analytics.usage.insights import summarise_day
 from catalog_pipelines.services.usage_pipeline import compact_days, summarise_days, sweep
 from catalog_pipelines.storage.usage_store import DailySummaryStore, RawEventStore
+from helpers import TEST_DATA
 
 KEY = b"k"
 NOW = datetime(2025, 3, 12, 12, 0, tzinfo=UTC)
-DATA = Path(__file__).parent / "data" / "usage"
+DATA = TEST_DATA / "usage"
 
 
 def ev(event_id: str, ts: str, user: str | None = "user:default/jane", action: str = "navigate") -> dict:

@@ -21,9 +21,9 @@ from pathlib import Path
 import dagster as dg
 import pytest
 import yaml
-from helpers import production_env, production_home, production_instance
+from helpers import REPO_ROOT, production_env, production_home, production_instance
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = REPO_ROOT
 DEPLOY = REPO / "deploy"
 PRODUCTION_YAML = DEPLOY / "dagster.yaml"
 ENV_EXAMPLE = DEPLOY / "dagster.env.example"

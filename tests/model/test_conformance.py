@@ -12,7 +12,6 @@ import copy
 import json
 import re
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -34,8 +33,9 @@ from catalog_pipelines.model.validation import (
     kind_schema_check,
     schema_issues,
 )
+from helpers import TEST_DATA
 
-VECTORS = json.loads((Path(__file__).parent / "data" / "backstage-conformance" / "vectors.json").read_text())
+VECTORS = json.loads((TEST_DATA / "backstage-conformance" / "vectors.json").read_text())
 
 
 class _Undefined:

@@ -15,7 +15,6 @@ what each extra entity plants. The "needs" edges used below (see analytics/healt
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -33,8 +32,9 @@ from analytics.health.graph import (
 from analytics.org import OrgGraph
 from catalog_pipelines.model import derive_relations, validate_entity
 from catalog_pipelines.model.refs import entity_ref_of
+from helpers import TEST_DATA
 
-DATA = Path(__file__).parent / "data"
+DATA = TEST_DATA
 EXAMPLES = DATA / "backstage-examples"
 BROKEN = DATA / "health" / "broken-catalog.yaml"
 

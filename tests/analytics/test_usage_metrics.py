@@ -21,8 +21,9 @@ from analytics.org import OrgGraph
 from analytics.usage.insights import UsageConfig, _rolling_distinct, compute_insights, normalise_page, summarise_day, window_summary
 from catalog_pipelines.services.usage_pipeline import compact_days, insights, summarise_days
 from catalog_pipelines.storage.usage_store import DailySummaryStore, RawEventStore
+from helpers import TEST_DATA
 
-DATA = Path(__file__).parent / "data" / "usage"
+DATA = TEST_DATA / "usage"
 KEY = b"test-key"
 NOW = datetime(2025, 3, 12, 8, 0, tzinfo=UTC)
 CONFIG = UsageConfig(min_team_size=2, min_term_users=2)

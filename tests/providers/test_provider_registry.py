@@ -17,8 +17,9 @@ from catalog_pipelines.providers.registry import BUILTIN_PROVIDERS, PROVIDER_GRO
 from catalog_pipelines.storage.catalog import CatalogStore
 from catalog_pipelines.storage.db import get_engine
 from catalog_pipelines.storage.ledger import Ledger
+from helpers import REPO_ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = REPO_ROOT
 
 # A provider that lives in another distribution: it reads the names to emit from a file given
 # relative to the configuration file, and pages two at a time.

@@ -4,8 +4,9 @@ import ast
 from pathlib import Path
 
 import setuptools
+from helpers import REPO_ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = REPO_ROOT
 ANALYTICS = ROOT / "analytics"
 DOMAINS = ("facts", "scorecards", "surveys", "usage", "health")
 # Scorecards have no generator of their own: they are evaluated over the synthetic facts.

@@ -10,8 +10,6 @@ asyncapi (its APIs); team-d nothing.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pandas as pd
 import pytest
 from test_graph import catalog_frames, example_docs
@@ -39,9 +37,10 @@ from analytics.health.skills import (
 )
 from analytics.health.synthetic import annotate_users, synthetic_gigs, synthetic_profiles
 from catalog_pipelines.providers.synthetic import SyntheticOrg
+from helpers import REPO_ROOT, TEST_DATA
 
-ROOT = Path(__file__).parent.parent
-HEALTH = Path(__file__).parent / "data" / "health"
+ROOT = REPO_ROOT
+HEALTH = TEST_DATA / "health"
 U = "user:default/"
 G = "group:default/"
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import yaml
 
@@ -11,8 +9,9 @@ from analytics.org import OrgGraph
 from analytics.surveys.trends import load_survey
 from analytics.surveys.ingest import RespondentDirectory, ingest_wave, primary_teams, validate_export
 from catalog_pipelines.storage.surveys_store import read_wave, write_wave
+from helpers import TEST_DATA
 
-DATA = Path(__file__).parent / "data" / "surveys"
+DATA = TEST_DATA / "surveys"
 BAD = DATA / "malformed"
 KEY = b"test-key"
 

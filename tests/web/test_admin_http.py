@@ -25,7 +25,7 @@ from catalog_pipelines.permissions import INGESTION_MANAGE, INGESTION_READ, Stat
 from catalog_pipelines.storage.audit import REFUSALS_ACTION, REFUSALS_PER_WINDOW, entries
 from catalog_pipelines.storage.db import get_engine
 from catalog_pipelines.storage.ledger import Ledger
-from tests.test_admin import Clock, ledger_state, write_chunk
+from tests.ingestion.test_admin import Clock, ledger_state, write_chunk
 
 # ######################################################################################## FIXTURES
 

@@ -13,7 +13,7 @@ from catalog_pipelines.cli.usage import usage
 from catalog_pipelines.settings import Settings
 from catalog_pipelines.storage.db import get_engine
 from catalog_pipelines.storage.insights import write_frame
-from test_usage_metrics import CONFIG, KEY, build_stores, fixture_org
+from tests.analytics.test_usage_metrics import CONFIG, KEY, build_stores, fixture_org
 
 
 @pytest.fixture
@@ -86,7 +86,7 @@ def test_import_pseudonymises_the_catalog_users_names_in_search_terms(data_env, 
     from helpers import seed_catalog
 
     from catalog_pipelines.settings import Settings as S
-    from test_usage_store import stored_text
+    from tests.storage.test_usage_store import stored_text
 
     seed_catalog(S.from_env().catalog_database_url, [
         {"apiVersion": "backstage.io/v1alpha1", "kind": "User", "metadata": {"name": "jane.doe"}, "spec": {"profile": {"displayName": "Jane Doe", "email": "jane@example.com"}, "memberOf": []}},

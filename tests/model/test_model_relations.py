@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from catalog_pipelines.model import Relation, derive_relations
 from catalog_pipelines.providers.descriptors.loader import iter_descriptors
 from catalog_pipelines.model.relations import RelationError
+from helpers import TEST_DATA
 
-EXAMPLES = Path(__file__).parent / "data" / "backstage-examples"
+EXAMPLES = TEST_DATA / "backstage-examples"
 
 
 @pytest.fixture(scope="module")

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import yaml
 
 from analytics.surveys.config import SurveyConfigError, load_surveys, parse_survey
 from catalog_pipelines.settings import PROJECT_ROOT
+from helpers import TEST_DATA
 
 SHIPPED = PROJECT_ROOT / "config" / "surveys"
-SMALL = Path(__file__).parent / "data" / "surveys" / "small-pulse.yaml"
+SMALL = TEST_DATA / "surveys" / "small-pulse.yaml"
 
 
 def minimal(**overrides):

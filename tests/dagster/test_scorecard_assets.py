@@ -5,7 +5,6 @@ and exemptions that are audit-logged and count as passed at the next evaluation.
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
 
 import dagster as dg
 import orjson
@@ -19,9 +18,9 @@ from catalog_pipelines.resources import CatalogDatabase
 from catalog_pipelines.storage import audit
 from catalog_pipelines.storage.db import get_engine
 from catalog_pipelines.storage.insights import read_frame
-from helpers import seed_catalog
+from helpers import REPO_ROOT, TEST_DATA, seed_catalog
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = REPO_ROOT
 
 CONFIG = """
 checks:
@@ -117,7 +116,7 @@ def test_assets_evaluate_hand_computed_levels_and_cli_reads_them(env):
 def test_bad_config_fails_naming_file_and_line_and_keeps_previous_results(env):
     materialize(env)
     before = read_frame(env["engine"], "scorecards", "results")
-    shutil.copy(ROOT / "tests" / "data" / "scorecards" / "bad_operator.yaml", env["config_dir"] / "zz-bad.yaml")
+    shutil.copy(TEST_DATA / "scorecards" / "bad_operator.yaml", env["config_dir"] / "zz-bad.yaml")
     result = materialize(env, selection=["scorecard_results"], raise_on_error=False)
     assert not result.success
     failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")

@@ -10,7 +10,7 @@ from datetime import UTC, date, datetime
 
 import pytest
 from starlette.testclient import TestClient
-from test_usage_store import stored_text
+from tests.storage.test_usage_store import stored_text
 
 from catalog_pipelines.storage.usage_store import RawEventStore
 from catalog_pipelines.web.usage_collector import CollectorSecurity, create_collector_app

@@ -6,7 +6,7 @@
    run history and alerting, so it must be deliberate. To accept a deliberate change, regenerate
    the snapshot and commit it with the change:
 
-       CATALOG_UPDATE_DEFINITIONS_SNAPSHOT=1 pytest tests/test_definitions_snapshot.py
+       CATALOG_UPDATE_DEFINITIONS_SNAPSHOT=1 pytest tests/dagster/test_definitions_snapshot.py
 
 2. The import graph of the Dagster glue (docs/architecture.md, "Dagster glue"): no cycle among
    catalog_pipelines modules (imports inside functions count too: a lazy import still makes a
@@ -22,9 +22,10 @@ import os
 from pathlib import Path
 
 import pytest
+from helpers import REPO_ROOT, TEST_DATA
 
-REPO = Path(__file__).resolve().parent.parent
-SNAPSHOT = REPO / "tests" / "data" / "definitions_snapshot.json"
+REPO = REPO_ROOT
+SNAPSHOT = TEST_DATA / "definitions_snapshot.json"
 UPDATE_ENV = "CATALOG_UPDATE_DEFINITIONS_SNAPSHOT"
 
 # The Dagster glue: only these modules (and packages) may import dagster.
@@ -81,11 +82,11 @@ def test_definitions_match_the_committed_snapshot():
     if os.environ.get(UPDATE_ENV):
         SNAPSHOT.write_text(json.dumps(current, indent=2, ensure_ascii=False) + "\n")
         pytest.skip(f"wrote {SNAPSHOT.relative_to(REPO)}: review the diff and commit it")
-    assert SNAPSHOT.exists(), f"{SNAPSHOT.relative_to(REPO)} is missing: run `{UPDATE_ENV}=1 pytest {Path(__file__).name}`"
+    assert SNAPSHOT.exists(), f"{SNAPSHOT.relative_to(REPO)} is missing: run `{UPDATE_ENV}=1 pytest {Path(__file__).resolve().relative_to(REPO)}`"
     committed = json.loads(SNAPSHOT.read_text())
     how = (f"The code location no longer matches {SNAPSHOT.relative_to(REPO)} (what operators see: asset keys, "
            f"checks, sensors, schedules, jobs). If the change is deliberate, regenerate it with "
-           f"`{UPDATE_ENV}=1 pytest tests/{Path(__file__).name}` and commit the diff; otherwise restore the name.")
+           f"`{UPDATE_ENV}=1 pytest {Path(__file__).resolve().relative_to(REPO)}` and commit the diff; otherwise restore the name.")
     for section in ("asset_keys", "asset_check_keys"):
         assert current[section] == committed[section], f"{section}: {how}"
     for section in ("sensors", "schedules", "jobs"):

@@ -8,7 +8,6 @@ t(0.975, 10) = 2.228139, from any t table) and the tail area of the Welch test c
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import pytest
 import yaml
@@ -17,8 +16,9 @@ from analytics.org import OrgGraph
 from analytics.surveys.trends import WaveData, compute_insights, load_survey, response_rate_collapses
 from analytics.surveys.config import CollapseThresholds
 from analytics.surveys.ingest import RespondentDirectory, ingest_wave
+from helpers import TEST_DATA
 
-DATA = Path(__file__).parent / "data" / "surveys"
+DATA = TEST_DATA / "surveys"
 T4 = 2.7764451051977934
 T10 = 2.228138851986274
 ALPHA, BETA, ENG = "group:default/alpha", "group:default/beta", "group:default/eng"

@@ -12,10 +12,10 @@ import catalog_pipelines.providers.files as files_module
 from catalog_pipelines.model import ProcessedEntity, process_entity
 from catalog_pipelines.providers.base import EntityProvider, ProviderError
 from catalog_pipelines.providers.files import DescriptorFileProvider
-from helpers import COMPONENT
+from helpers import COMPONENT, TEST_DATA
 
-DATA = Path(__file__).parent / "data" / "model"
-EXAMPLES = Path(__file__).parent / "data" / "backstage-examples"
+DATA = TEST_DATA / "model"
+EXAMPLES = TEST_DATA / "backstage-examples"
 EXAMPLE_ROOTS = [EXAMPLES / "all.yaml", EXAMPLES / "acme-corp.yaml"]
 
 

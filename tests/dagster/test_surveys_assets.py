@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 
 import dagster as dg
 import pytest
@@ -27,9 +26,9 @@ from catalog_pipelines.services.surveys import compute_survey_trends, publish_su
 from catalog_pipelines.sensors.surveys import survey_exports_sensor
 from catalog_pipelines.resources import CatalogDatabase
 from catalog_pipelines.settings import Settings
-from tests.helpers import seed_catalog
+from tests.helpers import TEST_DATA, seed_catalog
 
-DATA = Path(__file__).parent / "data" / "surveys"
+DATA = TEST_DATA / "surveys"
 Q1, Q2, Q3 = "pulse-2024-q1", "pulse-2024-q2", "pulse-2024-q3"
 ALPHA = "group:default/alpha"
 

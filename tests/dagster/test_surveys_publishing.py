@@ -7,8 +7,6 @@ Doors: the automation sensor's runs (survey_trends and dashboards_site), the dem
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import dagster as dg
 import pytest
 import yaml
@@ -20,9 +18,9 @@ from catalog_pipelines.assets.surveys import PUBLISHED_RESPECT_K, SURVEY_TRENDS,
 from catalog_pipelines.services.surveys import surveys_config_dir, surveys_root
 from catalog_pipelines.resources import CatalogDatabase
 from catalog_pipelines.settings import Settings
-from tests.helpers import seed_catalog
+from tests.helpers import TEST_DATA, seed_catalog
 
-DATA = Path(__file__).parent / "data" / "surveys"
+DATA = TEST_DATA / "surveys"
 Q1, Q2 = "pulse-2024-q1", "pulse-2024-q2"
 
 
