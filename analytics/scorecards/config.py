@@ -596,7 +596,7 @@ def load_config_texts(files: list[tuple[str, str]]) -> ScorecardConfig:
 # ---------------------------------------------------------------------------------------------
 # schema (pydantic): the shape of a scorecard file, for `catalog-pipelines config schema/validate`.
 # `load_config` checks the same shape and more (facts, operators per fact type, references across
-# files) with its own messages; tests/test_config_schemas.py keeps the two in agreement on config/.
+# files) with its own messages; tests/services/test_config_schemas.py keeps the two in agreement on config/.
 
 from typing import Annotated, Literal, Union  # noqa: E402
 

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from conftest import REPO
 
 SIZE = 300
-EXAMPLE_ENTITIES = 66  # reachable from the example catalog's roots (tests/test_ingest_dagster.py)
+EXAMPLE_ENTITIES = 66  # reachable from the example catalog's roots (tests/dagster/test_ingest_dagster.py)
 
 
 def test_demo_ingests_both_sources_and_materialises_every_insight_asset(tmp_path):
