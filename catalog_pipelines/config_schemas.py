@@ -1,7 +1,7 @@
 """Every YAML configuration kind, its pydantic model, its JSON Schema and a check of all files.
 
 One implementation for every door: `catalog-pipelines config schema` / `config validate` call
-`write_schemas` / `validate_all`; tests/test_config_schemas.py keeps config/schemas/ up to date.
+`write_schemas` / `validate_all`; tests/services/test_config_schemas.py keeps config/schemas/ up to date.
 Each kind is checked in two steps: the file's shape against the model (every problem with file,
 line, path and a "did you mean" for unknown keys), then, when the shape is right, the kind's own
 loader (cross-field rules: unknown facts, permission names, references between files, ...).

@@ -30,7 +30,7 @@ BACKEND_ENV = "CATALOG_PIPELINES_CELERY_BACKEND"
 EXECUTORS = ("default", "celery")
 
 # Celery settings that the executor (which sends the tasks) and the workers (deploy/celery/celery.yaml,
-# which run them) must agree on; tests/test_production_celery.py checks that they do.
+# which run them) must agree on; tests/dagster/test_production_celery.py checks that they do.
 CELERY_CONFIG_SOURCE = {
     # A worker holds one step at a time, so that two providers' chunks queued together go to two
     # workers instead of both waiting on the first worker that prefetched them. The multiplier alone

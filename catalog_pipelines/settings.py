@@ -1,7 +1,7 @@
 """Every setting the project reads from the environment, in one place (pydantic-settings).
 
 This module is the only one that reads environment variables of the project (a test checks that no
-other module reads a `CATALOG_*` variable: tests/test_config_schemas.py). Each call of
+other module reads a `CATALOG_*` variable: tests/services/test_config_schemas.py). Each call of
 `Settings.from_env()` reads the environment anew, so tests can monkeypatch variables.
 
 Everything the project writes (the SQLite catalog, DAGSTER_HOME, generated outputs) lives under one

@@ -21,6 +21,12 @@ from catalog_pipelines.storage.catalog import CatalogStore
 from catalog_pipelines.storage.db import get_engine
 from catalog_pipelines.storage.ledger import Ledger
 
+# Where things are, for test modules in any area folder (tests/<area>/test_*.py): use these rather
+# than `Path(__file__)` arithmetic, which breaks when a test module moves.
+TESTS_DIR = Path(__file__).resolve().parent
+REPO_ROOT = TESTS_DIR.parent
+TEST_DATA = TESTS_DIR / "data"
+
 
 def seed_catalog(url: str, entities: list[dict[str, Any]], provider: str = "seed") -> CatalogStore:
     """Validate Backstage entity dicts and store them as one complete cycle of `provider`.
@@ -81,7 +87,7 @@ def stop_process_groups(procs: list[subprocess.Popen], grace: float = 10) -> Non
 
 # ##### THE PRODUCTION DAGSTER INSTANCE (deploy/dagster.yaml on PostgreSQL)
 
-PRODUCTION_YAML = Path(__file__).resolve().parent.parent / "deploy" / "dagster.yaml"
+PRODUCTION_YAML = REPO_ROOT / "deploy" / "dagster.yaml"
 
 
 def production_env(dagster_db_url: str, home: Path) -> dict[str, str]:

@@ -8,7 +8,7 @@
 No I/O and no Dagster: the sensor gathers a `ProviderSnapshot`, calls `decide`, and applies the
 `Decision` (ledger updates, then at most one run request). Tests drive it with a fake clock.
 
-Backstage defects fixed here, each with a test in tests/test_engine.py:
+Backstage defects fixed here, each with a test in tests/ingestion/test_engine.py:
 - after the last backoff step the provider keeps retrying at that interval AND reports unhealthy;
 - cancel never parks a provider: the next tick closes the cycle and starts a new one;
 - a 0% removal threshold rejects any removal (storage/catalog.py: sweep);

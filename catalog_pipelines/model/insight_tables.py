@@ -5,7 +5,7 @@ physical name `insight_<area>_<name>` (`catalog_pipelines.storage.insights` writ
 them). Producers (services, assets), repositories (storage), and consumers (dashboards, CLI)
 hand tables to each other by these objects, never by names typed out:
 `write_frames(engine, {SCORECARDS.rollup_summary: frame})`, `inputs.table(SCORECARDS.rollup_summary)`.
-`tests/test_insight_tables.py` fails when a name is typed out elsewhere.
+`tests/storage/test_insight_tables.py` fails when a name is typed out elsewhere.
 
 This module lives in `model/` (stdlib only) so that storage, services, analytics and dashboards may
 all import it without breaking the layering contracts (`.importlinter`). The physical names are

@@ -101,7 +101,7 @@ class ProviderFactory(Protocol):
 PROVIDER_GROUP = "catalog_pipelines.providers"
 
 # Also declared under [project.entry-points."catalog_pipelines.providers"] in pyproject.toml
-# (tests/test_provider_registry.py keeps the two equal).
+# (tests/providers/test_provider_registry.py keeps the two equal).
 BUILTIN_PROVIDERS = {
     "files": "catalog_pipelines.providers.files:DescriptorFileProvider.from_config",
     "backstage_api": "catalog_pipelines.providers.backstage_api:BackstageApiProvider.from_config",

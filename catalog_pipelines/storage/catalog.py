@@ -333,7 +333,7 @@ class CatalogStore:
         # A written entity's relation rows become exactly the set it declares. A changed entity's
         # old rows are deleted first. A new entity has none: relation rows exist only while their
         # source entity does, because the sweep (the only code that deletes entities) deletes
-        # their relations in the same transaction (tests/test_bulk_write_paths.py holds this). So
+        # their relations in the same transaction (tests/storage/test_bulk_write_paths.py holds this). So
         # nothing can conflict and the insert is a plain COPY: no staging table, no ON CONFLICT
         # (35% less server CPU). Duplicates cannot occur either: the set dedupes each entity's
         # rows, and rows of different entities differ in source_ref (a ref repeated within a

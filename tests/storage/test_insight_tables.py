@@ -1,0 +1,148 @@
+"""Insight tables are declared once (`catalog_pipelines/model/insight_tables.py`) and handed from
+area to area by those objects, never by names typed out (issue 17, item 3)."""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+from catalog_pipelines.model.insight_tables import (
+    AREAS,
+    FACTS,
+    GRAPH,
+    SCORECARDS,
+    SURVEYS,
+    USAGE,
+    InsightTable,
+    all_tables,
+)
+from catalog_pipelines.storage.db import get_engine
+from helpers import REPO_ROOT
+
+ROOT = REPO_ROOT
+DECLARATION = ROOT / "catalog_pipelines" / "model" / "insight_tables.py"
+# Where code lives; docs/ and tests/ may name physical tables (they document and check them).
+SOURCE_DIRS = ("catalog_pipelines", "analytics", "dashboards", "benchmarks")
+# Functions that take insight tables: none of them may be given a name typed out.
+TAKES_TABLES = {"read_frame", "write_frame", "write_frames", "read_table", "select_rows", "write_table", "write_tables",
+                "published_table", "read_results", "missing_tables", "table", "has", "_read", "_facts", "sc"}
+AREA_NAMES = {area.area for area in AREAS}
+SQL_PREFIX = re.compile(r"^insight_(%s)_[a-z0-9_]+$" % "|".join(sorted(AREA_NAMES)))
+KEYS = {f"{t.area}/{t.name}" for t in all_tables()}
+DECLARED_NAMES = {t.name for t in all_tables()}
+
+
+def _docstrings(tree: ast.AST) -> set[int]:
+    ids = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef) and node.body:
+            first = node.body[0]
+            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str):
+                ids.add(id(first.value))
+    return ids
+
+
+def _strings(node: ast.AST) -> list[str]:
+    """String literals given as a table: the argument itself, or the keys/items of a literal container."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return [node.value]
+    if isinstance(node, ast.JoinedStr):
+        return [ast.unparse(node)]
+    if isinstance(node, ast.Dict):
+        return [s for key in node.keys if key is not None for s in _strings(key)]
+    if isinstance(node, ast.Tuple | ast.List | ast.Set):
+        return [s for element in node.elts for s in _strings(element)]
+    return []
+
+
+def typed_out_table_names(path: Path) -> list[str]:
+    tree = ast.parse(path.read_text(), filename=str(path))
+    docs = _docstrings(tree)
+    where = path.relative_to(ROOT)
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docs:
+            if SQL_PREFIX.match(node.value) or node.value in KEYS:
+                found.append(f"{where}:{node.lineno}: table name {node.value!r} typed out")
+        elif isinstance(node, ast.Call):
+            func = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", None)
+            # `inputs.table(...)`/`inputs.has(...)` take tables; a bare `table(...)` is the CLI's text table
+            # ... and a call handed one of them as a callback (`timed(label, write_tables, engine, {...})`)
+            callback = any(isinstance(a, ast.Name) and a.id in TAKES_TABLES - {"table", "has"} for a in node.args)
+            if callback or (func in TAKES_TABLES and (func not in {"table", "has"} or isinstance(node.func, ast.Attribute))):
+                for arg in [*node.args, *(k.value for k in node.keywords if k.arg == "append")]:
+                    for text in _strings(arg):
+                        if text in DECLARED_NAMES or text in AREA_NAMES:
+                                found.append(f"{where}:{node.lineno}: {func}() given the table name {text!r} typed out")
+        elif isinstance(node, ast.Assign):
+            for target in node.targets:
+                names = [t.id for t in (target.elts if isinstance(target, ast.Tuple) else [target]) if isinstance(t, ast.Name)]
+                if any(re.search(r"(^|_)AREA$", n) for n in names) and set(_strings(node.value)) & AREA_NAMES:
+                    found.append(f"{where}:{node.lineno}: area name typed out in {', '.join(names)}")
+    return found
+
+
+def test_insight_table_names_are_typed_out_only_in_their_declaration():
+    files = [p for d in SOURCE_DIRS for p in sorted((ROOT / d).rglob("*.py")) if p != DECLARATION]
+    assert len(files) > 100
+    problems = [problem for path in files for problem in typed_out_table_names(path)]
+    assert not problems, "name insight tables by their declaration in catalog_pipelines/model/insight_tables.py:\n" + "\n".join(problems)
+
+
+def test_the_source_check_catches_each_way_of_typing_a_name_out(tmp_path, monkeypatch):
+    # The check above is only worth something if it sees these: one finding per line.
+    monkeypatch.setattr(f"{__name__}.ROOT", tmp_path)
+    bad = tmp_path / "bad.py"
+    bad.write_text(
+        'AREA = "scorecards"\n'
+        'read_frame(engine, AREA, "rollup_summary")\n'
+        'write_frames(engine, {"trend": frame}, append={"trend"})\n'
+        'inputs.table("usage", "daily")\n'
+        'name = "insight_graph_nodes"\n'
+        'key = "facts/ci_latest"\n'
+        'fine = {"rollup_summary": 1}  # a JSON key, not a table handed over\n'
+        'table(["entities", "members"], rows)  # the text table of the CLI, not an insight table\n'
+        'timed("store", write_tables, engine, {"results": (frame, False)})\n'
+    )
+    lines = sorted({int(p.split(":")[1]) for p in typed_out_table_names(bad)})
+    assert lines == [1, 2, 3, 4, 5, 6, 9]
+
+
+def test_every_table_has_one_declaration_and_the_physical_names_are_unchanged():
+    tables = all_tables()
+    assert len({t.sql_name for t in tables}) == len(tables)
+    # Existing databases keep working: the names are the ones written before the declarations.
+    assert SCORECARDS.rollup_summary.sql_name == "insight_scorecards_rollup_summary"
+    assert GRAPH.most_depended_on.sql_name == "insight_graph_most_depended_on"
+    assert FACTS.latest("vulnerabilities").sql_name == "insight_facts_vulnerabilities_latest"
+    assert [t.name for t in SURVEYS.tables()] == ["trends", "choices", "comments", "waves"]
+    assert USAGE.get("daily") is USAGE.daily
+    with pytest.raises(KeyError, match="no insight table 'dayly' is declared in area 'usage'"):
+        USAGE.get("dayly")
+    with pytest.raises(ValueError, match="must match"):
+        InsightTable("usage", "Daily; DROP TABLE x")
+
+
+def test_fact_sources_and_their_tables_are_declared_alike():
+    from analytics.facts.sources import FACT_SOURCE_SPECS
+
+    assert {t.name for t in FACTS.tables()} == {n for s in FACT_SOURCE_SPECS for n in (s, f"{s}_latest")}
+
+
+def test_insight_store_takes_declared_tables_and_keeps_the_physical_names(catalog_url):
+    from catalog_pipelines.storage.insights import read_frame, write_frames
+
+    engine = get_engine(catalog_url)
+    assert write_frames(engine, {GRAPH.cycles: pd.DataFrame({"v": [1, 2]})}) == {"cycles": 2}
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM insight_graph_cycles")).scalar() == 2
+    assert read_frame(engine, GRAPH.cycles)["v"].tolist() == [1, 2]
+    with pytest.raises(TypeError, match="InsightTable objects"):
+        read_frame(engine, "cycles")
+    with pytest.raises(ValueError, match="one area at a time"):
+        write_frames(engine, {GRAPH.cycles: pd.DataFrame({"v": [1]}), USAGE.meta: pd.DataFrame({"v": [1]})})
