@@ -90,8 +90,9 @@ def main() -> None:
     from analytics.scorecards.evaluate import campaign_frame, evaluate, track_frame
     from analytics.scorecards.config import load_config_texts
     from analytics.scorecards.reports import campaign_progress, fix_next, level_changes, regressions, result_changes, rollup_checks, rollup_levels, rollup_summary
-    from analytics.facts.synthetic import synthetic_exports
-    from catalog_pipelines.storage.fact_exports import collect_export_facts, write_exports
+    from analytics.facts.synthetic import DEFAULT_FORMATS, synthetic_exports
+    from catalog_pipelines.services.facts import summarise_export_dir as collect_export_facts
+    from catalog_pipelines.storage.fact_exports import write_exports
 
     root = Path(__file__).resolve().parent.parent
     files = [(p.name, p.read_text()) for p in sorted((root / "config" / "scorecards").glob("*.yaml"))]
@@ -107,7 +108,7 @@ def main() -> None:
     facts = {"catalog": timed("catalog facts (from entity bodies)", results, catalog_facts, ents)}
     with tempfile.TemporaryDirectory() as tmp:
         exports = timed("synthetic exports (3 days)", results, synthetic_exports, ents, org, as_of=now.date(), seed=args.seed, days=3)
-        timed("write exports (JSON/CSV/JSONL)", results, write_exports, exports, tmp)
+        timed("write exports (JSON/CSV/JSONL)", results, write_exports, exports, tmp, formats=DEFAULT_FORMATS)
         def read_all() -> None:
             for source in ("ci", "vulnerabilities", "tickets", "coverage", "oncall"):
                 facts[source] = collect_export_facts(source, Path(tmp) / source, now)[0]

@@ -37,7 +37,7 @@ from analytics.pseudonymise import pseudonymise_series  # noqa: E402
 from analytics.surveys.trends import WaveData, compute_insights, parse_survey  # noqa: E402
 from analytics.surveys.ingest import TOKEN_DOMAIN, RespondentDirectory, ingest_wave  # noqa: E402
 from analytics.surveys.synthetic import export_frame, generate_waves, invited_frame, stored_frame  # noqa: E402
-from catalog_pipelines.storage.surveys_store import read_export  # noqa: E402
+from catalog_pipelines.services.surveys import read_export  # noqa: E402
 
 DIMENSIONS = ("satisfaction", "productivity", "flow", "cognitive_load", "feedback_loops", "tooling", "collaboration", "learning")
 

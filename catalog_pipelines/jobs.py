@@ -34,7 +34,7 @@ from catalog_pipelines.assets.ingestion import CATALOG_SNAPSHOT, INGESTION_GROUP
 from catalog_pipelines.assets.surveys import SURVEY_RESPONSES
 from catalog_pipelines.assets.usage import USAGE_DAILY_ACTIVITY, USAGE_EVENTS
 from catalog_pipelines.executors import job_executor
-from catalog_pipelines.ingestion.admin import DEFAULT_DELAY_HOURS, GLOBAL_OPERATIONS, MUTATIONS, TIMED_OPERATIONS
+from catalog_pipelines.services.admin import DEFAULT_DELAY_HOURS, GLOBAL_OPERATIONS, MUTATIONS, TIMED_OPERATIONS
 from catalog_pipelines.ingestion.config import ProviderConfig
 from catalog_pipelines.permissions import Authorizer, PolicyError
 from catalog_pipelines.resources import CatalogDatabase
@@ -157,7 +157,7 @@ def build_ingestion_admin_job(
         context: dg.OpExecutionContext, config: IngestionAdminConfig, catalog: CatalogDatabase
     ) -> None:
         """Run one ingestion admin operation through IngestionAdmin (permission-checked, audited)."""
-        from catalog_pipelines.ingestion.admin import AdminError, IngestionAdmin
+        from catalog_pipelines.services.admin import AdminError, IngestionAdmin
         from catalog_pipelines.permissions import StaticPolicy, tokens_from_env
 
         operation = config.operation.value

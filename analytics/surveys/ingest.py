@@ -1,7 +1,7 @@
 """Survey exports in, validated and pseudonymised wave responses out.
 
 Survey tools export one row per response, one column per question (CSV), or a list of response
-records (JSON, with the answers flat or under `answers`); `catalog_pipelines.storage.surveys_store.
+records (JSON, with the answers flat or under `answers`); `catalog_pipelines.services.surveys.
 read_export` reads each file into an `ExportTable` (this module does no file I/O). Validation
 reports every problem as a `RowError` naming the file, the row (spreadsheet numbering: the header
 is row 1; for JSON, the record's 1-based position) and the column, and keeps what is valid:
@@ -117,7 +117,7 @@ def _find_column(columns: Iterable[str], *candidates: str | None) -> str | None:
 
 @dataclass
 class ExportTable:
-    """One export as `catalog_pipelines.storage.surveys_store.read_export` read it: every cell a
+    """One export as `catalog_pipelines.services.surveys.read_export` read it: every cell a
     string plus `_row` (spreadsheet numbering for CSV: the header is row 1; for JSON, the record's
     1-based position), or `frame` None and the error saying why the file could not be read."""
 

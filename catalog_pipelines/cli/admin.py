@@ -1,6 +1,6 @@
 """`catalog-pipelines admin …`: the command-line door to the ingestion admin operations.
 
-Every command calls `IngestionAdmin` (catalog_pipelines/ingestion/admin.py), which checks the
+Every command calls `IngestionAdmin` (catalog_pipelines/services/admin.py), which checks the
 permission for the acting identity and audits every mutation. The identity is `--as`, else
 CATALOG_PIPELINES_ACTOR, else `user:default/<OS login>`. The CLI trusts that claim and asks for no
 operator token: it runs with the catalog database's URL and credentials, so whoever can run it can
@@ -47,7 +47,7 @@ class AdminFailure(click.ClickException):
 
 
 def _admin(channel: str = "cli"):
-    from catalog_pipelines.ingestion.admin import IngestionAdmin
+    from catalog_pipelines.services.admin import IngestionAdmin
     from catalog_pipelines.ingestion.config import load_providers
     from catalog_pipelines.permissions import StaticPolicy
     from catalog_pipelines.settings import Settings
@@ -65,7 +65,7 @@ def _admin(channel: str = "cli"):
 
 
 def _call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    from catalog_pipelines.ingestion.admin import InvalidRequest, NotFound, PermissionDenied
+    from catalog_pipelines.services.admin import InvalidRequest, NotFound, PermissionDenied
 
     try:
         return fn(*args, **kwargs)

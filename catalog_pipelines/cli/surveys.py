@@ -241,7 +241,7 @@ def validate_cmd(export: Path, survey_id: str | None, as_json: bool) -> None:
     from analytics.surveys.config import load_surveys
     from analytics.surveys.ingest import validate_export
     from catalog_pipelines.services.surveys import surveys_config_dir
-    from catalog_pipelines.storage.surveys_store import read_export
+    from catalog_pipelines.services.surveys import read_export
 
     surveys_ = load_surveys(surveys_config_dir())
     if survey_id:

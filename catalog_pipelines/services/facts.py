@@ -61,21 +61,34 @@ def collect_catalog_facts(engine: "sa.Engine") -> dict[str, Any]:
     return {"stored": stored, "rows": len(facts), "shares": shares}
 
 
+def summarise_export_dir(source: str, directory: Path | str, as_of: datetime) -> tuple["pd.DataFrame", list[str]]:
+    """Read one source's export directory (storage) and summarise it to one row of facts per
+    entity (analytics); returns the facts and the files read."""
+    from analytics.facts.collect import FACT_SOURCES, prepare_export_records, summarise_export
+    from catalog_pipelines.storage.fact_exports import read_export_dir
+
+    spec = FACT_SOURCES[source]
+    if spec.summarise is None:
+        raise ValueError(f"fact source {source!r} is not an export source")
+    raw, files = read_export_dir(directory)
+    records = prepare_export_records(raw, key=spec.key, time_columns=spec.time_columns, where=str(directory)) if files else raw
+    return summarise_export(source, records, as_of), files
+
+
 def collect_export_facts(engine: "sa.Engine", source: str) -> dict[str, Any]:
     """Read `<fact exports>/<source>/`, summarise per entity and store; figures for the caller."""
     from analytics.facts.collect import utc_now
-    from catalog_pipelines.storage.fact_exports import collect_export_facts as collect
 
     now = utc_now()
     directory = fact_exports_dir() / source
-    facts, files = collect(source, directory, now)
+    facts, files = summarise_export_dir(source, directory, now)
     stored = store_facts(engine, source, facts, now)
     return {"stored": stored, "rows": len(facts), "directory": directory, "files": files}
 
 
 def write_synthetic_exports(engine: "sa.Engine", *, seed: int, as_of: date | None, backfill_days: int) -> dict[str, Any]:
     """Demo only: write realistic exports for the catalog's components to the drop directories."""
-    from analytics.facts.synthetic import synthetic_exports, today_utc
+    from analytics.facts.synthetic import DEFAULT_FORMATS, synthetic_exports, today_utc
     from catalog_pipelines.storage.fact_exports import write_exports
     from catalog_pipelines.services.catalog import org_graph
     from catalog_pipelines.storage.frames import entities_frame
@@ -84,6 +97,6 @@ def write_synthetic_exports(engine: "sa.Engine", *, seed: int, as_of: date | Non
     directory = fact_exports_dir()
     days = backfill_days if not any((directory / "ci").glob("*")) else 1
     exports = synthetic_exports(entities_frame(engine), org_graph(engine), as_of=as_of, seed=seed, days=days)
-    written = write_exports(exports, directory)
+    written = write_exports(exports, directory, formats=DEFAULT_FORMATS)
     rows = {source: int(sum(len(f) for f in by_day.values())) for source, by_day in exports.items()}
     return {"as_of": as_of, "days": days, "files": len(written), "rows": rows, "directory": directory}

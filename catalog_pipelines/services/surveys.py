@@ -14,8 +14,10 @@ if TYPE_CHECKING:
     import sqlalchemy as sa
 
     from analytics.org import OrgGraph
-    from analytics.surveys.trends import SurveyInsights
-    from analytics.surveys.ingest import WaveIngest
+    from analytics.surveys.config import SurveyDefinition
+    from analytics.surveys.ingest import ExportTable, WaveIngest
+    from analytics.surveys.synthetic import Scenario
+    from analytics.surveys.trends import SurveyInsights, WaveData
     from catalog_pipelines.model.insight_tables import InsightTable
 
 from catalog_pipelines.model.insight_tables import SURVEYS
@@ -48,6 +50,68 @@ def wave_keys(config_dir: Path | None = None) -> list[str]:
     return [w.id for s in load_surveys(config_dir or surveys_config_dir()) for w in s.waves]
 
 
+def read_export(path: str | Path) -> "ExportTable":
+    """One export file as the ingest reads it (`storage.surveys_store.read_export_frame`), named by
+    its file name; an unreadable file is an `ExportTable` without a frame and one
+    `unreadable_file` error."""
+    from analytics.surveys.ingest import ExportTable
+    from catalog_pipelines.storage.surveys_store import UNREADABLE, read_export_frame
+
+    name = Path(path).name
+    try:
+        return ExportTable(name, read_export_frame(path))
+    except UNREADABLE as exc:
+        return ExportTable.unreadable(name, exc)
+
+
+def read_wave_exports(root: Path, wave_id: str) -> tuple[list["ExportTable"], "ExportTable | None"]:
+    """(the wave's response exports, its invitation list or None), read (see `export_files`)."""
+    from catalog_pipelines.storage.surveys_store import export_files
+
+    files, invited = export_files(root, wave_id)
+    return [read_export(p) for p in files], read_export(invited) if invited is not None else None
+
+
+def read_wave(root: Path, wave_id: str) -> "WaveData | None":
+    """A stored wave: its responses and invited counts per team."""
+    import pandas as pd
+
+    from analytics.surveys.trends import TEAM, WaveData
+    from catalog_pipelines.storage.surveys_store import read_wave_frames
+
+    stored = read_wave_frames(root, wave_id)
+    if stored is None:
+        return None
+    responses, invited = stored
+    return WaveData(responses, pd.DataFrame(invited, columns=[TEAM, "invited"]))
+
+
+def read_waves(root: Path, wave_ids: list[str]) -> dict[str, "WaveData"]:
+    return {wave_id: data for wave_id in wave_ids if (data := read_wave(root, wave_id)) is not None}
+
+
+def write_synthetic_exports(
+    root: Path,
+    survey: "SurveyDefinition",
+    org: "OrgGraph",
+    seed: int = 7,
+    *,
+    email_domain: str | None = None,
+    waves: list[str] | None = None,
+) -> tuple[list[Path], "Scenario"]:
+    """Write `exports/<wave>/responses.csv` and `invited.csv` for each wave under a surveys root,
+    answered by `analytics.surveys.synthetic` (the demo's, tests' and benchmarks' survey tool)."""
+    from analytics.surveys.synthetic import export_frame, generate_waves, invited_frame
+    from catalog_pipelines.storage.surveys_store import write_exports
+
+    generated, scenario = generate_waves(survey, org, seed, waves=waves)
+    written = []
+    for wave_id, wave in generated.items():
+        written += write_exports(root, wave_id, {"responses": export_frame(survey, wave, email_domain),
+                                                 "invited": invited_frame(survey, wave, email_domain)})
+    return written, scenario
+
+
 def ingest_survey_wave(wave_id: str, org: "OrgGraph", users: list[dict[str, Any]], root: Path, config_dir: Path, key: bytes) -> "WaveIngest":
     """Validate, match and pseudonymise a wave's exports and store them; returns the ingest report.
 
@@ -56,7 +120,7 @@ def ingest_survey_wave(wave_id: str, org: "OrgGraph", users: list[dict[str, Any]
     """
     from analytics.surveys.config import load_surveys
     from analytics.surveys.ingest import RespondentDirectory, ingest_wave
-    from catalog_pipelines.storage.surveys_store import export_dir, read_wave_exports, write_wave
+    from catalog_pipelines.storage.surveys_store import export_dir, write_wave
 
     survey = next((s for s in load_surveys(config_dir) if wave_id in {w.id for w in s.waves}), None)
     if survey is None:
@@ -76,7 +140,6 @@ def compute_survey_trends(org: "OrgGraph", root: Path, config_dir: Path) -> "Sur
     """Figures for every survey and every stored wave, anonymity rules applied."""
     from analytics.surveys.trends import SurveyInsights, compute_insights
     from analytics.surveys.config import load_surveys
-    from catalog_pipelines.storage.surveys_store import read_waves
 
     parts = []
     for survey in load_surveys(config_dir):
@@ -157,7 +220,6 @@ def generate_exports(engine: "sa.Engine", *, seed: int, email_domain: str | None
     """Synthetic exports for the catalog's users and teams, with planted effects; None when the
     catalog has no users."""
     from analytics.surveys.config import load_surveys
-    from catalog_pipelines.storage.surveys_store import write_synthetic_exports as write_exports
     from catalog_pipelines.services.catalog import org_graph
 
     org = org_graph(engine)
@@ -167,7 +229,7 @@ def generate_exports(engine: "sa.Engine", *, seed: int, email_domain: str | None
     for survey in load_surveys(surveys_config_dir()):
         if survey_id and survey.id != survey_id:
             continue
-        files, scenario = write_exports(surveys_root(), survey, org, seed, email_domain=email_domain)
+        files, scenario = write_synthetic_exports(surveys_root(), survey, org, seed, email_domain=email_domain)
         out.append({"survey": survey.id, "files": [str(f) for f in files], "scenario": {**scenario.__dict__, "moved_users": len(scenario.moved_users)}})
     return out
 

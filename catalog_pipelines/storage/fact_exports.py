@@ -5,30 +5,28 @@ Layout under the drop directory (`CATALOG_PIPELINES_FACT_EXPORTS`, else `<data_d
 
     <source>/<YYYY-MM-DD>.<json|jsonl|csv>      what the source's tool exported that day
 
-Reading turns a source's files into records (`read_export_dir`) that `analytics.facts.collect`
-prepares and summarises; `collect_export_facts` does both for one source. `write_exports` writes
-the synthetic exports of `analytics.facts.synthetic` (demo, benchmarks, tests).
+Reading turns a source's files into one frame of raw records (`read_export_dir`), which
+`services.facts.summarise_export_dir` prepares and summarises with `analytics.facts.collect`.
+`write_exports` writes exports in the formats it is given (the synthetic ones of the demo,
+benchmarks and tests). No analytics here: storage reads and writes, the services compose.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from datetime import date, datetime
+from datetime import date
 from pathlib import Path
 
 import orjson
 import pandas as pd
 
-from analytics.facts.collect import FACT_SOURCES, prepare_export_records, summarise_export
 
 
-def read_export_dir(directory: Path | str, *, key: str | None = None, time_columns: Iterable[str] = ()) -> tuple[pd.DataFrame, list[str]]:
-    """Every `*.json`, `*.jsonl` and `*.csv` file in `directory`, as one frame of records.
+def read_export_dir(directory: Path | str) -> tuple[pd.DataFrame, list[str]]:
+    """Every `*.json`, `*.jsonl` and `*.csv` file in `directory`, as one frame of raw records.
 
-    Files are read in name order (exporters name them by date), and when `key` is given a record
-    seen in a later file replaces the earlier one, so an export can restate a ticket or a
-    vulnerability when its status changes (`analytics.facts.collect.prepare_export_records`).
-    Returns the frame and the files read.
+    Files are read in name order (exporters name them by date), each record tagged with its file
+    (`_file`), so that a later record can replace an earlier one with the same key
+    (`analytics.facts.collect.prepare_export_records`). Returns the frame and the files read.
     """
     directory = Path(directory)
     if not directory.is_dir():
@@ -55,24 +53,12 @@ def read_export_dir(directory: Path | str, *, key: str | None = None, time_colum
         files.append(path.name)
     if not frames:
         return pd.DataFrame(), []
-    records = pd.concat(frames, ignore_index=True)
-    return prepare_export_records(records, key=key, time_columns=time_columns, where=str(directory)), files
+    return pd.concat(frames, ignore_index=True), files
 
 
-def collect_export_facts(source: str, directory: Path | str, as_of: datetime) -> tuple[pd.DataFrame, list[str]]:
-    """Read one source's export directory and summarise it to one row of facts per entity."""
-    spec = FACT_SOURCES[source]
-    if spec.summarise is None:
-        raise ValueError(f"fact source {source!r} is not an export source")
-    records, files = read_export_dir(directory, key=spec.key, time_columns=spec.time_columns)
-    return summarise_export(source, records, as_of), files
-
-
-def write_exports(exports: dict[str, dict[date, pd.DataFrame]], directory: Path | str, *, formats: dict[str, str] | None = None, keep_days: int = 35) -> list[Path]:
-    """Write `<directory>/<source>/<YYYY-MM-DD>.<json|jsonl|csv>`; drop exports older than `keep_days`."""
-    from analytics.facts.synthetic import DEFAULT_FORMATS
-
-    formats = {**DEFAULT_FORMATS, **(formats or {})}
+def write_exports(exports: dict[str, dict[date, pd.DataFrame]], directory: Path | str, *, formats: dict[str, str], keep_days: int = 35) -> list[Path]:
+    """Write `<directory>/<source>/<YYYY-MM-DD>.<json|jsonl|csv>` in each source's format; drop
+    exports older than `keep_days`."""
     directory = Path(directory)
     written: list[Path] = []
     for source, by_day in exports.items():

@@ -11,8 +11,9 @@ database that dashboards and the CLI read: only anonymity-filtered aggregates go
 file carries its invited counts per team in the Parquet metadata and is replaced atomically, so a
 reader sees the old wave or the new one, never half of each.
 
-`read_export` reads one CSV/JSON export into an `analytics.surveys.ingest.ExportTable` (cells as
-strings, row numbers for error messages); validation and matching are `analytics.surveys.ingest`'s.
+`read_export_frame` reads one CSV/JSON export into a frame (cells as strings, row numbers for error
+messages) and `read_wave_frames` a stored wave; `services.surveys` wraps them in the analytics'
+containers, and validation and matching are `analytics.surveys.ingest`'s. No analytics here.
 """
 
 from __future__ import annotations
@@ -21,20 +22,12 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-
-from analytics.surveys.ingest import ExportTable
-from analytics.surveys.trends import TEAM, WaveData
-
-if TYPE_CHECKING:
-    from analytics.org import OrgGraph
-    from analytics.surveys.config import SurveyDefinition
-    from analytics.surveys.synthetic import Scenario
 
 INVITED_STEM = "invited"
 _META_KEY = b"catalog_pipelines.surveys"
@@ -58,28 +51,22 @@ def export_files(root: Path, wave_id: str) -> tuple[list[Path], Path | None]:
     return [p for p in files if p != invited], invited
 
 
-def read_export(path: str | Path) -> ExportTable:
+# What reading an export raises when the file cannot be read as an export (the caller reports it).
+UNREADABLE = (ValueError, OSError, UnicodeDecodeError, pd.errors.ParserError)
+
+
+def read_export_frame(path: str | Path) -> pd.DataFrame:
     """An export file as a frame of strings with `_row` (CSV: spreadsheet numbering, the header is
-    row 1; JSON: the record's 1-based position), named by its file name; an unreadable file is an
-    `ExportTable` without a frame and one `unreadable_file` error."""
+    row 1; JSON: the record's 1-based position). Raises one of `UNREADABLE` for a file that cannot
+    be read as an export."""
     path = Path(path)
-    name = path.name
-    try:
-        if path.suffix.lower() == ".json":
-            frame = _read_json(path)
-        else:
-            frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_filter=False, encoding="utf-8-sig")
-            frame["_row"] = np.arange(2, len(frame) + 2)
-    except (ValueError, OSError, UnicodeDecodeError, pd.errors.ParserError) as exc:
-        return ExportTable.unreadable(name, exc)
+    if path.suffix.lower() == ".json":
+        frame = _read_json(path)
+    else:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_filter=False, encoding="utf-8-sig")
+        frame["_row"] = np.arange(2, len(frame) + 2)
     frame.columns = [str(c).strip() for c in frame.columns]
-    return ExportTable(name, frame)
-
-
-def read_wave_exports(root: Path, wave_id: str) -> tuple[list[ExportTable], ExportTable | None]:
-    """(the wave's response exports, its invitation list or None), read (see `export_files`)."""
-    files, invited = export_files(root, wave_id)
-    return [read_export(p) for p in files], read_export(invited) if invited is not None else None
+    return frame
 
 
 def _read_json(path: Path) -> pd.DataFrame:
@@ -153,45 +140,23 @@ def write_wave(root: Path, wave_id: str, responses: pd.DataFrame, invited: pd.Da
     return path
 
 
-def read_wave(root: Path, wave_id: str) -> WaveData | None:
+def read_wave_frames(root: Path, wave_id: str) -> tuple[pd.DataFrame, list[dict[str, Any]]] | None:
+    """(the stored responses, the invited counts per team as records) of a wave, or None."""
     path = response_path(root, wave_id)
     if not path.exists():
         return None
     table = pq.read_table(path)
     extra = json.loads((table.schema.metadata or {}).get(_META_KEY, b"{}"))
-    invited = pd.DataFrame(extra.get("invited") or [], columns=[TEAM, "invited"])
-    return WaveData(table.to_pandas(), invited)
+    return table.to_pandas(), list(extra.get("invited") or [])
 
 
-def read_waves(root: Path, wave_ids: list[str]) -> dict[str, WaveData]:
-    out = {}
-    for wave_id in wave_ids:
-        data = read_wave(root, wave_id)
-        if data is not None:
-            out[wave_id] = data
-    return out
-
-
-def write_synthetic_exports(
-    root: Path,
-    survey: SurveyDefinition,
-    org: OrgGraph,
-    seed: int = 7,
-    *,
-    email_domain: str | None = None,
-    waves: list[str] | None = None,
-) -> tuple[list[Path], Scenario]:
-    """Write `exports/<wave>/responses.csv` and `invited.csv` for each wave under a surveys root,
-    answered by `analytics.surveys.synthetic` (the demo's, tests' and benchmarks' survey tool)."""
-    from analytics.surveys.synthetic import export_frame, generate_waves, invited_frame
-
-    generated, scenario = generate_waves(survey, org, seed, waves=waves)
+def write_exports(root: Path, wave_id: str, frames: dict[str, pd.DataFrame]) -> list[Path]:
+    """Write `exports/<wave>/<name>.csv` for each frame (the synthetic survey tool's exports)."""
+    directory = export_dir(root, wave_id)
+    directory.mkdir(parents=True, exist_ok=True)
     written = []
-    for wave_id, wave in generated.items():
-        directory = export_dir(root, wave_id)
-        directory.mkdir(parents=True, exist_ok=True)
-        responses, invited = directory / "responses.csv", directory / "invited.csv"
-        export_frame(survey, wave, email_domain).to_csv(responses, index=False)
-        invited_frame(survey, wave, email_domain).to_csv(invited, index=False)
-        written += [responses, invited]
-    return written, scenario
+    for name, frame in frames.items():
+        path = directory / f"{name}.csv"
+        frame.to_csv(path, index=False)
+        written.append(path)
+    return written

@@ -23,7 +23,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from catalog_pipelines.ingestion.admin import (
+from catalog_pipelines.services.admin import (
     IngestionAdmin,
     InvalidRequest,
     NotAuthenticated,

@@ -42,7 +42,7 @@ def test_analytics_imports_only_the_model_and_no_dagster_database_or_parquet_io(
 
 
 # File I/O: analytics takes frames and records and returns them; reading and writing files is
-# storage's (catalog_pipelines/storage/: surveys_store.read_export, skills_store.read_profiles_csv,
+# storage's (catalog_pipelines/storage/: surveys_store.read_export_frame, skills_store.read_profiles_csv,
 # fact_exports.read_export_dir, ...). Calls that touch the file system, by the called name:
 IO_BUILTINS = {"open"}  # open(...)
 # <anything>.<attr>(...): pathlib's reading, writing and listing, pandas/numpy file writers.

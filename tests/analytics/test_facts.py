@@ -11,8 +11,9 @@ import pytest
 
 from analytics.facts.collect import Retention, apply_retention, catalog_facts, decode_from_storage, encode_for_storage, latest_facts
 from analytics.org import OrgGraph
-from analytics.facts.synthetic import synthetic_exports, team_quality
-from catalog_pipelines.storage.fact_exports import collect_export_facts, write_exports
+from analytics.facts.synthetic import DEFAULT_FORMATS, synthetic_exports, team_quality
+from catalog_pipelines.services.facts import summarise_export_dir as collect_export_facts
+from catalog_pipelines.storage.fact_exports import write_exports
 
 NOW = datetime(2026, 7, 1, 12, tzinfo=timezone.utc)
 
@@ -162,7 +163,7 @@ def test_synthetic_exports_are_deterministic_and_readable_by_every_reader(tmp_pa
     for source in one:
         for day in one[source]:
             pd.testing.assert_frame_equal(one[source][day], two[source][day])
-    write_exports(one, tmp_path)
+    write_exports(one, tmp_path, formats=DEFAULT_FORMATS)
     for source in ("ci", "vulnerabilities", "tickets", "coverage", "oncall"):
         facts, files = collect_export_facts(source, tmp_path / source, NOW)
         assert files, source
@@ -188,6 +189,6 @@ def test_synthetic_teams_differ_and_change_over_time():
 
 def test_write_exports_prunes_files_older_than_keep_days(tmp_path):
     ents, org = synthetic_catalog(teams=1, per_team=3)
-    write_exports(synthetic_exports(ents, org, as_of=date(2026, 6, 1), seed=1), tmp_path)
-    write_exports(synthetic_exports(ents, org, as_of=date(2026, 7, 20), seed=1), tmp_path, keep_days=35)
+    write_exports(synthetic_exports(ents, org, as_of=date(2026, 6, 1), seed=1), tmp_path, formats=DEFAULT_FORMATS)
+    write_exports(synthetic_exports(ents, org, as_of=date(2026, 7, 20), seed=1), tmp_path, formats=DEFAULT_FORMATS, keep_days=35)
     assert sorted(p.name for p in (tmp_path / "ci").iterdir()) == ["2026-07-20.json"]

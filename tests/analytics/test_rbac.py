@@ -298,7 +298,7 @@ def test_the_authorizer_reloads_membership_after_its_ttl():
 def test_admin_operations_enforce_a_group_policy_resolved_from_the_catalog(catalog_url, tmp_path, monkeypatch):
     from helpers import seed_catalog
 
-    from catalog_pipelines.ingestion.admin import IngestionAdmin, PermissionDenied
+    from catalog_pipelines.services.admin import IngestionAdmin, PermissionDenied
     from catalog_pipelines.ingestion.config import ProviderConfig
     from catalog_pipelines.storage.audit import entries
     from catalog_pipelines.storage.db import get_engine

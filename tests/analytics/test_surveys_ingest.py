@@ -8,7 +8,8 @@ import yaml
 from analytics.org import OrgGraph
 from analytics.surveys.trends import load_survey
 from analytics.surveys.ingest import RespondentDirectory, ingest_wave, primary_teams, validate_export
-from catalog_pipelines.storage.surveys_store import read_export, read_wave, write_wave
+from catalog_pipelines.services.surveys import read_export, read_wave
+from catalog_pipelines.storage.surveys_store import write_wave
 from helpers import TEST_DATA
 
 DATA = TEST_DATA / "surveys"

@@ -16,7 +16,7 @@ from analytics.org import OrgGraph
 from analytics.surveys.trends import WaveData, compute_insights, load_survey, response_rate_collapses
 from analytics.surveys.config import CollapseThresholds
 from analytics.surveys.ingest import RespondentDirectory, ingest_wave
-from catalog_pipelines.storage.surveys_store import read_export
+from catalog_pipelines.services.surveys import read_export
 from helpers import TEST_DATA
 
 DATA = TEST_DATA / "surveys"

@@ -10,7 +10,8 @@ from analytics.org import OrgGraph
 from analytics.pseudonymise import pseudonymise_series
 from analytics.surveys.trends import WaveData, compute_insights, load_surveys
 from analytics.surveys.ingest import RespondentDirectory, ingest_wave
-from catalog_pipelines.storage.surveys_store import export_files, read_wave_exports, write_synthetic_exports
+from catalog_pipelines.services.surveys import read_wave_exports, write_synthetic_exports
+from catalog_pipelines.storage.surveys_store import export_files
 from analytics.surveys.synthetic import generate_waves, stored_frame
 from catalog_pipelines.providers.synthetic import SyntheticOrg
 from catalog_pipelines.settings import PROJECT_ROOT

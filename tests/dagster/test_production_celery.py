@@ -557,7 +557,7 @@ def seed_surveys_and_usage(url: str) -> None:
     from datetime import date, timedelta
 
     from analytics.surveys.config import load_surveys
-    from catalog_pipelines.storage.surveys_store import write_synthetic_exports
+    from catalog_pipelines.services.surveys import write_synthetic_exports
     from analytics.usage.synthetic import SyntheticUsage
     from catalog_pipelines.services.usage_pipeline import compact_days, summarise_days
     from catalog_pipelines.services.catalog import org_graph

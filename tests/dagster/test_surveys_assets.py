@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from analytics.org import OrgGraph
 from analytics.surveys.config import load_surveys
-from catalog_pipelines.storage.surveys_store import write_synthetic_exports
+from catalog_pipelines.services.surveys import write_synthetic_exports
 from catalog_pipelines.assets.surveys import (
     ANSWERS_IN_RANGE,
     ONE_RESPONSE_PER_RESPONDENT,

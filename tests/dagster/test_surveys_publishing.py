@@ -13,7 +13,7 @@ import yaml
 
 from analytics.org import OrgGraph
 from analytics.surveys.config import load_surveys
-from catalog_pipelines.storage.surveys_store import write_synthetic_exports
+from catalog_pipelines.services.surveys import write_synthetic_exports
 from catalog_pipelines.assets.surveys import PUBLISHED_RESPECT_K, SURVEY_TRENDS, survey_responses
 from catalog_pipelines.services.surveys import surveys_config_dir, surveys_root
 from catalog_pipelines.resources import CatalogDatabase

@@ -18,14 +18,14 @@ with warnings.catch_warnings():
 
 from catalog_pipelines.web.admin import PREFIX, create_admin_app
 from catalog_pipelines.ingestion import engine as machine
-from catalog_pipelines.ingestion.admin import IngestionAdmin
+from catalog_pipelines.services.admin import IngestionAdmin
 from catalog_pipelines.ingestion.config import IngestionOptions, ProviderConfig
 from catalog_pipelines.ingestion.cycle import snapshot
 from catalog_pipelines.permissions import INGESTION_MANAGE, INGESTION_READ, StaticPolicy
 from catalog_pipelines.storage.audit import REFUSALS_ACTION, REFUSALS_PER_WINDOW, entries
 from catalog_pipelines.storage.db import get_engine
 from catalog_pipelines.storage.ledger import Ledger
-from tests.ingestion.test_admin import Clock, ledger_state, write_chunk
+from tests.services.test_admin import Clock, ledger_state, write_chunk
 
 # ######################################################################################## FIXTURES
 

@@ -1,4 +1,4 @@
-"""Ingestion admin operations (catalog_pipelines/ingestion/admin.py) and two of their doors.
+"""Ingestion admin operations (catalog_pipelines/services/admin.py) and two of their doors.
 
 Protects: permission checks (a denied call changes nothing, raises, and is audited), that every
 operation changes the ledger the way the state machine (ingestion/engine.py) reads it, that reset
@@ -18,7 +18,7 @@ from click.testing import CliRunner
 
 from catalog_pipelines.ingestion import engine as machine
 from catalog_pipelines.cli.admin import os_login
-from catalog_pipelines.ingestion.admin import (
+from catalog_pipelines.services.admin import (
     MUTATIONS,
     IngestionAdmin,
     InvalidRequest,
