@@ -79,12 +79,13 @@ class Harness:
         self.now += delta
 
     def run_until_resting(self, max_steps: int = 500, tick_every: dt.timedelta = dt.timedelta(seconds=30)) -> list[str]:
-        """Tick until the cycle's sweep has run; the clock moves `tick_every` per tick."""
+        """Tick until a sweep has put a cycle to rest (a sweep that restarted the walk instead goes
+        on ticking through the new walk); the clock moves `tick_every` per tick."""
         events = []
         for _ in range(max_steps):
             event = self.step()
             events.append(event)
-            if event == "sweep":
+            if event == "sweep" and self.catalog.ledger().history(self.config.name, limit=1)[0].sweep_outcome is not None:
                 return events
             self.advance(tick_every)
         raise AssertionError(f"cycle did not finish in {max_steps} ticks: {events[-20:]} {self.skips[-3:]}")

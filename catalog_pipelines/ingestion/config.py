@@ -67,40 +67,17 @@ class IngestionOptions:
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any], where: str) -> "IngestionOptions":
-        known = set(cls.__dataclass_fields__)
-        unknown = set(raw) - known
-        if unknown:
-            raise ConfigError(f"{where}: unknown option(s) {sorted(unknown)}; known: {sorted(known)}")
-        values: dict[str, Any] = {}
-        for key, value in raw.items():
-            if key in ("burst_length", "burst_interval", "rest_length", "run_stale_after"):
-                values[key] = parse_duration(value, f"{where}.{key}")
-            elif key == "backoff":
-                if not isinstance(value, list) or not value:
-                    raise ConfigError(f"{where}.backoff: expected a non-empty list of durations")
-                values[key] = tuple(parse_duration(v, f"{where}.backoff") for v in value)
-            elif key == "reject_removals_above_percentage":
-                if value is not None and (not isinstance(value, (int, float)) or not 0 <= value <= 100):
-                    raise ConfigError(f"{where}.{key}: expected a percentage 0..100 or null, got {value!r}")
-                values[key] = None if value is None else float(value)
-            elif key == "retry_delay_seconds":
-                if not isinstance(value, (int, float)) or value < 0:
-                    raise ConfigError(f"{where}.{key}: expected seconds >= 0, got {value!r}")
-                values[key] = float(value)
-            elif key == "retry_max":
-                if not isinstance(value, int) or value < 0:
-                    raise ConfigError(f"{where}.{key}: expected an integer >= 0, got {value!r}")
-                values[key] = value
-            elif key == "reject_empty_source_collections":
-                if not isinstance(value, bool):
-                    raise ConfigError(f"{where}.{key}: expected true or false, got {value!r}")
-                values[key] = value
-            elif key in ("chunk_size", "sensor_interval_seconds"):
-                if not isinstance(value, int) or value < 1:
-                    raise ConfigError(f"{where}.{key}: expected a positive integer, got {value!r}")
-                values[key] = value
-            else:
-                values[key] = value
+        """The options of one provider, already checked against `IngestionOptionsModel` (types,
+        ranges, unknown keys: `parse_providers`): durations become timedeltas, numbers floats."""
+        values: dict[str, Any] = dict(raw)
+        for key in ("burst_length", "burst_interval", "rest_length", "run_stale_after"):
+            if key in values:
+                values[key] = parse_duration(values[key], f"{where}.{key}")
+        if "backoff" in values:
+            values["backoff"] = tuple(parse_duration(v, f"{where}.backoff") for v in values["backoff"])
+        for key in ("reject_removals_above_percentage", "retry_delay_seconds"):
+            if values.get(key) is not None:
+                values[key] = float(values[key])
         return cls(**values)
 
 
@@ -131,16 +108,10 @@ def parse_providers(raw: Any, base_dir: Path, where: str = "providers") -> list[
         raise ConfigError("\n".join(str(issue) for issue in issues))
     out: list[ProviderConfig] = []
     for index, item in enumerate(raw["providers"]):
+        # The shape (mapping, name pattern, known type, option types) was checked by the model.
         here = f"{where}: providers[{index}]"
-        if not isinstance(item, dict):
-            raise ConfigError(f"{here}: expected a mapping")
         item = dict(item)
-        name = item.pop("name", None)
-        if not isinstance(name, str) or not PROVIDER_NAME.match(name):
-            raise ConfigError(f"{here}.name: {name!r} must match {PROVIDER_NAME.pattern}")
-        ptype = item.pop("type", None)
-        if ptype not in (known := PROVIDERS.names()):
-            raise ConfigError(f"{here} ({name}).type: {ptype!r} is not a provider type; known: {', '.join(known)}")
+        name, ptype = item.pop("name"), item.pop("type")
         options = IngestionOptions.from_dict(item.pop("options", {}) or {}, f"{here} ({name}).options")
         if any(p.name == name for p in out):
             raise ConfigError(f"{here}: duplicate provider name {name!r}")

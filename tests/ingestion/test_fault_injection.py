@@ -86,19 +86,6 @@ def sweeps(h: Harness) -> list[str]:
     return [past.sweep_outcome for past in reversed(h.catalog.ledger().history("bs", limit=50))]
 
 
-def until_rested(h: Harness, max_steps: int = 400) -> list[str]:
-    """Tick until a cycle rests after a real sweep (walk restarts and backoffs included)."""
-    events = []
-    for _ in range(max_steps):
-        event = h.step()
-        events.append(event)
-        if event == "sweep":
-            if h.catalog.ledger().history("bs", limit=1)[0].sweep_outcome is not None:  # resting, not restarted
-                return events
-        h.advance(dt.timedelta(seconds=30))
-    raise AssertionError(f"no cycle rested in {max_steps} ticks: {events[-20:]} {h.skips[-3:]}")
-
-
 @pytest.mark.parametrize("kind", ["500", "503", "429", "timeout", "drip", "truncate"])
 def test_transient_faults_mid_walk_deliver_every_entity_once(harness, source, kind):
     first = len(source.requests) + 1
@@ -106,7 +93,7 @@ def test_transient_faults_mid_walk_deliver_every_entity_once(harness, source, ki
     source.faults = {first + 2: Fault(kind, retry_after="0", seconds=0.3 if kind == "drip" else 1.0),
                      first + 3: Fault(kind, retry_after="0", seconds=1.0),
                      first + 9: Fault(kind, retry_after="0", seconds=1.0)}
-    until_rested(harness)
+    harness.run_until_resting(max_steps=400)
     assert {r.outcome for r in source.requests[first - 1:]} >= {kind, "ok"}
     assert sweeps(harness)[-1] == "nothing-to-remove"
     assert_source_stored_exactly_once_and_nothing_live_removed(harness, source)
@@ -149,7 +136,7 @@ def test_a_cursor_loop_never_ends_a_walk_nor_sweeps_and_the_walk_completes_once_
     # The loop is fixed: the next walk completes and rests.
     source.loop_back = {}
     harness.advance(dt.timedelta(hours=4))
-    until_rested(harness)
+    harness.run_until_resting(max_steps=400)
     assert sweeps(harness)[-1] == "nothing-to-remove"
     assert_source_stored_exactly_once_and_nothing_live_removed(harness, source)
 
@@ -166,7 +153,7 @@ def test_a_source_restarting_mid_walk_with_new_uids_and_order_loses_nothing(harn
         assert len(events) < 50
     assert harness.catalog.ledger().open_ingestion("bs").cycle == 2
     source.restart(loading_from=N // 3 if loading else None, load_step=PAGE if loading else 0)
-    until_rested(harness)
+    harness.run_until_resting(max_steps=400)
     outcomes = sweeps(harness)
     assert "walk-restarted" in outcomes[1:] and outcomes[-1] == "nothing-to-remove"
     assert_source_stored_exactly_once_and_nothing_live_removed(harness, source)
@@ -174,7 +161,7 @@ def test_a_source_restarting_mid_walk_with_new_uids_and_order_loses_nothing(harn
 
 def test_an_emptied_source_removes_nothing_and_the_provider_reports_it(harness, source):
     source.items = []
-    until_rested(harness)
+    harness.run_until_resting(max_steps=400)
     assert sweeps(harness)[-1] == "rejected-empty"
     assert len(stored_rows(harness)) == N and not removed_refs(harness)
     report = provider_health_report(harness.catalog.ledger(), harness.catalog.store(), harness.config, now=harness.now)
@@ -184,7 +171,7 @@ def test_an_emptied_source_removes_nothing_and_the_provider_reports_it(harness, 
 def test_a_source_shrinking_a_little_removes_exactly_what_it_lost_and_a_large_shrink_is_refused(harness, source):
     lost = source.items[-9:]  # 3 %
     source.items = source.items[:-9]
-    until_rested(harness)
+    harness.run_until_resting(max_steps=400)
     assert sweeps(harness)[-1] == "applied"
     assert removed_refs(harness) == {ref_of(i) for i in lost}
     assert_source_stored_exactly_once_and_nothing_live_removed(harness, source)
@@ -192,7 +179,7 @@ def test_a_source_shrinking_a_little_removes_exactly_what_it_lost_and_a_large_sh
     harness.advance(dt.timedelta(hours=2))
     kept = list(source.items)
     source.items = source.items[: len(kept) * 4 // 10]
-    until_rested(harness)
+    harness.run_until_resting(max_steps=400)
     assert sweeps(harness)[-1] == "rejected-threshold"
     assert {ref_of(i) for i in kept} <= set(stored_rows(harness))
 
