@@ -16,3 +16,12 @@ def every_cron_tick(cron: str, label: str | None = None) -> dg.AutomationConditi
 # the future, days before the first usage event) or areas that never ran: plain eager() would wait
 # for them forever.
 EAGER_DESPITE_MISSING_DEPS = dg.AutomationCondition.eager().without(~dg.AutomationCondition.any_deps_missing())
+
+
+def freshness_policy(asset: str) -> dg.FreshnessPolicy:
+    """The asset's declared freshness (`catalog_pipelines.model.freshness.FRESHNESS`) as Dagster's
+    time-window policy: the freshness daemon evaluates it and the UI shows PASS / WARN / FAIL."""
+    from catalog_pipelines.model.freshness import FRESHNESS
+
+    declared = FRESHNESS[asset]
+    return dg.FreshnessPolicy.time_window(fail_window=declared.fail, warn_window=declared.warn)

@@ -98,6 +98,16 @@ def _gigs_semantic(path: Path, shown: str) -> list[ConfigIssue]:
     return []
 
 
+def _notifications_semantic(path: Path, shown: str) -> list[ConfigIssue]:
+    from catalog_pipelines.model.notifications import NotificationsConfigError, parse_notifications_text
+
+    try:
+        parse_notifications_text(path.read_text(encoding="utf-8"), shown)
+    except NotificationsConfigError as exc:
+        return exc.issues
+    return []
+
+
 KINDS: dict[str, ConfigKind] = {
     kind.name: kind
     for kind in (
@@ -113,6 +123,9 @@ KINDS: dict[str, ConfigKind] = {
                    lambda s: _one(s.skills_config / "skills.yaml")),
         ConfigKind("gigs", "analytics.health.skills:GigsFile", "Gigs and embeds of the skills exchange (config/skills/gigs.yaml)",
                    lambda s: _one(s.skills_config / "gigs.yaml"), _gigs_semantic),
+        ConfigKind("notifications", "catalog_pipelines.model.notifications:NotificationsFile",
+                   "Notification channels and routing rules (config/notifications.yaml)",
+                   lambda s: _one(s.notifications_config), _notifications_semantic),
     )
 }
 

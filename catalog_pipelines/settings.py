@@ -48,6 +48,8 @@ class Settings(BaseSettings):
     permissions_config: Path = Field(CONFIG_DIR / "permissions.yaml", validation_alias=_env("CATALOG_PIPELINES_PERMISSIONS"))
     # Folder with skills.yaml (taxonomy), gigs.yaml and profiles.csv.
     skills_config: Path = Field(CONFIG_DIR / "skills", validation_alias=_env("CATALOG_PIPELINES_SKILLS"))
+    # Channels and routing rules of the notifications (docs/notifications.md).
+    notifications_config: Path = Field(CONFIG_DIR / "notifications.yaml", validation_alias=_env("CATALOG_PIPELINES_NOTIFICATIONS"))
 
     # -- usage analytics
     usage_retention_days: int = Field(90, validation_alias=_env("CATALOG_PIPELINES_USAGE_RETENTION_DAYS"))

@@ -262,6 +262,7 @@ def _manifest(results: list[PageOut], teams: list[PageOut], access: Access, inpu
     def entry(p: PageOut) -> dict[str, Any]:
         return {"key": p.key, "title": p.title, "path": p.path if p.available else None, "status": p.status,
                 "reason": p.reason, "sources": p.sources, "materialized": p.freshness.isoformat() if p.freshness else None,
+                "freshness": p.fresh.state if p.fresh else None, "stale_since": p.fresh.stale_since.isoformat() if p.fresh and p.fresh.state == "stale" and p.fresh.stale_since else None,
                 "data_as_of": p.data_as_of, "partial": p.partial,
                 "figures": p.doc.figures if p.doc else 0, "tables": p.doc.tables if p.doc else 0}
 

@@ -104,6 +104,7 @@ class SurveyDefinition:
     export: ExportFormat = field(default_factory=ExportFormat)
     collapse: CollapseThresholds = field(default_factory=CollapseThresholds)
     source: str = ""
+    owner: str | None = None  # canonical group ref
 
     def question(self, question_id: str) -> Question:
         for q in self.questions:
@@ -225,6 +226,14 @@ def parse_survey(doc: Any, source: str = "<survey>") -> SurveyDefinition:
     if issues:
         raise SurveyConfigError("\n".join(map(str, issues)), issues)
 
+    owner = None
+    if model.owner:
+        try:
+            owner = parse_entity_ref(model.owner, default_kind="group").canonical()
+        except EntityRefError as exc:
+            fail(("owner",), str(exc))
+    if issues:
+        raise SurveyConfigError("\n".join(map(str, issues)), issues)
     export = model.export or ExportModel()
     collapse = (model.checks.response_rate_collapse if model.checks else None) or CollapseModel()
     return SurveyDefinition(
@@ -237,6 +246,7 @@ def parse_survey(doc: Any, source: str = "<survey>") -> SurveyDefinition:
         export=ExportFormat(**{key: value for key in ("respondent_column", "consent_column", "submitted_column") if (value := getattr(export, key))}),
         collapse=CollapseThresholds(collapse.max_relative_drop, collapse.min_rate_pct),
         source=source,
+        owner=owner,
     )
 
 
@@ -313,6 +323,7 @@ class SurveyFile(_Strict):
 
     id: str
     title: str | None = None
+    owner: str | None = Field(None, description="the group that runs the survey (e.g. group:default/dx-team): it is notified when the response rate collapses")
     anonymity: AnonymityModel | None = None
     export: ExportModel | None = None
     checks: ChecksModel | None = None

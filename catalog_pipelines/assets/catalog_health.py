@@ -15,6 +15,7 @@ import dagster as dg
 from pydantic import Field
 
 from catalog_pipelines.assets.ingestion import CATALOG_SNAPSHOT
+from catalog_pipelines.automation import freshness_policy
 from catalog_pipelines.resources import CatalogDatabase
 
 GROUP = "catalog_health"
@@ -56,6 +57,7 @@ class OrphanReportConfig(dg.Config):
     group_name=GROUP,
     kinds={"pandas"},
     automation_condition=REFRESH,
+    freshness_policy=freshness_policy("orphan_report"),
     check_specs=[dg.AssetCheckSpec(ORPHAN_ERRORS_CHECK, asset="orphan_report", description="No error-severity finding (unowned, broken owner, broken dependency).")],
 )
 def orphan_report(config: OrphanReportConfig, catalog: CatalogDatabase) -> dg.MaterializeResult:
@@ -117,6 +119,7 @@ class RelationshipGraphConfig(dg.Config):
     group_name=GROUP,
     kinds={"pandas", "scipy"},
     automation_condition=REFRESH,
+    freshness_policy=freshness_policy("relationship_graph"),
     check_specs=[
         dg.AssetCheckSpec(CYCLES_CHECK, asset="relationship_graph", description="No dependency cycle (components that transitively need themselves)."),
         dg.AssetCheckSpec(DANGLING_CHECK, asset="relationship_graph", description="Every dependency points at an entity in the catalog."),
@@ -187,6 +190,7 @@ class SkillsExchangeConfig(dg.Config):
     group_name=GROUP,
     kinds={"pandas", "scipy"},
     automation_condition=REFRESH,
+    freshness_policy=freshness_policy("skills_exchange"),
     check_specs=[
         dg.AssetCheckSpec(CAPACITY_CHECK, asset="skills_exchange", description="No mentor has more mentees than their capacity."),
         dg.AssetCheckSpec(GAPS_CHECK, asset="skills_exchange", description="Every skill a team depends on is held by at least one member."),

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 import dagster as dg
 from pydantic import Field
 
-from catalog_pipelines.automation import EAGER_DESPITE_MISSING_DEPS
+from catalog_pipelines.automation import EAGER_DESPITE_MISSING_DEPS, freshness_policy
 from catalog_pipelines.resources import CatalogDatabase
 from catalog_pipelines.services.site import UPSTREAM as _UPSTREAM_NAMES
 
@@ -60,6 +60,7 @@ class DashboardsSiteConfig(dg.Config):
     kinds={"html", "plotly"},
     # Rebuild when any insight changes; an area that has never run only leaves its page out.
     automation_condition=EAGER_DESPITE_MISSING_DEPS,
+    freshness_policy=freshness_policy("dashboards_site"),
     check_specs=[
         dg.AssetCheckSpec(PAGES_CHECK, asset=DASHBOARDS_SITE, description="Every page whose data exists was built without an error."),
         dg.AssetCheckSpec(SITE_SIZE_CHECK, asset=DASHBOARDS_SITE, description="The full site stays within 30 MB (plotly.js included)."),

@@ -11,7 +11,7 @@ writes realistic exports for the synthetic organisation into the drop directorie
 
 import dagster as dg
 
-from catalog_pipelines.automation import every_cron_tick
+from catalog_pipelines.automation import every_cron_tick, freshness_policy
 from catalog_pipelines.assets.ingestion import CATALOG_SNAPSHOT
 from catalog_pipelines.resources import CatalogDatabase
 
@@ -34,6 +34,7 @@ def fact_asset_key(source: str) -> dg.AssetKey:
     group_name=FACTS_GROUP,
     kinds={"python", "pandas"},
     automation_condition=dg.AutomationCondition.eager(),
+    freshness_policy=freshness_policy("catalog_facts"),
     tags={"facts/source": "catalog"},
 )
 def catalog_facts(context: dg.AssetExecutionContext, catalog: CatalogDatabase) -> dg.MaterializeResult:
@@ -58,6 +59,7 @@ def _export_fact_asset(source: str, demo: bool) -> dg.AssetsDefinition:
         group_name=FACTS_GROUP,
         kinds={"python", "pandas"},
         automation_condition=every_cron_tick(spec.cron),
+        freshness_policy=freshness_policy(fact_asset_key(source).to_user_string()),
         tags={"facts/source": source},
         description=(
             f"{spec.description} Read from `<fact exports>/{source}/` (JSON, JSON Lines or CSV), summarised "

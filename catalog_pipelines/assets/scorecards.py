@@ -24,7 +24,7 @@ previous good results stay in place. Tables (area `scorecards` in the insight st
 
 import dagster as dg
 
-from catalog_pipelines.automation import every_cron_tick
+from catalog_pipelines.automation import every_cron_tick, freshness_policy
 from catalog_pipelines.assets.facts import FACT_ASSET_KEYS
 from catalog_pipelines.resources import CatalogDatabase
 
@@ -44,6 +44,7 @@ NO_ERRORS_CHECK = "no_evaluation_errors"
     kinds={"python", "pandas"},
     # Hourly, after the facts of the hour have landed; every evaluation is kept as history.
     automation_condition=every_cron_tick("45 * * * *", label="hourly at :45"),
+    freshness_policy=freshness_policy("scorecard_results"),
     check_specs=[dg.AssetCheckSpec(NO_ERRORS_CHECK, asset=SCORECARD_RESULTS, description="No check ended in the error state and no check failed to evaluate.")],
 )
 def scorecard_results(context: dg.AssetExecutionContext, catalog: CatalogDatabase) -> dg.MaterializeResult:
@@ -95,6 +96,7 @@ def scorecard_results(context: dg.AssetExecutionContext, catalog: CatalogDatabas
     group_name=SCORECARDS_GROUP,
     kinds={"python", "pandas"},
     automation_condition=dg.AutomationCondition.eager(),
+    freshness_policy=freshness_policy("scorecard_reports"),
 )
 def scorecard_reports(context: dg.AssetExecutionContext, catalog: CatalogDatabase) -> dg.MaterializeResult:
     """Roll-ups of the latest evaluation per owning group and up the group hierarchy, per system,

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 
-from catalog_pipelines.automation import EAGER_DESPITE_MISSING_DEPS
+from catalog_pipelines.automation import EAGER_DESPITE_MISSING_DEPS, freshness_policy
 from catalog_pipelines.assets.ingestion import CATALOG_SNAPSHOT
 from catalog_pipelines.partitions import survey_waves
 from catalog_pipelines.resources import CatalogDatabase
@@ -152,6 +152,7 @@ def _errors_markdown(errors: list[Any], limit: int = 30) -> str:
     kinds={"python", "pandas"},
     # Waves declared for the future have no partition yet.
     automation_condition=EAGER_DESPITE_MISSING_DEPS,
+    freshness_policy=freshness_policy("survey_trends"),
     check_specs=[
         dg.AssetCheckSpec(RESPONSE_RATE_COLLAPSE, asset=SURVEY_TRENDS, description="No wave's overall response rate collapsed against the previous wave (thresholds in the survey YAML)."),
         # Part of the asset's own op, not a separate @asset_check: every run that materialises

@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING
 
 import dagster as dg
 
-from catalog_pipelines.automation import EAGER_DESPITE_MISSING_DEPS
+from catalog_pipelines.automation import EAGER_DESPITE_MISSING_DEPS, freshness_policy
 from catalog_pipelines.assets.ingestion import CATALOG_SNAPSHOT
 from catalog_pipelines.partitions import usage_days
 from catalog_pipelines.resources import CatalogDatabase
@@ -167,6 +167,7 @@ def usage_daily_activity(context: dg.AssetExecutionContext) -> dg.MaterializeRes
     kinds={"python", "pandas"},
     # Days before the first event have no partition data.
     automation_condition=EAGER_DESPITE_MISSING_DEPS,
+    freshness_policy=freshness_policy("usage_insights"),
     check_specs=[
         dg.AssetCheckSpec(METRICS_CONSISTENT, asset=USAGE_INSIGHTS, description="DAU ≤ WAU ≤ MAU every day, and every rate and share lies in [0, 1]."),
         dg.AssetCheckSpec(

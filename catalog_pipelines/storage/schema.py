@@ -200,3 +200,34 @@ audit_log = sa.Table(
     sa.Index("ix_audit_log_action_at", "action", "at"),
     sa.Index("ix_audit_log_target", "target"),
 )
+
+# --- notifications (storage/notifications.py; services/notify.py) ------------------------------
+# One row per digest a run tried to deliver (one per recipient and run): where to, how many items,
+# the outcome after its retries. The channel is the name in config/notifications.yaml, never the URL
+# (apprise URLs carry tokens).
+notification_deliveries = sa.Table(
+    "notification_deliveries",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("at", TS, nullable=False),
+    sa.Column("recipient", sa.String(320), nullable=False),  # a group ref, or "operators"
+    sa.Column("channel", sa.String(120), nullable=False),
+    sa.Column("title", sa.String(300), nullable=False),
+    sa.Column("items", sa.Integer, nullable=False),
+    sa.Column("outcome", sa.String(16), nullable=False),  # sent | failed
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("backoff_seconds", sa.Float, nullable=False, default=0.0),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Index("ix_notification_deliveries_at", "at"),
+)
+
+# The sent-log: every item delivered to a recipient, so that no later run sends it again.
+notifications_sent = sa.Table(
+    "notifications_sent",
+    metadata,
+    sa.Column("recipient", sa.String(320), primary_key=True),
+    sa.Column("item_key", sa.String(512), primary_key=True),
+    sa.Column("rule", sa.String(63), nullable=False),
+    sa.Column("delivery_id", sa.Integer, nullable=False),
+    sa.Column("sent_at", TS, nullable=False),
+)

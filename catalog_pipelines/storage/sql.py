@@ -17,6 +17,11 @@ def _insert(conn: sa.Connection, table: sa.Table):
     return (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(table)
 
 
+def insert_for(conn: sa.Connection, table: sa.Table):
+    """The dialect's INSERT (with `on_conflict_do_nothing` / `_do_update`) for `table`."""
+    return _insert(conn, table)
+
+
 def upsert(conn: sa.Connection, table: sa.Table, rows: list[dict], keys: Sequence[str]) -> None:
     """Insert rows, updating the non-key columns of rows whose key already exists."""
     if not rows:

@@ -11,6 +11,7 @@ import pandas as pd
 
 from dashboards.access import Access
 from dashboards.html import Doc, SharedLayouts, esc, fmt_time
+from catalog_pipelines.model.freshness import FreshnessStatus, combined, statuses
 from catalog_pipelines.model.insight_tables import InsightTable
 from dashboards.inputs import SiteInputs
 
@@ -28,6 +29,8 @@ class PageOut:
     doc: Doc | None = None
     sources: list[str] = field(default_factory=list)
     freshness: datetime | None = None
+    # the declared policies (model/freshness.py) of its sources at build time: fresh / stale since
+    fresh: FreshnessStatus | None = None
     data_as_of: str | None = None
     partial: bool = False  # restricted: shows only the teams / entities the audience may see
     subtitle: str = ""
@@ -70,8 +73,14 @@ class Ctx:
         times = [self.inputs.materialized[a] for a in assets if a in self.inputs.materialized]
         return max(times) if times else None
 
+    def freshness_of(self, assets: Iterable[str]) -> FreshnessStatus | None:
+        """The page's freshness under its sources' declared policies (`model.freshness`), from the
+        asset materialisation times the build read (None when no source declares one)."""
+        return combined(statuses(self.inputs.materialized, self.now, assets))
+
     def page(self, key: str, title: str, path: str, description: str, sources: list[str]) -> PageOut:
-        return PageOut(key, title, path, description, sources=sources, freshness=self.materialized(sources))
+        return PageOut(key, title, path, description, sources=sources, freshness=self.materialized(sources),
+                       fresh=self.freshness_of(sources))
 
     def no_data(self, out: PageOut, missing: Iterable[str]) -> PageOut:
         names = ", ".join(sorted(missing))
@@ -90,6 +99,9 @@ def sources_line(out: PageOut, compact: bool = False) -> str:
     assets = (esc(", ".join(out.sources)) if compact else ", ".join(f"<code>{esc(a)}</code>" for a in out.sources)) or "–"
     parts = [f"Source: {assets}"]
     parts.append(f"materialised {esc(fmt_time(out.freshness))}" if out.freshness else "materialisation time unknown")
+    if out.fresh is not None and out.fresh.last is not None:
+        label = esc(out.fresh.label(fmt_time))
+        parts.append(f'<strong class="stale">{label}</strong>' if out.fresh.state == "stale" else label)
     if out.data_as_of:
         parts.append(f"data as of {esc(out.data_as_of)}")
     if out.partial:

@@ -125,6 +125,7 @@ def ingestion_page(ctx: Ctx) -> PageOut:
     ingestions = ingestions[ingestions["provider"].isin(allowed)]
     out.sources = [f"{p}/entity_chunk" for p in sorted(allowed)] + [f"{p}/removal_sweep" for p in sorted(allowed)]
     out.freshness = ctx.materialized(out.sources)
+    out.fresh = ctx.freshness_of(out.sources)
     created = pd.to_datetime(ingestions["created_at"], utc=True, errors="coerce")
     out.data_as_of = f"latest cycle started {fmt_time(as_time(created.max()))}"
     marks = ctx.inputs.marks

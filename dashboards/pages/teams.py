@@ -263,11 +263,12 @@ def team_pages(ctx: Ctx) -> tuple[list[PageOut], TeamData | None]:
     data = TeamData(ctx, groups)
     sources = [CATALOG_ASSET, *AREA_ASSETS[FACTS], *AREA_ASSETS[SCORECARDS], *AREA_ASSETS[SURVEYS], *AREA_ASSETS[USAGE]]
     freshness = ctx.materialized(sources)
+    fresh = ctx.freshness_of(sources)
     pages = []
     for ref in groups:
         name = ctx.group_name(ref)
         out = PageOut(f"team:{ref}", name, ctx.team_pages[ref], f"What {name} owns and how it is doing.",
-                      sources=sources, freshness=freshness)
+                      sources=sources, freshness=freshness, fresh=fresh)
         out.partial = ctx.access.restricted
         out.doc = team_doc(ctx, data, ref)
         info = ctx.inputs.org.groups.get(ref, {})
