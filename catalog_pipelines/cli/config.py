@@ -18,7 +18,7 @@ def config() -> None:
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Folder to write <kind>.schema.json into (default: config/schemas of the project).")
 def schema(out_dir: Path | None) -> None:
-    """Write one JSON Schema per configuration kind (providers, scorecards, surveys, rbac, skills, gigs).
+    """Write one JSON Schema per configuration kind (providers, scorecards, surveys, rbac, skills, gigs, notifications).
 
     Point the YAML language server at them, e.g. `# yaml-language-server: $schema=schemas/providers.schema.json`.
     """
