@@ -81,3 +81,10 @@ def test_a_survey_file_is_parsed_by_its_model_and_every_problem_names_file_line_
         f"{rules}:4: questions[0].dimension: 'b' is not a declared dimension (a)",
         f"{rules}:7: waves[1].opens: waves must be listed in chronological order",
     ]
+
+
+def test_a_survey_owner_is_a_group_ref_notified_of_response_rate_collapses():
+    assert parse_survey(minimal(owner="dx-team")).owner == "group:default/dx-team"
+    assert parse_survey(minimal()).owner is None
+    with pytest.raises(SurveyConfigError, match=r"x\.yaml:1: owner: "):
+        parse_survey(minimal(owner="group:"), source="x.yaml")
