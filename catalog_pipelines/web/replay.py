@@ -94,7 +94,7 @@ def _handler(replay: ReplayServer) -> type[BaseHTTPRequestHandler]:
                 self._send(404, {"message": f"Not Found: {path}"})
                 return
             query = dict(parse_qsl(parts.query, keep_blank_values=True))
-            page_body, headers = _page(vendor, path, query, body, f"http://{replay.host}:{replay.port}", parts)
+            page_body, headers = page_response(vendor, path, query, body, f"http://{replay.host}:{replay.port}", parts)
             self._send(200, page_body, headers)
 
         def _send(self, status: int, body: Any, headers: Mapping[str, str] | None = None) -> None:
@@ -125,7 +125,7 @@ def _list_key(body: Any) -> str | None:
     return None
 
 
-def _page(vendor: str, path: str, query: dict[str, str], body: Any, origin: str,
+def page_response(vendor: str, path: str, query: dict[str, str], body: Any, origin: str,
           parts: Any) -> tuple[Any, dict[str, str]]:
     key = _list_key(body)
     items = body if isinstance(body, list) else body.get(key) if key else None
