@@ -81,6 +81,8 @@ _MISSING = object()
 
 def _handler(replay: ReplayServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keep-alive, as the vendors serve
+        wbufsize = 1 << 16  # headers and body in one write (no Nagle/delayed-ACK stall per request)
         def log_message(self, *args: Any) -> None:  # quiet
             pass
 

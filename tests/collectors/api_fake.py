@@ -64,6 +64,7 @@ class FaultyApi:
 def _handler(api: FaultyApi) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        wbufsize = 1 << 16  # headers and body in one write (no Nagle/delayed-ACK stall per request)
 
         def log_message(self, *args: Any) -> None:
             pass
