@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
@@ -41,10 +41,12 @@ def canonical_query(query: str | list[tuple[str, str]] | Mapping[str, str]) -> s
 
 
 class ReplayServer:
-    def __init__(self, pages: Mapping[tuple[str, str, str], Any], host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, pages: Mapping[tuple[str, str, str], Any], host: str = "127.0.0.1", port: int = 0,
+                 handler: Callable[[Any], type[BaseHTTPRequestHandler]] | None = None) -> None:
+        """`handler`: a factory of the request handler class (tests pass one that injects faults)."""
         self.pages = {(vendor, path, canonical_query(query)): body for (vendor, path, query), body in pages.items()}
-        self.requests: list[str] = []
-        handler = _handler(self)
+        self.requests: list[Any] = []
+        handler = (handler or _handler)(self)
         self._server = ThreadingHTTPServer((host, port), handler)
         self._server.daemon_threads = True
         self.host, self.port = self._server.server_address[:2]
@@ -68,7 +70,7 @@ class ReplayServer:
         key = (vendor, path, canonical_query(query))
         if key in self.pages:
             return self.pages[key]
-        return self.pages.get((vendor, path, ""), _MISSING)
+        return self.pages.get((vendor, path, ""), MISSING)
 
 
 def serve_replay(pages: Mapping[tuple[str, str, str], Any], host: str = "127.0.0.1", port: int = 0) -> ReplayServer:
@@ -76,7 +78,7 @@ def serve_replay(pages: Mapping[tuple[str, str, str], Any], host: str = "127.0.0
     return ReplayServer(pages, host, port)
 
 
-_MISSING = object()
+MISSING = object()  # what `lookup` returns for a path nothing serves
 
 
 def _handler(replay: ReplayServer) -> type[BaseHTTPRequestHandler]:
@@ -92,7 +94,7 @@ def _handler(replay: ReplayServer) -> type[BaseHTTPRequestHandler]:
             path = "/" + rest
             replay.requests.append(self.path)
             body = replay.lookup(vendor, path, parts.query)
-            if body is _MISSING:
+            if body is MISSING:
                 self._send(404, {"message": f"Not Found: {path}"})
                 return
             query = dict(parse_qsl(parts.query, keep_blank_values=True))

@@ -15,11 +15,11 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from catalog_pipelines.web.replay import canonical_query, page_response
+from catalog_pipelines.web.replay import MISSING, ReplayServer, page_response
 
 
 @dataclass(frozen=True)
@@ -30,35 +30,18 @@ class Fault:
     seconds: float = 5.0
 
 
-class FaultyApi:
+class FaultyApi(ReplayServer):
     def __init__(self, pages: dict[tuple[str, str, str], Any],
                  faults: dict[int, Fault] | None = None,
                  fault_for: Callable[[int, str], Fault | None] | None = None) -> None:
-        self.pages = {(v, p, canonical_query(q)): b for (v, p, q), b in pages.items()}
         self.faults = dict(faults or {})
         self.fault_for = fault_for
-        self.requests: list[tuple[int, str, str]] = []  # (number, path with query, outcome)
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
-        self._server.daemon_threads = True
-        self.port = self._server.server_address[1]
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-
-    def base_url(self, vendor: str) -> str:
-        return f"http://127.0.0.1:{self.port}/{vendor}"
+        super().__init__(pages, handler=_handler)
+        self.requests: list[tuple[int, str, str]] = []  # (number, path with query, outcome)
 
     def paths(self, outcome: str | None = "ok") -> list[str]:
         return [p for _, p, o in self.requests if outcome is None or o == outcome]
-
-    def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-
-    def __enter__(self) -> FaultyApi:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 def _handler(api: FaultyApi) -> type[BaseHTTPRequestHandler]:
@@ -90,12 +73,11 @@ def _handler(api: FaultyApi) -> type[BaseHTTPRequestHandler]:
             if fault and fault.kind == "403-secondary":
                 return self._send(403, {"message": "You have exceeded a secondary rate limit."},
                                   {"retry-after": fault.retry_after or "60"})
-            key = (vendor, path, canonical_query(parts.query))
-            body = api.pages.get(key, api.pages.get((vendor, path, ""), None))
-            if body is None:
+            body = api.lookup(vendor, path, parts.query)
+            if body is MISSING:
                 return self._send(404, {"message": "Not Found"})
             query = dict(parse_qsl(parts.query, keep_blank_values=True))
-            page, headers = page_response(vendor, path, query, body, f"http://127.0.0.1:{api.port}", parts)
+            page, headers = page_response(vendor, path, query, body, f"http://{api.host}:{api.port}", parts)
             self._send(200, page, headers, truncate=bool(fault and fault.kind == "truncate"))
 
         def _send(self, status: int, body: Any, headers: dict[str, str] | None = None, truncate: bool = False) -> None:

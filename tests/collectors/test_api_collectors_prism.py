@@ -13,7 +13,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import pytest
 
 from catalog_pipelines.collectors.apis.github import GithubCollector
 from catalog_pipelines.collectors.apis.jira import JiraCollector
