@@ -132,3 +132,14 @@ def test_gitlab_collector_reads_pipelines_merge_requests_and_deployments_with_li
     assert obs.facts["pipeline_success_rate"] == sum(p["status"] == "success" for p in on_main) / len(on_main)
     assert obs.facts["median_pipeline_duration_seconds"] == 300
     assert obs.facts["open_merge_requests"] == 3 and obs.facts["deployments"] == 1
+
+
+def test_github_endpoints_of_deselected_facts_are_not_called(replay):
+    server, _ = replay
+    server.requests.clear()
+    collector = make(GithubCollector, server.base_url("github"), repositories=["acme/svc-1"],
+                     facts=["open_pull_requests", "default_branch_protected"])
+    got = observations(collector)
+    assert set(got["acme/svc-1"]) == {"open_pull_requests", "default_branch_protected"}
+    called = {r.split("?")[0].removeprefix("/github/repos/acme/svc-1") for r in server.requests}
+    assert called == {"", "/pulls", "/branches/main/protection"}

@@ -36,6 +36,7 @@ DEPENDABOT_LEVELS = ("critical", "high", "medium", "low")
 CODE_SCANNING_LEVELS = ("critical", "high", "medium", "low", "error", "warning", "note")
 # Conclusions that say nothing about whether the code works.
 NEUTRAL_CONCLUSIONS = ("skipped", "neutral", "stale", "cancelled")
+WORKFLOW_FACTS = {"workflow_runs", "workflow_success_rate", "last_workflow_conclusion", "median_workflow_duration_seconds"}
 
 FACTS = (
     FactDecl("workflow_runs", "number", "GitHub Actions workflow runs created in the look-back window (all branches)"),
@@ -106,7 +107,44 @@ class GithubCollector(ApiCollector):
             repo = repo if isinstance(repo, dict) else {}
         default_branch = repo.get("default_branch")
         facts: dict[str, Any] = {}
+        wanted = self._facts  # an endpoint whose facts are all deselected is not called
 
+        if wanted.keys() & WORKFLOW_FACTS:
+            self._workflow_facts(client, base, default_branch, window_start, now, facts)
+        if "open_pull_requests" in wanted:
+            facts["open_pull_requests"] = sum(
+                len(body) if isinstance(body, list) else 0
+                for body, _ in client.pages_link(f"{base}/pulls", [("state", "open"), ("per_page", "100")]))
+        if "deployments" in wanted:
+            facts["deployments"] = sum(in_window(d.get("created_at"), window_start, now)
+                                       for d in self._newest_first(client, f"{base}/deployments", None, window_start))
+        if default_branch and "default_branch_protected" in wanted:
+            status, _, _ = client.get(f"{base}/branches/{quote(str(default_branch), safe='')}/protection",
+                                      allow=(403, 404))
+            if status == 403:
+                rejections.append(Rejection(where, "branch protection: HTTP 403 (the token may not read it)"))
+            else:
+                facts["default_branch_protected"] = status < 400
+        if "dependabot_alerts_open" in wanted:
+            alerts = self._optional_list(client, f"{base}/dependabot/alerts", where, "Dependabot alerts", rejections)
+            if alerts is not None:
+                facts["dependabot_alerts_open"] = count_by(
+                    alerts, lambda a: dig(a, "security_advisory", "severity") or dig(a, "security_vulnerability", "severity"),
+                    DEPENDABOT_LEVELS)
+        if "code_scanning_alerts_open" in wanted:
+            alerts = self._optional_list(client, f"{base}/code-scanning/alerts", where, "code-scanning alerts", rejections)
+            if alerts is not None:
+                facts["code_scanning_alerts_open"] = count_by(
+                    alerts, lambda a: dig(a, "rule", "security_severity_level") or dig(a, "rule", "severity"),
+                    CODE_SCANNING_LEVELS)
+
+        # The API's own name first (canonical after a rename or in other case), then the name asked for.
+        observation = Observation(targets((SLUG, repo.get("full_name")), (SLUG, slug)), facts, now,
+                                  f"{client.base_url}{base}")
+        return observation, rejections
+
+    def _workflow_facts(self, client: ApiClient, base: str, default_branch: Any, window_start: datetime,
+                        now: datetime, facts: dict[str, Any]) -> None:
         runs = self._newest_first(client, f"{base}/actions/runs", "workflow_runs", window_start)
         runs = [r for r in runs if in_window(r.get("created_at"), window_start, now)]
         facts["workflow_runs"] = len(runs)
@@ -123,39 +161,6 @@ class GithubCollector(ApiCollector):
                      if (d := duration(r.get("run_started_at") or r.get("created_at"), r.get("updated_at"))) is not None]
         if (m := median(durations)) is not None:
             facts["median_workflow_duration_seconds"] = m
-
-        open_prs = 0
-        for body, _ in client.pages_link(f"{base}/pulls", [("state", "open"), ("per_page", "100")]):
-            open_prs += len(body) if isinstance(body, list) else 0
-        facts["open_pull_requests"] = open_prs
-
-        deployments = sum(in_window(d.get("created_at"), window_start, now)
-                          for d in self._newest_first(client, f"{base}/deployments", None, window_start))
-        facts["deployments"] = deployments
-
-        if default_branch:
-            status, _, _ = client.get(f"{base}/branches/{quote(str(default_branch), safe='')}/protection",
-                                      allow=(403, 404))
-            if status == 403:
-                rejections.append(Rejection(where, "branch protection: HTTP 403 (the token may not read it)"))
-            else:
-                facts["default_branch_protected"] = status < 400
-
-        alerts = self._optional_list(client, f"{base}/dependabot/alerts", where, "Dependabot alerts", rejections)
-        if alerts is not None:
-            facts["dependabot_alerts_open"] = count_by(
-                alerts, lambda a: dig(a, "security_advisory", "severity") or dig(a, "security_vulnerability", "severity"),
-                DEPENDABOT_LEVELS)
-        alerts = self._optional_list(client, f"{base}/code-scanning/alerts", where, "code-scanning alerts", rejections)
-        if alerts is not None:
-            facts["code_scanning_alerts_open"] = count_by(
-                alerts, lambda a: dig(a, "rule", "security_severity_level") or dig(a, "rule", "severity"),
-                CODE_SCANNING_LEVELS)
-
-        # The API's own name first (canonical after a rename or in other case), then the name asked for.
-        observation = Observation(targets((SLUG, repo.get("full_name")), (SLUG, slug)), facts, now,
-                                  f"{client.base_url}{base}")
-        return observation, rejections
 
     def _newest_first(self, client: ApiClient, path: str, key: str | None,
                       window_start: datetime) -> list[dict[str, Any]]:
