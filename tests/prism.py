@@ -100,12 +100,8 @@ class PrismServer:
     def request_violations(self) -> list[str]:
         text = self.log()[self._read:]
         lines = text.splitlines()
-        out = []
-        for index, line in enumerate(lines):
-            if REQUEST_VIOLATION in line:
-                # Prism logs the violations on the lines that follow.
-                out.append(" | ".join(lines[index: index + 4]))
-        return out
+        # Prism logs a request that fails validation as a warning, then one line per violation.
+        return [line.strip() for line in lines if REQUEST_VIOLATION in line or "Violation: request" in line]
 
     def stop(self) -> None:
         if self.process.poll() is None:

@@ -20,6 +20,8 @@ from catalog_pipelines.collectors.apis.pagerduty import PagerdutyCollector
 from catalog_pipelines.collectors.apis.sonarqube import SonarqubeCollector
 from catalog_pipelines.collectors.base import ENTITY_REF, Batch
 from catalog_pipelines.web.replay import serve_replay
+import pytest
+
 from prism import SPECS, prism_servers  # noqa: F401  (session fixture)
 
 # The examples in the descriptions are from early 2020 (GitHub) and 2015-2020 (PagerDuty, Jira):
@@ -140,3 +142,22 @@ def test_trimmed_descriptions_hold_exactly_the_paths_the_collectors_call():
     for vendor in ("github", "pagerduty", "jira", "sonarqube"):
         assert (SPECS / vendor / "SOURCE.md").is_file(), vendor
     assert Path(SPECS / "trim.py").is_file()
+
+
+def test_a_request_that_does_not_match_the_description_fails(prism_servers):
+    """The guard the tests above rely on: Prism refuses, or logs, a request its description does
+    not allow, and the tests see it."""
+    from catalog_pipelines.collectors.apis.http import ApiClient, ApiError
+
+    github = ApiClient(prism_servers["github"].base_url, {"Accept": "application/json"}, sleep=lambda s: None)
+    # GitHub takes search syntax in `created`, its description a date-time: Prism answers 422.
+    with pytest.raises(ApiError, match="HTTP 422"):
+        github.get("/repos/acme/petstore/actions/runs", [("created", ">=2026-11-07")])
+    github.close()
+    # PagerDuty's description requires a Content-Type header even on GET: logged as a violation.
+    server = prism_servers["pagerduty"]
+    server.mark()
+    pagerduty = ApiClient(server.base_url, {"Authorization": "Token token=t"}, sleep=lambda s: None)
+    pagerduty.get("/services", allow=(400, 401, 415, 422))
+    pagerduty.close()
+    assert any("content-type" in line for line in server.request_violations())

@@ -8,7 +8,7 @@ Targets: `gitlab.com/project-slug` = `group/sub/project` (path_with_namespace), 
 Endpoints (per project): `GET /api/v4/projects/{id}` (when not listed from a group),
 `/pipelines?updated_after=WINDOW_START` (window; duration = updated_at - created_at of finished
 pipelines, the list carries no `duration`), `/merge_requests?state=opened`,
-`/deployments?updated_after=WINDOW_START`. Paging: `Link: rel="next"` (keyset or offset), else
+`/deployments?updated_after=WINDOW_START&order_by=updated_at`. Paging: `Link: rel="next"` (keyset or offset), else
 `x-next-page`. Auth: `PRIVATE-TOKEN`.
 
 Written on httpx, not python-gitlab: python-gitlab sleeps on 429 itself (`obey_rate_limit`, no
@@ -115,7 +115,9 @@ class GitlabCollector(ApiCollector):
             len(body) if isinstance(body, list) else 0
             for body, _ in client.pages_link(f"{base}/merge_requests", [("state", "opened"), ("per_page", "100")]))
 
-        deployments = [d for body, _ in client.pages_link(f"{base}/deployments", since)
+        # GitLab accepts updated_after on deployments only together with order_by=updated_at.
+        deployments = [d for body, _ in client.pages_link(f"{base}/deployments",
+                                                          [*since, ("order_by", "updated_at"), ("sort", "desc")])
                        for d in (body if isinstance(body, list) else []) if isinstance(d, dict)]
         facts["deployments"] = sum(in_window(d.get("created_at"), window_start, now) for d in deployments)
 

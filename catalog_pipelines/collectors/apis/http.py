@@ -128,6 +128,7 @@ class ApiClient:
         attempts = self.policy.max_retries + 1
         last = ""
         status: int | None = None
+        limited = False
         for attempt in range(1, attempts + 1):
             self._check_deadline(url, 0.0)
             self.requests += 1
@@ -148,9 +149,11 @@ class ApiClient:
                         return status, body, headers
                 elif status == 429 or (status == 403 and self._is_rate_limit(headers, body)):
                     last = f"HTTP {status} {_message(body)}".rstrip()
+                    limited = True
                     delay = self._rate_limit_delay(url, status, headers, body, attempt, attempts)
                 elif status >= 500:
                     last = f"HTTP {status} {_message(body)}".rstrip()
+                    limited = False
                     delay = self.policy.backoff(attempt, self._rng)
                 else:
                     raise ApiError(f"GET {url}: HTTP {status} (not retried: a client error does not go away by "
@@ -159,7 +162,8 @@ class ApiClient:
                 self._check_deadline(url, delay, last)
                 self.retries += 1
                 self._sleep(delay)
-        raise ApiError(f"GET {url} failed after {attempts} attempts; last: {last}", status)
+        error = RateLimited if limited else ApiError
+        raise error(f"GET {url} failed after {attempts} attempts; last: {last}", status)
 
     def _send(self, url: str, params: Any) -> tuple[int, Any, httpx.Headers]:
         """One attempt under a total `timeout` (connect, headers and the whole body)."""
