@@ -39,7 +39,7 @@ SPECS = REPO_ROOT / "tests" / "data" / "openapi"
 VENDOR_SPECS = {
     "github": SPECS / "github" / "api.github.com.trimmed.json",
     "pagerduty": SPECS / "pagerduty" / "openapiv3.trimmed.json",
-    "jira": SPECS / "jira" / "platform-swagger.v3.trimmed.json",
+    "jira": SPECS / "jira" / "swagger-v3.v3.trimmed.json",
 }
 REQUEST_VIOLATION = "Request did not pass the validation rules"
 
