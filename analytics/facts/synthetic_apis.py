@@ -211,3 +211,23 @@ def _sonar(pages: dict, key: str, quality: float, rng: random.Random) -> None:
     status = "OK" if coverage >= 70 and values["bugs"] < 5 else ("WARN" if coverage >= 55 else "ERROR")
     pages[("sonarqube", "/api/qualitygates/project_status", f"projectKey={key}")] = {
         "projectStatus": {"status": status, "ignoredConditions": False, "conditions": []}}
+
+
+def collector_params(entities: Iterable[Mapping[str, Any]], base_urls: Mapping[str, str],
+                     lookback_days: int = 30) -> dict[str, dict[str, Any]]:
+    """The `params` of each API collector type (`github`, `pagerduty`, `jira`, `sonarqube`) reading
+    what `vendor_pages` generates for `entities`, given each vendor's base URL (e.g.
+    `ReplayServer.base_url(vendor)`). Explicit lists, so no listing endpoint is needed."""
+    annotations = [_annotations(e) for e in entities]
+    values = {key: sorted({a[key] for a in annotations if a.get(key)}) for key in (GITHUB, PAGERDUTY, JIRA, SONAR)}
+    params: dict[str, dict[str, Any]] = {}
+    common = {"token": "demo", "lookback_days": lookback_days}
+    if values[GITHUB] and "github" in base_urls:
+        params["github"] = {"base_url": base_urls["github"], "repositories": values[GITHUB], **common}
+    if values[PAGERDUTY] and "pagerduty" in base_urls:
+        params["pagerduty"] = {"base_url": base_urls["pagerduty"], "services": values[PAGERDUTY], **common}
+    if values[JIRA] and "jira" in base_urls:
+        params["jira"] = {"base_url": base_urls["jira"], "projects": values[JIRA], "search_api": "jql", **common}
+    if values[SONAR] and "sonarqube" in base_urls:
+        params["sonarqube"] = {"base_url": base_urls["sonarqube"], "projects": values[SONAR], **common}
+    return params

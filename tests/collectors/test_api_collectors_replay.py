@@ -143,3 +143,20 @@ def test_github_endpoints_of_deselected_facts_are_not_called(replay):
     assert set(got["acme/svc-1"]) == {"open_pull_requests", "default_branch_protected"}
     called = {r.split("?")[0].removeprefix("/github/repos/acme/svc-1") for r in server.requests}
     assert called == {"", "/pulls", "/branches/main/protection"}
+
+
+def test_the_demo_params_run_every_collector_over_the_generated_pages(replay):
+    from analytics.facts.synthetic_apis import collector_params
+    from catalog_pipelines.collectors.apis import API_COLLECTORS
+    from importlib import import_module
+
+    server, _ = replay
+    params = collector_params(ENTITIES, {v: server.base_url(v) for v in ("github", "pagerduty", "jira", "sonarqube")})
+    assert sorted(params) == ["github", "jira", "pagerduty", "sonarqube"]
+    for type_name, config in params.items():
+        module, _, attr = API_COLLECTORS[type_name].partition(":")
+        cls_name, _, factory = attr.partition(".")
+        collector = getattr(getattr(import_module(module), cls_name), factory)(type_name, config, None)
+        batches = list(collector.collect(None, NOW))
+        assert sum(len(b.observations) for b in batches) == 7, type_name
+        assert not [r for b in batches for r in b.rejections], type_name

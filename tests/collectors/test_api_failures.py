@@ -198,3 +198,14 @@ def test_a_paging_loop_is_an_error_not_an_endless_walk():
     client = ApiClient("http://h", transport=httpx.MockTransport(loop))
     with pytest.raises(ApiError, match="loops back"):
         list(client.pages_link("/x"))
+
+
+def test_a_rate_limit_that_outlasts_the_retries_stops_the_run_instead_of_rejecting_the_repository():
+    recorder = Recorder()
+    with FaultyApi(PAGES, fault_for=lambda n, path: Fault("429", retry_after="2") if "svc-1" in path else None) as api:
+        stored = []
+        with pytest.raises(RateLimited, match="failed after 3 attempts; last: HTTP 429"):
+            for batch in github(api, recorder, max_retries=2).collect(None, NOW):
+                stored.append(batch)
+    assert recorder.sleeps == [2.0, 2.0]
+    assert stored[-1].cursor["pass"]["after"] == "acme/svc-0" and all(not b.rejections for b in stored)
