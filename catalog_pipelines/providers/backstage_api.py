@@ -41,14 +41,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import email.utils
 import hashlib
 import json
 import math
 import random
 import time
 from collections.abc import Callable, Iterator
-from datetime import timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -57,6 +55,7 @@ import httpx
 
 from catalog_pipelines.model.entity import RawEntity, Rejection
 from catalog_pipelines.model.refs import canonical_ref
+from catalog_pipelines.model.retry import backoff_delay, parse_retry_after
 from catalog_pipelines.providers.base import Page, ProviderError, WalkInDoubt
 from catalog_pipelines.settings import env_value
 
@@ -401,30 +400,12 @@ class BackstageApiProvider:
         return f"GET {url}: HTTP {status} (not retried: a client error does not go away by retrying). {detail}".rstrip()
 
     def _backoff(self, attempt: int) -> float:
-        """Exponential backoff with 'equal jitter': between half and all of the capped delay.
-
-        Jitter spreads the retries of many workers; keeping the lower half avoids near-zero waits
-        that would hammer a server that is already failing.
-        """
-        ceiling = min(self.backoff_max, self.backoff_base * 2 ** (attempt - 1))
-        return ceiling / 2 + self._rng.uniform(0, ceiling / 2)
+        """Exponential backoff with equal jitter (`model.retry.backoff_delay`)."""
+        return backoff_delay(attempt, self.backoff_base, self.backoff_max, self._rng)
 
     def _retry_after(self, response: httpx.Response) -> float | None:
-        value = response.headers.get("Retry-After")
-        if value is None:
-            return None
-        value = value.strip()
-        try:
-            return max(0.0, float(value))
-        except ValueError:
-            pass
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return None  # unparseable: fall back to our own backoff
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=timezone.utc)
-        return max(0.0, when.timestamp() - self._clock())
+        """`Retry-After` in seconds or as an HTTP date (`model.retry.parse_retry_after`)."""
+        return parse_retry_after(response.headers.get("Retry-After"), self._clock())
 
     # -- entities ----------------------------------------------------------------------------
 

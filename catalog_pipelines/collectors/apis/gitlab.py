@@ -1,0 +1,127 @@
+"""GitLab (REST API v4): pipelines, merge requests and deployments, per project.
+
+Targets: `gitlab.com/project-slug` = `group/sub/project` (path_with_namespace), then
+`gitlab.com/project-id` = the numeric id. Projects: `projects: [path or id, ...]` and/or
+`group: PATH` (`GET /groups/{id}/projects?include_subgroups=true`, archived ones only with
+`include_archived: true`).
+
+Endpoints (per project): `GET /api/v4/projects/{id}` (when not listed from a group),
+`/pipelines?updated_after=WINDOW_START` (window; duration = updated_at - created_at of finished
+pipelines, the list carries no `duration`), `/merge_requests?state=opened`,
+`/deployments?updated_after=WINDOW_START&order_by=updated_at`. Paging: `Link: rel="next"` (keyset or offset), else
+`x-next-page`. Auth: `PRIVATE-TOKEN`.
+
+Written on httpx, not python-gitlab: python-gitlab sleeps on 429 itself (`obey_rate_limit`, no
+injectable clock, no total deadline, no cut-off for long waits), so a run could not stop and resume
+from its cursor; the endpoints used are three plain GETs.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from urllib.parse import quote
+
+from pydantic import model_validator
+
+from catalog_pipelines.collectors.apis.common import (
+    ApiCollector, ApiParams, Unit, duration, in_window, iso, median, parse_time, targets,
+)
+from catalog_pipelines.collectors.apis.http import ApiClient
+from catalog_pipelines.collectors.base import FactDecl, Observation, Rejection
+
+SLUG = "gitlab.com/project-slug"
+PROJECT_ID = "gitlab.com/project-id"
+FINISHED = ("success", "failed", "canceled", "skipped")
+JUDGED = ("success", "failed")
+
+FACTS = (
+    FactDecl("pipelines", "number", "pipelines created in the look-back window (all refs)"),
+    FactDecl("pipeline_success_rate", "number",
+             "share (0..1) of finished default-branch pipelines in the window with status `success` "
+             "(among success and failed)"),
+    FactDecl("last_pipeline_status", "string", "status of the newest default-branch pipeline in the window"),
+    FactDecl("median_pipeline_duration_seconds", "number",
+             "median of created_at..updated_at of finished default-branch pipelines in the window"),
+    FactDecl("open_merge_requests", "number", "merge requests open now"),
+    FactDecl("deployments", "number", "deployments created in the look-back window"),
+)
+
+
+class GitlabParams(ApiParams):
+    base_url: str = "https://gitlab.com"
+    projects: list[str | int] = []
+    group: str | None = None
+    include_archived: bool = False
+
+    @model_validator(mode="after")
+    def _something_to_read(self) -> GitlabParams:
+        if not self.projects and not self.group:
+            raise ValueError("set `projects` (path or id list) or `group`")
+        return self
+
+
+class GitlabCollector(ApiCollector):
+    FACTS = FACTS
+    Params = GitlabParams
+    params: GitlabParams
+
+    def headers(self) -> dict[str, str]:
+        return {"PRIVATE-TOKEN": self.params.token} if self.params.token else {}
+
+    def units(self, client: ApiClient) -> list[Unit]:
+        units = {str(p).lower(): Unit(str(p)) for p in self.params.projects}
+        if self.params.group:
+            query = [("include_subgroups", "true"), ("per_page", "100"), ("order_by", "id"), ("sort", "asc")]
+            if not self.params.include_archived:
+                query.append(("archived", "false"))
+            for body, _ in client.pages_link(f"/api/v4/groups/{quote(self.params.group, safe='')}/projects", query):
+                for project in body if isinstance(body, list) else []:
+                    path = project.get("path_with_namespace") if isinstance(project, dict) else None
+                    if isinstance(path, str):
+                        units.setdefault(path.lower(), Unit(path, project))
+        return list(units.values())
+
+    def observe(self, client: ApiClient, unit: Unit, window_start: datetime,
+                now: datetime) -> tuple[Observation | None, list[Rejection]]:
+        project = unit.data
+        if "id" not in project:
+            _, project, _ = client.get(f"/api/v4/projects/{quote(unit.key, safe='')}")
+            project = project if isinstance(project, dict) else {}
+        ident = project.get("id", unit.key)
+        base = f"/api/v4/projects/{quote(str(ident), safe='')}"
+        default_branch = project.get("default_branch")
+        since = [("updated_after", iso(window_start)), ("per_page", "100")]
+        facts: dict[str, Any] = {}
+
+        pipelines = [p for body, _ in client.pages_link(f"{base}/pipelines", since)
+                     for p in (body if isinstance(body, list) else []) if isinstance(p, dict)]
+        pipelines = [p for p in pipelines if in_window(p.get("created_at"), window_start, now)]
+        facts["pipelines"] = len(pipelines)
+        on_default = [p for p in pipelines if default_branch is None or p.get("ref") == default_branch]
+        judged = [p for p in on_default if p.get("status") in JUDGED]
+        if judged:
+            facts["pipeline_success_rate"] = sum(p["status"] == "success" for p in judged) / len(judged)
+        if on_default:
+            newest = max(on_default, key=lambda p: parse_time(p.get("created_at")) or window_start)
+            if isinstance(newest.get("status"), str):
+                facts["last_pipeline_status"] = newest["status"]
+        durations = [d for p in on_default if p.get("status") in FINISHED
+                     if (d := duration(p.get("created_at"), p.get("updated_at"))) is not None]
+        if (m := median(durations)) is not None:
+            facts["median_pipeline_duration_seconds"] = m
+
+        facts["open_merge_requests"] = sum(
+            len(body) if isinstance(body, list) else 0
+            for body, _ in client.pages_link(f"{base}/merge_requests", [("state", "opened"), ("per_page", "100")]))
+
+        # GitLab accepts updated_after on deployments only together with order_by=updated_at.
+        deployments = [d for body, _ in client.pages_link(f"{base}/deployments",
+                                                          [*since, ("order_by", "updated_at"), ("sort", "desc")])
+                       for d in (body if isinstance(body, list) else []) if isinstance(d, dict)]
+        facts["deployments"] = sum(in_window(d.get("created_at"), window_start, now) for d in deployments)
+
+        slug = project.get("path_with_namespace") or (None if str(unit.key).isdigit() else unit.key)
+        observation = Observation(targets((SLUG, slug), (PROJECT_ID, project.get("id"))), facts, now,
+                                  f"{client.base_url}{base}")
+        return observation, []

@@ -1,0 +1,142 @@
+"""PagerDuty (REST API v2): services, on-calls and incidents.
+
+Targets, tried in order: `pagerduty.com/service-id` = the service id, then
+`pagerduty.com/integration-key` = each integration key of the service (Events API integrations).
+Services: `services: [ID, ...]` (`GET /services/{id}`), else every service of the account
+(`GET /services`, `offset`/`limit`/`more` paging), both with `include[]=integrations`.
+
+Endpoints: `GET /oncalls?escalation_policy_ids[]=…&earliest=true` (who is on call now, level 1),
+`GET /incidents?statuses[]=triggered&statuses[]=acknowledged&date_range=all&service_ids[]=…` (open
+now), `GET /incidents?since=WINDOW_START&until=NOW&service_ids[]=…` (the window), all with
+`offset`/`limit`/`more` paging and ids sent in chunks of `ids_per_request` (not one request per
+service). Auth: `Authorization: Token token=…`; PagerDuty answers 429 when rate limited (honoured
+with `Retry-After`, else backoff). The Events API is not used.
+
+Written on httpx: PagerDuty's own `pagerduty` client (python-pagerduty) retries on its own clock
+(no injectable sleep, no total deadline) and is a thin wrapper over these GETs.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import datetime
+from typing import Any
+
+from catalog_pipelines.collectors.apis.common import ApiCollector, ApiParams, Unit, dig, in_window, iso, targets
+from catalog_pipelines.collectors.apis.http import ApiClient
+from catalog_pipelines.collectors.base import FactDecl, Observation, Rejection
+
+SERVICE_ID = "pagerduty.com/service-id"
+INTEGRATION_KEY = "pagerduty.com/integration-key"
+OPEN_STATUSES = ("triggered", "acknowledged")
+
+FACTS = (
+    FactDecl("has_oncall", "boolean", "someone is on call now at level 1 of the service's escalation policy"),
+    FactDecl("oncall_responders", "number", "distinct people on call now at level 1 of the escalation policy"),
+    FactDecl("has_escalation_policy", "boolean", "the service has an escalation policy"),
+    FactDecl("open_incidents", "number", "incidents triggered or acknowledged now"),
+    FactDecl("incidents", "number", "incidents created in the look-back window"),
+    FactDecl("service_status", "string", "the service's status (active, warning, critical, maintenance, disabled)"),
+)
+
+
+class PagerdutyParams(ApiParams):
+    base_url: str = "https://api.pagerduty.com"
+    services: list[str] = []
+    ids_per_request: int = 50
+
+
+class PagerdutyCollector(ApiCollector):
+    FACTS = FACTS
+    Params = PagerdutyParams
+    params: PagerdutyParams
+    _unit_index: dict[str, Unit] = {}
+    _prefetched: dict[str, dict[str, Any]] | None = None
+
+    def headers(self) -> dict[str, str]:
+        headers = {"Accept": "application/vnd.pagerduty+json;version=2, application/json", "Content-Type": "application/json"}
+        if self.params.token:
+            headers["Authorization"] = f"Token token={self.params.token}"
+        return headers
+
+    def units(self, client: ApiClient) -> list[Unit]:
+        include = [("include[]", "integrations")]
+        services: list[dict[str, Any]] = []
+        if self.params.services:
+            for ident in self.params.services:
+                _, body, _ = client.get(f"/services/{ident}", include)
+                if isinstance(dig(body, "service"), dict):
+                    services.append(body["service"])
+        else:
+            for page in client.pages_offset("/services", include, "services"):
+                services += [s for s in page if isinstance(s, dict)]
+        units = {str(s["id"]): Unit(str(s["id"]), s) for s in services if s.get("id")}
+        self._unit_index = units
+        self._prefetched: dict[str, dict[str, Any]] | None = None
+        return list(units.values())
+
+    def observe(self, client: ApiClient, unit: Unit, window_start: datetime,
+                now: datetime) -> tuple[Observation | None, list[Rejection]]:
+        # On-calls and incidents are asked for many services at once; the first unit of a chunk
+        # fetches for the whole chunk.
+        prefetched = self._prefetched
+        if prefetched is None or unit.key not in prefetched:
+            prefetched = self._prefetch(client, unit, window_start, now)
+            self._prefetched = prefetched
+        state = prefetched[unit.key]
+        service = unit.data
+        policy = dig(service, "escalation_policy", "id")
+        responders = state["responders"]
+        facts: dict[str, Any] = {
+            "has_escalation_policy": bool(policy),
+            "has_oncall": bool(responders),
+            "oncall_responders": len(responders),
+            "open_incidents": state["open"],
+            "incidents": state["window"],
+        }
+        if isinstance(service.get("status"), str):
+            facts["service_status"] = service["status"]
+        keys = [i.get("integration_key") for i in service.get("integrations") or [] if isinstance(i, dict)]
+        observation = Observation(
+            targets((SERVICE_ID, unit.key), *((INTEGRATION_KEY, k) for k in keys if isinstance(k, str))),
+            facts, now, f"{client.base_url}/services/{unit.key}")
+        return observation, []
+
+    def _prefetch(self, client: ApiClient, unit: Unit, window_start: datetime,
+                  now: datetime) -> dict[str, dict[str, Any]]:
+        chunk = self._chunk_of(unit.key)
+        services = {key: self._unit_index[key].data for key in chunk}
+        state: dict[str, dict[str, Any]] = {k: {"responders": set(), "open": 0, "window": 0} for k in chunk}
+        by_policy: dict[str, list[str]] = defaultdict(list)
+        for key, service in services.items():
+            policy = dig(service, "escalation_policy", "id")
+            if isinstance(policy, str):
+                by_policy[policy].append(key)
+        if by_policy:
+            query = [("escalation_policy_ids[]", p) for p in sorted(by_policy)] + [("earliest", "true")]
+            for page in client.pages_offset("/oncalls", query, "oncalls"):
+                for oncall in page:
+                    policy = dig(oncall, "escalation_policy", "id")
+                    user = dig(oncall, "user", "id")
+                    if oncall.get("escalation_level") == 1 and isinstance(user, str):
+                        for key in by_policy.get(policy, ()):
+                            state[key]["responders"].add(user)
+        ids = [("service_ids[]", k) for k in chunk]
+        for page in client.pages_offset(
+                "/incidents", [*ids, *(("statuses[]", s) for s in OPEN_STATUSES), ("date_range", "all")], "incidents"):
+            for incident in page:
+                key = dig(incident, "service", "id")
+                if key in state and incident.get("status") in OPEN_STATUSES:
+                    state[key]["open"] += 1
+        for page in client.pages_offset(
+                "/incidents", [*ids, ("since", iso(window_start)), ("until", iso(now))], "incidents"):
+            for incident in page:
+                key = dig(incident, "service", "id")
+                if key in state and in_window(incident.get("created_at"), window_start, now):
+                    state[key]["window"] += 1
+        return state
+
+    def _chunk_of(self, key: str) -> list[str]:
+        keys = sorted(self._unit_index)
+        start = keys.index(key)
+        return keys[start:start + self.params.ids_per_request]

@@ -1,0 +1,165 @@
+"""Every API collector against its vendor's own published description, served by Stoplight Prism
+(static mode: the descriptions' own examples). A request Prism finds invalid fails the test (422
+from Prism, or a logged request violation). SonarQube publishes no OpenAPI description: it is run
+against its web API's documented example responses (from its repository) through the replay server.
+GitLab's description could not be brought here (see tests/data/openapi/SOURCE.md): the GitLab
+collector runs against the replay server in test_api_collectors_replay.py.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+
+from catalog_pipelines.collectors.apis.github import GithubCollector
+from catalog_pipelines.collectors.apis.jira import JiraCollector
+from catalog_pipelines.collectors.apis.pagerduty import PagerdutyCollector
+from catalog_pipelines.collectors.apis.sonarqube import SonarqubeCollector
+from catalog_pipelines.collectors.base import ENTITY_REF, Batch
+from catalog_pipelines.web.replay import serve_replay
+import pytest
+
+from prism import SPECS, prism_servers  # noqa: F401  (session fixture)
+
+# The examples in the descriptions are from early 2020 (GitHub) and 2015-2020 (PagerDuty, Jira):
+# a window ending here contains GitHub's example workflow run.
+NOW = datetime(2020, 2, 1, tzinfo=timezone.utc)
+PY_TYPES = {"number": (int, float), "boolean": (bool,), "string": (str,), "object": (dict,), "list": (list,)}
+
+
+def run(collector: Any, cursor: Any = None) -> list[Batch]:
+    return list(collector.collect(cursor, NOW))
+
+
+def assert_typed(collector: Any, batches: list[Batch]) -> None:
+    """Every fact emitted is declared and has its declared type; the last batch closes the pass."""
+    declared = collector.facts()
+    for batch in batches:
+        for obs in batch.observations:
+            assert obs.targets and all(t.annotation != ENTITY_REF for t in obs.targets)
+            for name, value in obs.facts.items():
+                assert name in declared, name
+                assert isinstance(value, PY_TYPES[declared[name].type]) and not (
+                    declared[name].type == "number" and isinstance(value, bool)), (name, value)
+    assert batches[-1].cursor == {"v": 1, "pass": None, "last_complete": "2020-02-01T00:00:00Z"}
+
+
+def make(cls: Any, base_url: str, **params: Any) -> Any:
+    return cls("x", cls.Params.model_validate({"base_url": base_url, "token": "secret", "max_retries": 1, **params}),
+               sleep=lambda seconds: None)
+
+
+def test_github_collector_reads_the_examples_of_githubs_description_into_typed_facts(prism_servers):
+    server = prism_servers["github"]
+    server.mark()
+    collector = make(GithubCollector, server.base_url, repositories=["acme/petstore"], org="acme")
+    batches = run(collector)
+    assert server.request_violations() == []
+    assert_typed(collector, batches)
+    # The org listing's example repository plus the configured one, in key order, one batch each.
+    observations = [b.observations[0] for b in batches[:-1]]
+    assert [o.origin.rsplit("/repos/", 1)[1] for o in observations] == ["acme/petstore", "octocat/Hello-World"]
+    facts = observations[0].facts
+    assert [(t.annotation, t.value) for t in observations[0].targets] == [
+        ("github.com/project-slug", "octocat/Hello-World"), ("github.com/project-slug", "acme/petstore")]
+    # From the examples: one workflow run (2020-01-22, in the window), one open pull request, a
+    # protected branch, Dependabot alerts of high and medium severity, two code-scanning alerts
+    # whose rules have severity `error` and no security severity.
+    assert facts["workflow_runs"] == 1
+    assert facts["open_pull_requests"] == 1
+    assert facts["default_branch_protected"] is True
+    assert facts["dependabot_alerts_open"] == {"critical": 0, "high": 1, "medium": 1, "low": 0}
+    assert facts["code_scanning_alerts_open"]["error"] == 2
+    assert batches[0].cursor["pass"]["after"] == "acme/petstore"
+
+
+def test_pagerduty_collector_reads_services_oncalls_and_incidents_from_pagerdutys_description(prism_servers):
+    server = prism_servers["pagerduty"]
+    server.mark()
+    collector = make(PagerdutyCollector, server.base_url)
+    batches = run(collector)
+    assert server.request_violations() == []
+    assert_typed(collector, batches)
+    (obs,) = batches[0].observations
+    assert obs.targets[0].annotation == "pagerduty.com/service-id" and obs.targets[0].value == "PIJ90N7"
+    assert obs.facts["has_escalation_policy"] is True
+    assert obs.facts["service_status"] == "active"
+    # The on-call example is at escalation level 2: nobody is first responder for the service.
+    assert obs.facts["has_oncall"] is False and obs.facts["oncall_responders"] == 0
+    assert set(obs.facts) == set(collector.facts())
+
+
+@pytest.mark.parametrize("search_api,chosen", [("auto", "jql"), ("legacy", "legacy")])
+def test_jira_collector_searches_through_search_jql_and_the_legacy_search(prism_servers, search_api, chosen):
+    server = prism_servers["jira"]
+    server.mark()
+    collector = make(JiraCollector, server.base_url, email="bot@example.com", search_api=search_api,
+                     projects=["PET"], scopes=[{"project": "PET", "component": "api", "label": "backend"}])
+    batches = run(collector)
+    assert server.request_violations() == []
+    assert_typed(collector, batches)
+    assert collector.search_api == chosen  # auto: the description serves /search/jql
+    values = [b.observations[0].targets[0].value for b in batches[:-1]]
+    assert values == ["PET", "PET;jira/component=api;jira/label=backend"]
+    facts = batches[0].observations[0].facts
+    # Each description example holds one issue (from 2020-2022, outside the window).
+    assert facts["open_issues"] >= 1 and facts["issues_created"] == 0
+
+
+def sonar_pages() -> dict[tuple[str, str, str], Any]:
+    folder = SPECS / "sonarqube"
+
+    def load(name: str) -> Any:
+        return json.loads((folder / name).read_text())
+
+    return {
+        ("sonarqube", "/api/components/search", "qualifiers=TRK"): load("components-search-example.json"),
+        ("sonarqube", "/api/measures/component", ""): load("measures-component-example.json"),
+        ("sonarqube", "/api/qualitygates/project_status", "projectKey=project-key"):
+            load("qualitygates-project_status-example.json"),
+    }
+
+
+def test_sonarqube_collector_reads_sonarqubes_documented_example_responses():
+    with serve_replay(sonar_pages()) as replay:
+        collector = make(SonarqubeCollector, replay.base_url("sonarqube"))
+        batches = run(collector)
+    assert_typed(collector, batches)
+    (obs,) = batches[0].observations
+    assert [(t.annotation, t.value) for t in obs.targets] == [("sonarqube.org/project-key", "project-key")]
+    # The documented measures example carries other metrics (complexity, ncloc): none is invented.
+    assert obs.facts == {"quality_gate": "ERROR"}
+
+
+def test_trimmed_descriptions_hold_exactly_the_paths_the_collectors_call():
+    github = json.loads((SPECS / "github" / "api.github.com.trimmed.json").read_text())
+    assert sorted(github["paths"]) == sorted([
+        "/orgs/{org}/repos", "/repos/{owner}/{repo}", "/repos/{owner}/{repo}/actions/runs",
+        "/repos/{owner}/{repo}/pulls", "/repos/{owner}/{repo}/deployments",
+        "/repos/{owner}/{repo}/branches/{branch}/protection", "/repos/{owner}/{repo}/dependabot/alerts",
+        "/repos/{owner}/{repo}/code-scanning/alerts"])
+    for vendor in ("github", "pagerduty", "jira", "sonarqube"):
+        assert (SPECS / vendor / "SOURCE.md").is_file(), vendor
+    assert Path(SPECS / "trim.py").is_file()
+
+
+def test_a_request_that_does_not_match_the_description_fails(prism_servers):
+    """The guard the tests above rely on: Prism refuses, or logs, a request its description does
+    not allow, and the tests see it."""
+    from catalog_pipelines.collectors.apis.http import ApiClient, ApiError
+
+    github = ApiClient(prism_servers["github"].base_url, {"Accept": "application/json"}, sleep=lambda s: None)
+    # GitHub takes search syntax in `created`, its description a date-time: Prism answers 422.
+    with pytest.raises(ApiError, match="HTTP 422"):
+        github.get("/repos/acme/petstore/actions/runs", [("created", ">=2026-11-07")])
+    github.close()
+    # PagerDuty's description requires a Content-Type header even on GET: logged as a violation.
+    server = prism_servers["pagerduty"]
+    server.mark()
+    pagerduty = ApiClient(server.base_url, {"Authorization": "Token token=t"}, sleep=lambda s: None)
+    pagerduty.get("/services", allow=(400, 401, 415, 422))
+    pagerduty.close()
+    assert any("content-type" in line for line in server.request_violations())
