@@ -71,6 +71,10 @@ def load_json(data: bytes, name: str, what: str) -> Any:
         return orjson.loads(data)
     except orjson.JSONDecodeError as exc:
         rest = data[exc.pos :].strip() if exc.pos is not None else b"x"
+        start = data.lstrip()[:1]
+        if start == b"<" or (start and start not in b"{[" and exc.pos == 0):
+            kind = "XML" if start == b"<" else "not JSON"
+            raise ReportError(name, "line 1", f"not a {what}: the file is {kind} (a {what} is JSON)") from None
         if not rest:
             reason = f"truncated JSON: the {what} ends inside a value"
         else:
