@@ -126,10 +126,8 @@ def iter_xml(data: bytes, name: str, events: tuple[str, ...] = ("start", "end"))
     (a truncated file) with the line and column expat reports. Callers `clear()` what they are done
     with, so memory stays flat on large files.
     """
-    from xml.etree.ElementTree import ParseError
-
     import defusedxml
-    from defusedxml.ElementTree import iterparse
+    from defusedxml.ElementTree import ParseError, iterparse
 
     try:
         for event, elem in iterparse(io.BytesIO(data), events=events, forbid_dtd=False, forbid_entities=True, forbid_external=True):

@@ -75,8 +75,11 @@ def parse_sarif(data: bytes, name: str) -> dict[str, Any]:
     for r, run in enumerate(as_list(log.get("runs"), name, "$.runs")):
         run_place = f"$.runs[{r}]"
         run = as_dict(run, name, run_place)
-        tool = as_dict(run.get("tool"), name, f"{run_place}.tool")
-        driver_doc = as_dict(tool.get("driver"), name, f"{run_place}.tool.driver")
+        # tool.driver is required by the schema (§3.14, §3.18.2): without it this is not SARIF.
+        expect(isinstance(run.get("tool"), dict), name, f"{run_place}.tool", "not a SARIF log: a run has no 'tool' object")
+        tool = run["tool"]
+        expect(isinstance(tool.get("driver"), dict), name, f"{run_place}.tool.driver", "not a SARIF log: a run's tool has no 'driver' object")
+        driver_doc = tool["driver"]
         tool_name = driver_doc.get("name")
         if isinstance(tool_name, str) and tool_name and tool_name not in tools:
             tools.append(tool_name)
