@@ -109,8 +109,8 @@ def as_dict(value: Any, name: str, place: str) -> dict[str, Any]:
 
 
 def local(tag: str) -> str:
-    """The tag without its namespace (`{ns}testcase` -> `testcase`)."""
-    return tag.rsplit("}", 1)[-1] if tag[:1] == "{" else tag
+    """The element name without its namespace prefix (`j:testcase` -> `testcase`)."""
+    return tag.rpartition(":")[2]
 
 
 def _line_of(data: bytes, needle: bytes) -> str:
@@ -118,41 +118,56 @@ def _line_of(data: bytes, needle: bytes) -> str:
     return "line %d" % (data.count(b"\n", 0, at) + 1) if at >= 0 else ""
 
 
-def iter_xml(data: bytes, name: str, events: tuple[str, ...] = ("start", "end")) -> Iterator[tuple[str, Any]]:
-    """Stream (event, element) pairs of an untrusted XML document through defusedxml.
+class XmlHandler:
+    """What `parse_xml` calls: `start(name, attributes)` per element, and `end(name)` (set
+    `wants_end = False` to skip end events). Names keep any prefix (`j:testcase`)."""
 
-    Entity declarations (billion laughs, quadratic blow-up, external entities) and external
-    references are refused with a ReportError naming the line of the declaration; malformed XML
-    (a truncated file) with the line and column expat reports. Callers `clear()` what they are done
-    with, so memory stays flat on large files.
+    wants_end = True
+
+    def start(self, name: str, attrs: dict[str, str]) -> None: ...
+
+    def end(self, name: str) -> None: ...
+
+
+def parse_xml(data: bytes, name: str, handler: XmlHandler) -> None:
+    """Stream an untrusted XML document into `handler`, through defusedxml.
+
+    The expat parser is the one defusedxml builds and hardens (`DefusedExpatParser`): entity
+    declarations (billion laughs, quadratic blow-up, external entities) and external references
+    are refused, with a ReportError naming the line of the declaration. Element events go straight
+    to the handler (no tree, no SAX attribute objects: memory stays flat and large files fast).
+    Malformed XML (a truncated file) is a ReportError with expat's line and column. A handler
+    raises ReportError for a well-formed document that is not its format.
     """
     import defusedxml
-    from defusedxml.ElementTree import ParseError, iterparse
+    from defusedxml.expatreader import DefusedExpatParser
+    from pyexpat import ExpatError, errors
 
+    reader = DefusedExpatParser(forbid_dtd=False, forbid_entities=True, forbid_external=True)
+    reader.reset()  # creates the hardened pyexpat parser
+    expat = reader._parser
+    expat.StartElementHandler = handler.start
+    if handler.wants_end:
+        expat.EndElementHandler = handler.end
+    else:
+        expat.EndElementHandler = None
+    expat.CharacterDataHandler = None
+    expat.ProcessingInstructionHandler = None
     try:
-        for event, elem in iterparse(io.BytesIO(data), events=events, forbid_dtd=False, forbid_entities=True, forbid_external=True):
-            yield event, elem
+        expat.Parse(data, True)
     except defusedxml.EntitiesForbidden as exc:
         raise ReportError(name, _line_of(data, b"<!ENTITY"), f"XML entity declaration {exc.name!r} refused (entity expansion and external entities are not allowed in report files)") from None
     except defusedxml.ExternalReferenceForbidden as exc:
         raise ReportError(name, _line_of(data, b"SYSTEM"), f"external reference {exc.sysid!r} refused") from None
-    except defusedxml.DTDForbidden:  # pragma: no cover - forbid_dtd is False
-        raise ReportError(name, "", "DTD refused") from None
-    except ParseError as exc:
-        line, column = getattr(exc, "position", (0, 0))
-        reason = str(exc).split(":")[0]
-        if reason.startswith("no element found") or reason.startswith("unclosed token"):
+    except ExpatError as exc:
+        reason = errors.messages.get(exc.code, str(exc).split(":")[0]) if exc.code else str(exc).split(":")[0]
+        if reason.startswith(("no element found", "unclosed token")):
             reason = f"truncated or malformed XML ({reason})"
         else:
             reason = f"malformed XML ({reason})"
-        raise ReportError(name, f"line {line} column {column + 1}", reason) from None
-
-
-def root_tag(data: bytes, name: str) -> str:
-    """The local name of the document element (streaming: stops at the first start event)."""
-    for _event, elem in iter_xml(data, name, events=("start",)):
-        return local(elem.tag)
-    raise ReportError(name, "", "empty XML document")  # pragma: no cover - expat raises first
+        raise ReportError(name, f"line {exc.lineno} column {exc.offset + 1}", reason) from None
+    finally:
+        reader._parser = None  # break the handler <-> parser cycle
 
 
 _NUMBER = re.compile(r"^\s*-?\d+(\.\d+)?\s*$")

@@ -23,42 +23,44 @@ from __future__ import annotations
 
 from typing import Any
 
-from catalog_pipelines.collectors.reports.errors import ReportError, iter_xml, local
+from catalog_pipelines.collectors.reports.errors import ReportError, XmlHandler, local, parse_xml
 
 _OUTCOMES = ("failure", "error", "skipped")
 
 
+class _JUnit(XmlHandler):
+    def __init__(self, name: str):
+        self.name = name
+        self.counts = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0, "flaky": 0}
+        self.failed_before: dict[tuple[str, str, str], str] = {}  # test cases whose last run failed/errored
+        self.root: str | None = None
+        self.case: tuple[str, str, str] | None = None
+        self.children: set[str] = set()
+
+    def start(self, tag: str, attrs: dict[str, str]) -> None:
+        if self.case is not None:
+            self.children.add(local(tag))
+        elif tag == "testcase":
+            self.case = (attrs.get("classname", ""), attrs.get("name", ""), attrs.get("file", ""))
+            self.children = set()
+        elif tag == "test-method" and self.root == "testng-results":
+            _testng_method(attrs, self.counts)
+        elif self.root is None:
+            root = local(tag)
+            if root not in ("testsuites", "testsuite", "testng-results"):
+                raise ReportError(self.name, "line 1", f"not a JUnit XML report: the root element is <{tag}>, not <testsuites>/<testsuite>")
+            self.root = root
+
+    def end(self, tag: str) -> None:
+        if tag == "testcase" and self.case is not None:
+            _count_case(self.case, self.children, self.counts, self.failed_before)
+            self.case = None
+
+
 def parse_junit(data: bytes, name: str) -> dict[str, Any]:
-    counts = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0, "flaky": 0}
-    failed_before: dict[tuple[str, str, str], str] = {}  # test cases whose last run failed/errored
-    root: str | None = None
-    depth_case = 0
-    children: set[str] = set()
-    for event, elem in iter_xml(data, name):
-        tag = local(elem.tag)
-        if root is None:
-            if tag not in ("testsuites", "testsuite", "testng-results"):
-                raise ReportError(name, "line 1", f"not a JUnit XML report: the root element is <{tag}>, not <testsuites>/<testsuite>")
-            root = tag
-        if root == "testng-results":
-            if event == "end" and tag == "test-method":
-                _testng_method(elem, counts)
-                elem.clear()
-            continue
-        if tag == "testcase":
-            if event == "start":
-                depth_case += 1
-                children = set()
-                continue
-            depth_case -= 1
-            _count_case(elem, children, counts, failed_before)
-            elem.clear()
-        elif event == "end" and depth_case:
-            children.add(tag)
-        elif event == "end" and tag == "testsuite":
-            elem.clear()
-    counts["tests"] = max(counts["tests"], 0)
-    return counts
+    h = _JUnit(name)
+    parse_xml(data, name, h)
+    return h.counts
 
 
 def _outcome(children: set[str]) -> str:
@@ -68,9 +70,8 @@ def _outcome(children: set[str]) -> str:
     return "passed"
 
 
-def _count_case(elem: Any, children: set[str], counts: dict[str, int], failed_before: dict[tuple[str, str, str], str]) -> None:
+def _count_case(key: tuple[str, str, str], children: set[str], counts: dict[str, int], failed_before: dict[tuple[str, str, str], str]) -> None:
     outcome = _outcome(children)
-    key = (elem.get("classname", ""), elem.get("name", ""), elem.get("file", ""))
     previous = failed_before.pop(key, None)
     if previous is not None:
         # A rerun of a test case that failed: it replaces the earlier run.
@@ -90,11 +91,11 @@ def _count_case(elem: Any, children: set[str], counts: dict[str, int], failed_be
 _PLURAL = {"failure": "failures", "error": "errors", "skipped": "skipped"}
 
 
-def _testng_method(elem: Any, counts: dict[str, int]) -> None:
-    if elem.get("is-config") == "true":
+def _testng_method(attrs: Any, counts: dict[str, int]) -> None:
+    if attrs.get("is-config") == "true":
         return
     counts["tests"] += 1
-    status = (elem.get("status") or "").upper()
+    status = (attrs.get("status") or "").upper()
     if status == "FAIL":
         counts["failures"] += 1
     elif status == "SKIP":
