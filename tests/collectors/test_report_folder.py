@@ -57,6 +57,10 @@ def test_folder_layout_names_targets_as_backstage_annotations(rel, targets):
     assert placed[0] == targets
 
 
+def test_both_gitlab_layouts_of_one_project_are_one_target():
+    assert targets_for("gitlab.com/g/sub/repo/a.xml".split("/")) == targets_for("gitlab.com/g/sub/repo/-/ci/b.xml".split("/"))
+
+
 @pytest.mark.parametrize("rel", ["loose.sarif", "github.com/acme/x.sarif", "entity/component/petstore/x.xml"])
 def test_files_outside_the_layout_are_explained(rel):
     assert isinstance(targets_for(rel.split("/")), str)
@@ -174,3 +178,14 @@ def test_config_is_validated(tmp_path):
 def test_a_missing_folder_is_a_rejection_not_a_crash(tmp_path):
     obs, rejections, cursors = run(ReportFolderCollector("x", tmp_path / "nope"))
     assert obs == [] and "does not exist" in rejections[0].reason and cursors == [None]
+
+
+def test_symbolic_links_are_not_followed(tmp_path):
+    outside = tmp_path / "outside"
+    put(outside, "secret.sarif", "sarif/trivy-alpine-310.sarif")
+    reports = tmp_path / "reports"
+    (reports / "github.com/acme/a").mkdir(parents=True)
+    (reports / "github.com/acme/a/linked.sarif").symlink_to(outside / "secret.sarif")
+    (reports / "github.com/acme/b").symlink_to(outside, target_is_directory=True)
+    obs, rejections, _ = run(ReportFolderCollector("x", reports))
+    assert obs == [] and rejections == []

@@ -221,3 +221,18 @@ def test_unrecognised_content_is_an_error_not_a_guess():
     with pytest.raises(ReportError) as err:
         parse_bytes(None, b'{"hello": "world"}', "notes.json")
     assert "no report format recognised" in err.value.reason
+
+
+def test_junit_rerun_testcases_replace_the_failed_run_and_identical_passing_names_all_count():
+    # gotestsum --rerun-fails repeats a failed test's <testcase>; jest allows two tests with one title.
+    data = b"""<testsuites><testsuite name="pkg">
+      <testcase classname="pkg" name="TestFlaky"><failure message="boom"/></testcase>
+      <testcase classname="pkg" name="TestFlaky"/>
+      <testcase classname="pkg" name="TestBroken"><failure message="boom"/></testcase>
+      <testcase classname="pkg" name="TestBroken"><failure message="boom again"/></testcase>
+      <testcase classname="pkg" name="works"/>
+      <testcase classname="pkg" name="works"/>
+      <testsuite name="nested"><testcase classname="pkg.nested" name="inner"><skipped/></testcase></testsuite>
+    </testsuite></testsuites>"""
+    _, found = parse_bytes("junit", data, "junit.xml")
+    assert found == {"tests": 5, "failures": 1, "errors": 0, "skipped": 1, "flaky": 1}

@@ -63,41 +63,39 @@ class ReportFolderParams(BaseModel):
     batch_targets: int = Field(500, gt=0, description="targets per yielded batch")
 
 
-@dataclass
+@dataclass(slots=True)
 class _File:
     rel: str
-    path: str
     mtime_ns: int
     size: int
 
 
-@dataclass
+@dataclass(slots=True)
 class _Group:
     targets: tuple[Target, ...]
     files: list[_File] = field(default_factory=list)
 
 
-def targets_for(rel_parts: Sequence[str]) -> tuple[tuple[Target, ...], int] | str:
-    """(targets, number of leading path segments naming the target) for a file's path relative to
-    the watched folder, or the reason it fits no layout."""
+def targets_for(rel_parts: Sequence[str]) -> tuple[tuple[Target, ...], str] | str:
+    """(targets, the folder naming them, e.g. `gitlab.com/group/sub/repo`) for a file's path
+    relative to the watched folder, or the reason it fits no layout."""
     parts = list(rel_parts)
     dirs = parts[:-1]
     if dirs and dirs[0] == "entity":
         if len(dirs) < 4:
             return "under entity/ a report must sit in entity/<kind>/<namespace>/<name>/"
         kind, namespace, name = dirs[1:4]
-        return (Target(ENTITY_REF, f"{kind}:{namespace}/{name}"),), 4
+        return (Target(ENTITY_REF, f"{kind}:{namespace}/{name}"),), "/".join(dirs[:4])
     if len(dirs) < 3:
         return "not under <host>/<owner>/<repo>/ or entity/<kind>/<namespace>/<name>/"
     host = dirs[0].lower()
     gitlab = "gitlab" in host
     if "-" in dirs[1:]:
         end = dirs.index("-", 1)
-        used = end + 1
     elif gitlab:
-        end = used = len(dirs)
+        end = len(dirs)
     else:
-        end = used = 3
+        end = 3
     repo_path = dirs[1:end]
     if len(repo_path) < 2:
         return f"the repository path {'/'.join(repo_path) or '(empty)'!r} needs an owner or group and a name"
@@ -108,7 +106,7 @@ def targets_for(rel_parts: Sequence[str]) -> tuple[tuple[Target, ...], int] | st
     elif gitlab:
         targets.append(Target("gitlab.com/project-slug", slug))
     targets.append(Target("backstage.io/source-location", f"url:https://{host}/{slug}"))
-    return tuple(targets), used
+    return tuple(targets), "/".join(dirs[:end])
 
 
 class ReportFolderCollector:
@@ -140,7 +138,8 @@ class ReportFolderCollector:
     # -----------------------------------------------------------------------------------------
 
     def _walk(self) -> Iterator[_File]:
-        """Every non-hidden regular file under the root, depth first, sorted per directory."""
+        """Every non-hidden regular file under the root, depth first, sorted per directory;
+        symbolic links are not followed (the folder is written by CI jobs: untrusted)."""
         stack = [(str(self.root), "")]
         while stack:
             directory, rel = stack.pop()
@@ -156,9 +155,9 @@ class ReportFolderCollector:
                 try:
                     if entry.is_dir(follow_symlinks=False):
                         stack.append((entry.path, entry_rel))
-                    elif entry.is_file(follow_symlinks=True):
-                        st = entry.stat(follow_symlinks=True)
-                        yield _File(entry_rel, entry.path, st.st_mtime_ns, st.st_size)
+                    elif entry.is_file(follow_symlinks=False):  # a symlink could point anywhere: not followed
+                        st = entry.stat(follow_symlinks=False)
+                        yield _File(entry_rel, st.st_mtime_ns, st.st_size)
                 except OSError:
                     continue
 
@@ -183,8 +182,7 @@ class ReportFolderCollector:
                 if is_new:
                     rejections.append(Rejection(f.rel, placed))
                 continue
-            targets, used = placed
-            key = "/".join(f.rel.split("/")[:used])
+            targets, key = placed
             group = groups.get(key)
             if group is None:
                 group = groups[key] = _Group(targets)
@@ -211,14 +209,14 @@ class ReportFolderCollector:
         parsed: list[tuple[_File, dict[str, Any]]] = []
         for f in group.files:
             try:
-                fmt = detect_format(f.rel, _head(f))
+                fmt = detect_format(f.rel, _head(self.root, f))
                 if fmt is None:
                     raise ReportError(f.rel, "", f"no report format recognised (known: {', '.join(FORMATS)})")
                 if fmt not in self.formats:
                     continue  # another instance's report (e.g. coverage beside SARIF)
                 if f.size > self.max_file_bytes:
                     raise ReportError(f.rel, "", f"file is {f.size} bytes, over the limit of {self.max_file_bytes} bytes")
-                data = read_limited(f.path, self.max_file_bytes, shown=f.rel)
+                data = read_limited(os.path.join(self.root, f.rel), self.max_file_bytes, shown=f.rel)
                 _fmt, facts = parse_bytes(fmt, data, f.rel)
             except ReportError as exc:
                 rejections.append(Rejection(exc.file + (f": {exc.place}" if exc.place else ""), exc.reason))
@@ -232,9 +230,9 @@ class ReportFolderCollector:
         return Observation(targets=group.targets, facts=merged, observed_at=datetime.fromtimestamp(observed_ns / 1e9, tz=timezone.utc), origin=origin)
 
 
-def _head(f: _File) -> bytes:
+def _head(root: Path, f: _File) -> bytes:
     try:
-        with open(f.path, "rb") as handle:
+        with open(os.path.join(root, f.rel), "rb") as handle:
             return handle.read(HEAD_BYTES)
     except OSError as exc:
         raise ReportError(f.rel, "", f"cannot read: {exc.strerror or exc}") from None
