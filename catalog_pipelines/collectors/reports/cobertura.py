@@ -20,29 +20,38 @@ _CONDITION = re.compile(r"\((\d+)/(\d+)\)")
 
 class _Cobertura(XmlHandler):
     wants_end = False
+
     def __init__(self, name: str):
         self.name = name
         self.root: dict[str, str] | None = None
+        self.files: dict[str, dict[str, bool]] = {}  # filename -> line number -> covered
+        self.lines = self.files.setdefault("", {})
         self.filename = ""
-        self.lines: dict[tuple[str, str], bool] = {}
         self.branches: dict[tuple[str, str], tuple[int, int]] = {}
 
     def start(self, tag: str, attrs: dict[str, str]) -> None:
+        # Called once per element: the <line> path is kept short (it is most of a report).
         if tag == "line":
-            key = (self.filename, attrs.get("number", ""))
-            hits = attrs.get("hits") or "0"
-            covered = int(hits) > 0 if hits.isdigit() else number(hits, self.name, f"<line number={key[1]!r}> in {self.filename!r}", default=0) > 0
-            lines = self.lines
-            if covered or key not in lines:
-                lines[key] = covered
+            number_attr = attrs.get("number", "")
+            hits = attrs.get("hits", "0")
+            if hits == "0":
+                self.lines.setdefault(number_attr, False)
+            else:
+                covered = int(hits) > 0 if hits.isdigit() else number(hits, self.name, f"<line number={number_attr!r}> in {self.filename!r}") > 0
+                if covered:
+                    self.lines[number_attr] = True
+                else:
+                    self.lines.setdefault(number_attr, False)
             if attrs.get("branch") == "true":
                 match = _CONDITION.search(attrs.get("condition-coverage") or "")
                 if match:
+                    key = (self.filename, number_attr)
                     c, t = int(match.group(1)), int(match.group(2))
                     seen = self.branches.get(key)
                     self.branches[key] = (max(c, seen[0]), max(t, seen[1])) if seen else (c, t)
         elif tag == "class":
             self.filename = attrs.get("filename") or attrs.get("name") or ""
+            self.lines = self.files.setdefault(self.filename, {})
         elif self.root is None:
             if local(tag) != "coverage":
                 raise ReportError(self.name, "line 1", f"not a Cobertura report: the root element is <{tag}>, not <coverage>")
@@ -56,15 +65,16 @@ def parse_cobertura(data: bytes, name: str) -> dict[str, Any]:
     if root is None:  # pragma: no cover - expat refuses a document without an element
         raise ReportError(name, "", "empty XML document")
     facts: dict[str, Any] = {}
-    if h.lines:
-        facts["line_coverage_pct"] = pct(sum(h.lines.values()), len(h.lines))
+    total = sum(len(lines) for lines in h.files.values())
+    if total:
+        facts["line_coverage_pct"] = pct(sum(sum(lines.values()) for lines in h.files.values()), total)
     else:
         facts["line_coverage_pct"] = round(100.0 * float(number(root.get("line-rate"), name, "<coverage line-rate>", default=0)), 2)
     if h.branches:
-        total = sum(t for _, t in h.branches.values())
-        if total:
-            facts["branch_coverage_pct"] = pct(sum(c for c, _ in h.branches.values()), total)
-    elif not h.lines and float(number(root.get("branches-valid"), name, "<coverage branches-valid>", default=0)) > 0:
+        branches = sum(t for _, t in h.branches.values())
+        if branches:
+            facts["branch_coverage_pct"] = pct(sum(c for c, _ in h.branches.values()), branches)
+    elif not total and float(number(root.get("branches-valid"), name, "<coverage branches-valid>", default=0)) > 0:
         facts["branch_coverage_pct"] = round(100.0 * float(number(root.get("branch-rate"), name, "<coverage branch-rate>", default=0)), 2)
-    facts["lines_valid"] = len(h.lines) if h.lines else int(number(root.get("lines-valid"), name, "<coverage lines-valid>", default=0))
+    facts["lines_valid"] = total if total else int(number(root.get("lines-valid"), name, "<coverage lines-valid>", default=0))
     return facts
