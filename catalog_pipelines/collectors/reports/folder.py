@@ -72,41 +72,53 @@ class _File:
 
 @dataclass(slots=True)
 class _Group:
-    targets: tuple[Target, ...]
+    folder: str
     files: list[_File] = field(default_factory=list)
 
 
-def targets_for(rel_parts: Sequence[str]) -> tuple[tuple[Target, ...], str] | str:
-    """(targets, the folder naming them, e.g. `gitlab.com/group/sub/repo`) for a file's path
-    relative to the watched folder, or the reason it fits no layout."""
-    parts = list(rel_parts)
-    dirs = parts[:-1]
+def target_folder(dirs: Sequence[str]) -> str | tuple[str]:
+    """The folder naming the target of the files in folder `dirs` (path segments relative to the
+    watched folder), e.g. `gitlab.com/group/sub/repo`; or `(reason,)` when it fits no layout."""
     if dirs and dirs[0] == "entity":
         if len(dirs) < 4:
-            return "under entity/ a report must sit in entity/<kind>/<namespace>/<name>/"
-        kind, namespace, name = dirs[1:4]
-        return (Target(ENTITY_REF, f"{kind}:{namespace}/{name}"),), "/".join(dirs[:4])
+            return ("under entity/ a report must sit in entity/<kind>/<namespace>/<name>/",)
+        return "/".join(dirs[:4])
     if len(dirs) < 3:
-        return "not under <host>/<owner>/<repo>/ or entity/<kind>/<namespace>/<name>/"
-    host = dirs[0].lower()
-    gitlab = "gitlab" in host
+        return ("not under <host>/<owner>/<repo>/ or entity/<kind>/<namespace>/<name>/",)
     if "-" in dirs[1:]:
         end = dirs.index("-", 1)
-    elif gitlab:
+    elif "gitlab" in dirs[0].lower():
         end = len(dirs)
     else:
         end = 3
-    repo_path = dirs[1:end]
-    if len(repo_path) < 2:
-        return f"the repository path {'/'.join(repo_path) or '(empty)'!r} needs an owner or group and a name"
-    slug = "/".join(repo_path)
+    if end < 3:
+        return (f"the repository path {'/'.join(dirs[1:end]) or '(empty)'!r} needs an owner or group and a name",)
+    return "/".join(dirs[:end])
+
+
+def folder_targets(folder: str) -> tuple[Target, ...]:
+    """The targets a target folder (from `target_folder`) names, in the order they are tried."""
+    parts = folder.split("/")
+    if parts[0] == "entity":
+        kind, namespace, name = parts[1:4]
+        return (Target(ENTITY_REF, f"{kind}:{namespace}/{name}"),)
+    host, slug = parts[0].lower(), "/".join(parts[1:])
     targets: list[Target] = []
     if host == "github.com":
         targets.append(Target("github.com/project-slug", slug))
-    elif gitlab:
+    elif "gitlab" in host:
         targets.append(Target("gitlab.com/project-slug", slug))
     targets.append(Target("backstage.io/source-location", f"url:https://{host}/{slug}"))
-    return tuple(targets), "/".join(dirs[:end])
+    return tuple(targets)
+
+
+def targets_for(rel_parts: Sequence[str]) -> tuple[tuple[Target, ...], str] | str:
+    """(targets, target folder) for a file's path relative to the watched folder, or the reason
+    it fits no layout."""
+    placed = target_folder(list(rel_parts)[:-1])
+    if isinstance(placed, tuple):
+        return placed[0]
+    return folder_targets(placed), placed
 
 
 class ReportFolderCollector:
@@ -137,29 +149,33 @@ class ReportFolderCollector:
 
     # -----------------------------------------------------------------------------------------
 
-    def _walk(self) -> Iterator[_File]:
-        """Every non-hidden regular file under the root, depth first, sorted per directory;
-        symbolic links are not followed (the folder is written by CI jobs: untrusted)."""
-        stack = [(str(self.root), "")]
+    def _walk(self) -> Iterator[tuple[list[str], list[_File]]]:
+        """(folder segments, its regular files) for every non-hidden folder under the root, in no
+        particular order; symbolic links are not followed (the folder is written by CI jobs: untrusted)."""
+        stack: list[tuple[str, list[str]]] = [(str(self.root), [])]
         while stack:
-            directory, rel = stack.pop()
+            directory, segments = stack.pop()
             try:
                 with os.scandir(directory) as it:
-                    entries = sorted(it, key=lambda e: e.name, reverse=True)
+                    entries = list(it)  # unsorted: the order of the walk decides nothing
             except OSError:
                 continue
+            prefix = "/".join(segments) + "/" if segments else ""
+            files: list[_File] = []
             for entry in entries:
-                if entry.name.startswith("."):
+                name = entry.name
+                if name[0] == ".":
                     continue
-                entry_rel = f"{rel}/{entry.name}" if rel else entry.name
                 try:
                     if entry.is_dir(follow_symlinks=False):
-                        stack.append((entry.path, entry_rel))
+                        stack.append((entry.path, [*segments, name]))
                     elif entry.is_file(follow_symlinks=False):  # a symlink could point anywhere: not followed
                         st = entry.stat(follow_symlinks=False)
-                        yield _File(entry_rel, st.st_mtime_ns, st.st_size)
+                        files.append(_File(prefix + name, st.st_mtime_ns, st.st_size))
                 except OSError:
                     continue
+            if files:
+                yield segments, files
 
     def collect(self, cursor: Mapping[str, Any] | None, now: datetime) -> Iterator[Batch]:
         since_ns = int(cursor.get("mtime_ns", -1)) if cursor else -1
@@ -171,24 +187,24 @@ class ReportFolderCollector:
         if not self.root.is_dir():
             yield Batch(rejections=[Rejection(str(self.root), "the report folder does not exist")], cursor=None)
             return
-        for f in self._walk():
-            if f.mtime_ns > newest_ns:
-                newest_ns, newest_names = f.mtime_ns, {f.rel}
-            elif f.mtime_ns == newest_ns:
-                newest_names.add(f.rel)
-            is_new = f.mtime_ns > since_ns or (f.mtime_ns == since_ns and f.rel not in seen_names)
-            placed = targets_for(f.rel.split("/"))
-            if isinstance(placed, str):
+        for segments, files in self._walk():
+            placed = target_folder(segments)
+            group = None if isinstance(placed, tuple) else groups.get(placed)
+            for f in files:
+                if f.mtime_ns > newest_ns:
+                    newest_ns, newest_names = f.mtime_ns, {f.rel}
+                elif f.mtime_ns == newest_ns:
+                    newest_names.add(f.rel)
+                is_new = f.mtime_ns > since_ns or (f.mtime_ns == since_ns and f.rel not in seen_names)
+                if isinstance(placed, tuple):
+                    if is_new:
+                        rejections.append(Rejection(f.rel, placed[0]))
+                    continue
+                if group is None:
+                    group = groups[placed] = _Group(placed)
+                group.files.append(f)
                 if is_new:
-                    rejections.append(Rejection(f.rel, placed))
-                continue
-            targets, key = placed
-            group = groups.get(key)
-            if group is None:
-                group = groups[key] = _Group(targets)
-            group.files.append(f)
-            if is_new:
-                changed.add(key)
+                    changed.add(placed)
         new_cursor = {"mtime_ns": newest_ns, "names": sorted(newest_names)[:_CURSOR_NAMES_MAX]} if newest_ns >= 0 else None
         keys = sorted(changed)
         if not keys:
@@ -207,7 +223,7 @@ class ReportFolderCollector:
     def _read_group(self, group: _Group, rejections: list[Rejection]) -> Observation | None:
         """Parse a target's files of this instance's formats and merge their facts."""
         parsed: list[tuple[_File, dict[str, Any]]] = []
-        for f in group.files:
+        for f in sorted(group.files, key=lambda f: f.rel):
             try:
                 fmt = detect_format(f.rel, _head(self.root, f))
                 if fmt is None:
@@ -227,7 +243,7 @@ class ReportFolderCollector:
         merged = merge_facts([(f.mtime_ns, facts) for f, facts in parsed])
         observed_ns = max(f.mtime_ns for f, _ in parsed)
         origin = parsed[0][0].rel if len(parsed) == 1 else f"{parsed[0][0].rel} (+{len(parsed) - 1} more)"
-        return Observation(targets=group.targets, facts=merged, observed_at=datetime.fromtimestamp(observed_ns / 1e9, tz=timezone.utc), origin=origin)
+        return Observation(targets=folder_targets(group.folder), facts=merged, observed_at=datetime.fromtimestamp(observed_ns / 1e9, tz=timezone.utc), origin=origin)
 
 
 def _head(root: Path, f: _File) -> bytes:
