@@ -24,6 +24,7 @@ SUBCOMMANDS: dict[str, str] = {
     "rbac": "catalog_pipelines.cli.dashboards:rbac",
     "config": "catalog_pipelines.cli.config:config",
     "notify": "catalog_pipelines.cli.notify:notify",
+    "facts": "catalog_pipelines.cli.facts:facts",
 }
 
 
