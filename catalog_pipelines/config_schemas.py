@@ -99,7 +99,7 @@ def _gigs_semantic(path: Path, shown: str) -> list[ConfigIssue]:
 
 
 def _notifications_semantic(path: Path, shown: str) -> list[ConfigIssue]:
-    from catalog_pipelines.model.notifications import NotificationsConfigError, parse_notifications_text
+    from catalog_pipelines.services.notify_config import NotificationsConfigError, parse_notifications_text
 
     try:
         parse_notifications_text(path.read_text(encoding="utf-8"), shown)
@@ -123,7 +123,7 @@ KINDS: dict[str, ConfigKind] = {
                    lambda s: _one(s.skills_config / "skills.yaml")),
         ConfigKind("gigs", "analytics.health.skills:GigsFile", "Gigs and embeds of the skills exchange (config/skills/gigs.yaml)",
                    lambda s: _one(s.skills_config / "gigs.yaml"), _gigs_semantic),
-        ConfigKind("notifications", "catalog_pipelines.model.notifications:NotificationsFile",
+        ConfigKind("notifications", "catalog_pipelines.services.notify_config:NotificationsFile",
                    "Notification channels and routing rules (config/notifications.yaml)",
                    lambda s: _one(s.notifications_config), _notifications_semantic),
     )

@@ -41,7 +41,7 @@ def notifications(context: dg.AssetExecutionContext, catalog: CatalogDatabase) -
     (config/notifications.yaml; docs/notifications.md)."""
     from catalog_pipelines.assets.dashboards import latest_materializations
     from catalog_pipelines.model.freshness import FRESHNESS
-    from catalog_pipelines.model.notifications import NotificationsConfigError
+    from catalog_pipelines.services.notify_config import NotificationsConfigError
     from catalog_pipelines.services.notify import run_notifications
 
     materialized = latest_materializations(context.instance, list(FRESHNESS))

@@ -24,7 +24,7 @@ def notify(dry_run: bool, as_json: bool) -> None:
     """Notify teams and operators: scorecard regressions, orphans, campaign deadlines, survey
     response-rate collapses, ingestion problems, stale assets (config/notifications.yaml)."""
     from catalog_pipelines.model.freshness import FRESHNESS
-    from catalog_pipelines.model.notifications import NotificationsConfigError
+    from catalog_pipelines.services.notify_config import NotificationsConfigError
     from catalog_pipelines.services.catalog import engine_from_env
     from catalog_pipelines.services.notify import run_notifications
 

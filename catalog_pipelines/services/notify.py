@@ -36,7 +36,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from catalog_pipelines.model.notifications import NOTIFY_CHANNEL_ANNOTATION, OPERATORS, RULES, NotificationsFile
+from catalog_pipelines.services.notify_config import NOTIFY_CHANNEL_ANNOTATION, OPERATORS, RULES, NotificationsFile
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -124,7 +124,7 @@ def config_path() -> Path:
 
 def load_config(path: Path | None = None) -> NotificationsFile | None:
     """The notifications file (None when it does not exist). Raises NotificationsConfigError."""
-    from catalog_pipelines.model.notifications import parse_notifications_text
+    from catalog_pipelines.services.notify_config import parse_notifications_text
 
     path = path or config_path()
     if not path.exists():

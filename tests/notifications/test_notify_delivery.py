@@ -17,7 +17,7 @@ import pytest
 
 from analytics.scorecards.reports import level_changes, regressions, result_changes
 from catalog_pipelines.model.insight_tables import ORPHANS, SCORECARDS, SURVEYS
-from catalog_pipelines.model.notifications import parse_notifications_text
+from catalog_pipelines.services.notify_config import parse_notifications_text
 from catalog_pipelines.services.notify import run_notifications
 from catalog_pipelines.storage.db import get_engine
 from catalog_pipelines.storage.insights import write_frames

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from catalog_pipelines.model.notifications import NotificationsConfigError, parse_notifications_text
+from catalog_pipelines.services.notify_config import NotificationsConfigError, parse_notifications_text
 from helpers import REPO_ROOT
 
 
