@@ -5,7 +5,7 @@ import { CollectorAnalyticsApi, expiresWithin } from '../src/index.js';
 import type { CollectorAnalyticsOptions } from '../src/index.js';
 
 /** A JWT-shaped token (unsigned: the module only reads `exp` to avoid sending a dead token). */
-function token(sub: string, expSeconds = Math.floor(Date.now() / 1000) + 3600): string {
+function token(sub: string, expSeconds = 4_102_444_800 /* 2100-01-01 */): string {
   const part = (o: object) => Buffer.from(JSON.stringify(o)).toString('base64url');
   return `${part({ alg: 'ES256', kid: 'k1' })}.${part({ sub, exp: expSeconds })}.c2lnbmF0dXJl`;
 }
