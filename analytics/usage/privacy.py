@@ -258,6 +258,14 @@ def _mask_below(frame: Any, column: str, k: int) -> Any:
     return values.isna() | (values.fillna(0) < k)
 
 
+def _hidden(frame: Any, masks: dict[str, Any]) -> Any:
+    """`frame` with each column's masked cells missing (counts as nullable integers)."""
+    for column, mask in masks.items():
+        values = frame[column]
+        frame[column] = (values if column in ("retention", "stickiness") else values.astype("Int64")).mask(mask)
+    return frame
+
+
 def protect_people_figures(tables: dict[str, Any], k: int) -> dict[str, Any]:
     """The usage insight tables with every people count below k hidden (see above), in place of
     the input tables. Differencing is closed where a published sum or difference could give a
@@ -285,11 +293,9 @@ def protect_people_figures(tables: dict[str, Any], k: int) -> dict[str, Any]:
             either = masks["new_users"] | masks["returning_users"]
             masks["new_users"] = masks["returning_users"] = either
         true_new = daily["new_users"].astype("float64") if "new_users" in daily.columns else None
-        for column, mask in masks.items():
-            daily[column] = daily[column].astype("Int64").mask(mask)
         if "stickiness" in daily.columns:
-            gone = masks.get("dau", False) | masks.get("mau", False)
-            daily["stickiness"] = daily["stickiness"].mask(gone)
+            masks["stickiness"] = masks.get("dau", False) | masks.get("mau", False)
+        _hidden(daily, masks)
         if true_new is not None:
             hidden_new = pd.DataFrame({"day": daily["day"], "value": true_new, "hidden": masks["new_users"]})
         out["daily"] = daily
@@ -305,18 +311,13 @@ def protect_people_figures(tables: dict[str, Any], k: int) -> dict[str, Any]:
             cells = h.groupby("week")["value"].agg(["count", "sum"])
             leak = cells[(cells["count"] > 0) & (cells["sum"] < k)].index
             hide_new |= weekly["week"].astype(str).isin(leak).to_numpy()
-        weekly["active_users"] = weekly["active_users"].astype("Int64").mask(hide_active)
-        weekly["new_users"] = weekly["new_users"].astype("Int64").mask(hide_new)
-        out["weekly"] = weekly
+        out["weekly"] = _hidden(weekly, {"active_users": hide_active, "new_users": hide_new})
     cohorts = tables.get("cohorts")
     if cohorts is not None and len(cohorts):
         cohorts = cohorts.copy()
         small_cohort = _mask_below(cohorts, "cohort_users", k)
         small_cell = small_cohort | _mask_below(cohorts, "active_users", k)
-        cohorts["cohort_users"] = cohorts["cohort_users"].astype("Int64").mask(small_cohort)
-        cohorts["active_users"] = cohorts["active_users"].astype("Int64").mask(small_cell)
-        cohorts["retention"] = cohorts["retention"].mask(small_cell)
-        out["cohorts"] = cohorts
+        out["cohorts"] = _hidden(cohorts, {"cohort_users": small_cohort, "active_users": small_cell, "retention": small_cell})
     plugins = tables.get("plugin_adoption")
     if plugins is not None and len(plugins):
         plugins = plugins.sort_values(["plugin", "week"], kind="stable").reset_index(drop=True)
@@ -337,16 +338,11 @@ def protect_people_figures(tables: dict[str, Any], k: int) -> dict[str, Any]:
                 hide_cum[i] = True
             else:
                 hidden_sum, hidden_cells = 0.0, 0
-        plugins["active_users"] = plugins["active_users"].astype("Int64").mask(hide_active)
-        plugins["new_users"] = plugins["new_users"].astype("Int64").mask(hide_new)
-        plugins["cumulative_users"] = plugins["cumulative_users"].astype("Int64").mask(hide_cum)
-        out["plugin_adoption"] = plugins
+        out["plugin_adoption"] = _hidden(plugins, {"active_users": hide_active, "new_users": hide_new, "cumulative_users": hide_cum})
     meta = tables.get("meta")
     if meta is not None and len(meta):
         meta = meta.copy()
-        for column in ("active_catalog_users", "active_unknown_users"):
-            if column in meta.columns:
-                meta[column] = meta[column].astype("Int64").mask(_mask_below(meta, column, k))
+        _hidden(meta, {c: _mask_below(meta, c, k) for c in ("active_catalog_users", "active_unknown_users") if c in meta.columns})
         meta["min_people"] = k
         out["meta"] = meta
     return out
