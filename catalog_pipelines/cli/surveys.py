@@ -252,12 +252,14 @@ def validate_cmd(export: Path, survey_id: str | None, as_json: bool) -> None:
         survey = surveys_[0]
     else:
         raise click.ClickException(f"several surveys are defined; pass --survey ({', '.join(s.id for s in surveys_)})")
-    result = validate_export(read_export(export), survey)
-    report = {"file": str(export), "survey": survey.id, "rows": result.rows_read, "errors": [e.to_dict() for e in result.errors]}
+    table_ = read_export(export)
+    result = validate_export(table_, survey)
+    layout = table_.layout.name + (" (numeric values)" if table_.layout.choice_numbers else "")
+    report = {"file": str(export), "survey": survey.id, "layout": layout, "rows": result.rows_read, "errors": [e.to_dict() for e in result.errors]}
     if as_json:
         emit_json(report)
     else:
-        click.echo(f"{export}: {result.rows_read} rows, {len(result.errors)} problems")
+        click.echo(f"{export}: {layout} export, {result.rows_read} responses, {len(result.errors)} problems")
         for error in result.errors[:200]:
             click.echo(f"  {error}")
     if result.errors:

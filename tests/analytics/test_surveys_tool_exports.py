@@ -154,3 +154,21 @@ def test_a_public_qualtrics_export_is_read_without_its_header_rows():
     assert validated.frame["q2"].tolist() == ["Hello World!"]
     unmapped = [e for e in validated.errors if e.kind == "unmapped_column"]
     assert len(unmapped) == 1 and "Q2 - Topics" in unmapped[0].message
+
+
+def test_validate_names_the_layout_and_counts_responses_not_header_rows(tmp_path, monkeypatch):
+    import json
+    import shutil
+
+    from click.testing import CliRunner
+
+    from catalog_pipelines.cli.surveys import surveys
+
+    shutil.copy(DATA / "small-pulse.yaml", tmp_path / "small-pulse.yaml")
+    monkeypatch.setenv("CATALOG_PIPELINES_SURVEYS", str(tmp_path))
+    result = CliRunner().invoke(surveys, ["validate", str(TOOLS / "qualtrics-numeric.csv"), "--json"])
+    report = json.loads(result.output)
+    assert (report["layout"], report["rows"], report["errors"]) == ("qualtrics (numeric values)", 3, [])
+    result = CliRunner().invoke(surveys, ["validate", str(TOOLS / "surveymonkey.csv")])
+    assert result.exit_code == 1  # the unmapped office question is reported
+    assert "surveymonkey export, 3 responses, 1 problems" in result.output and "Which office are you in?" in result.output
