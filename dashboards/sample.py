@@ -281,6 +281,11 @@ def _usage(rng, org: OrgGraph, groups, entities, now, days) -> dict[InsightTable
             total = min(users, total + new)
             plugin_rows.append((plugin, week.isoformat(), max(new, int(total * 0.6)), new, total))
     plugins = pd.DataFrame(plugin_rows, columns=["plugin", "week", "active_users", "new_users", "cumulative_users"])
+    # as usage_insights publishes them: no count of fewer than K people
+    from analytics.usage.privacy import protect_people_figures
+
+    shown = protect_people_figures({"daily": daily, "weekly": weekly, "cohorts": cohorts, "plugin_adoption": plugins, "meta": meta}, K)
+    daily, weekly, cohorts, plugins, meta = (shown[n] for n in ("daily", "weekly", "cohorts", "plugin_adoption", "meta"))
     return {USAGE.daily: daily, USAGE.weekly: weekly, USAGE.cohorts: cohorts, USAGE.reach: reach, USAGE.top_daily: top_daily,
             USAGE.templates_daily: templates, USAGE.adoption: adoption, USAGE.meta: meta, USAGE.plugin_adoption: plugins}
 

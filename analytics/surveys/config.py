@@ -59,6 +59,8 @@ class Question:
     options: tuple[str, ...] = ()
     labels: tuple[str, ...] = ()
     column: str | None = None  # header in the export when it is not the question id
+    ids: tuple[str, ...] = ()  # the tool's ids for it (Qualtrics QID7 or Q7, ...)
+    texts: tuple[str, ...] = ()  # other wordings of its text in exports
 
     @property
     def scale(self) -> tuple[int, int] | None:
@@ -82,6 +84,7 @@ class ExportFormat:
     respondent_column: str = "email"
     consent_column: str = "free_text_consent"
     submitted_column: str = "submitted_at"
+    match: str = "id_or_text"  # how questions find their export column: id, text or id_or_text
 
 
 @dataclass(frozen=True)
@@ -205,7 +208,7 @@ def parse_survey(doc: Any, source: str = "<survey>") -> SurveyDefinition:
                 fail((*where, "labels"), "a Likert question needs exactly five labels (for 1..5)")
         elif labels:
             fail((*where, "labels"), "only Likert questions have labels")
-        questions.append(Question(q.id, q.text or q.id, q.type, q.dimension, options, labels, q.column))
+        questions.append(Question(q.id, q.text or q.id, q.type, q.dimension, options, labels, q.column, tuple(q.ids or ()), tuple(q.texts or ())))
 
     waves: list[Wave] = []
     for i, w in enumerate(model.waves):
@@ -243,7 +246,7 @@ def parse_survey(doc: Any, source: str = "<survey>") -> SurveyDefinition:
         questions=tuple(questions),
         waves=tuple(waves),
         min_group_size=(model.anonymity or AnonymityModel()).min_group_size,
-        export=ExportFormat(**{key: value for key in ("respondent_column", "consent_column", "submitted_column") if (value := getattr(export, key))}),
+        export=ExportFormat(**{key: value for key in ("respondent_column", "consent_column", "submitted_column", "match") if (value := getattr(export, key))}),
         collapse=CollapseThresholds(collapse.max_relative_drop, collapse.min_rate_pct),
         source=source,
         owner=owner,
@@ -280,6 +283,8 @@ class ExportModel(_Strict):
     respondent_column: str | None = None
     consent_column: str | None = None
     submitted_column: str | None = None
+    match: Literal["id", "text", "id_or_text"] | None = Field(
+        None, description="how questions find their export column: by id (header, Qualtrics ImportId), by question text, or id first (default)")
 
 
 class CollapseModel(_Strict):
@@ -304,6 +309,8 @@ class QuestionModel(_Strict):
     options: list[str | int | float] | None = Field(None, description="choice questions only")
     labels: list[str] | None = Field(None, description="Likert questions only: five labels for 1..5")
     column: str | None = Field(None, description="header in the export when it is not the question id")
+    ids: list[str] | None = Field(None, description="the survey tool's ids for this question, e.g. Qualtrics QID7 or Q7")
+    texts: list[str] | None = Field(None, description="other wordings of the question text in exports (e.g. an earlier wave's)")
 
 
 class PopulationModel(_Strict):

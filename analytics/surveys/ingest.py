@@ -39,6 +39,7 @@ import pandas as pd
 from analytics.org import OrgGraph
 from analytics.pseudonymise import pseudonymise_series
 from analytics.surveys.config import CONSENT, RESPONDENT, TEAM, Question, SurveyDefinition, Wave
+from analytics.surveys.formats import TOOL_COLUMNS, Layout, choice_cells, option_columns
 from catalog_pipelines.model.refs import EntityRefError, parse_entity_ref
 
 # Tokens for survey respondents are domain-separated from other areas' tokens (same key), so survey
@@ -49,7 +50,7 @@ RESPONDENT_ALIASES = (
     "recipientemail", "recipient email", "user", "username", "user_ref", "login",
 )
 CONSENT_ALIASES = ("free_text_consent", "consent", "comment consent", "share comments")
-SUBMITTED_ALIASES = ("submitted_at", "submitted at", "submitdate", "submit date", "enddate", "end date", "timestamp", "completed at", "completed_at")
+SUBMITTED_ALIASES = ("submitted_at", "submitted at", "submitdate", "submit date", "enddate", "end date", "timestamp", "completed at", "completed_at", "completion time")
 GROUP_ALIASES = ("group", "team", "group_ref", "team_ref")
 NOT_ANSWERED = frozenset({"", "n/a", "na", "-", "skipped", "prefer not to say", "no answer", "null", "none"})
 TRUE_VALUES = frozenset({"yes", "y", "true", "1", "x", "consent", "agreed", "i agree", "on"})
@@ -104,8 +105,13 @@ def _norm(header: Any) -> str:
     return " ".join(str(header).strip().casefold().split())
 
 
-def _find_column(columns: Iterable[str], *candidates: str | None) -> str | None:
-    lookup = {_norm(c): c for c in columns}
+def _find_column(columns: Iterable[str], *candidates: str | None, layout: Layout | None = None) -> str | None:
+    """The first column (in candidate order) any of whose names is a candidate: its header, and with
+    a tool's layout also its ids and question texts."""
+    lookup: dict[str, str] = {}
+    for c in columns:
+        for name in (layout.names(c) if layout else (c,)):
+            lookup.setdefault(_norm(name), c)
     for cand in candidates:
         if cand and _norm(cand) in lookup:
             return lookup[_norm(cand)]
@@ -124,6 +130,7 @@ class ExportTable:
     name: str  # the file name every RowError of this export names
     frame: pd.DataFrame | None
     errors: list[RowError] = field(default_factory=list)
+    layout: Layout = field(default_factory=Layout)  # the tool's layout (`analytics.surveys.formats`)
 
     @classmethod
     def unreadable(cls, name: str, reason: Any) -> ExportTable:
@@ -142,7 +149,9 @@ def validate_export(export: ExportTable, survey: SurveyDefinition) -> ValidatedF
     out = pd.DataFrame({"_file": name, "_row": rows})
     not_object = raw["_not_an_object"].eq("1").to_numpy() if "_not_an_object" in raw.columns else np.zeros(len(raw), bool)
     errors += [RowError(name, int(r), None, "invalid_value", "the record is not an object; it was dropped") for r in rows[not_object]]
-    who_col = _find_column(raw.columns, survey.export.respondent_column, *RESPONDENT_ALIASES)
+    layout = export.layout
+    columns = [c for c in raw.columns if c not in ("_row", "_not_an_object")]
+    who_col = _find_column(columns, survey.export.respondent_column, *RESPONDENT_ALIASES, layout=layout)
     if who_col is None:
         errors.append(
             RowError(name, None, survey.export.respondent_column, "missing_column",
@@ -151,16 +160,18 @@ def validate_export(export: ExportTable, survey: SurveyDefinition) -> ValidatedF
         )
         return ValidatedFile(_empty_validated(survey), errors, len(raw))
     out["_who"] = raw[who_col].str.strip().to_numpy()
-    sub_col = _find_column(raw.columns, survey.export.submitted_column, *SUBMITTED_ALIASES)
+    sub_col = _find_column(columns, survey.export.submitted_column, *SUBMITTED_ALIASES, layout=layout)
     # Only used to keep a person's latest submission; never stored (a timestamp can identify).
     out["_submitted"] = (
-        pd.to_datetime(raw[sub_col], errors="coerce", utc=True, format="mixed")
+        pd.to_datetime(raw[sub_col].str.replace(r"\s+GMT([+-]\d+)?$", "", regex=True), errors="coerce", utc=True, format="mixed")
         if sub_col
         else pd.Series(pd.NaT, index=raw.index, dtype="datetime64[ns, UTC]")
     )
-    consent_col = _find_column(raw.columns, survey.export.consent_column, *CONSENT_ALIASES)
+    consent_col = _find_column(columns, survey.export.consent_column, *CONSENT_ALIASES, layout=layout)
     if consent_col:
         values = raw[consent_col].str.strip().str.lower()
+        if layout.choice_numbers:
+            values = values.where(values != "2", "no")  # Qualtrics numbers Yes/No as 1/2
         yes = values.isin(TRUE_VALUES).to_numpy()
         bad = ~(yes | values.isin(FALSE_VALUES).to_numpy())
         errors += [
@@ -170,21 +181,64 @@ def validate_export(export: ExportTable, survey: SurveyDefinition) -> ValidatedF
         out[CONSENT] = yes
     else:
         out[CONSENT] = False
+    used = {who_col, sub_col, consent_col}
     for q in survey.questions:
-        col = _find_column(raw.columns, q.column, q.id, q.text)
-        if col is None:
+        cells, col = question_cells(raw, columns, q, layout, survey.export.match)
+        if cells is None:
             errors.append(
                 RowError(name, None, q.column or q.id, "missing_column",
                          f"question '{q.id}' has no column in this file; its answers count as not given")
             )
             out[q.id] = _empty_answers(q, len(raw))
             continue
-        values, problems = _validate_question(q, raw[col])
+        used.update(col)
+        values, problems = _validate_question(q, cells)
         out[q.id] = values
-        errors += [RowError(name, int(rows[i]), col, kind, msg) for i, kind, msg in problems]
+        errors += [RowError(name, int(rows[i]), col[0] if len(col) == 1 else q.text, kind, msg) for i, kind, msg in problems]
+    unmapped = [c for c in columns if c not in used and _norm(c) not in TOOL_COLUMNS and not (set(map(_norm, layout.names(c))) & TOOL_COLUMNS)]
+    if unmapped:
+        shown = ", ".join(repr(c) + (f" ({layout.texts[c][0]})" if layout.texts.get(c) else "") for c in unmapped[:10])
+        errors.append(
+            RowError(name, None, None, "unmapped_column",
+                     f"{len(unmapped)} column(s) match no question of survey '{survey.id}' and were ignored: {shown}"
+                     + (" ..." if len(unmapped) > 10 else ""))
+        )
     if not_object.any():
         out = out.loc[~not_object].reset_index(drop=True)
     return ValidatedFile(out, errors, len(raw))
+
+
+def question_cells(raw: pd.DataFrame, columns: list[str], q: Question, layout: Layout, match: str) -> tuple[pd.Series | None, list[str]]:
+    """A question's cells in the generic form and the export columns they came from, or (None, [])
+    when no column matches. `match` (the survey's `export.match`): `id` compares the question's
+    `column`, id and `ids` with column ids (header, Qualtrics ImportId); `text` its text and `texts`
+    with question texts (the header of single-row layouts, Qualtrics' second row, SurveyMonkey's
+    first); `id_or_text` tries ids first."""
+    by_id = [q.column, q.id, *q.ids] if match in ("id", "id_or_text") else []
+    by_text = [q.text, *q.texts] if match in ("text", "id_or_text") else []
+    wanted = {_norm(c) for c in (*by_id, *by_text) if c}
+    if q.type == "multi_choice" and layout.option_of:
+        # SurveyMonkey: one column per option under the question's text
+        options = {_norm(o): o for o in q.options}
+        found = {c: options.get(_norm(layout.option_of[c]), layout.option_of[c]) for c in columns
+                 if c in layout.option_of and wanted & {_norm(t) for t in layout.texts.get(c, ())}}
+        if found:
+            return option_columns(raw, found), list(found)
+    for candidates, kind in ((by_id, "id"), (by_text, "text")):
+        for cand in candidates:
+            if not cand:
+                continue
+            for c in columns:
+                if kind == "id":  # a Qualtrics text entry's ImportId is QIDn_TEXT
+                    names = (c, *layout.ids.get(c, ()), *(i.removesuffix("_TEXT") for i in layout.ids.get(c, ())))
+                else:  # Qualtrics' first row holds ids, not texts
+                    names = (*(() if layout.name == "qualtrics" else (c,)), *layout.texts.get(c, ()))
+                if _norm(cand) in {_norm(n) for n in names}:
+                    cells = raw[c]
+                    if q.type in ("single_choice", "multi_choice"):
+                        cells = choice_cells(cells, q.options, layout, q.type == "multi_choice")
+                    return cells, [c]
+    return None, []
 
 
 def _empty_validated(survey: SurveyDefinition) -> pd.DataFrame:

@@ -36,6 +36,10 @@ Definitions (all days are UTC days):
   catalog's memberships, each person counted once) active in the last 28 days. Groups with fewer
   than `min_team_size` members are suppressed so that a figure never singles a person out; search
   terms used by fewer than `min_term_users` people are dropped for the same reason.
+- People counts: every count of people below k = `min_team_size` (DAU, WAU, MAU, new and
+  returning users, weekly, cohort and plugin users, zero included) is published as missing, with
+  the figures that would give it back by difference (`analytics.usage.privacy.
+  protect_people_figures`); `window_summary` shows no window count below k either.
 """
 
 from __future__ import annotations
@@ -54,6 +58,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from analytics.pseudonymise import pseudonymise_series
+from analytics.usage.privacy import protect_people_figures, shown_count
 
 if TYPE_CHECKING:
     from analytics.org import OrgGraph
@@ -442,8 +447,14 @@ def compute_insights(
     config: UsageConfig = UsageConfig(),
     as_of: date | None = None,
     computed_at: datetime | None = None,
+    protect: bool = True,
 ) -> dict[str, pd.DataFrame]:
     """The insight tables from the summaries of the retained days.
+
+    With `protect` (always, for anything published) every people count below k is hidden
+    (`analytics.usage.privacy.protect_people_figures`); `protect=False` gives the raw arithmetic,
+    for tests that check it by hand, never for a door (they re-verify with
+    `people_figure_violations`).
 
     `parts` maps each summary part name to the concatenation of that part over the days, with an
     integer `day` column (days since 1970-01-01), as `DailySummaryStore.load` returns it. `org` and
@@ -576,7 +587,9 @@ def compute_insights(
         "plugin_adoption": plugin_adoption,
         "meta": meta,
     }
-    return {name: _plain(frame) for name, frame in tables.items()}
+    plain = {name: _plain(frame) for name, frame in tables.items()}
+    # No figure about fewer than k people is published (analytics.usage.privacy).
+    return protect_people_figures(plain, config.min_team_size) if protect else plain
 
 
 def _days_between(frame: pd.DataFrame, first: int, last: int) -> pd.DataFrame:
@@ -779,6 +792,7 @@ def window_summary(tables: Mapping[str, pd.DataFrame | None], days: int = 28, to
     if meta_frame is None or daily is None or meta_frame.empty:
         raise LookupError("no usage insights stored yet: materialise the usage_insights asset first")
     meta = meta_frame.iloc[0].to_dict()
+    k = int(meta.get("min_people") or meta.get("min_team_size") or 5)
     as_of = date.fromisoformat(meta["as_of"])
     start = as_of - timedelta(days=days - 1)
     start_s = start.isoformat()
@@ -797,6 +811,7 @@ def window_summary(tables: Mapping[str, pd.DataFrame | None], days: int = 28, to
         rows = top_daily[(top_daily["dimension"] == dimension) & (top_daily["day"] >= start_s)]
         events = rows.groupby("key")["events"].sum()
         frame = pd.DataFrame({"events": events, "users": users_of(dimension).reindex(events.index, fill_value=0)})
+        frame = frame[frame["users"] >= k]  # a key fewer than k people used is not listed
         frame = frame.sort_values(["users", "events"], ascending=False, kind="stable").head(top)
         return [{"key": k, "users": int(r.users), "events": int(r.events)} for k, r in frame.iterrows()]
 
@@ -840,6 +855,7 @@ def window_summary(tables: Mapping[str, pd.DataFrame | None], days: int = 28, to
         roots = adoption_table.loc[adoption_table["parent_ref"].isna(), "group_ref"]
         adoption_out = {
             "catalog_users": _int_or_none(meta.get("catalog_users")),
+            "active_catalog_users": shown_count(meta.get("active_catalog_users"), k),
             "teams_shown": len(shown),
             "teams_suppressed": int(len(a) - len(shown)),
             "top_teams": _team_rows(shown.head(top)),
@@ -847,7 +863,10 @@ def window_summary(tables: Mapping[str, pd.DataFrame | None], days: int = 28, to
             "top_level": _team_rows(shown[shown["group_ref"].isin(roots)]),
         }
 
-    active = int(users_of("all").sum())
+    active = shown_count(users_of("all").sum(), k)
+    # The window's new users are the sum of its days' new users: known only when none is hidden.
+    new_users = None if window["new_users"].isna().any() else shown_count(window["new_users"].sum(), k)
+    dau_average = float(window["dau"].mean()) if len(window) and not window["dau"].isna().any() else None
     return {
         "as_of": meta["as_of"],
         "days": days,
@@ -858,11 +877,11 @@ def window_summary(tables: Mapping[str, pd.DataFrame | None], days: int = 28, to
         "events": int(window["events"].sum()),
         "anonymous_events": int(window["anonymous_events"].sum()),
         "active_users": active,
-        "new_users": int(window["new_users"].sum()),
-        "dau_average": float(window["dau"].mean()) if len(window) else 0.0,
-        "dau": int(last["dau"]),
-        "wau": int(last["wau"]),
-        "mau": int(last["mau"]),
+        "new_users": new_users,
+        "dau_average": dau_average,
+        "dau": shown_count(last["dau"], k),
+        "wau": shown_count(last["wau"], k),
+        "mau": shown_count(last["mau"], k),
         "stickiness": _float_or_none(last["stickiness"]),
         "top_plugins": top_of("plugin"),
         "top_pages": top_of("page"),

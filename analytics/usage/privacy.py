@@ -229,3 +229,138 @@ class Scrubber:
                 except EntityRefError:
                     pass
         return "/".join(segments) + hash_sep + fragment + sep + tail
+
+
+# --- k: no figure about fewer than k people ---------------------------------------------------------
+# Counts of people (active, new, returning users; cohort and plugin users) below k, zero included
+# (as in the surveys: otherwise "hidden" next to a shown 0 would mean 1..k-1), are published as
+# missing values, and figures that would give a hidden one back by difference are hidden with it.
+# k is `UsageConfig.min_team_size` (default 5), the same minimum the team adoption uses.
+
+DAILY_PEOPLE = ("dau", "wau", "mau", "new_users", "returning_users")
+MIN_PEOPLE_FLOOR = 3  # as in the surveys: a smaller k cannot protect anyone
+
+
+def shown_count(value: Any, k: int) -> int | None:
+    """A count of people as it may be shown: the count when at least k, else None."""
+    try:
+        if value is None or value != value:  # None, NaN, pd.NA
+            return None
+        number = int(value)
+    except (TypeError, ValueError):
+        return None
+    return number if number >= k else None
+
+
+def _mask_below(frame: Any, column: str, k: int) -> Any:
+    """Boolean mask of cells to hide: below k (zero included) or already missing."""
+    values = frame[column]
+    return values.isna() | (values.fillna(0) < k)
+
+
+def _hidden(frame: Any, masks: dict[str, Any]) -> Any:
+    """`frame` with each column's masked cells missing (counts as nullable integers)."""
+    for column, mask in masks.items():
+        values = frame[column]
+        frame[column] = (values if column in ("retention", "stickiness") else values.astype("Int64")).mask(mask)
+    return frame
+
+
+def protect_people_figures(tables: dict[str, Any], k: int) -> dict[str, Any]:
+    """The usage insight tables with every people count below k hidden (see above), in place of
+    the input tables. Differencing is closed where a published sum or difference could give a
+    hidden count back:
+
+    - daily: `dau = new_users + returning_users`, so when one of the two is hidden so is the other;
+      stickiness (DAU / MAU) is hidden with DAU or MAU;
+    - weekly `new_users` is the sum of that week's daily `new_users`: it is shown only when the
+      daily cells hidden in its week are none or together count k or more;
+    - plugin adoption: `cumulative_users` differs from the previous shown one by the `new_users` in
+      between: it is shown only when the hidden ones among those are none or count k or more;
+    - cohorts: a cohort smaller than k shows nothing; a cell with fewer than k active shows no
+      count and no retention.
+    """
+    import numpy as np
+    import pandas as pd
+
+    out = dict(tables)
+    daily = tables.get("daily")
+    hidden_new = None
+    if daily is not None and len(daily):
+        daily = daily.copy()
+        masks = {c: _mask_below(daily, c, k) for c in DAILY_PEOPLE if c in daily.columns}
+        if "new_users" in masks and "returning_users" in masks:
+            either = masks["new_users"] | masks["returning_users"]
+            masks["new_users"] = masks["returning_users"] = either
+        true_new = daily["new_users"].astype("float64") if "new_users" in daily.columns else None
+        if "stickiness" in daily.columns:
+            masks["stickiness"] = masks.get("dau", False) | masks.get("mau", False)
+        _hidden(daily, masks)
+        if true_new is not None:
+            hidden_new = pd.DataFrame({"day": daily["day"], "value": true_new, "hidden": masks["new_users"]})
+        out["daily"] = daily
+    weekly = tables.get("weekly")
+    if weekly is not None and len(weekly):
+        weekly = weekly.copy()
+        hide_active = _mask_below(weekly, "active_users", k)
+        hide_new = _mask_below(weekly, "new_users", k)
+        if hidden_new is not None:
+            week_of = pd.to_datetime(hidden_new["day"]).dt.to_period("W-SUN").dt.start_time.dt.date.astype(str)
+            h = hidden_new.assign(week=week_of.to_numpy())
+            h = h[h["hidden"]]
+            cells = h.groupby("week")["value"].agg(["count", "sum"])
+            leak = cells[(cells["count"] > 0) & (cells["sum"] < k)].index
+            hide_new |= weekly["week"].astype(str).isin(leak).to_numpy()
+        out["weekly"] = _hidden(weekly, {"active_users": hide_active, "new_users": hide_new})
+    cohorts = tables.get("cohorts")
+    if cohorts is not None and len(cohorts):
+        cohorts = cohorts.copy()
+        small_cohort = _mask_below(cohorts, "cohort_users", k)
+        small_cell = small_cohort | _mask_below(cohorts, "active_users", k)
+        out["cohorts"] = _hidden(cohorts, {"cohort_users": small_cohort, "active_users": small_cell, "retention": small_cell})
+    plugins = tables.get("plugin_adoption")
+    if plugins is not None and len(plugins):
+        plugins = plugins.sort_values(["plugin", "week"], kind="stable").reset_index(drop=True)
+        hide_active = _mask_below(plugins, "active_users", k).to_numpy()
+        hide_new = _mask_below(plugins, "new_users", k).to_numpy()
+        new = plugins["new_users"].to_numpy(dtype="float64")
+        cumulative = plugins["cumulative_users"].to_numpy(dtype="float64")
+        names = plugins["plugin"].to_numpy()
+        hide_cum = np.zeros(len(plugins), dtype=bool)
+        hidden_sum, hidden_cells = 0.0, 0
+        for i in range(len(plugins)):
+            if i == 0 or names[i] != names[i - 1]:
+                hidden_sum, hidden_cells = 0.0, 0
+            if hide_new[i]:
+                hidden_sum += new[i]
+                hidden_cells += 1
+            if cumulative[i] < k or (hidden_cells and hidden_sum < k):
+                hide_cum[i] = True
+            else:
+                hidden_sum, hidden_cells = 0.0, 0
+        out["plugin_adoption"] = _hidden(plugins, {"active_users": hide_active, "new_users": hide_new, "cumulative_users": hide_cum})
+    meta = tables.get("meta")
+    if meta is not None and len(meta):
+        meta = meta.copy()
+        _hidden(meta, {c: _mask_below(meta, c, k) for c in ("active_catalog_users", "active_unknown_users") if c in meta.columns})
+        meta["min_people"] = k
+        out["meta"] = meta
+    return out
+
+
+def people_figure_violations(tables: dict[str, Any], k: int) -> list[str]:
+    """Shown people counts below k in the usage tables (empty when none): what every door that
+    shows usage figures re-verifies."""
+    problems = []
+    columns = {"daily": DAILY_PEOPLE, "weekly": ("active_users", "new_users"), "cohorts": ("cohort_users", "active_users"),
+               "plugin_adoption": ("active_users", "new_users", "cumulative_users"), "meta": ("active_catalog_users", "active_unknown_users")}
+    for name, cols in columns.items():
+        frame = tables.get(name)
+        if frame is None or not len(frame):
+            continue
+        for column in cols:
+            if column in frame.columns:
+                values = frame[column]
+                bad = values.notna() & (values.fillna(k) < k)
+                problems += [f"{name}.{column} = {v} (< {k})" for v in values[bad].head(5)]
+    return problems

@@ -147,13 +147,15 @@ def usage_daily_activity(context: dg.AssetExecutionContext) -> dg.MaterializeRes
 
     days = _days(context)
     summaries = summary_store()
-    report = summarise_days(raw_store(), summaries, days, usage_config())
+    config = usage_config()
+    report = summarise_days(raw_store(), summaries, days, config)
     return dg.MaterializeResult(
         metadata={
             "days": len(days),
             "events": report.events,
-            "active_users": report.users_by_day[days[-1]] if days else 0,
-            "active_users_by_day": dg.MetadataValue.json({d.isoformat(): n for d, n in report.users_by_day.items()}),
+            # the Dagster UI is a door too: no count of fewer than k people
+            "active_users": _people(report.users_by_day[days[-1]] if days else 0, config.min_team_size),
+            "active_users_by_day": dg.MetadataValue.json({d.isoformat(): _people(n, config.min_team_size) for d, n in report.users_by_day.items()}),
             "summary_bytes": report.summary_bytes,
             "path": dg.MetadataValue.path(str(summaries.root)),
         }
@@ -199,18 +201,19 @@ def usage_insights(context: dg.AssetExecutionContext, catalog: CatalogDatabase) 
     tables, rows, problems, missing = (published[k] for k in ("tables", "rows", "problems", "missing"))
     daily, meta = tables["daily"], tables["meta"].iloc[0]
     last = daily.iloc[-1]
+    k = int(meta["min_people"])
     return dg.MaterializeResult(
         metadata={
             "as_of": meta["as_of"],
             "window": f"{meta['first_day']} .. {meta['as_of']}",
             "days_summarised": int(meta["days_summarised"]),
             "days_with_events": int(meta["days_with_events"]),
-            "dau": int(last["dau"]),
-            "wau": int(last["wau"]),
-            "mau": int(last["mau"]),
-            "stickiness": float(last["stickiness"]) if last["stickiness"] == last["stickiness"] else 0.0,
-            "catalog_users_active": f"{meta.get('active_catalog_users', 0)} / {meta.get('catalog_users', 0)}",
-            "active_users_unknown_to_catalog": int(meta.get("active_unknown_users", 0) or 0),
+            "dau": _people(last["dau"], k),
+            "wau": _people(last["wau"], k),
+            "mau": _people(last["mau"], k),
+            "stickiness": float(last["stickiness"]) if last["stickiness"] == last["stickiness"] else "hidden",
+            "catalog_users_active": f"{_people(meta.get('active_catalog_users'), k)} / {meta.get('catalog_users', 0)}",
+            "active_users_unknown_to_catalog": _people(meta.get("active_unknown_users"), k),
             "rows": dg.MetadataValue.json(rows),
             "top_plugins": dg.MetadataValue.md(_top_markdown(tables, "plugin")),
             "dagster/row_count": sum(rows.values()),
@@ -261,6 +264,14 @@ def usage_retention(context: dg.AssetExecutionContext, config: UsageRetentionCon
             "days_kept": len(remaining),
         }
     )
+
+
+def _people(value: object, k: int) -> int | str:
+    """A count of people for run metadata: the count when at least k, else "hidden"."""
+    from analytics.usage.privacy import MIN_PEOPLE_FLOOR, shown_count
+
+    shown = shown_count(value, max(k, MIN_PEOPLE_FLOOR))
+    return "hidden" if shown is None else shown
 
 
 def _top_markdown(tables: dict[str, "pd.DataFrame"], dimension: str, limit: int = 10) -> str:

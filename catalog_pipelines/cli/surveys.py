@@ -252,12 +252,14 @@ def validate_cmd(export: Path, survey_id: str | None, as_json: bool) -> None:
         survey = surveys_[0]
     else:
         raise click.ClickException(f"several surveys are defined; pass --survey ({', '.join(s.id for s in surveys_)})")
-    result = validate_export(read_export(export), survey)
-    report = {"file": str(export), "survey": survey.id, "rows": result.rows_read, "errors": [e.to_dict() for e in result.errors]}
+    table_ = read_export(export)
+    result = validate_export(table_, survey)
+    layout = table_.layout.name + (" (numeric values)" if table_.layout.choice_numbers else "")
+    report = {"file": str(export), "survey": survey.id, "layout": layout, "rows": result.rows_read, "errors": [e.to_dict() for e in result.errors]}
     if as_json:
         emit_json(report)
     else:
-        click.echo(f"{export}: {result.rows_read} rows, {len(result.errors)} problems")
+        click.echo(f"{export}: {layout} export, {result.rows_read} responses, {len(result.errors)} problems")
         for error in result.errors[:200]:
             click.echo(f"  {error}")
     if result.errors:
@@ -268,13 +270,15 @@ def validate_cmd(export: Path, survey_id: str | None, as_json: bool) -> None:
 @click.option("--seed", type=int, default=7, show_default=True)
 @click.option("--email-domain", help="Identify respondents as name@DOMAIN (default: by user name).")
 @click.option("--survey", "survey_id", help="Survey id (default: every survey).")
+@click.option("--layout", type=click.Choice(["generic", "qualtrics", "qualtrics_numeric", "surveymonkey", "google_forms", "microsoft_forms"]),
+              default="generic", show_default=True, help="Write the responses as this survey tool exports them.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def generate_cmd(seed: int, email_domain: str | None, survey_id: str | None, as_json: bool) -> None:
+def generate_cmd(seed: int, email_domain: str | None, survey_id: str | None, layout: str, as_json: bool) -> None:
     """Write synthetic exports for the catalog's users and teams, with planted effects."""
     from catalog_pipelines.services.catalog import engine_from_env
     from catalog_pipelines.services.surveys import generate_exports, surveys_root
 
-    out = generate_exports(engine_from_env(), seed=seed, email_domain=email_domain, survey_id=survey_id)
+    out = generate_exports(engine_from_env(), seed=seed, email_domain=email_domain, survey_id=survey_id, layout=layout)
     if out is None:
         raise click.ClickException("the catalog has no users: ingest the catalog first (`catalog-pipelines demo` or `ingest`)")
     if as_json:

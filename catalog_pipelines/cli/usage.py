@@ -27,6 +27,11 @@ def summary_report(days: int = 28, top: int = 5, engine=None) -> dict[str, Any]:
         raise click.ClickException(str(exc)) from exc
 
 
+def _n(value: int | None) -> str:
+    """A count of people, or "hidden" when it is about fewer than k people."""
+    return "hidden" if value is None else f"{value:,}"
+
+
 def _pct(value: float | None) -> str:
     return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{100 * value:.1f}%"
 
@@ -53,8 +58,9 @@ def summary(days: int, top: int, as_json: bool) -> None:
     if r["days_not_summarised"]:
         click.echo(f"warning: {r['days_not_summarised']} days of the window were never summarised (missing usage_daily_activity partitions)")
     click.echo(
-        f"Active users {r['active_users']:,} · new {r['new_users']:,} · events {r['events']:,} ({r['anonymous_events']:,} anonymous)\n"
-        f"On {r['as_of']}: DAU {r['dau']:,} · WAU {r['wau']:,} · MAU {r['mau']:,} · stickiness {_pct(r['stickiness'])} · average DAU over the window {r['dau_average']:.1f}"
+        f"Active users {_n(r['active_users'])} · new {_n(r['new_users'])} · events {r['events']:,} ({r['anonymous_events']:,} anonymous)\n"
+        f"On {r['as_of']}: DAU {_n(r['dau'])} · WAU {_n(r['wau'])} · MAU {_n(r['mau'])} · stickiness {_pct(r['stickiness'])} · "
+        f"average DAU over the window {'hidden' if r['dau_average'] is None else format(r['dau_average'], '.1f')}"
     )
     adoption = r["adoption"]
     if adoption:

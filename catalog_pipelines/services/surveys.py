@@ -51,14 +51,19 @@ def wave_keys(config_dir: Path | None = None) -> list[str]:
 
 
 def read_export(path: str | Path) -> "ExportTable":
-    """One export file as the ingest reads it (`storage.surveys_store.read_export_frame`), named by
-    its file name; an unreadable file is an `ExportTable` without a frame and one
+    """One export file as the ingest reads it, named by its file name: a CSV or Excel file as a grid
+    (`storage.surveys_store.read_export_grid`) whose tool layout `analytics.surveys.formats.
+    export_table` recognises (Qualtrics, SurveyMonkey, Google Forms, Microsoft Forms, generic),
+    a JSON file as records. An unreadable file is an `ExportTable` without a frame and one
     `unreadable_file` error."""
+    from analytics.surveys.formats import export_table
     from analytics.surveys.ingest import ExportTable
-    from catalog_pipelines.storage.surveys_store import UNREADABLE, read_export_frame
+    from catalog_pipelines.storage.surveys_store import GRID_SUFFIXES, UNREADABLE, read_export_frame, read_export_grid
 
     name = Path(path).name
     try:
+        if Path(path).suffix.lower() in GRID_SUFFIXES:
+            return export_table(name, read_export_grid(path))
         return ExportTable(name, read_export_frame(path))
     except UNREADABLE as exc:
         return ExportTable.unreadable(name, exc)
@@ -98,17 +103,30 @@ def write_synthetic_exports(
     *,
     email_domain: str | None = None,
     waves: list[str] | None = None,
+    layout: str = "generic",
 ) -> tuple[list[Path], "Scenario"]:
     """Write `exports/<wave>/responses.csv` and `invited.csv` for each wave under a surveys root,
-    answered by `analytics.surveys.synthetic` (the demo's, tests' and benchmarks' survey tool)."""
-    from analytics.surveys.synthetic import export_frame, generate_waves, invited_frame
-    from catalog_pipelines.storage.surveys_store import write_exports
+    answered by `analytics.surveys.synthetic` (the demo's, tests' and benchmarks' survey tool).
+    `layout` writes the responses as a survey tool does (`analytics.surveys.formats.LAYOUTS`:
+    `qualtrics`, `qualtrics_numeric`, `surveymonkey`, `google_forms` as CSV, `microsoft_forms` as
+    `responses.xlsx`)."""
+    from analytics.surveys.formats import tool_export
+    from analytics.surveys.synthetic import export_frame, generate_waves, identifier, invited_frame
+    from catalog_pipelines.storage.surveys_store import export_dir, write_export_grid, write_exports
 
     generated, scenario = generate_waves(survey, org, seed, waves=waves)
     written = []
     for wave_id, wave in generated.items():
-        written += write_exports(root, wave_id, {"responses": export_frame(survey, wave, email_domain),
-                                                 "invited": invited_frame(survey, wave, email_domain)})
+        if layout == "generic":
+            written += write_exports(root, wave_id, {"responses": export_frame(survey, wave, email_domain),
+                                                     "invited": invited_frame(survey, wave, email_domain)})
+            continue
+        tool = layout.removesuffix("_numeric")
+        rows = tool_export(survey, wave.answers, tool, [identifier(u, email_domain) for u in wave.answers["user_ref"]],
+                           numeric=layout.endswith("_numeric"))
+        suffix = ".xlsx" if tool == "microsoft_forms" else ".csv"
+        written.append(write_export_grid(export_dir(root, wave_id) / f"responses{suffix}", rows))
+        written += write_exports(root, wave_id, {"invited": invited_frame(survey, wave, email_domain)})
     return written, scenario
 
 
@@ -216,7 +234,7 @@ def publish_catalog_trends(engine: "sa.Engine") -> dict[str, Any]:
     return {"insights": insights, "rows": rows, "stored_problems": stored_problems, "collapses": collapses}
 
 
-def generate_exports(engine: "sa.Engine", *, seed: int, email_domain: str | None = None, survey_id: str | None = None) -> list[dict[str, Any]] | None:
+def generate_exports(engine: "sa.Engine", *, seed: int, email_domain: str | None = None, survey_id: str | None = None, layout: str = "generic") -> list[dict[str, Any]] | None:
     """Synthetic exports for the catalog's users and teams, with planted effects; None when the
     catalog has no users."""
     from analytics.surveys.config import load_surveys
@@ -229,7 +247,7 @@ def generate_exports(engine: "sa.Engine", *, seed: int, email_domain: str | None
     for survey in load_surveys(surveys_config_dir()):
         if survey_id and survey.id != survey_id:
             continue
-        files, scenario = write_synthetic_exports(surveys_root(), survey, org, seed, email_domain=email_domain)
+        files, scenario = write_synthetic_exports(surveys_root(), survey, org, seed, email_domain=email_domain, layout=layout)
         out.append({"survey": survey.id, "files": [str(f) for f in files], "scenario": {**scenario.__dict__, "moved_users": len(scenario.moved_users)}})
     return out
 

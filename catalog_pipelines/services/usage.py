@@ -65,7 +65,8 @@ def metric_problems(tables: dict[str, "pd.DataFrame"]) -> list[str]:
     """Figures that cannot be right: DAU > WAU, WAU > MAU, a rate or share outside [0, 1]."""
     problems = []
     daily = tables["daily"]
-    for r in daily[(daily["dau"] > daily["wau"]) | (daily["wau"] > daily["mau"])].itertuples():
+    # hidden counts (fewer than k people) are missing and compare as consistent
+    for r in daily[((daily["dau"] > daily["wau"]) | (daily["wau"] > daily["mau"])).fillna(False).astype(bool)].itertuples():
         problems.append(f"{r.day}: DAU {r.dau}, WAU {r.wau}, MAU {r.mau}")
     for column in ("stickiness", "zero_result_rate", "click_through_rate"):
         values = daily[column].dropna()
@@ -74,6 +75,21 @@ def metric_problems(tables: dict[str, "pd.DataFrame"]) -> list[str]:
         values = tables[name][column].dropna() if len(tables[name]) else []
         problems += [f"{name}: {column} = {v}" for v in values if not 0 <= v <= 1]
     return problems
+
+
+def people_violations(tables: dict[str, "pd.DataFrame | None"], k: int | None = None) -> list[str]:
+    """Shown people counts below k in usage tables: k is the tables' own `min_people` (else `k`,
+    else the configured minimum), never below the floor of 3 the surveys use too. Every door that
+    publishes or shows usage figures calls this first."""
+    from analytics.usage.privacy import MIN_PEOPLE_FLOOR, people_figure_violations
+
+    meta = tables.get("meta")
+    if meta is not None and len(meta):
+        if "min_people" not in meta.columns or meta["min_people"].isna().all():
+            return ["the usage tables predate the k rule (no min_people): re-materialise usage_insights"]
+        k = int(meta["min_people"].iloc[0]) if k is None else k
+    k = max(k if k is not None else usage_config().min_team_size, MIN_PEOPLE_FLOOR)
+    return people_figure_violations({name: frame for name, frame in tables.items() if frame is not None}, k)
 
 
 def unsummarised_days(raw: "RawEventStore", summaries: "DailySummaryStore", retention: int, as_of: date) -> list[date]:
@@ -97,6 +113,9 @@ def publish_insights(engine: "sa.Engine") -> dict[str, Any] | None:
     if not summaries.days():
         return None
     tables = insights(summaries, org=org_graph(engine), key=Settings.from_env().pseudonym_key, config=config)
+    leaks = people_violations(tables, config.min_team_size)
+    if leaks:
+        raise RuntimeError("usage figures about fewer than k people; nothing was published:\n" + "\n".join(leaks[:20]))
     rows = write_frames(engine, {USAGE.get(name): frame for name, frame in tables.items()})
     meta = tables["meta"].iloc[0]
     return {
@@ -194,6 +213,9 @@ def summary_report(days: int = 28, top: int = 5, engine: "sa.Engine | None" = No
     meta = tables["meta"]
     if meta is None or meta.empty:
         raise UsageUnavailable("no usage insights yet: materialise `usage_insights` (Dagster UI, or `catalog-pipelines usage refresh`)")
+    problems = people_violations(tables)
+    if problems:
+        raise UsageUnavailable(f"refusing to show usage figures: {problems[0]}; re-materialise `usage_insights` (`catalog-pipelines usage refresh`)")
     covered = int(meta.iloc[0]["days"])
     # A window longer than the data is all the data: say so rather than pretend to more.
     report = window_summary(tables, days=min(days, covered), top=top)

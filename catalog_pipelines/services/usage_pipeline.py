@@ -80,14 +80,16 @@ def insights(
     key: bytes | None,
     config: UsageConfig = UsageConfig(),
     as_of: date | None = None,
+    protect: bool = True,
 ) -> dict[str, "pd.DataFrame"]:
-    """All insight tables from the retained days' summaries (raises if there are none)."""
+    """All insight tables from the retained days' summaries (raises if there are none); with
+    `protect` (the default; see `compute_insights`) no people count below k."""
     days = retained_days(summaries, config, as_of)
     if not days:
         raise LookupError("no daily usage summaries yet")
     # The pairs are most of the volume and the combine step needs only who touched what when.
     parts = summaries.load(days, columns={"pairs": ["dimension", "key", "user"], "users": ["user"]})
-    return compute_insights(parts, org=org, key=key, config=config, as_of=as_of or days[-1])
+    return compute_insights(parts, org=org, key=key, config=config, as_of=as_of or days[-1], protect=protect)
 
 
 def sweep(raw: RawEventStore, summaries: DailySummaryStore, today: date, retention_days: int) -> dict[str, Any]:

@@ -2,7 +2,7 @@
 
 Layout under a surveys root directory (the project puts it at `<data_dir>/surveys`):
 
-    exports/<wave id>/*.csv|*.json     what the survey tool exported (any number of files)
+    exports/<wave id>/*.csv|*.xlsx|*.json  what the survey tool exported (any number of files)
     exports/<wave id>/invited.csv      optional invitation list (respondent [, group])
     responses/<wave id>.parquet        validated, pseudonymised responses of one wave
 
@@ -11,8 +11,10 @@ database that dashboards and the CLI read: only anonymity-filtered aggregates go
 file carries its invited counts per team in the Parquet metadata and is replaced atomically, so a
 reader sees the old wave or the new one, never half of each.
 
-`read_export_frame` reads one CSV/JSON export into a frame (cells as strings, row numbers for error
-messages) and `read_wave_frames` a stored wave; `services.surveys` wraps them in the analytics'
+`read_export_grid` reads a CSV or Excel export as a grid of text cells (no header interpreted: the
+tools' layouts are `analytics.surveys.formats`'), `read_export_frame` a JSON export (or a plain CSV)
+into a frame (cells as strings, row numbers for error messages), `write_export_grid` writes a grid
+as CSV or Excel (the synthetic tool), and `read_wave_frames` a stored wave; `services.surveys` wraps them in the analytics'
 containers, and validation and matching are `analytics.surveys.ingest`'s. No analytics here.
 """
 
@@ -30,6 +32,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 INVITED_STEM = "invited"
+EXPORT_SUFFIXES = (".csv", ".xlsx", ".json")
+GRID_SUFFIXES = (".csv", ".xlsx")
 _META_KEY = b"catalog_pipelines.surveys"
 
 
@@ -46,13 +50,65 @@ def export_files(root: Path, wave_id: str) -> tuple[list[Path], Path | None]:
     directory = export_dir(root, wave_id)
     if not directory.is_dir():
         return [], None
-    files = sorted(p for p in directory.iterdir() if p.is_file() and p.suffix.lower() in (".csv", ".json"))
+    files = sorted(p for p in directory.iterdir() if p.is_file() and p.suffix.lower() in EXPORT_SUFFIXES and not p.name.startswith(("~$", ".~lock")))
     invited = next((p for p in files if p.stem.lower() == INVITED_STEM), None)
     return [p for p in files if p != invited], invited
 
 
 # What reading an export raises when the file cannot be read as an export (the caller reports it).
-UNREADABLE = (ValueError, OSError, UnicodeDecodeError, pd.errors.ParserError)
+UNREADABLE = (ValueError, OSError, UnicodeDecodeError, pd.errors.ParserError, KeyError)
+
+
+def read_export_grid(path: str | Path) -> pd.DataFrame:
+    """A CSV or Excel (`.xlsx`, first sheet) export as a grid: positional columns, every cell a
+    string ("" when blank), header rows included. Excel dates become `YYYY-MM-DD HH:MM:SS`, whole
+    numbers lose their `.0`. Raises one of `UNREADABLE` for a file that cannot be read."""
+    path = Path(path)
+    if path.suffix.lower() == ".xlsx":
+        import zipfile
+
+        import openpyxl
+
+        try:
+            book = openpyxl.load_workbook(path, read_only=True, data_only=True)
+        except zipfile.BadZipFile as exc:
+            raise ValueError(f"not an Excel workbook: {exc}") from None
+        try:
+            rows = [[_cell(v) for v in row] for row in book.worksheets[0].iter_rows(values_only=True)]
+        finally:
+            book.close()
+        while rows and not any(rows[-1]):
+            rows.pop()
+        width = max((len(r) for r in rows), default=0)
+        return pd.DataFrame([r + [""] * (width - len(r)) for r in rows], dtype=object).astype(str) if rows else pd.DataFrame()
+    return pd.read_csv(path, header=None, dtype=str, keep_default_na=False, na_filter=False, encoding="utf-8-sig")
+
+
+def _cell(value: Any) -> str:
+    from datetime import datetime
+
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M:%S")
+    return _text(value)
+
+
+def write_export_grid(path: Path, rows: list[list[Any]]) -> Path:
+    """Rows of cells as a CSV file, or an Excel workbook when `path` ends in `.xlsx`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix.lower() == ".xlsx":
+        import openpyxl
+
+        book = openpyxl.Workbook(write_only=True)
+        sheet = book.create_sheet("Sheet1")
+        for row in rows:
+            sheet.append(row)
+        book.save(path)
+    else:
+        import csv
+
+        with path.open("w", encoding="utf-8", newline="") as handle:
+            csv.writer(handle).writerows(rows)
+    return path
 
 
 def read_export_frame(path: str | Path) -> pd.DataFrame:

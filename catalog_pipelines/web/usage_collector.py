@@ -2,7 +2,9 @@
 module posts batches to.
 
     POST /events    a JSON array of 1–100 events (or {"events": [...]}), Backstage's analytics
-                    shape plus eventId, timestamp, userEntityRef, sessionId
+                    shape plus eventId, timestamp, userEntityRef, sessionId; or, from a browser's
+                    `navigator.sendBeacon` (which cannot set headers), {"token": <Backstage user
+                    token>, "events": [...]} without an Authorization header
                     → 200 {"accepted": n, "rejected": [{"index", "event_id", "reasons"}], ...}
                       422 when every event of the batch was rejected (resending will not help)
                       400 / 413 when the body is not a batch of 1–100 events (413: over the limit)
@@ -16,7 +18,10 @@ token, verified the way Backstage backends verify one (`BackstageTokenVerifier`:
 backend's JWKS, ES256, audience `backstage`, the configured issuer, `exp`/`iat`/`sub` required) and
 whose `sub` must be a User ref. With a user token the user is the token's: events are attributed
 to it, and an event claiming another `userEntityRef` is rejected (with a reason, like any other bad
-event). With a service token (a trusted relay) the events' own `userEntityRef` is taken, which must
+event). A beacon carries the user token in its body instead (`BEACON_TOKEN_FIELD`): it is verified by
+the same verifier, only a Backstage user token is accepted there (never a service token, which has
+no business in a browser), and the body is read within the same size and concurrency limits before
+the token is checked. With a service token (a trusted relay) the events' own `userEntityRef` is taken, which must
 be a User ref. A request from a browser origin not on the allow-list is refused (403), and CORS
 headers are only sent to allowed origins. Refused requests are counted and audited as one row per
 route, reason and window (`RefusalAudit`), so a flood cannot fill the audit table.
@@ -78,6 +83,9 @@ CORS_ORIGINS_ENV = "CATALOG_PIPELINES_USAGE_CORS_ORIGINS"
 # deployment configures another algorithm (then list it here too).
 BACKSTAGE_AUDIENCE = "backstage"
 BACKSTAGE_ALGORITHMS = ("ES256",)
+# `navigator.sendBeacon` cannot set an Authorization header: the analytics module puts the user's
+# Backstage token in this body field instead, and it is verified exactly like the header.
+BEACON_TOKEN_FIELD = "token"
 
 
 class ConfigError(ValueError):
@@ -281,6 +289,15 @@ class CollectorSecurity:
             return Caller("service", service)
         if self.verifier is None:
             raise AuthRefused("invalid_token", "the bearer token is not a known service token")
+        return Caller("user", self.verifier.verify(token))
+
+    def authenticate_beacon(self, token: Any) -> Caller:
+        """The user a beacon body's token proves: a verified Backstage user token only, or
+        `AuthRefused`. Blocking (may read the JWKS)."""
+        if not isinstance(token, str) or not token:
+            raise AuthRefused("missing_token", "an Authorization: Bearer token (or, for a beacon, a 'token' field) is required")
+        if self.verifier is None:
+            raise AuthRefused("invalid_token", "this collector accepts no user tokens, so no beacons")
         return Caller("user", self.verifier.verify(token))
 
 
@@ -501,12 +518,18 @@ def create_collector_app(
             headers["Retry-After"] = "5"
         return _json(exc.status, {"error": str(exc), "reason": exc.reason}, headers)
 
-    async def admit(request: Request, route: str, *, service_only: bool = False) -> Caller | Response:
-        """Origin allow-list, then authentication; a refusal is counted for the audit."""
-        ensure_ticker()
+    def origin_refused(request: Request, route: str) -> Response | None:
         origin = request.headers.get("origin")
         if origin is not None and origin not in origins:
             return refuse(route, AuthRefused("origin_not_allowed", "requests from this origin are not allowed", 403))
+        return None
+
+    async def admit(request: Request, route: str, *, service_only: bool = False) -> Caller | Response:
+        """Origin allow-list, then authentication; a refusal is counted for the audit."""
+        ensure_ticker()
+        refused = origin_refused(request, route)
+        if refused is not None:
+            return refused
         try:
             caller = await run_in_threadpool(security.authenticate, request.headers.get("authorization"))
         except AuthRefused as exc:
@@ -520,7 +543,14 @@ def create_collector_app(
         return _json(503, {"error": f"the collector is handling {security.max_concurrent} requests; retry shortly"}, {"Retry-After": "1"})
 
     async def post_events(request: Request) -> Response:
-        caller = await admit(request, "/events")
+        # A beacon (no Authorization header) is authenticated from its body, once read within the limits.
+        beacon = request.headers.get("authorization") is None
+        caller: Caller | Response | None = None
+        if beacon:
+            ensure_ticker()
+            caller = origin_refused(request, "/events")
+        else:
+            caller = await admit(request, "/events")
         if isinstance(caller, Response):
             return caller
         if load["in_flight"] >= security.max_concurrent:
@@ -535,6 +565,14 @@ def create_collector_app(
             try:
                 payload = orjson.loads(body)
             except orjson.JSONDecodeError:
+                payload = None
+            if beacon:
+                token = payload.get(BEACON_TOKEN_FIELD) if isinstance(payload, dict) else None
+                try:
+                    caller = await run_in_threadpool(security.authenticate_beacon, token)
+                except AuthRefused as exc:
+                    return refuse("/events", exc)
+            if payload is None:
                 return _json(400, {"error": "body is not valid JSON"})
             events = payload.get("events") if isinstance(payload, dict) else payload
             if not isinstance(events, list):
@@ -543,6 +581,7 @@ def create_collector_app(
 
             if not 1 <= len(events) <= MAX_BATCH:
                 return _json(400, {"error": f"a batch holds 1 to {MAX_BATCH} events, got {len(events)}"})
+            assert isinstance(caller, Caller)
             accepted, rejections = collector.accept(events, acting_user=caller.name if caller.kind == "user" else None)
             if collector.due():
                 await run_in_threadpool(collector.flush)

@@ -1,6 +1,9 @@
 """Portal usage (tables `insight_usage_*`): active users, retention, top plugins / entities /
 searches, template time saved, adoption by team. People are pseudonymised at the source; teams
-under the minimum size are suppressed there and marked here."""
+under the minimum size are suppressed there and marked here. No count of fewer than k people is
+drawn: the tables hide them (`analytics.usage.privacy.protect_people_figures`), this page
+re-verifies them (`people_figure_violations`) and leaves the organisation's figures out when they
+fail, draws hidden days as gaps, and lists no key fewer than k people used."""
 
 from __future__ import annotations
 
@@ -16,6 +19,7 @@ from dashboards.inputs import AREA_ASSETS
 from dashboards.pages.base import Ctx, PageOut, missing_tables, pct
 
 PERMISSION = "insights.usage.read"
+SUPPRESSED_TEXT = "hidden"
 ENTITY_READ = "catalog.entity.read"
 WINDOW_DAYS = 28
 TOP = 15
@@ -76,10 +80,15 @@ def usage_page(ctx: Ctx) -> PageOut:
     end = as_of(ctx)
     out.data_as_of = f"{end.isoformat()} (last complete day)" if end else None
     doc = Doc()
+    k = people_k(ctx)
+    problems = _people_problems(ctx, k)
     if out.partial:
         doc.note("Organisation-wide usage is not included for this audience: only the adoption of the teams it may see.")
+    elif problems:
+        doc.note(f"Organisation-wide usage is left out: the stored figures show counts of fewer than {k} people "
+                 f"({problems[0]}); re-materialise usage_insights.")
     else:
-        _org_usage(ctx, doc, end)
+        _org_usage(ctx, doc, end, k)
     adoption = ctx.inputs.table(USAGE.adoption)
     doc.h2("Adoption by team")
     if adoption is not None and len(adoption):
@@ -101,24 +110,56 @@ def usage_page(ctx: Ctx) -> PageOut:
     return out
 
 
-def _org_usage(ctx: Ctx, doc: Doc, end: date | None) -> None:
+def people_k(ctx: Ctx) -> int:
+    """k for usage figures: the tables' own `min_people`, never below the floor."""
+    from analytics.usage.privacy import MIN_PEOPLE_FLOOR
+
+    meta = ctx.inputs.table(USAGE.meta)
+    stored = meta["min_people"].iloc[0] if meta is not None and len(meta) and "min_people" in meta.columns else None
+    return max(int(stored) if stored is not None and stored == stored else 5, MIN_PEOPLE_FLOOR)
+
+
+def _people_problems(ctx: Ctx, k: int) -> list[str]:
+    from analytics.usage.privacy import people_figure_violations
+
+    tables = {t.name: ctx.inputs.table(t) for t in (USAGE.daily, USAGE.weekly, USAGE.cohorts, USAGE.plugin_adoption, USAGE.meta)}
+    meta = tables["meta"]
+    if meta is not None and len(meta) and "min_people" not in meta.columns:
+        return ["tables from before the k rule"]
+    return people_figure_violations({n: f for n, f in tables.items() if f is not None}, k)
+
+
+def _people(values: pd.Series, k: int) -> list:
+    """A series of people counts for a chart: hidden (missing) or below k become gaps."""
+    return [None if pd.isna(v) or v < k else int(v) for v in values]
+
+
+def _org_usage(ctx: Ctx, doc: Doc, end: date | None, k: int) -> None:
     daily = ctx.inputs.table(USAGE.daily).sort_values("day")
     last = daily.iloc[-1]
     meta = ctx.inputs.table(USAGE.meta)
     m = meta.iloc[0] if meta is not None and len(meta) else {}
-    doc.kpis([("DAU", last.get("dau"), f"on {last['day']}"), ("WAU", last.get("wau"), "7 days"),
-              ("MAU", last.get("mau"), "28 days"), ("stickiness", f"{pct(last.get('stickiness')) or 0}%", "DAU / MAU"),
-              ("catalog users active", m.get("active_catalog_users") if len(m) else None,
+
+    def kpi(value):
+        return SUPPRESSED_TEXT if value is None or pd.isna(value) or value < k else int(value)
+
+    stickiness = last.get("stickiness")
+    doc.kpis([("DAU", kpi(last.get("dau")), f"on {last['day']}"), ("WAU", kpi(last.get("wau")), "7 days"),
+              ("MAU", kpi(last.get("mau")), "28 days"),
+              ("stickiness", SUPPRESSED_TEXT if stickiness is None or pd.isna(stickiness) else f"{pct(stickiness) or 0}%", "DAU / MAU"),
+              ("catalog users active", kpi(m.get("active_catalog_users")) if len(m) else None,
                f"of {m.get('catalog_users')}" if len(m) else "")])
     doc.h2("Active users")
     days = daily["day"].astype(str).tolist()
-    doc.figure(F.lines(days, {"DAU": daily["dau"].tolist(), "WAU (7 days)": daily["wau"].tolist(),
-                              "MAU (28 days)": daily["mau"].tolist()}, markers=False,
-                       title="Active users per day (rolling windows)", xtitle="Day (UTC)", ytitle="Active users (people)"))
+    doc.figure(F.lines(days, {"DAU": _people(daily["dau"], k), "WAU (7 days)": _people(daily["wau"], k),
+                              "MAU (28 days)": _people(daily["mau"], k)}, markers=False,
+                       title=f"Active users per day (rolling windows; gaps: fewer than {k} people)", xtitle="Day (UTC)",
+                       ytitle="Active users (people)"))
     weekly = ctx.inputs.table(USAGE.weekly)
     if weekly is not None and len(weekly):
-        doc.figure(F.bars(weekly["week"].astype(str), {"returning": (weekly["active_users"] - weekly["new_users"]).tolist(),
-                                                       "new": weekly["new_users"].tolist()}, stacked=True,
+        returning = [None if a is None or n is None else a - n for a, n in zip(_people(weekly["active_users"], k), _people(weekly["new_users"], k))]
+        doc.figure(F.bars(weekly["week"].astype(str), {"returning": returning,
+                                                       "new": _people(weekly["new_users"], k)}, stacked=True,
                           title="Weekly active users, new and returning", xtitle="ISO week (starting)",
                           ytitle="Active users (people)"))
     cohorts = ctx.inputs.table(USAGE.cohorts)
@@ -135,6 +176,7 @@ def _org_usage(ctx: Ctx, doc: Doc, end: date | None) -> None:
         top_daily = ctx.inputs.table(USAGE.top_daily)
         for dimension, label in DIMENSIONS.items():
             users = window_reach(reach, dimension, end)
+            users = users[users >= k]  # a key fewer than k people used is not drawn
             if dimension == "entity":
                 users = users[users.index.isin(readable_entity_keys(ctx, users.index))]
             users = users.head(TOP)
@@ -171,7 +213,7 @@ def _org_usage(ctx: Ctx, doc: Doc, end: date | None) -> None:
         series = {}
         for plugin in top:
             g = plugins[plugins["plugin"] == plugin]
-            by_week = dict(zip(g["week"].astype(str), g["cumulative_users"]))
+            by_week = dict(zip(g["week"].astype(str), _people(g["cumulative_users"], k)))
             series[plugin] = [by_week.get(w) for w in weeks]
         doc.figure(F.lines(weeks, series, x_is_category=True, title="Plugin adoption: people who ever used each plugin",
                            xtitle="ISO week (starting)", ytitle="Cumulative users (people)"))

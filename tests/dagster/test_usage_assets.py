@@ -43,13 +43,22 @@ def test_the_usage_assets_publish_the_insights(usage_env, dagster_instance):
 
     engine = get_engine(usage_env)
     daily = read_frame(engine, USAGE.daily).set_index("day")
-    assert daily.loc["2025-03-04", ["dau", "wau", "events"]].tolist() == [3, 4, 6]
+    assert daily.loc["2025-03-04", "events"] == 6
+    # DAU 3 and WAU 4 are about fewer than k = 5 people: published as missing, never as 3 or 4
+    assert daily.loc["2025-03-04", ["dau", "wau"]].isna().all()
+    assert (daily["mau"].dropna() >= 5).all() and daily["mau"].notna().any()
     # the range run summarised the empty days in between too
     assert bool(daily.loc["2025-03-05", "summarised"]) and daily.loc["2025-03-05", "events"] == 0
     adoption = read_frame(engine, USAGE.adoption).set_index("group_ref")
     # default minimum team size 5: eng (7 people) is shown, its teams (1, 3 and 4 people) are not
     assert adoption.loc["group:default/eng", "share"] == pytest.approx(5 / 7)
     assert adoption["suppressed"].astype(bool).sum() == 3
+
+    # the run metadata in the Dagster UI is a door too: DAU 2 on the last day is not shown
+    published = instance.get_latest_materialization_event(U.USAGE_INSIGHTS).asset_materialization.metadata
+    assert published["dau"].value == "hidden" and published["mau"].value == 6
+    activity = instance.get_latest_materialization_event(U.USAGE_DAILY_ACTIVITY).asset_materialization.metadata
+    assert all(v == "hidden" or v >= 5 for v in activity["active_users_by_day"].value.values())
 
     events = instance.get_latest_materialization_event(U.USAGE_EVENTS).asset_materialization
     assert events.metadata["duplicates_dropped"].value == 1
@@ -88,7 +97,7 @@ def test_the_arrivals_sensor_requests_each_complete_day_with_new_events_once(usa
 
     materialize_usage(instance, days=[date(2025, 3, 4)], catalog_url=usage_env)
     daily = read_frame(get_engine(usage_env), USAGE.daily).set_index("day")
-    assert daily.loc["2025-03-04", "dau"] == 4  # frank's late visit counted in its own day
+    assert daily.loc["2025-03-04", "events"] == 7  # frank's late visit counted in its own day
 
 
 def test_retention_deletes_days_older_than_the_period(usage_env, dagster_instance):

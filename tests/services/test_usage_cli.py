@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import UTC, datetime, timedelta
 
@@ -24,7 +25,8 @@ def stored(data_env, tmp_path):
 
     url = Settings.from_env().catalog_database_url
     _, summaries = build_stores(tmp_path / "usage")
-    for name, frame in insights(summaries, org=fixture_org(), key=KEY, config=CONFIG).items():
+    # k = 3 (the floor): the fixture's small counts show which figures hide
+    for name, frame in insights(summaries, org=fixture_org(), key=KEY, config=dataclasses.replace(CONFIG, min_team_size=3)).items():
         write_frame(get_engine(url), USAGE.get(name), frame)
     return url
 
@@ -34,15 +36,17 @@ def test_summary_json_reports_the_window_from_the_stored_tables(stored):
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
     assert (report["as_of"], report["window_start"]) == ("2025-03-11", "2025-03-05")
-    assert (report["active_users"], report["dau"], report["wau"], report["mau"]) == (4, 2, 4, 6)
+    # DAU 2 is about fewer than k = 3 people: hidden (None), never 2
+    assert (report["active_users"], report["dau"], report["wau"], report["mau"]) == (4, None, 4, 6)
     assert report["templates"]["creates"] == 1
 
 
 def test_summary_text_shows_the_headline_figures(stored):
     result = CliRunner().invoke(usage, ["summary"], terminal_width=200)
     assert result.exit_code == 0, result.output
-    assert "DAU 2 · WAU 4 · MAU 6" in result.output
-    assert "/catalog/:namespace/:kind/:name" in result.output
+    assert "DAU hidden · WAU 4 · MAU 6" in result.output
+    assert "\n/catalog " in result.output  # 3 people
+    assert "/catalog/:namespace/:kind/:name" not in result.output  # 2 people: fewer than k
     assert "zero results 50.0%" in result.output
 
 

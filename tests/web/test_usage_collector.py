@@ -332,6 +332,64 @@ def test_only_the_portal_origin_gets_cors_and_other_origins_are_refused(tmp_path
         assert c.get("/stats", headers=SERVICE).json()["accepted"] == 1
 
 
+# --- beacons: navigator.sendBeacon cannot set headers, so the user token travels in the body -----
+
+BEACON_HEADERS = {"Content-Type": "text/plain;charset=UTF-8", "Origin": "https://portal.example.com"}
+
+
+def beacon_app(tmp_path, backend):
+    security = user_security(backend, cors_origins=("https://portal.example.com",))
+    return collector_app(tmp_path / "raw", security)
+
+
+def test_a_beacon_is_attributed_to_the_verified_token_in_its_body(tmp_path, auth_backend):
+    raw = RawEventStore(tmp_path / "raw")
+    with TestClient(beacon_app(tmp_path, auth_backend)) as c:
+        body = orjson.dumps({"token": auth_backend.sign("user:default/jane"), "events": [ev("a", userEntityRef=None), ev("b", userEntityRef=None)]})
+        response = c.post("/events", content=body, headers=BEACON_HEADERS)
+        assert (response.status_code, response.json()["accepted"]) == (200, 2)
+        # the beacon's events may not name another user either: the token wins
+        forged = c.post("/events", content=orjson.dumps({"token": auth_backend.sign("user:default/jane"), "events": [ev("c", userEntityRef="user:default/mallory")]}),
+                        headers=BEACON_HEADERS)
+        assert forged.status_code == 422
+        c.post("/flush", headers=SERVICE)
+    raw.compact_day(date(2025, 3, 12))
+    assert raw.read_day(date(2025, 3, 12))["user"].to_pylist() == [pseudonymise("user:default/jane", KEY)] * 2
+
+
+@pytest.mark.parametrize(
+    ("token", "reason"),
+    [
+        (None, "missing_token"),
+        (SERVICE_TOKEN, "malformed_token"),  # a service token is never accepted from a body
+        (lambda b: b.sign(lifetime=-3600), "expired"),
+        (lambda b: b.sign(kid=b.new_key("forged", publish=False)), "unknown_key"),
+        (lambda b: b.sign(sub="group:default/team-a"), "not_a_user"),
+    ],
+)
+def test_a_beacon_whose_token_does_not_verify_is_refused_and_audited(tmp_path, auth_backend, token, reason):
+    with TestClient(beacon_app(tmp_path, auth_backend)) as c:
+        value = token(auth_backend) if callable(token) else token
+        payload = {"events": [ev("a")], **({"token": value} if value else {})}
+        response = c.post("/events", content=orjson.dumps(payload), headers=BEACON_HEADERS)
+        assert response.json()["reason"] == reason and response.status_code in (401, 403)
+        stats = c.get("/stats", headers=SERVICE).json()
+        assert (stats["accepted"], stats["refused_by_reason"]) == (0, {reason: 1})
+
+
+def test_a_beacon_from_another_origin_is_refused_before_its_body_is_read(tmp_path, auth_backend):
+    with TestClient(beacon_app(tmp_path, auth_backend)) as c:
+        body = orjson.dumps({"token": auth_backend.sign("user:default/jane"), "events": [ev("a")]})
+        response = c.post("/events", content=body, headers={**BEACON_HEADERS, "Origin": "https://evil.example.net"})
+        assert (response.status_code, response.json()["reason"]) == (403, "origin_not_allowed")
+
+
+def test_a_beacon_without_user_token_support_is_refused(tmp_path):
+    with TestClient(collector_app(tmp_path / "raw")) as c:  # service tokens only: no verifier
+        response = c.post("/events", content=orjson.dumps({"token": SERVICE_TOKEN, "events": [ev("a")]}), headers={"Content-Type": "text/plain"})
+        assert (response.status_code, response.json()["reason"]) == (401, "invalid_token")
+
+
 # --- resources: the body is streamed and cut off, requests are bounded -------------------------
 
 LIMIT = 64 * 1024
