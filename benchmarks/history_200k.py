@@ -22,6 +22,7 @@ import argparse
 import os
 import platform
 import random
+import shutil
 import statistics
 import sys
 import tempfile
@@ -162,6 +163,7 @@ def main(argv: list[str] | None = None) -> dict:
         dispose_engines()
         for cleanup in cleanups:
             cleanup()
+        shutil.rmtree(workdir, ignore_errors=True)
     figures["load_average"] = " ".join(f"{x:.1f}" for x in os.getloadavg())
     figures["machine"] = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
     width = max(map(len, figures))
