@@ -59,7 +59,7 @@ def parse_point(value: str | int) -> Point:
         raise HistoryError(f"{text!r} is neither a cycle number nor an ISO time (like 2026-03-01T12:00Z)") from None
     if len(text) == 10:  # a date: its end
         at = at + dt.timedelta(days=1) - dt.timedelta(microseconds=1)
-    return Point(at=_aware(at))
+    return Point(at=_aware(at).astimezone(dt.timezone.utc))
 
 
 def _check(engine: "sa.Engine", point: Point, provider: str | None = None) -> None:

@@ -137,6 +137,20 @@ def test_diff_lists_added_removed_and_field_changes_with_filters(cat):
         svc.diff(cat.engine, 2, 1)
 
 
+def test_diff_and_describe_by_time_see_the_cycles_written_before_that_time(cat):
+    cat.cycle([group("team-a"), component(1, lifecycle="experimental")])
+    between = dt.datetime.now(dt.timezone.utc)
+    cat.cycle([group("team-a"), component(1), component(2)])
+    after = dt.datetime.now(dt.timezone.utc)
+    out = svc.diff(cat.engine, between.isoformat(), after.isoformat())
+    assert out["counts"] == {"added": 1, "removed": 0, "changed": 1}
+    # the same instant written with another offset is the same point
+    shifted = between.astimezone(dt.timezone(dt.timedelta(hours=2))).isoformat()
+    assert svc.describe_as_of(cat.engine, "svc-1", shifted)["lifecycle"] == "experimental"
+    with pytest.raises(svc.HistoryError, match="both be cycles or both be times"):
+        svc.diff(cat.engine, 1, after.isoformat())
+
+
 def test_the_change_summary_finds_ownership_changes_and_entities_that_lost_their_owner(cat):
     cat.cycle([group("team-a"), group("team-b"), group("team-c"), component(1), component(2, owner="team-b")])
     cat.cycle([group("team-a"), group("team-c"), component(1, owner="team-c"), component(2, owner="team-b")])
@@ -216,3 +230,25 @@ def test_a_database_that_predates_history_gets_a_baseline_version_per_entity(cat
     with cat.engine.begin() as conn:
         assert history.baseline(conn) == 2
     assert svc.describe_as_of(cat.engine, "svc-1", 0)["owner"] == "group:default/team-a"
+
+
+def test_history_keep_cycles_from_the_providers_file_prunes_after_each_sweep(catalog_url, tmp_path):
+    from catalog_pipelines.ingestion.config import ConfigError, parse_providers
+    from catalog_pipelines.ingestion.cycle import run_sweep
+
+    raw = {"providers": [{"name": "p", "type": "synthetic", "size": 50, "options": {"history_keep_cycles": 1}}]}
+    options = parse_providers(raw, tmp_path)[0].options
+    assert options.history_keep_cycles == 1
+    with pytest.raises(ConfigError, match="history_keep_cycles"):
+        parse_providers({"providers": [{"name": "p", "type": "synthetic", "options": {"history_keep_cycles": 0}}]}, tmp_path)
+    cat = Catalog(catalog_url)
+    for lifecycle in ("a", "b", "c"):
+        ing = cat.ledger.start_cycle("p")
+        cat.store.write_chunk(provider="p", ingestion_id=ing.id, sequence=0, cursor_in=None, cursor=None, done=True,
+                              entities=processed([group("team-a"), component(1, lifecycle=lifecycle)]), rejections=[])
+        run_sweep(cat.store, cat.ledger, cat.ledger.get(ing.id), options)
+        cat.ledger.close(ing.id, status="complete")
+    # cycle 3 kept; of the older versions only svc-1's latest (cycle 2) and team-a's (cycle 1) remain, bodies dropped
+    assert sorted((r["ref"], r["cycle"]) for r in cat.rows()) == [
+        ("component:default/svc-1", 2), ("component:default/svc-1", 3), ("group:default/team-a", 1)]
+    assert svc.describe_as_of(cat.engine, "svc-1", 2)["lifecycle"] == "b"
