@@ -55,6 +55,55 @@ def run_cycle(store, ledger, options, size: int, seed: int, generation: int, chu
     return time.perf_counter() - t0, time.process_time() - c0, counts
 
 
+def storage_and_queries(engine, args, figures: dict) -> None:
+    """History rows and bytes against the catalog's, `diff` and `describe --as-of` timings."""
+    import sqlalchemy as sa
+
+    from catalog_pipelines.services import history as svc
+    from catalog_pipelines.storage import history, schema as s
+
+    with engine.connect() as conn:
+        h = s.entity_history
+        figures["cycle2_history_rows"] = conn.execute(sa.select(sa.func.count()).select_from(h).where(h.c.cycle == 2)).scalar_one()
+        figures["history_rows"] = conn.execute(sa.select(sa.func.count()).select_from(h)).scalar_one()
+        figures["history_bodies"] = conn.execute(sa.select(sa.func.count()).select_from(h).where(h.c.previous_body.is_not(None))).scalar_one()
+    sizes = history.storage_bytes(engine, [s.entities, s.relations, s.entity_history])
+    catalog_bytes = sizes["entities"] + sizes["relations"]
+    figures.update({"catalog_mb": round(catalog_bytes / 2**20, 1), "history_mb": round(sizes["entity_history"] / 2**20, 1),
+                    "history_over_catalog": round(sizes["entity_history"] / catalog_bytes, 2)})
+
+    last = args.cycles
+    t0 = time.perf_counter()
+    wide = svc.diff(engine, 2, last)
+    figures["diff_2_to_last_s"] = round(time.perf_counter() - t0, 2)
+    figures["diff_2_to_last_counts"] = wide["counts"]
+    t0 = time.perf_counter()
+    narrow = svc.diff(engine, last - 1, last)
+    figures["diff_last_two_s"] = round(time.perf_counter() - t0, 2)
+    figures["diff_last_two_counts"] = narrow["counts"]
+    t0 = time.perf_counter()
+    svc.diff(engine, 2, last, kind="component")
+    figures["diff_2_to_last_components_s"] = round(time.perf_counter() - t0, 2)
+
+    rng = random.Random(args.seed)
+    with engine.connect() as conn:
+        refs = list(conn.execute(sa.select(s.entities.c.ref).order_by(s.entities.c.ref)).scalars())
+        changed = list(conn.execute(sa.select(h.c.ref).where(h.c.change == "changed").distinct()).scalars())
+    sample = rng.sample(refs, min(args.queries, len(refs))) + rng.sample(changed, min(args.queries, len(changed)))
+    times = []
+    for ref in sample:
+        t0 = time.perf_counter()
+        try:
+            svc.describe_as_of(engine, ref, rng.randint(1, last))
+        except svc.HistoryError:
+            pass  # not yet added at that cycle: answered all the same
+        times.append(time.perf_counter() - t0)
+    times.sort()
+    figures["describe_as_of_median_ms"] = round(1000 * statistics.median(times), 1)
+    figures["describe_as_of_p95_ms"] = round(1000 * times[int(0.95 * (len(times) - 1))], 1)
+    figures["describe_as_of_max_ms"] = round(1000 * times[-1], 1)
+
+
 def catalog_url(args, workdir: Path, name: str, cleanups: list) -> str:
     if not args.postgres:
         return f"sqlite:///{workdir / f'{name}.db'}"
@@ -76,6 +125,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--queries", type=int, default=50, help="random describe --as-of queries to time")
     parser.add_argument("--postgres", action="store_true", help="on PostgreSQL: CATALOG_TEST_POSTGRES_URL")
     parser.add_argument("--smoke", action="store_true", help="small size, for the test suite")
+    parser.add_argument("--existing", default=None, metavar="URL", help="no cycles: measure storage and queries of this catalog")
     args = parser.parse_args(argv)
     if args.smoke:
         args.size, args.cycles, args.chunk_size, args.queries = 2000, 4, 500, 5
@@ -83,8 +133,7 @@ def main(argv: list[str] | None = None) -> dict:
     import sqlalchemy as sa
 
     from catalog_pipelines.ingestion.config import IngestionOptions
-    from catalog_pipelines.services import history as svc
-    from catalog_pipelines.storage import history, schema as s
+    from catalog_pipelines.storage import schema as s
     from catalog_pipelines.storage.catalog import CatalogStore
     from catalog_pipelines.storage.db import dispose_engines, get_engine
     from catalog_pipelines.storage.ledger import Ledger
@@ -95,6 +144,13 @@ def main(argv: list[str] | None = None) -> dict:
     figures: dict = {"backend": "postgresql" if args.postgres else "sqlite", "size": args.size, "cycles": args.cycles,
                      "churn_per_cycle": args.churn}
     try:
+        if args.existing:  # only the storage and query figures, on a catalog a run left behind
+            engine = get_engine(args.existing)
+            with engine.connect() as conn:
+                args.cycles = conn.execute(sa.select(sa.func.max(s.ingestions.c.cycle))).scalar_one()
+            figures["cycles"] = args.cycles
+            storage_and_queries(engine, args, figures)
+            return _print(figures)
         # --- B: history off, cycles 1 (new) and 2 (unchanged)
         engine = get_engine(catalog_url(args, workdir, "off", cleanups))
         store, ledger = CatalogStore(engine, history=False), Ledger(engine)
@@ -116,54 +172,19 @@ def main(argv: list[str] | None = None) -> dict:
             "cycle2_unchanged_off_cpu_s": round(off2[1], 2), "cycle2_unchanged_on_cpu_s": round(on2[1], 2),
             "cycle2_history_rows": 0,
         })
-        with engine.connect() as conn:
-            h = s.entity_history
-            figures["cycle2_history_rows"] = conn.execute(sa.select(sa.func.count()).select_from(h).where(h.c.cycle == 2)).scalar_one()
-            figures["history_rows"] = conn.execute(sa.select(sa.func.count()).select_from(h)).scalar_one()
-            figures["history_bodies"] = conn.execute(sa.select(sa.func.count()).select_from(h).where(h.c.previous_body.is_not(None))).scalar_one()
         if churn_runs:
             figures["churn_cycle_mean_s"] = round(statistics.mean(r[0] for r in churn_runs), 2)
             figures["churn_per_cycle_mean"] = {k: round(statistics.mean(r[2][k] for r in churn_runs)) for k in ("added", "changed", "removed")}
-        sizes = history.storage_bytes(engine, [s.entities, s.relations, s.entity_history])
-        catalog_bytes = sizes["entities"] + sizes["relations"]
-        figures.update({"catalog_mb": round(catalog_bytes / 2**20, 1), "history_mb": round(sizes["entity_history"] / 2**20, 1),
-                        "history_over_catalog": round(sizes["entity_history"] / catalog_bytes, 2)})
-
-        last = args.cycles
-        t0 = time.perf_counter()
-        wide = svc.diff(engine, 2, last)
-        figures["diff_2_to_last_s"] = round(time.perf_counter() - t0, 2)
-        figures["diff_2_to_last_counts"] = wide["counts"]
-        t0 = time.perf_counter()
-        narrow = svc.diff(engine, last - 1, last)
-        figures["diff_last_two_s"] = round(time.perf_counter() - t0, 2)
-        figures["diff_last_two_counts"] = narrow["counts"]
-        t0 = time.perf_counter()
-        svc.diff(engine, 2, last, kind="component")
-        figures["diff_2_to_last_components_s"] = round(time.perf_counter() - t0, 2)
-
-        rng = random.Random(args.seed)
-        with engine.connect() as conn:
-            refs = list(conn.execute(sa.select(s.entities.c.ref).order_by(s.entities.c.ref)).scalars())
-            changed = list(conn.execute(sa.select(h.c.ref).where(h.c.change == "changed").distinct()).scalars())
-        sample = rng.sample(refs, min(args.queries, len(refs))) + rng.sample(changed, min(args.queries, len(changed)))
-        times = []
-        for ref in sample:
-            t0 = time.perf_counter()
-            try:
-                svc.describe_as_of(engine, ref, rng.randint(1, last))
-            except svc.HistoryError:
-                pass  # not yet added at that cycle: answered all the same
-            times.append(time.perf_counter() - t0)
-        times.sort()
-        figures["describe_as_of_median_ms"] = round(1000 * statistics.median(times), 1)
-        figures["describe_as_of_p95_ms"] = round(1000 * times[int(0.95 * (len(times) - 1))], 1)
-        figures["describe_as_of_max_ms"] = round(1000 * times[-1], 1)
+        storage_and_queries(engine, args, figures)
     finally:
         dispose_engines()
         for cleanup in cleanups:
             cleanup()
         shutil.rmtree(workdir, ignore_errors=True)
+    return _print(figures)
+
+
+def _print(figures: dict) -> dict:
     figures["load_average"] = " ".join(f"{x:.1f}" for x in os.getloadavg())
     figures["machine"] = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
     width = max(map(len, figures))

@@ -142,7 +142,7 @@ def diff(engine: "sa.Engine", start: str | int | Point, end: str | int | Point, 
          provider: str | None = None) -> dict[str, Any]:
     """What changed between two points: entities added, removed and changed, the changed ones with
     the fields that changed and the before/after of owner, lifecycle, system and relations."""
-    from catalog_pipelines.storage.history import REMOVED, body_of, touched_versions
+    from catalog_pipelines.storage.history import REMOVED, bodies, touched_versions
 
     a = start if isinstance(start, Point) else parse_point(start)
     b = end if isinstance(end, Point) else parse_point(end)
@@ -154,6 +154,7 @@ def diff(engine: "sa.Engine", start: str | int | Point, end: str | int | Point, 
         raise HistoryError(f"--from ({a}) is after --to ({b})")
     rows = touched_versions(engine, a.clause(), b.clause(), kind=kind, provider=provider)
     added, removed, changed = [], [], []
+    relations_of: list[tuple[dict[str, Any], int, int]] = []
     by_ref: dict[str, list[dict[str, Any]]] = {}
     for row in rows:
         by_ref.setdefault(row["ref"], []).append(row)
@@ -174,13 +175,17 @@ def diff(engine: "sa.Engine", start: str | int | Point, end: str | int | Point, 
                 if before[name] != after[name]:
                     entry["changes"][name] = {"from": before[name], "to": after[name]}
             if before["relations_hash"] != after["relations_hash"]:
-                old, new = _declared(body_of(engine, ref, before["id"])), _declared(body_of(engine, ref, after["id"]))
-                entry["changes"]["relations"] = {
-                    "added": [{"type": t, "target": x} for t, x in sorted(new - old)],
-                    "removed": [{"type": t, "target": x} for t, x in sorted(old - new)],
-                }
-            if fields or entry["changes"]:
+                relations_of.append((entry, before["id"], after["id"]))
+            if fields or entry["changes"] or before["relations_hash"] != after["relations_hash"]:
                 changed.append(entry)
+    # The relations of the two states come from their bodies: read in one go, only where they differ.
+    found = bodies(engine, [(e["ref"], i) for e, a_id, b_id in relations_of for i in (a_id, b_id)])
+    for entry, a_id, b_id in relations_of:
+        old, new = _declared(found[(entry["ref"], a_id)]), _declared(found[(entry["ref"], b_id)])
+        entry["changes"]["relations"] = {
+            "added": [{"type": t, "target": x} for t, x in sorted(new - old)],
+            "removed": [{"type": t, "target": x} for t, x in sorted(old - new)],
+        }
     return {
         "from": str(a),
         "to": str(b),
