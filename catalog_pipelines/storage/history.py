@@ -68,20 +68,55 @@ def changed_fields(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
 
 def relations_hash(pairs: Iterable[tuple[str, str]]) -> str:
     """A short hash of the (type, target) pairs an entity declares, order-free."""
-    return hashlib.blake2b(orjson.dumps(sorted(set(pairs))), digest_size=8).hexdigest()
+    return hashlib.blake2b("\n".join(sorted({f"{t} {x}" for t, x in pairs})).encode(), digest_size=8).hexdigest()
 
 
 def _summary(e: ProcessedEntity) -> dict[str, Any]:
-    declared = [(r.type, r.target) for r in e.relations if r.source == e.ref]
-    owner = next((t for ty, t in declared if ty == "ownedBy"), None)
-    system = next((t for ty, t in declared if ty == "partOf" and t.startswith("system:")), None)
-    spec = e.entity.get("spec") if isinstance(e.entity.get("spec"), dict) else {}
-    lifecycle = spec.get("lifecycle") if isinstance(spec.get("lifecycle"), str) else None
-    return {"owner": owner, "system": system, "lifecycle": lifecycle, "relations_hash": relations_hash(declared)}
+    """Owner, system, lifecycle and relations hash of a version (one pass over its relations)."""
+    owner = system = None
+    pairs = []
+    ref = e.ref
+    for r in e.relations:
+        if r.source != ref:
+            continue
+        rtype, target = r.type, r.target
+        pairs.append((rtype, target))
+        if rtype == "ownedBy":
+            owner = owner or target
+        elif rtype == "partOf" and system is None and target.startswith("system:"):
+            system = target
+    spec = e.entity.get("spec")
+    lifecycle = spec.get("lifecycle") if isinstance(spec, dict) else None
+    return {"owner": owner, "system": system, "lifecycle": lifecycle if isinstance(lifecycle, str) else None,
+            "relations_hash": relations_hash(pairs)}
 
 
 def _row(**values: Any) -> dict[str, Any]:
     return {c: values.get(c) for c in _COLUMNS}
+
+
+def _insert(conn: sa.Connection, rows: list[dict[str, Any]]) -> None:
+    """Insert version rows: COPY on PostgreSQL (`bulk_write`); on SQLite one driver-level
+    executemany of tuples, without SQLAlchemy's per-row processing, which cost as much as the
+    rest of the history of a first cycle (every row of a chunk shares its time, converted once)."""
+    if not rows:
+        return
+    if conn.dialect.name != "sqlite":
+        bulk_write(conn, s.entity_history, rows)
+        return
+    convert = s.entity_history.c.at.type.dialect_impl(conn.dialect).bind_processor(conn.dialect)
+    times: dict[Any, Any] = {}
+    at = _COLUMNS.index("at")
+    values = []
+    for row in rows:
+        record = [row[c] for c in _COLUMNS]
+        when = record[at]
+        if when not in times:
+            times[when] = convert(when) if convert else when
+        record[at] = times[when]
+        values.append(tuple(record))
+    conn.exec_driver_sql(
+        f"INSERT INTO {s.entity_history.name} ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})", values)
 
 
 @dataclass
@@ -126,7 +161,7 @@ class HistoryWriter:
                 rows.append(_row(**base, ref=r["ref"], kind=r["kind"], change=CHANGED, content_hash=r["content_hash"],
                                  fields=orjson.dumps(fields).decode(), previous_body=None if before is None else pack_body(before),
                                  **_summary(e)))
-        bulk_write(conn, s.entity_history, rows)
+        _insert(conn, rows)
 
     def record_rejections(self, conn: sa.Connection, rejections: Sequence[Rejection]) -> None:
         """Rejections that name a ref, unless the ref's latest version records the same one."""
@@ -142,7 +177,7 @@ class HistoryWriter:
             sa.select(h.c.ref, h.c.change, h.c.fields).where(h.c.id.in_(latest))) if change == REJECTED}
         base = self._base(conn)
         rows = [_row(**base, ref=ref, change=REJECTED, fields=fields) for ref, fields in named.items() if (ref, fields) not in same]
-        bulk_write(conn, s.entity_history, rows)
+        _insert(conn, rows)
 
     def record_removals(self, conn: sa.Connection, where: sa.ColumnElement[bool]) -> None:
         """Versions of the entities the sweep is about to delete (`where` selects them), with the
@@ -151,7 +186,7 @@ class HistoryWriter:
         base = self._base(conn)
         q = sa.select(ent.c.ref, ent.c.kind, ent.c.body).where(where).order_by(ent.c.ref)
         for batch in batched(conn.execute(q), 5000):
-            bulk_write(conn, s.entity_history, [_row(**base, ref=ref, kind=kind, change=REMOVED, previous_body=pack_body(body))
+            _insert(conn, [_row(**base, ref=ref, kind=kind, change=REMOVED, previous_body=pack_body(body))
                                                 for ref, kind, body in batch])
 
 
@@ -176,7 +211,7 @@ def baseline(conn: sa.Connection, batch: int = 5000) -> int:
                                                content_hash=content_hash, location=""))
             out.append(_row(ref=ref, kind=kind, provider=provider, cycle=0, at=first_seen, change=ADDED,
                             content_hash=content_hash, **summary))
-        bulk_write(conn, h, out)
+        _insert(conn, out)
         written += len(out)
     return written
 

@@ -119,8 +119,10 @@ entity_history = sa.Table(
     sa.Column("system", REF, nullable=True),
     sa.Column("relations_hash", sa.String(16), nullable=True),
     sa.Column("previous_body", sa.LargeBinary, nullable=True),
+    # The one index: a ref's versions in order (history, describe --as-of, diffs' second step).
+    # Diffs, the change summary and pruning scan by cycle instead: the table holds changes only, and
+    # a second index cost a first cycle more than those scans cost the queries.
     sa.Index("ix_entity_history_ref", "ref", "id"),
-    sa.Index("ix_entity_history_cycle", "provider", "cycle"),
 )
 
 # --- ingestion ledger -------------------------------------------------------------------------
