@@ -147,7 +147,8 @@ def main(argv: list[str] | None = None) -> dict:
         if args.existing:  # only the storage and query figures, on a catalog a run left behind
             engine = get_engine(args.existing)
             with engine.connect() as conn:
-                args.cycles = conn.execute(sa.select(sa.func.max(s.ingestions.c.cycle))).scalar_one()
+                i = s.ingestions
+                args.cycles = conn.execute(sa.select(sa.func.max(i.c.cycle)).where(i.c.ingestion_completed_at.is_not(None))).scalar_one()
             figures["cycles"] = args.cycles
             storage_and_queries(engine, args, figures)
             return _print(figures)
