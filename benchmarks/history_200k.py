@@ -128,7 +128,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--existing", default=None, metavar="URL", help="no cycles: measure storage and queries of this catalog")
     args = parser.parse_args(argv)
     if args.smoke:
-        args.size, args.cycles, args.chunk_size, args.queries = 2000, 4, 500, 5
+        args.size, args.cycles, args.chunk_size, args.queries = 1000, 4, 500, 5
 
     import sqlalchemy as sa
 
