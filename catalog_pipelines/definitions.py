@@ -26,7 +26,7 @@ from catalog_pipelines.settings import Settings
 
 
 def build_definitions(configs: list[ProviderConfig], catalog_url: str = "") -> dg.Definitions:
-    from catalog_pipelines.assets import catalog_health, dashboards, notifications, scorecards, surveys, usage
+    from catalog_pipelines.assets import catalog_health, dashboards, history, notifications, scorecards, surveys, usage
     from catalog_pipelines.assets.catalog_quality import catalog_quality_checks
     from catalog_pipelines.assets.facts import build_fact_assets
 
@@ -39,6 +39,7 @@ def build_definitions(configs: list[ProviderConfig], catalog_url: str = "") -> d
         *scorecards.scorecard_assets,
         *usage.usage_assets,
         *catalog_health.catalog_health_assets,
+        *history.history_assets,
         *dashboards.dashboards_assets,
         *notifications.notification_assets,
     ]

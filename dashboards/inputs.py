@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from catalog_pipelines.model.insight_tables import (
     FACTS,
     GRAPH,
+    HISTORY,
     ORPHANS,
     SCORECARDS,
     SKILLS,
@@ -41,6 +42,7 @@ TABLES: tuple[InsightTable, ...] = (
     SKILLS.coverage, SKILLS.knowledge_risks, SKILLS.mentor_matches, SKILLS.unmatched_wishes, SKILLS.gig_matches,
     SKILLS.wishes, SKILLS.profiles,
     FACTS.vulnerabilities_latest, FACTS.ci_latest, FACTS.tickets_latest,
+    HISTORY.changes_by_cycle, HISTORY.ownership_changes, HISTORY.lost_owners,
 )
 
 # The Dagster asset that writes each area's tables (shown on every page as its source).
@@ -52,6 +54,7 @@ AREA_ASSETS: dict[type[InsightArea], tuple[str, ...]] = {
     GRAPH: ("relationship_graph",),
     SKILLS: ("skills_exchange",),
     FACTS: ("vulnerabilities_facts", "ci_facts", "tickets_facts"),
+    HISTORY: ("catalog_changes",),
 }
 CATALOG_ASSET = "catalog_snapshot"
 

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from analytics.org import OrgGraph
-from catalog_pipelines.model.insight_tables import FACTS, GRAPH, ORPHANS, SCORECARDS, SURVEYS, USAGE, InsightTable
+from catalog_pipelines.model.insight_tables import FACTS, GRAPH, HISTORY, ORPHANS, SCORECARDS, SURVEYS, USAGE, InsightTable
 from catalog_pipelines.model.insight_tables import SKILLS as SKILL_TABLES
 from dashboards.inputs import SiteInputs
 
@@ -60,6 +60,7 @@ def sample_inputs(org: OrgGraph, entities: pd.DataFrame, *, seed: int = 0, now: 
     tables.update(_surveys(rng, org, groups, now, waves))
     tables.update(_usage(rng, org, groups, entities, now, usage_days))
     tables.update(_health(rng, org, groups, entities, now))
+    tables.update(_history(rng, groups, entities, now))
     tables.update(_skills(rng, org, groups))
     tables.update(_facts(rng, owned, now))
     ledger = _ledger(rng, entities, now)
@@ -324,6 +325,26 @@ def _health(rng, org, groups, entities, now) -> dict[InsightTable, pd.DataFrame]
     cycles = pd.DataFrame([{"cycle_id": 1, "size": 3, "members": "a,b,c", "example": "a → b → c → a", "owners": ""}])
     return {ORPHANS.report: report, ORPHANS.trend: trend, ORPHANS.removals_by_cycle: removals, GRAPH.team_dependencies: deps,
             GRAPH.most_depended_on: most, GRAPH.cycles: cycles}
+
+
+def _history(rng, groups, entities, now, cycles: int = 4) -> dict[InsightTable, pd.DataFrame]:
+    """The change summary of `cycles` cycles of provider "sample": everything added in the first."""
+    kinds = entities.groupby("kind").size()
+    rows = []
+    for cycle in range(1, cycles + 1):
+        for kind, n in kinds.items():
+            if cycle == 1:
+                rows.append(("sample", cycle, kind, int(n), 0, 0, 0))
+            else:
+                rows.append(("sample", cycle, kind, int(rng.integers(0, 3)), int(rng.integers(0, 4)), int(rng.integers(0, 2)), int(rng.integers(0, 2))))
+    counts = pd.DataFrame(rows, columns=["provider", "cycle", "kind", "added", "changed", "removed", "rejected"])
+    owned = entities[entities["owner"].isin(groups)].head(4)
+    at = _naive(now - timedelta(days=1))
+    moves = pd.DataFrame({"ref": owned["ref"].to_numpy(), "kind": owned["kind"].to_numpy(), "provider": "sample",
+                          "cycle": [2 + i % (cycles - 1) for i in range(len(owned))], "at": at,
+                          "from_owner": owned["owner"].to_numpy(), "to_owner": [groups[(groups.index(o) + 1) % len(groups)] for o in owned["owner"]]})
+    lost = moves.head(1).assign(to_owner=None, owner=moves["from_owner"].head(1), reason="owner removed from the catalog")
+    return {HISTORY.changes_by_cycle: counts, HISTORY.ownership_changes: moves, HISTORY.lost_owners: lost}
 
 
 def _skills(rng, org, groups) -> dict[InsightTable, pd.DataFrame]:

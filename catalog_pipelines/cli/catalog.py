@@ -88,7 +88,7 @@ def describe_entity(store, ref: str) -> dict[str, Any] | None:
 
 @click.group()
 def catalog() -> None:
-    """Read the catalog: describe, search, stats, rejected, deps, orphans."""
+    """Read the catalog: describe, search, stats, rejected, deps, orphans, diff, history."""
 
 
 def _attach_health_commands() -> None:
@@ -98,14 +98,27 @@ def _attach_health_commands() -> None:
     catalog.add_command(orphans)
 
 
+def _attach_history_commands() -> None:
+    from catalog_pipelines.cli.history import diff, history
+
+    catalog.add_command(diff)
+    catalog.add_command(history)
+
+
 @catalog.command()
 @click.argument("ref")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def describe(ref: str, as_json: bool) -> None:
+@click.option("--as-of", "as_of", default=None, metavar="CYCLE|TIME", help="As the catalog held it at the end of this cycle, or at this ISO time (catalog history).")
+def describe(ref: str, as_json: bool, as_of: str | None) -> None:
     """Who owns REF, what it does, where its code, docs and deployment are, what it depends on.
 
     REF is `kind:namespace/name`; kind defaults to component and namespace to default.
     """
+    if as_of is not None:
+        from catalog_pipelines.cli.history import describe_as_of
+
+        describe_as_of(ref, as_of, as_json)
+        return
     info = describe_entity(_store(), _resolve(ref))
     if info is None:
         raise click.ClickException(f"no entity {_resolve(ref)} in the catalog (try `catalog search`)")
@@ -188,3 +201,4 @@ def rejected(provider: str | None, limit: int, as_json: bool) -> None:
 
 
 _attach_health_commands()
+_attach_history_commands()

@@ -64,6 +64,10 @@ class IngestionOptions:
     # A started run of this provider that has logged nothing for this long is dead (its worker was
     # killed): the sensor fails it and resumes the cycle (sensors/ingestion.py: recover_dead_runs).
     run_stale_after: dt.timedelta = dt.timedelta(hours=1)
+    # Catalog history retention (storage/history.py: prune, after each sweep): keep the versions of
+    # this many latest cycles (plus, per entity, the version that describes it before them); None
+    # keeps everything.
+    history_keep_cycles: int | None = None
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any], where: str) -> "IngestionOptions":
@@ -185,6 +189,7 @@ class IngestionOptionsModel(BaseModel):
     retry_max: int | None = Field(None, ge=0, strict=True)
     retry_delay_seconds: float | None = Field(None, ge=0)
     run_stale_after: Duration = None
+    history_keep_cycles: int | None = Field(None, ge=1, strict=True, description="catalog history: keep the versions of this many latest cycles; null keeps all")
 
 
 class ProviderModel(BaseModel):

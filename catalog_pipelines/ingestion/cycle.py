@@ -187,6 +187,10 @@ def _rest(store: CatalogStore, ledger: Ledger, ingestion: Ingestion, options: In
         # rest; the next tick closes it (the sweep, its own transaction, stands) and starts the next.
         ledger.update(ingestion.id, **outcome)
     store.prune_rejections(ingestion.provider, keep_ingestion_id=ingestion.id)
+    if options.history_keep_cycles:
+        from catalog_pipelines.storage.history import prune
+
+        prune(store.engine, ingestion.provider, ingestion.cycle, options.history_keep_cycles)
 
 
 def snapshot(ledger: Ledger, provider: str, *, run_in_progress: bool = False):

@@ -132,6 +132,13 @@ class USAGE(InsightArea, area="usage"):
     meta = table()
 
 
+class HISTORY(InsightArea, area="history"):
+    # `catalog_changes` (services.history.build_change_summary)
+    changes_by_cycle = table()
+    ownership_changes = table()
+    lost_owners = table()
+
+
 class ORPHANS(InsightArea, area="orphans"):
     report = table()
     trend = table()  # appended

@@ -31,6 +31,7 @@ UPSTREAM = [
     "orphan_report",
     "relationship_graph",
     "skills_exchange",
+    "catalog_changes",
     "vulnerabilities_facts",
     "ci_facts",
     "tickets_facts",

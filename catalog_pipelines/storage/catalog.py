@@ -12,7 +12,7 @@ import datetime as dt
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 import sqlalchemy as sa
@@ -20,6 +20,9 @@ import sqlalchemy as sa
 from catalog_pipelines.model.entity import ProcessedEntity, Rejection
 from catalog_pipelines.storage import schema as s
 from catalog_pipelines.storage.sql import batched, bulk_write, in_values, insert_in_flight, psycopg_connection, qualified_name
+
+if TYPE_CHECKING:
+    from catalog_pipelines.storage.history import HistoryWriter
 
 # Entities per write batch of a chunk: small enough that a 20k chunk's rows never sit in memory at
 # once, large enough that per-statement costs stay negligible.
@@ -134,8 +137,15 @@ def _mark_seen(conn: sa.Connection, provider: str, refs: Sequence[str], ingestio
 class CatalogStore:
     """Reads and writes the catalog and its ingestion ledger through one engine."""
 
-    def __init__(self, engine: sa.Engine):
+    def __init__(self, engine: sa.Engine, *, history: bool = True):
         self.engine = engine
+        # Catalog history (storage/history.py): off only for the A/B of benchmarks/history_200k.py.
+        self.history = history
+
+    def _history(self, provider: str, ingestion_id: int, sequence: int, now: dt.datetime, cycle: int | None = None) -> "HistoryWriter | None":
+        from catalog_pipelines.storage.history import HistoryWriter
+
+        return HistoryWriter(provider, ingestion_id, sequence, now, cycle) if self.history else None
 
     # ------------------------------------------------------------------ writes
 
@@ -181,6 +191,7 @@ class CatalogStore:
         # `in_flight` holds the previous batch's relation COPY open while the next batch is
         # validated (PostgreSQL): the server indexes ~5 relation rows per entity, the largest
         # part of its work, while Python validates. It closes before the connection is used again.
+        history = self._history(provider, ingestion_id, sequence, now)
         with self.engine.begin() as conn, contextlib.ExitStack() as in_flight:
             known: tuple[Fingerprints, frozenset[str]] | None = None
             if callable(entities):
@@ -188,7 +199,7 @@ class CatalogStore:
                 entities = entities(known[0])
             for batch in batched(entities, WRITE_BATCH):
                 in_flight.close()
-                self._write_entities(conn, batch, provider, ingestion_id, sequence, now, result, conflicts, known, in_flight)
+                self._write_entities(conn, batch, provider, ingestion_id, sequence, now, result, conflicts, known, in_flight, history)
             in_flight.close()
             result.rejections = [*rejections, *conflicts]
             result.unchanged += len(unchanged_refs)
@@ -222,6 +233,8 @@ class CatalogStore:
                     ],
                 )
             result.rejected = len(result.rejections)
+            if history is not None:
+                history.record_rejections(conn, result.rejections)
 
             # Only this chunk's own mark is replaced (an idempotent re-run); later marks are never
             # deleted here (ingestion/chunks.py: chunk_start_cursor refuses re-runs that would).
@@ -263,6 +276,7 @@ class CatalogStore:
         conflicts: list[Rejection],
         known: tuple[Fingerprints, frozenset[str]] | None,
         in_flight: contextlib.ExitStack,
+        history: "HistoryWriter | None" = None,
     ) -> None:
         """One batch of write_chunk: entity rows, their marks and (left in flight) their relations.
 
@@ -313,6 +327,8 @@ class CatalogStore:
         result.added += len(new_rows)
         result.changed += len(changed_rows)
 
+        if history is not None:  # before the update: it reads the bodies the changed rows replace
+            history.record_entities(conn, entities, new_rows, changed_rows)
         bulk_write(conn, s.entities, new_rows)
         if changed_rows:
             stmt = (
@@ -471,6 +487,8 @@ class CatalogStore:
                     ).where(stale_filter),
                 )
             )
+            if (history := self._history(provider, ingestion_id, sequence, now, cycle)) is not None:
+                history.record_removals(conn, stale_filter)
             conn.execute(s.relations.delete().where(s.relations.c.source_ref.in_(stale_refs)))
             conn.execute(me.delete().where((me.c.provider == provider) & me.c.ref.in_(stale_refs)))
             removed = conn.execute(e.delete().where(stale_filter)).rowcount

@@ -100,7 +100,15 @@ def ensure_schema(engine: sa.Engine) -> int:
     with engine.begin() as conn:
         if not is_sqlite(engine):
             conn.execute(sa.text(f"CREATE SCHEMA IF NOT EXISTS {schema.LEDGER_SCHEMA}"))
+        had_history = sa.inspect(conn).has_table(schema.entity_history.name)
         schema.metadata.create_all(conn, checkfirst=True)
+        if not had_history:
+            # Catalog history (storage/history.py) is new to this database: the entities stored
+            # before it get a baseline version (a table, not a schema version: older code keeps
+            # working against the same database).
+            from catalog_pipelines.storage.history import baseline
+
+            baseline(conn)
         current = conn.execute(sa.select(sa.func.max(schema.schema_version.c.version))).scalar()
         if current is not None and current > schema.SCHEMA_VERSION:
             raise RuntimeError(

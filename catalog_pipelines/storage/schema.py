@@ -94,6 +94,37 @@ removals = sa.Table(
     sa.Index("ix_removals_provider", "provider", "removed_at"),
 )
 
+# Catalog history (storage/history.py): one row per change a cycle made, written in the chunk's
+# (or the sweep's) transaction. A row never holds the body it introduced: the current body is in
+# `entities`, so a version's body is the `previous_body` of the next version of the ref (zlib'd
+# JSON), or the entity row while it is the latest. An unchanged entity writes nothing; a first
+# cycle writes narrow rows only. `owner`, `lifecycle`, `system` and `relations_hash` let diffs and
+# the change summary compare versions without opening bodies.
+entity_history = sa.Table(
+    "entity_history",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("ref", REF, nullable=False),
+    sa.Column("kind", sa.String(63), nullable=True),
+    sa.Column("provider", PROVIDER, nullable=False),
+    sa.Column("ingestion_id", sa.Integer, nullable=True),
+    sa.Column("cycle", sa.Integer, nullable=False),
+    sa.Column("chunk", sa.Integer, nullable=True),
+    sa.Column("at", TS, nullable=False),
+    sa.Column("change", sa.String(16), nullable=False),  # added | changed | removed | rejected
+    sa.Column("fields", sa.Text, nullable=True),  # JSON: changed fields, or the rejection's rule and message
+    sa.Column("content_hash", sa.String(64), nullable=True),
+    sa.Column("owner", REF, nullable=True),
+    sa.Column("lifecycle", sa.String(63), nullable=True),
+    sa.Column("system", REF, nullable=True),
+    sa.Column("relations_hash", sa.String(16), nullable=True),
+    sa.Column("previous_body", sa.LargeBinary, nullable=True),
+    # The one index: a ref's versions in order (history, describe --as-of, diffs' second step).
+    # Diffs, the change summary and pruning scan by cycle instead: the table holds changes only, and
+    # a second index cost a first cycle more than those scans cost the queries.
+    sa.Index("ix_entity_history_ref", "ref", "id"),
+)
+
 # --- ingestion ledger -------------------------------------------------------------------------
 
 ingestions = sa.Table(

@@ -16,12 +16,13 @@ SMOKE_RUNS = {
     "scorecards": ["--size", "2000", "--store"],
     "graph": ["--size", "3000", "--queries", "5"],
     "dashboards": ["--smoke"],
+    "history_200k": ["--smoke"],
     "usage": ["--events", "20000", "--days", "5", "--org-size", "2000"],
 }
 
 
 # Benchmarks with a PostgreSQL variant: it runs too, against the test server (CATALOG_TEST_POSTGRES_URL).
-POSTGRES_RUNS = {"ingest_200k": ["--smoke", "--postgres"]}
+POSTGRES_RUNS = {"ingest_200k": ["--smoke", "--postgres"], "history_200k": ["--smoke", "--postgres"]}
 
 RUNS = [
     *[pytest.param(name, args, id=name) for name, args in sorted(SMOKE_RUNS.items())],

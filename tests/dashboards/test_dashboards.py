@@ -35,7 +35,7 @@ SHIPPED_POLICY = Policy.from_file(PROJECT_ROOT / "config" / "permissions.yaml")
 # Figures planted on the restricted team (zulu) and its department; none may reach dana's site.
 SENTINELS = {"37591", "48213", "4.1234", "29231", "2.7183", "3.1415"}
 ORG_WIDE = ["Catalog overview", "Ingestion health", "Scorecards", "Survey trends", "Portal usage", "Catalog health",
-            "Skills exchange", "Audit log", "Teams"]
+            "Catalog changes", "Skills exchange", "Audit log", "Teams"]
 JSON_BLOB = re.compile(r'<script type="application/json" id="([^"]+)">(.*?)</script>', re.DOTALL)
 
 
@@ -247,6 +247,21 @@ def test_a_page_appears_only_when_its_data_exists(tmp_path):
     assert {p["key"] for p in bare.written} == {"catalog", "teams"}
 
 
+def test_the_changes_page_shows_churn_ownership_changes_and_lost_owners_and_waits_for_a_second_cycle(full_site, tmp_path):
+    from catalog_pipelines.model.insight_tables import HISTORY
+
+    out, _ = full_site
+    html = (out / "changes.html").read_text()
+    assert "Churn by provider over cycles" in html and "Ownership changes" in html and "owner removed from the catalog" in html
+    assert 'href="changes.html"' in (out / "index.html").read_text()
+    inputs = sample_inputs(ORG, entities_frame_from(ENTITIES))
+    counts = inputs.tables[HISTORY.changes_by_cycle]
+    inputs.tables[HISTORY.changes_by_cycle] = counts[counts["cycle"] == 1]
+    build_site(inputs, tmp_path / "one")
+    one = (tmp_path / "one" / "changes.html").read_text()
+    assert "Not enough history yet" in one and "Entities added, changed or removed per cycle" not in one
+
+
 def test_team_pages_sum_each_entity_once_even_when_a_latest_facts_table_repeats_one(tmp_path):
     inputs = inputs_with_sentinels()
     vulns = inputs.tables[FACTS.vulnerabilities_latest]
@@ -285,7 +300,7 @@ def test_a_restricted_audience_site_holds_no_restricted_team_names_or_figures(da
     assert sorted(p.name for p in (out / "teams").iterdir()) == ["alpha.html"]
     alpha = files["teams/alpha.html"]
     assert "Alpha Team" in alpha and '"alpha-api"' in alpha and "Survey trend" in alpha
-    assert {p["key"] for p in report.written} == {"catalog", "ingestion", "scorecards", "surveys", "usage", "health", "skills", "teams"}
+    assert {p["key"] for p in report.written} == {"catalog", "ingestion", "scorecards", "surveys", "usage", "health", "changes", "skills", "teams"}
     assert {p["key"]: p["status"] for p in report.pages}["audit"] == "denied"
     assert all(p["partial"] for p in report.written if p["key"] != "ingestion")
     # and the same sentinels are on the operator's site, so their absence above means something
@@ -387,7 +402,7 @@ def test_the_dashboards_asset_writes_the_site_and_a_restricted_copy_per_audience
     assert result.success
     metadata = instance.get_latest_materialization_event(DASHBOARDS_SITE).asset_materialization.metadata
     out = Settings.from_env().output_dir
-    assert metadata["pages"].value == 9 and metadata["team_pages"].value == 6
+    assert metadata["pages"].value == 10 and metadata["team_pages"].value == 6
     assert metadata["audiences"].value[DANA]["team_pages"] == 1
     assert {e.check_name: e.passed for e in result.get_asset_check_evaluations()} == {
         "every_page_built": True, "site_within_size_budget": True, "people_figures_respect_k": True}
@@ -402,7 +417,7 @@ def test_the_dashboards_asset_writes_the_site_and_a_restricted_copy_per_audience
 def test_the_dashboards_asset_depends_only_on_assets_that_exist():
     import dagster as dg
 
-    from catalog_pipelines.assets import catalog_health, scorecards, surveys, usage
+    from catalog_pipelines.assets import catalog_health, history, scorecards, surveys, usage
     from catalog_pipelines.assets.dashboards import dashboards_assets
     from catalog_pipelines.assets.facts import build_fact_assets
     from catalog_pipelines.assets.ingestion import build_catalog_snapshot
@@ -410,7 +425,7 @@ def test_the_dashboards_asset_depends_only_on_assets_that_exist():
 
     defs = dg.Definitions(
         assets=[build_catalog_snapshot([]), *build_fact_assets(demo=True), *scorecards.scorecard_assets, *surveys.survey_assets,
-                *usage.usage_assets, *catalog_health.catalog_health_assets, *dashboards_assets],
+                *usage.usage_assets, *catalog_health.catalog_health_assets, *history.history_assets, *dashboards_assets],
         resources={"catalog": CatalogDatabase(url="sqlite:///:memory:")},
     )
     graph = defs.resolve_asset_graph()
