@@ -9,6 +9,8 @@ import time
 
 import dagster as dg
 
+from catalog_pipelines.automation import freshness_policy
+
 from catalog_pipelines.assets.catalog_health import GROUP, REFRESH
 from catalog_pipelines.assets.ingestion import CATALOG_SNAPSHOT
 from catalog_pipelines.resources import CatalogDatabase
@@ -16,7 +18,8 @@ from catalog_pipelines.resources import CatalogDatabase
 CATALOG_CHANGES = dg.AssetKey("catalog_changes")
 
 
-@dg.asset(key=CATALOG_CHANGES, deps=[CATALOG_SNAPSHOT], group_name=GROUP, kinds={"pandas"}, automation_condition=REFRESH)
+@dg.asset(key=CATALOG_CHANGES, deps=[CATALOG_SNAPSHOT], group_name=GROUP, kinds={"pandas"}, automation_condition=REFRESH,
+          freshness_policy=freshness_policy("catalog_changes"))
 def catalog_changes(catalog: CatalogDatabase) -> dg.MaterializeResult:
     """What each ingestion cycle changed: entities added, changed, removed and rejected per
     provider, cycle and kind; ownership changes; entities that lost their owner (the owner entity

@@ -66,6 +66,7 @@ FRESHNESS: dict[str, Freshness] = {
     "orphan_report": Freshness(_h(50), _h(26), "after every catalog snapshot"),
     "relationship_graph": Freshness(_h(50), _h(26), "after every catalog snapshot"),
     "skills_exchange": Freshness(_h(50), _h(26), "after every catalog snapshot"),
+    "catalog_changes": Freshness(_h(50), _h(26), "after every catalog snapshot"),
     # the site, rebuilt when any insight changes
     "dashboards_site": Freshness(_h(50), _h(26), "after any insight"),
 }

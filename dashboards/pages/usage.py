@@ -165,11 +165,17 @@ def _org_usage(ctx: Ctx, doc: Doc, end: date | None, k: int) -> None:
     cohorts = ctx.inputs.table(USAGE.cohorts)
     if cohorts is not None and len(cohorts):
         doc.h2("Retention")
-        grid = cohorts.pivot_table(index="cohort_week", columns="weeks_since", values="retention")
+        # A cell published without a figure (fewer than k people: analytics.usage.privacy) is drawn
+        # grey as "suppressed"; a cell the table has no row for (a week not yet reached) stays empty.
+        hidden = cohorts.assign(_hidden=cohorts["retention"].isna().astype(float)).pivot_table(
+            index="cohort_week", columns="weeks_since", values="_hidden", aggfunc="max", dropna=False)
+        grid = cohorts.pivot_table(index="cohort_week", columns="weeks_since", values="retention", dropna=False)
+        grid = grid.reindex(index=hidden.index, columns=hidden.columns)
         doc.figure(F.heatmap([f"+{int(c)}" for c in grid.columns], [str(i) for i in grid.index],
                              (grid * 100).round(1).values.tolist(), title="Weekly retention by cohort (first active week)",
                              xtitle="Weeks since first active", ytitle="Cohort (first active week)",
-                             colorbar="Retained (%)", zmin=0, zmax=100, text_format=".0f"))
+                             colorbar="Retained (%)", zmin=0, zmax=100, text_format=".0f",
+                             suppressed=(hidden == 1).values.tolist(), suppressed_label=f"fewer than {k} people"))
     reach = ctx.inputs.table(USAGE.reach)
     if reach is not None and len(reach) and end is not None:
         doc.h2(f"Top plugins, entities, searches and pages (last {WINDOW_DAYS} days)")
