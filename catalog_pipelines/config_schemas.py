@@ -47,13 +47,17 @@ def _one(path: Path) -> list[Path]:
 
 
 def _providers_semantic(path: Path, shown: str) -> list[ConfigIssue]:
-    from catalog_pipelines.ingestion.config import ConfigError, load_providers
+    from catalog_pipelines.ingestion.config import ConfigError, load_providers, missing_roots
 
     try:
         load_providers(path)
     except ConfigError as exc:
         return [ConfigIssue(shown, 1, str(exc).removeprefix(f"{path}: "))]
-    return []
+    issues = []
+    for problem in missing_roots(path):
+        line, _, message = problem.removeprefix(f"{path}:").partition(": ")
+        issues.append(ConfigIssue(shown, int(line), message))
+    return issues
 
 
 def _scorecards_semantic(path: Path, shown: str) -> list[ConfigIssue]:
