@@ -23,8 +23,10 @@ class RelocatableSqliteEventLogStorage(ConsolidatedSqliteEventLogStorage):
     """Dagster's consolidated SQLite event log with `base_dir` relative to DAGSTER_HOME.
 
     Dagster hands a storage only its own config, not the instance's directory, so a relative
-    `base_dir` is resolved against DAGSTER_HOME (Settings: the variable, else the data directory's
-    dagster_home), the directory Dagster found this dagster.yaml in. An absolute one is kept.
+    `base_dir` is resolved against the DAGSTER_HOME variable: the directory Dagster reads this
+    dagster.yaml from (`DagsterInstance.get()`, the webserver, the daemon, run workers; the CLI sets
+    it). Opening the instance by path (`DagsterInstance.from_config(dir)`) needs DAGSTER_HOME set
+    to that directory as well: without it this is an error, never a guess. An absolute one is kept.
     """
 
     def __init__(self, base_dir: str, inst_data: ConfigurableClassData | None = None):
@@ -35,7 +37,13 @@ def resolve_under_home(base_dir: str) -> Path:
     from catalog_pipelines.settings import Settings
 
     path = Path(base_dir)
-    return path if path.is_absolute() else Path(Settings.from_env().dagster_home) / path
+    if path.is_absolute():
+        return path
+    settings = Settings.from_env()
+    if "dagster_home" not in settings.model_fields_set:
+        raise RuntimeError(f"dagster.yaml: event_log_storage.base_dir {base_dir!r} is relative to DAGSTER_HOME, which is "
+                           "not set: set DAGSTER_HOME to the directory holding this dagster.yaml")
+    return Path(settings.dagster_home) / path
 
 
 def ensure_instance_config(home: Path) -> None:

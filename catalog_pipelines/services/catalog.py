@@ -70,18 +70,19 @@ def parse_ref(text: str, default_kind: str = "component") -> str:
 
 
 def near_refs(candidates: "Iterable[str]", ref: str, limit: int = 3) -> list[str]:
-    """Refs among `candidates` that look like `ref` (a typo, another kind or namespace), best first."""
+    """Refs among `candidates` whose name looks like `ref`'s (a typo; the same name under another
+    kind or namespace), best first, the same kind first among equals."""
     import difflib
 
-    pool = sorted(set(candidates))
+    kind = ref.partition(":")[0]
     name = ref.rpartition("/")[2]
     by_name: dict[str, list[str]] = {}
-    for candidate in pool:
+    for candidate in set(candidates):
         by_name.setdefault(candidate.rpartition("/")[2], []).append(candidate)
-    close = difflib.get_close_matches(ref, pool, n=limit, cutoff=0.75)
+    close: list[str] = []
     for match in difflib.get_close_matches(name, list(by_name), n=limit, cutoff=0.75):
-        close += [c for c in by_name[match] if c not in close]
-    return close[:limit]
+        close += sorted(by_name[match], key=lambda c: (c.partition(":")[0] != kind, c))
+    return [c for c in close if c != ref][:limit]
 
 
 def unknown_ref(ref: str, candidates: "Iterable[str]", what: str = "entity") -> UnknownRef:
