@@ -161,6 +161,9 @@ def validate_all(settings: Any = None, base: Path | None = None) -> tuple[list[P
         settings = Settings.from_env()
     checked: list[Path] = []
     issues: list[ConfigIssue] = []
+    if getattr(settings, "providers_config_is_explicit", False) and not settings.providers_config.exists():
+        issues.append(ConfigIssue(str(settings.providers_config), 0,
+                                  "no such providers file (CATALOG_PIPELINES_PROVIDERS names it)"))
     for kind in KINDS.values():
         files = kind.files(settings)
         for path in files:

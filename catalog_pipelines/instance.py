@@ -100,3 +100,9 @@ concurrency:
           applyLimitPerUniqueValue: true
         limit: 1
 """
+
+
+if __name__ == "__main__":  # `make ui`: write (or bring up to date) the instance config first
+    from catalog_pipelines.settings import Settings
+
+    ensure_instance_config(Path(Settings.from_env().dagster_home))

@@ -28,14 +28,13 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import free_port, stop_process_groups
+from helpers import free_port, patched_environ, require_chromium, stop_process_groups
 from test_production_instance import EXAMPLES_ROOTS, REPO, write_providers
 from test_production_webserver import STARTUP_SECONDS, GraphQL, wait_for
 
 LOCATION = "catalog_pipelines.definitions"
 PROVIDERS = ("alpha", "beta")
 ARTIFACTS = REPO / "test-artifacts" / "dagster-ui"
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 REPOSITORY = """
 query ($location: String!) {
@@ -79,10 +78,8 @@ def ui(tmp_path_factory):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CATALOG_", "DAGSTER_"))}
     env.update({"CATALOG_PIPELINES_DATA_DIR": str(root / "data"), "CATALOG_PIPELINES_PROVIDERS": str(providers),
                 "DAGSTER_HOME": str(root / "data" / "dagster_home")})
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update({k: env[k] for k in ("CATALOG_PIPELINES_DATA_DIR", "CATALOG_PIPELINES_PROVIDERS", "DAGSTER_HOME")})
     cycles: dict[str, list[int]] = {}
-    try:
+    with patched_environ({k: env[k] for k in ("CATALOG_PIPELINES_DATA_DIR", "CATALOG_PIPELINES_PROVIDERS", "DAGSTER_HOME")}):
         configs = load_providers(providers)
         defs = build_definitions(configs)
         instance = instance_from_env()
@@ -90,12 +87,6 @@ def ui(tmp_path_factory):
             for _ in range(2 if config.name == "alpha" else 1):
                 cycles.setdefault(config.name, []).append(run_cycle(defs, config, instance).chunks)
         instance.dispose()
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
     port = free_port()
     log = root / "webserver.log"
     server = subprocess.Popen(
@@ -171,19 +162,6 @@ def test_great_expectations_checks_run_on_their_own_and_say_what_they_are(ui):
         assert checks[name]["description"].startswith("[Great Expectations]")
 
 
-def _browser():
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        if os.environ.get("CI"):
-            pytest.fail("CI must run the browser test: pip install playwright")
-        pytest.skip("playwright is not installed")
-    if CHROMIUM is None:
-        if os.environ.get("CI"):
-            pytest.fail("CI must run the browser test: apt-get install chromium")
-        pytest.skip("chromium is not installed")
-
-
 def _settle(page) -> None:
     """Dismiss the first-visit community dialog and wait until nothing says Loading…"""
     skip = page.get_by_role("button", name="Skip")
@@ -196,14 +174,14 @@ def _settle(page) -> None:
 
 
 def test_screenshots_of_the_asset_graph_and_a_chunk_partition_show_the_provider(ui):
-    _browser()
+    chromium = require_chromium()
     from playwright.sync_api import sync_playwright
 
     _, base, _ = ui
     shutil.rmtree(ARTIFACTS, ignore_errors=True)
     ARTIFACTS.mkdir(parents=True)
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        browser = pw.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
         try:
             page = browser.new_page(viewport={"width": 1600, "height": 1000})
             errors: list[str] = []

@@ -184,3 +184,10 @@ def test_the_demo_summary_names_the_site_and_each_failed_check_with_where_to_loo
     assert "  survey_trends:response_rate_collapse [WARN] 2 teams collapsed" in lines
     assert "    look: make ui, then http://127.0.0.1:3000/assets/catalog_snapshot?view=checks" in lines
     assert demo_summary([])[-1] == "checks: every asset check passed"
+
+
+def test_config_validate_reports_a_providers_file_named_but_missing(tmp_path):
+    missing = tmp_path / "providers.yaml"
+    result = run(["config", "validate", "--json"], {"CATALOG_PIPELINES_PROVIDERS": str(missing)})
+    assert result.exit_code == 1
+    assert [i["file"] for i in json.loads(result.stdout)["issues"]] == [str(missing)]
