@@ -229,18 +229,21 @@ def failed_checks(instance: dg.DagsterInstance | None = None) -> list[dict[str, 
     from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus as Status
 
     instance = instance or instance_from_env()
-    keys = list(defs.resolve_asset_graph().asset_check_keys)
+    graph = defs.resolve_asset_graph()
+    keys = list(graph.asset_check_keys)
     latest = instance.event_log_storage.get_latest_asset_check_execution_by_key(keys)
     out = []
     for key, record in sorted(latest.items(), key=lambda item: (item[0].asset_key.to_user_string(), item[0].name)):
         evaluation = record.evaluation
-        failed = record.status == Status.EXECUTION_FAILED or (evaluation is not None and not evaluation.passed)
+        failed = record.status == Status.FAILED or (evaluation is not None and not evaluation.passed)
         if failed:
             out.append({
                 "asset": key.asset_key.to_user_string(),
                 "check": key.name,
                 "severity": evaluation.severity.value if evaluation is not None else "ERROR",
-                "description": (evaluation.description if evaluation is not None else None) or "",
+                # What the check found, else what it checks.
+                "description": (evaluation.description if evaluation is not None else None)
+                or graph.get_check_spec(key).description or "",
                 "run_id": record.run_id,
             })
     return out
