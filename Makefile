@@ -25,7 +25,8 @@ test-postgres: $(STAMP)
 # The Dagster web UI and daemon on the same data as the CLI.
 ui: $(STAMP)
 	@mkdir -p $${CATALOG_PIPELINES_DATA_DIR:-.data}/dagster_home
-	DAGSTER_HOME=$${DAGSTER_HOME:-$$(cd $${CATALOG_PIPELINES_DATA_DIR:-.data} && pwd)/dagster_home} $(BIN)/dagster dev -w workspace.yaml
+	export DAGSTER_HOME=$${DAGSTER_HOME:-$$(cd $${CATALOG_PIPELINES_DATA_DIR:-.data} && pwd)/dagster_home}; \
+	$(BIN)/python -m catalog_pipelines.instance && $(BIN)/dagster dev -w workspace.yaml
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/ingest_200k.py

@@ -47,13 +47,17 @@ def _one(path: Path) -> list[Path]:
 
 
 def _providers_semantic(path: Path, shown: str) -> list[ConfigIssue]:
-    from catalog_pipelines.ingestion.config import ConfigError, load_providers
+    from catalog_pipelines.ingestion.config import ConfigError, load_providers, missing_roots
 
     try:
         load_providers(path)
     except ConfigError as exc:
         return [ConfigIssue(shown, 1, str(exc).removeprefix(f"{path}: "))]
-    return []
+    issues = []
+    for problem in missing_roots(path):
+        line, _, message = problem.removeprefix(f"{path}:").partition(": ")
+        issues.append(ConfigIssue(shown, int(line), message))
+    return issues
 
 
 def _scorecards_semantic(path: Path, shown: str) -> list[ConfigIssue]:
@@ -170,6 +174,9 @@ def validate_all(settings: Any = None, base: Path | None = None) -> tuple[list[P
         settings = Settings.from_env()
     checked: list[Path] = []
     issues: list[ConfigIssue] = []
+    if getattr(settings, "providers_config_is_explicit", False) and not settings.providers_config.exists():
+        issues.append(ConfigIssue(str(settings.providers_config), 0,
+                                  "no such providers file (CATALOG_PIPELINES_PROVIDERS names it)"))
     for kind in KINDS.values():
         files = kind.files(settings)
         for path in files:

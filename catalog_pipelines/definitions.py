@@ -11,10 +11,10 @@ from __future__ import annotations
 import dagster as dg
 
 from catalog_pipelines.assets.ingestion import build_catalog_snapshot, build_health_check, build_provider_assets
-from catalog_pipelines.ingestion.config import ProviderConfig, load_providers
+from catalog_pipelines.ingestion.config import ProviderConfig, configured_providers
 from catalog_pipelines.jobs import (
-    build_ingestion_admin_job, build_ingestion_jobs, build_insights_job, chunk_job_name, survey_responses_job,
-    sweep_job_name, usage_days_job,
+    build_ingestion_admin_job, build_ingestion_jobs, build_insights_job, build_provider_health_job, chunk_job_name,
+    survey_responses_job, sweep_job_name, usage_days_job, usage_retention_job,
 )
 from catalog_pipelines.resources import CatalogDatabase
 from catalog_pipelines.schedules import build_schedules
@@ -22,7 +22,6 @@ from catalog_pipelines.sensors.automation import build_automation_sensor
 from catalog_pipelines.sensors.ingestion import build_failure_sensor, build_ingestion_sensor
 from catalog_pipelines.sensors.surveys import survey_exports_sensor
 from catalog_pipelines.sensors.usage import usage_arrivals_sensor
-from catalog_pipelines.settings import Settings
 
 
 def build_definitions(configs: list[ProviderConfig], catalog_url: str = "") -> dg.Definitions:
@@ -47,15 +46,16 @@ def build_definitions(configs: list[ProviderConfig], catalog_url: str = "") -> d
         assets.extend(build_provider_assets(config))
     assets.append(build_catalog_snapshot(configs))
     jobs = build_ingestion_jobs(configs)
+    health_job = build_provider_health_job(configs) if configs else None
     if configs:
-        jobs.append(build_ingestion_admin_job(configs))
+        jobs += [build_ingestion_admin_job(configs), health_job]
     by_name = {j.name: j for j in jobs}
     ingestion_jobs = [by_name[n(c.name)] for c in configs for n in (chunk_job_name, sweep_job_name)]
     sensors = [build_ingestion_sensor(c, [by_name[chunk_job_name(c.name)], by_name[sweep_job_name(c.name)]]) for c in configs]
     if configs:
         sensors.append(build_failure_sensor(configs, ingestion_jobs))
     checks = [build_health_check(c) for c in configs] + list(surveys.survey_asset_checks) + [catalog_quality_checks]
-    jobs += [survey_responses_job, usage_days_job]
+    jobs += [survey_responses_job, usage_days_job, usage_retention_job]
     sensors += [survey_exports_sensor, usage_arrivals_sensor]
     sensors.append(build_automation_sensor())
     jobs.append(build_insights_job())
@@ -64,9 +64,9 @@ def build_definitions(configs: list[ProviderConfig], catalog_url: str = "") -> d
         asset_checks=checks,
         jobs=jobs,
         sensors=sensors,
-        schedules=build_schedules(configs),
+        schedules=build_schedules(configs, health_job),
         resources={"catalog": CatalogDatabase(url=catalog_url)},
     )
 
 
-defs = build_definitions(load_providers(Settings.from_env().providers_config))
+defs = build_definitions(configured_providers())

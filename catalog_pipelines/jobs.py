@@ -30,9 +30,9 @@ from typing import Optional
 import dagster as dg
 from pydantic import Field
 
-from catalog_pipelines.assets.ingestion import CATALOG_SNAPSHOT, INGESTION_GROUP, chunk_asset_key, sweep_asset_key
+from catalog_pipelines.assets.ingestion import CATALOG_SNAPSHOT, chunk_asset_key, sweep_asset_key
 from catalog_pipelines.assets.surveys import SURVEY_RESPONSES
-from catalog_pipelines.assets.usage import USAGE_DAILY_ACTIVITY, USAGE_EVENTS
+from catalog_pipelines.assets.usage import USAGE_DAILY_ACTIVITY, USAGE_EVENTS, USAGE_RETENTION
 from catalog_pipelines.executors import job_executor
 from catalog_pipelines.services.admin import DEFAULT_DELAY_HOURS, GLOBAL_OPERATIONS, MUTATIONS, TIMED_OPERATIONS
 from catalog_pipelines.ingestion.config import ProviderConfig
@@ -40,6 +40,8 @@ from catalog_pipelines.permissions import Authorizer, PolicyError
 from catalog_pipelines.resources import CatalogDatabase
 
 INGESTION_ADMIN_JOB = "ingestion_admin_job"
+PROVIDER_HEALTH_JOB = "provider_health_job"
+USAGE_RETENTION_JOB = "usage_retention_job"
 ADMIN_OP = "ingestion_admin_operation"
 SURVEY_RESPONSES_JOB = "survey_responses_job"
 USAGE_DAYS_JOB = "usage_days_job"
@@ -64,19 +66,42 @@ def build_ingestion_jobs(configs: list[ProviderConfig]) -> list:
     executor = job_executor(dg.in_process_executor)
     jobs = []
     for c in configs:
-        jobs.append(dg.define_asset_job(chunk_job_name(c.name), selection=[chunk_asset_key(c.name)],
-                                        executor_def=executor, tags={"catalog/provider": c.name}))
-        jobs.append(dg.define_asset_job(sweep_job_name(c.name), selection=[sweep_asset_key(c.name)],
-                                        executor_def=executor, tags={"catalog/provider": c.name}))
-    jobs.append(dg.define_asset_job("catalog_snapshot_job", selection=[CATALOG_SNAPSHOT], executor_def=executor))
+        jobs.append(dg.define_asset_job(
+            chunk_job_name(c.name), selection=[chunk_asset_key(c.name)], executor_def=executor,
+            tags={"catalog/provider": c.name},
+            description=f"One chunk of provider `{c.name}` ({c.type}): launched by `{c.name}_ingestion_sensor` "
+                        "(or `catalog-pipelines ingest`), one partition per chunk; runs carry the cycle in the "
+                        "`catalog/cycle` tag (filter the Runs page by it)."))
+        jobs.append(dg.define_asset_job(
+            sweep_job_name(c.name), selection=[sweep_asset_key(c.name)], executor_def=executor,
+            tags={"catalog/provider": c.name},
+            description=f"The end-of-cycle removal sweep of provider `{c.name}`, launched by its ingestion sensor "
+                        "after the last chunk; its `provider_health` check runs with it."))
+    jobs.append(dg.define_asset_job(
+        "catalog_snapshot_job", selection=[CATALOG_SNAPSHOT], executor_def=executor,
+        description="Summarises the catalog after the sweeps (counts by kind and provider); insight assets start here."))
     return jobs
+
+
+def build_provider_health_job(configs: list[ProviderConfig]):
+    """Every provider's `provider_health` check, without materialising anything."""
+    return dg.define_asset_job(
+        PROVIDER_HEALTH_JOB,
+        selection=dg.AssetSelection.checks_for_assets(*[sweep_asset_key(c.name) for c in configs]),
+        executor_def=dg.in_process_executor,
+        tags={"catalog/area": "ingestion"},
+        description="Re-evaluates every provider's `provider_health` check (backing off past its schedule, a "
+                    "sweep blocked by a guard) between cycles; the check also runs with every sweep.",
+    )
 
 
 # ---------------------------------------------------------------------------------------------
 # insights, surveys, usage
 
 survey_responses_job = dg.define_asset_job(
-    SURVEY_RESPONSES_JOB, selection=[SURVEY_RESPONSES], executor_def=dg.in_process_executor, tags={"catalog/area": "surveys"}
+    SURVEY_RESPONSES_JOB, selection=[SURVEY_RESPONSES], executor_def=dg.in_process_executor, tags={"catalog/area": "surveys"},
+    description="Lands one survey wave (a partition) from the survey tool's exports; launched by "
+                "`survey_exports_sensor` when a wave's export files change, or `catalog-pipelines surveys load`.",
 )
 
 usage_days_job = dg.define_asset_job(
@@ -84,16 +109,30 @@ usage_days_job = dg.define_asset_job(
     selection=[USAGE_EVENTS, USAGE_DAILY_ACTIVITY],
     executor_def=dg.in_process_executor,
     tags={"catalog/area": "usage"},
+    description="Compacts one UTC day (a partition) of portal usage events and summarises its activity; "
+                "launched by `usage_days_schedule` after midnight and `usage_arrivals_sensor` for late events.",
+)
+
+usage_retention_job = dg.define_asset_job(
+    USAGE_RETENTION_JOB, selection=[USAGE_RETENTION], executor_def=dg.in_process_executor,
+    tags={"catalog/area": "usage"},
+    description="Deletes raw usage events older than the retention period (CATALOG_PIPELINES_USAGE_RETENTION_DAYS); "
+                "daily by `usage_retention_schedule`.",
 )
 
 
 def insight_selection() -> dg.AssetSelection:
-    """Every insight asset downstream of the catalog snapshot (ingestion excluded)."""
-    return dg.AssetSelection.keys(CATALOG_SNAPSHOT).downstream() - dg.AssetSelection.keys(CATALOG_SNAPSHOT) - dg.AssetSelection.groups(INGESTION_GROUP)
+    """Every insight asset downstream of the catalog snapshot (the snapshot and ingestion excluded)."""
+    snapshot = dg.AssetSelection.keys(CATALOG_SNAPSHOT)
+    return snapshot.downstream() - snapshot.upstream()
 
 
 def build_insights_job():
-    return dg.define_asset_job(INSIGHTS_JOB, selection=insight_selection(), executor_def=job_executor(dg.multiprocess_executor))
+    return dg.define_asset_job(
+        INSIGHTS_JOB, selection=insight_selection(), executor_def=job_executor(dg.multiprocess_executor),
+        description="Every insight asset downstream of the catalog snapshot (facts, scorecards, surveys, usage, "
+                    "catalog health, dashboards) in one run: what `make demo` runs. In operation the automation "
+                    "conditions (`insights_automation_sensor`) materialise them on their own cadences.")
 
 
 # ---------------------------------------------------------------------------------------------

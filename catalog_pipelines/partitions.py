@@ -2,7 +2,11 @@
 
 - ingestion chunks: one dynamic partitions definition per provider (`<provider>_chunks`), keyed by the
   chunk's sequence number within a cycle ("00000", "00001", …). Keys are re-used every cycle, so the
-  partition count stays bounded by the largest cycle.
+  partition count stays bounded by the largest cycle (the ledger, the sensors and `run_cycle` address
+  a chunk by its sequence). The cycle is visible where operators look instead: every chunk and sweep
+  run carries `catalog/cycle` (filter the Runs page or a partition's runs by it) and
+  `catalog/chunk` = `c<cycle>-<sequence>` (`cycle_run_tags`), and each materialisation's metadata
+  holds `cycle` and `sequence`.
 - survey waves: static, one key per wave of every survey definition (`config/surveys/*.yaml`).
 - usage days: daily UTC partitions from `CATALOG_PIPELINES_USAGE_START` (default 2025-01-01); the
   latest partition is yesterday, the last complete day.
@@ -19,6 +23,20 @@ from catalog_pipelines.settings import Settings
 
 def chunk_key(sequence: int) -> str:
     return f"{sequence:05d}"
+
+
+PROVIDER_TAG = "catalog/provider"
+CYCLE_TAG = "catalog/cycle"
+CHUNK_TAG = "catalog/chunk"
+
+
+def cycle_run_tags(provider: str, cycle: int, sequence: int | None = None) -> dict[str, str]:
+    """The tags of a chunk run (with its sequence) or a sweep run (without), whichever door launches
+    it: the sensor or `run_cycle`. `catalog/chunk` tells cycles apart where the partition key cannot."""
+    tags = {PROVIDER_TAG: provider, CYCLE_TAG: str(cycle)}
+    if sequence is not None:
+        tags[CHUNK_TAG] = f"c{cycle}-{chunk_key(sequence)}"
+    return tags
 
 
 def chunk_partitions(provider: str) -> dg.DynamicPartitionsDefinition:

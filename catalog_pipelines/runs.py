@@ -23,8 +23,9 @@ from typing import Any
 import dagster as dg
 
 from catalog_pipelines.ingestion.config import ProviderConfig
+from catalog_pipelines.instance import ensure_instance_config
 from catalog_pipelines.jobs import INSIGHTS_JOB, SURVEY_RESPONSES_JOB, USAGE_DAYS_JOB, chunk_job_name, insight_selection, sweep_job_name
-from catalog_pipelines.partitions import chunk_key, chunk_partitions
+from catalog_pipelines.partitions import chunk_key, chunk_partitions, cycle_run_tags
 from catalog_pipelines.resources import CatalogDatabase
 from catalog_pipelines.settings import Settings
 
@@ -79,58 +80,6 @@ def latest_materialization_times(names: list[str]) -> dict[str, Any]:
     from catalog_pipelines.assets.dashboards import latest_materializations
 
     return latest_materializations(instance_from_env(), names)
-
-
-def ensure_instance_config(home: Path) -> None:
-    """Write the embedded default's dagster.yaml once (SQLite storage, no telemetry).
-
-    The run monitoring settings free concurrency slots held by crashed runs, which would otherwise
-    block a provider whose pool allows one run at a time.
-    """
-    config = home / "dagster.yaml"
-    if not config.exists():
-        home.mkdir(parents=True, exist_ok=True)
-        config.write_text(DEFAULT_INSTANCE_YAML.format(history=(home / "history").resolve()))
-
-
-DEFAULT_INSTANCE_YAML = """\
-# Written by catalog-pipelines for the embedded default (SQLite under DAGSTER_HOME).
-# deploy/dagster.yaml is the PostgreSQL production configuration.
-#
-# One event-log database for all runs: Dagster's default SQLite event log creates and migrates a
-# database file per run, which cost ~0.8 s of every chunk run here.
-event_log_storage:
-  module: dagster._core.storage.event_log
-  class: ConsolidatedSqliteEventLogStorage
-  config:
-    base_dir: {history}
-telemetry:
-  enabled: false
-# Sensor-driven chunks are sequential (each resumes from the previous chunk's cursor), so the
-# queue's default 5 s dequeue interval would add up to 5 s to every chunk of a cycle.
-run_coordinator:
-  module: dagster._core.run_coordinator
-  class: QueuedRunCoordinator
-  config:
-    dequeue_interval_seconds: 1
-# Run monitoring (in `dagster-daemon`) fails runs that never start, and cancels then fails runs
-# past max_runtime_seconds: the default launcher cannot check a run worker's health, so a run whose
-# worker was killed stays STARTED until then. The ingestion sensors fail their own dead runs sooner
-# (`run_stale_after`, an hour without an event). Six hours leaves room for the slowest insight run.
-run_monitoring:
-  enabled: true
-  max_runtime_seconds: 21600
-  poll_interval_seconds: 60
-  free_slots_after_run_end_seconds: 30
-concurrency:
-  runs:
-    # At most one queued run per provider at a time (the sensors tag runs with their provider).
-    tag_concurrency_limits:
-      - key: catalog/provider
-        value:
-          applyLimitPerUniqueValue: true
-        limit: 1
-"""
 
 
 # Dagster's console logger prints every event at DEBUG, and a step failure with its traceback at
@@ -198,8 +147,10 @@ def _run_one_cycle(
     partitions = chunk_partitions(config.name)
     chunk_job = defs.resolve_job_def(chunk_job_name(config.name))
 
-    def execute(job: dg.JobDefinition, key: str | None = None) -> dg.ExecuteInProcessResult:
-        result = job.execute_in_process(instance=instance, partition_key=key, raise_on_error=False, run_config=QUIET_RUN_CONFIG)
+    def execute(job: dg.JobDefinition, key: str | None = None, sequence: int | None = None) -> dg.ExecuteInProcessResult:
+        # The same tags as the sensor's runs: the Runs page filters a cycle by `catalog/cycle`.
+        result = job.execute_in_process(instance=instance, partition_key=key, raise_on_error=False, run_config=QUIET_RUN_CONFIG,
+                                        tags=cycle_run_tags(config.name, report.cycle, sequence))
         if not result.success:
             report.seconds = time.perf_counter() - started
             raise _cycle_failed(catalog, config, result, report)
@@ -214,7 +165,7 @@ def _run_one_cycle(
         if not instance.has_dynamic_partition(partitions.name, key):
             instance.add_dynamic_partitions(partitions.name, [key])
             report.partitions_added += 1
-        meta = _materialization_metadata(execute(chunk_job, key))
+        meta = _materialization_metadata(execute(chunk_job, key, sequence))
         report.chunks += 1
         for k in ("added", "changed", "unchanged", "rejected"):
             setattr(report, k, getattr(report, k) + int(meta.get(k, 0)))
@@ -269,6 +220,33 @@ def materialize_insights(quiet: bool = False, demo: bool = False) -> list[str]:
     instance = instance_from_env()
     defs.resolve_job_def(INSIGHTS_JOB).execute_in_process(instance=instance, raise_on_error=True, run_config={**QUIET_RUN_CONFIG, **(DEMO_RUN_CONFIG if demo else {})})
     return sorted(k.to_user_string() for k in keys)
+
+
+def failed_checks(instance: dg.DagsterInstance | None = None) -> list[dict[str, Any]]:
+    """Every asset check of the code location whose latest execution failed or errored, as
+    {asset, check, severity, description, run_id}: what the demo's last lines list."""
+    from catalog_pipelines.definitions import defs
+    from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus as Status
+
+    instance = instance or instance_from_env()
+    graph = defs.resolve_asset_graph()
+    keys = list(graph.asset_check_keys)
+    latest = instance.event_log_storage.get_latest_asset_check_execution_by_key(keys)
+    out = []
+    for key, record in sorted(latest.items(), key=lambda item: (item[0].asset_key.to_user_string(), item[0].name)):
+        evaluation = record.evaluation
+        failed = record.status == Status.FAILED or (evaluation is not None and not evaluation.passed)
+        if failed:
+            out.append({
+                "asset": key.asset_key.to_user_string(),
+                "check": key.name,
+                "severity": evaluation.severity.value if evaluation is not None else "ERROR",
+                # What the check found, else what it checks.
+                "description": (evaluation.description if evaluation is not None else None)
+                or graph.get_check_spec(key).description or "",
+                "run_id": record.run_id,
+            })
+    return out
 
 
 def materialize_waves(instance: dg.DagsterInstance, wave_ids: list[str] | None = None, catalog_url: str = "") -> dict[str, Any]:

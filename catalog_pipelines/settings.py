@@ -82,6 +82,11 @@ class Settings(BaseSettings):
             object.__setattr__(self, key, value)
         return self
 
+    @property
+    def providers_config_is_explicit(self) -> bool:
+        """True when CATALOG_PIPELINES_PROVIDERS names the file (then it must exist)."""
+        return "providers_config" in self.model_fields_set
+
     @classmethod
     def from_env(cls) -> "Settings":
         """The settings as the environment says now (read on every call)."""

@@ -163,3 +163,22 @@ def empty_dagster_database(url: str) -> None:
                     conn.execute(table.delete())
     finally:
         engine.dispose()
+
+
+def require_chromium() -> str:
+    """The system Chromium's path for Playwright (no browser download); a missing browser or
+    playwright skips locally and fails under CI (`.ci/run` installs both)."""
+    import pytest
+
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        if os.environ.get("CI"):
+            pytest.fail("CI must run the browser tests: pip install playwright")
+        pytest.skip("playwright is not installed")
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        if os.environ.get("CI"):
+            pytest.fail("CI must run the browser tests: apt-get install chromium")
+        pytest.skip("chromium is not installed")
+    return chromium

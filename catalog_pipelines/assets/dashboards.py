@@ -92,7 +92,9 @@ def dashboards_site(context: dg.AssetExecutionContext, config: DashboardsSiteCon
     missing = [f"{p['title']}: {p['reason']}" for p in report.unavailable]
     return dg.MaterializeResult(
         metadata={
-            "index": dg.MetadataValue.path(str(out / "index.html")),
+            # A link the UI opens (the path is shown too, for a shell).
+            "index": dg.MetadataValue.url((out / "index.html").resolve().as_uri()),
+            "index_path": dg.MetadataValue.path(str(out / "index.html")),
             "pages": len(report.written),
             "team_pages": report.team_pages,
             "unavailable": dg.MetadataValue.md("\n".join(f"- {m}" for m in missing) or "_none_"),

@@ -12,6 +12,7 @@ import dagster as dg
 from catalog_pipelines.ingestion.config import ProviderConfig
 from catalog_pipelines.partitions import chunk_partitions
 from catalog_pipelines.resources import CatalogDatabase
+from catalog_pipelines.model.asset_names import chunk_asset_name, sweep_asset_name
 
 INGESTION_GROUP = "ingestion"
 CATALOG_SNAPSHOT = dg.AssetKey("catalog_snapshot")
@@ -56,12 +57,20 @@ def failure_text(run_id: str, cause: str) -> str:
     return f"{cause} (run {run_id})"
 
 
+# The provider is in every name an operator sees: the lineage graph labels a node with the last part
+# of its key, so `entity_chunk` under two providers looked like one asset twice. The names come
+# from model/asset_names.py, which the dashboards' freshness lookups use as well.
 def chunk_asset_key(provider: str) -> dg.AssetKey:
-    return dg.AssetKey([provider, "entity_chunk"])
+    return dg.AssetKey(chunk_asset_name(provider))
 
 
 def sweep_asset_key(provider: str) -> dg.AssetKey:
-    return dg.AssetKey([provider, "removal_sweep"])
+    return dg.AssetKey(sweep_asset_name(provider))
+
+
+def ingestion_group(provider: str) -> str:
+    """One asset group per provider (`<provider>_ingestion`): the lineage graph boxes each apart."""
+    return f"{provider}_{INGESTION_GROUP}"
 
 
 def build_provider_assets(config: ProviderConfig) -> list[dg.AssetsDefinition]:
@@ -71,7 +80,7 @@ def build_provider_assets(config: ProviderConfig) -> list[dg.AssetsDefinition]:
     @dg.asset(
         key=chunk_asset_key(name),
         partitions_def=partitions,
-        group_name=INGESTION_GROUP,
+        group_name=ingestion_group(name),
         kinds={"python", "sqlite"},
         description=(
             f"One chunk (up to {config.options.chunk_size} entities) of provider `{name}` ({config.type}). "
@@ -127,7 +136,7 @@ def build_provider_assets(config: ProviderConfig) -> list[dg.AssetsDefinition]:
     @dg.asset(
         key=sweep_asset_key(name),
         deps=[entity_chunk],
-        group_name=INGESTION_GROUP,
+        group_name=ingestion_group(name),
         kinds={"python", "sqlite"},
         description=(
             f"End-of-cycle removal sweep for `{name}`: entities it owns that no chunk of this cycle saw are "

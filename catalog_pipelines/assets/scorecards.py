@@ -104,10 +104,41 @@ def scorecard_reports(context: dg.AssetExecutionContext, catalog: CatalogDatabas
     and per team the checks to fix next, ordered by how many levels fixing them unlocks."""
     from analytics.facts.collect import utc_now
     from catalog_pipelines.model.insight_tables import SCORECARDS
-    from catalog_pipelines.services.scorecards import report_catalog
+    from catalog_pipelines.services.scorecards import report_catalog, report_digest
 
-    counts = report_catalog(catalog.get_engine(), utc_now())
-    return dg.MaterializeResult(metadata={**{f"rows_{k}": v for k, v in counts.items()}, "dagster/row_count": counts[SCORECARDS.rollup_summary.name]})
+    engine = catalog.get_engine()
+    counts = report_catalog(engine, utc_now())
+    digest = report_digest(engine)
+    return dg.MaterializeResult(metadata={
+        **{f"rows_{k}": v for k, v in counts.items()},
+        "levels": dg.MetadataValue.md(levels_markdown(digest["levels"])),
+        "regressions": digest["regressions_total"],
+        "top_regressions": dg.MetadataValue.md(regressions_markdown(digest["regressions"], digest["regressions_total"])),
+        "dagster/row_count": counts[SCORECARDS.rollup_summary.name],
+    })
+
+
+def _md_table(headers: list[str], rows: list[list]) -> str:
+    cell = lambda v: "" if v is None else str(v).replace("|", "\\|")  # noqa: E731
+    return "\n".join(["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers),
+                      *("| " + " | ".join(cell(v) for v in row) + " |" for row in rows)])
+
+
+def levels_markdown(levels: dict[str, dict[str, int]]) -> str:
+    """Entities per track and certification level, as a markdown table."""
+    if not levels:
+        return "_no evaluation stored_"
+    return _md_table(["track", "level", "entities"],
+                     [[track, level, n] for track, by_level in sorted(levels.items()) for level, n in sorted(by_level.items())])
+
+
+def regressions_markdown(rows: list[dict], total: int) -> str:
+    """The latest evaluation's regressions (the first few), as a markdown table."""
+    if not rows:
+        return "_no regression in the latest evaluation_"
+    table = _md_table(["owner", "entity", "check / track", "from", "to"],
+                      [[r["owner"], r["entity_ref"], f"{r['subject_type']} {r['subject_id']}", r["previous"], r["current"]] for r in rows])
+    return table + (f"\n\n{total - len(rows)} more on the dashboards' Scorecards page" if total > len(rows) else "")
 
 
 scorecard_assets = [scorecard_results, scorecard_reports]

@@ -34,6 +34,8 @@ if TYPE_CHECKING:
 SURVEYS_GROUP = "surveys"
 SURVEY_RESPONSES = dg.AssetKey("survey_responses")
 SURVEY_TRENDS = dg.AssetKey("survey_trends")
+# Metadata key of survey_responses: the fingerprint of the exports the run read (sensors/surveys.py).
+EXPORTS_FINGERPRINT = "exports_fingerprint"
 ANSWERS_IN_RANGE = "answers_in_range"
 ONE_RESPONSE_PER_RESPONDENT = "one_response_per_respondent"
 RESPONSE_RATE_COLLAPSE = "response_rate_collapse"
@@ -74,8 +76,12 @@ def survey_responses(context: dg.AssetExecutionContext, catalog: CatalogDatabase
     from catalog_pipelines.storage.surveys_store import response_path
     from catalog_pipelines.services.surveys import ingest_wave_from_catalog, surveys_config_dir
 
+    from catalog_pipelines.storage.surveys_store import exports_fingerprint
+
     wave_id = context.partition_key
     root, config_dir = surveys_root(), surveys_config_dir()
+    # What the survey_exports_sensor compares with: exports read by this run are not requested again.
+    fingerprint = exports_fingerprint(root, wave_id)
     try:
         result = ingest_wave_from_catalog(catalog.get_engine(), wave_id)
     except (LookupError, ValueError) as err:
@@ -108,6 +114,7 @@ def survey_responses(context: dg.AssetExecutionContext, catalog: CatalogDatabase
             "errors_by_kind": dg.MetadataValue.json(kinds),
             "errors": dg.MetadataValue.md(_errors_markdown(result.errors)),
             "path": dg.MetadataValue.path(str(response_path(root, wave_id))),
+            EXPORTS_FINGERPRINT: fingerprint or "",
             "dagster/row_count": stats["rows_landed"],
         },
         check_results=[

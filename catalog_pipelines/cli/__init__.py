@@ -29,6 +29,28 @@ SUBCOMMANDS: dict[str, str] = {
 
 
 class LazyGroup(click.Group):
+    """Subcommands imported on first use; every error of every command reported by cli/errors.py."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        from catalog_pipelines.cli.errors import DEBUG, JSON, wants
+
+        # `--debug` is accepted anywhere on the command line (and taken out before the subcommand
+        # parses its own options); `--json` stays for the subcommand and makes errors JSON too.
+        ctx.meta[DEBUG] = wants("--debug", args)
+        ctx.meta[JSON] = wants("--json", args)
+        if ctx.meta[DEBUG]:
+            cut = args.index("--") if "--" in args else len(args)
+            args = [a for a in args[:cut] if a != "--debug"] + args[cut:]
+        return super().parse_args(ctx, args)
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except Exception as exc:  # noqa: BLE001 - the one place errors become operator messages
+            from catalog_pipelines.cli.errors import report_error
+
+            report_error(exc, ctx)
+
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(set(super().list_commands(ctx)) | set(SUBCOMMANDS))
 
@@ -41,8 +63,10 @@ class LazyGroup(click.Group):
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="catalog-pipelines")
-def main() -> None:
+@click.option("--debug", is_flag=True, help="On an error, print the traceback too (accepted anywhere on the command line).")
+def main(debug: bool = False) -> None:
     """Catalog ingestion and insights, orchestrated by Dagster.
 
     Data lives under CATALOG_PIPELINES_DATA_DIR (default ./.data); see README for configuration.
+    Errors are one line naming the file (and line) and the fix, exit status != 0; JSON with --json.
     """

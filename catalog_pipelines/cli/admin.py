@@ -48,15 +48,13 @@ class AdminFailure(click.ClickException):
 
 def _admin(channel: str = "cli"):
     from catalog_pipelines.services.admin import IngestionAdmin
-    from catalog_pipelines.ingestion.config import load_providers
+    from catalog_pipelines.ingestion.config import configured_providers
     from catalog_pipelines.permissions import StaticPolicy
-    from catalog_pipelines.settings import Settings
-    from catalog_pipelines.storage.db import get_engine
+    from catalog_pipelines.services.catalog import engine_from_env
 
-    settings = Settings.from_env()
     return IngestionAdmin(
-        get_engine(settings.catalog_database_url),
-        load_providers(settings.providers_config),
+        engine_from_env(),
+        configured_providers(),
         StaticPolicy.from_env(),
         channel=channel,
         # The CLI's actor is a claim; the account that made it goes into every audit row.

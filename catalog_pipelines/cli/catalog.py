@@ -14,20 +14,19 @@ DEPLOY_ANNOTATIONS = ("backstage.io/kubernetes-id", "backstage.io/kubernetes-lab
 
 
 def _store():
-    from catalog_pipelines.settings import Settings
+    from catalog_pipelines.services.catalog import engine_from_env
     from catalog_pipelines.storage.catalog import CatalogStore
-    from catalog_pipelines.storage.db import get_engine
 
-    return CatalogStore(get_engine(Settings.from_env().catalog_database_url))
+    return CatalogStore(engine_from_env())
 
 
 def _resolve(ref: str) -> str:
-    from catalog_pipelines.model.refs import EntityRefError, parse_entity_ref
+    from catalog_pipelines.services.catalog import MalformedRef, parse_ref
 
     try:
-        return parse_entity_ref(ref, default_kind="component").canonical()
-    except EntityRefError as exc:
-        raise click.BadParameter(str(exc), param_hint="REF") from exc
+        return parse_ref(ref)
+    except MalformedRef as exc:
+        raise click.BadParameter(str(exc), param_hint="REF") from None
 
 
 def describe_entity(store, ref: str) -> dict[str, Any] | None:
@@ -119,9 +118,12 @@ def describe(ref: str, as_json: bool, as_of: str | None) -> None:
 
         describe_as_of(ref, as_of, as_json)
         return
-    info = describe_entity(_store(), _resolve(ref))
+    store = _store()
+    info = describe_entity(store, _resolve(ref))
     if info is None:
-        raise click.ClickException(f"no entity {_resolve(ref)} in the catalog (try `catalog search`)")
+        from catalog_pipelines.services.catalog import unknown_ref
+
+        raise click.ClickException(str(unknown_ref(_resolve(ref), store.refs())))
     if as_json:
         emit_json(info)
         return

@@ -52,7 +52,7 @@ def build(audience: str | None, out_dir: Path | None, as_json: bool) -> None:
             report = build_for_audience(inputs, audience, out_dir or audience_dir(audience))
         else:
             report = build_site(inputs, out_dir or site_dir())
-    except (PolicyError, SiteLeakError, FileExistsError) as exc:
+    except (PolicyError, SiteLeakError, FileExistsError, LookupError) as exc:
         raise click.ClickException(str(exc)) from None
     if as_json:
         emit_json(report.as_dict())

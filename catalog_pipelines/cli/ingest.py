@@ -14,7 +14,7 @@ from catalog_pipelines.cli.output import emit_json, table
 
 
 def _configs(path: str | None, name: str, providers: tuple[str, ...], guards: dict | None = None):
-    from catalog_pipelines.ingestion.config import IngestionOptions, ProviderConfig, load_providers
+    from catalog_pipelines.ingestion.config import ConfigError, IngestionOptions, ProviderConfig, configured_providers, missing_roots
     from catalog_pipelines.settings import Settings
 
     guards = guards or {}
@@ -22,14 +22,20 @@ def _configs(path: str | None, name: str, providers: tuple[str, ...], guards: di
         # An ad-hoc provider has the same safe sweep guards as a configured one.
         return [ProviderConfig(name=name, type="files", params={"roots": [str(Path(path).resolve())]},
                                options=dataclasses.replace(IngestionOptions(chunk_size=500), **guards))]
-    configs = load_providers(Settings.from_env().providers_config)
+    configs = configured_providers()
+    # A root that is not there would be walked as an empty source (retries, then a refused sweep):
+    # say which line names it instead.
+    problems = missing_roots(Settings.from_env().providers_config)
+    if problems:
+        raise ConfigError("\n".join(problems))
     if providers:
         unknown = set(providers) - {c.name for c in configs}
         if unknown:
             raise click.UsageError(f"unknown provider(s) {sorted(unknown)}; configured: {[c.name for c in configs]}")
         configs = [c for c in configs if c.name in providers]
     if not configs:
-        raise click.UsageError("no providers configured (CATALOG_PIPELINES_PROVIDERS) and no PATH given")
+        raise click.UsageError(f"no providers configured in {Settings.from_env().providers_config} "
+                               "(CATALOG_PIPELINES_PROVIDERS) and no PATH given")
     if guards:
         configs = [dataclasses.replace(c, options=dataclasses.replace(c.options, **guards)) for c in configs]
     return configs
@@ -58,7 +64,8 @@ def run_cycles(configs, *, quiet: bool = False) -> list[dict]:
     instance = instance_from_env()
     reports = []
     for config in configs:
-        bar = tqdm(desc=f"{config.name}", unit="chunk", disable=quiet, file=sys.stderr, leave=True)
+        # Only on a terminal: in CI logs and pipes a redrawn bar is hundreds of lines of noise.
+        bar = tqdm(desc=f"{config.name}", unit="chunk", disable=quiet or not sys.stderr.isatty(), file=sys.stderr, leave=True)
 
         def on_chunk(meta: dict, bar=bar, size=config.options.chunk_size) -> None:
             total = meta.get("source_total")
@@ -198,7 +205,7 @@ def demo(size: int | None, quiet: bool) -> None:
     ctx.invoke(usage_generate, days=days, events=events, seed=0, jsonl=None, as_json=False)
     ctx.invoke(usage_refresh, as_json=False)
 
-    from catalog_pipelines.runs import materialize_insights
+    from catalog_pipelines.runs import failed_checks, materialize_insights
 
     insights = materialize_insights(quiet=quiet, demo=True)
     if insights:
@@ -211,3 +218,30 @@ def demo(size: int | None, quiet: bool) -> None:
         "  .venv/bin/catalog-pipelines catalog search playback\n"
         "  .venv/bin/catalog-pipelines catalog rejected"
     )
+    for line in demo_summary(failed_checks()):
+        click.echo(line)
+
+
+UI = "http://127.0.0.1:3000"
+
+
+def demo_summary(failed: list[dict]) -> list[str]:
+    """The demo's last lines: where the dashboards are, which checks failed and how to look at them."""
+    from catalog_pipelines.services.site import site_dir
+
+    index = site_dir() / "index.html"
+    lines = ["", f"dashboards: {index}" + ("" if index.exists() else "  (not built: see the errors above)"),
+             f"  open it in a browser: {index.resolve().as_uri()}"]
+    if not failed:
+        return [*lines, "checks: every asset check passed"]
+    by_severity = {}
+    for check in failed:
+        by_severity[check["severity"].lower()] = by_severity.get(check["severity"].lower(), 0) + 1
+    counts = ", ".join(f"{n} {severity}-level" for severity, n in sorted(by_severity.items()))
+    lines.append(f"checks: {len(failed)} failed ({counts}):")
+    for check in failed:
+        about = " ".join(check["description"].split())
+        lines.append(f"  {check['asset']}:{check['check']} [{check['severity']}]" + (f" {about[:120]}" if about else ""))
+        lines.append(f"    look: make ui, then {UI}/assets/{check['asset']}?view=checks")
+    lines.append("  (a warn-level failure is a finding in the demo's data, not a broken pipeline)")
+    return lines

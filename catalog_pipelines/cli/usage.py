@@ -108,7 +108,8 @@ def import_(files: tuple[Path, ...], as_json: bool) -> None:
     from catalog_pipelines.services.catalog import engine_from_env
     from catalog_pipelines.services.usage import import_events
 
-    results = import_events(engine_from_env(), list(files))
+    # A landing door like `ingest`: events may arrive before the first catalog cycle.
+    results = import_events(engine_from_env(create=True), list(files))
     if as_json:
         emit_json(results)
         return

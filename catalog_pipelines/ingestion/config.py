@@ -125,9 +125,13 @@ def parse_providers(raw: Any, base_dir: Path, where: str = "providers") -> list[
     return out
 
 
-def load_providers(path: Path) -> list[ProviderConfig]:
-    """Read the providers file; a missing file means no configured providers."""
+def load_providers(path: Path, *, required: bool = False) -> list[ProviderConfig]:
+    """Read the providers file; a missing file means no configured providers, unless `required`
+    (a file someone named, say in CATALOG_PIPELINES_PROVIDERS): then it is a ConfigError."""
     if not path.exists():
+        if required:
+            raise ConfigError(f"{path}: no such providers file (CATALOG_PIPELINES_PROVIDERS names it); "
+                              "point the variable at your providers.yaml, or unset it to use config/providers.yaml")
         return []
     from catalog_pipelines.model.config_files import load_yaml, yaml_error_line
 
@@ -136,6 +140,38 @@ def load_providers(path: Path) -> list[ProviderConfig]:
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}:{yaml_error_line(exc)}: invalid YAML: {getattr(exc, 'problem', None) or exc}") from None
     return parse_providers(raw, path.parent, str(path))
+
+
+def configured_providers() -> list[ProviderConfig]:
+    """The providers the settings name (CATALOG_PIPELINES_PROVIDERS, else config/providers.yaml): a
+    file named in the environment must exist."""
+    from catalog_pipelines.settings import Settings
+
+    settings = Settings.from_env()
+    return load_providers(settings.providers_config, required=settings.providers_config_is_explicit)
+
+
+def missing_roots(path: Path) -> list[str]:
+    """One line `file:line: providers[i].roots[j]: ...` per root of a `files` provider that does not
+    exist. Not an error of the file's shape (a mounted source may be briefly away, and the sweep's
+    empty-source guard protects the catalog then), but `config validate` and `ingest` refuse it
+    rather than walk nothing."""
+    from catalog_pipelines.model.config_files import line_of, load_yaml
+
+    try:
+        raw = load_yaml(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return []  # reported by load_providers
+    problems = []
+    for i, item in enumerate((raw or {}).get("providers") or [] if isinstance(raw, dict) else []):
+        if not isinstance(item, dict) or item.get("type") != "files":
+            continue
+        for j, root in enumerate(item.get("roots") or []):
+            resolved = Path(root) if Path(str(root)).is_absolute() else (path.parent / str(root)).resolve()
+            if not resolved.exists():
+                problems.append(f"{path}:{line_of(raw, ('providers', i, 'roots', j))}: providers[{i}].roots[{j}]: "
+                                f"{root} does not exist ({resolved}); fix the path (relative to {path.parent}) or create it")
+    return problems
 
 
 # ---------------------------------------------------------------------------------------------

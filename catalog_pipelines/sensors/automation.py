@@ -12,4 +12,9 @@ import dagster as dg
 def build_automation_sensor() -> dg.AutomationConditionSensorDefinition:
     return dg.AutomationConditionSensorDefinition(
         "insights_automation_sensor", target=dg.AssetSelection.all(), default_status=dg.DefaultSensorStatus.RUNNING,
+        description=(
+            "Evaluates the automation conditions of every asset (each fact source on its own cron, scorecard "
+            "results hourly, eager insights after the catalog snapshot, dashboards after their sources) and "
+            "launches the runs they ask for. Runs it launches carry the `dagster/from_automation_condition` tag."
+        ),
     )

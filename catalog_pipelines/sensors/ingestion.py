@@ -15,10 +15,9 @@ import dagster as dg
 from catalog_pipelines.assets.ingestion import failure_text, run_failure_cause
 from catalog_pipelines.ingestion.config import ProviderConfig
 from catalog_pipelines.jobs import chunk_job_name, sweep_job_name
-from catalog_pipelines.partitions import chunk_key, chunk_partitions
+from catalog_pipelines.partitions import PROVIDER_TAG, chunk_key, chunk_partitions, cycle_run_tags
 from catalog_pipelines.resources import CatalogDatabase
 
-PROVIDER_TAG = "catalog/provider"
 ACTIVE_STATUSES = [
     dg.DagsterRunStatus.QUEUED,
     dg.DagsterRunStatus.NOT_STARTED,
@@ -137,7 +136,7 @@ def tick(config: ProviderConfig, catalog: CatalogDatabase, instance: dg.DagsterI
         return dg.SensorResult(run_requests=[dg.RunRequest(
             job_name=sweep_job_name(name),
             run_key=f"{name}:{current.id}:sweep:{attempt}",
-            tags={PROVIDER_TAG: name, "catalog/cycle": str(current.cycle)},
+            tags=cycle_run_tags(name, current.cycle),
         )])
     key = chunk_key(decision.sequence or 0)
     partitions = chunk_partitions(name)
@@ -147,7 +146,7 @@ def tick(config: ProviderConfig, catalog: CatalogDatabase, instance: dg.DagsterI
             job_name=chunk_job_name(name),
             partition_key=key,
             run_key=f"{name}:{current.id}:{key}:{attempt}",
-            tags={PROVIDER_TAG: name, "catalog/cycle": str(current.cycle)},
+            tags=cycle_run_tags(name, current.cycle, decision.sequence or 0),
         )],
         dynamic_partitions_requests=add,
     )

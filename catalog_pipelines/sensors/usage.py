@@ -12,7 +12,15 @@ from catalog_pipelines.partitions import usage_days
 MAX_DAYS_PER_TICK = 31
 
 
-@dg.sensor(job=usage_days_job, minimum_interval_seconds=300, default_status=dg.DefaultSensorStatus.RUNNING)
+@dg.sensor(
+    job=usage_days_job, minimum_interval_seconds=300, default_status=dg.DefaultSensorStatus.RUNNING,
+    description=(
+        "Requests a `usage_days_job` run for each complete UTC day that received events since it was last "
+        "compacted (late events, imports of old days, re-sent batches). Starts from what is materialised: "
+        "a compacted day has no pending files, so nothing is requested twice; the cursor names the newest day "
+        "requested. Today waits for its partition (after midnight UTC)."
+    ),
+)
 def usage_arrivals_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
     """Requests a `usage_events` + `usage_daily_activity` run for each complete day that received
     events since it was last compacted: late events, imports of old days, re-sent batches. Today

@@ -128,6 +128,25 @@ def report_catalog(engine: "sa.Engine", now: Any) -> dict[str, int]:
     return run_reports(engine, org_graph(engine), now)
 
 
+def report_digest(engine: "sa.Engine", top: int = 10) -> dict[str, Any]:
+    """What an operator reads on `scorecard_reports`: entities per track and level of the latest
+    evaluation, and its first `top` regressions (owner, entity, check or track, from, to)."""
+    levels, regressed = read_table(engine, SCORECARDS.levels), read_table(engine, SCORECARDS.regressions)
+    distribution: dict[str, dict[str, int]] = {}
+    if levels is not None and len(levels):
+        named = levels.assign(level_name=levels["level_name"].fillna("(none)").astype(str))
+        for (track, level, name), n in named.groupby(["track_id", "level", "level_name"], dropna=False).size().items():
+            distribution.setdefault(str(track), {})[f"{int(level) if level == level else 0} {name}"] = int(n)
+    latest: list[dict[str, Any]] = []
+    total = 0
+    if regressed is not None and len(regressed):
+        last = regressed[regressed["evaluation_id"] == regressed["evaluation_id"].max()]
+        total = len(last)
+        columns = ["owner", "entity_ref", "subject_type", "subject_id", "previous", "current"]
+        latest = _records(last.sort_values(["owner", "entity_ref", "subject_id"], na_position="last")[columns].head(top))
+    return {"levels": distribution, "regressions": latest, "regressions_total": total}
+
+
 def _records(frame) -> list[dict[str, Any]]:
     if frame is None:
         return []

@@ -57,10 +57,11 @@ def audience_dir(audience: str, base: Path | None = None) -> Path:
 
 def source_names(engine: "sa.Engine") -> list[str]:
     """The upstream asset keys plus each provider's chunk and sweep assets (the ingestion page's
-    sources), as user strings (`provider/entity_chunk`)."""
+    sources), as user strings (`<provider>_entity_chunk`)."""
+    from catalog_pipelines.model.asset_names import ingestion_asset_names
     from catalog_pipelines.storage.ledger import Ledger
 
-    return [*UPSTREAM, *(f"{p}/{part}" for p in Ledger(engine).providers() for part in ("entity_chunk", "removal_sweep"))]
+    return [*UPSTREAM, *(name for p in Ledger(engine).providers() for name in ingestion_asset_names(p))]
 
 
 def _audit_frame(engine: "sa.Engine") -> "pd.DataFrame":
@@ -111,9 +112,15 @@ def build_for_audience(inputs: "SiteInputs", audience: str, out: Path, policy_pa
     from catalog_pipelines.permissions import policy_path as default_policy
     from dashboards import Access, build_site
 
+    from catalog_pipelines.services.catalog import unknown_ref
+
+    actor = normalize_actor(audience)
+    if actor not in inputs.org.users and actor not in inputs.org.all_groups():
+        # A site for nobody would be built silently (everything denied): refuse, with near matches.
+        raise unknown_ref(actor, [*inputs.org.users, *inputs.org.all_groups()], what="user or group")
     path = policy_path or default_policy()
     policy = Policy.from_file(path)
-    access = Access.for_audience(policy, inputs.org, normalize_actor(audience))
+    access = Access.for_audience(policy, inputs.org, actor)
     return build_site(inputs, out, access, policy_source=policy.source + (f" @ {policy.digest}" if policy.digest else ""))
 
 

@@ -49,6 +49,34 @@ def create_catalog_engine(url: str) -> sa.Engine:
     return sa.create_engine(url, pool_pre_ping=True)
 
 
+class NoCatalog(LookupError):
+    """There is no catalog database at the URL (reading commands never create one)."""
+
+
+def catalog_exists(url: str) -> bool:
+    """True when `url` holds a catalog: the SQLite file exists, or the server has its tables."""
+    if url.startswith("sqlite"):
+        path = sa.engine.make_url(url).database
+        if not path or path == ":memory:":
+            return True
+        if not Path(path).is_file():
+            return False
+    if url in _ENGINES:
+        return True
+    engine = create_catalog_engine(url)
+    try:
+        return sa.inspect(engine).has_table(schema.entities.name, schema=schema.entities.schema)
+    finally:
+        engine.dispose()
+
+
+def get_existing_engine(url: str) -> sa.Engine:
+    """`get_engine` for readers: NoCatalog instead of creating an empty catalog."""
+    if url not in _ENGINES and not catalog_exists(url):
+        raise NoCatalog(f"no catalog at {sa.engine.make_url(url).render_as_string(hide_password=True)}")
+    return get_engine(url)
+
+
 def get_engine(url: str) -> sa.Engine:
     """One engine per URL per process, with the schema in place."""
     engine = _ENGINES.get(url)

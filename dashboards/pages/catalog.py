@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from catalog_pipelines.model.asset_names import chunk_asset_name, sweep_asset_name
 from dashboards import figures as F
 from dashboards.access import ALL, NONE
 from dashboards.html import Doc, fmt_time
@@ -123,7 +124,7 @@ def ingestion_page(ctx: Ctx) -> PageOut:
     if not allowed:
         return ctx.denied(out, INGESTION_READ)
     ingestions = ingestions[ingestions["provider"].isin(allowed)]
-    out.sources = [f"{p}/entity_chunk" for p in sorted(allowed)] + [f"{p}/removal_sweep" for p in sorted(allowed)]
+    out.sources = [chunk_asset_name(p) for p in sorted(allowed)] + [sweep_asset_name(p) for p in sorted(allowed)]
     out.freshness = ctx.materialized(out.sources)
     out.fresh = ctx.freshness_of(out.sources)
     created = pd.to_datetime(ingestions["created_at"], utc=True, errors="coerce")

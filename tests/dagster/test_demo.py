@@ -8,6 +8,7 @@ A small synthetic org keeps it to about a minute.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -22,7 +23,7 @@ SIZE = 300
 EXAMPLE_ENTITIES = 66  # reachable from the example catalog's roots (tests/dagster/test_ingest_dagster.py)
 
 
-def test_demo_ingests_both_sources_and_materialises_every_insight_asset(tmp_path):
+def test_demo_ingests_both_sources_and_materialises_every_insight_asset(tmp_path, monkeypatch):
     from catalog_pipelines.definitions import defs
     from catalog_pipelines.jobs import insight_selection
 
@@ -54,6 +55,8 @@ def test_demo_ingests_both_sources_and_materialises_every_insight_asset(tmp_path
     with engine.connect() as conn:
         assert conn.execute(sa.text("SELECT count(*) FROM entities")).scalar_one() == EXAMPLE_ENTITIES + SIZE
     engine.dispose()
+    # The instance's event log lives relative to DAGSTER_HOME (the data directory is relocatable).
+    monkeypatch.setenv("DAGSTER_HOME", str(data / "dagster_home"))
     with dg.DagsterInstance.from_config(str(data / "dagster_home")) as instance:
         runs = instance.get_run_records()
         assert runs and all(r.dagster_run.status == dg.DagsterRunStatus.SUCCESS for r in runs)
@@ -64,3 +67,23 @@ def test_demo_ingests_both_sources_and_materialises_every_insight_asset(tmp_path
             materialised = instance.get_latest_materialization_event(dg.AssetKey(asset))
             assert record.run_id == materialised.run_id and record.status.value == "SUCCEEDED", (asset, record)
     assert (data / "outputs" / "dashboards" / "index.html").exists()
+
+    # It ends saying where the dashboards are, which checks failed and how to look at them (issue 18).
+    tail = result.stdout.splitlines()
+    index = data / "outputs" / "dashboards" / "index.html"
+    assert f"dashboards: {index}" in tail and f"  open it in a browser: {index.as_uri()}" in tail
+    checks = [line for line in tail if line.startswith("checks: ")][-1]  # surveys and usage print theirs before
+    if checks != "checks: every asset check passed":
+        failed = int(checks.split()[1])
+        looks = [line for line in tail if line.startswith("    look: make ui, then http://127.0.0.1:3000/assets/")]
+        assert failed == len(looks) > 0, tail[-20:]
+    with dg.DagsterInstance.from_config(str(data / "dagster_home")) as instance:
+        site = instance.get_latest_materialization_event(dg.AssetKey("dashboards_site")).asset_materialization
+        assert site.metadata["index"].value == index.as_uri()  # a link in the UI, not a path
+
+        # The first daemon start after the demo requests none of the waves the demo landed.
+        from catalog_pipelines.sensors.surveys import survey_exports_sensor
+
+        monkeypatch.setenv("CATALOG_PIPELINES_DATA_DIR", str(data))
+        tick = survey_exports_sensor(dg.build_sensor_context(instance=instance))
+        assert tick.run_requests == [] and len(json.loads(tick.cursor)) == 8

@@ -45,7 +45,7 @@ def test_every_entity_reachable_from_the_example_roots_ingests_and_a_second_cycl
     store = defs.resources["catalog"].store()
     assert store.count("examples") == 66
     # Chunk metadata shows up on the partition's materialization in the UI.
-    event = instance.get_latest_materialization_event(dg.AssetKey(["examples", "entity_chunk"]))
+    event = instance.get_latest_materialization_event(dg.AssetKey("examples_entity_chunk"))
     meta = event.asset_materialization.metadata
     assert {"added", "changed", "unchanged", "rejected", "cursor", "duration_s"} <= set(meta)
 

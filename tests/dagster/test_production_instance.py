@@ -123,10 +123,11 @@ def test_chunk_runs_on_the_production_instance_are_recorded_in_postgres(producti
 
 
 @pytest.mark.postgres
-def test_production_run_queue_and_monitoring_match_the_embedded_instance(production_dagster_home, tmp_path):
+def test_production_run_queue_and_monitoring_match_the_embedded_instance(production_dagster_home, tmp_path, monkeypatch):
     from catalog_pipelines.runs import ensure_instance_config
 
     _, env = production_dagster_home
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "embedded"))  # the embedded event log is relative to it
     ensure_instance_config(tmp_path / "embedded")
     embedded = dg.DagsterInstance.from_config(str(tmp_path / "embedded"))
     with production_instance(env) as production:
@@ -148,11 +149,12 @@ def test_production_run_queue_and_monitoring_match_the_embedded_instance(product
     embedded.dispose()
 
 
-def test_the_embedded_instance_monitors_runs_and_ends_those_past_a_max_runtime(tmp_path):
+def test_the_embedded_instance_monitors_runs_and_ends_those_past_a_max_runtime(tmp_path, monkeypatch):
     """kill -9 of a run worker leaves its run STARTED; the default launcher has no health check, so
     without a max runtime run monitoring would never end it (and its provider's slot stays taken)."""
     from catalog_pipelines.runs import ensure_instance_config
 
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "embedded"))  # the embedded event log is relative to it
     ensure_instance_config(tmp_path / "embedded")
     embedded = dg.DagsterInstance.from_config(str(tmp_path / "embedded"))
     try:

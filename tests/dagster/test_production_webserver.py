@@ -149,7 +149,7 @@ def test_webserver_and_daemon_serve_the_catalog_on_postgres(production_dagster_h
         # The asset graph: the provider's chunk asset feeds its sweep, the sweeps feed the snapshot.
         nodes = {tuple(n["assetKey"]["path"]): n for n in gql(ASSET_GRAPH)["assetNodes"]}
         chunk, sweep = tuple(chunk_asset_key(PROVIDER).path), tuple(sweep_asset_key(PROVIDER).path)
-        assert nodes[chunk]["isPartitioned"] and nodes[chunk]["groupName"] == "ingestion"
+        assert nodes[chunk]["isPartitioned"] and nodes[chunk]["groupName"] == f"{PROVIDER}_ingestion"
         assert [chunk] == [tuple(d["path"]) for d in nodes[sweep]["dependencyKeys"]]
         assert sweep in {tuple(d["path"]) for d in nodes[("catalog_snapshot",)]["dependencyKeys"]}
         assert all(n["isMaterializable"] for n in nodes.values()), "an unknown dep became an external asset"

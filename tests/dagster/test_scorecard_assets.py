@@ -199,3 +199,25 @@ def test_definitions_load_with_every_dependency_materializable():
     # A typo in deps=[...] silently becomes an external asset: none may exist here.
     assert {k.to_user_string() for k in graph.get_all_asset_keys() if not graph.get(k).is_materializable} == set()
     assert {k.to_user_string() for k in graph.get_all_asset_keys()} >= {"catalog_facts", "ci_facts", "scorecard_results", "scorecard_reports", "synthetic_fact_exports"}
+
+
+def test_reports_show_the_level_distribution_and_the_latest_regressions(env):
+    """What an operator reads on scorecard_reports in the UI: entities per track and level, and the
+    latest evaluation's regressions, as markdown tables (issue 18, item 7)."""
+    first = materialize(env).asset_materializations_for_node("scorecard_reports")[0].metadata
+    levels = first["levels"].value
+    assert "| track | level | entities |" in levels
+    assert "| basics | 3 Green | 1 |" in levels and "| basics | 2 Documented | 1 |" in levels
+    assert first["regressions"].value == 0 and "no regression" in first["top_regressions"].value
+
+    # gold's CI turns red: its ci-green check regresses and it drops from Green to Documented.
+    from catalog_pipelines.settings import Settings
+
+    path = Settings.from_env().fact_exports_dir / "ci" / "runs.json"
+    rows = orjson.loads(path.read_bytes())
+    path.write_bytes(orjson.dumps([{**r, "status": "failed"} if r["run_id"].startswith("g") else r for r in rows]))
+    second = materialize(env).asset_materializations_for_node("scorecard_reports")[0].metadata
+    table = second["top_regressions"].value
+    assert second["regressions"].value >= 1
+    assert "| owner | entity | check / track | from | to |" in table
+    assert "| group:default/team-a | component:default/gold | check ci-green | passed | failed |" in table

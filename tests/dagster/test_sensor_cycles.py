@@ -130,7 +130,7 @@ def test_backoff_past_the_schedule_fails_the_health_check(harness, monkeypatch):
     report = provider_health_report(harness.catalog.ledger(), harness.catalog.store(), harness.config, now=harness.now)
     assert not report["healthy"] and report["attempts"] == 6 and "connection refused" in report["reason"]
     # The asset check in the UI says the same.
-    check = harness.defs.get_asset_checks_def(dg.AssetCheckKey(dg.AssetKey(["org", "removal_sweep"]), "provider_health"))
+    check = harness.defs.get_asset_checks_def(dg.AssetCheckKey(dg.AssetKey("org_removal_sweep"), "provider_health"))
     result = dg.materialize([check], resources={"catalog": harness.catalog}, instance=harness.instance,
                             selection=dg.AssetSelection.all_asset_checks(), raise_on_error=False)
     evaluations = result.get_asset_check_evaluations()

@@ -13,7 +13,6 @@ drives the system Chromium). Locally a missing browser skips; under CI it fails.
 
 from __future__ import annotations
 
-import os
 import shutil
 
 import pytest
@@ -22,6 +21,7 @@ from analytics.org import OrgGraph
 from catalog_pipelines.settings import PROJECT_ROOT
 from dashboards import build_site
 from dashboards.sample import entities_frame_from, example_entities, sample_inputs
+from helpers import require_chromium
 
 ARTIFACTS = PROJECT_ROOT / "test-artifacts" / "dashboards"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -37,16 +37,7 @@ TABLES = "() => [document.querySelectorAll('div.table').length, document.querySe
 
 
 def _require_browser():
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        if os.environ.get("CI"):
-            pytest.fail("CI must run the browser test: pip install playwright")
-        pytest.skip("playwright is not installed")
-    if CHROMIUM is None:
-        if os.environ.get("CI"):
-            pytest.fail("CI must run the browser test: apt-get install chromium")
-        pytest.skip("chromium is not installed")
+    require_chromium()
 
 
 @pytest.fixture(scope="module")

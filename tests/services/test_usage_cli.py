@@ -59,6 +59,9 @@ def test_a_window_longer_than_the_data_covers_all_of_it_and_says_so(stored):
 
 
 def test_summary_without_insights_says_what_to_run(data_env):
+    from catalog_pipelines.services.catalog import engine_from_env
+
+    engine_from_env(create=True)  # a catalog, but no usage insights yet
     result = CliRunner().invoke(usage, ["summary", "--json"])
     assert result.exit_code != 0 and "usage refresh" in result.output
 
