@@ -23,6 +23,8 @@ SUBCOMMANDS: dict[str, str] = {
     "dashboards": "catalog_pipelines.cli.dashboards:dashboards",
     "rbac": "catalog_pipelines.cli.dashboards:rbac",
     "config": "catalog_pipelines.cli.config:config",
+    # h-core's `facts collect|show` until the lead joins them to cli/facts.py's group (issue 19).
+    "facts": "catalog_pipelines.cli.facts_collect:facts_group",
 }
 
 

@@ -27,8 +27,8 @@ BUILTIN_COLLECTORS = {
     "github": "catalog_pipelines.collectors.apis.github:GithubCollector.from_config",
     "gitlab": "catalog_pipelines.collectors.apis.gitlab:GitlabCollector.from_config",
     "jira": "catalog_pipelines.collectors.apis.jira:JiraCollector.from_config",
-    "pagerduty": "catalog_pipelines.collectors.apis.pagerduty:PagerDutyCollector.from_config",
-    "sonarqube": "catalog_pipelines.collectors.apis.sonarqube:SonarQubeCollector.from_config",
+    "pagerduty": "catalog_pipelines.collectors.apis.pagerduty:PagerdutyCollector.from_config",
+    "sonarqube": "catalog_pipelines.collectors.apis.sonarqube:SonarqubeCollector.from_config",
 }
 
 COLLECTORS: Registry[Collector] = Registry(COLLECTOR_GROUP, BUILTIN_COLLECTORS, what="fact collector type")

@@ -88,17 +88,18 @@ def build_collector(entry: "CollectorEntry", base_dir: Path, *, environ: Mapping
     from catalog_pipelines.model.collectors_config import substitute_env
 
     if environ is None:
-        from catalog_pipelines.settings import environ as process_environ
+        from catalog_pipelines.settings import Settings, environ as process_environ
 
-        environ = process_environ()
+        # The data directory is always known, so report folders can live under it.
+        environ = {"CATALOG_PIPELINES_DATA_DIR": str(Settings.from_env().data_dir), **process_environ()}
     params = substitute_env(dict(entry.params), environ, f"collector {entry.name!r}: params", strict=strict)
     params.setdefault("lookback_days", entry.lookback_days)
     factory = COLLECTORS.load(entry.type)
     return factory(entry.name, params, base_dir)
 
 
-def fact_issues(entry: "CollectorEntry", collector: "Collector") -> list[str]:
-    """Where the entry's `facts:` disagrees with what its type declares (name, then type)."""
+def fact_issues(entry: "CollectorEntry", collector: "Collector") -> list[tuple[str, str]]:
+    """Where the entry's `facts:` disagrees with what its type declares: `(fact, problem)`."""
     from catalog_pipelines.model.config_files import did_you_mean
 
     declared = collector.facts()
@@ -106,9 +107,9 @@ def fact_issues(entry: "CollectorEntry", collector: "Collector") -> list[str]:
     for name, fact in (entry.facts or {}).items():
         decl = declared.get(name)
         if decl is None:
-            out.append(f"collector {entry.name!r}: fact {name!r} is not one type {entry.type!r} declares{did_you_mean(name, declared)}")
+            out.append((name, f"collector {entry.name!r}: fact {name!r} is not one type {entry.type!r} declares{did_you_mean(name, declared)}"))
         elif decl.type != fact.type:
-            out.append(f"collector {entry.name!r}: fact {name!r} is a {decl.type} in type {entry.type!r}, not a {fact.type}")
+            out.append((name, f"collector {entry.name!r}: fact {name!r} is a {decl.type} in type {entry.type!r}, not a {fact.type}"))
     return out
 
 
@@ -128,7 +129,8 @@ def validate_collectors_file(path: Path, shown: str) -> list[ConfigIssue]:
         except Exception as exc:  # noqa: BLE001 - any factory failure is a config problem to report
             issues.append(ConfigIssue(shown, where, f"collector {entry.name!r} (type {entry.type!r}) cannot be built: {exc}", f"collectors[{i}]"))
             continue
-        issues += [ConfigIssue(shown, line(items[i], "facts", where), p, f"collectors[{i}].facts") for p in fact_issues(entry, collector)]
+        facts_doc = items[i].get("facts") or {}
+        issues += [ConfigIssue(shown, line(facts_doc, name, where), p, f"collectors[{i}].facts.{name}") for name, p in fact_issues(entry, collector)]
     return issues
 
 
@@ -276,7 +278,8 @@ def collect(
     """Run one configured collector: collect from its cursor, map, store, apply retention, record.
 
     Returns the run's figures: observations, mapped, unmapped, ambiguous, rejected, stored,
-    unchanged, batches, pruned, the first unmapped / ambiguous / rejections, the cursor. A
+    unchanged, batches, pruned, the cursor, and the first `unmapped_records`,
+    `ambiguous_records` ({record, entities}) and `rejections`. A
     collector that raises leaves every batch stored before it (and its cursor) in place; the
     failed run is recorded and the error re-raised.
     """
@@ -335,7 +338,8 @@ def collect(
             rejections.append(f"collector {entry.name!r}: facts its type does not declare were ignored: {', '.join(sorted(undeclared))}")
         details = {"unmapped": unmapped, "ambiguous": ambiguous, "rejections": rejections, "cursor": cursor, "error": error}
         run_id = store.record_run(engine, entry.name, started_at=started, finished_at=utc_now(), figures=figures, details=details)
-    return {"collector": entry.name, "type": entry.type, "run_id": run_id, **figures, "pruned": pruned, **details}
+    return {"collector": entry.name, "type": entry.type, "run_id": run_id, **figures, "pruned": pruned, "cursor": cursor,
+            "unmapped_records": unmapped, "ambiguous_records": ambiguous, "rejections": rejections}
 
 
 def collect_all(engine: "sa.Engine", names: Iterable[str] | None = None, *, config_path: Path | None = None) -> list[dict[str, Any]]:
@@ -452,3 +456,43 @@ def collect_catalog_facts(engine: "sa.Engine") -> dict[str, Any]:
     stored = store_facts(engine, "catalog", facts, utc_now())
     shares = {c: round(float(facts[c].mean()), 4) for c in ("has_owner", "owner_is_group", "has_description", "has_techdocs") if len(facts)}
     return {"stored": stored, "rows": len(facts), "shares": shares}
+
+
+# ---------------------------------------------------------------------------------------------
+# demo
+
+
+def reports_dir() -> Path:
+    """Where the demo writes report files: `<data dir>/reports` (collectors.yaml reads it)."""
+    from catalog_pipelines.settings import Settings
+
+    return Settings.from_env().data_dir / "reports"
+
+
+def write_synthetic_sources(engine: "sa.Engine", *, seed: int, as_of: Any = None) -> dict[str, Any]:
+    """Demo only: real-format report files for the catalog's repositories, written under
+    `reports_dir()` in the report-folder layout (`<host>/<owner>/<repo>/...`).
+
+    The content comes from `analytics.facts.synthetic_reports.synthetic_reports(entities, seed=,
+    as_of=) -> {relative path: bytes}` (h-reports, issue 19); vendor-shaped API pages from
+    `analytics.facts.synthetic_apis` (h-apis) are served by their loopback replay server.
+    """
+    import importlib
+    from datetime import date
+
+    from catalog_pipelines.storage.frames import entities_frame
+
+    as_of = as_of or date.today()
+    try:
+        module = importlib.import_module("analytics.facts.synthetic_reports")
+    except ModuleNotFoundError:
+        return {"as_of": as_of.isoformat(), "files": 0, "directory": str(reports_dir()), "note": "analytics.facts.synthetic_reports is not installed"}
+    files = module.synthetic_reports(entities_frame(engine), seed=seed, as_of=as_of)
+    root = reports_dir()
+    for relative, data in files.items():
+        path = root / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_bytes(data)
+        tmp.replace(path)  # a collector never reads a half-written report
+    return {"as_of": as_of.isoformat(), "files": len(files), "directory": str(root)}
