@@ -188,9 +188,9 @@ ANNOTATIONS: dict[str, Any] = {
     "github.com/project-slug": _fold,
     "gitlab.com/project-slug": _fold,
     "gitlab.com/project-id": _exact,
+    # "KEY", or "KEY;jira/component=NAME;jira/label=NAME" (the parts set, in that order) for an
+    # entity that narrows its project with jira/component and/or jira/label.
     "jira/project-key": _fold,
-    "jira/component": _fold,  # target value "<project key>/<component>"
-    "jira/label": _fold,  # target value "<project key>/<label>"
     "pagerduty.com/service-id": _exact,
     "pagerduty.com/integration-key": _exact,
     "sonarqube.org/project-key": _exact,
@@ -202,8 +202,9 @@ ANNOTATIONS: dict[str, Any] = {
 class AnnotationIndex:
     """`(annotation, normalised value) -> refs` over the stored catalog, and the refs themselves.
 
-    An entity with `jira/component` (or `jira/label`) claims that slice of its project only: it is
-    indexed as `jira/component = KEY/component`, not under the bare `jira/project-key`."""
+    An entity with `jira/component` and/or `jira/label` claims that slice of its project only: it
+    is indexed as `jira/project-key = KEY;jira/component=C;jira/label=L` (the parts it has), not
+    under the bare key, so a whole-project record never lands on it."""
 
     by_value: dict[tuple[str, str], list[str]] = field(default_factory=dict)
     refs: set[str] = field(default_factory=set)
@@ -213,12 +214,9 @@ class AnnotationIndex:
         index = cls(refs=set(refs))
         for ref, annotations in rows:
             values = {k: v for k, v in annotations.items() if k in ANNOTATIONS and isinstance(v, str) and v.strip()}
-            key = values.get("jira/project-key")
-            for narrow in ("jira/component", "jira/label"):
-                if narrow in values:
-                    values[narrow] = f"{key}/{values[narrow]}" if key else ""
-            if key and ("jira/component" in values or "jira/label" in values):
-                del values["jira/project-key"]
+            if "jira/project-key" in values:
+                narrow = [f"{k}={annotations[k].strip()}" for k in ("jira/component", "jira/label") if isinstance(annotations.get(k), str) and annotations[k].strip()]
+                values["jira/project-key"] = ";".join([values["jira/project-key"].strip(), *narrow])
             for annotation, value in values.items():
                 if value:
                     index.by_value.setdefault((annotation, ANNOTATIONS[annotation](value)), []).append(ref)

@@ -185,7 +185,7 @@ def test_mapping_never_guesses_jira_slices_and_entity_ref_fallback():
     ], ["component:default/a", "component:default/b", "component:default/c", "component:default/d"])
     obs = lambda *targets: Observation(tuple(Target(a, v) for a, v in targets), {}, NOW)  # noqa: E731
     assert index.resolve(obs(("jira/project-key", "pay"))) == ("component:default/a", [])
-    assert index.resolve(obs(("jira/component", "PAY/Ledger"))) == ("component:default/b", [])
+    assert index.resolve(obs(("jira/project-key", "PAY;jira/component=Ledger"))) == ("component:default/b", [])
     assert index.resolve(obs(("pagerduty.com/service-id", "nope"), ("pagerduty.com/integration-key", "k1"))) == ("component:default/c", [])
     assert index.resolve(obs((ENTITY_REF, "d"))) == ("component:default/d", [])
     assert index.resolve(obs((ENTITY_REF, "zzz"), ("sonarqube.org/project-key", "x"))) == (None, [])
