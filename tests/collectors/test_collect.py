@@ -20,9 +20,8 @@ from catalog_pipelines.model.collectors_config import MissingVariableError
 from catalog_pipelines.services import facts as service
 from catalog_pipelines.storage import facts as store
 from catalog_pipelines.storage.db import get_engine
-from helpers import REPO_ROOT, seed_catalog
+from helpers import REPO_ROOT, install_example_collector, seed_catalog
 
-EXAMPLE_SRC = REPO_ROOT / "examples" / "collector-package" / "src"
 NOW = datetime(2026, 12, 7, 12, 0, tzinfo=timezone.utc)
 
 
@@ -34,17 +33,7 @@ def component(name: str, **annotations: str) -> dict:
 
 @pytest.fixture
 def example_package(tmp_path, monkeypatch):
-    """examples/collector-package as an installed distribution: its dist-info (entry point) on
-    sys.path, so the registry finds `acme_deploys` through importlib.metadata like after `pip install`."""
-    site = tmp_path / "site"
-    info = site / "acme_facts_collector-1.0.0.dist-info"
-    info.mkdir(parents=True)
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: acme-facts-collector\nVersion: 1.0.0\n")
-    entry_points = tomllib.loads((EXAMPLE_SRC.parent / "pyproject.toml").read_text())["project"]["entry-points"]
-    (info / "entry_points.txt").write_text("".join(f"[{g}]\n" + "".join(f"{k} = {v}\n" for k, v in eps.items()) for g, eps in entry_points.items()))
-    monkeypatch.syspath_prepend(str(site))
-    monkeypatch.syspath_prepend(str(EXAMPLE_SRC))
-    monkeypatch.delitem(sys.modules, "acme_facts_collector", raising=False)
+    install_example_collector(tmp_path / "site", monkeypatch)
 
 
 @pytest.fixture
