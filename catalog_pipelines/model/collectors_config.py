@@ -8,7 +8,7 @@ collectors:
       root: ../.data/reports
     cadence: "0 * * * *"           # cron (UTC): when the Dagster asset collects
     retention: {max_items: 10, ttl: 30d}
-    lookback_days: 30              # window of "in the look-back window" facts (also passed in params)
+    lookback_days: 30              # window of windowed facts, passed as params.lookback_days (API types; default 30)
     facts:                         # optional: the facts this instance emits (default: all the type declares)
       vulnerabilities_by_severity: {type: object, description: open findings by severity}
 ```
@@ -76,7 +76,7 @@ class CollectorEntry(_Strict):
     params: dict[str, Any] = Field(default_factory=dict, description="connection settings and type-specific keys; `${VAR}` reads an environment variable")
     cadence: str = Field("0 * * * *", description="cron (UTC) on which the Dagster asset collects")
     retention: RetentionEntry = Field(default_factory=RetentionEntry)
-    lookback_days: int = Field(30, ge=1, le=3650, description="look-back window of windowed facts (runs, incidents, ... in the last N days)")
+    lookback_days: int | None = Field(None, ge=1, le=3650, description="look-back window of windowed facts (runs, incidents, ... in the last N days); passed to the type as params.lookback_days (collectors default to 30)")
     facts: dict[str, FactEntry] | None = Field(None, description="the facts this instance emits; default: every fact its type declares")
     description: str = ""
 

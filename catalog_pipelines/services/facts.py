@@ -83,7 +83,8 @@ def collector_entry(name: str, path: Path | None = None) -> "CollectorEntry":
 
 def build_collector(entry: "CollectorEntry", base_dir: Path, *, environ: Mapping[str, str] | None = None, strict: bool = True) -> "Collector":
     """The collector instance of a collectors.yaml entry: its type's factory called with the entry's
-    params (`${VAR}` substituted; `lookback_days` added) and the config file's directory."""
+    params (`${VAR}` substituted; `lookback_days` added when the entry sets it) and the config
+    file's directory."""
     from catalog_pipelines.collectors.registry import COLLECTORS
     from catalog_pipelines.model.collectors_config import substitute_env
 
@@ -93,9 +94,16 @@ def build_collector(entry: "CollectorEntry", base_dir: Path, *, environ: Mapping
         # The data directory is always known, so report folders can live under it.
         environ = {"CATALOG_PIPELINES_DATA_DIR": str(Settings.from_env().data_dir), **process_environ()}
     params = substitute_env(dict(entry.params), environ, f"collector {entry.name!r}: params", strict=strict)
-    params.setdefault("lookback_days", entry.lookback_days)
+    if entry.lookback_days is not None:
+        params.setdefault("lookback_days", entry.lookback_days)
     factory = COLLECTORS.load(entry.type)
     return factory(entry.name, params, base_dir)
+
+
+def one_line(exc: BaseException) -> str:
+    """An exception as one line (pydantic's multi-line errors without their help links)."""
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip() and not ln.strip().startswith("For further information")]
+    return "; ".join(lines) or type(exc).__name__
 
 
 def fact_issues(entry: "CollectorEntry", collector: "Collector") -> list[tuple[str, str]]:
@@ -127,7 +135,7 @@ def validate_collectors_file(path: Path, shown: str) -> list[ConfigIssue]:
         try:
             collector = build_collector(entry, path.parent, strict=False)
         except Exception as exc:  # noqa: BLE001 - any factory failure is a config problem to report
-            issues.append(ConfigIssue(shown, where, f"collector {entry.name!r} (type {entry.type!r}) cannot be built: {exc}", f"collectors[{i}]"))
+            issues.append(ConfigIssue(shown, where, f"collector {entry.name!r} (type {entry.type!r}) cannot be built: {one_line(exc)}", f"collectors[{i}]"))
             continue
         facts_doc = items[i].get("facts") or {}
         issues += [ConfigIssue(shown, line(facts_doc, name, where), p, f"collectors[{i}].facts.{name}") for name, p in fact_issues(entry, collector)]
@@ -471,9 +479,10 @@ def write_synthetic_sources(engine: "sa.Engine", *, seed: int, as_of: Any = None
     """Demo only: real-format report files for the catalog's repositories, written under
     `reports_dir()` in the report-folder layout (`<host>/<owner>/<repo>/...`).
 
-    The content comes from `analytics.facts.synthetic_reports.synthetic_reports(entities, seed=,
-    as_of=) -> {relative path: bytes}` (h-reports, issue 19); vendor-shaped API pages from
-    `analytics.facts.synthetic_apis` (h-apis) are served by their loopback replay server.
+    The content comes from `analytics.facts.synthetic_reports.synthetic_reports(repositories,
+    seed=, day=, teams=) -> {relative path: bytes}` for the catalog's components, each as
+    `(ref, source location or GitHub slug, owning team)`; vendor-shaped API pages
+    (`analytics.facts.synthetic_apis`) are served by their loopback replay server.
     """
     import importlib
     from datetime import date
@@ -485,7 +494,13 @@ def write_synthetic_sources(engine: "sa.Engine", *, seed: int, as_of: Any = None
         module = importlib.import_module("analytics.facts.synthetic_reports")
     except ModuleNotFoundError:
         return {"as_of": as_of.isoformat(), "files": 0, "directory": str(reports_dir()), "note": "analytics.facts.synthetic_reports is not installed"}
-    files = module.synthetic_reports(entities_frame(engine), seed=seed, as_of=as_of)
+    entities = entities_frame(engine, kinds=["component"])
+    repositories = []
+    for ref, owner, body in zip(entities["ref"], entities["owner"], entities["entity"]):
+        annotations = (body.get("metadata") or {}).get("annotations") or {}
+        location = annotations.get("backstage.io/source-location") or annotations.get("github.com/project-slug")
+        repositories.append((ref, location, owner or ref))
+    files = module.synthetic_reports(repositories, seed=seed, day=as_of)
     root = reports_dir()
     for relative, data in files.items():
         path = root / relative
