@@ -97,11 +97,25 @@ def _latest_of(conn: sa.Connection, collector: str, refs: Sequence[str]) -> dict
     return out
 
 
+def latest_state(engine: sa.Engine, collector: str) -> dict[str, tuple[str, str, dt.datetime]]:
+    """`{entity_ref: (facts JSON, digest, observed_at)}` of one collector, read once per run: one
+    scan instead of a lookup per batch (which, on a table the run itself is filling, PostgreSQL
+    plans as a scan per batch until it is analysed)."""
+    t = s.fact_latest
+    q = sa.select(t.c.entity_ref, t.c.facts, t.c.digest, t.c.observed_at).where(t.c.collector == collector)
+    with engine.connect() as conn:
+        return {ref: (facts, dig, _aware(observed)) for ref, facts, dig, observed in conn.execution_options(yield_per=READ_BATCH).execute(q)}
+
+
 def store_batch(
-    engine: sa.Engine, collector: str, observations: Sequence[MappedObservation], cursor: Mapping[str, Any] | None, now: dt.datetime
+    engine: sa.Engine, collector: str, observations: Sequence[MappedObservation], cursor: Mapping[str, Any] | None, now: dt.datetime,
+    state: dict[str, tuple[str, str, dt.datetime]] | None = None,
 ) -> dict[str, int]:
     """Store one batch (merged into the latest facts, changed ones appended to the history) and,
-    in the same transaction, the collector's cursor. Returns {"stored", "unchanged"}."""
+    in the same transaction, the collector's cursor. Returns {"stored", "unchanged"}.
+
+    `state` (from `latest_state`, kept by the caller across a run's batches) replaces the lookup
+    of the batch's previous facts and is updated with what this batch writes."""
     now = _utc(now)
     # Several observations of one entity in a batch: merged in order (the later fact wins).
     merged: dict[str, MappedObservation] = {}
@@ -115,7 +129,7 @@ def store_batch(
     latest: list[dict[str, Any]] = []
     unchanged = 0
     with engine.begin() as conn:
-        previous = _latest_of(conn, collector, sorted(merged))
+        previous = state if state is not None else _latest_of(conn, collector, sorted(merged))
         for ref in sorted(merged):
             o = merged[ref]
             old = previous.get(ref)
@@ -128,6 +142,8 @@ def store_batch(
                 continue
             row = {"collector": collector, "entity_ref": ref, "observed_at": observed, "collected_at": now, "origin": o.origin, "facts": text}
             latest.append({**row, "digest": dig})
+            if state is not None:
+                state[ref] = (text, dig, observed)
             if not old or old[1] != dig:
                 history.append(row)
             else:
