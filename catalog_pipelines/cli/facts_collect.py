@@ -38,7 +38,7 @@ def collect(names: tuple[str, ...], as_json: bool) -> None:
             click.echo(str(issue), err=True)
         raise SystemExit(2) from exc
     engine = _engine()
-    index = AnnotationIndex.load(engine)
+    index = AnnotationIndex.lazy(engine)
     runs, failed = [], False
     for name in wanted:
         try:

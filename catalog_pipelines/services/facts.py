@@ -220,14 +220,22 @@ class AnnotationIndex:
     @classmethod
     def from_annotations(cls, rows: Iterable[tuple[str, Mapping[str, Any]]], refs: Iterable[str]) -> "AnnotationIndex":
         index = cls(refs=set(refs))
+        by_value = index.by_value
+        known = ANNOTATIONS.get
         for ref, annotations in rows:
-            values = {k: v for k, v in annotations.items() if k in ANNOTATIONS and isinstance(v, str) and v.strip()}
-            if "jira/project-key" in values:
-                narrow = [f"{k}={annotations[k].strip()}" for k in ("jira/component", "jira/label") if isinstance(annotations.get(k), str) and annotations[k].strip()]
-                values["jira/project-key"] = ";".join([values["jira/project-key"].strip(), *narrow])
-            for annotation, value in values.items():
-                if value:
-                    index.by_value.setdefault((annotation, ANNOTATIONS[annotation](value)), []).append(ref)
+            for annotation, value in annotations.items():
+                normalise = known(annotation)
+                if normalise is None or not isinstance(value, str) or not value.strip():
+                    continue
+                if annotation == "jira/project-key":
+                    narrow = [f"{k}={annotations[k].strip()}" for k in ("jira/component", "jira/label") if isinstance(annotations.get(k), str) and annotations[k].strip()]
+                    value = ";".join([value.strip(), *narrow])
+                key = (annotation, normalise(value))
+                found = by_value.get(key)
+                if found is None:
+                    by_value[key] = [ref]
+                else:
+                    found.append(ref)
         return index
 
     @classmethod
@@ -235,6 +243,11 @@ class AnnotationIndex:
         from catalog_pipelines.storage.facts import annotations_by_entity, entity_refs
 
         return cls.from_annotations(annotations_by_entity(engine), entity_refs(engine))
+
+    @classmethod
+    def lazy(cls, engine: "sa.Engine") -> "LazyAnnotationIndex":
+        """Built on the first observation to map: a run with nothing new reads no catalog."""
+        return LazyAnnotationIndex(engine)
 
     def candidates(self, annotation: str, value: str) -> list[str]:
         from catalog_pipelines.collectors.base import ENTITY_REF
@@ -263,6 +276,25 @@ class AnnotationIndex:
         return None, seen
 
 
+class LazyAnnotationIndex:
+    """An `AnnotationIndex` loaded from the catalog when first asked (shared by a run's collectors)."""
+
+    def __init__(self, engine: "sa.Engine"):
+        self.engine, self._index = engine, None
+
+    @property
+    def index(self) -> AnnotationIndex:
+        if self._index is None:
+            self._index = AnnotationIndex.load(self.engine)
+        return self._index
+
+    def resolve(self, observation: "Observation") -> tuple[str | None, list[str]]:
+        return self.index.resolve(observation)
+
+    def candidates(self, annotation: str, value: str) -> list[str]:
+        return self.index.candidates(annotation, value)
+
+
 def _describe(observation: "Observation") -> str:
     targets = ", ".join(f"{t.annotation}={t.value}" for t in observation.targets) or "no target"
     return f"{observation.origin or '?'} ({targets})"
@@ -279,7 +311,7 @@ def collect(
     config_path: Path | None = None,
     environ: Mapping[str, str] | None = None,
     now: datetime | None = None,
-    index: AnnotationIndex | None = None,
+    index: "AnnotationIndex | LazyAnnotationIndex | None" = None,
 ) -> dict[str, Any]:
     """Run one configured collector: collect from its cursor, map, store, apply retention, record.
 
@@ -297,7 +329,7 @@ def collect(
     now = now or utc_now()
     started = utc_now()
     cursor = store.read_cursor(engine, entry.name)
-    index = index or AnnotationIndex.load(engine)
+    index = index or AnnotationIndex.lazy(engine)
     state = store.latest_state(engine, entry.name)
     declared = collector.facts()
     emitted = set(entry.facts) if entry.facts is not None else set(declared)
@@ -353,7 +385,7 @@ def collect_all(engine: "sa.Engine", names: Iterable[str] | None = None, *, conf
     """Run the named collectors (default: every configured one) with one annotation index."""
     entries = collectors_file(config_path).collectors
     wanted = list(names) if names is not None else [e.name for e in entries]
-    index = AnnotationIndex.load(engine)
+    index = AnnotationIndex.lazy(engine)
     return [collect(engine, name, config_path=config_path, index=index) for name in wanted]
 
 
