@@ -121,6 +121,7 @@ def store_batch(
             merged[o.entity_ref] = MappedObservation(o.entity_ref, max(_utc(before.observed_at), _utc(o.observed_at)), o.origin or before.origin, {**before.facts, **o.facts})
     history: list[dict[str, Any]] = []
     latest: list[dict[str, Any]] = []
+    confirmed: list[str] = []  # same facts observed again: only their time moves
     unchanged = 0
     with engine.begin() as conn:
         previous = state if state is not None else _latest_of(conn, collector, sorted(merged))
@@ -134,15 +135,27 @@ def store_batch(
             if old and old[1] == dig and old[2] is not None and old[2] >= observed:
                 unchanged += 1
                 continue
-            row = {"collector": collector, "entity_ref": ref, "observed_at": observed, "collected_at": now, "origin": o.origin, "facts": text}
-            latest.append({**row, "digest": dig})
             if state is not None:
                 state[ref] = (text, dig, observed)
-            if not old or old[1] != dig:
-                history.append(row)
-            else:
-                unchanged += 1  # same facts seen again: the latest row's time moves, no history row
+            if old and old[1] == dig:
+                unchanged += 1  # same facts seen again: no history row, one bulk time update below
+                confirmed.append(ref)
+                continue
+            row = {"collector": collector, "entity_ref": ref, "observed_at": observed, "collected_at": now, "origin": o.origin, "facts": text}
+            latest.append({**row, "digest": dig})
+            history.append(row)
         bulk_write(conn, s.fact_history, history)
+        if confirmed:
+            # One statement per observation time (the refs bound as one array), not a row each: an
+            # unchanged re-run of a collector that re-reads everything stays cheap. Collectors
+            # that stamp `now` give one time per batch.
+            by_time: dict[dt.datetime, list[str]] = {}
+            for ref in confirmed:
+                by_time.setdefault(_utc(merged[ref].observed_at), []).append(ref)
+            t = s.fact_latest
+            for observed, refs in by_time.items():
+                conn.execute(sa.update(t).where(t.c.collector == collector, in_values(conn, t.c.entity_ref, refs), t.c.observed_at < observed)
+                             .values(observed_at=observed, collected_at=now))
         for part in batched(latest, 2000):
             upsert(conn, s.fact_latest, part, ["collector", "entity_ref"])
         if cursor is not None:
@@ -165,6 +178,11 @@ def apply_retention(engine: sa.Engine, collector: str, *, max_items: int | None,
             ranked = sa.select(h.c.id, rank).where(h.c.collector == collector).subquery()
             doomed = sa.select(ranked.c.id).where(ranked.c.rn > max_items)
             pruned += conn.execute(sa.delete(h).where(h.c.id.in_(doomed))).rowcount or 0
+    if engine.dialect.name == "postgresql":
+        # Fresh statistics after a run that may have filled the tables: the next run's lookups by
+        # key array are planned as index scans, not scans (autovacuum may not have come by yet).
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(sa.text("ANALYZE fact_latest, fact_history"))
     return pruned
 
 
