@@ -330,7 +330,7 @@ def collect(
     started = utc_now()
     cursor = store.read_cursor(engine, entry.name)
     index = index or AnnotationIndex.lazy(engine)
-    state = store.latest_state(engine, entry.name)
+    state: dict | None = None  # the collector's latest facts, read when the first facts arrive
     declared = collector.facts()
     emitted = set(entry.facts) if entry.facts is not None else set(declared)
     figures = {k: 0 for k in ("observations", "mapped", "unmapped", "ambiguous", "rejected", "stored", "unchanged", "batches")}
@@ -363,7 +363,9 @@ def collect(
                     rows.append(store.MappedObservation(ref, observation.observed_at, observation.origin, facts))
             figures["rejected"] += len(batch.rejections)
             rejections += [str(r) for r in batch.rejections[: max(0, LISTED - len(rejections))]]
-            written = store.store_batch(engine, entry.name, rows, batch.cursor, now, state=state)
+            if rows and state is None:
+                state = store.latest_state(engine, entry.name)
+            written = store.store_batch(engine, entry.name, rows, batch.cursor, now, state=state if state is not None else {})
             figures["stored"] += written["stored"]
             figures["unchanged"] += written["unchanged"]
             if batch.cursor is not None:
