@@ -441,6 +441,22 @@ def collected_latest_frame(engine: "sa.Engine", collectors: Iterable[str] | None
     return pd.DataFrame.from_records(rows, columns=["collector", "entity_ref", "observed_at", "fact", "value"])
 
 
+def store_collected_frame(engine: "sa.Engine", frame: "pd.DataFrame", observed_at: datetime) -> int:
+    """The long frame `collected_latest_frame` returns (collector, entity_ref, fact, value) stored
+    back into the fact store, as collectors would have: for sample data (dashboards benchmark and
+    tests). Returns the observations stored."""
+    from catalog_pipelines.storage.facts import MappedObservation, store_batch
+
+    stored = 0
+    for collector, rows in frame.groupby("collector"):
+        by_entity: dict[str, dict[str, Any]] = {}
+        for ref, fact, value in zip(rows["entity_ref"], rows["fact"], rows["value"]):
+            by_entity.setdefault(ref, {})[fact] = value.item() if hasattr(value, "item") else value
+        observations = [MappedObservation(ref, observed_at, "sample", facts) for ref, facts in by_entity.items()]
+        stored += store_batch(engine, str(collector), observations, None, observed_at)["stored"]
+    return stored
+
+
 def load_latest_facts(engine: "sa.Engine") -> dict[str, "pd.DataFrame"]:
     """`{source: one row per entity, a column per fact}`: the catalog's facts and every collector's."""
     import pandas as pd

@@ -368,16 +368,11 @@ def seeded(data_env, monkeypatch):
     url = Settings.from_env().catalog_database_url
     seed_catalog(url, ENTITIES)
     engine = get_engine(url)
-    from catalog_pipelines.storage.facts import MappedObservation, store_batch
+    from catalog_pipelines.services.facts import store_collected_frame
 
     for table, frame in inputs_with_sentinels().tables.items():
         if table == FACTS.collected_latest:  # collected facts live in the fact store, not an insight table
-            for collector, rows in frame.groupby("collector"):
-                by_entity: dict[str, dict] = {}
-                for ref, fact, value in zip(rows["entity_ref"], rows["fact"], rows["value"]):
-                    by_entity.setdefault(ref, {})[fact] = value.item() if hasattr(value, "item") else value
-                observed = datetime(2025, 6, 2, 8, tzinfo=UTC)
-                store_batch(engine, collector, [MappedObservation(r, observed, "sample", f) for r, f in by_entity.items()], None, observed)
+            store_collected_frame(engine, frame, datetime(2025, 6, 2, 8, tzinfo=UTC))
             continue
         write_frame(engine, table, frame)
     audit.record(engine, actor="user:default/admin", action="ingestion.pause", target="ingestion-provider:seed",
