@@ -78,7 +78,13 @@ def seed(url: str, size: int, seed_value: int) -> dict:
     org = OrgGraph.from_entities(entities.loc[entities["kind"].isin(["user", "group"]), "entity"].tolist())
     inputs = sample_inputs(org, entities.drop(columns=["entity"]), seed=seed_value, waves=8, usage_days=90, evaluations=3)
     rows = 0
+    from catalog_pipelines.model.insight_tables import FACTS
+    from catalog_pipelines.services.facts import store_collected_frame
+
     for table, frame in inputs.tables.items():
+        if table == FACTS.collected_latest:  # collected facts live in the fact store
+            rows += store_collected_frame(engine, frame, inputs.generated_at)
+            continue
         rows += write_frame(engine, table, frame)
     for row in inputs.audit.itertuples():
         audit.record(engine, actor=row.actor, action=row.action, target=row.target, outcome=row.outcome, details=row.details, at=row.at)

@@ -4,14 +4,15 @@
     .venv/bin/python benchmarks/scorecards.py --size 20000
     .venv/bin/python benchmarks/scorecards.py --store         # also write the tables to SQLite
 
-The catalog is `SyntheticOrg(size, seed)` as the catalog's `entities_frame()` returns it; the facts
-come from the synthetic organisation's exports (CI runs, vulnerabilities, tickets, coverage,
-on-call) read back through the real readers. The checks are the shipped `config/scorecards` (23
+The catalog is `SyntheticOrg(size, seed)` as the catalog's `entities_frame()` returns it; the
+collected facts (security, coverage, tests, github, jira, pagerduty: the shapes the shipped
+collectors emit, docs/facts.md) are drawn per component as `services.facts.load_latest_facts`
+returns them (collecting them is benchmarks/facts_200k.py). The checks are the shipped `config/scorecards` (23
 checks in two tracks, plus campaigns) and two more benchmark checks, 25 in all, including a path
 into the entity body, a regular expression, `any`/`all`/`not` and a list `contains`. Building the
 catalog is not timed. Timed:
 
-- **facts**: catalog facts from the entity bodies; generating, writing and reading the exports;
+- **facts**: catalog facts from the entity bodies; the collected facts' frames;
 - **evaluate**: filters, rules, states, exemptions, levels, fix candidates, campaign members
   (the issue's budget: ≤ 15 s on 2 cores);
 - **history and reports**: the change log against the previous evaluation, regressions, roll-ups
@@ -69,6 +70,32 @@ def entities_frame(size: int, seed: int) -> pd.DataFrame:
     return pd.DataFrame.from_records(rows, columns=ENTITY_COLUMNS)
 
 
+def collected_facts(ents: pd.DataFrame, seed: int) -> dict[str, pd.DataFrame]:
+    """One row per component and source, as `load_latest_facts` returns the fact store (some
+    components left out per source: not every repository has every tool)."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    refs = ents.loc[ents["kind"] == "component", "ref"].to_numpy()
+    n = len(refs)
+
+    def some(share: float) -> np.ndarray:
+        return rng.random(n) < share
+
+    crit, high, med, low = rng.poisson(0.2, n), rng.poisson(0.8, n), rng.poisson(2, n), rng.poisson(3, n)
+    out = {
+        "security": pd.DataFrame({"entity_ref": refs, "vulnerabilities_by_severity": [{"critical": int(a), "high": int(b), "medium": int(c), "low": int(d), "unknown": 0} for a, b, c, d in zip(crit, high, med, low)],
+                                  "vulnerabilities_total": crit + high + med + low, "results_by_level": [{"error": int(e), "warning": 2, "note": 1, "none": 0} for e in rng.poisson(0.3, n)]})[some(0.9)],
+        "coverage": pd.DataFrame({"entity_ref": refs, "line_coverage_pct": rng.uniform(30, 98, n)})[some(0.85)],
+        "tests": pd.DataFrame({"entity_ref": refs, "failures": rng.poisson(0.2, n), "errors": rng.poisson(0.05, n)})[some(0.9)],
+        "github": pd.DataFrame({"entity_ref": refs, "workflow_success_rate": rng.uniform(0.5, 1.0, n), "median_workflow_duration_seconds": rng.uniform(60, 900, n),
+                                "dependabot_alerts_open": [{"critical": int(c), "high": 1, "medium": 0, "low": 0} for c in rng.poisson(0.1, n)]})[some(0.85)],
+        "pagerduty": pd.DataFrame({"entity_ref": refs, "has_oncall": some(0.8), "oncall_responders": rng.integers(1, 5, n), "has_escalation_policy": some(0.8), "open_incidents": rng.poisson(0.1, n)})[some(0.6)],
+        "jira": pd.DataFrame({"entity_ref": refs, "oldest_open_issue_days": rng.uniform(0, 120, n)})[some(0.75)],
+    }
+    return {k: v.reset_index(drop=True) for k, v in out.items()}
+
+
 def timed(label: str, results: list, fn, *args, **kwargs):
     # Wall-clock and CPU time: on a shared machine the CPU time is the steadier figure.
     start, cpu = time.perf_counter(), time.process_time()
@@ -90,13 +117,11 @@ def main() -> None:
     from analytics.scorecards.evaluate import campaign_frame, evaluate, track_frame
     from analytics.scorecards.config import load_config_texts
     from analytics.scorecards.reports import campaign_progress, fix_next, level_changes, regressions, result_changes, rollup_checks, rollup_levels, rollup_summary
-    from analytics.facts.synthetic import DEFAULT_FORMATS, synthetic_exports
-    from catalog_pipelines.services.facts import summarise_export_dir as collect_export_facts
-    from catalog_pipelines.storage.fact_exports import write_exports
+    from catalog_pipelines.services.facts import fact_catalog
 
     root = Path(__file__).resolve().parent.parent
     files = [(p.name, p.read_text()) for p in sorted((root / "config" / "scorecards").glob("*.yaml"))]
-    config = load_config_texts([*files, ("benchmark.yaml", EXTRA_CHECKS)])
+    config = load_config_texts([*files, ("benchmark.yaml", EXTRA_CHECKS)], facts=fact_catalog(root / "config" / "collectors.yaml"))
     print(f"{args.size:,} entities, {len(config.checks)} checks, {len(config.tracks)} tracks, {len(config.campaigns)} campaigns; building the catalog…", flush=True)
     t0 = time.perf_counter()
     ents = entities_frame(args.size, args.seed)
@@ -106,20 +131,13 @@ def main() -> None:
     results: list[tuple[str, float]] = []
     now = datetime(2026, 7, 1, 6, tzinfo=timezone.utc)
     facts = {"catalog": timed("catalog facts (from entity bodies)", results, catalog_facts, ents)}
-    with tempfile.TemporaryDirectory() as tmp:
-        exports = timed("synthetic exports (3 days)", results, synthetic_exports, ents, org, as_of=now.date(), seed=args.seed, days=3)
-        timed("write exports (JSON/CSV/JSONL)", results, write_exports, exports, tmp, formats=DEFAULT_FORMATS)
-        def read_all() -> None:
-            for source in ("ci", "vulnerabilities", "tickets", "coverage", "oncall"):
-                facts[source] = collect_export_facts(source, Path(tmp) / source, now)[0]
-
-        timed("read + summarise 5 export sources", results, read_all)
+    facts.update(timed("collected facts (6 sources, per component)", results, collected_facts, ents, args.seed))
 
     previous = evaluate(config, ents, facts, now=now - timedelta(hours=1))
     # The next hour: one team's CI turns red, so the diff and regressions have work to do.
-    ci = facts["ci"].copy()
-    ci.loc[ci.index[: len(ci) // 20], "default_branch_success_rate"] = 0.1
-    facts["ci"] = ci
+    ci = facts["github"].copy()
+    ci.loc[ci.index[: len(ci) // 20], "workflow_success_rate"] = 0.1
+    facts["github"] = ci
     exemptions = pd.DataFrame({"exemption_id": ["e1"], "entity_ref": [ents["ref"].iat[-1]], "check_id": ["pr-ci-green"], "created_at": ["2026-06-01T00:00:00+00:00"], "expires_at": ["2026-12-01T00:00:00+00:00"], "revoked_at": [None]})
     ev = timed(f"evaluate {len(config.checks)} checks", results, evaluate, config, ents, facts, exemptions=exemptions, now=now)
     evaluate_seconds, evaluate_cpu = results[-1][1], results[-1][2]

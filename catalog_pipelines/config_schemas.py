@@ -66,10 +66,27 @@ def _scorecards_semantic(path: Path, shown: str) -> list[ConfigIssue]:
     from analytics.scorecards.config import ScorecardConfigError, load_config_texts
 
     try:
-        load_config_texts([(shown, path.read_text(encoding="utf-8"))])
+        load_config_texts([(shown, path.read_text(encoding="utf-8"))], facts=_fact_catalog())
     except ScorecardConfigError as exc:
         return [i for i in exc.issues if "names unknown check" not in i.message]
     return []
+
+
+def _fact_catalog() -> Any:
+    """The facts checks may reference; without a valid collectors.yaml, the catalog's own (the
+    collectors file reports its own problems)."""
+    from catalog_pipelines.services.facts import CollectorConfigError, fact_catalog
+
+    try:
+        return fact_catalog()
+    except CollectorConfigError:
+        return None
+
+
+def _collectors_semantic(path: Path, shown: str) -> list[ConfigIssue]:
+    from catalog_pipelines.services.facts import validate_collectors_file
+
+    return validate_collectors_file(path, shown)
 
 
 def _surveys_semantic(path: Path, shown: str) -> list[ConfigIssue]:
@@ -117,6 +134,8 @@ KINDS: dict[str, ConfigKind] = {
     for kind in (
         ConfigKind("providers", "catalog_pipelines.ingestion.config:ProvidersFile", "Entity providers ingested by catalog-pipelines (config/providers.yaml)",
                    lambda s: _one(s.providers_config), _providers_semantic),
+        ConfigKind("collectors", "catalog_pipelines.model.collectors_config:CollectorsFile", "Fact collectors: type, connection, cadence, retention, facts (config/collectors.yaml)",
+                   lambda s: _one(s.collectors_config), _collectors_semantic),
         ConfigKind("scorecards", "analytics.scorecards.config:ScorecardFile", "Scorecard checks, tracks and campaigns (config/scorecards/*.yaml)",
                    lambda s: _yaml_files(s.scorecards_config), _scorecards_semantic),
         ConfigKind("surveys", "analytics.surveys.config:SurveyFile", "A survey definition (config/surveys/*.yaml)",
@@ -192,7 +211,7 @@ def _scorecard_directory_issues(directory: Path, base: Path | None) -> list[Conf
 
     paths = _yaml_files(directory)
     try:
-        load_config_texts([(_display(p, base), p.read_text(encoding="utf-8")) for p in paths])
+        load_config_texts([(_display(p, base), p.read_text(encoding="utf-8")) for p in paths], facts=_fact_catalog())
     except ScorecardConfigError as exc:
         return [i for i in exc.issues if "names unknown check" in i.message]
     return []

@@ -29,8 +29,8 @@ def build_definitions(configs: list[ProviderConfig], catalog_url: str = "") -> d
     from catalog_pipelines.assets.catalog_quality import catalog_quality_checks
     from catalog_pipelines.assets.facts import build_fact_assets
 
-    # A synthetic org gets synthetic engineering-system exports (CI, vulnerabilities, tickets…), so
-    # the demo's scorecards have facts to evaluate; real sources drop their exports in a directory.
+    # A synthetic org gets synthetic report files (SARIF, Cobertura, JUnit…) for the collectors to
+    # read, so the demo's scorecards have real-format facts (no dependency edge: runs.py orders it).
     demo_facts = any(c.type == "synthetic" for c in configs)
     assets: list[dg.AssetsDefinition] = [
         *surveys.survey_assets,

@@ -36,13 +36,13 @@ class Settings(BaseSettings):
     # DAGSTER_HOME is Dagster's own variable; the project only supplies a default under data_dir.
     dagster_home: Path | None = Field(None, validation_alias=_env("DAGSTER_HOME"))
     output_dir: Path | None = Field(None, validation_alias=_env("CATALOG_PIPELINES_OUTPUT_DIR"))
-    fact_exports_dir: Path | None = Field(None, validation_alias=_env("CATALOG_PIPELINES_FACT_EXPORTS"))
     # The pseudonymisation key must come from the environment in production; the fallback keeps the
     # demo and tests deterministic and is documented as unsafe.
     pseudonym_key: bytes = Field(b"insecure-demo-key-change-me", validation_alias=_env("CATALOG_PIPELINES_PSEUDONYM_KEY"))
 
     # -- configuration files (config/; `catalog-pipelines config validate` checks them all)
     providers_config: Path = Field(CONFIG_DIR / "providers.yaml", validation_alias=_env("CATALOG_PIPELINES_PROVIDERS"))
+    collectors_config: Path = Field(CONFIG_DIR / "collectors.yaml", validation_alias=_env("CATALOG_PIPELINES_COLLECTORS"))
     scorecards_config: Path = Field(CONFIG_DIR / "scorecards", validation_alias=_env("CATALOG_PIPELINES_SCORECARDS"))
     surveys_config: Path = Field(CONFIG_DIR / "surveys", validation_alias=_env("CATALOG_PIPELINES_SURVEYS"))
     permissions_config: Path = Field(CONFIG_DIR / "permissions.yaml", validation_alias=_env("CATALOG_PIPELINES_PERMISSIONS"))
@@ -76,7 +76,6 @@ class Settings(BaseSettings):
             "catalog_database_url": self.catalog_database_url or f"sqlite:///{data_dir / 'catalog.db'}",
             "dagster_home": self.dagster_home or data_dir / "dagster_home",
             "output_dir": self.output_dir or data_dir / "outputs",
-            "fact_exports_dir": self.fact_exports_dir or data_dir / "fact_exports",
         }
         for key, value in derived.items():
             object.__setattr__(self, key, value)

@@ -41,7 +41,7 @@ TABLES: tuple[InsightTable, ...] = (
     GRAPH.team_dependencies, GRAPH.most_depended_on, GRAPH.cycles,
     SKILLS.coverage, SKILLS.knowledge_risks, SKILLS.mentor_matches, SKILLS.unmatched_wishes, SKILLS.gig_matches,
     SKILLS.wishes, SKILLS.profiles,
-    FACTS.vulnerabilities_latest, FACTS.ci_latest, FACTS.tickets_latest,
+    FACTS.collected_latest,  # not a stored table: the site loader reads it from the fact store
     HISTORY.changes_by_cycle, HISTORY.ownership_changes, HISTORY.lost_owners,
 )
 
@@ -53,7 +53,7 @@ AREA_ASSETS: dict[type[InsightArea], tuple[str, ...]] = {
     ORPHANS: ("orphan_report",),
     GRAPH: ("relationship_graph",),
     SKILLS: ("skills_exchange",),
-    FACTS: ("vulnerabilities_facts", "ci_facts", "tickets_facts"),
+    FACTS: ("security_facts", "github_facts", "gitlab_facts", "jira_facts", "pagerduty_facts"),
     HISTORY: ("catalog_changes",),
 }
 CATALOG_ASSET = "catalog_snapshot"

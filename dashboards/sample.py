@@ -381,23 +381,23 @@ def _skills(rng, org, groups) -> dict[InsightTable, pd.DataFrame]:
 
 
 def _facts(rng, owned, now) -> dict[InsightTable, pd.DataFrame]:
+    """Collected facts in the long shape the site loader gives (services.facts.collected_latest_frame)."""
     comps = owned[owned["kind"].isin(["component", "resource"])]
-    n = len(comps)
-    stamp = _naive(now)
-    crit, high = rng.poisson(0.2, n), rng.poisson(0.8, n)
-    med, low = rng.poisson(2, n), rng.poisson(3, n)
-    vulns = pd.DataFrame({"entity_ref": comps["ref"].to_numpy(), "collected_at": stamp, "open_critical": crit, "open_high": high,
-                          "open_medium": med, "open_low": low, "open_total": crit + high + med + low,
-                          "oldest_open_days": rng.integers(0, 200, n), "oldest_critical_high_days": rng.integers(0, 60, n)})
+    refs, n, stamp = comps["ref"].to_numpy(), len(comps), _naive(now)
+    crit, high, med, low = rng.poisson(0.2, n), rng.poisson(0.8, n), rng.poisson(2, n), rng.poisson(3, n)
     status = rng.choice(["success", "success", "success", "failure", "cancelled"], n)
-    ci = pd.DataFrame({"entity_ref": comps["ref"].to_numpy(), "collected_at": stamp, "runs_30d": rng.integers(0, 120, n),
-                       "last_status": status, "last_duration_seconds": rng.uniform(60, 900, n).round(1),
-                       "median_duration_seconds": rng.uniform(60, 900, n).round(1),
-                       "default_branch_success_rate": rng.uniform(0.5, 1.0, n).round(3)})
-    tickets = pd.DataFrame({"entity_ref": comps["ref"].to_numpy(), "collected_at": stamp, "open_tickets": rng.poisson(3, n),
-                            "open_incidents": rng.poisson(0.1, n), "oldest_open_ticket_days": rng.integers(0, 300, n),
-                            "incidents_30d": rng.poisson(0.3, n)})
-    return {FACTS.vulnerabilities_latest: vulns, FACTS.ci_latest: ci, FACTS.tickets_latest: tickets}
+    columns = {
+        ("security", "vulnerabilities_by_severity"): [{"critical": int(c), "high": int(h), "medium": int(m), "low": int(lo), "unknown": 0}
+                                                       for c, h, m, lo in zip(crit, high, med, low)],
+        ("github", "last_workflow_conclusion"): list(status),
+        ("github", "workflow_success_rate"): rng.uniform(0.5, 1.0, n).round(3).tolist(),
+        ("jira", "open_issues"): rng.poisson(3, n).tolist(),
+        ("jira", "oldest_open_issue_days"): rng.integers(0, 300, n).tolist(),
+        ("pagerduty", "open_incidents"): rng.poisson(0.1, n).tolist(),
+        ("pagerduty", "incidents"): rng.poisson(0.3, n).tolist(),
+    }
+    rows = [(collector, ref, stamp, fact, value) for (collector, fact), values in columns.items() for ref, value in zip(refs, values)]
+    return {FACTS.collected_latest: pd.DataFrame.from_records(rows, columns=["collector", "entity_ref", "observed_at", "fact", "value"])}
 
 
 def _ledger(rng, entities, now) -> dict[str, Any]:

@@ -182,3 +182,21 @@ def require_chromium() -> str:
             pytest.fail("CI must run the browser tests: apt-get install chromium")
         pytest.skip("chromium is not installed")
     return chromium
+EXAMPLE_COLLECTOR_SRC = REPO_ROOT / "examples" / "collector-package" / "src"
+
+
+def install_example_collector(path: Path, monkeypatch) -> None:
+    """examples/collector-package as an installed distribution: its dist-info (with the entry
+    points of its pyproject.toml) on sys.path, so `importlib.metadata` finds type `acme_deploys`
+    in the group catalog_pipelines.collectors as after `pip install`."""
+    import sys
+    import tomllib
+
+    info = path / "acme_facts_collector-1.0.0.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: acme-facts-collector\nVersion: 1.0.0\n")
+    groups = tomllib.loads((EXAMPLE_COLLECTOR_SRC.parent / "pyproject.toml").read_text())["project"]["entry-points"]
+    (info / "entry_points.txt").write_text("".join(f"[{g}]\n" + "".join(f"{k} = {v}\n" for k, v in eps.items()) for g, eps in groups.items()))
+    monkeypatch.syspath_prepend(str(path))
+    monkeypatch.syspath_prepend(str(EXAMPLE_COLLECTOR_SRC))
+    monkeypatch.delitem(sys.modules, "acme_facts_collector", raising=False)

@@ -1,7 +1,8 @@
-"""What each fact source provides: its facts, cadence and retention. No pandas here.
+"""The catalog's own facts: what they are, their cadence and retention. No pandas here.
 
-The Dagster code location reads these specs when it defines the fact assets (descriptions, cron
-cadences), so they live apart from the readers in `analytics/facts/collect.py`, which import pandas.
+Facts from the organisation's tools come from collectors declared in collectors.yaml
+(`catalog_pipelines.collectors`, docs/facts.md); their facts are declared there and join these in
+the fact catalog that scorecard validation uses (`services.facts.fact_catalog`).
 """
 
 from __future__ import annotations
@@ -81,73 +82,8 @@ FACT_SOURCE_SPECS: dict[str, FactSource] = {
         retention=Retention(max_items=5),
         cron="0 * * * *",
     ),
-    "ci": FactSource(
-        name="ci",
-        description="CI pipeline runs (one record per run).",
-        facts=_specs(
-            runs_30d=("number", "runs in the last 30 days, any branch"),
-            last_status=("string", "status of the latest default-branch run (success, failed, cancelled)"),
-            last_duration_seconds=("number", "duration of the latest default-branch run"),
-            median_duration_seconds=("number", "median default-branch run duration, 30 days"),
-            default_branch_success_rate=("number", "share of successful default-branch runs, 30 days (0..1)"),
-        ),
-        retention=Retention(ttl=timedelta(days=14)),
-        cron="15 * * * *",
-        key="run_id",
-        time_columns=("started_at",),
-    ),
-    "vulnerabilities": FactSource(
-        name="vulnerabilities",
-        description="Security findings (one record per finding; restated when resolved).",
-        facts=_specs(
-            open_critical=("number", "open critical findings"),
-            open_high=("number", "open high findings"),
-            open_medium=("number", "open medium findings"),
-            open_low=("number", "open low findings"),
-            open_total=("number", "open findings of any severity"),
-            oldest_open_days=("number", "age in days of the oldest open finding (0 when none)"),
-            oldest_critical_high_days=("number", "age in days of the oldest open critical/high finding"),
-        ),
-        retention=Retention(max_items=10, ttl=timedelta(days=30)),
-        cron="0 */6 * * *",
-        key="vulnerability_id",
-        time_columns=("opened_at", "resolved_at"),
-    ),
-    "tickets": FactSource(
-        name="tickets",
-        description="Tickets and incidents (one record per ticket; restated when closed).",
-        facts=_specs(
-            open_tickets=("number", "open tickets (not incidents)"),
-            open_incidents=("number", "open incidents"),
-            oldest_open_ticket_days=("number", "age in days of the oldest open ticket (0 when none)"),
-            incidents_30d=("number", "incidents opened in the last 30 days"),
-        ),
-        retention=Retention(max_items=10),
-        cron="30 */2 * * *",
-        key="ticket_id",
-        time_columns=("opened_at", "closed_at"),
-    ),
-    "coverage": FactSource(
-        name="coverage",
-        description="Code coverage reports (one record per measurement).",
-        facts=_specs(
-            line_coverage=("number", "latest line coverage, percent"),
-            branch_coverage=("number", "latest branch coverage, percent"),
-        ),
-        retention=Retention(max_items=30),
-        cron="0 3 * * *",
-        time_columns=("measured_at",),
-    ),
-    "oncall": FactSource(
-        name="oncall",
-        description="On-call schedules (one record per entity).",
-        facts=_specs(
-            has_oncall=("boolean", "an on-call schedule is attached"),
-            oncall_responders=("number", "people in the rotation"),
-            has_escalation_policy=("boolean", "an escalation policy is attached"),
-        ),
-        retention=Retention(max_items=7),
-        cron="0 4 * * *",
-        time_columns=("updated_at",),
-    ),
 }
+
+# Every fact of the catalog, flat: "catalog.<fact>" -> FactSpec. Collectors' facts join it from
+# collectors.yaml (`catalog_pipelines.services.facts.fact_catalog`).
+CATALOG_FACTS: dict[str, FactSpec] = {f"catalog.{n}": f for n, f in FACT_SOURCE_SPECS["catalog"].facts.items()}

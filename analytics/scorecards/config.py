@@ -25,7 +25,9 @@ from typing import Annotated, Any, Literal, Union
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field, StringConstraints, Tag, ValidationError, WithJsonSchema
 
-from analytics.facts.collect import FACT_SOURCES, fact_spec
+from collections.abc import Mapping
+
+from analytics.facts.sources import CATALOG_FACTS, FactSpec
 from catalog_pipelines.model import config_files
 
 OPERATORS = (
@@ -165,19 +167,20 @@ def _facts_in(node: Any) -> list[str]:
 _line = config_files.line
 
 
-def _rule_issues(node: Any, line: int, what: str) -> list[tuple[int, str]]:
-    """Problems of a rule the model accepted (so: exactly one of all / any / not / fact)."""
+def _rule_issues(node: Any, line: int, what: str, facts: Mapping[str, FactSpec]) -> list[tuple[int, str]]:
+    """Problems of a rule the model accepted (so: exactly one of all / any / not / fact); `facts`
+    is the fact catalog (`"<source>.<fact>" -> FactSpec`)."""
     line = _line(node, default=line)
     for kind in ("all", "any"):
         if kind in node:
-            return [p for i, child in enumerate(node[kind]) for p in _rule_issues(child, _line(node[kind], i), what)]
+            return [p for i, child in enumerate(node[kind]) for p in _rule_issues(child, _line(node[kind], i), what, facts)]
     if "not" in node:
-        return _rule_issues(node["not"], _line(node, "not"), what)
+        return _rule_issues(node["not"], _line(node, "not"), what, facts)
     out: list[tuple[int, str]] = []
     fact, path, operator = node["fact"], node.get("path"), node["operator"]
-    spec = fact_spec(fact)
+    spec = facts.get(fact)
     if spec is None:
-        known = sorted(f"{s}.{f}" for s, src in FACT_SOURCES.items() for f in src.facts)
+        known = sorted(facts)
         hint = difflib.get_close_matches(fact, known, n=1)
         out.append((_line(node, "fact"), f"{what}: unknown fact {fact!r}" + (f" (did you mean {hint[0]!r}?)" if hint else f"; known facts: {', '.join(known)}")))
     elif path is not None and spec.type != "object":
@@ -292,8 +295,10 @@ def _plain(value: Any) -> Any:
 # loading
 
 
-def load_config(directory: Path | str, *, relative_to: Path | str | None = None) -> ScorecardConfig:
-    """Load and validate every `*.yaml` / `*.yml` file in `directory` (or one file).
+def load_config(directory: Path | str, *, relative_to: Path | str | None = None, facts: Mapping[str, FactSpec] | None = None) -> ScorecardConfig:
+    """Load and validate every `*.yaml` / `*.yml` file in `directory` (or one file). Checks may
+    reference the facts of `facts` only (the fact catalog, `services.facts.fact_catalog()`;
+    default: the catalog's own facts).
 
     Raises `ScorecardConfigError` listing every problem as `file:line: message`.
     """
@@ -301,7 +306,7 @@ def load_config(directory: Path | str, *, relative_to: Path | str | None = None)
     paths = [directory] if directory.is_file() else sorted(p for p in directory.iterdir() if p.suffix in (".yaml", ".yml"))
     base = Path(relative_to) if relative_to else (directory.parent if directory.is_file() else directory)
     texts = [(p, p.read_text(encoding="utf-8")) for p in paths]
-    return load_config_texts([(_display(p, base), text) for p, text in texts])
+    return load_config_texts([(_display(p, base), text) for p, text in texts], facts=facts)
 
 
 def _display(path: Path, base: Path) -> str:
@@ -311,8 +316,10 @@ def _display(path: Path, base: Path) -> str:
         return str(path)
 
 
-def load_config_texts(files: list[tuple[str, str]]) -> ScorecardConfig:
-    """Load from `(file name, YAML text)` pairs: the names appear in error messages."""
+def load_config_texts(files: list[tuple[str, str]], *, facts: Mapping[str, FactSpec] | None = None) -> ScorecardConfig:
+    """Load from `(file name, YAML text)` pairs: the names appear in error messages. `facts`: the
+    fact catalog checks may reference (default: the catalog's own facts)."""
+    facts = CATALOG_FACTS if facts is None else facts
     issues: list[ConfigIssue] = []
     config = ScorecardConfig(files=[name for name, _ in files])
     digest = hashlib.sha256()
@@ -340,7 +347,7 @@ def load_config_texts(files: list[tuple[str, str]]) -> ScorecardConfig:
                 if parsed is None:
                     problems = [(line, "")]  # reported by the file's validation
                 elif section == "checks":
-                    problems = _rule_issues(item["rule"], _line(item, "rule"), what)
+                    problems = _rule_issues(item["rule"], _line(item, "rule"), what, facts)
                 elif section == "tracks":
                     problems = _track_issues(item, what)
                 else:
@@ -436,7 +443,7 @@ class _Strict(BaseModel):
 
 
 class FactCondition(_Strict):
-    fact: str = Field(description="a fact like 'catalog.has_owner' (analytics.facts.collect.FACT_SOURCES)")
+    fact: str = Field(description="a fact like 'catalog.has_owner' (declared: the catalog's facts and the collectors' in collectors.yaml)")
     path: _Text | None = Field(None, description="dot path into an object fact")
     operator: Literal[OPERATORS]  # type: ignore[valid-type]
     value: Any

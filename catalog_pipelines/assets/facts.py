@@ -1,13 +1,12 @@
-"""Fact assets: one per fact source, each on its own cadence, stored with its retention policy.
+"""Fact assets: the catalog's own facts, and one asset per collector configured in collectors.yaml.
 
-`catalog_facts` follows the catalog snapshot; the export sources (CI, vulnerabilities, tickets,
-coverage, on-call) read their drop directory on a cron cadence. Each writes the source's history
-(`insight_facts_<source>`, retention applied) and the newest row per entity
-(`insight_facts_<source>_latest`, what scorecards read). In the demo, `synthetic_fact_exports`
-writes realistic exports for the synthetic organisation into the drop directories first.
+`catalog_facts` follows the catalog snapshot. Each collector asset (`<name>_facts`, group `facts`)
+runs on its collectors.yaml cadence: it collects from the stored cursor, maps observations to
+entities through their annotations (so it reads the catalog: it is downstream of the snapshot),
+stores them, and shows mapped / unmapped / ambiguous / rejected in its metadata
+(`services.facts.collect`). The demo's `synthetic_fact_sources` writes synthetic report files
+(group `demo`); it is NOT upstream of any collector: the demo runs it first, then the collectors.
 """
-
-
 
 import dagster as dg
 
@@ -16,16 +15,12 @@ from catalog_pipelines.assets.ingestion import CATALOG_SNAPSHOT
 from catalog_pipelines.resources import CatalogDatabase
 
 FACTS_GROUP = "facts"
-EXPORT_SOURCES = ("ci", "vulnerabilities", "tickets", "coverage", "oncall")
-SYNTHETIC_EXPORTS = dg.AssetKey("synthetic_fact_exports")
+SYNTHETIC_SOURCES = dg.AssetKey("synthetic_fact_sources")
+LISTED_IN_METADATA = 10
 
 
 def fact_asset_key(source: str) -> dg.AssetKey:
     return dg.AssetKey(f"{source}_facts")
-
-
-# ---------------------------------------------------------------------------------------------
-# assets
 
 
 @dg.asset(
@@ -47,68 +42,74 @@ def catalog_facts(context: dg.AssetExecutionContext, catalog: CatalogDatabase) -
     return dg.MaterializeResult(metadata={**figures["stored"], "dagster/row_count": figures["rows"], "shares": dg.MetadataValue.json(figures["shares"])})
 
 
-def _export_fact_asset(source: str, demo: bool) -> dg.AssetsDefinition:
-    from analytics.facts.sources import FACT_SOURCE_SPECS
+def collector_metadata(figures: dict) -> dict:
+    """A collector run's figures as asset metadata: counts, the first few of each list, the cursor."""
+    return {
+        **{k: figures[k] for k in ("observations", "mapped", "unmapped", "ambiguous", "rejected", "stored", "unchanged", "batches", "pruned")},
+        "dagster/row_count": figures["mapped"],
+        "first_unmapped": dg.MetadataValue.json(figures["unmapped_records"][:LISTED_IN_METADATA]),
+        "first_ambiguous": dg.MetadataValue.json(figures["ambiguous_records"][:LISTED_IN_METADATA]),
+        "first_rejections": dg.MetadataValue.json(figures["rejections"][:LISTED_IN_METADATA]),
+        "cursor": dg.MetadataValue.json(figures["cursor"] or {}),
+        "run_id": figures["run_id"],
+    }
 
-    spec = FACT_SOURCE_SPECS[source]
-    facts_list = "\n".join(f"- `{source}.{name}` ({f.type}): {f.description}" for name, f in spec.facts.items())
+
+def _collector_asset(entry) -> dg.AssetsDefinition:
+    facts = "\n".join(f"- `{entry.name}.{n}` ({f.type}): {f.description}" for n, f in (entry.facts or {}).items())
 
     @dg.asset(
-        key=fact_asset_key(source),
-        deps=[SYNTHETIC_EXPORTS] if demo else [],
+        key=fact_asset_key(entry.name),
+        deps=[CATALOG_SNAPSHOT],
         group_name=FACTS_GROUP,
-        kinds={"python", "pandas"},
-        automation_condition=every_cron_tick(spec.cron),
-        freshness_policy=freshness_policy(fact_asset_key(source).to_user_string()),
-        tags={"facts/source": source},
+        kinds={"python"},
+        automation_condition=every_cron_tick(entry.cadence),
+        freshness_policy=freshness_policy(fact_asset_key(entry.name).to_user_string(), cadence=entry.cadence),
+        tags={"facts/source": entry.name, "facts/collector_type": entry.type},
         description=(
-            f"{spec.description} Read from `<fact exports>/{source}/` (JSON, JSON Lines or CSV), summarised "
-            f"per entity. Cadence `{spec.cron}`; retention: {spec.retention.describe()}.\n\n{facts_list}"
+            f"{entry.description or 'Facts collected by a ' + entry.type + ' collector.'} Collector `{entry.name}` "
+            f"(type `{entry.type}`), cadence `{entry.cadence}`, retention: {entry.retention.describe()}.\n\n{facts}"
         ),
     )
-    def export_facts(context: dg.AssetExecutionContext, catalog: CatalogDatabase) -> dg.MaterializeResult:
-        from catalog_pipelines.services.facts import collect_export_facts
+    def collector_facts(context: dg.AssetExecutionContext, catalog: CatalogDatabase) -> dg.MaterializeResult:
+        from catalog_pipelines.services.facts import collect
 
-        figures = collect_export_facts(catalog.get_engine(), source)
-        directory, files = figures["directory"], figures["files"]
-        if not files:
-            context.log.warning(f"no export files in {directory}: every {source} fact is 'not reported'")
-        return dg.MaterializeResult(
-            metadata={**figures["stored"], "dagster/row_count": figures["rows"], "directory": dg.MetadataValue.path(str(directory)), "files_read": len(files), "newest_file": files[-1] if files else ""}
-        )
+        figures = collect(catalog.get_engine(), entry.name)
+        for kind in ("unmapped", "ambiguous", "rejected"):
+            if figures[kind]:
+                context.log.warning(f"{figures[kind]} {kind} record(s); the first are in the metadata")
+        return dg.MaterializeResult(metadata=collector_metadata(figures))
 
-    return export_facts
+    return collector_facts
 
 
-class SyntheticExportsConfig(dg.Config):
+class SyntheticSourcesConfig(dg.Config):
     seed: int = 7
     as_of: str = ""  # YYYY-MM-DD; empty = today (UTC)
-    backfill_days: int = 14  # days of CI runs and coverage written when the drop directory is empty
 
 
-@dg.asset(
-    key=SYNTHETIC_EXPORTS,
-    deps=[CATALOG_SNAPSHOT],
-    group_name="demo",
-    kinds={"python"},
-    automation_condition=every_cron_tick("0 1 * * *"),
-)
-def synthetic_fact_exports(context: dg.AssetExecutionContext, config: SyntheticExportsConfig, catalog: CatalogDatabase) -> dg.MaterializeResult:
-    """Demo only: realistic CI, vulnerability, ticket, coverage and on-call exports for the
-    catalog's components, written to the fact drop directories. Teams differ and drift over time;
-    some entities are deliberately not covered by some tools."""
+@dg.asset(key=SYNTHETIC_SOURCES, deps=[CATALOG_SNAPSHOT], group_name="demo", kinds={"python"}, automation_condition=every_cron_tick("0 1 * * *"))
+def synthetic_fact_sources(context: dg.AssetExecutionContext, config: SyntheticSourcesConfig, catalog: CatalogDatabase) -> dg.MaterializeResult:
+    """Demo only: real-format report files (SARIF, Trivy, Cobertura, JUnit, ...) for the synthetic
+    organisation's repositories, in the report folder the collectors read. No collector depends on
+    it: the demo materialises it first, then the collectors (production never runs it)."""
     from datetime import date
 
-    from catalog_pipelines.services.facts import write_synthetic_exports
+    from catalog_pipelines.services.facts import write_synthetic_sources
 
-    figures = write_synthetic_exports(catalog.get_engine(), seed=config.seed, as_of=date.fromisoformat(config.as_of) if config.as_of else None, backfill_days=config.backfill_days)
-    return dg.MaterializeResult(metadata={"as_of": figures["as_of"].isoformat(), "days": figures["days"], "files": figures["files"], "rows": dg.MetadataValue.json(figures["rows"]), "directory": dg.MetadataValue.path(str(figures["directory"]))})
-
-
-def build_fact_assets(*, demo: bool = True) -> list[dg.AssetsDefinition]:
-    """Every fact asset; with `demo`, the synthetic exports asset feeds the export sources."""
-    assets = [catalog_facts, *[_export_fact_asset(s, demo) for s in EXPORT_SOURCES]]
-    return [*assets, synthetic_fact_exports] if demo else assets
+    figures = write_synthetic_sources(catalog.get_engine(), seed=config.seed, as_of=date.fromisoformat(config.as_of) if config.as_of else None)
+    return dg.MaterializeResult(metadata={k: (dg.MetadataValue.json(v) if isinstance(v, dict | list) else str(v)) for k, v in figures.items()})
 
 
-FACT_ASSET_KEYS = [fact_asset_key(s) for s in ("catalog", *EXPORT_SOURCES)]
+def build_fact_assets(*, demo: bool = True, collectors_config=None) -> list[dg.AssetsDefinition]:
+    """`catalog_facts`, one asset per configured collector, and (with `demo`) the synthetic sources."""
+    from catalog_pipelines.services.facts import collectors_file
+
+    assets = [catalog_facts, *[_collector_asset(e) for e in collectors_file(collectors_config).collectors]]
+    return [*assets, synthetic_fact_sources] if demo else assets
+
+
+def fact_asset_keys(collectors_config=None) -> list[dg.AssetKey]:
+    from catalog_pipelines.services.facts import collectors_file
+
+    return [fact_asset_key("catalog"), *[fact_asset_key(e.name) for e in collectors_file(collectors_config).collectors]]

@@ -25,7 +25,7 @@ previous good results stay in place. Tables (area `scorecards` in the insight st
 import dagster as dg
 
 from catalog_pipelines.automation import every_cron_tick, freshness_policy
-from catalog_pipelines.assets.facts import FACT_ASSET_KEYS
+from catalog_pipelines.assets.facts import fact_asset_keys
 from catalog_pipelines.resources import CatalogDatabase
 
 SCORECARDS_GROUP = "scorecards"
@@ -39,7 +39,7 @@ NO_ERRORS_CHECK = "no_evaluation_errors"
 
 @dg.asset(
     key=SCORECARD_RESULTS,
-    deps=FACT_ASSET_KEYS,
+    deps=fact_asset_keys(),
     group_name=SCORECARDS_GROUP,
     kinds={"python", "pandas"},
     # Hourly, after the facts of the hour have landed; every evaluation is kept as history.

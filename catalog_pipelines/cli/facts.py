@@ -21,6 +21,16 @@ def facts() -> None:
     """Facts about entities from report files and vendor APIs (docs/facts.md)."""
 
 
+def _attach() -> None:
+    from catalog_pipelines.cli.facts_collect import collect, show
+
+    facts.add_command(collect)
+    facts.add_command(show)
+
+
+_attach()
+
+
 @facts.command("parse")
 @click.argument("fmt", metavar="FORMAT", type=click.Choice((*_FORMATS, "auto"), case_sensitive=False))
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))

@@ -151,13 +151,14 @@ def gate_command(ref: str, track: str, level: str, as_json: bool) -> None:
 def validate(config_dir: str | None, as_json: bool) -> None:
     """Validate the scorecard YAML (for GitOps CI): every problem as file:line: message."""
     from analytics.scorecards.config import ScorecardConfigError, load_config
+    from catalog_pipelines.services.facts import fact_catalog
 
     if config_dir is None:
         from catalog_pipelines.services.scorecards import scorecards_config_dir
 
         config_dir = str(scorecards_config_dir())
     try:
-        config = load_config(config_dir)
+        config = load_config(config_dir, facts=fact_catalog())  # CollectorConfigError is a ScorecardConfigError-like list
     except ScorecardConfigError as err:
         if as_json:
             emit_json({"valid": False, "issues": [{"file": i.file, "line": i.line, "message": i.message} for i in err.issues]})

@@ -48,13 +48,9 @@ def _h(hours: float) -> timedelta:
 # Every insight asset (user-string key) and its freshness. Adding an insight asset: add it here,
 # `tests/dagster/test_freshness.py` fails for an insight asset without a declaration.
 FRESHNESS: dict[str, Freshness] = {
-    # fact sources, each on its own cron (analytics.facts.sources.FACT_SOURCE_SPECS)
+    # the catalog's own facts; each collector's `<name>_facts` follows its collectors.yaml cadence
+    # (`for_interval`, applied by the Dagster glue)
     "catalog_facts": Freshness(_h(50), _h(26), "after every catalog snapshot; providers rest a day at most"),
-    "ci_facts": Freshness(_h(3), _h(2), "hourly"),
-    "vulnerabilities_facts": Freshness(_h(3), _h(2), "hourly at :15"),
-    "tickets_facts": Freshness(_h(13), _h(7), "every 6 hours"),
-    "coverage_facts": Freshness(_h(5), _h(3), "every 2 hours"),
-    "oncall_facts": Freshness(_h(50), _h(26), "daily at 04:00"),
     # scorecards: results hourly at :45, reports right after
     "scorecard_results": Freshness(_h(3), _h(2), "hourly at :45"),
     "scorecard_reports": Freshness(_h(3), _h(2), "after every evaluation"),
@@ -70,6 +66,12 @@ FRESHNESS: dict[str, Freshness] = {
     # the site, rebuilt when any insight changes
     "dashboards_site": Freshness(_h(50), _h(26), "after any insight"),
 }
+
+
+def for_interval(interval: timedelta, cadence: str) -> Freshness:
+    """Windows for an asset that runs every `interval`: warning once one run is missed (plus 30
+    minutes' grace), stale once two are (plus an hour)."""
+    return Freshness(fail=2 * interval + _h(1), warn=interval + timedelta(minutes=30), cadence=cadence)
 
 
 def _human(delta: timedelta | None) -> str:

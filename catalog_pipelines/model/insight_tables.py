@@ -170,20 +170,13 @@ class SKILLS(InsightArea, area="skills"):
 
 
 class FACTS(InsightArea, area="facts"):
-    # per fact source (analytics.facts.sources.FACT_SOURCE_SPECS): its history with retention
-    # applied, and the newest row per entity (`<source>_latest`, what scorecards read)
+    # the catalog's own facts (analytics.facts.sources.FACT_SOURCE_SPECS): history with retention
+    # applied, and the newest row per entity (`catalog_latest`, what scorecards read). Collected
+    # facts live in storage/schema.py's fact_* tables; `collected_latest` is the long frame of
+    # them the site reads (services.facts.collected_latest_frame, never written as a table).
     catalog = table()
     catalog_latest = table()
-    ci = table()
-    ci_latest = table()
-    vulnerabilities = table()
-    vulnerabilities_latest = table()
-    tickets = table()
-    tickets_latest = table()
-    coverage = table()
-    coverage_latest = table()
-    oncall = table()
-    oncall_latest = table()
+    collected_latest = table()
 
     @classmethod
     def history(cls, source: str) -> InsightTable:

@@ -727,11 +727,27 @@ class SyntheticOrg:
             self._targets(rng, to_resources, _RESOURCE, range(0), depends)
             if depends:
                 spec["dependsOn"] = depends
-        annotations = {
-            "backstage.io/techdocs-ref": "dir:.",
-            "github.com/project-slug": f"acme/{name}",
-            "backstage.io/source-location": f"url:https://github.com/acme/{name}/tree/main/",
-        }
+        # Where the repository lives (fact collectors map by these annotations, docs/facts.md):
+        # one component in eight is on the company GitLab instead of GitHub.
+        if (x >> 37 & 7) == 0:
+            annotations = {
+                "backstage.io/techdocs-ref": "dir:.",
+                "gitlab.com/project-slug": f"acme/platform/{name}",
+                "backstage.io/source-location": f"url:https://gitlab.acme.example/acme/platform/{name}/-/tree/main/",
+            }
+        else:
+            annotations = {
+                "backstage.io/techdocs-ref": "dir:.",
+                "github.com/project-slug": f"acme/{name}",
+                "backstage.io/source-location": f"url:https://github.com/acme/{name}/tree/main/",
+            }
+        # Three in four components track work in their team's Jira project; one in four of those
+        # narrows it to its own Jira component.
+        if (x >> 34 & 3) != 0:
+            team_name = self._group_ref(team).rsplit("/", 1)[-1]
+            annotations["jira/project-key"] = "".join(ch for ch in team_name if ch.isalpha())[:3].upper() + str(team)
+            if (x >> 36 & 1) and (x >> 40 & 1):
+                annotations["jira/component"] = name
         links = [{"url": f"https://grafana.acme.example/d/{name}", "title": "Dashboard", "icon": "dashboard"}]
         if ctype == 0:
             annotations["pagerduty.com/service-id"] = f"P{x >> 40:06X}"

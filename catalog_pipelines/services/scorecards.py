@@ -36,9 +36,9 @@ def run_evaluation(engine: "sa.Engine", entities: "pd.DataFrame", config_dir: Pa
     from analytics.scorecards.evaluate import campaign_frame, check_frame, evaluate, track_frame
     from analytics.scorecards.config import load_config
     from analytics.scorecards.reports import evaluation_summary, level_changes, regressions, result_changes
-    from catalog_pipelines.services.facts import load_latest_facts
+    from catalog_pipelines.services.facts import fact_catalog, load_latest_facts
 
-    config = load_config(config_dir)
+    config = load_config(config_dir, facts=fact_catalog())
     facts = load_latest_facts(engine)
     previous_results = read_table(engine, SCORECARDS.results)
     previous_levels = read_table(engine, SCORECARDS.levels)

@@ -32,10 +32,15 @@ UPSTREAM = [
     "relationship_graph",
     "skills_exchange",
     "catalog_changes",
-    "vulnerabilities_facts",
-    "ci_facts",
-    "tickets_facts",
+    # + one `<collector>_facts` asset per collector in collectors.yaml (`upstream()`)
 ]
+
+
+def upstream() -> list[str]:
+    """UPSTREAM and the configured collectors' fact assets (the team pages read their facts)."""
+    from catalog_pipelines.services.facts import collectors_file
+
+    return [*UPSTREAM, *(f"{e.name}_facts" for e in collectors_file().collectors)]
 
 
 def site_dir(out_dir: str = "") -> Path:
@@ -61,7 +66,7 @@ def source_names(engine: "sa.Engine") -> list[str]:
     from catalog_pipelines.model.asset_names import ingestion_asset_names
     from catalog_pipelines.storage.ledger import Ledger
 
-    return [*UPSTREAM, *(name for p in Ledger(engine).providers() for name in ingestion_asset_names(p))]
+    return [*upstream(), *(name for p in Ledger(engine).providers() for name in ingestion_asset_names(p))]
 
 
 def _audit_frame(engine: "sa.Engine") -> "pd.DataFrame":
@@ -87,8 +92,11 @@ def load_site_inputs(engine: "sa.Engine", materialized: dict[str, datetime] | No
     org = org_graph(engine)
     ledger = ledger_frames(engine)
     tables = {}
+    from catalog_pipelines.model.insight_tables import FACTS
+    from catalog_pipelines.services.facts import collected_latest_frame
+
     for table in TABLES:
-        frame = read_frame(engine, table)
+        frame = collected_latest_frame(engine) if table is FACTS.collected_latest else read_frame(engine, table)
         if frame is not None:
             tables[table] = frame
     return SiteInputs(

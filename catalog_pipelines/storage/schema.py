@@ -262,3 +262,64 @@ notifications_sent = sa.Table(
     sa.Column("delivery_id", sa.Integer, nullable=False),
     sa.Column("sent_at", TS, nullable=False),
 )
+
+# --- Collected facts (issue 19; storage/facts.py writes and reads them) --------------------------
+# One row per (collector, entity, observation) with the facts as one JSON object: a fact per row
+# would multiply the rows by ~10 and the write cost with them (docs/facts.md, "Storage").
+COLLECTOR = sa.String(63)
+
+fact_history = sa.Table(
+    "fact_history",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("collector", COLLECTOR, nullable=False),
+    sa.Column("entity_ref", REF, nullable=False),
+    sa.Column("observed_at", TS, nullable=False),
+    sa.Column("collected_at", TS, nullable=False),
+    sa.Column("origin", sa.Text, nullable=False),
+    sa.Column("facts", sa.Text, nullable=False),  # JSON object {fact: value}
+    sa.Index("ix_fact_history_collector_entity", "collector", "entity_ref", "observed_at"),
+    sa.Index("ix_fact_history_collector_observed", "collector", "observed_at"),
+)
+
+# The newest facts per (collector, entity): new observations are merged into it fact by fact (a
+# run that re-read only the changed report files keeps the facts of the others).
+fact_latest = sa.Table(
+    "fact_latest",
+    metadata,
+    sa.Column("collector", COLLECTOR, primary_key=True),
+    sa.Column("entity_ref", REF, primary_key=True),
+    sa.Column("observed_at", TS, nullable=False),
+    sa.Column("collected_at", TS, nullable=False),
+    sa.Column("origin", sa.Text, nullable=False),
+    sa.Column("facts", sa.Text, nullable=False),  # JSON object
+    sa.Column("digest", sa.String(32), nullable=False),  # of `facts`: an unchanged re-run writes nothing
+    sa.Index("ix_fact_latest_entity", "entity_ref"),
+)
+
+# Where each collector resumes; written in the transaction that stores the batch it follows.
+fact_cursors = sa.Table(
+    "fact_cursors",
+    metadata,
+    sa.Column("collector", COLLECTOR, primary_key=True),
+    sa.Column("cursor", sa.Text, nullable=False),  # JSON
+    sa.Column("updated_at", TS, nullable=False),
+)
+
+# One row per collector run: what mapped, what did not, what was rejected (lists capped, counts whole).
+fact_runs = sa.Table(
+    "fact_runs",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("collector", COLLECTOR, nullable=False),
+    sa.Column("started_at", TS, nullable=False),
+    sa.Column("finished_at", TS, nullable=False),
+    sa.Column("observations", sa.Integer, nullable=False),
+    sa.Column("mapped", sa.Integer, nullable=False),
+    sa.Column("unmapped", sa.Integer, nullable=False),
+    sa.Column("ambiguous", sa.Integer, nullable=False),
+    sa.Column("rejected", sa.Integer, nullable=False),
+    sa.Column("stored", sa.Integer, nullable=False),
+    sa.Column("details", sa.Text, nullable=False),  # JSON: unmapped / ambiguous / rejections lists
+    sa.Index("ix_fact_runs_collector", "collector", "id"),
+)

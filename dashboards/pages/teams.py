@@ -91,6 +91,49 @@ def _records(frame: pd.DataFrame | None, key: str, columns: list[str], limit: in
     return out
 
 
+# What the team pages show, from the collected facts by fact name (any collector instance that
+# emits it; docs/facts.md): scanners' vulnerabilities, CI (GitHub Actions or GitLab pipelines),
+# Jira issues and PagerDuty incidents.
+CI_STATUS_FACTS = ("last_workflow_conclusion", "last_pipeline_status")
+CI_RATE_FACTS = ("workflow_success_rate", "pipeline_success_rate")
+TICKET_FACTS = {"open_issues": "open_tickets", "open_incidents": "open_incidents", "incidents": "incidents_30d",
+                "oldest_open_issue_days": "oldest_open_ticket_days"}
+
+
+def collected_frames(long: pd.DataFrame | None) -> tuple[pd.DataFrame | None, pd.DataFrame | None, pd.DataFrame | None]:
+    """The long frame of collected facts (collector, entity_ref, observed_at, fact, value) as the
+    three frames the pages read, one row per entity: vulnerabilities (open_critical ... open_low),
+    CI (last_status, default_branch_success_rate), tickets (open_tickets, open_incidents,
+    incidents_30d, oldest_open_ticket_days). None where no collector reports them."""
+    if long is None or not len(long):
+        return None, None, None
+    long = long.sort_values("observed_at", kind="stable") if "observed_at" in long.columns else long
+
+    def pick(names) -> pd.DataFrame:
+        rows = long[long["fact"].isin(names)]
+        return rows.drop_duplicates(["entity_ref", "fact"], keep="last")
+
+    sev = pick(["vulnerabilities_by_severity"])
+    vulns = None
+    if len(sev):
+        counts = [v if isinstance(v, dict) else {} for v in sev["value"]]
+        vulns = pd.DataFrame({"entity_ref": sev["entity_ref"].to_numpy(),
+                              **{col: [int(c.get(level) or 0) for c in counts] for col, level in VULN_LEVELS}})
+        vulns = vulns.groupby("entity_ref", as_index=False).sum()
+    status, rate = pick(CI_STATUS_FACTS), pick(CI_RATE_FACTS)
+    ci = None
+    if len(status):
+        ci = pd.DataFrame({"entity_ref": status["entity_ref"].to_numpy(), "last_status": status["value"].astype(str).to_numpy()})
+        ci = ci.drop_duplicates("entity_ref", keep="last")
+        ci["default_branch_success_rate"] = ci["entity_ref"].map(rate.drop_duplicates("entity_ref", keep="last").set_index("entity_ref")["value"]).astype(float)
+    rows = pick(list(TICKET_FACTS))
+    tickets = None
+    if len(rows):
+        tickets = rows.pivot(index="entity_ref", columns="fact", values="value").rename(columns=TICKET_FACTS)
+        tickets = tickets.reindex(columns=list(TICKET_FACTS.values())).apply(pd.to_numeric, errors="coerce").reset_index()
+    return vulns, ci, tickets
+
+
 def _sums(frame: pd.DataFrame | None, key: str, columns: list[str]) -> dict[str, tuple]:
     if frame is None or not len(frame):
         return {}
@@ -129,19 +172,17 @@ class TeamData:
         self.listed = _records(listed, "team", ["label", "kind", "type", "lifecycle", "owner_name"], LIST_LIMIT)
         base = owned[["ref", "label", "owner", "team", "listable"]]
 
-        vulns = self._facts(base, FACTS.vulnerabilities_latest)
+        vulns, ci, tickets = (self._facts(base, frame) for frame in collected_frames(inputs.table(FACTS.collected_latest)))
         levels = [c for c, _ in VULN_LEVELS]
-        self.vuln_totals = _sums(vulns, "team", levels) if vulns is not None and set(levels) <= set(vulns.columns) else {}
-        ci = self._facts(base, FACTS.ci_latest)
+        self.vuln_totals = _sums(vulns, "team", levels) if vulns is not None else {}
         self.ci_status: dict[str, tuple[int, int, float]] = {}
-        if ci is not None and {"last_status", "default_branch_success_rate"} <= set(ci.columns):
+        if ci is not None:
             ci = ci.assign(ok=(ci["last_status"].astype(str) == "success").astype(int))
             grouped = ci.groupby("team").agg(ok=("ok", "sum"), n=("ok", "size"), rate=("default_branch_success_rate", "mean"))
             self.ci_status = {t: (int(r.ok), int(r.n - r.ok), r.rate) for t, r in grouped.iterrows()}
-        tickets = self._facts(base, FACTS.tickets_latest)
         ticket_cols = ["open_tickets", "open_incidents", "incidents_30d"]
-        if tickets is not None and set(ticket_cols) <= set(tickets.columns):
-            self.ticket_totals = _sums(tickets, "team", ticket_cols)
+        if tickets is not None:
+            self.ticket_totals = _sums(tickets.fillna({c: 0 for c in ticket_cols}), "team", ticket_cols)
             self.ticket_oldest = tickets.groupby("team")["oldest_open_ticket_days"].max().to_dict()
         else:
             self.ticket_totals, self.ticket_oldest = {}, {}
@@ -201,8 +242,7 @@ class TeamData:
         self.rollup_members = (rollup.merge(memberships, on="group_ref").groupby("rollup_ref")["user_ref"].nunique().to_dict()
                                if len(memberships) else {})
 
-    def _facts(self, base: pd.DataFrame, table: InsightTable) -> pd.DataFrame | None:
-        facts = self.ctx.inputs.table(table)
+    def _facts(self, base: pd.DataFrame, facts: pd.DataFrame | None) -> pd.DataFrame | None:
         if facts is None or not len(facts):
             return None
         # "Latest" means one row per entity; if a table holds more (two collections stamped apart),
@@ -320,8 +360,8 @@ def team_doc(ctx: Ctx, data: TeamData, ref: str) -> Doc:
         doc.note("No CI data for this team's entities.")
     doc.h2("Tickets and incidents")
     if tickets is not None:
-        doc.kpis([("open tickets", tickets[0], ""), ("open incidents", tickets[1], ""), ("incidents, 30 days", tickets[2], ""),
-                  ("oldest open ticket, days", data.ticket_oldest.get(ref), "")])
+        doc.kpis([("open Jira issues", tickets[0], ""), ("open incidents", tickets[1], ""), ("incidents, look-back window", tickets[2], ""),
+                  ("oldest open issue, days", data.ticket_oldest.get(ref), "")])
     else:
         doc.note("No ticket data for this team's entities.")
     attention = data.attention.get(ref)

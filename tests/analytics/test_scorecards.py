@@ -10,6 +10,7 @@ import pytest
 
 from analytics.org import OrgGraph
 from analytics.scorecards.evaluate import campaign_frame, evaluate, resolve_path, track_frame
+from analytics.facts.sources import CATALOG_FACTS, FactSpec
 from analytics.scorecards.config import ScorecardConfigError, load_config, load_config_texts
 from analytics.scorecards.reports import (
     campaign_progress,
@@ -61,8 +62,19 @@ def facts(source: str, **columns) -> dict[str, pd.DataFrame]:
     return {source: pd.DataFrame({"entity_ref": [f"component:default/{r}" for r in refs], **columns})}
 
 
+# The evaluator's tests declare a small fact catalog of their own (a CI, a scanner and a coverage
+# source), as a collectors.yaml would: checks may reference declared facts only.
+TEST_FACTS = {
+    **CATALOG_FACTS,
+    **{f"ci.{n}": FactSpec("number", n) for n in ("runs_30d", "default_branch_success_rate", "median_duration_seconds", "last_duration_seconds")},
+    "ci.last_status": FactSpec("string", "status of the latest default-branch run"),
+    "vulnerabilities.open_total": FactSpec("number", "open findings"),
+    "coverage.line_coverage": FactSpec("number", "line coverage, percent"),
+}
+
+
 def config(text: str):
-    return load_config_texts([("test.yaml", text)])
+    return load_config_texts([("test.yaml", text)], facts=TEST_FACTS)
 
 
 def states(ev, check_id: str) -> dict[str, str]:
@@ -103,7 +115,9 @@ def ci_facts(**overrides) -> dict[str, pd.DataFrame]:
 
 
 def test_shipped_config_has_production_readiness_track_of_twelve_checks_over_three_levels_and_a_security_track():
-    cfg = load_config(ROOT / "config" / "scorecards")
+    from catalog_pipelines.services.facts import fact_catalog
+
+    cfg = load_config(ROOT / "config" / "scorecards", facts=fact_catalog(ROOT / "config" / "collectors.yaml"))
     pr = cfg.tracks["production-readiness"]
     assert len(pr.levels) == 3
     assert len(pr.check_ids()) >= 12
@@ -123,7 +137,7 @@ def test_shipped_config_has_production_readiness_track_of_twelve_checks_over_thr
 )
 def test_bad_check_file_error_names_file_and_line(file, line, words):
     with pytest.raises(ScorecardConfigError) as err:
-        load_config(BAD / file)
+        load_config(BAD / file, facts=TEST_FACTS)
     messages = [str(i) for i in err.value.issues]
     assert any(m.startswith(f"{file}:{line}:") and all(w in m for w in words) for m in messages), messages
 
@@ -133,7 +147,7 @@ def test_all_problems_of_all_files_are_reported_together():
         load_config_texts([
             ("a.yaml", "checks:\n  - {id: x, name: X, rule: {fact: ci.nope, operator: equal, value: 1}}\n"),
             ("b.yaml", "checks:\n  - {id: x, name: Again, rule: {fact: ci.runs_30d, operator: in, value: 3}}\n  - {id: y, name: Y, filtr: {}, rule: {fact: ci.runs_30d, operator: exists, value: true}}\n"),
-        ])
+        ], facts=TEST_FACTS)
     text = str(err.value)
     assert "a.yaml:2: check 'x': unknown fact 'ci.nope'" in text
     assert "b.yaml:2: check 'x': operator 'in' needs a non-empty list" in text
@@ -154,7 +168,7 @@ def test_scorecard_files_are_parsed_by_the_model_with_path_and_line_and_a_broken
 def test_duplicate_check_id_across_files_names_both_places():
     ok = "checks:\n  - {id: x, name: X, rule: {fact: ci.runs_30d, operator: exists, value: true}}\n"
     with pytest.raises(ScorecardConfigError) as err:
-        load_config_texts([("a.yaml", ok), ("b.yaml", "\n" + ok)])
+        load_config_texts([("a.yaml", ok), ("b.yaml", "\n" + ok)], facts=TEST_FACTS)
     assert "b.yaml:3: duplicate check id 'x' (first defined at a.yaml:2)" in str(err.value)
 
 

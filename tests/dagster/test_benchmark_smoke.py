@@ -14,6 +14,7 @@ SMOKE_RUNS = {
     "ingest_daemon_200k": ["--smoke"],
     "surveys": ["--responses", "400", "--waves", "2", "--ingest-waves", "1"],
     "scorecards": ["--size", "2000", "--store"],
+    "facts_200k": ["--smoke"],
     "graph": ["--size", "3000", "--queries", "5"],
     "dashboards": ["--smoke"],
     "history_200k": ["--smoke"],
@@ -22,7 +23,7 @@ SMOKE_RUNS = {
 
 
 # Benchmarks with a PostgreSQL variant: it runs too, against the test server (CATALOG_TEST_POSTGRES_URL).
-POSTGRES_RUNS = {"ingest_200k": ["--smoke", "--postgres"], "history_200k": ["--smoke", "--postgres"]}
+POSTGRES_RUNS = {"ingest_200k": ["--smoke", "--postgres"], "history_200k": ["--smoke", "--postgres"], "facts_200k": ["--smoke", "--postgres"]}
 
 RUNS = [
     *[pytest.param(name, args, id=name) for name, args in sorted(SMOKE_RUNS.items())],

@@ -104,9 +104,6 @@ def test_the_survey_sensor_starts_from_what_is_materialised_and_keeps_a_cursor(d
 # Assets that exist only for the demo (synthetic inputs) sit in the `demo` group. The synthetic
 # *provider* is configuration: its chunk and sweep assets are production assets of a demo setup.
 DEMO_GROUP = "demo"
-FACTS_EDGE = ("issue 19: the production *_facts assets (and so scorecards and the dashboards) still depend on the "
-              "demo-only synthetic_fact_exports; h-core removes that edge (remove this xfail at merge)")
-
 
 def shipped_graph():
     """The asset graph of the shipped configuration (config/providers.yaml: examples + synthetic),
@@ -136,7 +133,7 @@ def _demo_only_upstream(group: str) -> dict[str, list[str]]:
 
 @pytest.mark.parametrize("group", [
     "examples_ingestion", "synthetic_ingestion", "catalog", "surveys", "usage", "catalog_health",
-    *[pytest.param(g, marks=pytest.mark.xfail(reason=FACTS_EDGE, strict=True)) for g in ("facts", "scorecards", "dashboards")],
+    "facts", "scorecards", "dashboards",
 ])
 def test_no_demo_only_asset_is_upstream_of_a_production_asset(group):
     graph = shipped_graph()

@@ -5,6 +5,8 @@ and exemptions that are audit-logged and count as passed at the next evaluation.
 from __future__ import annotations
 
 import shutil
+import zlib
+from datetime import datetime, timezone
 
 import dagster as dg
 import orjson
@@ -18,7 +20,7 @@ from catalog_pipelines.resources import CatalogDatabase
 from catalog_pipelines.storage import audit
 from catalog_pipelines.storage.db import get_engine
 from catalog_pipelines.storage.insights import read_frame
-from helpers import REPO_ROOT, TEST_DATA, seed_catalog
+from helpers import REPO_ROOT, TEST_DATA, install_example_collector, seed_catalog
 from catalog_pipelines.model.insight_tables import SCORECARDS
 
 ROOT = REPO_ROOT
@@ -27,7 +29,7 @@ CONFIG = """
 checks:
   - {id: owned, name: Owned by a team, rule: {fact: catalog.owner_is_group, operator: equal, value: true}, fixHint: Set spec.owner to a group}
   - {id: docs, name: Has TechDocs, rule: {fact: catalog.has_techdocs, operator: equal, value: true}}
-  - {id: ci-green, name: CI green, rule: {fact: ci.default_branch_success_rate, operator: greaterThanInclusive, value: 0.8}}
+  - {id: ci-green, name: CI green, rule: {fact: deploys.last_status, operator: equal, value: success}}
 tracks:
   - id: basics
     name: Basics
@@ -40,7 +42,7 @@ tracks:
 
 
 def component(name: str, owner: str, docs: bool) -> dict:
-    annotations = {"backstage.io/techdocs-ref": "dir:."} if docs else {}
+    annotations = {"backstage.io/techdocs-ref": "dir:.", "github.com/project-slug": f"acme/{name}"} if docs else {}
     return {"apiVersion": "backstage.io/v1alpha1", "kind": "Component", "metadata": {"name": name, "annotations": annotations}, "spec": {"type": "service", "lifecycle": "production", "owner": owner}}
 
 
@@ -51,10 +53,19 @@ CATALOG = [
     component("silver", "team-a", docs=True),  # red CI → level 2
     component("solo", "user:jane", docs=True),  # user owner → level 0
 ]
-CI_RUNS = [
-    *[{"run_id": f"g{i}", "entity_ref": "component:default/gold", "default_branch": True, "status": "success", "started_at": "2026-01-01T00:00:00Z", "duration_seconds": 60} for i in range(5)],
-    *[{"run_id": f"s{i}", "entity_ref": "silver", "default_branch": True, "status": "failed" if i % 2 else "success", "started_at": "2026-01-01T00:00:00Z", "duration_seconds": 60} for i in range(4)],
+# What the example collector package (examples/collector-package, type acme_deploys) reads.
+DEPLOYS = [
+    {"repository": "github.com/acme/gold", "deployments": 5, "last_status": "success"},
+    {"repository": "github.com/acme/silver", "deployments": 4, "last_status": "failed"},
 ]
+COLLECTORS = """
+collectors:
+  - name: deploys
+    type: acme_deploys
+    params: {file: deploys.json}
+    facts:
+      last_status: {type: string, description: latest deployment status}
+"""
 
 
 @pytest.fixture
@@ -63,25 +74,24 @@ def env(tmp_path, monkeypatch, catalog_url, dagster_instance):
     config_dir = tmp_path / "scorecards"
     config_dir.mkdir()
     (config_dir / "basics.yaml").write_text(CONFIG)
-    exports = tmp_path / "exports"
+    install_example_collector(tmp_path / "site", monkeypatch)
+    (tmp_path / "collectors.yaml").write_text(COLLECTORS)
+    (tmp_path / "deploys.json").write_bytes(orjson.dumps(DEPLOYS))
     monkeypatch.setenv("CATALOG_DATABASE_URL", url)
     monkeypatch.setenv("CATALOG_PIPELINES_DATA_DIR", str(tmp_path))
     monkeypatch.setenv("CATALOG_PIPELINES_SCORECARDS", str(config_dir))
-    monkeypatch.setenv("CATALOG_PIPELINES_FACT_EXPORTS", str(exports))
-    # The CI runs sit "now" for the reader's 30-day window.
-    from datetime import datetime, timezone
-
-    today = datetime.now(timezone.utc).strftime("%Y-%m-%dT00:00:00Z")
-    (exports / "ci").mkdir(parents=True)
-    (exports / "ci" / "runs.json").write_bytes(orjson.dumps([{**r, "started_at": today} for r in CI_RUNS]))
+    monkeypatch.setenv("CATALOG_PIPELINES_COLLECTORS", str(tmp_path / "collectors.yaml"))
     seed_catalog(url, CATALOG)
     return {"url": url, "config_dir": config_dir, "engine": get_engine(url), "instance": dagster_instance}
 
 
 def materialize(env: dict, selection=None, raise_on_error: bool = True):
+    resources = {"catalog": CatalogDatabase(url=env["url"])}
+    if selection is None:  # the facts first: scorecard_results' deps are the default collectors.yaml's
+        dg.materialize(build_fact_assets(demo=False), resources=resources, instance=env["instance"])
+        selection = ["scorecard_results", "scorecard_reports"]
     assets = [*build_fact_assets(demo=False), *scorecard_assets]
-    return dg.materialize(assets, resources={"catalog": CatalogDatabase(url=env["url"])}, instance=env["instance"],
-                          selection=selection, raise_on_error=raise_on_error)
+    return dg.materialize(assets, resources=resources, instance=env["instance"], selection=selection, raise_on_error=raise_on_error)
 
 
 def levels(engine) -> dict[str, int]:
@@ -166,16 +176,55 @@ def test_exemption_is_audit_logged_and_counts_as_passed_at_next_evaluation(env, 
     assert regressions[["owner", "subject_id", "previous", "current"]].values.tolist()[-2:] == [["group:default/team-a", "ci-green", "passed", "failed"], ["group:default/team-a", "basics", "3", "2"]]
 
 
-def test_demo_evaluates_the_shipped_tracks_on_the_synthetic_organisation(catalog_url, dagster_instance, tmp_path, monkeypatch):
+def collector_facts(rng, team: int) -> dict[str, dict]:
+    """Facts in the shapes FACTS19 fixes for the shipped collectors (what report_files, github,
+    jira and pagerduty emit), drawn around a per-team quality so that teams differ."""
+    bad = team % 3 == 0
+    sev = {s: int(rng.poisson(lam)) for s, lam in (("critical", 0.6 if bad else 0.05), ("high", 2 if bad else 0.5), ("medium", 2), ("low", 3))}
+    return {
+        "security": {"vulnerabilities_by_severity": {**sev, "unknown": 0}, "vulnerabilities_total": sum(sev.values()),
+                     "results_total": 3, "results_by_level": {"error": int(bad), "warning": 2, "note": 1, "none": 0}, "tools": ["Trivy", "Semgrep"]},
+        "coverage": {"line_coverage_pct": float(rng.uniform(40, 80) if bad else rng.uniform(65, 95)), "tools": ["cobertura"]},
+        "tests": {"tests": 120, "failures": int(bad and rng.random() < 0.5), "errors": 0, "skipped": 3},
+        "github": {"workflow_success_rate": float(rng.uniform(0.5, 0.9) if bad else rng.uniform(0.8, 1.0)), "median_workflow_duration_seconds": float(rng.uniform(200, 900)),
+                   "last_workflow_conclusion": "success", "dependabot_alerts_open": {"critical": int(bad), "high": 1, "medium": 0, "low": 2}},
+        "pagerduty": {"has_oncall": True, "oncall_responders": 1 if bad else 3, "has_escalation_policy": True, "open_incidents": int(bad), "incidents": 2},
+        "jira": {"open_issues": 12, "open_bugs": 3, "oldest_open_issue_days": float(rng.uniform(10, 90)), "issues_created": 7},
+    }
+
+
+def test_the_shipped_tracks_evaluate_collected_facts_on_the_synthetic_organisation(catalog_url, dagster_instance, tmp_path, monkeypatch):
+    """The migrated checks (config/scorecards) over facts stored under the shipped collectors'
+    names: validation against collectors.yaml, object paths, levels that differ by team. (The
+    collectors themselves are exercised in tests/collectors.)"""
+    import numpy as np
+
     from catalog_pipelines.providers.synthetic import SyntheticOrg
+    from catalog_pipelines.services.facts import AnnotationIndex
+    from catalog_pipelines.storage.facts import MappedObservation, store_batch
+    from catalog_pipelines.storage.frames import entities_frame
 
     url = catalog_url
-    monkeypatch.setenv("CATALOG_PIPELINES_FACT_EXPORTS", str(tmp_path / "exports"))
     monkeypatch.delenv("CATALOG_PIPELINES_SCORECARDS", raising=False)
+    monkeypatch.delenv("CATALOG_PIPELINES_COLLECTORS", raising=False)
     seed_catalog(url, [e for e in SyntheticOrg(300, seed=11).iter_entities() if e])
-    run_config = {"ops": {"synthetic_fact_exports": {"config": {"backfill_days": 2}}}}
-    result = dg.materialize([*build_fact_assets(demo=True), *scorecard_assets], resources={"catalog": CatalogDatabase(url=url)},
-                            run_config=run_config, instance=dagster_instance)
+    engine = get_engine(url)
+    index = AnnotationIndex.load(engine)
+    rng = np.random.default_rng(5)
+    now = datetime.now(timezone.utc)
+    batches: dict[str, list] = {}
+    components = entities_frame(engine)
+    for ref, owner, body in zip(components["ref"], components["owner"], components["entity"]):
+        annotations = body["metadata"].get("annotations") or {}
+        if not ref.startswith("component:") or "github.com/project-slug" not in annotations:
+            continue  # GitLab-hosted components get no GitHub or report facts here: 'not reported'
+        assert index.candidates("github.com/project-slug", annotations["github.com/project-slug"]) == [ref]
+        for collector, facts in collector_facts(rng, zlib.crc32(str(owner).encode()) % 7).items():
+            batches.setdefault(collector, []).append(MappedObservation(ref, now, "test", facts))
+    for collector, rows in batches.items():
+        store_batch(engine, collector, rows, None, now)
+    result = dg.materialize([*build_fact_assets(demo=False)[:1], *scorecard_assets], resources={"catalog": CatalogDatabase(url=url)},
+                            selection=["catalog_facts", "scorecard_results", "scorecard_reports"], instance=dagster_instance)
     assert result.success
     engine = get_engine(url)
     by_track = read_frame(engine, SCORECARDS.levels).groupby("track_id")["level"].agg(["size", "nunique"])
@@ -198,7 +247,7 @@ def test_definitions_load_with_every_dependency_materializable():
     graph = defs.resolve_asset_graph()
     # A typo in deps=[...] silently becomes an external asset: none may exist here.
     assert {k.to_user_string() for k in graph.get_all_asset_keys() if not graph.get(k).is_materializable} == set()
-    assert {k.to_user_string() for k in graph.get_all_asset_keys()} >= {"catalog_facts", "ci_facts", "scorecard_results", "scorecard_reports", "synthetic_fact_exports"}
+    assert {k.to_user_string() for k in graph.get_all_asset_keys()} >= {"catalog_facts", "security_facts", "github_facts", "scorecard_results", "scorecard_reports", "synthetic_fact_sources"}
 
 
 def test_reports_show_the_level_distribution_and_the_latest_regressions(env):
@@ -210,12 +259,10 @@ def test_reports_show_the_level_distribution_and_the_latest_regressions(env):
     assert "| basics | 3 Green | 1 |" in levels and "| basics | 2 Documented | 1 |" in levels
     assert first["regressions"].value == 0 and "no regression" in first["top_regressions"].value
 
-    # gold's CI turns red: its ci-green check regresses and it drops from Green to Documented.
-    from catalog_pipelines.settings import Settings
-
-    path = Settings.from_env().fact_exports_dir / "ci" / "runs.json"
-    rows = orjson.loads(path.read_bytes())
-    path.write_bytes(orjson.dumps([{**r, "status": "failed"} if r["run_id"].startswith("g") else r for r in rows]))
+    # gold's deployments turn red: its ci-green check regresses and it drops from Green to Documented.
+    path = env["config_dir"].parent / "deploys.json"
+    # (the example collector's cursor is an offset: a later record is what the next run reads)
+    path.write_bytes(orjson.dumps([*DEPLOYS, {**DEPLOYS[0], "last_status": "failed"}]))
     second = materialize(env).asset_materializations_for_node("scorecard_reports")[0].metadata
     table = second["top_regressions"].value
     assert second["regressions"].value >= 1

@@ -47,10 +47,10 @@ def inputs_with_sentinels():
 def _inputs_with_sentinels():
     inputs = sample_inputs(ORG, entities_frame_from(ENTITIES), seed=3)
     t = inputs.tables
-    vulns = t[FACTS.vulnerabilities_latest]
-    vulns.loc[vulns["entity_ref"] == "component:default/zulu-ledger", "open_critical"] = 37591
-    tickets = t[FACTS.tickets_latest]
-    tickets.loc[tickets["entity_ref"] == "component:default/zulu-vault", "open_tickets"] = 48213
+    facts = t[FACTS.collected_latest]
+    sev = (facts["entity_ref"] == "component:default/zulu-ledger") & (facts["fact"] == "vulnerabilities_by_severity")
+    facts.loc[sev, "value"] = [{**facts.loc[sev, "value"].iloc[0], "critical": 37591}]
+    facts.loc[(facts["entity_ref"] == "component:default/zulu-vault") & (facts["fact"] == "open_issues"), "value"] = 48213
     trends = t[SURVEYS.trends]
     trends.loc[(trends["group_ref"] == "group:default/zulu") & (trends["metric"] == "mean") & ~trends["suppressed"], "value"] = 4.1234
     adoption = t[USAGE.adoption]
@@ -262,15 +262,16 @@ def test_the_changes_page_shows_churn_ownership_changes_and_lost_owners_and_wait
     assert "Not enough history yet" in one and "Entities added, changed or removed per cycle" not in one
 
 
-def test_team_pages_sum_each_entity_once_even_when_a_latest_facts_table_repeats_one(tmp_path):
+def test_team_pages_sum_each_entity_once_even_when_the_collected_facts_repeat_one(tmp_path):
     inputs = inputs_with_sentinels()
-    vulns = inputs.tables[FACTS.vulnerabilities_latest]
-    older = vulns.assign(collected_at=vulns["collected_at"] - pd.Timedelta(hours=1), open_critical=1000)
-    inputs.tables[FACTS.vulnerabilities_latest] = pd.concat([vulns, older], ignore_index=True)
+    facts = inputs.tables[FACTS.collected_latest]
+    sev = facts[facts["fact"] == "vulnerabilities_by_severity"]
+    older = sev.assign(observed_at=sev["observed_at"] - pd.Timedelta(hours=1), value=[{"critical": 1000}] * len(sev))
+    inputs.tables[FACTS.collected_latest] = pd.concat([older, facts], ignore_index=True)
     build_site(inputs, tmp_path / "site")
     alpha = (tmp_path / "site" / "teams" / "alpha.html").read_text()
     shown = re.search(r'<h2>Open vulnerabilities</h2>\s*<div class="kpis"><div class="kpi"><b>([\d,]+)</b>critical', alpha).group(1)
-    expected = vulns.loc[vulns["entity_ref"].str.startswith("component:default/alpha-"), "open_critical"].sum()
+    expected = sum(v["critical"] for r, v in zip(sev["entity_ref"], sev["value"]) if r.startswith("component:default/alpha-"))
     assert int(shown.replace(",", "")) == expected
 
 
@@ -382,7 +383,12 @@ def seeded(data_env, monkeypatch):
     url = Settings.from_env().catalog_database_url
     seed_catalog(url, ENTITIES)
     engine = get_engine(url)
+    from catalog_pipelines.services.facts import store_collected_frame
+
     for table, frame in inputs_with_sentinels().tables.items():
+        if table == FACTS.collected_latest:  # collected facts live in the fact store, not an insight table
+            store_collected_frame(engine, frame, datetime(2025, 6, 2, 8, tzinfo=UTC))
+            continue
         write_frame(engine, table, frame)
     audit.record(engine, actor="user:default/admin", action="ingestion.pause", target="ingestion-provider:seed",
                  details={"channel": "cli"})

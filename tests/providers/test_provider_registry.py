@@ -12,7 +12,7 @@ import pytest
 
 from catalog_pipelines.ingestion.chunks import run_chunk
 from catalog_pipelines.ingestion.config import ConfigError, ProviderConfig, load_providers, parse_providers
-from catalog_pipelines.providers import registry
+from catalog_pipelines.model import plugins as registry
 from catalog_pipelines.providers.registry import BUILTIN_PROVIDERS, PROVIDER_GROUP, PROVIDERS, Registry, RegistryError
 from catalog_pipelines.storage.catalog import CatalogStore
 from catalog_pipelines.storage.db import get_engine

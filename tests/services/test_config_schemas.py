@@ -108,10 +108,11 @@ def test_settings_read_every_project_variable(monkeypatch, tmp_path):
     monkeypatch.setenv("CATALOG_PIPELINES_USAGE_RETENTION_DAYS", "7")
     monkeypatch.setenv("CATALOG_PIPELINES_SCORECARDS", str(tmp_path / "sc"))
     monkeypatch.setenv("CATALOG_PIPELINES_EXECUTOR", "celery")
+    monkeypatch.setenv("CATALOG_PIPELINES_COLLECTORS", str(tmp_path / "c.yaml"))
     settings = Settings.from_env()
     assert settings.catalog_database_url == f"sqlite:///{tmp_path.resolve() / 'catalog.db'}"
     assert settings.dagster_home == tmp_path.resolve() / "dagster_home"
-    assert settings.fact_exports_dir == tmp_path.resolve() / "fact_exports"
+    assert settings.collectors_config == tmp_path / "c.yaml"
     assert (settings.usage_retention_days, settings.scorecards_config, settings.executor) == (7, tmp_path / "sc", "celery")
 
     from catalog_pipelines.services.scorecards import scorecards_config_dir

@@ -104,7 +104,7 @@ def test_the_source_check_catches_each_way_of_typing_a_name_out(tmp_path, monkey
         'write_frames(engine, {"trend": frame}, append={"trend"})\n'
         'inputs.table("usage", "daily")\n'
         'name = "insight_graph_nodes"\n'
-        'key = "facts/ci_latest"\n'
+        'key = "facts/catalog_latest"\n'
         'fine = {"rollup_summary": 1}  # a JSON key, not a table handed over\n'
         'table(["entities", "members"], rows)  # the text table of the CLI, not an insight table\n'
         'timed("store", write_tables, engine, {"results": (frame, False)})\n'
@@ -119,7 +119,7 @@ def test_every_table_has_one_declaration_and_the_physical_names_are_unchanged():
     # Existing databases keep working: the names are the ones written before the declarations.
     assert SCORECARDS.rollup_summary.sql_name == "insight_scorecards_rollup_summary"
     assert GRAPH.most_depended_on.sql_name == "insight_graph_most_depended_on"
-    assert FACTS.latest("vulnerabilities").sql_name == "insight_facts_vulnerabilities_latest"
+    assert FACTS.latest("catalog").sql_name == "insight_facts_catalog_latest"
     assert [t.name for t in SURVEYS.tables()] == ["trends", "choices", "comments", "waves"]
     assert USAGE.get("daily") is USAGE.daily
     with pytest.raises(KeyError, match="no insight table 'dayly' is declared in area 'usage'"):
@@ -131,7 +131,8 @@ def test_every_table_has_one_declaration_and_the_physical_names_are_unchanged():
 def test_fact_sources_and_their_tables_are_declared_alike():
     from analytics.facts.sources import FACT_SOURCE_SPECS
 
-    assert {t.name for t in FACTS.tables()} == {n for s in FACT_SOURCE_SPECS for n in (s, f"{s}_latest")}
+    # + `collected_latest`: the long frame of collected facts the site reads (services.facts)
+    assert {t.name for t in FACTS.tables()} == {n for s in FACT_SOURCE_SPECS for n in (s, f"{s}_latest")} | {"collected_latest"}
 
 
 def test_insight_store_takes_declared_tables_and_keeps_the_physical_names(catalog_url):
