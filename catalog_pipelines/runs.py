@@ -218,13 +218,32 @@ def materialize_insights(quiet: bool = False, demo: bool = False) -> list[str]:
     if not keys:
         return []
     instance = instance_from_env()
-    if demo:
-        # The demo's report files first: no dependency edge ties the collectors to a demo asset
-        # (production never runs it), so the demo orders them here.
-        from catalog_pipelines.assets.facts import synthetic_fact_sources
+    run_config = {**QUIET_RUN_CONFIG, **(DEMO_RUN_CONFIG if demo else {})}
+    if not demo:
+        defs.resolve_job_def(INSIGHTS_JOB).execute_in_process(instance=instance, raise_on_error=True, run_config=run_config)
+        return sorted(k.to_user_string() for k in keys)
+    # The demo's report files first: no dependency edge ties the collectors to a demo asset
+    # (production never runs it), so the demo orders them here.
+    from catalog_pipelines.assets.facts import synthetic_fact_sources
+    from catalog_pipelines.services.facts import DEMO_VENDORS, demo_vendor_pages, write_demo_collectors_config
+    from catalog_pipelines.web.replay import serve_replay
 
-        dg.materialize([synthetic_fact_sources], instance=instance, resources={"catalog": CatalogDatabase()}, run_config=QUIET_RUN_CONFIG)
-    defs.resolve_job_def(INSIGHTS_JOB).execute_in_process(instance=instance, raise_on_error=True, run_config={**QUIET_RUN_CONFIG, **(DEMO_RUN_CONFIG if demo else {})})
+    resource = CatalogDatabase()
+    dg.materialize([synthetic_fact_sources], instance=instance, resources={"catalog": resource}, run_config=QUIET_RUN_CONFIG)
+    # The API collectors read vendor-shaped pages served on loopback for as long as the job runs,
+    # through a collectors.yaml that points them there (the real collectors, real HTTP).
+    pages, entities = demo_vendor_pages(resource.get_engine())
+    with serve_replay(pages) as replay:
+        config = write_demo_collectors_config(entities, {v: replay.base_url(v) for v in DEMO_VENDORS})
+        previous = os.environ.get("CATALOG_PIPELINES_COLLECTORS")
+        os.environ["CATALOG_PIPELINES_COLLECTORS"] = str(config)
+        try:
+            defs.resolve_job_def(INSIGHTS_JOB).execute_in_process(instance=instance, raise_on_error=True, run_config=run_config)
+        finally:
+            if previous is None:
+                os.environ.pop("CATALOG_PIPELINES_COLLECTORS", None)
+            else:
+                os.environ["CATALOG_PIPELINES_COLLECTORS"] = previous
     return sorted(k.to_user_string() for k in keys)
 
 

@@ -45,7 +45,7 @@ def catalog_facts(context: dg.AssetExecutionContext, catalog: CatalogDatabase) -
 def collector_metadata(figures: dict) -> dict:
     """A collector run's figures as asset metadata: counts, the first few of each list, the cursor."""
     return {
-        **{k: figures[k] for k in ("observations", "mapped", "unmapped", "ambiguous", "rejected", "stored", "unchanged", "batches", "pruned")},
+        **{k: figures[k] for k in ("observations", "mapped", "shared", "unmapped", "ambiguous", "rejected", "stored", "unchanged", "batches", "pruned")},
         "dagster/row_count": figures["mapped"],
         "first_unmapped": dg.MetadataValue.json(figures["unmapped_records"][:LISTED_IN_METADATA]),
         "first_ambiguous": dg.MetadataValue.json(figures["ambiguous_records"][:LISTED_IN_METADATA]),

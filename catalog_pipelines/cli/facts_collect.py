@@ -48,8 +48,8 @@ def collect(names: tuple[str, ...], as_json: bool) -> None:
     if as_json:
         emit_json(runs)
     else:
-        rows = [[r["collector"], *(r.get(k, "") for k in ("observations", "mapped", "unmapped", "ambiguous", "rejected", "stored", "unchanged"))] for r in runs]
-        click.echo(table(rows, ["collector", "records", "mapped", "unmapped", "ambiguous", "rejected", "stored", "unchanged"]))
+        rows = [[r["collector"], *(r.get(k, "") for k in ("observations", "mapped", "shared", "unmapped", "ambiguous", "rejected", "stored", "unchanged"))] for r in runs]
+        click.echo(table(rows, ["collector", "records", "mapped", "shared", "unmapped", "ambiguous", "rejected", "stored", "unchanged"]))
         for r in runs:
             if "run_id" not in r:
                 click.echo(f"{r['collector']}: failed: {r['error']}", err=True)

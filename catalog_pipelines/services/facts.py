@@ -191,6 +191,13 @@ def _exact(value: str) -> str:
     return value.strip()
 
 
+# Annotations naming a scope that several entities declare on purpose: a Jira project (or a slice of
+# it, `jira/component` / `jira/label`) is a team's, shared by its components, as Backstage's Jira
+# plugin shows the project's issues on each. A record about such a scope belongs to every entity
+# that declares exactly that scope ("shared" in a run's figures); for every other annotation a
+# record naming several entities is ambiguous and stored for none.
+SHARED_SCOPES = frozenset({"jira/project-key"})
+
 # annotation -> how its values compare (docs/facts.md, "Entity mapping").
 ANNOTATIONS: dict[str, Any] = {
     "github.com/project-slug": _fold,
@@ -275,6 +282,19 @@ class AnnotationIndex:
             seen += [r for r in found if r not in seen]
         return None, seen
 
+    def resolve_all(self, observation: "Observation") -> tuple[list[str], list[str]]:
+        """`([refs], [])`: the entities the record's facts belong to; `([], candidates)` when none
+        (unmapped) or several that do not share it (ambiguous). A target on a *shared scope*
+        (`SHARED_SCOPES`: a Jira project, which a team's entities declare together) belongs to
+        every entity that declares exactly that scope; any other target must name one entity."""
+        seen: list[str] = []
+        for target in observation.targets:
+            found = self.candidates(target.annotation, target.value)
+            if len(found) == 1 or (found and target.annotation in SHARED_SCOPES):
+                return found, []
+            seen += [r for r in found if r not in seen]
+        return [], seen
+
 
 class LazyAnnotationIndex:
     """An `AnnotationIndex` loaded from the catalog when first asked (shared by a run's collectors)."""
@@ -290,6 +310,9 @@ class LazyAnnotationIndex:
 
     def resolve(self, observation: "Observation") -> tuple[str | None, list[str]]:
         return self.index.resolve(observation)
+
+    def resolve_all(self, observation: "Observation") -> tuple[list[str], list[str]]:
+        return self.index.resolve_all(observation)
 
     def candidates(self, annotation: str, value: str) -> list[str]:
         return self.index.candidates(annotation, value)
@@ -333,7 +356,7 @@ def collect(
     state: dict | None = None  # the collector's latest facts, read when the first facts arrive
     declared = collector.facts()
     emitted = set(entry.facts) if entry.facts is not None else set(declared)
-    figures = {k: 0 for k in ("observations", "mapped", "unmapped", "ambiguous", "rejected", "stored", "unchanged", "batches")}
+    figures = {k: 0 for k in ("observations", "mapped", "shared", "unmapped", "ambiguous", "rejected", "stored", "unchanged", "batches")}
     unmapped: list[str] = []
     ambiguous: list[dict[str, Any]] = []
     rejections: list[str] = []
@@ -345,8 +368,8 @@ def collect(
             rows = []
             for observation in batch.observations:
                 figures["observations"] += 1
-                ref, candidates = index.resolve(observation)
-                if ref is None:
+                refs, candidates = index.resolve_all(observation)
+                if not refs:
                     if candidates:
                         figures["ambiguous"] += 1
                         if len(ambiguous) < LISTED:
@@ -357,10 +380,12 @@ def collect(
                             unmapped.append(_describe(observation))
                     continue
                 figures["mapped"] += 1
+                if len(refs) > 1:
+                    figures["shared"] += 1
                 facts = {k: v for k, v in observation.facts.items() if k in emitted}
                 undeclared |= {k for k in observation.facts if k not in declared}
                 if facts:
-                    rows.append(store.MappedObservation(ref, observation.observed_at, observation.origin, facts))
+                    rows += [store.MappedObservation(ref, observation.observed_at, observation.origin, facts) for ref in refs]
             figures["rejected"] += len(batch.rejections)
             rejections += [str(r) for r in batch.rejections[: max(0, LISTED - len(rejections))]]
             if rows and state is None:
@@ -535,23 +560,19 @@ def write_synthetic_sources(engine: "sa.Engine", *, seed: int, as_of: Any = None
     `(ref, source location or GitHub slug, owning team)`; vendor-shaped API pages
     (`analytics.facts.synthetic_apis`) are served by their loopback replay server.
     """
-    import importlib
     from datetime import date
 
+    from analytics.facts.synthetic_reports import synthetic_reports
     from catalog_pipelines.storage.frames import entities_frame
 
     as_of = as_of or date.today()
-    try:
-        module = importlib.import_module("analytics.facts.synthetic_reports")
-    except ModuleNotFoundError:
-        return {"as_of": as_of.isoformat(), "files": 0, "directory": str(reports_dir()), "note": "analytics.facts.synthetic_reports is not installed"}
     entities = entities_frame(engine, kinds=["component"])
     repositories = []
     for ref, owner, body in zip(entities["ref"], entities["owner"], entities["entity"]):
         annotations = (body.get("metadata") or {}).get("annotations") or {}
         location = annotations.get("backstage.io/source-location") or annotations.get("github.com/project-slug")
         repositories.append((ref, location, owner or ref))
-    files = module.synthetic_reports(repositories, seed=seed, day=as_of)
+    files = synthetic_reports(repositories, seed=seed, day=as_of)
     root = reports_dir()
     for relative, data in files.items():
         path = root / relative
@@ -560,3 +581,48 @@ def write_synthetic_sources(engine: "sa.Engine", *, seed: int, as_of: Any = None
         tmp.write_bytes(data)
         tmp.replace(path)  # a collector never reads a half-written report
     return {"as_of": as_of.isoformat(), "files": len(files), "directory": str(root)}
+
+
+# The vendors whose API collectors the demo feeds from loopback (analytics.facts.synthetic_apis).
+DEMO_VENDORS = ("github", "jira", "pagerduty", "sonarqube")
+
+
+def demo_vendor_pages(engine: "sa.Engine", *, as_of: Any = None, seed: int = 7) -> tuple[dict, list[dict[str, Any]]]:
+    """Demo only: vendor-shaped API responses (GitHub, Jira, PagerDuty, SonarQube) for the catalog's
+    annotated components, and the entities they were made for (`{"ref", "annotations"}`)."""
+    from datetime import date
+
+    from analytics.facts.synthetic_apis import vendor_pages
+    from catalog_pipelines.storage.frames import entities_frame
+
+    frame = entities_frame(engine, kinds=["component"])
+    entities = [{"ref": ref, "annotations": (body.get("metadata") or {}).get("annotations") or {}} for ref, body in zip(frame["ref"], frame["entity"])]
+    return vendor_pages(entities, as_of=as_of or date.today(), seed=seed), entities
+
+
+def write_demo_collectors_config(entities: list[dict[str, Any]], base_urls: Mapping[str, str], *, source: Path | None = None) -> Path:
+    """Demo only: collectors.yaml with the API collectors pointed at the demo's loopback vendor
+    pages (`base_urls`: vendor -> base URL) and reading exactly the demo's repositories, projects
+    and services; every other entry (the report-file collectors) as configured. Written to
+    `<data>/demo/collectors.yaml`; returns its path."""
+    import yaml
+
+    from analytics.facts.synthetic_apis import collector_params
+    from catalog_pipelines.settings import Settings
+
+    source = Path(source) if source is not None else collectors_config_path()
+    document = yaml.safe_load(source.read_text(encoding="utf-8")) or {}
+    params = collector_params(entities, base_urls)
+    for entry in document.get("collectors") or []:
+        if entry.get("type") in params:
+            entry["params"] = params[entry["type"]]
+    report_root = str(reports_dir())
+    for entry in document.get("collectors") or []:
+        if entry.get("type") == "report_files":
+            entry["params"] = {**entry.get("params", {}), "path": report_root}
+    target = Settings.from_env().data_dir / "demo" / "collectors.yaml"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text("# Written by the demo (services.facts.write_demo_collectors_config): the API collectors read\n"
+                      "# the demo's loopback vendor pages. Production uses config/collectors.yaml.\n"
+                      + yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
+    return target

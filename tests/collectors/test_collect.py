@@ -180,6 +180,20 @@ def test_mapping_never_guesses_jira_slices_and_entity_ref_fallback():
     assert index.resolve(obs((ENTITY_REF, "zzz"), ("sonarqube.org/project-key", "x"))) == (None, [])
 
 
+def test_a_jira_project_shared_by_a_teams_entities_maps_to_each_but_a_shared_repository_stays_ambiguous():
+    index = service.AnnotationIndex.from_annotations([
+        ("component:default/a", {"jira/project-key": "PAY", "github.com/project-slug": "acme/mono"}),
+        ("component:default/b", {"jira/project-key": "PAY", "github.com/project-slug": "acme/mono"}),
+        ("component:default/c", {"jira/project-key": "PAY", "jira/component": "ledger"}),
+    ], ["component:default/a", "component:default/b", "component:default/c"])
+    obs = lambda *targets: Observation(tuple(Target(a, v) for a, v in targets), {}, NOW)  # noqa: E731
+    # the whole project: every entity declaring exactly PAY, never the one narrowed to a component
+    assert index.resolve_all(obs(("jira/project-key", "PAY"))) == (["component:default/a", "component:default/b"], [])
+    assert index.resolve_all(obs(("jira/project-key", "PAY;jira/component=ledger"))) == (["component:default/c"], [])
+    # a repository two entities claim is ambiguous: stored for none, listed with both
+    assert index.resolve_all(obs(("github.com/project-slug", "acme/mono"))) == ([], ["component:default/a", "component:default/b"])
+
+
 def test_facts_collect_and_show_commands(setup, monkeypatch, catalog_url):
     from catalog_pipelines.cli import main
 
