@@ -40,6 +40,7 @@ VENDOR_SPECS = {
     "github": SPECS / "github" / "api.github.com.trimmed.json",
     "pagerduty": SPECS / "pagerduty" / "openapiv3.trimmed.json",
     "jira": SPECS / "jira" / "swagger-v3.v3.trimmed.json",
+    "gitlab": SPECS / "gitlab" / "openapi_v2.trimmed.json",  # Swagger 2.0, which Prism serves too
 }
 REQUEST_VIOLATION = "Request did not pass the validation rules"
 

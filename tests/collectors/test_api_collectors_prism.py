@@ -15,6 +15,7 @@ from typing import Any
 
 
 from catalog_pipelines.collectors.apis.github import GithubCollector
+from catalog_pipelines.collectors.apis.gitlab import GitlabCollector
 from catalog_pipelines.collectors.apis.jira import JiraCollector
 from catalog_pipelines.collectors.apis.pagerduty import PagerdutyCollector
 from catalog_pipelines.collectors.apis.sonarqube import SonarqubeCollector
@@ -27,14 +28,16 @@ from prism import SPECS, prism_servers  # noqa: F401  (session fixture)
 # The examples in the descriptions are from early 2020 (GitHub) and 2015-2020 (PagerDuty, Jira):
 # a window ending here contains GitHub's example workflow run.
 NOW = datetime(2020, 2, 1, tzinfo=timezone.utc)
+# GitLab's examples are later: its pipeline example is from 2022-10-21, its deployment from 2016.
+GITLAB_NOW = datetime(2022, 11, 1, tzinfo=timezone.utc)
 PY_TYPES = {"number": (int, float), "boolean": (bool,), "string": (str,), "object": (dict,), "list": (list,)}
 
 
-def run(collector: Any, cursor: Any = None) -> list[Batch]:
-    return list(collector.collect(cursor, NOW))
+def run(collector: Any, cursor: Any = None, now: datetime = NOW) -> list[Batch]:
+    return list(collector.collect(cursor, now))
 
 
-def assert_typed(collector: Any, batches: list[Batch]) -> None:
+def assert_typed(collector: Any, batches: list[Batch], now: datetime = NOW) -> None:
     """Every fact emitted is declared and has its declared type; the last batch closes the pass."""
     declared = collector.facts()
     for batch in batches:
@@ -44,7 +47,7 @@ def assert_typed(collector: Any, batches: list[Batch]) -> None:
                 assert name in declared, name
                 assert isinstance(value, PY_TYPES[declared[name].type]) and not (
                     declared[name].type == "number" and isinstance(value, bool)), (name, value)
-    assert batches[-1].cursor == {"v": 1, "pass": None, "last_complete": "2020-02-01T00:00:00Z"}
+    assert batches[-1].cursor == {"v": 1, "pass": None, "last_complete": now.strftime("%Y-%m-%dT%H:%M:%SZ")}
 
 
 def make(cls: Any, base_url: str, **params: Any) -> Any:
@@ -109,6 +112,29 @@ def test_jira_collector_searches_through_search_jql_and_the_legacy_search(prism_
     assert facts["open_issues"] >= 1 and facts["issues_created"] == 0
 
 
+def test_gitlab_collector_reads_group_projects_pipelines_merge_requests_and_deployments_from_gitlabs_description(
+        prism_servers):
+    server = prism_servers["gitlab"]
+    server.mark()
+    # A configured path (looked up with GET /projects/{url-encoded path}) and a group listing.
+    collector = make(GitlabCollector, server.base_url, projects=["acme/petstore"], group="acme/platform")
+    batches = run(collector, now=GITLAB_NOW)
+    assert server.request_violations() == []
+    assert_typed(collector, batches, GITLAB_NOW)
+    observations = [b.observations[0] for b in batches[:-1]]
+    # Units in key order: the configured path, then the group listing's example project. The project
+    # lookup answers with the description's example project (id 1, namespace1/project1).
+    assert len(observations) == 2
+    for obs in observations:
+        assert obs.origin.endswith("/api/v4/projects/1")
+        assert [(t.annotation, t.value) for t in obs.targets] == [
+            ("gitlab.com/project-slug", "namespace1/project1"), ("gitlab.com/project-id", "1")]
+        # One example pipeline (2022-10-21, in the window) on `feature-branch`, not the example
+        # project's default branch `main`: nothing to judge on the default branch. One merge request
+        # listed as opened; the example deployment (2016) is outside the window.
+        assert obs.facts == {"pipelines": 1, "open_merge_requests": 1, "deployments": 0}
+
+
 def sonar_pages() -> dict[tuple[str, str, str], Any]:
     folder = SPECS / "sonarqube"
 
@@ -141,7 +167,14 @@ def test_trimmed_descriptions_hold_exactly_the_paths_the_collectors_call():
         "/repos/{owner}/{repo}/pulls", "/repos/{owner}/{repo}/deployments",
         "/repos/{owner}/{repo}/branches/{branch}/protection", "/repos/{owner}/{repo}/dependabot/alerts",
         "/repos/{owner}/{repo}/code-scanning/alerts"])
-    for vendor in ("github", "pagerduty", "jira", "sonarqube"):
+    gitlab = json.loads((SPECS / "gitlab" / "openapi_v2.trimmed.json").read_text())
+    assert gitlab["swagger"] == "2.0"
+    assert sorted(gitlab["paths"]) == sorted([
+        "/api/v4/groups/{id}/projects", "/api/v4/projects/{id}", "/api/v4/projects/{id}/pipelines",
+        "/api/v4/projects/{id}/merge_requests", "/api/v4/projects/{id}/deployments"])
+    assert all(list(item) == ["get"] for item in gitlab["paths"].values())
+    assert (SPECS / "gitlab" / "LICENSE").is_file()
+    for vendor in ("github", "pagerduty", "jira", "sonarqube", "gitlab"):
         assert (SPECS / vendor / "SOURCE.md").is_file(), vendor
     assert Path(SPECS / "trim.py").is_file()
 
@@ -163,3 +196,8 @@ def test_a_request_that_does_not_match_the_description_fails(prism_servers):
     pagerduty.get("/services", allow=(400, 401, 415, 422))
     pagerduty.close()
     assert any("content-type" in line for line in server.request_violations())
+    # GitLab spells the open state `opened`; GitHub's `open` is not in its enum: Prism answers 422.
+    gitlab = ApiClient(prism_servers["gitlab"].base_url, {}, sleep=lambda s: None)
+    with pytest.raises(ApiError, match="HTTP 422"):
+        gitlab.get("/api/v4/projects/1/merge_requests", [("state", "open")])
+    gitlab.close()

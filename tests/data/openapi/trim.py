@@ -14,6 +14,12 @@ header's schema (a plain string), i.e. a last page. And Atlassian writes its JSO
 JSON *strings* (`"example": "{\"startAt\":0,…}"`), which Prism would serve as a string: an example
 of an `application/json` response that is a string holding a JSON object or array is replaced by
 that object or array (same content).
+
+Swagger 2.0 descriptions (GitLab's `doc/api/openapi/openapi_v2.yaml`) go through the same code:
+the kept top-level keys include Swagger's `host`, `produces` and `securityDefinitions`, and a
+`#/definitions/Name/...` reference copies the whole `Name`. YAML is read without YAML's timestamp
+type, so an unquoted date in an example stays the string the vendor wrote (and the JSON output
+stays JSON).
 """
 
 from __future__ import annotations
@@ -99,7 +105,13 @@ def load(path: Path) -> dict[str, Any]:
     if path.suffix in (".yaml", ".yml"):
         import yaml
 
-        return yaml.safe_load(text)
+        class Loader(yaml.SafeLoader):
+            """SafeLoader that leaves timestamps as the strings they are in the file."""
+
+        Loader.yaml_implicit_resolvers = {
+            first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+            for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+        return yaml.load(text, Loader=Loader)
     return json.loads(text)
 
 
