@@ -41,7 +41,7 @@ STATE_CHANGES = (ADDED, CHANGED, REMOVED)  # the versions that say what the cata
 # zlib level 1: bodies of ~1 KB compress to ~50 % at every level; level 1 is the cheapest.
 _ZLIB_LEVEL = 1
 _COLUMNS = ("ref", "kind", "provider", "ingestion_id", "cycle", "chunk", "at", "change", "fields", "content_hash",
-            "owner", "lifecycle", "system", "relations_hash", "previous_body")
+            "owner", "lifecycle", "system", "relations_hash", "relations_delta", "previous_body")
 
 
 def pack_body(body: str | bytes) -> bytes:
@@ -71,10 +71,42 @@ def relations_hash(pairs: Iterable[tuple[str, str]]) -> str:
     return hashlib.blake2b("\n".join(sorted({f"{t} {x}" for t, x in pairs})).encode(), digest_size=8).hexdigest()
 
 
-def _summary(e: ProcessedEntity) -> dict[str, Any]:
-    """Owner, system, lifecycle and relations hash of a version (one pass over its relations)."""
+def relations_delta(old: set[tuple[str, str]], new: set[tuple[str, str]]) -> str:
+    """The declared relations a version added and removed: "+type target" / "-type target" lines."""
+    return "\n".join([f"-{t} {x}" for t, x in sorted(old - new)] + [f"+{t} {x}" for t, x in sorted(new - old)])
+
+
+def compose_deltas(deltas: Iterable[str]) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """(added, removed) relation pairs of consecutive versions' `relations_delta`, oldest first: a
+    pair whose first and last mention are both "+" was added, both "-" removed, else unchanged."""
+    first: dict[str, str] = {}
+    last: dict[str, str] = {}
+    for delta in deltas:
+        for line in delta.split("\n") if delta else ():
+            first.setdefault(line[1:], line[0])
+            last[line[1:]] = line[0]
+    added, removed = [], []
+    for pair, sign in first.items():
+        if last[pair] == sign:
+            (added if sign == "+" else removed).append(tuple(pair.split(" ", 1)))
+    return sorted(added), sorted(removed)
+
+
+def declared_pairs(ref: str, entity: Mapping[str, Any]) -> set[tuple[str, str]]:
+    """The (type, target) pairs `entity` (stored as `ref`) declares, as ingestion derived them."""
+    from catalog_pipelines.model.relations import derive_relations
+
+    try:
+        return {(r.type, r.target) for r in derive_relations(dict(entity)) if r.source == ref}
+    except Exception:  # noqa: BLE001 - a stored body derived its relations once; never fail a chunk on it
+        return set()
+
+
+def _summary(e: ProcessedEntity, pairs: list[tuple[str, str]] | None = None) -> dict[str, Any]:
+    """Owner, system, lifecycle and relations hash of a version (one pass over its relations);
+    `pairs`, when given, receives its declared (type, target) pairs."""
     owner = system = None
-    pairs = []
+    pairs = [] if pairs is None else pairs
     ref = e.ref
     for r in e.relations:
         if r.source != ref:
@@ -155,12 +187,17 @@ class HistoryWriter:
             for r in changed_rows:
                 e = by_ref[r["ref"]]
                 before = old.get(r["ref"])
-                fields = changed_fields(orjson.loads(before), e.entity) if before is not None else []
+                old_entity = orjson.loads(before) if before is not None else None
+                fields = changed_fields(old_entity, e.entity) if old_entity is not None else []
                 if before is not None and r.get("location") is not None and not fields:
                     fields = ["location"]
+                pairs: list[tuple[str, str]] = []
+                summary = _summary(e, pairs)
+                # The relations delta against the body replaced (None if unknown: a diff derives it).
+                delta = relations_delta(declared_pairs(e.ref, old_entity), set(pairs)) if old_entity is not None else None
                 rows.append(_row(**base, ref=r["ref"], kind=r["kind"], change=CHANGED, content_hash=r["content_hash"],
                                  fields=orjson.dumps(fields).decode(), previous_body=None if before is None else pack_body(before),
-                                 **_summary(e)))
+                                 relations_delta=delta, **summary))
         _insert(conn, rows)
 
     def record_rejections(self, conn: sa.Connection, rejections: Sequence[Rejection]) -> None:
@@ -216,6 +253,20 @@ def baseline(conn: sa.Connection, batch: int = 5000) -> int:
     return written
 
 
+def add_missing_columns(conn: sa.Connection) -> list[str]:
+    """Columns of `entity_history` added since its first release (`relations_delta`), added to a
+    table an earlier build created (nullable: its older versions keep NULL, which a diff treats as
+    "unknown, derive from the bodies"). Returns the names added."""
+    h = s.entity_history
+    have = {c["name"] for c in sa.inspect(conn).get_columns(h.name)}
+    added = []
+    for column in h.columns:
+        if column.name not in have:
+            conn.execute(sa.text(f"ALTER TABLE {h.name} ADD COLUMN {column.name} {column.type.compile(conn.dialect)}"))
+            added.append(column.name)
+    return added
+
+
 # ------------------------------------------------------------------------------------- reads
 
 
@@ -252,21 +303,30 @@ def visible(cycle: int | None = None, at: dt.datetime | None = None) -> sa.Colum
     return h.c.cycle <= cycle if cycle is not None else h.c.at <= at
 
 
-def touched_versions(engine: sa.Engine, before: sa.ColumnElement[bool], after: sa.ColumnElement[bool], *,
-                     kind: str | None = None, provider: str | None = None) -> list[dict[str, Any]]:
-    """Every state version (no bodies) of the refs with a state version visible at `after` but not at
-    `before`, ordered by ref then id; the caller works out each ref's two states."""
+# The columns a diff reads, in this order (tuples: a diff reads tens of thousands of rows).
+DIFF_COLUMNS = ("id", "ref", "kind", "provider", "cycle", "change", "fields", "content_hash", "owner", "lifecycle", "system",
+                "relations_hash", "relations_delta")
+
+
+def diff_versions(engine: sa.Engine, before: sa.ColumnElement[bool], after: sa.ColumnElement[bool], *,
+                  kind: str | None = None, provider: str | None = None) -> tuple[list[tuple], dict[str, tuple]]:
+    """What a diff between two points reads, as `DIFF_COLUMNS` tuples without bodies:
+    the state versions visible at `after` but not at `before` (ordered by ref, id; `kind` and
+    `provider` filter them), and, per ref among them, its latest state version visible at `before`.
+    Refs without a version between the points cost nothing."""
     h = s.entity_history
-    touched = sa.select(h.c.ref).where(after & ~before & h.c.change.in_(STATE_CHANGES))
+    cols = [h.c[name] for name in DIFF_COLUMNS]
+    between = after & ~before & h.c.change.in_(STATE_CHANGES)
     if kind:
-        touched = touched.where(h.c.kind == kind.lower())
+        between = between & (h.c.kind == kind.lower())
     if provider:
-        touched = touched.where(h.c.provider == provider)
-    cols = [c for c in h.c if c.name != "previous_body"]
-    q = (sa.select(*cols, sa.case((before, True), else_=False).label("in_before"), sa.case((after, True), else_=False).label("in_after"))
-         .where(h.c.ref.in_(touched.distinct()) & h.c.change.in_(STATE_CHANGES)).order_by(h.c.ref, h.c.id))
+        between = between & (h.c.provider == provider)
+    latest = (sa.select(sa.func.max(h.c.id)).where(before & h.c.change.in_(STATE_CHANGES) & h.c.ref.in_(sa.select(h.c.ref).where(between)))
+              .group_by(h.c.ref))
     with engine.connect() as conn:
-        return [_version(r) for r in conn.execute(q)]
+        rows = [tuple(r) for r in conn.execute(sa.select(*cols).where(between).order_by(h.c.ref, h.c.id))]
+        states = {r[1]: tuple(r) for r in conn.execute(sa.select(*cols).where(h.c.id.in_(latest)))} if rows else {}
+    return rows, states
 
 
 def bodies(engine: sa.Engine, wanted: Sequence[tuple[str, int]]) -> dict[tuple[str, int], dict[str, Any] | None]:
