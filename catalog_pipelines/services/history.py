@@ -166,14 +166,12 @@ def diff(engine: "sa.Engine", start: str | int | Point, end: str | int | Point, 
     rows, states = diff_versions(engine, a.clause(), b.clause(), kind=kind, provider=provider)
     added, removed, changed = [], [], []
     unknown: list[tuple[dict[str, Any], int, int]] = []  # relations no delta tells: from the bodies
-    i, n = 0, len(rows)
-    while i < n:  # rows: the versions between the points, grouped by ref
-        ref = rows[i][REF]
-        j = i + 1
-        while j < n and rows[j][REF] == ref:
-            j += 1
-        between, after, before = rows[i:j], rows[j - 1], states.get(ref)
-        i = j
+    by_ref: dict[str, list] = {}
+    for row in rows:  # oldest first
+        by_ref.setdefault(row[REF], []).append(row)
+    for ref in sorted(by_ref):
+        between = by_ref[ref]
+        after, before = between[-1], states.get(ref)
         was = before is not None and before[CHANGE] != REMOVED
         now = after[CHANGE] != REMOVED
         head = {"ref": ref, "kind": after[KIND], "provider": after[PROVIDER]}
@@ -190,8 +188,7 @@ def diff(engine: "sa.Engine", start: str | int | Point, end: str | int | Point, 
             if before[RELATIONS_HASH] != after[RELATIONS_HASH]:
                 deltas = [v[DELTA] for v in between]
                 if all(v[CHANGE] == CHANGED for v in between) and None not in deltas:
-                    new, old = compose_deltas(deltas)
-                    entry["changes"]["relations"] = _relations_change(new, old)
+                    entry["changes"]["relations"] = _relations_change(*compose_deltas(deltas))
                 else:  # a removal and re-add between the points, or versions kept before deltas were
                     unknown.append((entry, before[ID], after[ID]))
             if fields or entry["changes"] or before[RELATIONS_HASH] != after[RELATIONS_HASH]:

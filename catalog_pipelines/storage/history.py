@@ -309,11 +309,14 @@ DIFF_COLUMNS = ("id", "ref", "kind", "provider", "cycle", "change", "fields", "c
 
 
 def diff_versions(engine: sa.Engine, before: sa.ColumnElement[bool], after: sa.ColumnElement[bool], *,
-                  kind: str | None = None, provider: str | None = None) -> tuple[list[tuple], dict[str, tuple]]:
-    """What a diff between two points reads, as `DIFF_COLUMNS` tuples without bodies:
-    the state versions visible at `after` but not at `before` (ordered by ref, id; `kind` and
-    `provider` filter them), and, per ref among them, its latest state version visible at `before`.
-    Refs without a version between the points cost nothing."""
+                  kind: str | None = None, provider: str | None = None) -> tuple[list[sa.Row], dict[str, sa.Row]]:
+    """What a diff between two points reads, as `DIFF_COLUMNS` rows (tuples) without bodies:
+    the state versions visible at `after` but not at `before`, oldest first (`kind` and `provider`
+    filter them), and, per ref among them, its latest state version visible at `before`.
+
+    The first is one pass over the table in id order (no index on cycle or time: it would cost
+    every first cycle; SQLite would otherwise walk the ref index and look up every row), the
+    second one lookup per ref through the ref index. Refs unchanged between the points cost nothing."""
     h = s.entity_history
     cols = [h.c[name] for name in DIFF_COLUMNS]
     between = after & ~before & h.c.change.in_(STATE_CHANGES)
@@ -321,11 +324,14 @@ def diff_versions(engine: sa.Engine, before: sa.ColumnElement[bool], after: sa.C
         between = between & (h.c.kind == kind.lower())
     if provider:
         between = between & (h.c.provider == provider)
-    latest = (sa.select(sa.func.max(h.c.id)).where(before & h.c.change.in_(STATE_CHANGES) & h.c.ref.in_(sa.select(h.c.ref).where(between)))
-              .group_by(h.c.ref))
     with engine.connect() as conn:
-        rows = [tuple(r) for r in conn.execute(sa.select(*cols).where(between).order_by(h.c.ref, h.c.id))]
-        states = {r[1]: tuple(r) for r in conn.execute(sa.select(*cols).where(h.c.id.in_(latest)))} if rows else {}
+        rows = conn.execute(sa.select(*cols).where(between).order_by(h.c.id)).all()
+        if not rows:
+            return [], {}
+        refs = list({r[1]: None for r in rows})
+        latest = (sa.select(sa.func.max(h.c.id)).where(in_values(conn, h.c.ref, refs) & before & h.c.change.in_(STATE_CHANGES))
+                  .group_by(h.c.ref))
+        states = {r[1]: r for r in conn.execute(sa.select(*cols).where(h.c.id.in_(latest)))}
     return rows, states
 
 
