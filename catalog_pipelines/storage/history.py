@@ -7,9 +7,10 @@ change that rolled back. Only what changed is written:
 - added: a narrow row (ref, kind, provider, cycle, chunk, time, hash, owner, lifecycle, system,
   relations hash). No body: the body an added or changed version introduced is in `entities`
   while it is current;
-- changed: the same, plus the list of fields that changed and the body it replaced
-  (`previous_body`, zlib'd JSON). Reading that old body costs one lookup of the changed refs,
-  which the field list needs anyway;
+- changed: the same, plus the list of fields that changed, the declared relations it added and
+  removed (`relations_delta`: a diff composes these instead of deriving two bodies' relations) and
+  the body it replaced (`previous_body`, zlib'd JSON). Reading that old body costs one lookup of
+  the changed refs, which the field list needs anyway;
 - removed (the sweep): the body removed, as `previous_body`;
 - rejected: the rule and message of a rejection that names a ref, unless the ref's latest version
   already records the same rejection (a document that stays broken writes nothing more).
