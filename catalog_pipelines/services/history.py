@@ -139,7 +139,8 @@ def describe_as_of(engine: "sa.Engine", ref: str, as_of: str | int | Point) -> d
 
 
 # Positions in storage.history.DIFF_COLUMNS.
-ID, REF, KIND, PROVIDER, CYCLE, CHANGE, FIELDS, CONTENT_HASH, OWNER, LIFECYCLE, SYSTEM, RELATIONS_HASH, DELTA = range(13)
+(ID, REF, KIND, PROVIDER, CYCLE, CHANGE, FIELDS, CONTENT_HASH, OWNER, LIFECYCLE, SYSTEM, RELATIONS_HASH, DELTA,
+ PREVIOUS_OWNER, PREVIOUS_LIFECYCLE, PREVIOUS_SYSTEM, PREVIOUS_RELATIONS_HASH) = range(17)
 _SUMMARY = (("owner", OWNER), ("lifecycle", LIFECYCLE), ("system", SYSTEM))
 
 
@@ -153,7 +154,7 @@ def diff(engine: "sa.Engine", start: str | int | Point, end: str | int | Point, 
     the fields that changed and the before/after of owner, lifecycle, system and relations."""
     import orjson
 
-    from catalog_pipelines.storage.history import CHANGED, REMOVED, bodies, compose_deltas, diff_versions
+    from catalog_pipelines.storage.history import ADDED, CHANGED, REMOVED, bodies, compose_deltas, diff_versions, states_at
 
     a = start if isinstance(start, Point) else parse_point(start)
     b = end if isinstance(end, Point) else parse_point(end)
@@ -163,35 +164,45 @@ def diff(engine: "sa.Engine", start: str | int | Point, end: str | int | Point, 
         raise HistoryError("--from and --to must both be cycles or both be times")
     if (a.cycle is not None and a.cycle > b.cycle) or (a.at is not None and a.at > b.at):
         raise HistoryError(f"--from ({a}) is after --to ({b})")
-    rows, states = diff_versions(engine, a.clause(), b.clause(), kind=kind, provider=provider)
-    added, removed, changed = [], [], []
-    unknown: list[tuple[dict[str, Any], int, int]] = []  # relations no delta tells: from the bodies
+    rows = diff_versions(engine, a.clause(), b.clause(), kind=kind, provider=provider)
     by_ref: dict[str, list] = {}
     for row in rows:  # oldest first
         by_ref.setdefault(row[REF], []).append(row)
+    # A ref's state at `a` is what the first version after it replaced (`previous_*`); only
+    # versions written before those columns were need a lookup.
+    states = states_at(engine, a.clause(), [ref for ref, vs in by_ref.items() if vs[0][CHANGE] != ADDED and vs[0][PREVIOUS_RELATIONS_HASH] is None])
+    added, removed, changed = [], [], []
+    unknown: list[tuple[dict[str, Any], int, int]] = []  # relations no delta tells: from the bodies
     for ref in sorted(by_ref):
         between = by_ref[ref]
-        after, before = between[-1], states.get(ref)
-        was = before is not None and before[CHANGE] != REMOVED
+        first, after = between[0], between[-1]
+        if first[CHANGE] == ADDED:  # it did not exist at `a` (never, or removed by then)
+            before = None
+        elif first[PREVIOUS_RELATIONS_HASH] is not None:
+            before = first[PREVIOUS_OWNER:PREVIOUS_RELATIONS_HASH + 1]
+        else:
+            state = states.get(ref)
+            before = None if state is None or state[CHANGE] == REMOVED else (state[OWNER], state[LIFECYCLE], state[SYSTEM], state[RELATIONS_HASH])
         now = after[CHANGE] != REMOVED
         head = {"ref": ref, "kind": after[KIND], "provider": after[PROVIDER]}
-        if now and not was:
-            added.append({**head, "cycle": after[CYCLE], "owner": after[OWNER]})
-        elif was and not now:
-            removed.append({**head, "cycle": after[CYCLE], "owner": before[OWNER]})
-        elif was and now:
+        if before is None:
+            if now:
+                added.append({**head, "cycle": after[CYCLE], "owner": after[OWNER]})
+        elif not now:
+            removed.append({**head, "cycle": after[CYCLE], "owner": before[0]})
+        else:
             fields = sorted({f for v in between if v[FIELDS] for f in orjson.loads(v[FIELDS])})
             entry = {**head, "cycle": after[CYCLE], "fields": fields, "changes": {}}
-            for name, col in _SUMMARY:
-                if before[col] != after[col]:
-                    entry["changes"][name] = {"from": before[col], "to": after[col]}
-            if before[RELATIONS_HASH] != after[RELATIONS_HASH]:
-                deltas = [v[DELTA] for v in between]
-                if all(v[CHANGE] == CHANGED for v in between) and None not in deltas:
-                    entry["changes"]["relations"] = _relations_change(*compose_deltas(deltas))
-                else:  # a removal and re-add between the points, or versions kept before deltas were
-                    unknown.append((entry, before[ID], after[ID]))
-            if fields or entry["changes"] or before[RELATIONS_HASH] != after[RELATIONS_HASH]:
+            for k, (name, col) in enumerate(_SUMMARY):
+                if before[k] != after[col]:
+                    entry["changes"][name] = {"from": before[k], "to": after[col]}
+            relations_differ = before[3] != after[RELATIONS_HASH]
+            if relations_differ:
+                if all(v[CHANGE] == CHANGED and v[DELTA] is not None for v in between):
+                    entry["changes"]["relations"] = _relations_change(*compose_deltas([v[DELTA] for v in between]))
+                else:  # a removal and re-add between the points, or versions written before deltas were:
+                    unknown.append((entry, first[ID] - 1, after[ID]))  # (the state just before `first`)
+            if fields or entry["changes"] or relations_differ:
                 changed.append(entry)
     found = bodies(engine, [(e["ref"], v) for e, a_id, b_id in unknown for v in (a_id, b_id)])
     for entry, a_id, b_id in unknown:

@@ -42,7 +42,8 @@ STATE_CHANGES = (ADDED, CHANGED, REMOVED)  # the versions that say what the cata
 # zlib level 1: bodies of ~1 KB compress to ~50 % at every level; level 1 is the cheapest.
 _ZLIB_LEVEL = 1
 _COLUMNS = ("ref", "kind", "provider", "ingestion_id", "cycle", "chunk", "at", "change", "fields", "content_hash",
-            "owner", "lifecycle", "system", "relations_hash", "relations_delta", "previous_body")
+            "owner", "lifecycle", "system", "relations_hash", "relations_delta", "previous_owner", "previous_lifecycle",
+            "previous_system", "previous_relations_hash", "previous_body")
 
 
 def pack_body(body: str | bytes) -> bytes:
@@ -93,23 +94,34 @@ def compose_deltas(deltas: Iterable[str]) -> tuple[list[tuple[str, str]], list[t
     return sorted(added), sorted(removed)
 
 
-def declared_pairs(ref: str, entity: Mapping[str, Any]) -> set[tuple[str, str]]:
-    """The (type, target) pairs `entity` (stored as `ref`) declares, as ingestion derived them."""
+def _derived(entity: Mapping[str, Any]) -> list:
     from catalog_pipelines.model.relations import derive_relations
 
     try:
-        return {(r.type, r.target) for r in derive_relations(dict(entity)) if r.source == ref}
+        return derive_relations(dict(entity))
     except Exception:  # noqa: BLE001 - a stored body derived its relations once; never fail a chunk on it
-        return set()
+        return []
 
 
-def _summary(e: ProcessedEntity, pairs: list[tuple[str, str]] | None = None) -> dict[str, Any]:
+def declared_pairs(ref: str, entity: Mapping[str, Any]) -> set[tuple[str, str]]:
+    """The (type, target) pairs `entity` (stored as `ref`) declares, as ingestion derived them."""
+    return {(r.type, r.target) for r in _derived(entity) if r.source == ref}
+
+
+def _previous(ref: str, entity: Mapping[str, Any], pairs: list[tuple[str, str]]) -> dict[str, Any]:
+    """The summary of a replaced or removed body, as `previous_*` columns; `pairs` receives its
+    declared relations."""
+    summary = _summary(ref, entity, _derived(entity), pairs)
+    return {f"previous_{k}": v for k, v in summary.items()}
+
+
+def _summary(ref: str, entity: Mapping[str, Any], relations: Sequence[Any],
+             pairs: list[tuple[str, str]] | None = None) -> dict[str, Any]:
     """Owner, system, lifecycle and relations hash of a version (one pass over its relations);
     `pairs`, when given, receives its declared (type, target) pairs."""
     owner = system = None
     pairs = [] if pairs is None else pairs
-    ref = e.ref
-    for r in e.relations:
+    for r in relations:
         if r.source != ref:
             continue
         rtype, target = r.type, r.target
@@ -118,7 +130,7 @@ def _summary(e: ProcessedEntity, pairs: list[tuple[str, str]] | None = None) -> 
             owner = owner or target
         elif rtype == "partOf" and system is None and target.startswith("system:"):
             system = target
-    spec = e.entity.get("spec")
+    spec = entity.get("spec")
     lifecycle = spec.get("lifecycle") if isinstance(spec, dict) else None
     return {"owner": owner, "system": system, "lifecycle": lifecycle if isinstance(lifecycle, str) else None,
             "relations_hash": relations_hash(pairs)}
@@ -180,7 +192,7 @@ class HistoryWriter:
             return
         base = self._base(conn)
         by_ref = {e.ref: e for e in entities}
-        rows = [_row(**base, ref=r["ref"], kind=r["kind"], change=ADDED, content_hash=r["content_hash"], **_summary(by_ref[r["ref"]]))
+        rows = [_row(**base, ref=r["ref"], kind=r["kind"], change=ADDED, content_hash=r["content_hash"], **_summary(r["ref"], by_ref[r["ref"]].entity, by_ref[r["ref"]].relations))
                 for r in new_rows]
         if changed_rows:
             ent = s.entities
@@ -193,12 +205,15 @@ class HistoryWriter:
                 if before is not None and r.get("location") is not None and not fields:
                     fields = ["location"]
                 pairs: list[tuple[str, str]] = []
-                summary = _summary(e, pairs)
-                # The relations delta against the body replaced (None if unknown: a diff derives it).
-                delta = relations_delta(declared_pairs(e.ref, old_entity), set(pairs)) if old_entity is not None else None
+                old_pairs: list[tuple[str, str]] = []
+                summary = _summary(e.ref, e.entity, e.relations, pairs)
+                # The state replaced, and the relations delta against it (None if unknown: a diff
+                # then reads the bodies).
+                previous = _previous(e.ref, old_entity, old_pairs) if old_entity is not None else {}
+                delta = relations_delta(set(old_pairs), set(pairs)) if old_entity is not None else None
                 rows.append(_row(**base, ref=r["ref"], kind=r["kind"], change=CHANGED, content_hash=r["content_hash"],
                                  fields=orjson.dumps(fields).decode(), previous_body=None if before is None else pack_body(before),
-                                 relations_delta=delta, **summary))
+                                 relations_delta=delta, **previous, **summary))
         _insert(conn, rows)
 
     def record_rejections(self, conn: sa.Connection, rejections: Sequence[Rejection]) -> None:
@@ -224,14 +239,12 @@ class HistoryWriter:
         base = self._base(conn)
         q = sa.select(ent.c.ref, ent.c.kind, ent.c.body).where(where).order_by(ent.c.ref)
         for batch in batched(conn.execute(q), 5000):
-            _insert(conn, [_row(**base, ref=ref, kind=kind, change=REMOVED, previous_body=pack_body(body))
-                                                for ref, kind, body in batch])
+            _insert(conn, [_row(**base, ref=ref, kind=kind, change=REMOVED, previous_body=pack_body(body),
+                                **_previous(ref, orjson.loads(body), [])) for ref, kind, body in batch])
 
 
 def baseline(conn: sa.Connection, batch: int = 5000) -> int:
     """One `added` version (cycle 0) for every entity stored before history was kept (schema v3)."""
-    from catalog_pipelines.model.relations import derive_relations
-
     ent, h = s.entities, s.entity_history
     if conn.execute(sa.select(h.c.id).limit(1)).first() is not None:
         return 0
@@ -241,12 +254,7 @@ def baseline(conn: sa.Connection, batch: int = 5000) -> int:
         out = []
         for ref, kind, provider, body, content_hash, first_seen in part:
             entity = orjson.loads(body)
-            try:
-                rels = derive_relations(entity)
-            except Exception:  # noqa: BLE001 - a stored body always derived once; keep going regardless
-                rels = []
-            summary = _summary(ProcessedEntity(ref=ref, kind=kind, namespace="", name="", entity=entity, relations=rels,
-                                               content_hash=content_hash, location=""))
+            summary = _summary(ref, entity, _derived(entity))
             out.append(_row(ref=ref, kind=kind, provider=provider, cycle=0, at=first_seen, change=ADDED,
                             content_hash=content_hash, **summary))
         _insert(conn, out)
@@ -306,34 +314,39 @@ def visible(cycle: int | None = None, at: dt.datetime | None = None) -> sa.Colum
 
 # The columns a diff reads, in this order (tuples: a diff reads tens of thousands of rows).
 DIFF_COLUMNS = ("id", "ref", "kind", "provider", "cycle", "change", "fields", "content_hash", "owner", "lifecycle", "system",
-                "relations_hash", "relations_delta")
+                "relations_hash", "relations_delta", "previous_owner", "previous_lifecycle", "previous_system",
+                "previous_relations_hash")
 
 
 def diff_versions(engine: sa.Engine, before: sa.ColumnElement[bool], after: sa.ColumnElement[bool], *,
-                  kind: str | None = None, provider: str | None = None) -> tuple[list[sa.Row], dict[str, sa.Row]]:
-    """What a diff between two points reads, as `DIFF_COLUMNS` rows (tuples) without bodies:
-    the state versions visible at `after` but not at `before`, oldest first (`kind` and `provider`
-    filter them), and, per ref among them, its latest state version visible at `before`.
+                  kind: str | None = None, provider: str | None = None) -> list[sa.Row]:
+    """The state versions visible at `after` but not at `before` (`kind` and `provider` filter
+    them), oldest first, as `DIFF_COLUMNS` rows without bodies: what a diff between two points
+    reads. The first of a ref's versions tells its state at `before` (`previous_*`).
 
-    The first is one pass over the table in id order (no index on cycle or time: it would cost
-    every first cycle; SQLite would otherwise walk the ref index and look up every row), the
-    second one lookup per ref through the ref index. Refs unchanged between the points cost nothing."""
+    One pass over the table in id order: no index on cycle or time (it would cost every first
+    cycle; the table holds changes only), and not the ref index, which SQLite would otherwise walk,
+    looking up every row. Entities unchanged between the points cost nothing."""
     h = s.entity_history
-    cols = [h.c[name] for name in DIFF_COLUMNS]
     between = after & ~before & h.c.change.in_(STATE_CHANGES)
     if kind:
         between = between & (h.c.kind == kind.lower())
     if provider:
         between = between & (h.c.provider == provider)
     with engine.connect() as conn:
-        rows = conn.execute(sa.select(*cols).where(between).order_by(h.c.id)).all()
-        if not rows:
-            return [], {}
-        refs = list({r[1]: None for r in rows})
-        latest = (sa.select(sa.func.max(h.c.id)).where(in_values(conn, h.c.ref, refs) & before & h.c.change.in_(STATE_CHANGES))
+        return conn.execute(sa.select(*[h.c[name] for name in DIFF_COLUMNS]).where(between).order_by(h.c.id)).all()
+
+
+def states_at(engine: sa.Engine, point: sa.ColumnElement[bool], refs: Sequence[str]) -> dict[str, sa.Row]:
+    """Per ref, its latest state version visible at `point` (`DIFF_COLUMNS`): one lookup per ref
+    through the ref index. For versions written before the `previous_*` columns were."""
+    if not refs:
+        return {}
+    h = s.entity_history
+    with engine.connect() as conn:
+        latest = (sa.select(sa.func.max(h.c.id)).where(in_values(conn, h.c.ref, refs) & point & h.c.change.in_(STATE_CHANGES))
                   .group_by(h.c.ref))
-        states = {r[1]: r for r in conn.execute(sa.select(*cols).where(h.c.id.in_(latest)))}
-    return rows, states
+        return {r[1]: r for r in conn.execute(sa.select(*[h.c[name] for name in DIFF_COLUMNS]).where(h.c.id.in_(latest)))}
 
 
 def bodies(engine: sa.Engine, wanted: Sequence[tuple[str, int]]) -> dict[tuple[str, int], dict[str, Any] | None]:

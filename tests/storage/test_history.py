@@ -272,17 +272,24 @@ def test_a_diff_over_several_cycles_reports_the_net_relation_changes_with_or_wit
     assert composed[(1, 3)]["component:default/svc-1"] == {"added": [{"type": "ownedBy", "target": "group:default/team-c"}],
                                                            "removed": [{"type": "ownedBy", "target": "group:default/team-a"}]}
     assert {"type": "partOf", "target": "system:default/other"} in composed[(2, 4)]["component:default/svc-2"]["added"]
-    # Versions kept before deltas were (NULL) are answered from the bodies, alike.
+    everything = {(a, b): svc.diff(cat.engine, a, b) for a, b in composed}
+    # Versions written before deltas and previous states were kept (NULL) are answered from the
+    # bodies and a lookup of each entity's earlier state, alike.
     with cat.engine.begin() as conn:
         conn.execute(s.entity_history.update().values(relations_delta=None))
     assert {(a, b): relations(svc.diff(cat.engine, a, b)) for a, b in composed} == composed
+    with cat.engine.begin() as conn:
+        conn.execute(s.entity_history.update().values(previous_owner=None, previous_lifecycle=None, previous_system=None,
+                                                      previous_relations_hash=None))
+    assert {(a, b): svc.diff(cat.engine, a, b) for a, b in composed} == everything
 
 
-def test_a_history_table_of_the_first_release_gets_the_relations_delta_column(catalog_url):
+def test_a_history_table_of_the_first_release_gets_the_columns_added_since(catalog_url):
     cat = Catalog(catalog_url)
     cat.cycle([group("team-a"), component(1)])
     with cat.engine.begin() as conn:
-        conn.execute(sa.text("ALTER TABLE entity_history DROP COLUMN relations_delta"))
+        for column in ("relations_delta", "previous_owner", "previous_lifecycle", "previous_system", "previous_relations_hash"):
+            conn.execute(sa.text(f"ALTER TABLE entity_history DROP COLUMN {column}"))
     from catalog_pipelines.storage.db import ensure_schema
 
     ensure_schema(cat.engine)
