@@ -98,13 +98,13 @@ def _declared(body: dict[str, Any] | None) -> set[tuple[str, str]]:
     if not body:
         return set()
     from catalog_pipelines.model.refs import parse_entity_ref
-    from catalog_pipelines.model.relations import derive_relations
+    from catalog_pipelines.storage.history import declared_pairs
 
     try:
         ref = parse_entity_ref(f"{body['kind']}:{body['metadata'].get('namespace', 'default')}/{body['metadata']['name']}").canonical()
-        return {(r.type, r.target) for r in derive_relations(body) if r.source == ref}
     except Exception:  # noqa: BLE001 - a stored body derived its relations once; a diff must not fail on one
         return set()
+    return declared_pairs(ref, body)
 
 
 def describe_as_of(engine: "sa.Engine", ref: str, as_of: str | int | Point) -> dict[str, Any]:
@@ -138,11 +138,23 @@ def describe_as_of(engine: "sa.Engine", ref: str, as_of: str | int | Point) -> d
     }
 
 
+# Positions in storage.history.DIFF_COLUMNS.
+(ID, REF, KIND, PROVIDER, CYCLE, CHANGE, FIELDS, CONTENT_HASH, OWNER, LIFECYCLE, SYSTEM, RELATIONS_HASH, DELTA,
+ PREVIOUS_OWNER, PREVIOUS_LIFECYCLE, PREVIOUS_SYSTEM, PREVIOUS_RELATIONS_HASH) = range(17)
+_SUMMARY = (("owner", OWNER), ("lifecycle", LIFECYCLE), ("system", SYSTEM))
+
+
+def _relations_change(added: list[tuple[str, str]], removed: list[tuple[str, str]]) -> dict[str, list[dict[str, str]]]:
+    return {"added": [{"type": t, "target": x} for t, x in added], "removed": [{"type": t, "target": x} for t, x in removed]}
+
+
 def diff(engine: "sa.Engine", start: str | int | Point, end: str | int | Point, *, kind: str | None = None,
          provider: str | None = None) -> dict[str, Any]:
     """What changed between two points: entities added, removed and changed, the changed ones with
     the fields that changed and the before/after of owner, lifecycle, system and relations."""
-    from catalog_pipelines.storage.history import REMOVED, bodies, touched_versions
+    import orjson
+
+    from catalog_pipelines.storage.history import ADDED, CHANGED, REMOVED, bodies, compose_deltas, diff_versions, states_at
 
     a = start if isinstance(start, Point) else parse_point(start)
     b = end if isinstance(end, Point) else parse_point(end)
@@ -152,40 +164,50 @@ def diff(engine: "sa.Engine", start: str | int | Point, end: str | int | Point, 
         raise HistoryError("--from and --to must both be cycles or both be times")
     if (a.cycle is not None and a.cycle > b.cycle) or (a.at is not None and a.at > b.at):
         raise HistoryError(f"--from ({a}) is after --to ({b})")
-    rows = touched_versions(engine, a.clause(), b.clause(), kind=kind, provider=provider)
+    rows = diff_versions(engine, a.clause(), b.clause(), kind=kind, provider=provider)
+    by_ref: dict[str, list] = {}
+    for row in rows:  # oldest first
+        by_ref.setdefault(row[REF], []).append(row)
+    # A ref's state at `a` is what the first version after it replaced (`previous_*`); only
+    # versions written before those columns were need a lookup.
+    states = states_at(engine, a.clause(), [ref for ref, vs in by_ref.items() if vs[0][CHANGE] != ADDED and vs[0][PREVIOUS_RELATIONS_HASH] is None])
     added, removed, changed = [], [], []
-    relations_of: list[tuple[dict[str, Any], int, int]] = []
-    by_ref: dict[str, list[dict[str, Any]]] = {}
-    for row in rows:
-        by_ref.setdefault(row["ref"], []).append(row)
-    for ref, versions in by_ref.items():
-        before = next((v for v in reversed(versions) if v["in_before"]), None)
-        after = next((v for v in reversed(versions) if v["in_after"]), None)
-        was = before is not None and before["change"] != REMOVED
-        now = after is not None and after["change"] != REMOVED
-        head = {"ref": ref, "kind": (after or before)["kind"], "provider": (after or before)["provider"]}
-        if now and not was:
-            added.append({**head, "cycle": after["cycle"], "owner": after["owner"]})
-        elif was and not now:
-            removed.append({**head, "cycle": after["cycle"], "owner": before["owner"]})
-        elif was and now and (before["content_hash"] != after["content_hash"] or before["id"] != after["id"]):
-            fields = sorted({f for v in versions if v["in_after"] and not v["in_before"] for f in (v["fields"] or [])})
-            entry = {**head, "cycle": after["cycle"], "fields": fields, "changes": {}}
-            for name in FIELDS:
-                if before[name] != after[name]:
-                    entry["changes"][name] = {"from": before[name], "to": after[name]}
-            if before["relations_hash"] != after["relations_hash"]:
-                relations_of.append((entry, before["id"], after["id"]))
-            if fields or entry["changes"] or before["relations_hash"] != after["relations_hash"]:
+    unknown: list[tuple[dict[str, Any], int, int]] = []  # relations no delta tells: from the bodies
+    for ref in sorted(by_ref):
+        between = by_ref[ref]
+        first, after = between[0], between[-1]
+        if first[CHANGE] == ADDED:  # it did not exist at `a` (never, or removed by then)
+            before = None
+        elif first[PREVIOUS_RELATIONS_HASH] is not None:
+            before = first[PREVIOUS_OWNER:PREVIOUS_RELATIONS_HASH + 1]
+        else:
+            state = states.get(ref)
+            before = None if state is None or state[CHANGE] == REMOVED else (state[OWNER], state[LIFECYCLE], state[SYSTEM], state[RELATIONS_HASH])
+        now = after[CHANGE] != REMOVED
+        head = {"ref": ref, "kind": after[KIND], "provider": after[PROVIDER]}
+        if before is None:
+            if now:
+                added.append({**head, "cycle": after[CYCLE], "owner": after[OWNER]})
+        elif not now:
+            removed.append({**head, "cycle": after[CYCLE], "owner": before[0]})
+        else:
+            fields = sorted({f for v in between if v[FIELDS] for f in orjson.loads(v[FIELDS])})
+            entry = {**head, "cycle": after[CYCLE], "fields": fields, "changes": {}}
+            for k, (name, col) in enumerate(_SUMMARY):
+                if before[k] != after[col]:
+                    entry["changes"][name] = {"from": before[k], "to": after[col]}
+            relations_differ = before[3] != after[RELATIONS_HASH]
+            if relations_differ:
+                if all(v[CHANGE] == CHANGED and v[DELTA] is not None for v in between):
+                    entry["changes"]["relations"] = _relations_change(*compose_deltas([v[DELTA] for v in between]))
+                else:  # a removal and re-add between the points, or versions written before deltas were:
+                    unknown.append((entry, first[ID] - 1, after[ID]))  # (the state just before `first`)
+            if fields or entry["changes"] or relations_differ:
                 changed.append(entry)
-    # The relations of the two states come from their bodies: read in one go, only where they differ.
-    found = bodies(engine, [(e["ref"], i) for e, a_id, b_id in relations_of for i in (a_id, b_id)])
-    for entry, a_id, b_id in relations_of:
+    found = bodies(engine, [(e["ref"], v) for e, a_id, b_id in unknown for v in (a_id, b_id)])
+    for entry, a_id, b_id in unknown:
         old, new = _declared(found[(entry["ref"], a_id)]), _declared(found[(entry["ref"], b_id)])
-        entry["changes"]["relations"] = {
-            "added": [{"type": t, "target": x} for t, x in sorted(new - old)],
-            "removed": [{"type": t, "target": x} for t, x in sorted(old - new)],
-        }
+        entry["changes"]["relations"] = _relations_change(sorted(new - old), sorted(old - new))
     return {
         "from": str(a),
         "to": str(b),

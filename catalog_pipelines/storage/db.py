@@ -137,6 +137,10 @@ def ensure_schema(engine: sa.Engine) -> int:
             from catalog_pipelines.storage.history import baseline
 
             baseline(conn)
+        else:
+            from catalog_pipelines.storage.history import add_missing_columns
+
+            add_missing_columns(conn)
         current = conn.execute(sa.select(sa.func.max(schema.schema_version.c.version))).scalar()
         if current is not None and current > schema.SCHEMA_VERSION:
             raise RuntimeError(

@@ -7,9 +7,10 @@ change that rolled back. Only what changed is written:
 - added: a narrow row (ref, kind, provider, cycle, chunk, time, hash, owner, lifecycle, system,
   relations hash). No body: the body an added or changed version introduced is in `entities`
   while it is current;
-- changed: the same, plus the list of fields that changed and the body it replaced
-  (`previous_body`, zlib'd JSON). Reading that old body costs one lookup of the changed refs,
-  which the field list needs anyway;
+- changed: the same, plus the list of fields that changed, the declared relations it added and
+  removed (`relations_delta`: a diff composes these instead of deriving two bodies' relations) and
+  the body it replaced (`previous_body`, zlib'd JSON). Reading that old body costs one lookup of
+  the changed refs, which the field list needs anyway;
 - removed (the sweep): the body removed, as `previous_body`;
 - rejected: the rule and message of a rejection that names a ref, unless the ref's latest version
   already records the same rejection (a document that stays broken writes nothing more).
@@ -41,7 +42,8 @@ STATE_CHANGES = (ADDED, CHANGED, REMOVED)  # the versions that say what the cata
 # zlib level 1: bodies of ~1 KB compress to ~50 % at every level; level 1 is the cheapest.
 _ZLIB_LEVEL = 1
 _COLUMNS = ("ref", "kind", "provider", "ingestion_id", "cycle", "chunk", "at", "change", "fields", "content_hash",
-            "owner", "lifecycle", "system", "relations_hash", "previous_body")
+            "owner", "lifecycle", "system", "relations_hash", "relations_delta", "previous_owner", "previous_lifecycle",
+            "previous_system", "previous_relations_hash", "previous_body")
 
 
 def pack_body(body: str | bytes) -> bytes:
@@ -71,12 +73,55 @@ def relations_hash(pairs: Iterable[tuple[str, str]]) -> str:
     return hashlib.blake2b("\n".join(sorted({f"{t} {x}" for t, x in pairs})).encode(), digest_size=8).hexdigest()
 
 
-def _summary(e: ProcessedEntity) -> dict[str, Any]:
-    """Owner, system, lifecycle and relations hash of a version (one pass over its relations)."""
+def relations_delta(old: set[tuple[str, str]], new: set[tuple[str, str]]) -> str:
+    """The declared relations a version added and removed: "+type target" / "-type target" lines."""
+    return "\n".join([f"-{t} {x}" for t, x in sorted(old - new)] + [f"+{t} {x}" for t, x in sorted(new - old)])
+
+
+def compose_deltas(deltas: Iterable[str]) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """(added, removed) relation pairs of consecutive versions' `relations_delta`, oldest first: a
+    pair whose first and last mention are both "+" was added, both "-" removed, else unchanged."""
+    first: dict[str, str] = {}
+    last: dict[str, str] = {}
+    for delta in deltas:
+        for line in delta.split("\n") if delta else ():
+            first.setdefault(line[1:], line[0])
+            last[line[1:]] = line[0]
+    added, removed = [], []
+    for pair, sign in first.items():
+        if last[pair] == sign:
+            (added if sign == "+" else removed).append(tuple(pair.split(" ", 1)))
+    return sorted(added), sorted(removed)
+
+
+def _derived(entity: Mapping[str, Any]) -> list:
+    from catalog_pipelines.model.relations import derive_relations
+
+    try:
+        return derive_relations(dict(entity))
+    except Exception:  # noqa: BLE001 - a stored body derived its relations once; never fail a chunk on it
+        return []
+
+
+def declared_pairs(ref: str, entity: Mapping[str, Any]) -> set[tuple[str, str]]:
+    """The (type, target) pairs `entity` (stored as `ref`) declares, as ingestion derived them."""
+    return {(r.type, r.target) for r in _derived(entity) if r.source == ref}
+
+
+def _previous(ref: str, entity: Mapping[str, Any], pairs: list[tuple[str, str]]) -> dict[str, Any]:
+    """The summary of a replaced or removed body, as `previous_*` columns; `pairs` receives its
+    declared relations."""
+    summary = _summary(ref, entity, _derived(entity), pairs)
+    return {f"previous_{k}": v for k, v in summary.items()}
+
+
+def _summary(ref: str, entity: Mapping[str, Any], relations: Sequence[Any],
+             pairs: list[tuple[str, str]] | None = None) -> dict[str, Any]:
+    """Owner, system, lifecycle and relations hash of a version (one pass over its relations);
+    `pairs`, when given, receives its declared (type, target) pairs."""
     owner = system = None
-    pairs = []
-    ref = e.ref
-    for r in e.relations:
+    pairs = [] if pairs is None else pairs
+    for r in relations:
         if r.source != ref:
             continue
         rtype, target = r.type, r.target
@@ -85,7 +130,7 @@ def _summary(e: ProcessedEntity) -> dict[str, Any]:
             owner = owner or target
         elif rtype == "partOf" and system is None and target.startswith("system:"):
             system = target
-    spec = e.entity.get("spec")
+    spec = entity.get("spec")
     lifecycle = spec.get("lifecycle") if isinstance(spec, dict) else None
     return {"owner": owner, "system": system, "lifecycle": lifecycle if isinstance(lifecycle, str) else None,
             "relations_hash": relations_hash(pairs)}
@@ -147,7 +192,7 @@ class HistoryWriter:
             return
         base = self._base(conn)
         by_ref = {e.ref: e for e in entities}
-        rows = [_row(**base, ref=r["ref"], kind=r["kind"], change=ADDED, content_hash=r["content_hash"], **_summary(by_ref[r["ref"]]))
+        rows = [_row(**base, ref=r["ref"], kind=r["kind"], change=ADDED, content_hash=r["content_hash"], **_summary(r["ref"], by_ref[r["ref"]].entity, by_ref[r["ref"]].relations))
                 for r in new_rows]
         if changed_rows:
             ent = s.entities
@@ -155,12 +200,20 @@ class HistoryWriter:
             for r in changed_rows:
                 e = by_ref[r["ref"]]
                 before = old.get(r["ref"])
-                fields = changed_fields(orjson.loads(before), e.entity) if before is not None else []
+                old_entity = orjson.loads(before) if before is not None else None
+                fields = changed_fields(old_entity, e.entity) if old_entity is not None else []
                 if before is not None and r.get("location") is not None and not fields:
                     fields = ["location"]
+                pairs: list[tuple[str, str]] = []
+                old_pairs: list[tuple[str, str]] = []
+                summary = _summary(e.ref, e.entity, e.relations, pairs)
+                # The state replaced, and the relations delta against it (None if unknown: a diff
+                # then reads the bodies).
+                previous = _previous(e.ref, old_entity, old_pairs) if old_entity is not None else {}
+                delta = relations_delta(set(old_pairs), set(pairs)) if old_entity is not None else None
                 rows.append(_row(**base, ref=r["ref"], kind=r["kind"], change=CHANGED, content_hash=r["content_hash"],
                                  fields=orjson.dumps(fields).decode(), previous_body=None if before is None else pack_body(before),
-                                 **_summary(e)))
+                                 relations_delta=delta, **previous, **summary))
         _insert(conn, rows)
 
     def record_rejections(self, conn: sa.Connection, rejections: Sequence[Rejection]) -> None:
@@ -186,14 +239,12 @@ class HistoryWriter:
         base = self._base(conn)
         q = sa.select(ent.c.ref, ent.c.kind, ent.c.body).where(where).order_by(ent.c.ref)
         for batch in batched(conn.execute(q), 5000):
-            _insert(conn, [_row(**base, ref=ref, kind=kind, change=REMOVED, previous_body=pack_body(body))
-                                                for ref, kind, body in batch])
+            _insert(conn, [_row(**base, ref=ref, kind=kind, change=REMOVED, previous_body=pack_body(body),
+                                **_previous(ref, orjson.loads(body), [])) for ref, kind, body in batch])
 
 
 def baseline(conn: sa.Connection, batch: int = 5000) -> int:
     """One `added` version (cycle 0) for every entity stored before history was kept (schema v3)."""
-    from catalog_pipelines.model.relations import derive_relations
-
     ent, h = s.entities, s.entity_history
     if conn.execute(sa.select(h.c.id).limit(1)).first() is not None:
         return 0
@@ -203,17 +254,26 @@ def baseline(conn: sa.Connection, batch: int = 5000) -> int:
         out = []
         for ref, kind, provider, body, content_hash, first_seen in part:
             entity = orjson.loads(body)
-            try:
-                rels = derive_relations(entity)
-            except Exception:  # noqa: BLE001 - a stored body always derived once; keep going regardless
-                rels = []
-            summary = _summary(ProcessedEntity(ref=ref, kind=kind, namespace="", name="", entity=entity, relations=rels,
-                                               content_hash=content_hash, location=""))
+            summary = _summary(ref, entity, _derived(entity))
             out.append(_row(ref=ref, kind=kind, provider=provider, cycle=0, at=first_seen, change=ADDED,
                             content_hash=content_hash, **summary))
         _insert(conn, out)
         written += len(out)
     return written
+
+
+def add_missing_columns(conn: sa.Connection) -> list[str]:
+    """Columns of `entity_history` added since its first release (`relations_delta`), added to a
+    table an earlier build created (nullable: its older versions keep NULL, which a diff treats as
+    "unknown, derive from the bodies"). Returns the names added."""
+    h = s.entity_history
+    have = {c["name"] for c in sa.inspect(conn).get_columns(h.name)}
+    added = []
+    for column in h.columns:
+        if column.name not in have:
+            conn.execute(sa.text(f"ALTER TABLE {h.name} ADD COLUMN {column.name} {column.type.compile(conn.dialect)}"))
+            added.append(column.name)
+    return added
 
 
 # ------------------------------------------------------------------------------------- reads
@@ -252,21 +312,41 @@ def visible(cycle: int | None = None, at: dt.datetime | None = None) -> sa.Colum
     return h.c.cycle <= cycle if cycle is not None else h.c.at <= at
 
 
-def touched_versions(engine: sa.Engine, before: sa.ColumnElement[bool], after: sa.ColumnElement[bool], *,
-                     kind: str | None = None, provider: str | None = None) -> list[dict[str, Any]]:
-    """Every state version (no bodies) of the refs with a state version visible at `after` but not at
-    `before`, ordered by ref then id; the caller works out each ref's two states."""
+# The columns a diff reads, in this order (tuples: a diff reads tens of thousands of rows).
+DIFF_COLUMNS = ("id", "ref", "kind", "provider", "cycle", "change", "fields", "content_hash", "owner", "lifecycle", "system",
+                "relations_hash", "relations_delta", "previous_owner", "previous_lifecycle", "previous_system",
+                "previous_relations_hash")
+
+
+def diff_versions(engine: sa.Engine, before: sa.ColumnElement[bool], after: sa.ColumnElement[bool], *,
+                  kind: str | None = None, provider: str | None = None) -> list[sa.Row]:
+    """The state versions visible at `after` but not at `before` (`kind` and `provider` filter
+    them), oldest first, as `DIFF_COLUMNS` rows without bodies: what a diff between two points
+    reads. The first of a ref's versions tells its state at `before` (`previous_*`).
+
+    One pass over the table in id order: no index on cycle or time (it would cost every first
+    cycle; the table holds changes only), and not the ref index, which SQLite would otherwise walk,
+    looking up every row. Entities unchanged between the points cost nothing."""
     h = s.entity_history
-    touched = sa.select(h.c.ref).where(after & ~before & h.c.change.in_(STATE_CHANGES))
+    between = after & ~before & h.c.change.in_(STATE_CHANGES)
     if kind:
-        touched = touched.where(h.c.kind == kind.lower())
+        between = between & (h.c.kind == kind.lower())
     if provider:
-        touched = touched.where(h.c.provider == provider)
-    cols = [c for c in h.c if c.name != "previous_body"]
-    q = (sa.select(*cols, sa.case((before, True), else_=False).label("in_before"), sa.case((after, True), else_=False).label("in_after"))
-         .where(h.c.ref.in_(touched.distinct()) & h.c.change.in_(STATE_CHANGES)).order_by(h.c.ref, h.c.id))
+        between = between & (h.c.provider == provider)
     with engine.connect() as conn:
-        return [_version(r) for r in conn.execute(q)]
+        return conn.execute(sa.select(*[h.c[name] for name in DIFF_COLUMNS]).where(between).order_by(h.c.id)).all()
+
+
+def states_at(engine: sa.Engine, point: sa.ColumnElement[bool], refs: Sequence[str]) -> dict[str, sa.Row]:
+    """Per ref, its latest state version visible at `point` (`DIFF_COLUMNS`): one lookup per ref
+    through the ref index. For versions written before the `previous_*` columns were."""
+    if not refs:
+        return {}
+    h = s.entity_history
+    with engine.connect() as conn:
+        latest = (sa.select(sa.func.max(h.c.id)).where(in_values(conn, h.c.ref, refs) & point & h.c.change.in_(STATE_CHANGES))
+                  .group_by(h.c.ref))
+        return {r[1]: r for r in conn.execute(sa.select(*[h.c[name] for name in DIFF_COLUMNS]).where(h.c.id.in_(latest)))}
 
 
 def bodies(engine: sa.Engine, wanted: Sequence[tuple[str, int]]) -> dict[tuple[str, int], dict[str, Any] | None]:

@@ -118,6 +118,15 @@ entity_history = sa.Table(
     sa.Column("lifecycle", sa.String(63), nullable=True),
     sa.Column("system", REF, nullable=True),
     sa.Column("relations_hash", sa.String(16), nullable=True),
+    # `changed` versions: the declared relations it added and removed ("+type target" / "-type
+    # target" lines, "" when none), so a diff composes them instead of deriving bodies' relations.
+    sa.Column("relations_delta", sa.Text, nullable=True),
+    # `changed` and `removed` versions: the summary of the state they replaced, so a diff knows
+    # each entity's state at its earlier point from the first version after it, without a lookup.
+    sa.Column("previous_owner", REF, nullable=True),
+    sa.Column("previous_lifecycle", sa.String(63), nullable=True),
+    sa.Column("previous_system", REF, nullable=True),
+    sa.Column("previous_relations_hash", sa.String(16), nullable=True),
     sa.Column("previous_body", sa.LargeBinary, nullable=True),
     # The one index: a ref's versions in order (history, describe --as-of, diffs' second step).
     # Diffs, the change summary and pruning scan by cycle instead: the table holds changes only, and

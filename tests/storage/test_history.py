@@ -252,3 +252,47 @@ def test_history_keep_cycles_from_the_providers_file_prunes_after_each_sweep(cat
     assert sorted((r["ref"], r["cycle"]) for r in cat.rows()) == [
         ("component:default/svc-1", 2), ("component:default/svc-1", 3), ("group:default/team-a", 1)]
     assert svc.describe_as_of(cat.engine, "svc-1", 2)["lifecycle"] == "b"
+
+
+def test_a_diff_over_several_cycles_reports_the_net_relation_changes_with_or_without_stored_deltas(cat):
+    groups = [group("team-a"), group("team-b"), group("team-c")]
+    cat.cycle(groups + [component(1), component(2, system="sys")])
+    cat.cycle(groups + [component(1, owner="team-b"), component(2, system="sys", description="x")])
+    cat.cycle(groups + [component(1, owner="team-c"), component(2, system="other")])
+    cat.cycle(groups + [component(1, owner="team-a"), component(2, system="other")])
+    changed = [r for r in cat.rows() if r["change"] == "changed"]
+    assert {r["relations_delta"] for r in changed if r["ref"] == "component:default/svc-2" and r["cycle"] == 2} == {""}
+
+    def relations(out):
+        return {c["ref"]: c["changes"].get("relations") for c in out["changed"]}
+
+    composed = {(a, b): relations(svc.diff(cat.engine, a, b)) for a, b in ((1, 3), (1, 4), (2, 4))}
+    # svc-1: team-a → team-b → team-c → team-a: no net relation change; svc-2 moved to "other".
+    assert composed[(1, 4)]["component:default/svc-1"] is None
+    assert composed[(1, 3)]["component:default/svc-1"] == {"added": [{"type": "ownedBy", "target": "group:default/team-c"}],
+                                                           "removed": [{"type": "ownedBy", "target": "group:default/team-a"}]}
+    assert {"type": "partOf", "target": "system:default/other"} in composed[(2, 4)]["component:default/svc-2"]["added"]
+    everything = {(a, b): svc.diff(cat.engine, a, b) for a, b in composed}
+    # Versions written before deltas and previous states were kept (NULL) are answered from the
+    # bodies and a lookup of each entity's earlier state, alike.
+    with cat.engine.begin() as conn:
+        conn.execute(s.entity_history.update().values(relations_delta=None))
+    assert {(a, b): relations(svc.diff(cat.engine, a, b)) for a, b in composed} == composed
+    with cat.engine.begin() as conn:
+        conn.execute(s.entity_history.update().values(previous_owner=None, previous_lifecycle=None, previous_system=None,
+                                                      previous_relations_hash=None))
+    assert {(a, b): svc.diff(cat.engine, a, b) for a, b in composed} == everything
+
+
+def test_a_history_table_of_the_first_release_gets_the_columns_added_since(catalog_url):
+    cat = Catalog(catalog_url)
+    cat.cycle([group("team-a"), component(1)])
+    with cat.engine.begin() as conn:
+        for column in ("relations_delta", "previous_owner", "previous_lifecycle", "previous_system", "previous_relations_hash"):
+            conn.execute(sa.text(f"ALTER TABLE entity_history DROP COLUMN {column}"))
+    from catalog_pipelines.storage.db import ensure_schema
+
+    ensure_schema(cat.engine)
+    cat.cycle([group("team-a"), group("team-b"), component(1, owner="team-b")])
+    assert svc.diff(cat.engine, 1, 2)["changed"][0]["changes"]["relations"]["added"] == [
+        {"type": "ownedBy", "target": "group:default/team-b"}]
