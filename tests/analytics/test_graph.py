@@ -377,6 +377,9 @@ def test_deps_before_the_graph_was_built_says_which_asset_to_run(catalog_url, mo
 
     from catalog_pipelines.cli.catalog_health import deps
 
+    from helpers import seed_catalog
+
+    seed_catalog(catalog_url, [])  # a catalog, but no relationship_graph materialised yet
     monkeypatch.setenv("CATALOG_DATABASE_URL", catalog_url)
     out = CliRunner().invoke(deps, ["anything"])
     assert out.exit_code != 0 and "relationship_graph" in out.output
