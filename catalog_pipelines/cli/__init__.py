@@ -23,6 +23,7 @@ SUBCOMMANDS: dict[str, str] = {
     "dashboards": "catalog_pipelines.cli.dashboards:dashboards",
     "rbac": "catalog_pipelines.cli.dashboards:rbac",
     "config": "catalog_pipelines.cli.config:config",
+    "serve": "catalog_pipelines.cli.serve:serve",
 }
 
 

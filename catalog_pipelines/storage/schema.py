@@ -62,6 +62,24 @@ relations = sa.Table(
     sqlite_with_rowid=False,
 )
 
+# The read API's flattened key/value index of entity bodies, as Backstage's `search` table:
+# one row per leaf path (arrays give one row per item, plus `<path>.<item>` = true for string
+# items), keys and values lower-cased (`original_value` keeps the case, for facets), values over
+# 200 characters stored as NULL. Written with the entity rows in the chunk's transaction
+# (storage/catalog_search.py); relations are not copied here: filters on `relations.<type>` read
+# the relations table. Indexes: (key, value, ref) serves every filter as an index-only lookup and
+# keyset ordering by a field; (ref) serves rewrites and the sweep's deletes. See docs/backstage.md.
+entity_search = sa.Table(
+    "entity_search",
+    metadata,
+    sa.Column("ref", REF, nullable=False),
+    sa.Column("key", sa.String(200).with_variant(sa.String(200, collation=REF_COLLATION), "postgresql"), nullable=False),
+    sa.Column("value", sa.String(200).with_variant(sa.String(200, collation=REF_COLLATION), "postgresql"), nullable=True),
+    sa.Column("original_value", sa.String(200), nullable=True),
+    sa.Index("ix_entity_search_key_value", "key", "value", "ref"),
+    sa.Index("ix_entity_search_ref", "ref"),
+)
+
 rejections = sa.Table(
     "rejections",
     metadata,

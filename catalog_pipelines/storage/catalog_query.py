@@ -1,0 +1,284 @@
+"""The catalog read API's queries: Backstage's filter, order, cursor and facet semantics in SQL.
+
+A filter is a tree of `Match` (Backstage's `{key, values}`: the entity has a search row with that
+key, and, when values are given, one of them; keys and values compare lower-cased), `AllOf`,
+`AnyOf` and `Not`; the read service builds it from the query string and adds the caller's access
+condition (`OwnedBy`, `RefIn`, `KindIn`, `Nothing`) on top, so pages, totals and facets are
+filtered by exactly the same predicate. Every node compiles to a predicate on a ref column:
+`ref IN (SELECT ref FROM entity_search WHERE key = … AND value IN …)`, served by the index
+(key, value, ref). Keys `relations.<type>` read the relations table in both stored directions.
+
+Paging is keyset only (no OFFSET): a page is the rows strictly after (or, going back, before) the
+last row's (order value, ref), in the order (value NULLS LAST, ref), both ascending or both
+descending; ties on the value are broken by the ref, which is unique and stable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Union
+
+import sqlalchemy as sa
+
+from catalog_pipelines.storage import schema as s
+from catalog_pipelines.storage.catalog_search import UID_KEY
+from catalog_pipelines.storage.sql import in_values
+
+# relations.<type> keys are lower-cased; the relations table stores Backstage's spelling.
+_RELATION_TYPES = {t.lower(): t for t in s.INVERSE_RELATION}
+
+
+@dataclass(frozen=True)
+class Match:
+    key: str
+    values: tuple[str, ...] | None = None  # None: the key exists
+
+
+@dataclass(frozen=True)
+class AllOf:
+    items: tuple["Filter", ...]
+
+
+@dataclass(frozen=True)
+class AnyOf:
+    items: tuple["Filter", ...]
+
+
+@dataclass(frozen=True)
+class Not:
+    item: "Filter"
+
+
+@dataclass(frozen=True)
+class OwnedBy:
+    """The entity has an ownedBy relation to one of these canonical refs."""
+
+    refs: frozenset[str]
+
+
+@dataclass(frozen=True)
+class RefIn:
+    refs: frozenset[str]
+
+
+@dataclass(frozen=True)
+class KindIn:
+    kinds: frozenset[str]  # lower-case
+
+
+@dataclass(frozen=True)
+class Nothing:
+    """Matches no entity (an access condition that denies)."""
+
+
+Filter = Union[Match, AllOf, AnyOf, Not, OwnedBy, RefIn, KindIn, Nothing]
+
+
+@dataclass(frozen=True)
+class Order:
+    field: str  # lower-cased search key
+    descending: bool = False
+
+
+@dataclass(frozen=True)
+class FullText:
+    term: str  # lower-cased, trimmed, not empty
+    fields: tuple[str, ...]  # lower-cased search keys
+
+
+def _relation_match(ref: sa.ColumnElement, type_: str, values: Sequence[str] | None) -> sa.ColumnElement[bool]:
+    r = s.relations
+    forward = sa.select(r.c.source_ref).where(r.c.type == type_)
+    backward = sa.select(r.c.target_ref).where(r.c.type == s.INVERSE_RELATION[type_])
+    if values is not None:
+        forward = forward.where(r.c.target_ref.in_(list(values)))
+        backward = backward.where(r.c.source_ref.in_(list(values)))
+    return sa.or_(ref.in_(forward), ref.in_(backward))
+
+
+def compile_filter(node: Filter | None, ref: sa.ColumnElement) -> sa.ColumnElement[bool]:
+    """The predicate `node` puts on the entity ref column `ref`."""
+    es = s.entity_search
+    if node is None:
+        return sa.true()
+    if isinstance(node, Match):
+        key = node.key.lower()
+        values = None if node.values is None else [v.lower() for v in node.values]
+        if key.startswith("relations."):
+            type_ = _RELATION_TYPES.get(key.removeprefix("relations."))
+            return sa.false() if type_ is None else _relation_match(ref, type_, values)
+        q = sa.select(es.c.ref).where(es.c.key == key)
+        if values is not None:
+            q = q.where(es.c.value == values[0]) if len(values) == 1 else q.where(es.c.value.in_(values))
+        return ref.in_(q)
+    if isinstance(node, AllOf):
+        return sa.and_(sa.true(), *(compile_filter(i, ref) for i in node.items))
+    if isinstance(node, AnyOf):
+        return sa.or_(sa.false(), *(compile_filter(i, ref) for i in node.items))
+    if isinstance(node, Not):
+        return sa.not_(compile_filter(node.item, ref))
+    if isinstance(node, OwnedBy):
+        return _relation_match(ref, "ownedBy", sorted(node.refs)) if node.refs else sa.false()
+    if isinstance(node, RefIn):
+        return ref.in_(sorted(node.refs)) if node.refs else sa.false()
+    if isinstance(node, KindIn):
+        return ref.in_(sa.select(es.c.ref).where((es.c.key == "kind") & es.c.value.in_(sorted(node.kinds)))) if node.kinds else sa.false()
+    if isinstance(node, Nothing):
+        return sa.false()
+    raise TypeError(f"not a filter node: {node!r}")
+
+
+def _full_text(text: FullText | None, ref: sa.ColumnElement) -> sa.ColumnElement[bool]:
+    if text is None:
+        return sa.true()
+    es = s.entity_search
+    pattern = "%" + text.term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    return ref.in_(sa.select(es.c.ref).where(es.c.key.in_(list(text.fields)) & es.c.value.like(pattern, escape="\\")))
+
+
+@dataclass
+class Row:
+    ref: str
+    body: str
+    location: str | None
+    value: str | None  # the order field's value (lower-cased), when ordered
+
+
+def _base(predicate: sa.ColumnElement[bool], order: Order | None) -> tuple[sa.Select, sa.ColumnElement | None]:
+    e = s.entities
+    if order is None:
+        return sa.select(e.c.ref, e.c.body, e.c.location, sa.null().label("value")).where(predicate), None
+    o = s.entity_search.alias("o")
+    joined = e.outerjoin(o, (o.c.ref == e.c.ref) & (o.c.key == order.field))
+    return sa.select(e.c.ref, e.c.body, e.c.location, o.c.value.label("value")).select_from(joined).where(predicate), o.c.value
+
+
+def _after(val: sa.ColumnElement | None, ref: sa.ColumnElement, position: Sequence[Any], desc: bool) -> sa.ColumnElement[bool]:
+    """Rows strictly after `position` = (value, ref) in the order (value NULLS LAST, ref)."""
+    v, r = (None, position[-1]) if val is None else (position[0], position[1])
+    ref_gt = ref < r if desc else ref > r
+    if val is None:
+        return ref_gt
+    if v is None:
+        return sa.and_(val.is_(None), ref_gt)
+    return sa.or_(val.is_(None), val < v if desc else val > v, sa.and_(val == v, ref_gt))
+
+
+def _before(val: sa.ColumnElement | None, ref: sa.ColumnElement, position: Sequence[Any], desc: bool) -> sa.ColumnElement[bool]:
+    v, r = (None, position[-1]) if val is None else (position[0], position[1])
+    ref_lt = ref > r if desc else ref < r
+    if val is None:
+        return ref_lt
+    if v is None:
+        return sa.or_(val.is_not(None), ref_lt)
+    return sa.and_(val.is_not(None), sa.or_(val > v if desc else val < v, sa.and_(val == v, ref_lt)))
+
+
+def page(
+    conn: sa.Connection,
+    *,
+    where: Filter | None,
+    order: Order | None = None,
+    full_text: FullText | None = None,
+    position: Sequence[Any] | None = None,
+    backwards: bool = False,
+    limit: int,
+    offset: int | None = None,
+) -> list[Row]:
+    """Up to `limit` rows after `position` (or before it, `backwards`), in the requested order
+    (returned in that order also when going back). The caller asks for one row more than it
+    shows to learn whether another page follows. `offset` only for the API's explicit offset
+    parameters (GET /entities?offset=, by-query's first request); cursors never use it."""
+    e = s.entities
+    predicate = sa.and_(compile_filter(where, e.c.ref), _full_text(full_text, e.c.ref))
+    q, val = _base(predicate, order)
+    desc = order.descending if order else False
+    if position is not None:
+        q = q.where((_before if backwards else _after)(val, e.c.ref, position, desc))
+    reverse = desc != backwards  # the SQL direction
+    keys = []
+    if val is not None:
+        keys.append((val.desc() if reverse else val.asc()).nulls_first() if backwards else (val.desc() if reverse else val.asc()).nulls_last())
+    keys.append(e.c.ref.desc() if reverse else e.c.ref.asc())
+    q = q.order_by(*keys).limit(limit)
+    if offset:
+        q = q.offset(offset)
+    rows = [Row(r.ref, r.body, r.location, r.value) for r in conn.execute(q)]
+    if backwards:
+        rows.reverse()
+    return rows
+
+
+def count(conn: sa.Connection, *, where: Filter | None, order: Order | None = None, full_text: FullText | None = None) -> int:
+    e = s.entities
+    q, _ = _base(sa.and_(compile_filter(where, e.c.ref), _full_text(full_text, e.c.ref)), order)
+    return conn.execute(sa.select(sa.func.count()).select_from(q.subquery())).scalar_one()
+
+
+def by_refs(conn: sa.Connection, refs: Iterable[str], where: Filter | None = None) -> dict[str, Row]:
+    """The stored rows of `refs` (canonical) that pass `where`, by ref."""
+    e = s.entities
+    refs = list(dict.fromkeys(refs))
+    if not refs:
+        return {}
+    q = sa.select(e.c.ref, e.c.body, e.c.location).where(in_values(conn, e.c.ref, refs) & compile_filter(where, e.c.ref))
+    return {r.ref: Row(r.ref, r.body, r.location, None) for r in conn.execute(q)}
+
+
+def ref_of_uid(conn: sa.Connection, uid: str) -> str | None:
+    es = s.entity_search
+    return conn.execute(sa.select(es.c.ref).where((es.c.key == UID_KEY) & (es.c.value == uid.lower())).limit(1)).scalar()
+
+
+def relations_of(conn: sa.Connection, refs: Sequence[str]) -> dict[str, list[tuple[str, str]]]:
+    """(type, target) of every relation of each of `refs`, both stored directions, sorted."""
+    r = s.relations
+    out: dict[str, set[tuple[str, str]]] = {ref: set() for ref in refs}
+    if not refs:
+        return {}
+    for source, type_, target in conn.execute(sa.select(r.c.source_ref, r.c.type, r.c.target_ref).where(in_values(conn, r.c.source_ref, refs))):
+        out[source].add((type_, target))
+    for source, type_, target in conn.execute(sa.select(r.c.source_ref, r.c.type, r.c.target_ref).where(in_values(conn, r.c.target_ref, refs))):
+        out[target].add((s.INVERSE_RELATION[type_], source))
+    return {ref: sorted(pairs) for ref, pairs in out.items()}
+
+
+def facets(conn: sa.Connection, keys: Sequence[str], where: Filter | None) -> dict[str, list[tuple[str, int]]]:
+    """For each search key (lower-cased): (original value, number of entities) of the entities
+    that pass `where`."""
+    es, r = s.entity_search, s.relations
+    out: dict[str, list[tuple[str, int]]] = {}
+    plain = [k for k in dict.fromkeys(keys) if not k.startswith("relations.")]
+    if plain:
+        q = (
+            sa.select(es.c.key, es.c.original_value, sa.func.count(sa.distinct(es.c.ref)))
+            .where(es.c.key.in_(plain) & es.c.original_value.is_not(None) & compile_filter(where, es.c.ref))
+            .group_by(es.c.key, es.c.original_value)
+            .order_by(es.c.key, es.c.original_value)
+        )
+        for key, value, n in conn.execute(q):
+            out.setdefault(key, []).append((value, n))
+    for key in dict.fromkeys(k for k in keys if k.startswith("relations.")):
+        type_ = _RELATION_TYPES.get(key.removeprefix("relations."))
+        if type_ is None:
+            continue
+        forward = sa.select(r.c.source_ref.label("entity"), r.c.target_ref.label("value")).where(
+            (r.c.type == type_) & compile_filter(where, r.c.source_ref))
+        backward = sa.select(r.c.target_ref.label("entity"), r.c.source_ref.label("value")).where(
+            (r.c.type == s.INVERSE_RELATION[type_]) & compile_filter(where, r.c.target_ref))
+        both = sa.union_all(forward, backward).subquery()
+        q = sa.select(both.c.value, sa.func.count(sa.distinct(both.c.entity))).group_by(both.c.value).order_by(both.c.value)
+        out[key] = [(value, n) for value, n in conn.execute(q)]
+    return out
+
+
+def locations(conn: sa.Connection) -> list[str]:
+    """Every distinct location the stored entities came from."""
+    e = s.entities
+    return list(conn.execute(sa.select(e.c.location).where(e.c.location.is_not(None)).distinct().order_by(e.c.location)).scalars())
+
+
+def location_of(conn: sa.Connection, ref: str) -> str | None:
+    e = s.entities
+    return conn.execute(sa.select(e.c.location).where(e.c.ref == ref)).scalar()
