@@ -234,13 +234,17 @@ def ref_of_uid(conn: sa.Connection, uid: str) -> str | None:
 def relations_of(conn: sa.Connection, refs: Sequence[str]) -> dict[str, list[tuple[str, str]]]:
     """(type, target) of every relation of each of `refs`, both stored directions, sorted."""
     r = s.relations
-    out: dict[str, set[tuple[str, str]]] = {ref: set() for ref in refs}
     if not refs:
         return {}
-    for source, type_, target in conn.execute(sa.select(r.c.source_ref, r.c.type, r.c.target_ref).where(in_values(conn, r.c.source_ref, refs))):
-        out[source].add((type_, target))
-    for source, type_, target in conn.execute(sa.select(r.c.source_ref, r.c.type, r.c.target_ref).where(in_values(conn, r.c.target_ref, refs))):
-        out[target].add((s.INVERSE_RELATION[type_], source))
+    out: dict[str, set[tuple[str, str]]] = {ref: set() for ref in refs}
+    forward = sa.select(sa.literal(0).label("d"), r.c.source_ref, r.c.type, r.c.target_ref).where(in_values(conn, r.c.source_ref, refs))
+    backward = sa.select(sa.literal(1).label("d"), r.c.source_ref, r.c.type, r.c.target_ref).where(in_values(conn, r.c.target_ref, refs))
+    inverse = s.INVERSE_RELATION
+    for d, source, type_, target in conn.execute(sa.union_all(forward, backward)).tuples():
+        if d == 0:
+            out[source].add((type_, target))
+        else:
+            out[target].add((inverse[type_], source))
     return {ref: sorted(pairs) for ref, pairs in out.items()}
 
 
