@@ -43,6 +43,28 @@ def pct(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(round(q / 100 * (len(values) - 1))))]
 
 
+def fresh_postgres_url(admin_url: str) -> tuple[str, Callable[[], None]]:
+    """A throwaway database of this benchmark's own (its name prefix is this benchmark's, so
+    other benchmarks' clean-ups leave it alone), and the function that drops it."""
+    import uuid
+
+    import sqlalchemy as sa
+
+    name = f"readapi_bench_{uuid.uuid4().hex[:8]}"
+    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+
+    def drop() -> None:
+        from catalog_pipelines.storage.db import dispose_engines
+
+        dispose_engines()
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+    return admin.url.set(database=name).render_as_string(hide_password=False), drop
+
+
 def ingest(url: str, size: int) -> tuple[float, int]:
     """The synthetic org through the real chunk path (one cycle, 20k chunks); seconds, entities."""
     from catalog_pipelines.ingestion.chunks import run_chunk
@@ -215,14 +237,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--per-client", type=int, default=10)
     parser.add_argument("--peer-timeout", type=float, default=1800)
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, no peer")
+    parser.add_argument("--explain", action="store_true", help="print the plans of the representative queries")
     args = parser.parse_args(argv)
     if args.smoke:
-        args.size, args.peer_size, args.repeat, args.clients, args.per_client = 400, 0, 5, 5, 2
+        args.size, args.peer_size, args.repeat, args.clients, args.per_client, args.explain = 400, 0, 5, 5, 2, True
 
     drop = None
     if args.postgres:
-        from ingest_200k import fresh_postgres_url  # the same throwaway database helper
-
         url, drop = fresh_postgres_url(os.environ.get("CATALOG_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"))
     else:
         url = f"sqlite:///{tempfile.mkdtemp(prefix='readapi-bench-')}/catalog.db"
@@ -231,6 +252,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     try:
         seconds, count = ingest(url, args.size)
         print(f"ours: ingested {count} entities (search rows included) in {seconds:.1f} s")
+        if args.explain:
+            from catalog_pipelines.storage.catalog_query import explain_plans
+            from catalog_pipelines.storage.db import get_engine
+
+            with get_engine(url).connect() as conn:
+                for name, plan in explain_plans(conn).items():
+                    print(f"-- plan: {name}\n{plan}")
         proc, base = start_server(url)
         try:
             results["ours"] = {"entities": count, **measure(base, TOKEN, repeat=args.repeat, per_client=args.per_client,

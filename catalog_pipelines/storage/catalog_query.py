@@ -175,7 +175,7 @@ def _before(val: sa.ColumnElement | None, ref: sa.ColumnElement, position: Seque
     return sa.and_(val.is_not(None), sa.or_(val > v if desc else val < v, sa.and_(val == v, ref_lt)))
 
 
-def page(
+def page_statement(
     conn: sa.Connection,
     *,
     where: Filter | None,
@@ -185,11 +185,8 @@ def page(
     backwards: bool = False,
     limit: int,
     offset: int | None = None,
-) -> list[Row]:
-    """Up to `limit` rows after `position` (or before it, `backwards`), in the requested order
-    (returned in that order also when going back). The caller asks for one row more than it
-    shows to learn whether another page follows. `offset` only for the API's explicit offset
-    parameters (GET /entities?offset=, by-query's first request); cursors never use it."""
+) -> sa.Select:
+    """The SELECT of `page` (also what `explain` shows)."""
     e = s.entities
     predicate = sa.and_(compile_filter(where, e.c.ref), _full_text(full_text, e.c.ref))
     q, val = _base(predicate, order)
@@ -199,12 +196,19 @@ def page(
     reverse = desc != backwards  # the SQL direction
     keys = []
     if val is not None:
-        keys.append((val.desc() if reverse else val.asc()).nulls_first() if backwards else (val.desc() if reverse else val.asc()).nulls_last())
+        key = val.desc() if reverse else val.asc()
+        keys.append(key.nulls_first() if backwards else key.nulls_last())
     keys.append(e.c.ref.desc() if reverse else e.c.ref.asc())
     q = q.order_by(*keys).limit(limit)
-    if offset:
-        q = q.offset(offset)
-    rows = [Row(r.ref, r.body, r.location, r.value) for r in conn.execute(q)]
+    return q.offset(offset) if offset else q
+
+
+def page(conn: sa.Connection, *, backwards: bool = False, **options: Any) -> list[Row]:
+    """Up to `limit` rows after `position` (or before it, `backwards`), in the requested order
+    (returned in that order also when going back). The caller asks for one row more than it
+    shows to learn whether another page follows. `offset` only for the API's explicit offset
+    parameters (GET /entities?offset=, by-query's first request); cursors never use it."""
+    rows = [Row(r.ref, r.body, r.location, r.value) for r in conn.execute(page_statement(conn, backwards=backwards, **options))]
     if backwards:
         rows.reverse()
     return rows
@@ -248,6 +252,16 @@ def relations_of(conn: sa.Connection, refs: Sequence[str]) -> dict[str, list[tup
     return {ref: sorted(pairs) for ref, pairs in out.items()}
 
 
+def _facets_statement(keys: Sequence[str], where: Filter | None) -> sa.Select:
+    es = s.entity_search
+    return (
+        sa.select(es.c.key, es.c.original_value, sa.func.count(sa.distinct(es.c.ref)))
+        .where(es.c.key.in_(list(keys)) & es.c.original_value.is_not(None) & compile_filter(where, es.c.ref))
+        .group_by(es.c.key, es.c.original_value)
+        .order_by(es.c.key, es.c.original_value)
+    )
+
+
 def facets(conn: sa.Connection, keys: Sequence[str], where: Filter | None) -> dict[str, list[tuple[str, int]]]:
     """For each search key (lower-cased): (original value, number of entities) of the entities
     that pass `where`."""
@@ -255,13 +269,7 @@ def facets(conn: sa.Connection, keys: Sequence[str], where: Filter | None) -> di
     out: dict[str, list[tuple[str, int]]] = {}
     plain = [k for k in dict.fromkeys(keys) if not k.startswith("relations.")]
     if plain:
-        q = (
-            sa.select(es.c.key, es.c.original_value, sa.func.count(sa.distinct(es.c.ref)))
-            .where(es.c.key.in_(plain) & es.c.original_value.is_not(None) & compile_filter(where, es.c.ref))
-            .group_by(es.c.key, es.c.original_value)
-            .order_by(es.c.key, es.c.original_value)
-        )
-        for key, value, n in conn.execute(q):
+        for key, value, n in conn.execute(_facets_statement(plain, where)):
             out.setdefault(key, []).append((value, n))
     for key in dict.fromkeys(k for k in keys if k.startswith("relations.")):
         type_ = _RELATION_TYPES.get(key.removeprefix("relations."))
@@ -286,3 +294,34 @@ def locations(conn: sa.Connection) -> list[str]:
 def location_of(conn: sa.Connection, ref: str) -> str | None:
     e = s.entities
     return conn.execute(sa.select(e.c.location).where(e.c.ref == ref)).scalar()
+
+
+def explain(conn: sa.Connection, stmt: sa.Executable) -> str:
+    """The database's plan of `stmt`, executed (PostgreSQL: EXPLAIN ANALYZE; SQLite: EXPLAIN
+    QUERY PLAN), for docs/backstage.md and the benchmark."""
+    compiled = stmt.compile(conn, compile_kwargs={"render_postcompile": True})
+    if conn.dialect.name == "postgresql":
+        rows = conn.exec_driver_sql("EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY ON) " + compiled.string, compiled.params)
+        return "\n".join(r[0] for r in rows)
+    params = tuple(compiled.params[name] for name in compiled.positiontup) if compiled.positiontup else ()
+    return "\n".join(str(r[-1]) for r in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + compiled.string, params))
+
+
+def explain_plans(conn: sa.Connection) -> dict[str, str]:
+    """The plans of the read API's representative queries on this database."""
+    e = s.entities
+    component = Match("kind", ("component",))
+    name_order = Order("metadata.name")
+    some = conn.execute(sa.select(e.c.ref).order_by(e.c.ref).limit(1000)).scalars().all()
+    middle = conn.execute(sa.select(s.entity_search.c.value, s.entity_search.c.ref).where(
+        s.entity_search.c.key == "metadata.name").order_by(s.entity_search.c.value).limit(1).offset(
+        max(0, len(some) // 2))).first()
+    plans = {
+        "by-query first page (kind=component, limit 100)": page_statement(conn, where=component, limit=101),
+        "by-query cursor page (orderField metadata.name)": page_statement(
+            conn, where=component, order=name_order, position=list(middle) if middle else [None, ""], limit=101),
+        "totalItems (kind=component)": sa.select(sa.func.count()).select_from(_base(compile_filter(component, e.c.ref), None)[0].subquery()),
+        "by-refs (1000 refs)": sa.select(e.c.ref, e.c.body, e.c.location).where(in_values(conn, e.c.ref, some)),
+        "entity-facets (kind, spec.type)": _facets_statement(["kind", "spec.type"], None),
+    }
+    return {name: explain(conn, stmt) for name, stmt in plans.items()}

@@ -67,8 +67,9 @@ relations = sa.Table(
 # items), keys and values lower-cased (`original_value` keeps the case, for facets), values over
 # 200 characters stored as NULL. Written with the entity rows in the chunk's transaction
 # (storage/catalog_search.py); relations are not copied here: filters on `relations.<type>` read
-# the relations table. Indexes: (key, value, ref) serves every filter as an index-only lookup and
-# keyset ordering by a field; (ref) serves rewrites and the sweep's deletes. See docs/backstage.md.
+# the relations table. Indexes: (key, value, ref) serves every filter as an index-only lookup;
+# (ref, key, value) the order field's value of each entity (orderField) and the deletes of
+# rewrites and the sweep. See docs/backstage.md.
 entity_search = sa.Table(
     "entity_search",
     metadata,
@@ -77,7 +78,7 @@ entity_search = sa.Table(
     sa.Column("value", sa.String(200).with_variant(sa.String(200, collation=REF_COLLATION), "postgresql"), nullable=True),
     sa.Column("original_value", sa.String(200), nullable=True),
     sa.Index("ix_entity_search_key_value", "key", "value", "ref"),
-    sa.Index("ix_entity_search_ref", "ref"),
+    sa.Index("ix_entity_search_ref_key", "ref", "key", "value"),
 )
 
 rejections = sa.Table(
