@@ -43,28 +43,6 @@ def pct(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(round(q / 100 * (len(values) - 1))))]
 
 
-def fresh_postgres_url(admin_url: str) -> tuple[str, Callable[[], None]]:
-    """A throwaway database of this benchmark's own (its name prefix is this benchmark's, so
-    other benchmarks' clean-ups leave it alone), and the function that drops it."""
-    import uuid
-
-    import sqlalchemy as sa
-
-    name = f"readapi_bench_{uuid.uuid4().hex[:8]}"
-    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-
-    def drop() -> None:
-        from catalog_pipelines.storage.db import dispose_engines
-
-        dispose_engines()
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-
-    return admin.url.set(database=name).render_as_string(hide_password=False), drop
-
-
 def ingest(url: str, size: int) -> tuple[float, int]:
     """The synthetic org through the real chunk path (one cycle, 20k chunks); seconds, entities."""
     from catalog_pipelines.ingestion.chunks import run_chunk
@@ -93,6 +71,45 @@ def ingest(url: str, size: int) -> tuple[float, int]:
 
             conn.execute(sa.text("ANALYZE"))
     return seconds, store.count()
+
+
+def jsonb_experiment(url: str, repeat: int) -> dict[str, float]:
+    """The alternative not taken, measured on the same database (PostgreSQL only): a lower-cased
+    JSONB copy of every body with a GIN index (jsonb_path_ops), queried the way the search table is
+    (first page of kind=component by ref, its total, facets on kind and spec.type). Only an
+    experiment: the column and index are dropped again afterwards."""
+    import sqlalchemy as sa
+
+    from catalog_pipelines.storage.db import get_engine
+
+    engine = get_engine(url)
+    out: dict[str, float] = {}
+    with engine.begin() as conn:
+        t0 = time.perf_counter()
+        conn.execute(sa.text("ALTER TABLE entities ADD COLUMN body_lower jsonb"))
+        conn.execute(sa.text("UPDATE entities SET body_lower = lower(body)::jsonb"))
+        conn.execute(sa.text("CREATE INDEX ix_entities_body_lower ON entities USING gin (body_lower jsonb_path_ops)"))
+        conn.execute(sa.text("ANALYZE entities"))
+        out["jsonb_build_s"] = time.perf_counter() - t0
+        out["jsonb_index_mb"] = conn.execute(sa.text("SELECT pg_relation_size('ix_entities_body_lower')")).scalar() / 2**20
+        out["search_table_mb"] = conn.execute(sa.text("SELECT pg_total_relation_size('entity_search')")).scalar() / 2**20
+    queries = {
+        "jsonb_first_page_ms": "SELECT ref, body FROM entities WHERE body_lower @> '{\"kind\": \"component\"}' ORDER BY ref LIMIT 101",
+        "jsonb_total_ms": "SELECT count(*) FROM entities WHERE body_lower @> '{\"kind\": \"component\"}'",
+        "jsonb_facets_ms": "SELECT k, v, count(*) FROM (SELECT 'kind' AS k, body::jsonb->>'kind' AS v FROM entities "
+                           "UNION ALL SELECT 'spec.type', body::jsonb->'spec'->>'type' FROM entities) f WHERE v IS NOT NULL GROUP BY k, v",
+    }
+    with engine.connect() as conn:
+        for name, sql in queries.items():
+            times = []
+            for _ in range(max(3, repeat // 20)):
+                t0 = time.perf_counter()
+                conn.execute(sa.text(sql)).all()
+                times.append(time.perf_counter() - t0)
+            out[name] = statistics.median(times) * 1000
+    with engine.begin() as conn:
+        conn.execute(sa.text("ALTER TABLE entities DROP COLUMN body_lower"))
+    return out
 
 
 def start_server(url: str) -> tuple[subprocess.Popen, str]:
@@ -238,13 +255,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--peer-timeout", type=float, default=1800)
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, no peer")
     parser.add_argument("--explain", action="store_true", help="print the plans of the representative queries")
+    parser.add_argument("--jsonb", action="store_true", help="PostgreSQL: also measure the JSONB + GIN alternative")
     args = parser.parse_args(argv)
     if args.smoke:
         args.size, args.peer_size, args.repeat, args.clients, args.per_client, args.explain = 400, 0, 5, 5, 2, True
 
     drop = None
     if args.postgres:
-        url, drop = fresh_postgres_url(os.environ.get("CATALOG_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"))
+        from ingest_200k import fresh_postgres_url  # the same helper, with a prefix of this benchmark's own
+
+        url, drop = fresh_postgres_url(os.environ.get("CATALOG_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"),
+                                       prefix="readapi_bench")
     else:
         url = f"sqlite:///{tempfile.mkdtemp(prefix='readapi-bench-')}/catalog.db"
     print(f"machine: nproc={os.cpu_count()} load={os.getloadavg()} backend={'postgresql' if args.postgres else 'sqlite'}")
@@ -266,6 +287,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         finally:
             proc.terminate()
             proc.wait(timeout=30)
+        if args.jsonb and args.postgres:
+            results["ours"].update(jsonb_experiment(url, args.repeat))
     finally:
         if drop:
             drop()
