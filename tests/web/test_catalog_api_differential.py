@@ -18,6 +18,7 @@ What may differ, and how it is compared:
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections import defaultdict
@@ -161,6 +162,8 @@ def answers(backstage_peer: BackstagePeer, our_server: str) -> dict[str, dict[st
     try:
         return run_cases(targets, cases)
     except ClientUnavailable as exc:
+        if os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no"):
+            pytest.fail(f"CI is set and the catalog-client cannot run: {exc}", pytrace=False)
         pytest.skip(str(exc))
 
 
