@@ -339,7 +339,7 @@ class CatalogReader:
         where = self._and(access, cursor.filter)
         with self.engine.connect() as conn:
             if cursor.total < 0:
-                cursor.total = q.count(conn, where=where, order=cursor.order, full_text=cursor.full_text)
+                cursor.total = q.count(conn, where=where, full_text=cursor.full_text)
             rows = [] if limit == 0 else q.page(
                 conn, where=where, order=cursor.order, full_text=cursor.full_text, position=cursor.position,
                 backwards=cursor.is_previous, limit=limit if cursor.is_previous else limit + 1, offset=offset)

@@ -208,20 +208,91 @@ def page_statement(
     return q.offset(offset) if offset else q
 
 
-def page(conn: sa.Connection, *, backwards: bool = False, **options: Any) -> list[Row]:
+def _ordered_parts(
+    *,
+    where: Filter | None,
+    order: Order,
+    full_text: FullText | None,
+    position: Sequence[Any] | None,
+    backwards: bool,
+    limit: int,
+) -> list[sa.Select]:
+    """A page ordered by a field, as the statements to run in turn until `limit` rows are had.
+
+    The order (value NULLS LAST, ref) is two runs: the entities with a value for the field,
+    walked on the index (key, value, ref) from the position on (no sort of the whole filtered
+    set, whatever its size), then the entities without one, walked on the entities' ref index.
+    Going back, the same two in reverse."""
+    e, o = s.entities, s.entity_search.alias("o")
+    reverse = order.descending != backwards  # the SQL direction of this walk
+
+    def predicate(ref: sa.ColumnElement) -> sa.ColumnElement[bool]:
+        return sa.and_(compile_filter(where, ref), _full_text(full_text, ref))
+
+    def with_value(start: Sequence[Any] | None) -> sa.Select:
+        q = (sa.select(e.c.ref, e.c.body, e.c.location, o.c.value.label("value"))
+             .select_from(o.join(e, e.c.ref == o.c.ref))
+             .where((o.c.key == order.field) & o.c.value.is_not(None) & predicate(o.c.ref)))
+        if start is not None:
+            here, there = sa.tuple_(o.c.key, o.c.value, o.c.ref), sa.tuple_(sa.literal(order.field), sa.literal(start[0]), sa.literal(start[1]))
+            q = q.where(here < there if reverse else here > there)
+        keys = (o.c.value.desc(), o.c.ref.desc()) if reverse else (o.c.value.asc(), o.c.ref.asc())
+        return q.order_by(*keys).limit(limit)
+
+    def without_value(start_ref: str | None) -> sa.Select:
+        o2 = s.entity_search.alias("o2")
+        has_value = sa.exists().where((o2.c.ref == e.c.ref) & (o2.c.key == order.field) & o2.c.value.is_not(None))
+        q = sa.select(e.c.ref, e.c.body, e.c.location, sa.null().label("value")).where(predicate(e.c.ref) & ~has_value)
+        if start_ref is not None:
+            q = q.where(e.c.ref < start_ref if reverse else e.c.ref > start_ref)
+        return q.order_by(e.c.ref.desc() if reverse else e.c.ref.asc()).limit(limit)
+
+    value, ref = (position[0], position[1]) if position is not None else (None, None)
+    if not backwards:
+        if position is None:
+            return [with_value(None), without_value(None)]
+        return [with_value((value, ref)), without_value(None)] if value is not None else [without_value(ref)]
+    if position is None or value is None:
+        return [without_value(ref), with_value(None)]
+    return [with_value((value, ref))]
+
+
+def page(
+    conn: sa.Connection,
+    *,
+    where: Filter | None,
+    order: Order | None = None,
+    full_text: FullText | None = None,
+    position: Sequence[Any] | None = None,
+    backwards: bool = False,
+    limit: int,
+    offset: int | None = None,
+) -> list[Row]:
     """Up to `limit` rows after `position` (or before it, `backwards`), in the requested order
     (returned in that order also when going back). The caller asks for one row more than it
     shows to learn whether another page follows. `offset` only for the API's explicit offset
     parameters (GET /entities?offset=, by-query's first request); cursors never use it."""
-    rows = [Row(r.ref, r.body, r.location, r.value) for r in conn.execute(page_statement(conn, backwards=backwards, **options))]
+    if order is None:
+        stmts = [page_statement(conn, where=where, full_text=full_text, position=position, backwards=backwards, limit=limit, offset=offset)]
+        skip = 0
+    else:
+        skip = offset or 0
+        stmts = _ordered_parts(where=where, order=order, full_text=full_text, position=position, backwards=backwards, limit=limit + skip)
+    rows: list[Row] = []
+    for stmt in stmts:
+        rows.extend(Row(r.ref, r.body, r.location, r.value) for r in conn.execute(stmt.limit(limit + skip - len(rows))))
+        if len(rows) >= limit + skip:
+            break
+    rows = rows[skip:]
     if backwards:
         rows.reverse()
     return rows
 
 
-def count(conn: sa.Connection, *, where: Filter | None, order: Order | None = None, full_text: FullText | None = None) -> int:
+def count(conn: sa.Connection, *, where: Filter | None, full_text: FullText | None = None) -> int:
+    """The number of entities that pass (each once, whatever the order field's values)."""
     e = s.entities
-    q, _ = _base(sa.and_(compile_filter(where, e.c.ref), _full_text(full_text, e.c.ref)), order)
+    q, _ = _base(sa.and_(compile_filter(where, e.c.ref), _full_text(full_text, e.c.ref)), None)
     return conn.execute(sa.select(sa.func.count()).select_from(q.subquery())).scalar_one()
 
 
@@ -327,8 +398,8 @@ def explain_plans(conn: sa.Connection) -> dict[str, str]:
         max(0, len(some) // 2))).first()
     plans = {
         "by-query first page (kind=component, limit 100)": page_statement(conn, where=component, limit=101),
-        "by-query cursor page (orderField metadata.name)": page_statement(
-            conn, where=component, order=name_order, position=list(middle) if middle else [None, ""], limit=101),
+        "by-query cursor page (orderField metadata.name)": _ordered_parts(
+            where=component, order=name_order, full_text=None, position=list(middle) if middle else [None, ""], backwards=False, limit=101)[0],
         "totalItems (kind=component)": sa.select(sa.func.count()).select_from(_base(compile_filter(component, e.c.ref), None)[0].subquery()),
         "by-refs (1000 refs)": sa.select(e.c.ref, e.c.body, e.c.location).where(in_values(conn, e.c.ref, some)),
         "entity-facets (kind, spec.type)": _facets_statement(["kind", "spec.type"], None),

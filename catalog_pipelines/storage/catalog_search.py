@@ -24,7 +24,7 @@ import orjson
 import sqlalchemy as sa
 
 from catalog_pipelines.storage import schema as s
-from catalog_pipelines.storage.sql import bulk_write, in_values
+from catalog_pipelines.storage.sql import in_values, psycopg_connection, qualified_name
 
 MAX_KEY_LENGTH = 200
 MAX_VALUE_LENGTH = 200
@@ -82,8 +82,8 @@ def _text(value: Any) -> str:
     return str(value)
 
 
-def search_rows(ref: str, entity: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """The search rows of one entity (`ref` canonical)."""
+def search_rows(ref: str, entity: Mapping[str, Any]) -> list[tuple[str, int, str, str | None, str | None]]:
+    """The search rows of one entity (`ref` canonical): (ref, ordinal, key, value, original_value)."""
     metadata = entity.get("metadata") or {}
     raw = _traverse(entity)
     raw.append(("metadata.name", metadata.get("name")))
@@ -94,21 +94,34 @@ def search_rows(ref: str, entity: Mapping[str, Any]) -> list[dict[str, Any]]:
         key = raw_key.lower()
         if len(key) > MAX_KEY_LENGTH:
             continue
-        if raw_value is None:
-            rows.append({"ref": ref, "key": key, "value": None, "original_value": None})
-            continue
-        text = _text(raw_value)
-        if len(text) <= MAX_VALUE_LENGTH:
-            rows.append({"ref": ref, "key": key, "value": text.lower(), "original_value": text})
+        text = None if raw_value is None else raw_value if type(raw_value) is str else _text(raw_value)
+        if text is None or len(text) > MAX_VALUE_LENGTH:
+            rows.append((ref, len(rows), key, None, None))
         else:
-            rows.append({"ref": ref, "key": key, "value": None, "original_value": None})
+            rows.append((ref, len(rows), key, text.lower(), text))
     return rows
 
 
-def _rows_of(entities: Iterable[tuple[str, Mapping[str, Any]]]) -> list[dict[str, Any]]:
-    rows = [row for ref, entity in entities for row in search_rows(ref, entity)]
-    rows.sort(key=lambda r: (r["key"], r["value"] or "", r["ref"]))  # index order: fewer page splits
-    return rows
+COLUMNS = ("ref", "ordinal", "key", "value", "original_value")
+
+
+def _insert(conn: sa.Connection, rows: list[tuple[str, int, str, str | None, str | None]]) -> None:
+    """Insert search rows: ~20 per entity, so straight to the driver (COPY on PostgreSQL, one
+    executemany of tuples on SQLite) rather than through per-row parameter dictionaries (which
+    cost more than the insert itself: measured 4x the ingestion CPU of a 20k chunk)."""
+    if not rows:
+        return
+    raw = psycopg_connection(conn)
+    if raw is not None:
+        with raw.cursor() as cur, cur.copy(f"COPY {qualified_name(s.entity_search)} ({', '.join(COLUMNS)}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+        return
+    conn.exec_driver_sql(f"INSERT INTO {qualified_name(s.entity_search)} ({', '.join(COLUMNS)}) VALUES (?, ?, ?, ?, ?)", rows)
+
+
+def _rows_of(entities: Iterable[tuple[str, Mapping[str, Any]]]) -> list[tuple[str, int, str, str | None, str | None]]:
+    return [row for ref, entity in entities for row in search_rows(ref, entity)]
 
 
 def replace(conn: sa.Connection, new: Iterable[tuple[str, Mapping[str, Any]]], changed: Iterable[tuple[str, Mapping[str, Any]]]) -> int:
@@ -118,7 +131,7 @@ def replace(conn: sa.Connection, new: Iterable[tuple[str, Mapping[str, Any]]], c
     if changed:
         conn.execute(s.entity_search.delete().where(in_values(conn, s.entity_search.c.ref, [ref for ref, _ in changed])))
     rows = _rows_of([*new, *changed])
-    bulk_write(conn, s.entity_search, rows)
+    _insert(conn, rows)
     return len(rows)
 
 
@@ -144,6 +157,6 @@ def backfill(engine: sa.Engine, batch: int = 5000) -> int:
             if not missing:
                 return done
             delete(conn, [ref for ref, _ in missing])  # partial rows of an interrupted writer
-            bulk_write(conn, s.entity_search, _rows_of((ref, orjson.loads(body)) for ref, body in missing))
+            _insert(conn, _rows_of((ref, orjson.loads(body)) for ref, body in missing))
         done += len(missing)
 

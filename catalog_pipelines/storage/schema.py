@@ -67,18 +67,21 @@ relations = sa.Table(
 # items), keys and values lower-cased (`original_value` keeps the case, for facets), values over
 # 200 characters stored as NULL. Written with the entity rows in the chunk's transaction
 # (storage/catalog_search.py); relations are not copied here: filters on `relations.<type>` read
-# the relations table. Indexes: (key, value, ref) serves every filter as an index-only lookup;
-# (ref, key, value) the order field's value of each entity (orderField) and the deletes of
-# rewrites and the sweep. See docs/backstage.md.
+# the relations table. The primary key (ref, ordinal) clusters an entity's rows (SQLite: WITHOUT
+# ROWID), serving the order field's value of each entity (orderField) and the deletes of rewrites
+# and the sweep; the index (key, value, ref) serves every filter as an index-only lookup. One
+# B-tree less than a rowid table with a (ref) index: the rows cost ingestion a third less.
+# See docs/backstage.md.
 entity_search = sa.Table(
     "entity_search",
     metadata,
-    sa.Column("ref", REF, nullable=False),
+    sa.Column("ref", REF, primary_key=True),
+    sa.Column("ordinal", sa.Integer, primary_key=True, autoincrement=False),  # the row's place among its entity's rows
     sa.Column("key", sa.String(200).with_variant(sa.String(200, collation=REF_COLLATION), "postgresql"), nullable=False),
     sa.Column("value", sa.String(200).with_variant(sa.String(200, collation=REF_COLLATION), "postgresql"), nullable=True),
     sa.Column("original_value", sa.String(200), nullable=True),
     sa.Index("ix_entity_search_key_value", "key", "value", "ref"),
-    sa.Index("ix_entity_search_ref_key", "ref", "key", "value"),
+    sqlite_with_rowid=False,
 )
 
 rejections = sa.Table(
