@@ -335,7 +335,9 @@ def relations_of(conn: sa.Connection, refs: Sequence[str]) -> dict[str, list[tup
 def _facets_statement(keys: Sequence[str], where: Filter | None) -> sa.Select:
     es = s.entity_search
     return (
-        sa.select(es.c.key, es.c.original_value, sa.func.count(sa.distinct(es.c.ref)))
+        # count(*): an entity has one row per distinct (key, value) (catalog_search.search_rows),
+        # so no DISTINCT, and the database may hash instead of sorting every row of the keys.
+        sa.select(es.c.key, es.c.original_value, sa.func.count())
         .where(es.c.key.in_(list(keys)) & es.c.original_value.is_not(None) & compile_filter(where, es.c.ref))
         .group_by(es.c.key, es.c.original_value)
         .order_by(es.c.key, es.c.original_value)

@@ -90,15 +90,18 @@ def search_rows(ref: str, entity: Mapping[str, Any]) -> list[tuple[str, int, str
     raw.append(("metadata.namespace", metadata.get("namespace") or "default"))
     raw.append((UID_KEY, entity_uid(ref)))
     rows = []
+    seen: set[tuple[str, str | None]] = set()  # a repeated array item adds no row: facets count rows
     for raw_key, raw_value in raw:
         key = raw_key.lower()
         if len(key) > MAX_KEY_LENGTH:
             continue
         text = None if raw_value is None else raw_value if type(raw_value) is str else _text(raw_value)
-        if text is None or len(text) > MAX_VALUE_LENGTH:
-            rows.append((ref, len(rows), key, None, None))
-        else:
-            rows.append((ref, len(rows), key, text.lower(), text))
+        if text is not None and len(text) > MAX_VALUE_LENGTH:
+            text = None
+        if (key, text) in seen:
+            continue
+        seen.add((key, text))
+        rows.append((ref, len(rows), key, None if text is None else text.lower(), text))
     return rows
 
 
