@@ -18,7 +18,10 @@ log = logging.getLogger("catalog_pipelines.serve")
 @click.option("--port", type=int, default=7007, show_default=True)
 @click.option("--allow-anonymous", is_flag=True, default=False,
               help="Let requests without a token read the whole catalog (local use and tests only).")
-def serve(host: str, port: int, allow_anonymous: bool) -> None:
+@click.option("--refresh-interval", type=click.FloatRange(min=1), default=30.0, show_default=True,
+              help="Seconds between refreshes of the search rows (filters, facets and orders lag ingestion by at most this "
+                   "plus one refresh).")
+def serve(host: str, port: int, allow_anonymous: bool, refresh_interval: float) -> None:
     """Serve the catalog read API under /api/catalog/ (Backstage's routes and shapes).
 
     Callers send `Authorization: Bearer <token>`: a static service token from
@@ -28,7 +31,7 @@ def serve(host: str, port: int, allow_anonymous: bool) -> None:
     """
     import uvicorn
 
-    from catalog_pipelines.services.catalog_read import open_reader
+    from catalog_pipelines.services.catalog_read import SearchRefresher, open_reader
     from catalog_pipelines.web.catalog_api import PREFIX, TOKENS_ENV, ApiSecurity, create_catalog_app
     from catalog_pipelines.web.usage_collector import BACKSTAGE_AUTH_URL_ENV, ConfigError
 
@@ -43,9 +46,12 @@ def serve(host: str, port: int, allow_anonymous: bool) -> None:
     if allow_anonymous:
         log.warning("--allow-anonymous: requests without a token read the WHOLE catalog, unfiltered by RBAC; "
                     "for local use and tests only")
-    reader, filled = open_reader()
-    if filled:
-        log.info("search rows written for %d entities stored before the read API existed", filled)
+    reader, figures = open_reader()
+    log.info("search rows refreshed at start: %s", figures)
+    refresher = SearchRefresher(reader.engine, refresh_interval, log=log.info).start()
     log.info("catalog read API on http://%s:%d%s/ (%d service token(s), user tokens %s)", host, port, PREFIX,
              len(security.service_tokens), "verified" if security.verifier else "not accepted")
-    uvicorn.run(create_catalog_app(reader, security), host=host, port=port, log_level="info")
+    try:
+        uvicorn.run(create_catalog_app(reader, security), host=host, port=port, log_level="info")
+    finally:
+        refresher.stop()

@@ -515,17 +515,59 @@ def render_entity(row: q.Row, relations: Sequence[tuple[str, str]], project: Cal
     return project(entity) if project else entity
 
 
-def open_reader(url: str | None = None) -> tuple[CatalogReader, int]:
+def refresh_search(engine: "sa.Engine") -> dict[str, Any]:
+    """Bring the read API's search rows up to date with the entities table (only what was added,
+    changed or removed since the last refresh; storage/catalog_search.refresh). Every door calls
+    this: the `catalog_snapshot` asset after each ingestion cycle, `serve` at start and every
+    `--refresh-interval` seconds, `catalog-pipelines catalog refresh-search`."""
+    from catalog_pipelines.storage.catalog_search import refresh
+
+    r = refresh(engine)
+    return {"entities_refreshed": r.entities, "entities_removed": r.removed, "search_rows_written": r.rows,
+            "seconds": round(r.seconds, 3)}
+
+
+class SearchRefresher:
+    """`serve`'s refresh loop: `refresh_search` every `interval` seconds on a daemon thread, so the
+    API's filters, facets and orders lag the entities table by at most `interval` plus one
+    refresh's duration (docs/backstage.md). A failed refresh is logged and retried next time."""
+
+    def __init__(self, engine: "sa.Engine", interval: float, log: Callable[[str], None] = print):
+        import threading
+
+        self.engine, self.interval, self.log = engine, interval, log
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="search-refresh", daemon=True)
+
+    def start(self) -> "SearchRefresher":
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=60)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                figures = refresh_search(self.engine)
+            except Exception as exc:  # a busy or briefly unreachable database: try again next interval
+                self.log(f"search rows refresh failed: {type(exc).__name__}: {exc}")
+                continue
+            if figures["entities_refreshed"] or figures["entities_removed"]:
+                self.log(f"search rows refreshed: {figures}")
+
+
+def open_reader(url: str | None = None) -> tuple[CatalogReader, dict[str, Any]]:
     """The reader over the settings' catalog database (or `url`), with the RBAC policy of the
-    settings: the schema ensured and the search rows of entities written before they existed
-    filled in. Returns the reader and how many entities were filled."""
+    settings: the schema ensured and the search rows refreshed. Returns the reader and the
+    refresh's figures."""
     from catalog_pipelines.permissions import PolicyAuthorizer
     from catalog_pipelines.settings import Settings
-    from catalog_pipelines.storage.catalog_search import backfill
     from catalog_pipelines.storage.db import ensure_schema, get_engine
 
     url = url or Settings.from_env().catalog_database_url
     engine = get_engine(url)
     ensure_schema(engine)
-    filled = backfill(engine)
-    return CatalogReader(engine, PolicyAuthorizer.from_env(catalog_url=url)), filled
+    figures = refresh_search(engine)
+    return CatalogReader(engine, PolicyAuthorizer.from_env(catalog_url=url)), figures

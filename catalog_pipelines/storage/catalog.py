@@ -18,7 +18,6 @@ import orjson
 import sqlalchemy as sa
 
 from catalog_pipelines.model.entity import ProcessedEntity, Rejection
-from catalog_pipelines.storage import catalog_search
 from catalog_pipelines.storage import schema as s
 from catalog_pipelines.storage.sql import batched, bulk_write, in_values, insert_in_flight, psycopg_connection, qualified_name
 
@@ -331,12 +330,6 @@ class CatalogStore:
             )
             conn.execute(stmt, [{**r, "b_ref": r["ref"]} for r in changed_rows])
 
-        # The read API's search rows (storage/catalog_search.py), in this same transaction.
-        written = {r["ref"] for r in new_rows} | {r["ref"] for r in changed_rows}
-        changed_refs = {r["ref"] for r in changed_rows}
-        catalog_search.replace(conn, [(e.ref, e.entity) for e in entities if e.ref in written and e.ref not in changed_refs],
-                               [(e.ref, e.entity) for e in entities if e.ref in changed_refs])
-
         # A written entity's relation rows become exactly the set it declares. A changed entity's
         # old rows are deleted first. A new entity has none: relation rows exist only while their
         # source entity does, because the sweep (the only code that deletes entities) deletes
@@ -479,7 +472,6 @@ class CatalogStore:
                 )
             )
             conn.execute(s.relations.delete().where(s.relations.c.source_ref.in_(stale_refs)))
-            catalog_search.delete(conn, stale_refs)  # the read API's search rows
             conn.execute(me.delete().where((me.c.provider == provider) & me.c.ref.in_(stale_refs)))
             removed = conn.execute(e.delete().where(stale_filter)).rowcount
             message = f"removed {removed} entities ({percent:.1f}%)"

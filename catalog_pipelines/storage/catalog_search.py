@@ -8,16 +8,21 @@ Unlike Backstage, relations are not copied into these rows: an entity's relation
 inverses other entities declare, which change without this entity being written, so filters and
 facets on `relations.<type>` read the relations table (storage/catalog_query.py).
 
-`replace` is the one call the chunk writer (storage/catalog.py) makes, inside its transaction, so
-the rows are never out of step with the entities; `delete` is the sweep's. `backfill` fills the
-rows of entities written before this table existed (run by the read service at start).
+The rows are derived data, kept off ingestion's hot path: the chunk writer and the sweep do not
+touch them (written in the chunk's transaction they tripled its CPU). `refresh` brings them up to
+date from the entities table, incrementally: only the entities added, changed or removed since
+the last refresh (`entity_search_state` remembers each ref's content hash). It runs after every
+ingestion cycle (the `catalog_snapshot` asset) and in `serve` (at start and every
+`--refresh-interval` seconds), through `services.catalog_read.refresh_search`.
 """
 
 from __future__ import annotations
 
 import hashlib
+import time
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -33,6 +38,9 @@ SPECIAL_KEYS = frozenset({"attachments", "relations", "status", "metadata.name",
 UID_KEY = "metadata.uid"
 _UID_NAMESPACE = uuid.UUID("6f1f3a0e-5b7c-4c8e-9d51-0c2a7c1b9e20")
 _UID_PREFIX = _UID_NAMESPACE.bytes
+REFRESH_BATCH = 5000  # entities per refresh transaction
+ANALYZE_ABOVE = 50_000  # rows written or removed by a refresh above which PostgreSQL's statistics are renewed
+_REFRESH_LOCK_KEY = 0x5EA2C4  # pg_advisory_xact_lock key of the refresh
 
 
 def entity_uid(ref: str) -> str:
@@ -127,39 +135,84 @@ def _rows_of(entities: Iterable[tuple[str, Mapping[str, Any]]]) -> list[tuple[st
     return [row for ref, entity in entities for row in search_rows(ref, entity)]
 
 
-def replace(conn: sa.Connection, new: Iterable[tuple[str, Mapping[str, Any]]], changed: Iterable[tuple[str, Mapping[str, Any]]]) -> int:
-    """Write the search rows of new entities and rewrite those of changed ones (refs canonical),
-    inside the caller's transaction. Returns the rows written."""
-    changed = list(changed)
-    if changed:
-        conn.execute(s.entity_search.delete().where(in_values(conn, s.entity_search.c.ref, [ref for ref, _ in changed])))
-    rows = _rows_of([*new, *changed])
-    _insert(conn, rows)
-    return len(rows)
+def _insert_state(conn: sa.Connection, rows: list[tuple[str, str]]) -> None:
+    raw = psycopg_connection(conn)
+    if raw is not None:
+        with raw.cursor() as cur, cur.copy(f"COPY {qualified_name(s.entity_search_state)} (ref, content_hash) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+        return
+    conn.exec_driver_sql(f"INSERT INTO {qualified_name(s.entity_search_state)} (ref, content_hash) VALUES (?, ?)", rows)
 
 
-def delete(conn: sa.Connection, refs: sa.Select | Sequence[str]) -> None:
-    """Delete the search rows of `refs` (a select of refs, or a list), in the caller's transaction."""
-    column = s.entity_search.c.ref
-    conn.execute(s.entity_search.delete().where(column.in_(refs) if isinstance(refs, sa.Select) else in_values(conn, column, refs)))
+@dataclass
+class RefreshResult:
+    entities: int = 0  # entities whose rows were (re)written: added or changed since the last refresh
+    removed: int = 0  # entities gone since the last refresh, their rows deleted
+    rows: int = 0  # search rows written
+    seconds: float = 0.0
 
 
-def _missing(conn: sa.Connection, batch: int) -> list[tuple[str, str]]:
-    e, es = s.entities, s.entity_search
-    has_rows = sa.exists().where((es.c.key == UID_KEY) & (es.c.ref == e.c.ref))
-    return [tuple(r) for r in conn.execute(sa.select(e.c.ref, e.c.body).where(~has_rows).limit(batch))]
+def _lock(conn: sa.Connection) -> None:
+    """Serialise refreshers (serve's loop, the catalog_snapshot asset, the CLI): PostgreSQL's
+    advisory lock for this transaction; SQLite's transaction is BEGIN IMMEDIATE already."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_REFRESH_LOCK_KEY)))
 
 
-def backfill(engine: sa.Engine, batch: int = 5000) -> int:
-    """Write the search rows of every entity that has none (written before this table existed, or
-    by a writer without the hook); returns how many entities were filled. Idempotent."""
-    done = 0
+def refresh(engine: sa.Engine, batch: int = REFRESH_BATCH) -> RefreshResult:
+    """Bring the search rows up to date with the entities table, incrementally.
+
+    `entity_search_state` holds, per ref, the `content_hash` its rows were built from: an entity
+    whose hash differs (changed) or that has no state row (added) gets its rows rewritten; a
+    state row without an entity (removed by the sweep) loses its rows. Set-based SQL finds both
+    (an anti-join on the refs' unique indexes); only the stale entities' bodies are read. Each
+    batch of `batch` entities is one short transaction (the ingestion's chunk writers wait for
+    SQLite's write lock at most that long), walked by ref so the whole refresh is one pass over
+    the entities. Idempotent; concurrent refreshers serialise (`_lock`)."""
+    from catalog_pipelines.storage.db import transaction_with_ddl
+
+    started = time.perf_counter()
+    result = RefreshResult()
+    e, es, st = s.entities, s.entity_search, s.entity_search_state
+    with transaction_with_ddl(engine) as conn:
+        _lock(conn)
+        if conn.execute(sa.select(st.c.ref).limit(1)).first() is None:
+            # No state yet (a database from before the state table, or a first refresh): any rows
+            # present were written without it; rebuild them all.
+            conn.execute(es.delete())
+        gone = sa.select(st.c.ref).where(~sa.exists().where(e.c.ref == st.c.ref))
+        conn.execute(es.delete().where(es.c.ref.in_(gone)))
+        result.removed = conn.execute(st.delete().where(~sa.exists().where(e.c.ref == st.c.ref))).rowcount or 0
+    after = ""
     while True:
+        with transaction_with_ddl(engine) as conn:
+            _lock(conn)
+            stale = conn.execute(
+                sa.select(e.c.ref, e.c.body, e.c.content_hash, st.c.ref.is_not(None).label("known"))
+                .select_from(e.outerjoin(st, st.c.ref == e.c.ref))
+                .where((e.c.ref > after) & (st.c.ref.is_(None) | (st.c.content_hash != e.c.content_hash)))
+                .order_by(e.c.ref)
+                .limit(batch)
+            ).all()
+            if not stale:
+                break
+            known = [r.ref for r in stale if r.known]
+            if known:
+                conn.execute(es.delete().where(in_values(conn, es.c.ref, known)))
+                conn.execute(st.delete().where(in_values(conn, st.c.ref, known)))
+            rows = _rows_of((r.ref, orjson.loads(r.body)) for r in stale)
+            _insert(conn, rows)
+            _insert_state(conn, [(r.ref, r.content_hash) for r in stale])
+            result.entities += len(stale)
+            result.rows += len(rows)
+            after = stale[-1].ref
+        if len(stale) < batch:
+            break
+    if engine.dialect.name == "postgresql" and (result.rows or result.removed):
+        # Fresh statistics for the planner after a large rewrite (the filters' estimates).
         with engine.begin() as conn:
-            missing = _missing(conn, batch)
-            if not missing:
-                return done
-            delete(conn, [ref for ref, _ in missing])  # partial rows of an interrupted writer
-            _insert(conn, _rows_of((ref, orjson.loads(body)) for ref, body in missing))
-        done += len(missing)
-
+            if result.rows + result.removed > ANALYZE_ABOVE:
+                conn.execute(sa.text(f"ANALYZE {qualified_name(es)}"))
+    result.seconds = time.perf_counter() - started
+    return result

@@ -65,8 +65,9 @@ relations = sa.Table(
 # The read API's flattened key/value index of entity bodies, as Backstage's `search` table:
 # one row per leaf path (arrays give one row per item, plus `<path>.<item>` = true for string
 # items), keys and values lower-cased (`original_value` keeps the case, for facets), values over
-# 200 characters stored as NULL. Written with the entity rows in the chunk's transaction
-# (storage/catalog_search.py); relations are not copied here: filters on `relations.<type>` read
+# 200 characters stored as NULL. Derived data, off ingestion's path: refreshed incrementally from
+# `entities` (storage/catalog_search.refresh; `entity_search_state` below says which entities'
+# rows are current); relations are not copied here: filters on `relations.<type>` read
 # the relations table. The primary key (ref, ordinal) clusters an entity's rows (SQLite: WITHOUT
 # ROWID), serving the order field's value of each entity (orderField) and the deletes of rewrites
 # and the sweep; the index (key, value, ref) serves every filter as an index-only lookup. One
@@ -81,6 +82,17 @@ entity_search = sa.Table(
     sa.Column("value", sa.String(200).with_variant(sa.String(200, collation=REF_COLLATION), "postgresql"), nullable=True),
     sa.Column("original_value", sa.String(200), nullable=True),
     sa.Index("ix_entity_search_key_value", "key", "value", "ref"),
+    sqlite_with_rowid=False,
+)
+
+# Which entity version each ref's search rows were built from (the entity's `content_hash` at the
+# last refresh): a ref whose hash differs from `entities.content_hash`, or that has no row here,
+# is stale; a row here without an entity is a removal the refresh has not applied yet.
+entity_search_state = sa.Table(
+    "entity_search_state",
+    metadata,
+    sa.Column("ref", REF, primary_key=True),
+    sa.Column("content_hash", sa.String(64), nullable=False),
     sqlite_with_rowid=False,
 )
 

@@ -1,7 +1,8 @@
 """The catalog read API's own guarantees, on SQLite and PostgreSQL: who may read what (tokens,
 Backstage user tokens, RBAC conditions applied to pages, totals, by-refs and facets alike),
 keyset paging through ties in both directions, the search rows following the chunk writes and
-the sweep, and the `serve` command's anonymous switch. Backstage conformance itself is
+the sweep after a refresh (and only the changed entities refreshed), and the `serve` command's
+anonymous switch and refresh loop. Backstage conformance itself is
 tests/web/test_catalog_api_differential.py (against the real Backstage)."""
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import pytest
 from starlette.testclient import TestClient
 
-from catalog_pipelines.services.catalog_read import CatalogReader
+from catalog_pipelines.services.catalog_read import CatalogReader, refresh_search
 from catalog_pipelines.storage.db import ensure_schema, get_engine
 from catalog_pipelines.web.catalog_api import ApiSecurity, create_catalog_app
 from helpers import seed_catalog
@@ -42,6 +43,7 @@ def _entities() -> list[dict]:
 def catalog(catalog_url):
     ensure_schema(get_engine(catalog_url))
     seed_catalog(catalog_url, _entities())
+    refresh_search(get_engine(catalog_url))  # as the catalog_snapshot asset does after a cycle
     return catalog_url
 
 
@@ -150,7 +152,7 @@ def test_writes_answer_backstage_readonly_error(catalog):
     assert client.delete("/api/catalog/entities/by-uid/x", headers=headers).status_code == 403
 
 
-def test_search_rows_follow_changed_entities_and_the_sweep(catalog):
+def test_search_rows_follow_changed_entities_and_the_sweep_after_a_refresh(catalog):
     import sqlalchemy as sa
 
     from catalog_pipelines.services.catalog_read import Caller
@@ -171,31 +173,62 @@ def test_search_rows_follow_changed_entities_and_the_sweep(catalog):
     result = CatalogStore(engine).sweep(provider="seed", ingestion_id=ingestion.id, cycle=ingestion.cycle,
                                         reject_removals_above_percentage=None, reject_empty_source_collections=True)
     assert result.removed == 2
+    # The ingestion wrote no search rows: until the refresh, filters answer the previous catalog
+    # (bodies and existence are current: removed entities are gone from pages already).
+    assert _names(read.query_entities(anyone, {"filter": ["spec.type=pipeline"]})) == []
+    assert _names(read.query_entities(anyone, {"filter": ["kind=user"]})) == ["alice"]
+    figures = refresh_search(engine)
+    assert (figures["entities_refreshed"], figures["entities_removed"]) == (1, 2)  # only what changed
     assert _names(read.query_entities(anyone, {"filter": ["spec.type=pipeline"]})) == ["svc-19"]
     assert "svc-19" not in _names(read.query_entities(anyone, {"filter": ["spec.type=website"]}))
     assert _names(read.query_entities(anyone, {"filter": ["kind=user"]})) == ["alice"]
+    assert read.facets(anyone, {"facet": ["kind"]})["facets"]["kind"] == [
+        {"value": "Component", "count": 20}, {"value": "Group", "count": 2}, {"value": "User", "count": 1}]
     with engine.connect() as conn:
         orphans = conn.execute(sa.select(sa.func.count()).select_from(schema.entity_search).where(
             ~schema.entity_search.c.ref.in_(sa.select(schema.entities.c.ref)))).scalar_one()
     assert orphans == 0
+    assert refresh_search(engine)["entities_refreshed"] == 0  # idempotent
 
 
-def test_backfill_indexes_entities_stored_before_the_search_table(catalog):
+def test_refresh_rebuilds_rows_written_without_its_state(catalog):
+    """A database whose search rows predate `entity_search_state` (or were lost) is rebuilt whole."""
     import sqlalchemy as sa
 
     from catalog_pipelines.services.catalog_read import Caller
     from catalog_pipelines.storage import schema
-    from catalog_pipelines.storage.catalog_search import backfill
 
     engine = get_engine(catalog)
     with engine.begin() as conn:
-        conn.execute(schema.entity_search.delete())
+        rows = conn.execute(sa.select(sa.func.count()).select_from(schema.entity_search)).scalar_one()
+        conn.execute(schema.entity_search_state.delete())
+        conn.execute(schema.entity_search.delete().where(schema.entity_search.c.key == "kind"))
     assert CatalogReader(engine).query_entities(Caller("service", "t"), {"filter": ["kind=user"]})["totalItems"] == 0
-    assert backfill(engine) == 25
-    assert backfill(engine) == 0
+    assert refresh_search(engine)["entities_refreshed"] == 25
+    assert refresh_search(engine)["entities_refreshed"] == 0
     assert CatalogReader(engine).query_entities(Caller("service", "t"), {"filter": ["kind=user"]})["totalItems"] == 3
     with engine.connect() as conn:
-        assert conn.execute(sa.select(sa.func.count()).select_from(schema.entity_search)).scalar_one() > 25
+        assert conn.execute(sa.select(sa.func.count()).select_from(schema.entity_search)).scalar_one() == rows
+
+
+def test_serves_refresh_loop_picks_up_a_new_cycle(catalog):
+    import time
+
+    from catalog_pipelines.services.catalog_read import Caller, SearchRefresher
+
+    engine = get_engine(catalog)
+    late = {"apiVersion": "backstage.io/v1alpha1", "kind": "Component", "metadata": {"name": "late"},
+            "spec": {"type": "pipeline", "lifecycle": "production", "owner": "team-a"}}
+    seed_catalog(catalog, [late], provider="other")
+    logged: list[str] = []
+    refresher = SearchRefresher(engine, interval=0.05, log=logged.append).start()
+    try:
+        deadline = time.monotonic() + 30
+        while not logged and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        refresher.stop()
+    assert _names(CatalogReader(engine).query_entities(Caller("service", "t"), {"filter": ["spec.type=pipeline"]})) == ["late"]
 
 
 def test_serve_refuses_to_start_without_callers_and_warns_about_anonymous(monkeypatch, tmp_path, caplog):

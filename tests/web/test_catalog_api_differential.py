@@ -126,7 +126,7 @@ def our_server(backstage_peer: BackstagePeer, tmp_path_factory) -> str:
 
     from catalog_pipelines.ingestion.chunks import run_chunk
     from catalog_pipelines.providers.backstage_api import BackstageApiProvider
-    from catalog_pipelines.services.catalog_read import CatalogReader
+    from catalog_pipelines.services.catalog_read import CatalogReader, refresh_search
     from catalog_pipelines.storage.catalog import CatalogStore
     from catalog_pipelines.storage.db import ensure_schema, get_engine
     from catalog_pipelines.storage.ledger import Ledger
@@ -139,6 +139,7 @@ def our_server(backstage_peer: BackstagePeer, tmp_path_factory) -> str:
     with provider.around():
         outcome = run_chunk(store, ledger, provider, ledger.start_cycle(provider.name), 0, 10_000)
     assert outcome.done and outcome.result.accepted == 61, outcome
+    refresh_search(engine)  # as the catalog_snapshot asset does after a cycle
 
     app = create_catalog_app(CatalogReader(engine), ApiSecurity({backstage_peer.token: "differential-test"}))
     port = free_port()
