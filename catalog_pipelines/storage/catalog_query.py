@@ -291,7 +291,15 @@ def page(
 
 def count(conn: sa.Connection, *, where: Filter | None, full_text: FullText | None = None) -> int:
     """The number of entities that pass (each once, whatever the order field's values)."""
-    e = s.entities
+    e, es = s.entities, s.entity_search
+    if full_text is None and isinstance(where, Match) and where.values is not None and len(where.values) == 1 \
+            and not where.key.lower().startswith("relations."):
+        # One key = one value (the catalog table's usual first page): an entity has at most one
+        # such row (rows are distinct per key/value), so the index range alone counts them,
+        # without the semi-join to `entities` (2.6 s at 200k on PostgreSQL, spilling to disk).
+        # Between a sweep and the next search refresh it still counts the swept entities.
+        return conn.execute(sa.select(sa.func.count()).select_from(es).where(
+            (es.c.key == where.key.lower()) & (es.c.value == where.values[0].lower()))).scalar_one()
     q, _ = _base(sa.and_(compile_filter(where, e.c.ref), _full_text(full_text, e.c.ref)), None)
     return conn.execute(sa.select(sa.func.count()).select_from(q.subquery())).scalar_one()
 

@@ -209,10 +209,11 @@ def refresh(engine: sa.Engine, batch: int = REFRESH_BATCH) -> RefreshResult:
             after = stale[-1].ref
         if len(stale) < batch:
             break
-    if engine.dialect.name == "postgresql" and (result.rows or result.removed):
-        # Fresh statistics for the planner after a large rewrite (the filters' estimates).
-        with engine.begin() as conn:
-            if result.rows + result.removed > ANALYZE_ABOVE:
-                conn.execute(sa.text(f"ANALYZE {qualified_name(es)}"))
+    if engine.dialect.name == "postgresql" and result.rows + result.removed > ANALYZE_ABOVE:
+        # After a large rewrite: fresh statistics for the planner (the filters' estimates), and the
+        # visibility map set so that counts and filters are index-only scans. VACUUM runs outside
+        # a transaction; autovacuum would get there too, later.
+        with engine.connect() as conn:
+            conn.execution_options(isolation_level="AUTOCOMMIT").execute(sa.text(f"VACUUM (ANALYZE) {qualified_name(es)}"))
     result.seconds = time.perf_counter() - started
     return result
