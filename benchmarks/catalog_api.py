@@ -291,6 +291,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, no peer")
     parser.add_argument("--explain", action="store_true", help="print the plans of the representative queries")
     parser.add_argument("--jsonb", action="store_true", help="PostgreSQL: also measure the JSONB + GIN alternative")
+    parser.add_argument("--no-http", action="store_true", help="ingest, refresh and --explain only: no server, no peer")
     args = parser.parse_args(argv)
     if args.smoke:
         args.size, args.peer_size, args.repeat, args.clients, args.per_client, args.explain = 400, 0, 5, 5, 2, True
@@ -320,6 +321,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     for name, plan in explain_plans(conn).items():
                         # Long literal arrays (by-refs) cut short: the plan's shape is what matters.
                         print(f"-- plan: {name}\n" + "\n".join(line[:160] for line in plan.splitlines()))
+            if args.no_http:
+                return results
             proc, base = start_server(url)
             try:
                 results["ours"] = {"entities": count, "ingest_s": seconds, **measure(base, TOKEN, repeat=args.repeat, per_client=args.per_client,
