@@ -213,7 +213,13 @@ def refresh(engine: sa.Engine, batch: int = REFRESH_BATCH) -> RefreshResult:
         # After a large rewrite: fresh statistics for the planner (the filters' estimates), and the
         # visibility map set so that counts and filters are index-only scans. VACUUM runs outside
         # a transaction; autovacuum would get there too, later.
+        # `key` and `value` are correlated (a value belongs to its key): without multivariate
+        # statistics the planner multiplies their selectivities and underestimates a filter's rows
+        # (3,550 expected of 121,888 at 200k), which picked a sort over the ordered index walk.
         with engine.connect() as conn:
-            conn.execution_options(isolation_level="AUTOCOMMIT").execute(sa.text(f"VACUUM (ANALYZE) {qualified_name(es)}"))
+            conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+            conn.execute(sa.text(f"CREATE STATISTICS IF NOT EXISTS {es.name}_key_value_stats (mcv, dependencies) "
+                                 f"ON key, value FROM {qualified_name(es)}"))
+            conn.execute(sa.text(f"VACUUM (ANALYZE) {qualified_name(es)}"))
     result.seconds = time.perf_counter() - started
     return result
