@@ -29,7 +29,7 @@ import orjson
 import sqlalchemy as sa
 
 from catalog_pipelines.storage import schema as s
-from catalog_pipelines.storage.sql import in_values, psycopg_connection, qualified_name
+from catalog_pipelines.storage.sql import batched, in_values, psycopg_connection, qualified_name
 
 MAX_KEY_LENGTH = 200
 MAX_VALUE_LENGTH = 200
@@ -39,6 +39,7 @@ UID_KEY = "metadata.uid"
 _UID_NAMESPACE = uuid.UUID("6f1f3a0e-5b7c-4c8e-9d51-0c2a7c1b9e20")
 _UID_PREFIX = _UID_NAMESPACE.bytes
 REFRESH_BATCH = 5000  # entities per refresh transaction
+DELETE_BATCH = 200  # refs per delete statement (see _delete)
 ANALYZE_ABOVE = 50_000  # rows written or removed by a refresh above which PostgreSQL's statistics are renewed
 _REFRESH_LOCK_KEY = 0x5EA2C4  # pg_advisory_xact_lock key of the refresh
 
@@ -154,6 +155,15 @@ class RefreshResult:
     maintenance_seconds: float = 0.0  # of which PostgreSQL's VACUUM (ANALYZE) after a large refresh
 
 
+def _delete(conn: sa.Connection, refs: list[str]) -> None:
+    """Delete the rows and state of `refs`, 200 refs a statement: with thousands in one `= ANY`
+    array PostgreSQL scanned all of entity_search (6 million rows at 200k) instead of probing
+    its (ref, ordinal) key (a 1% refresh at 200k: 31 s)."""
+    for batch in batched(refs, DELETE_BATCH):
+        conn.execute(s.entity_search.delete().where(in_values(conn, s.entity_search.c.ref, batch)))
+        conn.execute(s.entity_search_state.delete().where(in_values(conn, s.entity_search_state.c.ref, batch)))
+
+
 def _lock(conn: sa.Connection) -> None:
     """Serialise refreshers (serve's loop, the catalog_snapshot asset, the CLI): PostgreSQL's
     advisory lock for this transaction; SQLite's transaction is BEGIN IMMEDIATE already."""
@@ -182,9 +192,9 @@ def refresh(engine: sa.Engine, batch: int = REFRESH_BATCH) -> RefreshResult:
             # No state yet (a database from before the state table, or a first refresh): any rows
             # present were written without it; rebuild them all.
             conn.execute(es.delete())
-        gone = sa.select(st.c.ref).where(~sa.exists().where(e.c.ref == st.c.ref))
-        conn.execute(es.delete().where(es.c.ref.in_(gone)))
-        result.removed = conn.execute(st.delete().where(~sa.exists().where(e.c.ref == st.c.ref))).rowcount or 0
+        gone = conn.execute(sa.select(st.c.ref).where(~sa.exists().where(e.c.ref == st.c.ref))).scalars().all()
+        _delete(conn, gone)
+        result.removed = len(gone)
     after = ""
     while True:
         with transaction_with_ddl(engine) as conn:
@@ -198,10 +208,7 @@ def refresh(engine: sa.Engine, batch: int = REFRESH_BATCH) -> RefreshResult:
             ).all()
             if not stale:
                 break
-            known = [r.ref for r in stale if r.known]
-            if known:
-                conn.execute(es.delete().where(in_values(conn, es.c.ref, known)))
-                conn.execute(st.delete().where(in_values(conn, st.c.ref, known)))
+            _delete(conn, [r.ref for r in stale if r.known])
             rows = _rows_of((r.ref, orjson.loads(r.body)) for r in stale)
             _insert(conn, rows)
             _insert_state(conn, [(r.ref, r.content_hash) for r in stale])
