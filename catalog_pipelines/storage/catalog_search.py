@@ -21,7 +21,7 @@ from __future__ import annotations
 import hashlib
 import time
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -118,33 +118,23 @@ def search_rows(ref: str, entity: Mapping[str, Any]) -> list[tuple[str, int, str
 COLUMNS = ("ref", "ordinal", "key", "value", "original_value")
 
 
-def _insert(conn: sa.Connection, rows: list[tuple[str, int, str, str | None, str | None]]) -> None:
-    """Insert search rows: ~20 per entity, so straight to the driver (COPY on PostgreSQL, one
-    executemany of tuples on SQLite) rather than through per-row parameter dictionaries (which
-    cost more than the insert itself: measured 4x the ingestion CPU of a 20k chunk)."""
+def _insert(conn: sa.Connection, rows: list[tuple], table: sa.Table = s.entity_search, columns: Sequence[str] = COLUMNS) -> None:
+    """Insert tuples: ~20 search rows per entity, so straight to the driver (COPY on PostgreSQL,
+    one executemany of tuples on SQLite) rather than through per-row parameter dictionaries
+    (which cost more than the insert itself: measured 4x the CPU of writing 20k entities' rows)."""
     if not rows:
         return
     raw = psycopg_connection(conn)
     if raw is not None:
-        with raw.cursor() as cur, cur.copy(f"COPY {qualified_name(s.entity_search)} ({', '.join(COLUMNS)}) FROM STDIN") as copy:
+        with raw.cursor() as cur, cur.copy(f"COPY {qualified_name(table)} ({', '.join(columns)}) FROM STDIN") as copy:
             for row in rows:
                 copy.write_row(row)
         return
-    conn.exec_driver_sql(f"INSERT INTO {qualified_name(s.entity_search)} ({', '.join(COLUMNS)}) VALUES (?, ?, ?, ?, ?)", rows)
+    conn.exec_driver_sql(f"INSERT INTO {qualified_name(table)} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})", rows)
 
 
 def _rows_of(entities: Iterable[tuple[str, Mapping[str, Any]]]) -> list[tuple[str, int, str, str | None, str | None]]:
     return [row for ref, entity in entities for row in search_rows(ref, entity)]
-
-
-def _insert_state(conn: sa.Connection, rows: list[tuple[str, str]]) -> None:
-    raw = psycopg_connection(conn)
-    if raw is not None:
-        with raw.cursor() as cur, cur.copy(f"COPY {qualified_name(s.entity_search_state)} (ref, content_hash) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row(row)
-        return
-    conn.exec_driver_sql(f"INSERT INTO {qualified_name(s.entity_search_state)} (ref, content_hash) VALUES (?, ?)", rows)
 
 
 @dataclass
@@ -219,7 +209,7 @@ def refresh(engine: sa.Engine, batch: int = REFRESH_BATCH) -> RefreshResult:
             _delete(conn, [r.ref for r in stale if r.known])
             rows = _rows_of((r.ref, orjson.loads(r.body)) for r in stale)
             _insert(conn, rows)
-            _insert_state(conn, [(r.ref, r.content_hash) for r in stale])
+            _insert(conn, [(r.ref, r.content_hash) for r in stale], s.entity_search_state, ("ref", "content_hash"))
             result.entities += len(stale)
             result.rows += len(rows)
             after = stale[-1].ref
