@@ -82,6 +82,9 @@ entity_search = sa.Table(
     sa.Column("value", sa.String(200).with_variant(sa.String(200, collation=REF_COLLATION), "postgresql"), nullable=True),
     sa.Column("original_value", sa.String(200), nullable=True),
     sa.Index("ix_entity_search_key_value", "key", "value", "ref"),
+    # Facets: group a key's rows by original value, index-only (without it PostgreSQL read all
+    # rows of the table at 200k: 1.7 s). Written by the refresh only, off ingestion's path.
+    sa.Index("ix_entity_search_facets", "key", "original_value"),
     sqlite_with_rowid=False,
 )
 
