@@ -272,6 +272,12 @@ def _claims(subject: Subject, params: Mapping[str, Any]) -> frozenset[str]:
     return frozenset(out)
 
 
+def ownership_claims(subject: Subject, params: Mapping[str, Any]) -> frozenset[str]:
+    """The owner refs `IS_ENTITY_OWNER` with these params accepts for this subject (for doors
+    that turn the rule into a query, such as the catalog read API)."""
+    return _claims(subject, params)
+
+
 def _is_entity_owner(subject: Subject, resource: Resource, params: Mapping[str, Any]) -> bool:
     return resource.owner is not None and resource.owner in _claims(subject, params)
 

@@ -48,12 +48,13 @@ def local_postgres_cpu_s() -> float | None:
     return total / os.sysconf("SC_CLK_TCK") if found else None
 
 
-def fresh_postgres_url(admin_url: str) -> tuple[str, callable]:
+def fresh_postgres_url(admin_url: str, prefix: str = "cp_bench") -> tuple[str, callable]:
+    """A throwaway database named `<prefix>_<random>`, and the function that drops it."""
     import uuid
 
     import sqlalchemy as sa
 
-    name = f"cp_bench_{uuid.uuid4().hex[:8]}"
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
     admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(sa.text(f'CREATE DATABASE "{name}"'))

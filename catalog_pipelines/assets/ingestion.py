@@ -180,12 +180,21 @@ def build_catalog_snapshot(configs: list[ProviderConfig]) -> dg.AssetsDefinition
         deps=[sweep_asset_key(c.name) for c in configs],
         group_name="catalog",
         kinds={"python"},
-        description="The catalog after the latest sweeps: counts by kind and provider. Insight assets start here.",
+        description="The catalog after the latest sweeps: counts by kind and provider, the read API's search rows refreshed. "
+        "Insight assets start here.",
     )
     def catalog_snapshot(catalog: CatalogDatabase) -> dg.MaterializeResult:
-        stats = catalog.store().stats()
+        from catalog_pipelines.services.catalog_read import refresh_search
+
+        store = catalog.store()
+        search = refresh_search(store.engine)
+        stats = store.stats()
         return dg.MaterializeResult(
             metadata={
+                "search_entities_refreshed": search["entities_refreshed"],
+                "search_entities_removed": search["entities_removed"],
+                "search_rows_written": search["search_rows_written"],
+                "search_refresh_seconds": search["seconds"],
                 "entities": stats["entities"],
                 "relation_pairs": stats["relation_pairs"],
                 "rejected": stats["rejected"],

@@ -25,6 +25,7 @@ SUBCOMMANDS: dict[str, str] = {
     "config": "catalog_pipelines.cli.config:config",
     "notify": "catalog_pipelines.cli.notify:notify",
     "facts": "catalog_pipelines.cli.facts:facts",
+    "serve": "catalog_pipelines.cli.serve:serve",
 }
 
 

@@ -185,6 +185,19 @@ def stats(as_json: bool) -> None:
     print_stats(as_json)
 
 
+@catalog.command("refresh-search")
+@click.option("--json", "as_json", is_flag=True)
+def refresh_search_command(as_json: bool) -> None:
+    """Bring the read API's search rows up to date now (`serve` and the catalog_snapshot asset do it too)."""
+    from catalog_pipelines.services.catalog_read import refresh_search
+
+    figures = refresh_search(_store().engine)
+    if as_json:
+        emit_json(figures)
+    else:
+        click.echo(", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in figures.items()))
+
+
 @catalog.command()
 @click.option("--provider", default=None, help="Only this provider.")
 @click.option("--limit", default=100, show_default=True)

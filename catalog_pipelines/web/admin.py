@@ -39,8 +39,9 @@ NOT_FOUND_STATUS = "status"  # {success: false, status: {}, last_error}
 NOT_FOUND_MESSAGE = "message"  # {success: false, message}
 
 
-def _error(request: Request, status: int, name: str, message: str) -> JSONResponse:
-    # Backstage's ErrorResponseBody, as its error middleware renders auth and permission errors.
+def error_response(request: Request, status: int, name: str, message: str) -> JSONResponse:
+    """Backstage's ErrorResponseBody, as its error middleware renders errors (also the catalog
+    read API's, web/catalog_api.py)."""
     body = {
         "error": {"name": name, "message": message},
         "request": {"method": request.method, "url": str(request.url.path)},
@@ -73,15 +74,15 @@ def create_admin_app(admin: IngestionAdmin, tokens: Mapping[str, str]) -> Starle
                     details={"method": request.method, "path": request.url.path},
                 )
             except NotAuthenticated:
-                return _error(request, 401, "AuthenticationError", "a valid bearer token is required")
+                return error_response(request, 401, "AuthenticationError", "a valid bearer token is required")
             try:
                 return JSONResponse(call(request, actor))
             except PermissionDenied as exc:
-                return _error(request, 403, "NotAllowedError", str(exc))
+                return error_response(request, 403, "NotAllowedError", str(exc))
             except NotFound as exc:
                 return _not_found(exc, not_found)
             except InvalidRequest as exc:
-                return _error(request, 400, "InputError", str(exc))
+                return error_response(request, 400, "InputError", str(exc))
 
         return Route(PREFIX + path, endpoint, methods=[method])
 

@@ -107,8 +107,9 @@ class Caller:
     name: str  # the service's configured name, or the canonical user ref the token proved
 
 
-def parse_service_tokens(spec: str) -> dict[str, str]:
-    """`'token1=backstage-analytics,token2=ops'` → {token: service name}. Errors never echo a token."""
+def parse_service_tokens(spec: str, where: str = SERVICE_TOKENS_ENV) -> dict[str, str]:
+    """`'token1=backstage-analytics,token2=ops'` → {token: service name}. Errors never echo a token;
+    they name the variable `where` (the catalog read API reads its own)."""
     tokens: dict[str, str] = {}
     for index, item in enumerate(p.strip() for p in (spec or "").split(",")):
         if not item:
@@ -116,11 +117,11 @@ def parse_service_tokens(spec: str) -> dict[str, str]:
         token, sep, name = item.partition("=")
         token, name = token.strip(), name.strip()
         if not sep or not token or not name:
-            raise ConfigError(f"{SERVICE_TOKENS_ENV}: entry {index + 1} must look like TOKEN=service-name")
+            raise ConfigError(f"{where}: entry {index + 1} must look like TOKEN=service-name")
         if len(token) < MIN_SERVICE_TOKEN_CHARS:
-            raise ConfigError(f"{SERVICE_TOKENS_ENV}: entry {index + 1} ({name}): a token needs at least {MIN_SERVICE_TOKEN_CHARS} characters")
+            raise ConfigError(f"{where}: entry {index + 1} ({name}): a token needs at least {MIN_SERVICE_TOKEN_CHARS} characters")
         if token in tokens:
-            raise ConfigError(f"{SERVICE_TOKENS_ENV}: entry {index + 1} ({name}) repeats an earlier token")
+            raise ConfigError(f"{where}: entry {index + 1} ({name}) repeats an earlier token")
         tokens[token] = name
     return tokens
 
