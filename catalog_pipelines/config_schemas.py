@@ -134,7 +134,7 @@ KINDS: dict[str, ConfigKind] = {
     for kind in (
         ConfigKind("providers", "catalog_pipelines.ingestion.config:ProvidersFile", "Entity providers ingested by catalog-pipelines (config/providers.yaml)",
                    lambda s: _one(s.providers_config), _providers_semantic),
-        ConfigKind("collectors", "catalog_pipelines.model.collectors_config:CollectorsFile", "Fact collectors: type, connection, cadence, retention, facts (config/collectors.yaml)",
+        ConfigKind("collectors", "catalog_pipelines.services.collectors_config:CollectorsFile", "Fact collectors: type, connection, cadence, retention, facts (config/collectors.yaml)",
                    lambda s: _one(s.collectors_config), _collectors_semantic),
         ConfigKind("scorecards", "analytics.scorecards.config:ScorecardFile", "Scorecard checks, tracks and campaigns (config/scorecards/*.yaml)",
                    lambda s: _yaml_files(s.scorecards_config), _scorecards_semantic),

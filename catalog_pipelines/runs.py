@@ -226,6 +226,7 @@ def materialize_insights(quiet: bool = False, demo: bool = False) -> list[str]:
     # (production never runs it), so the demo orders them here.
     from catalog_pipelines.assets.facts import synthetic_fact_sources
     from catalog_pipelines.services.facts import DEMO_VENDORS, demo_vendor_pages, write_demo_collectors_config
+    from catalog_pipelines.settings import environment
     from catalog_pipelines.web.replay import serve_replay
 
     resource = CatalogDatabase()
@@ -235,15 +236,8 @@ def materialize_insights(quiet: bool = False, demo: bool = False) -> list[str]:
     pages, entities = demo_vendor_pages(resource.get_engine())
     with serve_replay(pages) as replay:
         config = write_demo_collectors_config(entities, {v: replay.base_url(v) for v in DEMO_VENDORS})
-        previous = os.environ.get("CATALOG_PIPELINES_COLLECTORS")
-        os.environ["CATALOG_PIPELINES_COLLECTORS"] = str(config)
-        try:
+        with environment(CATALOG_PIPELINES_COLLECTORS=str(config)):
             defs.resolve_job_def(INSIGHTS_JOB).execute_in_process(instance=instance, raise_on_error=True, run_config=run_config)
-        finally:
-            if previous is None:
-                os.environ.pop("CATALOG_PIPELINES_COLLECTORS", None)
-            else:
-                os.environ["CATALOG_PIPELINES_COLLECTORS"] = previous
     return sorted(k.to_user_string() for k in keys)
 
 

@@ -11,7 +11,8 @@ data directory so that a checkout stays clean and one `rm -rf .data` resets a ma
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 
 from pydantic import AliasChoices, Field, model_validator
@@ -100,6 +101,22 @@ def environ() -> Mapping[str, str]:
     """The process environment, for the few parsers that take an `environ` mapping so that tests can
     pass their own (usage collector security, operator tokens)."""
     return os.environ
+
+
+@contextmanager
+def environment(**values: str) -> Iterator[None]:
+    """Set environment variables for the duration of a block, then restore them: the demo's
+    in-process runs point configuration at what the demo serves (`runs.materialize_insights`)."""
+    previous = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in previous.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def env_value(name: str) -> str | None:

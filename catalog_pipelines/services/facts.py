@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
     from analytics.facts.sources import FactSpec
     from catalog_pipelines.collectors.base import Collector, Observation
-    from catalog_pipelines.model.collectors_config import CollectorEntry, CollectorsFile
+    from catalog_pipelines.services.collectors_config import CollectorEntry, CollectorsFile
 
 # How many unmapped / ambiguous observations and rejections a run lists (the counts are complete).
 LISTED = 200
@@ -62,7 +62,7 @@ def collectors_config_path() -> Path:
 
 def collectors_file(path: Path | None = None) -> "CollectorsFile":
     """collectors.yaml parsed through its model; a missing file is no collectors."""
-    from catalog_pipelines.model.collectors_config import CollectorsFile
+    from catalog_pipelines.services.collectors_config import CollectorsFile
     from catalog_pipelines.model.config_files import validate_text
 
     path = Path(path) if path is not None else collectors_config_path()
@@ -86,7 +86,7 @@ def build_collector(entry: "CollectorEntry", base_dir: Path, *, environ: Mapping
     params (`${VAR}` substituted; `lookback_days` added when the entry sets it) and the config
     file's directory."""
     from catalog_pipelines.collectors.registry import COLLECTORS
-    from catalog_pipelines.model.collectors_config import substitute_env
+    from catalog_pipelines.services.collectors_config import substitute_env
 
     if environ is None:
         from catalog_pipelines.settings import Settings, environ as process_environ

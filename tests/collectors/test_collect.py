@@ -16,7 +16,7 @@ from click.testing import CliRunner
 from analytics.scorecards.config import ScorecardConfigError, load_config_texts
 from catalog_pipelines.collectors.base import ENTITY_REF, Observation, Target
 from catalog_pipelines.collectors.registry import BUILTIN_COLLECTORS, COLLECTOR_GROUP, COLLECTORS
-from catalog_pipelines.model.collectors_config import MissingVariableError
+from catalog_pipelines.services.collectors_config import MissingVariableError
 from catalog_pipelines.services import facts as service
 from catalog_pipelines.storage import facts as store
 from catalog_pipelines.storage.db import get_engine

@@ -426,7 +426,7 @@ def waiting_on_entities(conn) -> int:
 
 @pytest.mark.postgres
 def test_insight_assets_run_in_parallel_on_celery_workers_with_the_same_results_as_in_process(
-    celery_broker, production_dagster_home, postgres_url, tmp_path, monkeypatch
+    celery_broker, production_dagster_home, postgres_url, tmp_path, monkeypatch, request
 ):
     """The whole insights job, one out-of-process run with every step on two real Celery workers, stores
     exactly the insight tables an in-process run stores from the same catalog and data.
@@ -471,6 +471,16 @@ def test_insight_assets_run_in_parallel_on_celery_workers_with_the_same_results_
     for config in configs:
         assert run_cycle(defs, config, dg.DagsterInstance.ephemeral()).added > 0, config.name
     seed_surveys_and_usage(postgres_url)
+    # The API collectors read vendor-shaped pages on loopback, as in the demo (both runs, the same
+    # pages: they are a function of the seed and the day).
+    from catalog_pipelines.services.facts import DEMO_VENDORS, demo_vendor_pages, write_demo_collectors_config
+    from catalog_pipelines.storage.db import get_engine
+    from catalog_pipelines.web.replay import serve_replay
+
+    pages, entities = demo_vendor_pages(get_engine(postgres_url))
+    replay = serve_replay(pages)
+    request.addfinalizer(replay.close)
+    monkeypatch.setenv("CATALOG_PIPELINES_COLLECTORS", str(write_demo_collectors_config(entities, {v: replay.base_url(v) for v in DEMO_VENDORS})))
 
     env = {
         **os.environ,
@@ -545,7 +555,7 @@ def test_insight_assets_run_in_parallel_on_celery_workers_with_the_same_results_
             tables[EVALUATION_DAY_TABLE] = tables[EVALUATION_DAY_TABLE].drop(columns=EVALUATION_DAY_COLUMNS)
     assert sorted(actual) == sorted(expected)
     areas = {name.split("_")[1] for name, frame in expected.items() if len(frame)}
-    assert areas == {"facts", "graph", "orphans", "scorecards", "skills", "surveys", "usage"}, areas
+    assert areas == {"facts", "graph", "history", "orphans", "scorecards", "skills", "surveys", "usage"}, areas
     for name, frame in expected.items():
         pd.testing.assert_frame_equal(actual[name], frame, check_exact=True, obj=name)
 
