@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import random
 import shutil
 import statistics
@@ -184,12 +183,9 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 def _print(figures: dict) -> dict:
-    figures["load_average"] = " ".join(f"{x:.1f}" for x in os.getloadavg())
-    figures["machine"] = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
-    width = max(map(len, figures))
-    for key, value in figures.items():
-        print(f"{key:<{width}}  {value}")
-    return figures
+    from benchmarks.ingest_200k import print_figures
+
+    return print_figures(figures)
 
 
 if __name__ == "__main__":

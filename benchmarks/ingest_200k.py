@@ -175,12 +175,17 @@ def main(argv: list[str] | None = None) -> dict:
         "floor_rows": {"entities": floor_entities, "relation_pairs": floor_relations},
         "ratio_to_floor": round((t1 - t0) / floor_s, 2),
         "peak_rss_mb": round(rss),
-        "load_average": " ".join(f"{x:.1f}" for x in os.getloadavg()),
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
     }
     if s0 is not None and s1 is not None:
         # The server's share, which the chunk write overlaps with validation where it can.
         figures["cycle1_server_cpu_s"] = round(s1 - s0, 2)
+    return print_figures(figures)
+
+
+def print_figures(figures: dict) -> dict:
+    """Add the machine and its load, print one figure per line, return them (every benchmark here)."""
+    figures["load_average"] = " ".join(f"{x:.1f}" for x in os.getloadavg())
+    figures["machine"] = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
     width = max(map(len, figures))
     for key, value in figures.items():
         print(f"{key:<{width}}  {value}")

@@ -24,27 +24,16 @@ def collect(names: tuple[str, ...], as_json: bool) -> None:
     """Run fact collectors: collect from each one's cursor, map records to entities by their
     annotations, store. Unmapped, ambiguous and rejected records are counted and listed; the exit
     status is 1 if any record was rejected or a collector failed (the rest still lands)."""
-    from catalog_pipelines.services.facts import AnnotationIndex, CollectorConfigError, collect as run, collectors_file
+    from catalog_pipelines.services.facts import CollectorConfigError, collect_all, wanted_collectors
 
     try:
-        configured = [e.name for e in collectors_file().collectors]
-        wanted = list(names) or configured
-        unknown = [n for n in wanted if n not in configured]
-        if unknown:
-            raise CollectorConfigError(f"no collector named {', '.join(map(repr, unknown))} in collectors.yaml; configured: {', '.join(configured) or 'none'}")
+        wanted = wanted_collectors(names)  # exit 2 before the catalog is opened
     except CollectorConfigError as exc:
         for issue in exc.issues:
             click.echo(str(issue), err=True)
         raise SystemExit(2) from exc
-    engine = _engine()
-    index = AnnotationIndex.lazy(engine)
-    runs, failed = [], False
-    for name in wanted:
-        try:
-            runs.append(run(engine, name, index=index))
-        except Exception as exc:  # noqa: BLE001 - one failing collector must not stop the others
-            failed = True
-            runs.append({"collector": name, "error": f"{type(exc).__name__}: {exc}"})
+    runs = collect_all(_engine(), wanted)
+    failed = any("error" in r for r in runs)
     if as_json:
         emit_json(runs)
     else:

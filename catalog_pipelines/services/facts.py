@@ -408,12 +408,30 @@ def collect(
             "unmapped_records": unmapped, "ambiguous_records": ambiguous, "rejections": rejections}
 
 
+def wanted_collectors(names: Iterable[str] | None = None, config_path: Path | None = None) -> list[str]:
+    """The named collectors (default: every configured one); an unknown name or an invalid
+    collectors.yaml is a CollectorConfigError."""
+    configured = [e.name for e in collectors_file(config_path).collectors]
+    wanted = list(names or ()) or configured
+    unknown = [n for n in wanted if n not in configured]
+    if unknown:
+        raise CollectorConfigError(f"no collector named {', '.join(map(repr, unknown))} in collectors.yaml; configured: {', '.join(configured) or 'none'}")
+    return wanted
+
+
 def collect_all(engine: "sa.Engine", names: Iterable[str] | None = None, *, config_path: Path | None = None) -> list[dict[str, Any]]:
-    """Run the named collectors (default: every configured one) with one annotation index."""
-    entries = collectors_file(config_path).collectors
-    wanted = list(names) if names is not None else [e.name for e in entries]
+    """Run the named collectors (default: every configured one) with one annotation index. An
+    unknown name is a CollectorConfigError before anything runs; a collector that fails is one
+    `{"collector", "error"}` entry and the others still run."""
+    wanted = wanted_collectors(names, config_path)
     index = AnnotationIndex.lazy(engine)
-    return [collect(engine, name, config_path=config_path, index=index) for name in wanted]
+    runs: list[dict[str, Any]] = []
+    for name in wanted:
+        try:
+            runs.append(collect(engine, name, config_path=config_path, index=index))
+        except Exception as exc:  # noqa: BLE001 - one failing collector must not stop the others
+            runs.append({"collector": name, "error": f"{type(exc).__name__}: {exc}"})
+    return runs
 
 
 # ---------------------------------------------------------------------------------------------
