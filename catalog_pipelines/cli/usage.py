@@ -42,7 +42,7 @@ def usage() -> None:
 
 
 @usage.command("summary")
-@click.option("--days", type=click.IntRange(1, 3660), default=28, show_default=True, help="Window ending on the latest day with data.")
+@click.option("--days", type=click.IntRange(1, 3660), default=28, show_default=True, help="Window ending on the latest day with data: one of the configured WAU, MAU and retention windows (7, 28, 90 by default), or more than the data holds for all of it.")
 @click.option("--top", type=click.IntRange(1, 100), default=5, show_default=True, help="Rows per top list.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def summary(days: int, top: int, as_json: bool) -> None:

@@ -103,7 +103,7 @@ def usage_page(ctx: Ctx) -> PageOut:
                          SUPPRESSED if hidden else r.share])
         doc.table([Column("Team", "link"), Column("Type"), Column("Members", "int"), Column("Active members", "int"),
                    Column("Share active", "pct")], rows, total=len(adoption),
-                  caption=f"Members active in the last {window} days, highest share first (teams below the minimum size are suppressed)")
+                  caption=f"Members active in the last {window} days, highest share first (suppressed: teams below the minimum size, and teams whose active or inactive members are fewer than k)")
     else:
         doc.note("No adoption figures yet (they need the catalog's teams and users).")
     out.doc = doc
