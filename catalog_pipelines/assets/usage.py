@@ -278,7 +278,8 @@ def _top_markdown(tables: dict[str, "pd.DataFrame"], dimension: str, limit: int 
     from analytics.usage.insights import window_summary
 
     meta = tables["meta"].iloc[0]
-    summary = window_summary(tables, days=int(meta["mau_days"]), top=limit)
+    # the MAU window, or all the data when it covers less (the published windows)
+    summary = window_summary(tables, days=min(int(meta["mau_days"]), int(meta["days"])), top=limit)
     rows = summary[f"top_{dimension}s"]
     lines = [f"| {dimension} | users (28 d) | events (28 d) |", "| --- | ---: | ---: |"]
     lines += [f"| {r['key']} | {r['users']} | {r['events']} |" for r in rows]
