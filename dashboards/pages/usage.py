@@ -17,9 +17,10 @@ from dashboards.html import SUPPRESSED, Column, Doc
 from catalog_pipelines.model.insight_tables import USAGE
 from dashboards.inputs import AREA_ASSETS
 from dashboards.pages.base import Ctx, PageOut, missing_tables, pct
+from catalog_pipelines.model.vocabulary import SUPPRESSED as VOCAB_SUPPRESSED, plural
 
 PERMISSION = "insights.usage.read"
-SUPPRESSED_TEXT = "hidden"
+SUPPRESSED_TEXT = VOCAB_SUPPRESSED
 ENTITY_READ = "catalog.entity.read"
 WINDOW_DAYS = 28
 TOP = 15
@@ -189,7 +190,7 @@ def _org_usage(ctx: Ctx, doc: Doc, end: date | None, k: int) -> None:
             if not len(users):
                 continue
             events = window_events(top_daily, dimension, end).reindex(users.index)
-            fig = F.bar(users.index, users.values, horizontal=True, title=f"Top {label.lower()}s by people using them",
+            fig = F.bar(users.index, users.values, horizontal=True, title=f"Top {plural(label.lower())} by people using them",
                         xtitle=f"People (distinct, last {WINDOW_DAYS} days)", ytitle=label,
                         hover="%{y}: %{x} people<br>%{customdata} events<extra></extra>")
             fig["data"][0]["customdata"] = [None if pd.isna(v) else int(v) for v in events]
