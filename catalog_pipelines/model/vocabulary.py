@@ -40,6 +40,10 @@ LABELS: dict[str, str] = {
     "dau": "DAU",
     "backing off": "Backing off",
 }
+# Entity kinds, severities, outcomes and changes: the words a legend shows for them.
+LABELS.update({w: w.capitalize() for w in (
+    "component", "resource", "system", "domain", "group", "user", "template", "location",
+    "error", "warning", "info", "success", "denied", "failure", "added", "changed", "removed", "rejected", "unchanged")})
 
 CODE = re.compile(r"^[a-z][a-z0-9]*(?:_[a-z0-9]+)+$")
 
