@@ -152,7 +152,7 @@ class Doc:
         if shared and self.layouts is not None:
             fig = {"data": fig["data"], "layoutRef": self.layouts.key(fig.get("layout") or {})}
         self.parts.append(
-            f'<figure class="plot" data-src="{ident}" role="img" aria-label="{esc(title)}"></figure>'
+            f'<figure class="plot" data-src="{ident}" aria-label="{esc(title)}"></figure>'
             f'<script type="application/json" id="{ident}">{to_json(fig)}</script>'
         )
 
@@ -225,9 +225,12 @@ def page_html(
     generated: str = "",
     plots: bool = True,
     shared_layouts: bool = False,
+    nav_script: bool = False,
 ) -> str:
     """A whole page. `root` is the relative path to the site root ("" or "../"); `nav` is
-    (title, href from root, current); pages without figures do not load plotly.js."""
+    (title, href from root, current); pages without figures do not load plotly.js. `nav_script`
+    (the thousands of team pages): `nav` is a short fallback that `site.js` replaces with the
+    site's whole menu from `assets/nav.js`, written once from the same list."""
     links = "".join(
         f'<a href="{esc(root + href)}"' + (' aria-current="page"' if current else "") + f">{esc(text)}</a>"
         for text, href, current in nav
@@ -242,10 +245,13 @@ def page_html(
         f'<link rel="stylesheet" href="{root}{ASSETS_DIR}/site.css">'
         + (f'<script src="{root}{ASSETS_DIR}/plotly.min.js" defer></script>' if plots else "")
         + (f'<script src="{root}{ASSETS_DIR}/layouts.js" defer></script>' if plots and shared_layouts else "")
+        + (f'<script src="{root}{ASSETS_DIR}/nav.js" defer></script>' if nav_script else "")
         + f'<script src="{root}{ASSETS_DIR}/site.js" defer></script>'
         "</head><body>"
-        f'<header><a class="brand" href="{root}index.html">Catalog insights</a>{who}<nav>{links}</nav></header>'
-        f'<main><h1>{esc(title)}</h1>'
+        '<a class="skip" href="#main">Skip to content</a>'
+        f'<header><a class="brand" href="{root}index.html">Catalog insights</a>{who}'
+        f'<nav aria-label="Pages"' + (f' data-site-nav data-root="{root}"' if nav_script else "") + f">{links}</nav></header>"
+        f'<main id="main"><h1>{esc(title)}</h1>'
         + (f'<p class="subtitle">{esc(subtitle)}</p>' if subtitle else "")
         + (f'<p class="freshness">{sources}</p>' if sources else "")
         + body
