@@ -183,7 +183,8 @@ def build_site(inputs: SiteInputs, out_dir: Path, access: Access | None = None, 
         # One menu, from one list, on every page. The thousands of team pages carry a short
         # fallback (the index, the teams) that site.js replaces with this list from assets/nav.js.
         nav = [(p.title, p.path) for p in results if p.available]
-        size += _write(tmp / "assets" / "nav.js", "window.SITE_NAV=" + orjson.dumps(nav).decode() + ";\n")
+        if teams:
+            size += _write(tmp / "assets" / "nav.js", "window.SITE_NAV=" + orjson.dumps(nav).decode() + ";\n")
         generated = fmt_time(inputs.generated_at)
         team_nav = [("All pages", "index.html", False)] + [(t, h, False) for t, h in nav if h in ("teams.html",)]
         for page in [*results, *teams]:
