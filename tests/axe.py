@@ -8,19 +8,13 @@ test run. Without node/npm the browser test skips locally and fails under CI.
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
-import subprocess
 from pathlib import Path
 
 from catalog_pipelines.settings import Settings
+from helpers import NpmUnavailable, npm_install
 
 AXE_PACKAGE = "axe-core@4.10.3"
-
-
-class AxeUnavailable(RuntimeError):
-    pass
 
 
 def axe_home() -> Path:
@@ -34,22 +28,7 @@ def axe_script(home: Path | None = None) -> Path:
 def install(home: Path | None = None, timeout: float = 300) -> Path:
     """`npm install axe-core` into `home` unless already there; the path of axe.min.js."""
     home = home or axe_home()
-    script = axe_script(home)
-    if script.exists():
-        return script
-    missing = [tool for tool in ("node", "npm") if shutil.which(tool) is None]
-    if missing:
-        raise AxeUnavailable(f"axe-core needs {' and '.join(missing)} on PATH")
-    home.mkdir(parents=True, exist_ok=True)
-    if not (home / "package.json").exists():
-        (home / "package.json").write_text(json.dumps({"name": "axe-home", "private": True}) + "\n")
-    log = home / "install.log"
-    with open(log, "wb") as out:
-        code = subprocess.call(["npm", "install", "--no-audit", "--no-fund", AXE_PACKAGE], cwd=home,
-                               stdout=out, stderr=subprocess.STDOUT, timeout=timeout)
-    if code != 0 or not script.exists():
-        raise RuntimeError(f"npm install {AXE_PACKAGE} failed (exit {code}); log: {log}")
-    return script
+    return npm_install(home, AXE_PACKAGE, axe_script(home), timeout)
 
 
 def require_axe() -> Path:
@@ -58,7 +37,7 @@ def require_axe() -> Path:
 
     try:
         return install()
-    except AxeUnavailable as exc:
+    except NpmUnavailable as exc:
         if os.environ.get("CI"):
             pytest.fail(f"CI must run the accessibility test: {exc}")
         pytest.skip(str(exc))
