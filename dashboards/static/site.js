@@ -90,16 +90,26 @@
       if (t.type === "heatmap") { heat = true; ys = ys.concat(t.y || []); xs = xs.concat(t.x || []); }
       if (t.type === "bar" && t.orientation === "h") { ys = ys.concat(t.y || []); }
     });
+    // The legend goes to the bottom of the figure (container coordinates), one item per line, in
+    // a bottom margin grown to hold it: under the x axis title, never over it.
+    var items = layout.showlegend === false ? 0 : traces.filter(function (t) { return t.name && t.showlegend !== false && t.type !== "heatmap"; }).length;
+    if (items < 2 && layout.showlegend !== true) { items = 0; }
+    var legendPx = items ? 10 + 19 * items : 0;
     var out = merge(layout, {
-      margin: { l: 8, r: 8, b: 40 },
-      legend: { orientation: "h", x: 0, xanchor: "left", y: -0.18, yanchor: "top", font: { size: 11 } },
-      font: { size: 11 }
+      margin: { l: 8, r: 8, b: 50 + legendPx },
+      legend: { orientation: "v", x: 0, xanchor: "left", yref: "container", y: 0, yanchor: "bottom", font: { size: 11 } },
+      font: { size: 11 },
+      height: (layout.height || 450) + legendPx
     });
     out.xaxis = merge(out.xaxis || {}, { title: merge((out.xaxis || {}).title || {}, { font: { size: 11 } }) });
     out.yaxis = merge(out.yaxis || {}, { title: merge((out.yaxis || {}).title || {}, { font: { size: 11 } }) });
     out.yaxis = cutAxis(out.yaxis, ys.length ? ys : null, LABEL_CHARS);
     if (out.yaxis.ticktext && !ys.length) { out.yaxis = cutAxis(out.yaxis, ["x"], LABEL_CHARS); }
-    if (heat) { out.xaxis = cutAxis(out.xaxis, xs, 10); }
+    if (heat) {
+      out.xaxis = cutAxis(out.xaxis, xs, 10);
+      out.margin = merge(out.margin, { b: out.margin.b + 60 });  // the colour bar, under the x axis title
+      out.height = out.height + 60;
+    }
     return out;
   }
 
@@ -109,8 +119,10 @@
       // Cells too narrow for their number show only their colour; hovering shows the value (or why
       // it is suppressed), and the legend-like colour bar goes under the plot.
       var columns = (t.x || []).length || 1;
-      var extra = { textfont: { size: 9 }, colorbar: merge(t.colorbar || {}, { orientation: "h", thickness: 10, x: 0, xanchor: "left", y: -0.25, yanchor: "top", len: 1, title: { side: "top" } }) };
-      if ((width - 120) / columns < 34) { extra.texttemplate = ""; }
+      var cell = (width - 120) / columns;
+      var extra = { textfont: { size: 9 }, colorbar: merge(t.colorbar || {}, { orientation: "h", thickness: 10, x: 0, xanchor: "left", yref: "container", y: 0.01, yanchor: "bottom", len: 1, title: { side: "bottom", font: { size: 11 } } }) };
+      // A cell too narrow for its text (a number; the word "suppressed") keeps its colour only.
+      if (cell < (t.name === "suppressed" ? 64 : 34)) { extra.texttemplate = ""; }
       return merge(t, extra);
     });
   }
