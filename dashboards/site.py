@@ -181,12 +181,12 @@ def build_site(inputs: SiteInputs, out_dir: Path, access: Access | None = None, 
         if shared:
             size += _write(tmp / "assets" / "layouts.js", ctx.layouts.script())
         # One menu, from one list, on every page. The thousands of team pages carry a short
-        # fallback (the index, the teams) that site.js replaces with this list from assets/nav.js.
+        # fallback (the teams index) that site.js replaces with this list (written into site.js).
         nav = [(p.title, p.path) for p in results if p.available]
-        if teams:
-            size += _write(tmp / "assets" / "nav.js", "window.SITE_NAV=" + orjson.dumps(nav).decode() + ";\n")
+        size += _write(tmp / "assets" / "site.js", "window.SITE_NAV=" + orjson.dumps(nav).decode() + ";\n"
+                       + (STATIC / "site.js").read_text())
         generated = fmt_time(inputs.generated_at)
-        team_nav = [("All pages", "index.html", False)] + [(t, h, False) for t, h in nav if h in ("teams.html",)]
+        team_nav = [(t, h, False) for t, h in nav if h in ("teams.html",)]
         for page in [*results, *teams]:
             if not page.available or page.doc is None:
                 continue
@@ -195,7 +195,7 @@ def build_site(inputs: SiteInputs, out_dir: Path, access: Access | None = None, 
             text = page_html(title=page.title, body=page.doc.html(), root=root, subtitle=page.subtitle or page.description,
                              sources=sources_line(page, compact=is_team), audience=access.audience, generated=generated,
                              nav=team_nav if is_team else [(t, h, h == page.path) for t, h in nav], plots=page.doc.figures > 0,
-                             shared_layouts=shared and is_team, nav_script=is_team)
+                             shared_layouts=shared and is_team, compact=is_team)
             size += _write(tmp / page.path, text)
         numbers = headlines(ctx)
         opening = headline_html(numbers, (previous or {}).get("headline"),
@@ -247,8 +247,7 @@ def plotly_js() -> str:
 
 def _write_assets(root: Path) -> int:
     size = _write(root / "assets" / "plotly.min.js", plotly_js())
-    for name in ("site.js", "site.css"):
-        size += _write(root / "assets" / name, (STATIC / name).read_text())
+    size += _write(root / "assets" / "site.css", (STATIC / "site.css").read_text())  # site.js: with the menu, below
     return size
 
 

@@ -137,6 +137,10 @@
       var layout = merge(merge(BASE_LAYOUT, shared || {}), fig.layout || {});
       var width = el.clientWidth || window.innerWidth;
       var traces = fig.data || [];
+      if (layout.meta && layout.meta.names) {  // legend names of a shared layout
+        traces = traces.map(function (t, j) { return layout.meta.names[j] ? merge(t, { name: layout.meta.names[j] }) : t; });
+        fig = merge(fig, { data: traces });
+      }
       if (width < NARROW) {
         layout = narrow(layout, traces);
         traces = narrowTraces(traces, width);
@@ -295,11 +299,13 @@
     el.setAttribute("data-rendered", "1");
   }
 
-  // The whole menu on the pages that carry a short one (team pages): from assets/nav.js.
+  // The whole menu on the pages that carry a short one (team pages): window.SITE_NAV, which the
+  // build writes at the top of this file; links are relative to the site root (the brand's link).
   function fillNav() {
-    var nav = document.querySelector("nav[data-site-nav]");
-    if (!nav || !window.SITE_NAV) { return; }
-    var root = nav.getAttribute("data-root") || "";
+    var nav = document.querySelector("nav[data-nav]");
+    var brand = document.querySelector("header a.brand");
+    if (!nav || !brand || !window.SITE_NAV) { return; }
+    var root = brand.getAttribute("href").replace(/index\.html$/, "");
     nav.textContent = "";
     window.SITE_NAV.forEach(function (item) {
       var a = document.createElement("a");

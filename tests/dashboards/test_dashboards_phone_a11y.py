@@ -5,7 +5,7 @@ Protects, in headless Chromium (Playwright, the system `chromium`):
   scroll inside their own box), its title and every plot title stay inside the viewport, and every
   plot is drawn with a non-zero size;
 - axe-core (npm, tests/axe.py) finds no `serious` or `critical` violation on any page;
-- the menu on a team page lists every top page (filled from assets/nav.js);
+- the menu on a team page lists every top page (filled by site.js);
 - a team page exports as a one-page A4 PDF and as a non-empty PNG (`services.site.export_team`).
 
 Every page is visited once at 420 px; the checks read what that visit collected.
