@@ -73,10 +73,18 @@ def headlines(ctx: Ctx) -> list[Headline]:
 
 
 def _open_critical(ctx: Ctx) -> int | None:
-    from dashboards.pages.teams import collected_frames
-
-    vulns = collected_frames(ctx.inputs.table(FACTS.collected_latest))[0]
-    return None if vulns is None else int(vulns["open_critical"].sum())
+    """Open critical findings over every entity: each entity's latest `vulnerabilities_by_severity`
+    (as the team pages count them; one pass over the one fact, not the team pages' three frames)."""
+    long = ctx.inputs.table(FACTS.collected_latest)
+    if long is None or not len(long):
+        return None
+    sev = long[long["fact"] == "vulnerabilities_by_severity"]
+    if not len(sev):
+        return None
+    if "observed_at" in sev.columns:
+        sev = sev.sort_values("observed_at", kind="stable")
+    latest = sev.drop_duplicates("entity_ref", keep="last")["value"]
+    return sum(int(v.get("critical") or 0) for v in latest if isinstance(v, dict))
 
 
 def _teams_at_target(ctx: Ctx) -> tuple[int, int, str] | None:

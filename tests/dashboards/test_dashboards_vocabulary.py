@@ -150,6 +150,11 @@ def test_the_index_opens_with_headline_numbers_and_shows_their_change_on_the_nex
     index = (out / "index.html").read_text()
     headline = orjson.loads((out / "manifest.json").read_bytes())["headline"]
     assert set(headline) == {"entities", "owned_share", "teams_at_target", "open_critical", "survey_response_rate", "mau"}
+    from catalog_pipelines.model.insight_tables import FACTS
+    from dashboards.pages.teams import collected_frames
+
+    vulns = collected_frames(inputs().table(FACTS.collected_latest))[0]  # as the team pages count them
+    assert headline["open_critical"] == int(vulns["open_critical"].sum()) and headline["entities"] == len(ENTITIES)
     assert index.index("Headline numbers") < index.index('class="cards"')
     assert "first build in this folder" in index and "The latest ingestion cycle:" in index
     fewer = inputs()
