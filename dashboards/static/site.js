@@ -58,11 +58,11 @@
   }
 
   function cutAxis(axis, values, chars) {
-    if (!axis || !values || !values.length || typeof values[0] !== "string") { return axis; }
+    if (!axis) { return axis; }
     var out = merge(axis, {});
     if (axis.ticktext) {
       out.ticktext = axis.ticktext.map(function (t) { return cut(t, chars); });
-    } else if (values.some(function (v) { return v.length > chars; })) {
+    } else if (values && values.length && typeof values[0] === "string" && values.some(function (v) { return v.length > chars; })) {
       var seen = {}, vals = [];
       values.forEach(function (v) { if (!seen[v]) { seen[v] = 1; vals.push(v); } });
       out.tickmode = "array";
@@ -103,8 +103,7 @@
     });
     out.xaxis = merge(out.xaxis || {}, { title: merge((out.xaxis || {}).title || {}, { font: { size: 11 } }) });
     out.yaxis = merge(out.yaxis || {}, { title: merge((out.yaxis || {}).title || {}, { font: { size: 11 } }) });
-    out.yaxis = cutAxis(out.yaxis, ys.length ? ys : null, LABEL_CHARS);
-    if (out.yaxis.ticktext && !ys.length) { out.yaxis = cutAxis(out.yaxis, ["x"], LABEL_CHARS); }
+    out.yaxis = cutAxis(out.yaxis, ys, LABEL_CHARS);
     if (heat) {
       out.xaxis = cutAxis(out.xaxis, xs, 10);
       out.margin = merge(out.margin, { b: out.margin.b + 60 });  // the colour bar, under the x axis title

@@ -117,3 +117,17 @@ def test_a_team_page_exports_as_a_one_page_pdf_and_a_png(site, tmp_path):
     png = export_team(site, "Alpha Team", "png", tmp_path / "alpha.png")
     image = (tmp_path / "alpha.png").read_bytes()
     assert image.startswith(b"\x89PNG\r\n\x1a\n") and png["bytes"] > 10_000
+
+
+def test_export_refuses_an_unknown_team_with_near_matches_and_a_folder_without_a_site(tmp_path):
+    from click.testing import CliRunner
+
+    from catalog_pipelines.cli.dashboards import dashboards
+
+    entities = example_entities()
+    build_site(sample_inputs(OrgGraph.from_entities(entities), entities_frame_from(entities)), tmp_path / "site")
+    result = CliRunner().invoke(dashboards, ["export", "--team", "alhpa", "--site", str(tmp_path / "site"), str(tmp_path / "a.pdf")])
+    assert result.exit_code == 1 and "no team page for alhpa" in result.output and "group:default/alpha" in result.output
+    result = CliRunner().invoke(dashboards, ["export", "--team", "alpha", "--site", str(tmp_path), str(tmp_path / "a.pdf")])
+    assert result.exit_code == 1 and "no site in" in result.output
+    assert not (tmp_path / "a.pdf").exists()
