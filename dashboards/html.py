@@ -150,9 +150,14 @@ class Doc:
         title = ((fig.get("layout") or {}).get("title") or {}).get("text", "chart")
         self.figures += 1
         if shared and self.layouts is not None:
-            fig = {"data": fig["data"], "layoutRef": self.layouts.key(fig.get("layout") or {})}
+            # The legend names move to the shared layout too (`meta.names`; site.js puts them back).
+            layout, data = dict(fig.get("layout") or {}), fig["data"]
+            if any(t.get("name") for t in data):
+                layout["meta"] = {"names": [t.get("name") for t in data]}
+                data = [{k: v for k, v in t.items() if k != "name"} for t in data]
+            fig = {"data": data, "layoutRef": self.layouts.key(layout)}
         self.parts.append(
-            f'<figure class="plot" data-src="{ident}" role="img" aria-label="{esc(title)}"></figure>'
+            f'<figure class="plot" data-src="{ident}" aria-label="{esc(title)}"></figure>'
             f'<script type="application/json" id="{ident}">{to_json(fig)}</script>'
         )
 
@@ -225,9 +230,13 @@ def page_html(
     generated: str = "",
     plots: bool = True,
     shared_layouts: bool = False,
+    compact: bool = False,
 ) -> str:
     """A whole page. `root` is the relative path to the site root ("" or "../"); `nav` is
-    (title, href from root, current); pages without figures do not load plotly.js."""
+    (title, href from root, current); pages without figures do not load plotly.js. `compact`
+    (the thousands of team pages): `nav` is a short fallback that `site.js` replaces with the
+    site's whole menu (`window.SITE_NAV`, written into assets/site.js once, from the same list),
+    and the footer is one line."""
     links = "".join(
         f'<a href="{esc(root + href)}"' + (' aria-current="page"' if current else "") + f">{esc(text)}</a>"
         for text, href, current in nav
@@ -244,11 +253,14 @@ def page_html(
         + (f'<script src="{root}{ASSETS_DIR}/layouts.js" defer></script>' if plots and shared_layouts else "")
         + f'<script src="{root}{ASSETS_DIR}/site.js" defer></script>'
         "</head><body>"
-        f'<header><a class="brand" href="{root}index.html">Catalog insights</a>{who}<nav>{links}</nav></header>'
-        f'<main><h1>{esc(title)}</h1>'
+        '<a class="skip" href="#main">Skip to content</a>'
+        f'<header><a class="brand" href="{root}index.html">Catalog insights</a>{who}'
+        f'<nav aria-label="Pages"' + (" data-nav" if compact else "") + f">{links}</nav></header>"
+        f'<main id="main"><h1>{esc(title)}</h1>'
         + (f'<p class="subtitle">{esc(subtitle)}</p>' if subtitle else "")
         + (f'<p class="freshness">{sources}</p>' if sources else "")
         + body
-        + f"</main><footer>Generated {esc(generated)} by catalog-pipelines · offline, plotly.js included · needs JavaScript"
-        "</footer></body></html>\n"
+        + (f"</main><footer>Generated {esc(generated)}" if compact else
+           f"</main><footer>Generated {esc(generated)} by catalog-pipelines · offline, plotly.js included · needs JavaScript")
+        + "</footer></body></html>\n"
     )

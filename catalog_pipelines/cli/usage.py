@@ -17,6 +17,7 @@ from typing import Any
 import click
 
 from catalog_pipelines.cli.output import emit_json, table
+from catalog_pipelines.model.vocabulary import SUPPRESSED
 
 def summary_report(days: int = 28, top: int = 5, engine=None) -> dict[str, Any]:
     from catalog_pipelines.services.usage import UsageUnavailable, summary_report as report
@@ -28,8 +29,8 @@ def summary_report(days: int = 28, top: int = 5, engine=None) -> dict[str, Any]:
 
 
 def _n(value: int | None) -> str:
-    """A count of people, or "hidden" when it is about fewer than k people."""
-    return "hidden" if value is None else f"{value:,}"
+    """A count of people, or "suppressed" when it is about fewer than k people."""
+    return SUPPRESSED if value is None else f"{value:,}"
 
 
 def _pct(value: float | None) -> str:
@@ -60,12 +61,12 @@ def summary(days: int, top: int, as_json: bool) -> None:
     click.echo(
         f"Active users {_n(r['active_users'])} · new {_n(r['new_users'])} · events {r['events']:,} ({r['anonymous_events']:,} anonymous)\n"
         f"On {r['as_of']}: DAU {_n(r['dau'])} · WAU {_n(r['wau'])} · MAU {_n(r['mau'])} · stickiness {_pct(r['stickiness'])} · "
-        f"average DAU over the window {'hidden' if r['dau_average'] is None else format(r['dau_average'], '.1f')}"
+        f"average DAU over the window {SUPPRESSED if r['dau_average'] is None else format(r['dau_average'], '.1f')}"
     )
     adoption = r["adoption"]
     if adoption:
         hidden = adoption["teams_suppressed"]
-        click.echo(f"\nAdoption: members active in the window ({hidden} group{'' if hidden == 1 else 's'} below the minimum size not shown)")
+        click.echo(f"\nAdoption: members active in the window ({hidden} group{'' if hidden == 1 else 's'} below the minimum size suppressed)")
         rows = [(t["name"], t["members"], t["active_members"], _pct(t["share"])) for t in adoption["top_level"] + adoption["top_teams"]]
         seen, unique = set(), []
         for row in rows:

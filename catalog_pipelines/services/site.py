@@ -149,3 +149,89 @@ def build(engine: "sa.Engine", *, out: Path, audiences: list[str] = (), material
         built[audience] = {"pages": len(restricted.written), "team_pages": restricted.team_pages, "path": str(restricted.out_dir)}
         people_violations += [v for v in restricted.people_violations if v not in people_violations]
     return {"report": report, "audiences": built, "people_violations": people_violations}
+
+
+# ------------------------------------------------------------------------------------ export
+
+EXPORT_FORMATS = ("pdf", "png")
+# A4 at 96 CSS px per inch, less the print stylesheet's 10 mm margins: 190 × 277 mm.
+A4_CONTENT_PX = (718, 1046)
+PNG_WIDTH = 1200
+
+
+class ExportError(RuntimeError):
+    """The page could not be exported (no site, unknown team, no browser)."""
+
+
+def team_page(site: Path, team: str) -> Path:
+    """The page of `team` in the built site: by group ref, name (`payments`, `group:payments`),
+    page file name or title, case-insensitive; LookupError (with near matches) when unknown."""
+    import orjson
+
+    from catalog_pipelines.services.catalog import UnknownRef, near_refs
+
+    manifest = Path(site) / "manifest.json"
+    if not manifest.exists():
+        raise ExportError(f"no site in {site}: run `catalog-pipelines dashboards build` first")
+    teams = orjson.loads(manifest.read_bytes()).get("teams", [])
+    wanted = team.strip().lower()
+    for entry in teams:
+        ref = str(entry.get("ref") or "").lower()
+        names = {ref, ref.split("/", 1)[-1], ref.replace("default/", ""), Path(entry["path"]).stem.lower(),
+                 str(entry.get("title", "")).lower()}
+        if wanted in names:
+            return Path(site) / entry["path"]
+    near = near_refs([str(e.get("ref") or e["path"]) for e in teams], team)
+    raise UnknownRef(f"no team page for {team} in {site}" + (f"; did you mean {' or '.join(near)}?" if near else ""))
+
+
+def pdf_page_count(data: bytes) -> int:
+    """Pages in a PDF Chromium wrote (page objects are plain dictionaries there): `/Type /Page`."""
+    import re
+
+    return len(re.findall(rb"/Type\s*/Page(?![a-zA-Z])", data))
+
+
+def export_team(site: Path, team: str, fmt: str, out: Path, *, timeout_ms: int = 60_000) -> dict[str, Any]:
+    """One team's page as a one-page A4 PDF (the print stylesheet, scaled down until it fits) or a
+    full-page PNG, rendered by headless Chromium through Playwright. Returns what was written."""
+    import shutil
+
+    if fmt not in EXPORT_FORMATS:
+        raise ExportError(f"format must be one of {', '.join(EXPORT_FORMATS)}, not {fmt!r}")
+    page_path = team_page(site, team)
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        raise ExportError("exporting needs Chromium (apt-get install chromium)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError as exc:
+        raise ExportError("exporting needs playwright (pip install playwright)") from exc
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    import os
+
+    args = ["--no-sandbox"] if hasattr(os, "geteuid") and os.geteuid() == 0 else []
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium, args=args)
+        try:
+            width = A4_CONTENT_PX[0] if fmt == "pdf" else PNG_WIDTH
+            tab = browser.new_page(viewport={"width": width, "height": A4_CONTENT_PX[1]})
+            tab.goto(page_path.as_uri())
+            tab.wait_for_selector("body[data-ready='1']", timeout=timeout_ms)
+            if fmt == "png":
+                tab.screenshot(path=str(out), full_page=True, type="png")
+                return {"team_page": str(page_path), "format": fmt, "out": str(out), "bytes": out.stat().st_size}
+            tab.emulate_media(media="print")
+            height = tab.evaluate("() => document.documentElement.scrollHeight")
+            scale = min(1.0, A4_CONTENT_PX[1] / max(height, 1))
+            for _ in range(8):  # Chromium reflows at the new scale: shrink until it is one page
+                data = tab.pdf(format="A4", scale=max(scale, 0.1), print_background=True, prefer_css_page_size=True)
+                if pdf_page_count(data) <= 1 or scale <= 0.1:
+                    break
+                scale *= 0.9
+            out.write_bytes(data)
+            return {"team_page": str(page_path), "format": fmt, "out": str(out), "bytes": len(data),
+                    "pages": pdf_page_count(data), "scale": round(max(scale, 0.1), 3)}
+        finally:
+            browser.close()

@@ -10,6 +10,7 @@ from dashboards.access import ALL, NONE
 from dashboards.html import Doc, fmt_time
 from dashboards.inputs import CATALOG_ASSET
 from dashboards.pages.base import Ctx, PageOut, as_time
+from catalog_pipelines.model.vocabulary import label
 
 ENTITY_READ = "catalog.entity.read"
 INGESTION_READ = "catalog.ingestion.read"
@@ -59,8 +60,8 @@ def catalog_page(ctx: Ctx) -> PageOut:
     ])
     by_kind = entities["kind"].value_counts()
     doc.h2("Entities by kind")
-    doc.figure(F.bar(by_kind.index, by_kind.values, title="Entities by kind", xtitle="Entities (count)",
-                     ytitle="Kind", horizontal=True))
+    doc.figure(F.bar([label(k) for k in by_kind.index], by_kind.values, title="Entities by kind", xtitle="Entities (count)",
+                     ytitle="Kind", horizontal=True, color=[F.series_colour(k) or F.PALETTE[0] for k in by_kind.index]))
     typed = entities[entities["type"].notna()]
     if len(typed):
         combos = (typed["kind"] + " / " + typed["type"].astype(str)).value_counts()

@@ -11,6 +11,7 @@ from dashboards.html import Column, Doc
 from catalog_pipelines.model.insight_tables import GRAPH, ORPHANS, SKILLS
 from dashboards.inputs import AREA_ASSETS
 from dashboards.pages.base import Ctx, PageOut, max_time, missing_tables, pct
+from catalog_pipelines.model.vocabulary import label
 
 ENTITY_READ = "catalog.entity.read"
 SKILLS_READ = "skills.read"
@@ -68,6 +69,7 @@ def health_page(ctx: Ctx) -> PageOut:
                                xtitle="Report time (UTC)", ytitle="Findings (count)"))
         if len(report):
             ordered = report.assign(order=report["severity"].map({"error": 0, "warning": 1}).fillna(2)).sort_values(["order", "category"])
+            ordered = ordered.assign(category=ordered["category"].map(label))
             doc.frame_table(ordered, [("severity", "Severity", "text"), ("category", "Category", "text"), ("ref", "Entity", "text"),
                                       ("owner", "Owner", "text"), ("notify_group", "Notify", "text"),
                                       ("related_ref", "Related", "text"), ("detail", "Detail", "text")],

@@ -11,6 +11,7 @@ from dashboards.html import Column, Doc
 from catalog_pipelines.model.insight_tables import SCORECARDS
 from dashboards.inputs import AREA_ASSETS
 from dashboards.pages.base import Ctx, PageOut, max_time, missing_tables, pct
+from catalog_pipelines.model.vocabulary import level_label
 
 PERMISSION = "scorecard.read"
 NEEDED = (SCORECARDS.rollup_summary, SCORECARDS.rollup_levels, SCORECARDS.rollup_checks)
@@ -49,7 +50,8 @@ def certification_bars(shares: dict[str, dict[int, tuple[float, str]]], title: s
     numbers = sorted({n for levels in shares.values() for n in levels})
     data = []
     for n in numbers:
-        label = "not certified" if n == 0 else f"level {n}"
+        # One vocabulary (model/vocabulary.py): "Level 1 · Bronze / Scanned", the config's names.
+        label = level_label(n, [shares[t][n][1] for t in order if n in shares[t]])
         cells = [shares[t].get(n) for t in order]
         trace = {"type": "bar", "orientation": "h", "name": label, "y": list(range(len(order))),
                  "x": [None if c is None else round(c[0] * 100, 1) for c in cells]}
@@ -171,7 +173,7 @@ def scorecards_page(ctx: Ctx) -> PageOut:
         if len(latest):
             doc.h2("Campaigns")
             doc.frame_table(latest, [("campaign_id", "Campaign", "text"), ("entities", "Entities", "int"),
-                                     ("done", "Done", "int"), ("share_done", "Done", "pct"), ("deadline", "Deadline", "text"),
+                                     ("done", "Entities done", "int"), ("share_done", "Share done", "pct"), ("deadline", "Deadline", "text"),
                                      ("days_left", "Days left", "int"), ("status", "Status", "text")],
                             caption="Campaign progress (organisation, latest evaluation)")
     out.doc = doc

@@ -27,6 +27,7 @@ from dashboards.inputs import AREA_ASSETS, CATALOG_ASSET
 from dashboards.pages.base import Ctx, PageOut, pct
 from dashboards.pages.scorecards import certification_bars, check_names, track_names
 from dashboards.pages.surveys import SUPPRESSED_HOVER
+from catalog_pipelines.model.vocabulary import label, plural
 
 TEAM_READ = "insights.team.read"
 SCORECARD_READ = "scorecard.read"
@@ -324,7 +325,7 @@ def team_doc(ctx: Ctx, data: TeamData, ref: str) -> Doc:
     kinds = data.kinds.get(ref) or []
     doc.kpis([("members", data.rollup_members.get(ref, 0), f"{data.members_direct.get(ref, 0)} direct"),
               ("entities owned", data.n_owned.get(ref, 0), "with sub-teams" if ref in data.children else "")]
-             + [(f"{kind}s", n, "") for kind, n in kinds[:5]])
+             + [(plural(label(kind)), n, "") for kind, n in kinds[:5]])
     parts = []
     if parent and parent in ctx.team_pages:
         parts.append(f'Part of: <a href="{esc(ROOT + ctx.team_pages[parent])}">{esc(ctx.group_name(parent))}</a>')

@@ -44,7 +44,7 @@ def test_summary_json_reports_the_window_from_the_stored_tables(stored):
 def test_summary_text_shows_the_headline_figures(stored):
     result = CliRunner().invoke(usage, ["summary"], terminal_width=200)
     assert result.exit_code == 0, result.output
-    assert "DAU hidden · WAU 4 · MAU 6" in result.output
+    assert "DAU suppressed · WAU 4 · MAU 6" in result.output
     assert "\n/catalog " in result.output  # 3 people
     assert "/catalog/:namespace/:kind/:name" not in result.output  # 2 people: fewer than k
     assert "zero results 50.0%" in result.output
