@@ -20,6 +20,8 @@ from catalog_pipelines.settings import Settings
 from catalog_pipelines.storage.db import get_engine
 from catalog_pipelines.storage.delivery_events import read_events
 from catalog_pipelines.web.replay import serve_replay
+from api_fake import Fault, FaultyApi
+from catalog_pipelines.collectors.apis.http import RateLimited
 from helpers import seed_catalog
 
 END = datetime(2026, 11, 30, 17, 0, tzinfo=timezone.utc)
@@ -101,7 +103,8 @@ def write_config(tmp_path, server) -> object:
           - name: github
             type: github
             params: {{base_url: "{server.base_url('github')}", token: t, repositories: [{", ".join(f"acme/{n}" for n in GITHUB)}],
-                     facts: [], events: [pull_requests, reviews, deployments, pipeline_runs], events_lookback_days: 40}}
+                     facts: [], events: [pull_requests, reviews, deployments, pipeline_runs], events_lookback_days: 40,
+                     backoff_base: 0}}
           - name: gitlab
             type: gitlab
             params: {{base_url: "{server.base_url('gitlab')}", token: t, projects: [{", ".join(f"acme/platform/{n}" for n in GITLAB)}],
@@ -155,3 +158,40 @@ def test_a_second_run_reopens_only_pull_requests_updated_since_and_stores_no_dup
                  for p in body)
     assert len(first) == len(frames[ev.PULL_REQUESTS].query("source == 'github'"))
     assert len(second) == recent < len(first)
+
+
+def test_a_rate_limit_mid_pull_request_list_stops_the_run_and_the_next_resumes_from_the_cursor_without_duplicates(delivery_org):
+    engine, frames, tmp_path = delivery_org
+    prs = frames[ev.PULL_REQUESTS].query("source == 'github'")
+    with_prs = sorted(prs["repository"].unique())
+    assert len(with_prs) >= 2
+    target = with_prs[1]  # its pull request list fails half-way: after the first pull request
+    state = {"reviews": 0, "limited": False, "errored": False}
+
+    def fault(number: int, path: str) -> Fault | None:
+        if f"/repos/{with_prs[0]}/pulls?" in path and not state["errored"]:
+            state["errored"] = True
+            return Fault("503")  # retried (backoff_base 0): the run goes on
+        if f"/repos/{target}/pulls/" in path and path.split("?")[0].endswith("/reviews"):
+            state["reviews"] += 1
+            if state["reviews"] == 2 and not state["limited"]:
+                state["limited"] = True
+                return Fault("429", retry_after="3600")  # beyond max_retry_after: stop, resume later
+        return None
+
+    with FaultyApi(delivery_pages(frames, REPOSITORIES), fault_for=fault) as api:
+        config = write_config(tmp_path, api)
+        with pytest.raises(RateLimited):
+            service.collect(engine, "github", config_path=config, environ={}, now=END)
+        stored = read_events(engine, ev.PULL_REQUESTS)
+        assert set(stored["repository"]) == {r for r in with_prs if r < target}  # the stored units only
+        before = len(api.requests)
+        service.collect(engine, "github", config_path=config, environ={}, now=END)
+        resumed = [p for _, p, _ in api.requests[before:]]
+    assert state["errored"] and state["limited"]
+    assert not any(f"/repos/{r}/" in p for p in resumed for r in with_prs if r < target)  # not read again
+    for kind in (ev.PULL_REQUESTS, ev.REVIEWS, ev.DEPLOYMENTS, ev.PIPELINE_RUNS):
+        got = read_events(engine, kind)
+        want = frames[kind].query("source == 'github'")
+        assert len(got) == len(want), kind
+        assert not got.duplicated(list(ev.KEYS[kind])).any(), kind
