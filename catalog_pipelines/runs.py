@@ -235,9 +235,19 @@ def materialize_insights(quiet: bool = False, demo: bool = False) -> list[str]:
     # through a collectors.yaml that points them there (the real collectors, real HTTP).
     pages, entities = demo_vendor_pages(resource.get_engine())
     with serve_replay(pages) as replay:
-        config = write_demo_collectors_config(entities, {v: replay.base_url(v) for v in DEMO_VENDORS})
+        config = write_demo_collectors_config(entities, {v: replay.base_url(v) for v in DEMO_VENDORS}, pages=pages)
         with environment(CATALOG_PIPELINES_COLLECTORS=str(config)):
             defs.resolve_job_def(INSIGHTS_JOB).execute_in_process(instance=instance, raise_on_error=True, run_config=run_config)
+            # The delivery events the collectors stored: their days closed (a backfill), then what
+            # reads the closed days computed again.
+            from catalog_pipelines.assets.delivery import DELIVERY_EVENTS_DAILY
+
+            materialize_delivery_days(instance)
+            after = (dg.AssetSelection.keys(DELIVERY_EVENTS_DAILY).downstream() - dg.AssetSelection.keys(DELIVERY_EVENTS_DAILY)
+                     ).resolve(defs.resolve_asset_graph()) & keys
+            if after:
+                defs.resolve_job_def(INSIGHTS_JOB).execute_in_process(instance=instance, raise_on_error=True, run_config=run_config,
+                                                                      asset_selection=sorted(after))
     return sorted(k.to_user_string() for k in keys)
 
 

@@ -38,6 +38,7 @@ from datetime import date, datetime, time, timedelta, timezone
 from typing import Any
 
 GITHUB = "github.com/project-slug"
+GITLAB = "gitlab.com/project-slug"
 PAGERDUTY = "pagerduty.com/service-id"
 JIRA = "jira/project-key"
 SONAR = "sonarqube.org/project-key"
@@ -135,9 +136,11 @@ _GITLAB_PIPELINE = {"success": "success", "failure": "failed", "cancelled": "can
 
 
 def _t(value: Any) -> str | None:
-    """A frame time (pandas Timestamp or NaT) as the vendors write it; None when missing."""
+    """A frame time as the vendors write it (`_records` formatted them already); None when missing."""
     if value is None or value != value:  # NaT/NaN compare unequal to themselves
         return None
+    if isinstance(value, str):
+        return value
     return _iso(value.to_pydatetime() if hasattr(value, "to_pydatetime") else value)
 
 
@@ -148,7 +151,15 @@ def _id(value: Any) -> Any:
 
 
 def _records(frame: Any) -> list[dict[str, Any]]:
-    return [] if frame is None or len(frame) == 0 else frame.to_dict("records")
+    """The frame's rows as dicts, its times formatted once per column (not once per value)."""
+    if frame is None or len(frame) == 0:
+        return []
+    frame = frame.copy()
+    for column in frame.columns:
+        if str(frame[column].dtype).startswith("datetime64"):
+            text = frame[column].dt.tz_convert("UTC").dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+            frame[column] = text.astype(object).where(frame[column].notna(), None)
+    return frame.to_dict("records")
 
 
 def _gitlab_path(path: str) -> str:
@@ -411,18 +422,31 @@ def _sonar(pages: dict, key: str, quality: float, rng: random.Random) -> None:
 
 
 def collector_params(entities: Iterable[Mapping[str, Any]], base_urls: Mapping[str, str],
-                     lookback_days: int = 30) -> dict[str, dict[str, Any]]:
-    """The `params` of each API collector type (`github`, `pagerduty`, `jira`, `sonarqube`) reading
-    what `vendor_pages` generates for `entities`, given each vendor's base URL (e.g.
-    `ReplayServer.base_url(vendor)`). Explicit lists, so no listing endpoint is needed."""
+                     lookback_days: int = 30, *, services: Iterable[str] = (),
+                     events_lookback_days: int | None = None) -> dict[str, dict[str, Any]]:
+    """The `params` of each API collector type (`github`, `gitlab`, `pagerduty`, `jira`,
+    `sonarqube`) reading what `vendor_pages` generates for `entities`, given each vendor's base URL
+    (e.g. `ReplayServer.base_url(vendor)`). Explicit lists, so no listing endpoint is needed
+    (`services`: PagerDuty services no entity carries, read too). With `events_lookback_days`, the
+    GitHub, GitLab and PagerDuty collectors also collect delivery events that far back."""
     annotations = [_annotations(e) for e in entities]
-    values = {key: sorted({a[key] for a in annotations if a.get(key)}) for key in (GITHUB, PAGERDUTY, JIRA, SONAR)}
+    values = {key: sorted({a[key] for a in annotations if a.get(key)}) for key in (GITHUB, GITLAB, PAGERDUTY, JIRA, SONAR)}
     params: dict[str, dict[str, Any]] = {}
     common = {"token": "demo", "lookback_days": lookback_days}
+
+    def events(*kinds: str) -> dict[str, Any]:
+        return {} if events_lookback_days is None else {"events": list(kinds), "events_lookback_days": events_lookback_days}
+
     if values[GITHUB] and "github" in base_urls:
-        params["github"] = {"base_url": base_urls["github"], "repositories": values[GITHUB], **common}
-    if values[PAGERDUTY] and "pagerduty" in base_urls:
-        params["pagerduty"] = {"base_url": base_urls["pagerduty"], "services": values[PAGERDUTY], **common}
+        params["github"] = {"base_url": base_urls["github"], "repositories": values[GITHUB], **common,
+                            **events("pull_requests", "reviews", "deployments", "pipeline_runs")}
+    if values[GITLAB] and "gitlab" in base_urls and events_lookback_days is not None:
+        # The demo serves GitLab for its delivery history only.
+        params["gitlab"] = {"base_url": base_urls["gitlab"], "projects": values[GITLAB], **common,
+                            **events("pull_requests", "deployments", "pipeline_runs")}
+    if (values[PAGERDUTY] or services) and "pagerduty" in base_urls:
+        params["pagerduty"] = {"base_url": base_urls["pagerduty"], "services": sorted({*values[PAGERDUTY], *services}),
+                               **common, **events("incidents")}
     if values[JIRA] and "jira" in base_urls:
         params["jira"] = {"base_url": base_urls["jira"], "projects": values[JIRA], "search_api": "jql", **common}
     if values[SONAR] and "sonarqube" in base_urls:

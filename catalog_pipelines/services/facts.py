@@ -675,27 +675,58 @@ def write_synthetic_sources(engine: "sa.Engine", *, seed: int, as_of: Any = None
 
 
 # The vendors whose API collectors the demo feeds from loopback (analytics.facts.synthetic_apis).
-DEMO_VENDORS = ("github", "jira", "pagerduty", "sonarqube")
+DEMO_VENDORS = ("github", "gitlab", "jira", "pagerduty", "sonarqube")
+# The demo's delivery history (analytics.delivery.synthetic): days before now, and the activity
+# scale (every pull request costs the GitHub collector three requests: the demo stays quick).
+DEMO_DELIVERY_DAYS = 91
+DEMO_DELIVERY_ACTIVITY = 0.05
 
 
-def demo_vendor_pages(engine: "sa.Engine", *, as_of: Any = None, seed: int = 7) -> tuple[dict, list[dict[str, Any]]]:
-    """Demo only: vendor-shaped API responses (GitHub, Jira, PagerDuty, SonarQube) for the catalog's
-    annotated components, and the entities they were made for (`{"ref", "annotations"}`)."""
+def demo_delivery_entities(entities: list[dict[str, Any]], owners: Mapping[str, Any]) -> "pd.DataFrame":
+    """The components with a GitHub or GitLab repository as `synthetic_delivery_events` takes them:
+    ref, name, owner, source, repository, service_id (from their annotations)."""
+    import pandas as pd
+
+    rows = []
+    for entity in entities:
+        annotations = entity["annotations"]
+        github, gitlab = annotations.get("github.com/project-slug"), annotations.get("gitlab.com/project-slug")
+        if not (github or gitlab):
+            continue
+        rows.append({"ref": entity["ref"], "kind": "component", "name": entity["ref"].rsplit("/", 1)[-1],
+                     "owner": owners.get(entity["ref"]), "source": "github" if github else "gitlab",
+                     "repository": github or gitlab, "service_id": annotations.get("pagerduty.com/service-id")})
+    return pd.DataFrame(rows, columns=["ref", "kind", "name", "owner", "source", "repository", "service_id"])
+
+
+def demo_vendor_pages(engine: "sa.Engine", *, as_of: Any = None, seed: int = 7,
+                      now: datetime | None = None) -> tuple[dict, list[dict[str, Any]]]:
+    """Demo only: vendor-shaped API responses (GitHub, GitLab, Jira, PagerDuty, SonarQube) for the
+    catalog's annotated components, and the entities they were made for (`{"ref", "annotations"}`).
+    The GitHub, GitLab and PagerDuty pages carry a delivery history up to `now`
+    (`analytics.delivery.synthetic.synthetic_delivery_events` for the catalog's organisation)."""
     from datetime import date
 
+    from analytics.delivery.synthetic import synthetic_delivery_events
     from analytics.facts.synthetic_apis import vendor_pages
     from catalog_pipelines.storage.frames import entities_frame
 
     frame = entities_frame(engine, kinds=["component"])
     entities = [{"ref": ref, "annotations": (body.get("metadata") or {}).get("annotations") or {}} for ref, body in zip(frame["ref"], frame["entity"])]
-    return vendor_pages(entities, as_of=as_of or date.today(), seed=seed), entities
+    now = (now or utc_now()).replace(second=0, microsecond=0)
+    delivery = synthetic_delivery_events(demo_delivery_entities(entities, dict(zip(frame["ref"], frame["owner"]))),
+                                         days=DEMO_DELIVERY_DAYS, seed=seed, end=now, activity=DEMO_DELIVERY_ACTIVITY)
+    return vendor_pages(entities, as_of=as_of or date.today(), seed=seed, delivery=delivery), entities
 
 
-def write_demo_collectors_config(entities: list[dict[str, Any]], base_urls: Mapping[str, str], *, source: Path | None = None) -> Path:
+def write_demo_collectors_config(entities: list[dict[str, Any]], base_urls: Mapping[str, str], *, source: Path | None = None,
+                                 pages: Mapping[tuple[str, str, str], Any] | None = None) -> Path:
     """Demo only: collectors.yaml with the API collectors pointed at the demo's loopback vendor
     pages (`base_urls`: vendor -> base URL) and reading exactly the demo's repositories, projects
-    and services; every other entry (the report-file collectors) as configured. Written to
-    `<data>/demo/collectors.yaml`; returns its path."""
+    and services (with `pages`: also the PagerDuty services no entity carries, and the delivery
+    events), a GitLab entry added when the demo has GitLab projects and the file none; every other
+    entry (the report-file collectors) as configured. Written to `<data>/demo/collectors.yaml`;
+    returns its path."""
     import yaml
 
     from analytics.facts.synthetic_apis import collector_params
@@ -703,10 +734,19 @@ def write_demo_collectors_config(entities: list[dict[str, Any]], base_urls: Mapp
 
     source = Path(source) if source is not None else collectors_config_path()
     document = yaml.safe_load(source.read_text(encoding="utf-8")) or {}
-    params = collector_params(entities, base_urls)
-    for entry in document.get("collectors") or []:
+    services = ()
+    if pages is not None:
+        listing = pages.get(("pagerduty", "/services", "include[]=integrations")) or {}
+        services = [s["id"] for s in listing.get("services") or []]
+    params = collector_params(entities, base_urls, services=services,
+                              events_lookback_days=DEMO_DELIVERY_DAYS + 15 if pages is not None else None)
+    document.setdefault("collectors", [])
+    for entry in document["collectors"]:
         if entry.get("type") in params:
             entry["params"] = params[entry["type"]]
+    if "gitlab" in params and not any(e.get("type") == "gitlab" for e in document["collectors"]):
+        document["collectors"].append({"name": "gitlab", "type": "gitlab", "description": "GitLab pipelines, merge requests and deployments.",
+                                       "params": params["gitlab"], "cadence": "20 * * * *", "retention": {"max_items": 14, "ttl": "14d"}})
     report_root = str(reports_dir())
     for entry in document.get("collectors") or []:
         if entry.get("type") == "report_files":
