@@ -435,8 +435,27 @@ def synthetic_delivery_events(
             "conclusion": conclusion, "started_at": _utc(run_t), "finished_at": _utc(np.where(fin > end_s, np.nan, fin)),
         })
     else:
-        frames[PIPELINE_RUNS] = pd.DataFrame({c: [] for c in COLUMNS[PIPELINE_RUNS]})
+        none = _utc(np.zeros(0))
+        frames[PIPELINE_RUNS] = pd.DataFrame({c: none if c.endswith("_at") else pd.Series([], dtype="str") for c in COLUMNS[PIPELINE_RUNS]})
     return {kind_: frames[kind_][list(COLUMNS[kind_])] for kind_ in COLUMNS}
 
 
-__all__ = ["PROFILES", "Planted", "TIERS", "planted_teams", "synthetic_delivery_events"]
+def known_at(events: dict[str, pd.DataFrame], at: datetime) -> dict[str, pd.DataFrame]:
+    """The frames as a collector would have seen them at `at`: events that started later are
+    dropped, and times after `at` (a merge, a resolution still to come) are missing."""
+    from catalog_pipelines.model.delivery_events import TIME_COLUMNS
+
+    cut = pd.Timestamp(at)
+    out = {}
+    for kind_, frame in events.items():
+        main, *rest = TIME_COLUMNS[kind_]
+        f = frame[frame[main] <= cut].copy()
+        for column in rest:
+            f[column] = f[column].where(f[column] <= cut)
+        if kind_ == PULL_REQUESTS:
+            f["merge_commit_sha"] = f["merge_commit_sha"].where(f["merged_at"].notna())
+        out[kind_] = f
+    return out
+
+
+__all__ = ["known_at", "PROFILES", "Planted", "TIERS", "planted_teams", "synthetic_delivery_events"]
