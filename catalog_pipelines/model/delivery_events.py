@@ -16,6 +16,10 @@ Conventions of every frame:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from datetime import date, datetime, timezone
+from typing import Any
+
 PULL_REQUESTS = "pull_requests"
 REVIEWS = "reviews"
 DEPLOYMENTS = "deployments"
@@ -145,3 +149,25 @@ BOOL_COLUMNS: dict[str, tuple[str, ...]] = {
 
 #: Review states the frames use (GitHub's names; GitLab approvals map to APPROVED).
 REVIEW_STATES: tuple[str, ...] = ("APPROVED", "CHANGES_REQUESTED", "COMMENTED")
+
+#: The times whose UTC date is an event's `day` (its daily partition), the first one set wins: a
+#: pull request belongs to the day it was merged, else closed, else (still open) opened, so a day's
+#: partition holds the pull requests that ended that day and a merge moves the row forward; the
+#: other kinds to the day they started.
+DAY_TIMES: dict[str, tuple[str, ...]] = {
+    PULL_REQUESTS: ("merged_at", "closed_at", "created_at"),
+    REVIEWS: ("submitted_at",),
+    DEPLOYMENTS: ("created_at",),
+    INCIDENTS: ("started_at",),
+    PIPELINE_RUNS: ("started_at",),
+}
+
+
+def event_day(kind: str, attributes: Mapping[str, Any]) -> date | None:
+    """The UTC date an event belongs to (`DAY_TIMES`), or None when it has none of those times."""
+    for column in DAY_TIMES[kind]:
+        value = attributes.get(column)
+        if isinstance(value, datetime):
+            aware = value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+            return aware.astimezone(timezone.utc).date()
+    return None

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     import sqlalchemy as sa
 
     from analytics.facts.sources import FactSpec
-    from catalog_pipelines.collectors.base import Collector, Observation
+    from catalog_pipelines.collectors.base import Collector, Event, Observation
     from catalog_pipelines.services.collectors_config import CollectorEntry, CollectorsFile
 
 # How many unmapped / ambiguous observations and rejections a run lists (the counts are complete).
@@ -318,7 +318,7 @@ class LazyAnnotationIndex:
         return self.index.candidates(annotation, value)
 
 
-def _describe(observation: "Observation") -> str:
+def _describe(observation: "Observation | Event") -> str:
     targets = ", ".join(f"{t.annotation}={t.value}" for t in observation.targets) or "no target"
     return f"{observation.origin or '?'} ({targets})"
 
@@ -354,6 +354,7 @@ def collect(
     cursor = store.read_cursor(engine, entry.name)
     index = index or AnnotationIndex.lazy(engine)
     state: dict | None = None  # the collector's latest facts, read when the first facts arrive
+    events = EventMapper(entry.name)
     declared = collector.facts()
     emitted = set(entry.facts) if entry.facts is not None else set(declared)
     figures = {k: 0 for k in ("observations", "mapped", "shared", "unmapped", "ambiguous", "rejected", "stored", "unchanged", "batches")}
@@ -386,11 +387,14 @@ def collect(
                 undeclared |= {k for k in observation.facts if k not in declared}
                 if facts:
                     rows += [store.MappedObservation(ref, observation.observed_at, observation.origin, facts) for ref in refs]
+            event_rows = events.map(batch.events, index) if batch.events else None
             figures["rejected"] += len(batch.rejections)
             rejections += [str(r) for r in batch.rejections[: max(0, LISTED - len(rejections))]]
             if rows and state is None:
                 state = store.latest_state(engine, entry.name)
-            written = store.store_batch(engine, entry.name, rows, batch.cursor, now, state=state if state is not None else {})
+            written = store.store_batch(engine, entry.name, rows, batch.cursor, now, state=state if state is not None else {},
+                                        events=event_rows)
+            events.figures["events_stored"] += written.get("events", 0)
             figures["stored"] += written["stored"]
             figures["unchanged"] += written["unchanged"]
             if batch.cursor is not None:
@@ -400,12 +404,81 @@ def collect(
         raise
     finally:
         pruned = store.apply_retention(engine, entry.name, max_items=entry.retention.max_items, ttl=entry.retention.ttl_delta(), now=now) if error is None else 0
+        if error is None and events.figures["events"]:
+            from catalog_pipelines.storage.delivery_events import apply_retention as prune_events
+
+            events.figures["events_pruned"] = sum(prune_events(engine, collectors_file(path).delivery_events.retention(), now.date()).values())
         if undeclared:
             rejections.append(f"collector {entry.name!r}: facts its type does not declare were ignored: {', '.join(sorted(undeclared))}")
         details = {"unmapped": unmapped, "ambiguous": ambiguous, "rejections": rejections, "cursor": cursor, "error": error}
+        if events.figures["events"]:
+            details["events"] = {**events.figures, "unmapped": events.unmapped, "ambiguous": events.ambiguous}
         run_id = store.record_run(engine, entry.name, started_at=started, finished_at=utc_now(), figures=figures, details=details)
-    return {"collector": entry.name, "type": entry.type, "run_id": run_id, **figures, "pruned": pruned, "cursor": cursor,
+    return {"collector": entry.name, "type": entry.type, "run_id": run_id, **figures, **events.figures, "pruned": pruned, "cursor": cursor,
             "unmapped_records": unmapped, "ambiguous_records": ambiguous, "rejections": rejections}
+
+
+class EventMapper:
+    """Maps a run's delivery events to entities exactly as observations are mapped (the same
+    annotation index, `resolve`: the first target naming exactly one entity), pseudonymises the
+    people in them (`analytics.pseudonymise`, keyed by the settings' pseudonym key, one HMAC per
+    person per run) and turns them into the rows `storage.delivery_events` upserts. An event that
+    maps to no entity, or to several, is counted and listed; it is stored with no entity only when
+    the collector says so (`keep_unmapped`: incidents), otherwise dropped."""
+
+    def __init__(self, source: str, key: bytes | None = None) -> None:
+        self.source = source
+        self._key = key
+        self._tokens: dict[str, str] = {}
+        self.figures = {k: 0 for k in ("events", "events_mapped", "events_unmapped", "events_ambiguous", "events_kept_unmapped",
+                                       "events_stored", "events_pruned")}
+        self.unmapped: list[str] = []
+        self.ambiguous: list[dict[str, Any]] = []
+
+    def _person(self, login: Any) -> str | None:
+        if not isinstance(login, str) or not login.strip():
+            return None
+        token = self._tokens.get(login)
+        if token is None:
+            from analytics.pseudonymise import pseudonymise
+
+            if self._key is None:
+                from catalog_pipelines.settings import Settings
+
+                self._key = Settings.from_env().pseudonym_key
+            token = self._tokens[login] = pseudonymise(login, self._key)
+        return token
+
+    def map(self, events: Iterable["Event"], index: Any) -> dict[str, list[dict[str, Any]]]:
+        from catalog_pipelines.collectors.base import PERSON_ATTRIBUTES
+        from catalog_pipelines.model.delivery_events import COLUMNS
+
+        out: dict[str, list[dict[str, Any]]] = {}
+        for event in events:
+            self.figures["events"] += 1
+            ref, candidates = index.resolve(event)
+            if ref is None:
+                if candidates:
+                    self.figures["events_ambiguous"] += 1
+                    if len(self.ambiguous) < LISTED:
+                        self.ambiguous.append({"record": _describe(event), "entities": candidates})
+                else:
+                    self.figures["events_unmapped"] += 1
+                    if len(self.unmapped) < LISTED:
+                        self.unmapped.append(_describe(event))
+                if not event.keep_unmapped:
+                    continue
+                self.figures["events_kept_unmapped"] += 1
+            else:
+                self.figures["events_mapped"] += 1
+            attributes = dict(event.attributes)
+            for person in PERSON_ATTRIBUTES:
+                if person in attributes:
+                    attributes[person] = self._person(attributes[person])
+            row = {c: attributes.get(c) for c in COLUMNS[event.kind]}
+            row.update(entity_ref=ref, source=self.source, event_key=event.key)
+            out.setdefault(event.kind, []).append(row)
+        return out
 
 
 def wanted_collectors(names: Iterable[str] | None = None, config_path: Path | None = None) -> list[str]:

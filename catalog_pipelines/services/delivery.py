@@ -1,0 +1,94 @@
+"""Delivery insights (issue 22): the events side and the metrics side, Dagster-free.
+
+Events side (this group): the API collectors write delivery events while they collect facts
+(`services.facts.collect`: mapping, pseudonymisation, upsert with the cursor, retention); here:
+- `collect_delivery_events(engine, names=None)`: run the collectors that collect events;
+- `close_day(engine, day)`: one daily partition: what the day holds per kind (events, entities,
+  unmapped, rows failing the checks, events per entity), recorded in `delivery_event_days`;
+- `read_delivery_events(engine, since_day, until_day, kinds=None)`: the contract frames
+  (`model/delivery_events.py`) for a day range, what the metrics compute from;
+- `event_day_range(engine)`: the first and last day with events (the demo's backfill range).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import date, datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import sqlalchemy as sa
+
+
+# ---------------------------------------------------------------------------------------------
+# events side: collect, close a day, read
+
+
+def event_collectors(config_path: Path | None = None) -> list[str]:
+    """The configured collectors whose params ask for delivery events."""
+    from catalog_pipelines.services.facts import collectors_file
+
+    return [e.name for e in collectors_file(config_path).collectors if e.params.get("events")]
+
+
+def collect_delivery_events(engine: "sa.Engine", names: Iterable[str] | None = None, *,
+                            config_path: Path | None = None) -> list[dict[str, Any]]:
+    """Run the named collectors (default: every one collecting events) from their cursors: their
+    facts and events are stored as `services.facts.collect_all` stores them."""
+    from catalog_pipelines.services.facts import collect_all
+
+    wanted = list(names) if names is not None else event_collectors(config_path)
+    return collect_all(engine, wanted, config_path=config_path) if wanted else []
+
+
+def close_day(engine: "sa.Engine", day: date, *, now: datetime | None = None) -> dict[str, Any]:
+    """Validate and record one day of events: per kind the events, entities, unmapped events (no
+    entity: incidents of unknown services), `problems` (times contradicting each other) and the
+    events per entity. Re-closing a day (a backfill, late events) replaces its record."""
+    from catalog_pipelines.model.delivery_events import KINDS
+    from catalog_pipelines.storage.delivery_events import day_summary, record_day
+
+    summaries = [day_summary(engine, kind, day) for kind in KINDS]
+    record_day(engine, summaries, now or datetime.now(timezone.utc))
+    return {
+        "day": day.isoformat(),
+        "events": {x["kind"]: x["events"] for x in summaries},
+        "entities": {x["kind"]: x["entities"] for x in summaries},
+        "unmapped": {x["kind"]: x["unmapped"] for x in summaries},
+        "problems": {x["kind"]: x["problems"] for x in summaries},
+        "per_entity": {x["kind"]: x["per_entity"] for x in summaries},
+    }
+
+
+def close_days(engine: "sa.Engine", days: Iterable[date]) -> list[dict[str, Any]]:
+    """`close_day` for each day (a backfill's partition range)."""
+    now = datetime.now(timezone.utc)
+    return [close_day(engine, day, now=now) for day in days]
+
+
+def read_delivery_events(engine: "sa.Engine", since_day: date | None = None, until_day: date | None = None,
+                         kinds: Iterable[str] | None = None) -> dict[str, "pd.DataFrame"]:
+    """`{kind: frame}` of the stored events whose day lies in `[since_day, until_day]`."""
+    from catalog_pipelines.model.delivery_events import KINDS
+    from catalog_pipelines.storage.delivery_events import read_events
+
+    return {kind: read_events(engine, kind, since_day, until_day) for kind in (kinds or KINDS)}
+
+
+def event_day_range(engine: "sa.Engine") -> tuple[date | None, date | None]:
+    from catalog_pipelines.storage.delivery_events import day_range
+
+    return day_range(engine)
+
+
+def closed_event_days(engine: "sa.Engine", since_day: date | None = None, until_day: date | None = None) -> "pd.DataFrame":
+    """The record of each closed day and kind (day, kind, events, entities, unmapped, problems, closed_at)."""
+    from catalog_pipelines.storage.delivery_events import closed_days
+
+    return closed_days(engine, since_day, until_day)
+
+
+# ---------------------------------------------------------------------------------------------
+# metrics side (analytics/delivery): added by the delivery metrics
