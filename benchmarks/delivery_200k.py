@@ -35,10 +35,18 @@ def setup(size: int, seed: int):
     from catalog_pipelines.providers.synthetic import SyntheticOrg
     from dashboards.sample import entities_frame_from
 
-    bodies = [b for b in SyntheticOrg(size, seed=seed).iter_entities() if b is not None]
-    org = OrgGraph.from_entities(b for b in bodies if b["kind"] in ("Group", "User"))
-    entities = entities_frame_from(bodies, provider="synthetic")
-    del bodies
+    people: list[dict] = []
+
+    def stream():  # one pass, keeping only the groups and users (the org), not 200k bodies
+        for body in SyntheticOrg(size, seed=seed).iter_entities():
+            if body is None:
+                continue
+            if body["kind"] in ("Group", "User"):
+                people.append(body)
+            yield body
+
+    entities = entities_frame_from(stream(), provider="synthetic")
+    org = OrgGraph.from_entities(people)
     return org, entities
 
 

@@ -73,6 +73,7 @@ class DeliveryConfig(_Strict):
     window_days: int = Field(28, ge=7, le=365, description="the rolling window (and the previous one it is compared with)")
     weeks: int = Field(12, ge=2, le=156, description="ISO weeks in the weekly series (sparklines)")
     active_days: int = Field(90, ge=7, description="an entity deploys if it had a production deployment this many days back")
+    link_lookback_days: int = Field(120, ge=1, description="events read this far before the windows, so a deployment finds the changes it ships")
     failure_window_hours: float = Field(24.0, gt=0, description="an incident or rollback this soon after a production deployment fails it")
     stale_pr_days: int = Field(14, ge=1, description="an open pull request older than this is stale")
     min_events: MinEvents = MinEvents()

@@ -107,33 +107,6 @@ def iso_week(days: pd.Series) -> pd.Series:
     return pd.Series(d - pd.to_timedelta(d.weekday, unit="D"), index=days.index)
 
 
-def group_quantiles(keys: pd.DataFrame, values: np.ndarray, qs: tuple[float, ...] = QS) -> pd.DataFrame:
-    """`keys` columns + `n` + `p50`/`p75`/`p90`... per distinct key row, linear interpolation (as
-    numpy's default); NaN values are dropped. Sort-based: fast for many small groups."""
-    ok = ~np.isnan(values)
-    keys, values = keys[ok].reset_index(drop=True), values[ok]
-    cols = list(keys.columns)
-    names = [f"p{int(round(q * 100))}" for q in qs]
-    if not len(values):
-        return pd.DataFrame({**{c: pd.Series([], dtype=keys[c].dtype) for c in cols}, "n": pd.Series([], dtype="int64"),
-                             **{n: pd.Series([], dtype=float) for n in names}})
-    codes = keys.groupby(cols, sort=False, observed=True).ngroup().to_numpy()
-    order = np.lexsort((values, codes))
-    v = values[order]
-    counts = np.bincount(codes)
-    starts = np.r_[0, np.cumsum(counts)[:-1]]
-    first = order[starts]
-    out = keys.iloc[first].reset_index(drop=True)
-    out["n"] = counts
-    for q, name in zip(qs, names):
-        pos = starts + q * (counts - 1)
-        lo = np.floor(pos).astype(np.int64)
-        hi = np.minimum(lo + 1, starts + counts - 1)
-        frac = pos - lo
-        out[name] = v[lo] + (v[hi] - v[lo]) * frac
-    return out
-
-
 def band_of(value: float, band: Band, lower_is_better: bool, inclusive: bool = False) -> str | None:
     """elite / high / medium / low for one value; None for NaN (see `_bands`)."""
     return _bands(np.array([value], dtype=float), band, lower_is_better, inclusive)[0]
@@ -242,6 +215,9 @@ def daily_facts(events: Mapping[str, pd.DataFrame], config: DeliveryConfig, *, s
     incidents = events["incidents"].reset_index(drop=True)
     reviews = events["reviews"].reset_index(drop=True)
     window_ns = config.failure_window_hours * HOUR_NS
+    # one set of entity categories for every fact table, so scopes map them once
+    ref_dtype = pd.CategoricalDtype(pd.Index(sorted(set(pd.unique(pd.concat(
+        [f["entity_ref"].dropna().astype(str) for f in (prs, deployments, incidents, reviews)], ignore_index=True)))), dtype=object))
 
     # deployments
     prod = _production(deployments).reset_index(drop=True)
@@ -261,19 +237,20 @@ def daily_facts(events: Mapping[str, pd.DataFrame], config: DeliveryConfig, *, s
                         "changes_deployed": (~rollback).astype(np.int64), "failed": (failed & ~rollback).astype(np.int64),
                         "unlinked": (~linked & ~rollback).astype(np.int64)})
     deploy_days = per.groupby(["entity_ref", "day"], as_index=False, sort=True)[["deployments", "changes_deployed", "failed", "unlinked"]].sum()
+    deploy_days["entity_ref"] = pd.Categorical(deploy_days["entity_ref"], dtype=ref_dtype)
 
     # changes
     dp = delivered["deploy"].to_numpy()
     pr_rows = prs.loc[delivered["pr"].to_numpy()]
     start = pr_rows["first_commit_at"].where(pr_rows["first_commit_at"].notna(), pr_rows["created_at"])
     lead = (_ns(at.iloc[dp]) - _ns(start)) / HOUR_NS
-    changes = pd.DataFrame({"entity_ref": prod["entity_ref"].astype(str).to_numpy()[dp], "day": day.to_numpy()[dp],
+    changes = pd.DataFrame({"entity_ref": pd.Categorical(prod["entity_ref"].astype(str).to_numpy()[dp], dtype=ref_dtype), "day": day.to_numpy()[dp],
                             "lead_time_h": lead,
                             "start": np.where(pr_rows["first_commit_at"].notna().to_numpy(), "first_commit", "pr_created"),
                             "repository": pr_rows["repository"].astype(str).to_numpy(), "number": pr_rows["number"].to_numpy()})
 
     # incidents
-    inc = pd.DataFrame({"incident_id": incidents["incident_id"].astype(str), "entity_ref": incidents["entity_ref"],
+    inc = pd.DataFrame({"incident_id": incidents["incident_id"].astype(str), "entity_ref": pd.Categorical(incidents["entity_ref"], dtype=ref_dtype),
                         "service_id": incidents["service_id"], "day": local_day(incidents["started_at"], tz),
                         "restore_h": (_ns(incidents["resolved_at"]) - _ns(incidents["started_at"])) / HOUR_NS})
 
@@ -282,15 +259,15 @@ def daily_facts(events: Mapping[str, pd.DataFrame], config: DeliveryConfig, *, s
     created, merged_ns = _ns(m["created_at"]), _ns(m["merged_at"])
     review, approved = _ns(m["first_review_at"]), _ns(m["approved_at"])
     pr_facts = pd.DataFrame({
-        "entity_ref": m["entity_ref"].astype(str).to_numpy(), "day": local_day(m["merged_at"], tz).to_numpy(),
+        "entity_ref": pd.Categorical(m["entity_ref"].astype(str).to_numpy(), dtype=ref_dtype), "day": local_day(m["merged_at"], tz).to_numpy(),
         "cycle_time": (merged_ns - created) / HOUR_NS, "time_to_first_review": (review - created) / HOUR_NS,
         "review_to_approval": (approved - review) / HOUR_NS, "approval_to_merge": (merged_ns - approved) / HOUR_NS,
         "size": (m["additions"].fillna(0) + m["deletions"].fillna(0)).to_numpy(dtype=float),
         "reviewed": ~np.isnan(review),
     })
-    rv = pd.DataFrame({"entity_ref": reviews["entity_ref"].astype(str), "reviewer": reviews["reviewer"].astype(str),
-                       "day": local_day(reviews["submitted_at"], tz), "repository": reviews["repository"].astype(str),
-                       "number": reviews["number"]})
+    rv = pd.DataFrame({"entity_ref": pd.Categorical(reviews["entity_ref"].astype(str), dtype=ref_dtype),
+                       "reviewer": pd.Categorical(reviews["reviewer"].astype(str)),
+                       "day": local_day(reviews["submitted_at"], tz), "pr": pr_key(reviews["repository"], reviews["number"])})
     facts = {"deploy_days": deploy_days, "changes": changes, "incidents": inc, "prs": pr_facts, "reviews": rv}
     if since is not None:
         cut = pd.Timestamp(since)
@@ -301,6 +278,12 @@ def daily_facts(events: Mapping[str, pd.DataFrame], config: DeliveryConfig, *, s
             else:
                 facts[name] = frame[frame["day"] >= cut].reset_index(drop=True)
     return facts
+
+
+def pr_key(repository: pd.Series, number: pd.Series) -> np.ndarray:
+    """A stable 64-bit key of a pull request (repository, number), the same in every run."""
+    h = pd.util.hash_array(repository.astype(str).to_numpy(dtype=object))
+    return h ^ (pd.to_numeric(number).fillna(0).to_numpy(np.uint64) * np.uint64(0x9E3779B97F4A7C15))
 
 
 def merge_facts(cached: Mapping[str, pd.DataFrame], fresh: Mapping[str, pd.DataFrame], since: date) -> dict[str, pd.DataFrame]:
@@ -314,7 +297,19 @@ def merge_facts(cached: Mapping[str, pd.DataFrame], fresh: Mapping[str, pd.DataF
             old = old[~old["incident_id"].isin(new["incident_id"])]
         else:
             old = old[old["day"] < cut]
-        out[name] = pd.concat([old, new], ignore_index=True) if len(old) else new.reset_index(drop=True)
+        out[name] = _concat([old, new])
+    return out
+
+
+def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    """Concatenate keeping categorical columns categorical (their categories united)."""
+    from pandas.api.types import union_categoricals
+
+    frames = [f.reset_index(drop=True) for f in frames]
+    out = pd.concat(frames, ignore_index=True)
+    for column in frames[0].columns:
+        if all(isinstance(f[column].dtype, pd.CategoricalDtype) for f in frames):
+            out[column] = union_categoricals([f[column].array for f in frames])
     return out
 
 
@@ -334,8 +329,14 @@ def open_pull_requests(prs: pd.DataFrame, as_of: datetime) -> pd.DataFrame:
 # ---------------------------------------------------------------------------------------------
 # scopes: an entity, its owner team and the team's ancestors, the organisation
 
+SCOPE_TYPES = ("entity", "team", "org")
+
+
 class Scopes:
-    """entity -> the scopes its figures count in (`entity`, each `team` up the hierarchy, `org`)."""
+    """entity -> the scopes its figures count in (`entity`, each `team` up the hierarchy, `org`).
+
+    Scopes are integer ids (entities first, then teams, then the organisation); the tables get
+    their `scope_type` / `scope_ref` columns at the end, as categoricals (`columns`)."""
 
     def __init__(self, entities: pd.DataFrame, org: OrgGraph | None):
         ents = entities[["ref", "owner"]].drop_duplicates("ref")
@@ -347,21 +348,51 @@ class Scopes:
         up["rollup_ref"] = up["rollup_ref"].where(up["rollup_ref"].notna(), up["group_ref"])
         team_refs = pd.Index(sorted(pd.unique(up["rollup_ref"].astype(str))))
         n_e, n_t = len(ents), len(team_refs)
-        # scope ids: 0..n_e-1 entities, n_e..n_e+n_t-1 teams, last: org
-        self.names = pd.DataFrame({"scope_type": ["entity"] * n_e + ["team"] * n_t + ["org"],
-                                   "scope_ref": [*self.index, *team_refs, ORG]})
+        self.type_code = np.r_[np.zeros(n_e, np.int8), np.ones(n_t, np.int8), np.int8(2)]
+        refs = np.r_[self.index.to_numpy(dtype=object), team_refs.to_numpy(dtype=object), np.array([ORG], dtype=object)]
+        self.ref_categories, self.ref_code = np.unique(refs.astype(str), return_inverse=True)
+        self.n = n_e + n_t + 1
         self.org_id = n_e + n_t
+        self.team_ids = np.arange(n_e, n_e + n_t)
+        self.team_index = team_refs
         pairs_e = np.r_[np.arange(n_e), up["e"].to_numpy(np.int64), np.arange(n_e)]
         pairs_s = np.r_[np.arange(n_e), n_e + team_refs.get_indexer(up["rollup_ref"].astype(str)), np.full(n_e, self.org_id)]
         o = np.lexsort((pairs_s, pairs_e))
         self._e, self._s = pairs_e[o], pairs_s[o]
         self._indptr = np.r_[0, np.cumsum(np.bincount(self._e, minlength=n_e))]
-        self.team_ids = np.arange(n_e, n_e + n_t)
+        self._ref_dtype = pd.CategoricalDtype(pd.Index(self.ref_categories, dtype=object))
+        self._type_dtype = pd.CategoricalDtype(list(SCOPE_TYPES))
+        self._mapped: list[tuple[pd.Index, np.ndarray]] = []
 
-    def expand(self, entity_refs: pd.Series | np.ndarray, kinds: tuple[str, ...] = ("entity", "team", "org")) -> tuple[np.ndarray, np.ndarray]:
+    @property
+    def names(self) -> pd.DataFrame:
+        return pd.DataFrame(self.columns(np.arange(self.n)))
+
+    def columns(self, ids: np.ndarray) -> dict[str, pd.Categorical]:
+        ids = np.asarray(ids, dtype=np.int64)
+        return {"scope_type": pd.Categorical.from_codes(self.type_code[ids], dtype=self._type_dtype),
+                "scope_ref": pd.Categorical.from_codes(self.ref_code[ids], dtype=self._ref_dtype)}
+
+    def codes(self, entity_refs: pd.Series | np.ndarray) -> np.ndarray:
+        """Entity codes (-1: unknown or null); categorical columns map their categories only."""
+        values = entity_refs if isinstance(entity_refs, pd.Series) else pd.Series(entity_refs)
+        if isinstance(values.dtype, pd.CategoricalDtype):
+            cat = values.cat
+            categories = cat.categories
+            for known, mapped in self._mapped:  # fact tables share their categories: map them once
+                if known is categories:
+                    break
+            else:
+                mapped = self.index.get_indexer(categories.astype(str))
+                self._mapped.append((categories, mapped))
+            c = cat.codes.to_numpy()
+            return np.where(c >= 0, mapped[np.maximum(c, 0)] if len(mapped) else -1, -1)
+        return self.index.get_indexer(values.astype(object).where(values.notna(), "\x00").astype(str))
+
+    def expand(self, entity_refs: pd.Series | np.ndarray, kinds: tuple[str, ...] = SCOPE_TYPES) -> tuple[np.ndarray, np.ndarray]:
         """(row positions, scope ids): each row once per scope of its entity; unknown or null
         entities count for the organisation only."""
-        codes = self.index.get_indexer(pd.Series(entity_refs).astype(object).where(pd.notna(entity_refs), "\x00").astype(str))
+        codes = self.codes(entity_refs)
         known = codes >= 0
         kc = np.where(known, codes, 0)
         counts = np.where(known, self._indptr[kc + 1] - self._indptr[kc], 0)
@@ -371,9 +402,8 @@ class Scopes:
         unknown = np.flatnonzero(~known)
         rows = np.r_[rows, unknown]
         scope = np.r_[scope, np.full(len(unknown), self.org_id)]
-        if kinds != ("entity", "team", "org"):
-            types = self.names["scope_type"].to_numpy()[scope]
-            keep = np.isin(types, kinds)
+        if tuple(kinds) != SCOPE_TYPES:
+            keep = np.isin(self.type_code[scope], [SCOPE_TYPES.index(k) for k in kinds])
             rows, scope = rows[keep], scope[keep]
         return rows, scope
 
@@ -382,228 +412,299 @@ class Scopes:
 # step 2: the published tables
 
 def _window(frame: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
-    return frame[(frame["day"] >= start) & (frame["day"] < end)]
+    day = frame["day"]
+    return frame[(day >= start) & (day < end)]
 
 
 def _reason(n: np.ndarray, need: int, what: str) -> np.ndarray:
     out = np.full(len(n), None, dtype=object)
-    low = n < need
-    out[low] = [f"not enough data: {int(k)} {what} < {need}" for k in n[low]]
+    low = np.flatnonzero(np.asarray(n) < need)
+    if len(low):
+        out[low] = ("not enough data: " + pd.Series(np.asarray(n)[low].astype(np.int64)).astype(str) + f" {what} < {need}").to_numpy(dtype=object)
+    return out
+
+
+def _categorical(values: np.ndarray | list, categories: tuple[str, ...] | list[str]) -> pd.Categorical:
+    return pd.Categorical(values, categories=list(categories))
+
+
+def code_quantiles(codes: np.ndarray, values: np.ndarray, qs: tuple[float, ...] = QS) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
+    """Per distinct integer code (NaN values dropped): (codes, counts, [quantile arrays]), linear
+    interpolation as numpy's default. One sort, no groupby: fast for many small groups."""
+    ok = ~np.isnan(values)
+    codes, values = np.asarray(codes)[ok], values[ok]
+    if not len(values):
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), [np.zeros(0) for _ in qs]
+    order = np.lexsort((values, codes))
+    c, v = codes[order], values[order]
+    starts = np.flatnonzero(np.r_[True, c[1:] != c[:-1]])
+    counts = np.diff(np.r_[starts, len(c)])
+    out = []
+    for q in qs:
+        pos = starts + q * (counts - 1)
+        lo = np.floor(pos).astype(np.int64)
+        hi = np.minimum(lo + 1, starts + counts - 1)
+        out.append(v[lo] + (v[hi] - v[lo]) * (pos - lo))
+    return c[starts], counts, out
+
+
+def _dense(n: int, codes: np.ndarray, values: np.ndarray, fill: float = np.nan) -> np.ndarray:
+    out = np.full(n, fill, dtype=float)
+    out[codes] = values
     return out
 
 
 def _window_dora(facts: Mapping[str, pd.DataFrame], scopes: Scopes, config: DeliveryConfig,
-                 start: pd.Timestamp, end: pd.Timestamp, active: np.ndarray) -> pd.DataFrame:
-    """The four keys of every scope over [start, end): one row per (scope, metric)."""
-    n_scopes = len(scopes.names)
+                 start: pd.Timestamp, end: pd.Timestamp, active: np.ndarray) -> dict[str, dict[str, np.ndarray]]:
+    """The four keys of every scope over [start, end): `{metric: {value, p75, p90, events,
+    excluded, reason}}`, arrays indexed by scope id."""
+    n = scopes.n
     weeks = (end - start).days / 7.0
     dd = _window(facts["deploy_days"], start, end)
-    rows, sc = scopes.expand(dd["entity_ref"].to_numpy())
-    sums = {c: np.bincount(sc, weights=dd[c].to_numpy(float)[rows], minlength=n_scopes) for c in
+    rows, sc = scopes.expand(dd["entity_ref"])
+    sums = {c: np.bincount(sc, weights=dd[c].to_numpy(float)[rows], minlength=n) for c in
             ("deployments", "changes_deployed", "failed", "unlinked")}
-    parts = []
-    per_entity = sums["deployments"] / weeks / np.maximum(active, 1)
-    parts.append(pd.DataFrame({"scope": np.arange(n_scopes), "metric": "deployment_frequency", "value": per_entity,
-                               "p75": np.nan, "p90": np.nan, "events": sums["deployments"], "excluded": 0.0, "reason": None}))
+    nan = np.full(n, np.nan)
+    out: dict[str, dict[str, np.ndarray]] = {}
+    out["deployment_frequency"] = {"value": sums["deployments"] / weeks / np.maximum(active, 1), "p75": nan, "p90": nan,
+                                   "events": sums["deployments"], "excluded": np.zeros(n), "reason": np.full(n, None, dtype=object)}
     ch = _window(facts["changes"], start, end)
-    rows, sc = scopes.expand(ch["entity_ref"].to_numpy())
-    q = group_quantiles(pd.DataFrame({"scope": sc}), ch["lead_time_h"].to_numpy(float)[rows])
-    lt = pd.DataFrame({"scope": np.arange(n_scopes)}).merge(q, on="scope", how="left")
-    n = lt["n"].fillna(0).to_numpy()
-    parts.append(pd.DataFrame({"scope": lt["scope"], "metric": "lead_time", "value": lt["p50"], "p75": lt["p75"], "p90": lt["p90"],
-                               "events": n, "excluded": sums["unlinked"], "reason": _reason(n, config.min_events.lead_time, "changes")}))
+    rows, sc = scopes.expand(ch["entity_ref"])
+    u, cnt, (p50, p75, p90) = code_quantiles(sc, ch["lead_time_h"].to_numpy(float)[rows])
+    events = _dense(n, u, cnt, 0.0)
+    out["lead_time"] = {"value": _dense(n, u, p50), "p75": _dense(n, u, p75), "p90": _dense(n, u, p90), "events": events,
+                        "excluded": sums["unlinked"], "reason": _reason(events, config.min_events.lead_time, "changes")}
     denom = sums["changes_deployed"]
-    cfr = np.divide(sums["failed"], denom, out=np.full(n_scopes, np.nan), where=denom > 0)
-    parts.append(pd.DataFrame({"scope": np.arange(n_scopes), "metric": "change_failure_rate", "value": cfr, "p75": np.nan, "p90": np.nan,
-                               "events": denom, "excluded": 0.0,
-                               "reason": _reason(denom, config.min_events.change_failure_rate, "deployments")}))
+    out["change_failure_rate"] = {"value": np.divide(sums["failed"], denom, out=np.full(n, np.nan), where=denom > 0), "p75": nan,
+                                  "p90": nan, "events": denom, "excluded": np.zeros(n),
+                                  "reason": _reason(denom, config.min_events.change_failure_rate, "deployments")}
     inc = _window(facts["incidents"], start, end)
-    rows, sc = scopes.expand(inc["entity_ref"].to_numpy())
+    rows, sc = scopes.expand(inc["entity_ref"])
     restore = inc["restore_h"].to_numpy(float)[rows]
-    unresolved = np.bincount(sc, weights=np.isnan(restore).astype(float), minlength=n_scopes)
-    q = group_quantiles(pd.DataFrame({"scope": sc}), restore)
-    tr = pd.DataFrame({"scope": np.arange(n_scopes)}).merge(q, on="scope", how="left")
-    n = tr["n"].fillna(0).to_numpy()
-    parts.append(pd.DataFrame({"scope": tr["scope"], "metric": "time_to_restore", "value": tr["p50"], "p75": tr["p75"], "p90": tr["p90"],
-                               "events": n, "excluded": unresolved, "reason": _reason(n, config.min_events.time_to_restore, "resolved incidents")}))
-    out = pd.concat(parts, ignore_index=True)
-    hide = out["reason"].notna()
-    out.loc[hide, ["value", "p75", "p90"]] = np.nan
+    unresolved = np.bincount(sc, weights=np.isnan(restore).astype(float), minlength=n)
+    u, cnt, (p50, p75, p90) = code_quantiles(sc, restore)
+    events = _dense(n, u, cnt, 0.0)
+    out["time_to_restore"] = {"value": _dense(n, u, p50), "p75": _dense(n, u, p75), "p90": _dense(n, u, p90), "events": events,
+                              "excluded": unresolved, "reason": _reason(events, config.min_events.time_to_restore, "resolved incidents")}
+    for figures in out.values():
+        hide = pd.notna(figures["reason"])
+        for column in ("value", "p75", "p90"):
+            figures[column] = np.where(hide, np.nan, figures[column])
     return out
 
 
 def _active(facts: Mapping[str, pd.DataFrame], scopes: Scopes, end: pd.Timestamp, days: int) -> np.ndarray:
     dd = _window(facts["deploy_days"], end - pd.Timedelta(days=days), end)
-    ents = pd.unique(dd.loc[dd["deployments"] > 0, "entity_ref"])
-    rows, sc = scopes.expand(np.asarray(ents, dtype=object))
-    return np.bincount(sc, minlength=len(scopes.names)).astype(float)
+    dd = dd[dd["deployments"].to_numpy() > 0]
+    codes = np.unique(scopes.codes(dd["entity_ref"]))
+    rows, sc = scopes.expand(scopes.index.to_numpy()[codes[codes >= 0]])
+    return np.bincount(sc, minlength=scopes.n).astype(float)
 
 
-def _trend(current: np.ndarray, previous: np.ndarray, lower_is_better: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _trend(current: np.ndarray, previous: np.ndarray, lower_is_better: bool) -> tuple[np.ndarray, np.ndarray]:
     change = current - previous
     rel = np.divide(change, np.abs(previous), out=np.full(len(change), np.nan), where=np.abs(previous) > 0)
-    better = np.where(lower_is_better, change < 0, change > 0)
+    better = change < 0 if lower_is_better else change > 0
     flat = (change == 0) | (np.abs(np.nan_to_num(rel, nan=1.0)) < 0.05)
     trend = np.where(np.isnan(change), None, np.where(flat, "flat", np.where(better, "improving", "worsening")))
     return change, trend
 
 
+TRENDS = ("improving", "flat", "worsening")
+BANDS = ("elite", "high", "medium", "low")
+
+
 def dora_summary(facts: Mapping[str, pd.DataFrame], scopes: Scopes, config: DeliveryConfig, as_of: date) -> pd.DataFrame:
-    """The four keys of every scope over the rolling window ending `as_of` (exclusive of as_of's
-    day + 1), with band, previous window, change and trend."""
+    """The four keys of every scope over the rolling window ending with `as_of`'s day, with band,
+    the previous window's value, change and trend (improving / flat (within 5%) / worsening).
+    Entities without any delivery event in either window are left out (not 200k rows of zeros)."""
     end = pd.Timestamp(as_of) + pd.Timedelta(days=1)
     w = pd.Timedelta(days=config.window_days)
     cur = _window_dora(facts, scopes, config, end - w, end, _active(facts, scopes, end, config.active_days))
     prev = _window_dora(facts, scopes, config, end - 2 * w, end - w, _active(facts, scopes, end - w, config.active_days))
-    cur["previous_value"] = prev["value"].to_numpy()
-    lower = cur["metric"].map(LOWER_IS_BETTER).to_numpy(bool)
-    cur["change"], cur["trend"] = _trend(cur["value"].to_numpy(float), cur["previous_value"].to_numpy(float), lower)
-    cur["band"] = None
+    any_events = sum(cur[m]["events"] + prev[m]["events"] for m in METRICS) > 0
+    ids = np.flatnonzero(any_events | (scopes.type_code != 0))
+    parts = []
     for metric in METRICS:
-        mask = (cur["metric"] == metric).to_numpy()
-        cur.loc[mask, "band"] = _bands(cur.loc[mask, "value"].to_numpy(float), getattr(config.bands, metric), LOWER_IS_BETTER[metric],
-                                       inclusive=metric == "change_failure_rate")
-    cur["unit"] = cur["metric"].map(UNITS)
-    names = scopes.names.iloc[cur["scope"].to_numpy()].reset_index(drop=True)
-    out = pd.concat([names, cur.drop(columns=["scope"]).reset_index(drop=True)], axis=1)
-    out["window_start"] = (end - w).date()
-    out["window_end"] = as_of
-    # entities without any delivery event are not listed (a row of zeros for each of 200k entities)
-    has = out.groupby(["scope_type", "scope_ref"], sort=False)["events"].transform("sum") > 0
-    keep = has | (out["scope_type"] != "entity")
-    cols = ["scope_type", "scope_ref", "metric", "value", "p75", "p90", "unit", "events", "excluded", "reason", "band",
-            "previous_value", "change", "trend", "window_start", "window_end"]
-    return out.loc[keep, cols].reset_index(drop=True)
+        c, p = cur[metric], prev[metric]
+        value = c["value"][ids]
+        change, trend = _trend(value, p["value"][ids], LOWER_IS_BETTER[metric])
+        band = _bands(value, getattr(config.bands, metric), LOWER_IS_BETTER[metric], inclusive=metric == "change_failure_rate")
+        parts.append(pd.DataFrame({"sid": ids, "metric": np.full(len(ids), METRICS.index(metric), np.int8), "value": value,
+                                   "p75": c["p75"][ids], "p90": c["p90"][ids], "events": c["events"][ids],
+                                   "excluded": c["excluded"][ids], "reason": pd.Series(c["reason"][ids], dtype=object),
+                                   "band": pd.Categorical(band, categories=list(BANDS)), "previous_value": p["value"][ids],
+                                   "change": change, "trend": pd.Categorical(trend, categories=list(TRENDS))}))
+    out = pd.concat(parts, ignore_index=True)
+    names = scopes.columns(out["sid"].to_numpy())
+    metric_codes = out["metric"].to_numpy()
+    frame = pd.DataFrame({**names, "metric": pd.Categorical.from_codes(metric_codes, categories=list(METRICS)),
+                          "value": out["value"], "p75": out["p75"], "p90": out["p90"],
+                          "unit": pd.Categorical.from_codes(metric_codes, categories=[UNITS[m] for m in METRICS]) if len(set(UNITS.values())) == len(METRICS)
+                          else np.array([UNITS[m] for m in METRICS], dtype=object)[metric_codes],
+                          "events": out["events"], "excluded": out["excluded"], "reason": out["reason"], "band": out["band"],
+                          "previous_value": out["previous_value"], "change": out["change"], "trend": out["trend"]})
+    frame["window_start"] = (end - w).date()
+    frame["window_end"] = as_of
+    return frame
 
 
 def dora_weekly(facts: Mapping[str, pd.DataFrame], scopes: Scopes, config: DeliveryConfig, as_of: date) -> pd.DataFrame:
-    """Per ISO week (the last `config.weeks`, the current one included), per scope: deployments
-    (zeros for weeks without), median lead time, change failure rate, median time to restore."""
+    """Per ISO week (the last `config.weeks`, the current one included), per scope with any event:
+    deployments (zeros for weeks without: a quiet week is a fact, not a gap), change failure
+    rate, median lead time, median time to restore (NaN below the minimum events)."""
     this_week = pd.Timestamp(as_of) - pd.Timedelta(days=pd.Timestamp(as_of).weekday())
     weeks = pd.DatetimeIndex([this_week - pd.Timedelta(weeks=i) for i in range(config.weeks - 1, -1, -1)])
     start, end = weeks[0], this_week + pd.Timedelta(weeks=1)
     n_w = len(weeks)
+    size = scopes.n * n_w
+
+    def week_of(frame: pd.DataFrame) -> np.ndarray:
+        return ((frame["day"].to_numpy() - start.to_datetime64()) // np.timedelta64(7, "D")).astype(np.int64)
+
     dd = _window(facts["deploy_days"], start, end)
-    rows, sc = scopes.expand(dd["entity_ref"].to_numpy())
-    wk = ((iso_week(dd["day"]) - start).dt.days // 7).to_numpy()[rows]
-    key = sc * n_w + wk
-    size = len(scopes.names) * n_w
+    rows, sc = scopes.expand(dd["entity_ref"])
+    key = sc * n_w + week_of(dd)[rows]
     dep = np.bincount(key, weights=dd["deployments"].to_numpy(float)[rows], minlength=size)
     chg = np.bincount(key, weights=dd["changes_deployed"].to_numpy(float)[rows], minlength=size)
     fail = np.bincount(key, weights=dd["failed"].to_numpy(float)[rows], minlength=size)
     seen = np.unique(sc)
-    parts = []
-    grid_s = np.repeat(seen, n_w)
-    grid_w = np.tile(np.arange(n_w), len(seen))
-    g = grid_s * n_w + grid_w
-    parts.append(pd.DataFrame({"scope": grid_s, "week": grid_w, "metric": "deployments", "value": dep[g], "events": dep[g]}))
+    g = (np.repeat(seen, n_w) * n_w + np.tile(np.arange(n_w), len(seen)))
     cfr = np.divide(fail[g], chg[g], out=np.full(len(g), np.nan), where=chg[g] >= config.min_events.change_failure_rate)
-    parts.append(pd.DataFrame({"scope": grid_s, "week": grid_w, "metric": "change_failure_rate", "value": cfr, "events": chg[g]}))
-    for table, column, metric, need in (("changes", "lead_time_h", "lead_time", config.min_events.lead_time),
-                                        ("incidents", "restore_h", "time_to_restore", config.min_events.time_to_restore)):
+    keys = [g, g]
+    metric = [np.zeros(len(g), np.int8), np.full(len(g), 1, np.int8)]
+    values, events = [dep[g], cfr], [dep[g], chg[g]]
+    for i, (table, column, need) in enumerate((("changes", "lead_time_h", config.min_events.lead_time),
+                                               ("incidents", "restore_h", config.min_events.time_to_restore)), start=2):
         f = _window(facts[table], start, end)
-        rows, sc = scopes.expand(f["entity_ref"].to_numpy())
-        wk = ((iso_week(f["day"]) - start).dt.days // 7).to_numpy()[rows]
-        q = group_quantiles(pd.DataFrame({"scope": sc, "week": wk}), f[column].to_numpy(float)[rows], qs=(0.5,))
-        q = q.assign(metric=metric, value=np.where(q["n"] >= need, q["p50"], np.nan), events=q["n"])
-        parts.append(q[["scope", "week", "metric", "value", "events"]])
-    out = pd.concat(parts, ignore_index=True)
-    names = scopes.names.iloc[out["scope"].to_numpy()].reset_index(drop=True)
-    out = pd.concat([names, out.drop(columns=["scope"]).reset_index(drop=True)], axis=1)
-    out["week"] = weeks[out["week"].to_numpy()].date
-    return out[["scope_type", "scope_ref", "week", "metric", "value", "events"]]
+        rows, sc = scopes.expand(f["entity_ref"])
+        u, cnt, (p50,) = code_quantiles(sc * n_w + week_of(f)[rows], f[column].to_numpy(float)[rows], qs=(0.5,))
+        keys.append(u)
+        metric.append(np.full(len(u), i, np.int8))
+        values.append(np.where(cnt >= need, p50, np.nan))
+        events.append(cnt.astype(float))
+    k = np.concatenate(keys)
+    frame = pd.DataFrame(scopes.columns(k // n_w))
+    frame["week"] = weeks[k % n_w].date
+    frame["metric"] = pd.Categorical.from_codes(np.concatenate(metric), categories=["deployments", "change_failure_rate", "lead_time", "time_to_restore"])
+    frame["value"] = np.concatenate(values)
+    frame["events"] = np.concatenate(events)
+    return frame
 
 
 def pr_flow(facts: Mapping[str, pd.DataFrame], scopes: Scopes, config: DeliveryConfig, as_of: date,
             open_prs: pd.DataFrame | None = None) -> dict[str, pd.DataFrame]:
-    """PR flow over the rolling window: `pr_flow` (cycle time and parts, size: p50/p75/p90 per
-    scope), `pr_summary` (merged, merged without review and its share, open, stale), `pr_sizes`
-    (size buckets), `stale_prs` (the stalest open PRs per team and entity)."""
+    """PR flow over the rolling window (PRs merged in it): `pr_flow` (cycle time = created ->
+    merged, and its parts: time to first review, first review -> approval, approval -> merge;
+    size = additions + deletions: p50/p75/p90 per scope), `pr_summary` (merged, merged without any
+    review and its share, open, stale = open longer than `stale_pr_days`), `pr_sizes` (buckets XS
+    <= 10 lines, S <= 50, M <= 250, L <= 1000, XL), `stale_prs` (the `stalest_shown` oldest open PRs
+    per entity and team, with links)."""
     end = pd.Timestamp(as_of) + pd.Timedelta(days=1)
     start = end - pd.Timedelta(days=config.window_days)
     p = _window(facts["prs"], start, end)
-    rows, sc = scopes.expand(p["entity_ref"].to_numpy(), kinds=("entity", "team", "org"))
-    parts = []
+    rows, sc = scopes.expand(p["entity_ref"])
+    n = scopes.n
     need = config.min_events.pr_flow
-    for part in PR_PARTS:
-        q = group_quantiles(pd.DataFrame({"scope": sc}), p[part].to_numpy(float)[rows])
-        q["metric"] = part
-        q["unit"] = "lines" if part == "size" else "hours"
-        q["reason"] = _reason(q["n"].to_numpy(), need, "merged pull requests")
-        q.loc[q["reason"].notna(), ["p50", "p75", "p90"]] = np.nan
-        parts.append(q)
-    flow = pd.concat(parts, ignore_index=True).rename(columns={"n": "events"})
-    flow = pd.concat([scopes.names.iloc[flow["scope"].to_numpy()].reset_index(drop=True), flow.drop(columns=["scope"]).reset_index(drop=True)], axis=1)
-    n_scopes = len(scopes.names)
-    merged = np.bincount(sc, minlength=n_scopes)
-    unreviewed = np.bincount(sc, weights=(~p["reviewed"].to_numpy(bool))[rows].astype(float), minlength=n_scopes)
-    # sizes
+    ids, metric, cols = [], [], {"p50": [], "p75": [], "p90": [], "events": []}
+    for i, part in enumerate(PR_PARTS):
+        u, cnt, qs = code_quantiles(sc, p[part].to_numpy(float)[rows])
+        low = cnt < need
+        ids.append(u)
+        metric.append(np.full(len(u), i, np.int8))
+        for name, values in zip(("p50", "p75", "p90"), qs):
+            cols[name].append(np.where(low, np.nan, values))
+        cols["events"].append(cnt)
+    k = np.concatenate(ids)
+    m = np.concatenate(metric)
+    events = np.concatenate(cols["events"])
+    flow = pd.DataFrame({**scopes.columns(k), "metric": pd.Categorical.from_codes(m, categories=list(PR_PARTS)),
+                         "unit": np.where(m == PR_PARTS.index("size"), "lines", "hours"),
+                         **{c: np.concatenate(cols[c]) for c in ("p50", "p75", "p90")}, "events": events,
+                         "reason": _reason(events, need, "merged pull requests")})
+    merged = np.bincount(sc, minlength=n)
+    unreviewed = np.bincount(sc, weights=(~p["reviewed"].to_numpy(bool))[rows].astype(float), minlength=n)
     lines = p["size"].to_numpy(float)[rows]
     bucket = np.searchsorted(np.array([b for _, b in SIZE_BUCKETS]), lines, side="left")
     nb = len(SIZE_BUCKETS)
-    counts = np.bincount(sc * nb + bucket, minlength=n_scopes * nb).reshape(n_scopes, nb)
+    counts = np.bincount(sc * nb + bucket, minlength=n * nb).reshape(n, nb)
     seen = np.flatnonzero(merged > 0)
-    sizes = pd.DataFrame({"scope": np.repeat(seen, nb), "bucket": np.tile([b for b, _ in SIZE_BUCKETS], len(seen)),
+    sizes = pd.DataFrame({**scopes.columns(np.repeat(seen, nb)),
+                          "bucket": pd.Categorical.from_codes(np.tile(np.arange(nb), len(seen)), categories=[b for b, _ in SIZE_BUCKETS]),
                           "prs": counts[seen].ravel()})
     sizes["share"] = sizes["prs"] / np.repeat(merged[seen], nb)
-    sizes = pd.concat([scopes.names.iloc[sizes["scope"].to_numpy()].reset_index(drop=True), sizes.drop(columns=["scope"])], axis=1)
-    # open and stale
     if open_prs is None:
-        open_prs = pd.DataFrame({"entity_ref": [], "repository": [], "number": [], "url": [], "draft": [], "age_days": []})
-    orow, osc = scopes.expand(open_prs["entity_ref"].to_numpy())
+        open_prs = pd.DataFrame({"entity_ref": pd.Series([], dtype=object), "repository": [], "number": [], "url": [], "draft": [],
+                                 "age_days": pd.Series([], dtype=float)})
+    orow, osc = scopes.expand(open_prs["entity_ref"])
     age = open_prs["age_days"].to_numpy(float)[orow]
     stale_mask = age > config.stale_pr_days
-    open_n = np.bincount(osc, minlength=n_scopes)
-    stale_n = np.bincount(osc, weights=stale_mask.astype(float), minlength=n_scopes)
-    summary = scopes.names.copy()
-    summary["merged"] = merged
-    summary["merged_without_review"] = unreviewed.astype(np.int64)
-    summary["share_merged_without_review"] = np.divide(unreviewed, merged, out=np.full(n_scopes, np.nan), where=merged >= need)
-    summary["open_prs"] = open_n
-    summary["stale_prs"] = stale_n.astype(np.int64)
-    summary["reason"] = _reason(merged, need, "merged pull requests")
-    summary = summary[(summary["merged"] > 0) | (summary["open_prs"] > 0) | (summary["scope_type"] != "entity")].reset_index(drop=True)
-    st = pd.DataFrame({"scope": osc[stale_mask], "row": orow[stale_mask], "age_days": age[stale_mask]})
-    st = st[scopes.names["scope_type"].to_numpy()[st["scope"].to_numpy()] != "org"] if len(st) else st
-    st = st.sort_values(["scope", "age_days"], ascending=[True, False], kind="stable")
-    st["rank"] = st.groupby("scope").cumcount() + 1
-    st = st[st["rank"] <= config.stalest_shown]
-    o = open_prs.iloc[st["row"].to_numpy()].reset_index(drop=True)
-    stale = pd.concat([scopes.names.iloc[st["scope"].to_numpy()].reset_index(drop=True),
-                       pd.DataFrame({"rank": st["rank"].to_numpy()}),
-                       o[["entity_ref", "repository", "number", "url", "draft", "age_days"]]], axis=1)
-    return {"pr_flow": flow[["scope_type", "scope_ref", "metric", "unit", "p50", "p75", "p90", "events", "reason"]],
-            "pr_summary": summary, "pr_sizes": sizes[["scope_type", "scope_ref", "bucket", "prs", "share"]], "stale_prs": stale}
+    open_n = np.bincount(osc, minlength=n)
+    stale_n = np.bincount(osc, weights=stale_mask.astype(float), minlength=n)
+    keep = np.flatnonzero((merged > 0) | (open_n > 0) | (scopes.type_code != 0))
+    summary = pd.DataFrame({**scopes.columns(keep), "merged": merged[keep], "merged_without_review": unreviewed[keep].astype(np.int64),
+                            "share_merged_without_review": np.divide(unreviewed[keep], merged[keep], out=np.full(len(keep), np.nan),
+                                                                     where=merged[keep] >= need),
+                            "open_prs": open_n[keep], "stale_prs": stale_n[keep].astype(np.int64),
+                            "reason": _reason(merged[keep], need, "merged pull requests")})
+    st_s, st_r, st_a = osc[stale_mask], orow[stale_mask], age[stale_mask]
+    not_org = scopes.type_code[st_s] != 2
+    st_s, st_r, st_a = st_s[not_org], st_r[not_org], st_a[not_org]
+    o = np.lexsort((-st_a, st_s))
+    st_s, st_r, st_a = st_s[o], st_r[o], st_a[o]
+    first = np.r_[True, st_s[1:] != st_s[:-1]] if len(st_s) else np.zeros(0, bool)
+    group_start = np.maximum.accumulate(np.where(first, np.arange(len(st_s)), 0)) if len(st_s) else np.zeros(0, np.int64)
+    rank = np.arange(len(st_s)) - group_start + 1
+    top = rank <= config.stalest_shown
+    chosen = open_prs.iloc[st_r[top]].reset_index(drop=True)
+    stale = pd.DataFrame({**scopes.columns(st_s[top]), "rank": rank[top]})
+    for column in ("entity_ref", "repository", "number", "url", "draft", "age_days"):
+        stale[column] = chosen[column].to_numpy()
+    return {"pr_flow": flow, "pr_summary": summary, "pr_sizes": sizes, "stale_prs": stale}
 
 
 def review_load(facts: Mapping[str, pd.DataFrame], scopes: Scopes, config: DeliveryConfig, as_of: date) -> dict[str, pd.DataFrame]:
     """Reviews per reviewer over the window, for teams and the organisation (never one entity):
     `review_load` (reviewers, reviews, per-reviewer p50/p75/p90, share of reviews done by the top
     fifth of reviewers) and `reviewer_load` (per pseudonymised reviewer). A scope with fewer than
-    `config.min_people` reviewers shows no figure about its reviewers (suppressed)."""
+    `config.min_people` reviewers shows no figure about its reviewers (`suppressed`), and lists
+    none of them: the k rule of the surveys and usage analytics."""
     end = pd.Timestamp(as_of) + pd.Timedelta(days=1)
     r = _window(facts["reviews"], end - pd.Timedelta(days=config.window_days), end)
-    rows, sc = scopes.expand(r["entity_ref"].to_numpy(), kinds=("team", "org"))
-    per = pd.DataFrame({"scope": sc, "reviewer": r["reviewer"].to_numpy()[rows], "pr": (r["repository"] + "#" + r["number"].astype(str)).to_numpy()[rows]})
-    load = per.groupby(["scope", "reviewer"], as_index=False, sort=False).agg(reviews=("pr", "size"), prs_reviewed=("pr", "nunique"))
-    q = group_quantiles(load[["scope"]], load["reviews"].to_numpy(float))
-    load = load.sort_values(["scope", "reviews"], ascending=[True, False], kind="stable")
-    load["rank"] = load.groupby("scope").cumcount()
-    reviewers = load.groupby("scope")["reviewer"].transform("size")
-    top = load[load["rank"] < np.ceil(reviewers * 0.2)].groupby("scope")["reviews"].sum()
-    total = load.groupby("scope")["reviews"].sum()
-    q["reviews"] = q["scope"].map(total).to_numpy()
-    q["top_fifth_share"] = (q["scope"].map(top) / q["reviews"]).to_numpy()
-    q = q.rename(columns={"n": "reviewers"})
-    suppressed = q["reviewers"] < config.min_people
-    q.loc[suppressed, ["reviewers", "reviews", "p50", "p75", "p90", "top_fifth_share"]] = np.nan
-    q["suppressed"] = suppressed
-    summary = pd.concat([scopes.names.iloc[q["scope"].to_numpy()].reset_index(drop=True), q.drop(columns=["scope"])], axis=1)
-    shown = load[load["scope"].isin(q.loc[~suppressed, "scope"])]
-    per_reviewer = pd.concat([scopes.names.iloc[shown["scope"].to_numpy()].reset_index(drop=True),
-                              shown[["reviewer", "reviews", "prs_reviewed"]].reset_index(drop=True)], axis=1)
-    return {"review_load": summary[["scope_type", "scope_ref", "reviewers", "reviews", "p50", "p75", "p90", "top_fifth_share", "suppressed"]],
-            "reviewer_load": per_reviewer}
+    rows, sc = scopes.expand(r["entity_ref"], kinds=("team", "org"))
+    reviewer_codes = r["reviewer"].cat.codes.to_numpy().astype(np.int64)[rows]
+    reviewer_names = r["reviewer"].cat.categories
+    pr_codes = pd.factorize(r["pr"].to_numpy()[rows])[0]
+    n_rev = max(len(reviewer_names), 1)
+    pair = sc.astype(np.int64) * n_rev + reviewer_codes
+    upair, reviews = np.unique(pair, return_counts=True)
+    distinct = np.unique(pair * (int(pr_codes.max()) + 1 if len(pr_codes) else 1) + pr_codes)
+    prs_reviewed = np.bincount(np.searchsorted(upair, distinct // (int(pr_codes.max()) + 1 if len(pr_codes) else 1)), minlength=len(upair))
+    scope_of, rev_of = upair // n_rev, upair % n_rev
+    u, cnt, (p50, p75, p90) = code_quantiles(scope_of, reviews.astype(float))
+    total = np.bincount(scope_of, weights=reviews.astype(float), minlength=scopes.n)[u]
+    # share of the reviews done by the busiest fifth of reviewers (at least one)
+    o = np.lexsort((-reviews, scope_of))
+    so, ro = scope_of[o], reviews[o]
+    first = np.r_[True, so[1:] != so[:-1]] if len(so) else np.zeros(0, bool)
+    rank = np.arange(len(so)) - np.maximum.accumulate(np.where(first, np.arange(len(so)), 0)) if len(so) else np.zeros(0, np.int64)
+    size = np.repeat(cnt, cnt)  # code_quantiles and this order both sort by scope
+    top = np.bincount(so, weights=np.where(rank < np.ceil(size * 0.2), ro, 0).astype(float), minlength=scopes.n)[u]
+    suppressed = cnt < config.min_people
+
+    def shown(values: np.ndarray) -> np.ndarray:
+        return np.where(suppressed, np.nan, values)
+
+    summary = pd.DataFrame({**scopes.columns(u), "reviewers": shown(cnt.astype(float)), "reviews": shown(total),
+                            "p50": shown(p50), "p75": shown(p75), "p90": shown(p90),
+                            "top_fifth_share": shown(np.divide(top, total, out=np.full(len(u), np.nan), where=total > 0)),
+                            "suppressed": suppressed})
+    allowed = np.zeros(scopes.n, bool)
+    allowed[u[~suppressed]] = True
+    keep = allowed[scope_of]
+    per_reviewer = pd.DataFrame({**scopes.columns(scope_of[keep]), "reviewer": np.asarray(reviewer_names, dtype=object)[rev_of[keep]],
+                                 "reviews": reviews[keep], "prs_reviewed": prs_reviewed[keep]})
+    return {"review_load": summary, "reviewer_load": per_reviewer}
 
 
 def delivery_metrics(facts: Mapping[str, pd.DataFrame], entities: pd.DataFrame, org: OrgGraph | None, config: DeliveryConfig,
@@ -626,5 +727,5 @@ def delivery_metrics(facts: Mapping[str, pd.DataFrame], entities: pd.DataFrame, 
     return out
 
 
-__all__ = ["METRICS", "Scopes", "band_of", "daily_facts", "delivery_metrics", "dora_summary", "dora_weekly", "group_quantiles",
+__all__ = ["METRICS", "Scopes", "band_of", "daily_facts", "delivery_metrics", "dora_summary", "dora_weekly", "code_quantiles",
            "iso_week", "local_day", "merge_facts", "open_pull_requests", "pr_flow", "review_load"]

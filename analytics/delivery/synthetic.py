@@ -110,12 +110,24 @@ def planted_teams(entities: pd.DataFrame, end: datetime | date | None = None) ->
     return Planted(pick[0], pick[1], pick[2], datetime.combine(reorg, time(0, 0), tzinfo=UTC))
 
 
-def _hex(rng: np.random.Generator, n: int, chars: int) -> np.ndarray:
-    """`n` random lower-case hex strings of `chars` characters, without a Python loop."""
-    if n == 0:
-        return np.array([], dtype=object)
+def _hex(rng: np.random.Generator, n: int, chars: int) -> pd.Series:
+    """`n` random lower-case hex strings of `chars` characters, without a Python loop (Arrow
+    strings: 40 bytes a commit, not 160 as numpy's fixed-width unicode)."""
+    import pyarrow as pa
+
     raw = rng.integers(0, 256, size=(n, chars // 2), dtype=np.uint8).tobytes().hex()
-    return np.frombuffer(raw.encode(), dtype=f"S{chars}").astype(str)
+    return pd.Series(pd.array(pa.array(np.frombuffer(raw.encode(), dtype=f"S{chars}")).cast(pa.string()), dtype="str"))
+
+
+def _take(values: np.ndarray, codes: np.ndarray) -> pd.Series:
+    """`values[codes]` as an Arrow string column, built from the distinct values (no per-row
+    fixed-width numpy strings)."""
+    cats, inverse = np.unique(np.asarray(values).astype(str), return_inverse=True)
+    return pd.Series(pd.Categorical.from_codes(inverse[np.asarray(codes, dtype=np.int64)], categories=pd.Index(cats))).astype("str")
+
+
+def _numbered(prefix: str, n: int) -> pd.Series:
+    return prefix + pd.Series(np.arange(n)).astype("str")
 
 
 def _utc(seconds: np.ndarray) -> pd.Series:
@@ -266,12 +278,12 @@ def synthetic_delivery_events(
     additions, deletions, changed, draft, keep = (a[order] for a in (additions, deletions, changed, draft, keep))
     starts = np.r_[0, np.cumsum(pr_n)[:-1]] if n_ent else np.zeros(0, dtype=np.int64)
     number = np.arange(n_pr) - np.repeat(starts, pr_n) + 1 + (hashed[pe] % np.uint64(500)).astype(np.int64)
-    merge_sha = np.where(~np.isnan(merged_col), _hex(rng, n_pr, 40), None)
+    merge_sha = _hex(rng, n_pr, 40).where(~np.isnan(merged_col))
     authors_i = p_off[pt] + (rng.random(n_pr) * p_cnt[pt]).astype(np.int64)
     prs = pd.DataFrame({
-        "entity_ref": refs[pe], "source": source[pe], "repository": repo[pe], "number": number,
-        "url": np.char.add(np.char.add(repo_url[pe].astype(str), pull_path[pe].astype(str)), number.astype(str)),
-        "author": flat_people[authors_i] if n_pr else np.array([], dtype=object),
+        "entity_ref": _take(refs, pe), "source": _take(source, pe), "repository": _take(repo, pe), "number": number,
+        "url": _take(np.char.add(repo_url.astype(str), pull_path.astype(str)), pe) + pd.Series(number).astype("str"),
+        "author": _take(flat_people, authors_i),
         "created_at": _utc(created), "first_commit_at": _utc(first_commit), "first_review_at": _utc(first_review),
         "approved_at": _utc(approved), "merged_at": _utc(merged_col), "closed_at": _utc(closed_at),
         "additions": additions, "deletions": deletions, "changed_files": changed, "merge_commit_sha": merge_sha,
@@ -298,8 +310,8 @@ def synthetic_delivery_events(
     shift = 1 + (rng.random(len(idx)) * np.maximum(size - 1, 1)).astype(np.int64)
     reviewer_local = np.where(size > 1, (author_local + shift) % np.maximum(size, 1), author_local)
     reviews = pd.DataFrame({
-        "entity_ref": refs[pe[idx]], "source": source[pe[idx]], "repository": repo[pe[idx]], "number": number[idx],
-        "reviewer": flat_people[p_off[t_idx] + reviewer_local] if len(idx) else np.array([], dtype=object),
+        "entity_ref": _take(refs, pe[idx]), "source": _take(source, pe[idx]), "repository": _take(repo, pe[idx]), "number": number[idx],
+        "reviewer": _take(flat_people, p_off[t_idx] + reviewer_local),
         "submitted_at": _utc(when), "state": state,
     }).sort_values(["repository", "number", "submitted_at"], kind="stable").reset_index(drop=True)
 
@@ -344,13 +356,18 @@ def synthetic_delivery_events(
     pr_key_t = merged_col[merged_mask]
     pr_sha = merge_sha[merged_mask]
     o = np.lexsort((pr_key_t, pr_key_e))
-    pr_key_e, pr_key_t, pr_sha = pr_key_e[o], pr_key_t[o], pr_sha[o]
+    pr_key_e, pr_key_t, pr_sha = pr_key_e[o], pr_key_t[o], pr_sha.iloc[o].reset_index(drop=True)
     big = float(2 ** 34)
     pos = np.searchsorted(pr_key_e * big + pr_key_t, de * big + dt, side="right") - 1
     linked = (pos >= 0) & (pr_key_e[np.clip(pos, 0, max(len(pr_key_e) - 1, 0))] == de) if len(pr_key_e) else np.zeros(n_dep, bool)
     unlinked_roll = rng.random(n_dep) < 0.05  # config and hotfix deploys that ship no PR
-    sha = np.where(linked & ~unlinked_roll, pr_sha[np.clip(pos, 0, max(len(pr_sha) - 1, 0))] if len(pr_sha) else None,
-                   _hex(rng, n_dep, 40))
+    fresh_sha = _hex(rng, n_dep, 40)
+    use_pr = linked & ~unlinked_roll
+    if len(pr_sha):
+        taken = pd.Series(pr_sha.to_numpy()[np.clip(pos, 0, len(pr_sha) - 1)]).astype("str")
+        sha = taken.where(use_pr, fresh_sha).to_numpy()
+    else:
+        sha = fresh_sha.to_numpy()
     status = np.where(rng.random(n_dep) < 0.04, np.where(rng.random(n_dep) < 0.7, "failure", "error"), "success")
     d_team = team_idx[de] if n_dep else np.zeros(0, np.int64)
     cfr = prof("change_failure", dt >= reorg_s, d_team) if n_dep else np.zeros(0)
@@ -376,19 +393,16 @@ def synthetic_delivery_events(
     st_t = all_t[st] - rng.uniform(20, 90, len(st)) * 60
     de_all = np.concatenate([all_e, all_e[st]])
     deploy_frame = pd.DataFrame({
-        "entity_ref": refs[de_all], "source": source[de_all], "repository": repo[de_all],
-        "deployment_id": np.char.add("d", np.arange(len(de_all)).astype(str)) if len(de_all) else np.array([], dtype=str),
+        "entity_ref": _take(refs, de_all), "source": _take(source, de_all), "repository": _take(repo, de_all),
+        "deployment_id": _numbered("d", len(de_all)),
         "environment": np.concatenate([np.full(len(all_e), "production"), np.full(len(st), "staging")]),
         "is_production": np.concatenate([prod, np.zeros(len(st), bool)]),
         "status": np.concatenate([all_status, np.full(len(st), "success")]),
-        "commit_sha": np.concatenate([all_sha, all_sha[st]]),
+        "commit_sha": pd.Series(np.concatenate([all_sha, all_sha[st]]), dtype="str"),
         "created_at": _utc(np.concatenate([all_t, st_t])),
         "finished_at": _utc(np.concatenate([finished, st_t + 300])),
         "is_rollback": np.concatenate([all_rb, np.zeros(len(st), bool)]),
     })
-    if len(de_all):
-        ids = pd.util.hash_array(deploy_frame["repository"].to_numpy(dtype=object)) ^ np.arange(len(de_all), dtype=np.uint64)
-        deploy_frame["deployment_id"] = (ids % np.uint64(10**12)).astype(str)
     deploy_frame = deploy_frame.sort_values("created_at", kind="stable").reset_index(drop=True)
 
     # ---- incidents -----------------------------------------------------------------------------
@@ -409,7 +423,7 @@ def synthetic_delivery_events(
     incidents = pd.DataFrame({
         "entity_ref": pd.array(np.where(orphan, None, refs[inc_e] if n_inc else np.array([], dtype=object)), dtype="str"),
         "source": "pagerduty",
-        "incident_id": np.char.add("Q", np.char.zfill(np.arange(n_inc).astype(str), 7)) if n_inc else np.array([], dtype=str),
+        "incident_id": _numbered("Q", n_inc),
         "service_id": np.where(orphan, np.char.add("PX", np.char.zfill(rng.integers(0, 10**5, n_inc).astype(str), 5)),
                                service[inc_e] if n_inc else np.array([], dtype=str)),
         "urgency": urgency, "started_at": _utc(inc_t), "resolved_at": _utc(resolved),
@@ -428,10 +442,11 @@ def synthetic_delivery_events(
         conclusion = np.where(rng.random(n_runs) < 0.9, "success", np.where(rng.random(n_runs) < 0.8, "failure", "cancelled"))
         fin = run_t + rng.uniform(60, 1500, n_runs)
         frames[PIPELINE_RUNS] = pd.DataFrame({
-            "entity_ref": refs[run_e], "source": source[run_e], "repository": repo[run_e],
-            "run_id": np.char.add("r", np.arange(n_runs).astype(str)) if n_runs else np.array([], dtype=str),
+            "entity_ref": _take(refs, run_e), "source": _take(source, run_e), "repository": _take(repo, run_e),
+            "run_id": _numbered("r", n_runs),
             "workflow": np.concatenate([np.full(len(pr_rows), "CI"), np.full(len(d_rows), "Deploy")]),
-            "branch": np.concatenate([np.char.add("feature/", number[pr_rows].astype(str)), np.full(len(d_rows), "main")]),
+            "branch": pd.concat([("feature/" + pd.Series(number[pr_rows]).astype("str")), pd.Series(["main"] * len(d_rows), dtype="str")],
+                                ignore_index=True),
             "conclusion": conclusion, "started_at": _utc(run_t), "finished_at": _utc(np.where(fin > end_s, np.nan, fin)),
         })
     else:
