@@ -328,3 +328,30 @@ def materialize_usage(instance: dg.DagsterInstance, days: list[date] | None = No
     checks.update({e.check_name: e.passed for e in result.get_asset_check_evaluations()})
     out["checks"] = checks
     return out
+
+
+def materialize_delivery_days(instance: dg.DagsterInstance, since: date | None = None, until: date | None = None,
+                              catalog_url: str = "") -> dict[str, Any]:
+    """Close the delivery events' days `[since, until]` (default: every day holding events, up to
+    yesterday) with `delivery_days_job` as one backfill-style run (a range of partitions), in-process:
+    a real run recorded in the instance. For the demo and the tests, as a backfill would launch it."""
+    from catalog_pipelines.assets.delivery import build_delivery_event_assets
+    from catalog_pipelines.jobs import DELIVERY_DAYS_JOB, build_delivery_days_job
+    from catalog_pipelines.partitions import delivery_days
+    from catalog_pipelines.services.delivery import event_day_range
+
+    resource = CatalogDatabase(url=catalog_url)
+    if since is None or until is None:
+        first, last = event_day_range(resource.get_engine())
+        since, until = since or first, until or last
+    valid = delivery_days.get_partition_keys()
+    keys = [k for k in valid if since is not None and until is not None and since.isoformat() <= k <= until.isoformat()]
+    out: dict[str, Any] = {"days": len(keys), "first": keys[0] if keys else None, "last": keys[-1] if keys else None}
+    if not keys:
+        return out
+    defs = dg.Definitions(assets=build_delivery_event_assets(), jobs=[build_delivery_days_job()], resources={"catalog": resource})
+    tags = {"dagster/asset_partition_range_start": keys[0], "dagster/asset_partition_range_end": keys[-1]}
+    result = defs.resolve_job_def(DELIVERY_DAYS_JOB).execute_in_process(instance=instance, tags=tags, run_config=QUIET_RUN_CONFIG)
+    out["checks"] = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
+    out["metadata"] = {k: v.value for k, v in result.asset_materializations_for_node("delivery_events_daily")[0].metadata.items()}
+    return out

@@ -58,6 +58,10 @@ class Settings(BaseSettings):
     usage_retention_days: int = Field(90, validation_alias=_env("CATALOG_PIPELINES_USAGE_RETENTION_DAYS"))
     usage_start: str = Field("2025-01-01", validation_alias=_env("CATALOG_PIPELINES_USAGE_START"))
 
+    # -- delivery insights: the first day of the delivery events' daily partitions (two years of
+    # history before the project's delivery insights started; a backfill reaches no further)
+    delivery_start: str = Field("2024-12-01", validation_alias=_env("CATALOG_PIPELINES_DELIVERY_START"))
+
     # -- catalog quality thresholds
     quality_owner_min_ratio: float = Field(0.95, validation_alias=_env("CATALOG_QUALITY_OWNER_MIN_RATIO"))
     quality_relation_target_min_ratio: float = Field(0.98, validation_alias=_env("CATALOG_QUALITY_RELATION_TARGET_MIN_RATIO"))

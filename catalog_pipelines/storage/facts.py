@@ -171,7 +171,8 @@ def store_batch(
                 written_events += upsert_events(conn, kind, rows, now)
         if cursor is not None:
             upsert(conn, s.fact_cursors, [{"collector": collector, "cursor": _dumps(dict(cursor)), "updated_at": now}], ["collector"])
-    return {"stored": len(history), "unchanged": unchanged, "events": written_events}
+    written = {"stored": len(history), "unchanged": unchanged}
+    return {**written, "events": written_events} if events else written
 
 
 def apply_retention(engine: sa.Engine, collector: str, *, max_items: int | None, ttl: dt.timedelta | None, now: dt.datetime) -> int:

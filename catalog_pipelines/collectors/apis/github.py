@@ -26,8 +26,9 @@ Delivery events (`events: [pull_requests, reviews, deployments, pipeline_runs]`,
   (the newest status wins: status = its `state`, finished_at = its `created_at` when final);
   production = `production_environment` is true or the environment is one of
   `production_environments` (default production, prod; case-insensitive); rollback = `task`,
-  `description` or `ref` mentions "rollback", or the deployment redeploys a sha the environment
-  had before a newer one (within the deployments read).
+  `description` or `ref` mentions "rollback" (GitHub has no rollback flag), or, with
+  `rollback_on_redeploy: true`, the deployment redeploys a sha the environment had before a newer
+  one (within the deployments read; off by default: a re-run of a deploy looks the same).
 - pipeline runs: `/actions/runs` newest first down to `since` (`created_at`); started_at =
   `run_started_at`, finished_at = `updated_at` of a completed run, conclusion = `conclusion` (the
   `status` while not completed).
@@ -84,6 +85,7 @@ class GithubParams(ApiParams):
     include_archived: bool = False
     api_version: str = "2022-11-28"
     production_environments: list[str] = ["production", "prod"]
+    rollback_on_redeploy: bool = False
 
     @model_validator(mode="after")
     def _something_to_read(self) -> GithubParams:
@@ -316,7 +318,7 @@ class GithubCollector(ApiCollector):
             environment = str(d.get("environment") or "")
             sha = d.get("sha")
             history = seen.setdefault(environment, [])
-            redeploy = bool(sha) and sha in history and history[-1] != sha
+            redeploy = self.params.rollback_on_redeploy and bool(sha) and sha in history and history[-1] != sha
             words = " ".join(str(d.get(k) or "") for k in ("task", "description", "ref")).lower()
             history.append(sha)
             out.append(Event(ev.DEPLOYMENTS, names, f"{slug}/deployments/{d['id']}", {

@@ -22,8 +22,9 @@ here); deployments (`/deployments?updated_after=SINCE&order_by=updated_at&sort=d
 GitLab says it (created, running, success, failed, canceled, blocked), finished_at =
 `deployable.finished_at`, else `updated_at` of a finished one; production = environment name in
 `production_environments`); pipelines as pipeline runs (`/pipelines?updated_after=SINCE`:
-workflow = `source`, branch = `ref`, conclusion = `status`, finished_at = `updated_at` once
-finished). GitLab has no review events here.
+workflow = `name` (GitLab 16+), else `source`; branch = `ref`; conclusion = `status` in the same
+words (failed → failure, canceled → cancelled, running → in_progress); finished_at = `updated_at`
+once finished). GitLab has no review events here.
 
 Written on httpx, not python-gitlab: python-gitlab sleeps on 429 itself (`obey_rate_limit`, no
 injectable clock, no total deadline, no cut-off for long waits), so a run could not stop and resume
@@ -78,6 +79,11 @@ class GitlabParams(ApiParams):
 
 
 FINAL_DEPLOYMENTS = ("success", "failed", "canceled")
+# GitLab's status words in the event frames' vocabulary (GitHub's: docs/facts.md, "Delivery events").
+DEPLOYMENT_STATUS = {"success": "success", "failed": "failure", "canceled": "inactive", "running": "in_progress",
+                     "created": "queued", "blocked": "queued"}
+PIPELINE_CONCLUSION = {"success": "success", "failed": "failure", "canceled": "cancelled", "skipped": "skipped",
+                       "running": "in_progress", "pending": "queued", "created": "queued"}
 
 
 class GitlabCollector(ApiCollector):
@@ -193,7 +199,8 @@ class GitlabCollector(ApiCollector):
                         finished = parse_time(d.get("updated_at"))
                     out.append(Event(ev.DEPLOYMENTS, names, f"{slug}/deployments/{d['id']}", {
                         "repository": slug, "deployment_id": str(d["id"]), "environment": environment,
-                        "is_production": environment.lower() in production, "status": status,
+                        "is_production": environment.lower() in production,
+                        "status": DEPLOYMENT_STATUS.get(str(status), status),
                         "commit_sha": d.get("sha"), "created_at": parse_time(d.get("created_at")),
                         "finished_at": finished if status in FINAL_DEPLOYMENTS else None,
                         "is_rollback": "rollback" in str(d.get("ref") or "").lower(),
@@ -205,8 +212,8 @@ class GitlabCollector(ApiCollector):
                         continue
                     status = p.get("status")
                     out.append(Event(ev.PIPELINE_RUNS, names, f"{slug}/pipelines/{p['id']}", {
-                        "repository": slug, "run_id": str(p["id"]), "workflow": p.get("source"),
-                        "branch": p.get("ref"), "conclusion": status,
+                        "repository": slug, "run_id": str(p["id"]), "workflow": p.get("name") or p.get("source"),
+                        "branch": p.get("ref"), "conclusion": PIPELINE_CONCLUSION.get(str(status), status),
                         "started_at": parse_time(p.get("created_at")),
                         "finished_at": parse_time(p.get("updated_at")) if status in FINISHED else None,
                     }, str(p.get("web_url") or f"{client.base_url}{base}/pipelines/{p['id']}")))
