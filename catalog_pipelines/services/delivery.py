@@ -167,3 +167,52 @@ def read_delivery_tables(engine: "sa.Engine") -> dict[str, "pd.DataFrame | None"
     from catalog_pipelines.storage.insights import read_frame
 
     return {t.name: read_frame(engine, t) for t in DELIVERY.tables()}
+
+
+def _records(frame: "pd.DataFrame") -> list[dict[str, Any]]:
+    import math
+
+    out = []
+    for row in frame.to_dict("records"):
+        out.append({k: (None if (isinstance(v, float) and math.isnan(v)) or v is None or (v != v) else
+                        (v.item() if hasattr(v, "item") else v)) for k, v in row.items()})
+    return out
+
+
+def delivery_report(engine: "sa.Engine", team: str | None = None, tables: dict[str, Any] | None = None) -> dict[str, Any] | None:
+    """One scope's delivery figures from the published tables (`team`: a group ref or its name;
+    None: the organisation): the four keys, PR flow, PR summary, stalest PRs. None when nothing
+    has been published; a `KeyError` naming the known teams for an unknown team."""
+    tables = tables if tables is not None else read_delivery_tables(engine)
+    summary = tables.get("dora_summary")
+    if summary is None or not len(summary):
+        return None
+    if team is None:
+        scope_type, scope_ref = "org", "org"
+    else:
+        teams = summary.loc[summary["scope_type"] == "team", "scope_ref"].astype(str).unique().tolist()
+        wanted = [t for t in teams if t == team or t.split("/")[-1] == team.lower()]
+        if not wanted:
+            raise KeyError(f"no delivery figures for team {team!r}; teams: {', '.join(sorted(teams)[:20])}")
+        scope_type, scope_ref = "team", wanted[0]
+
+    def pick(name: str) -> "pd.DataFrame":
+        frame = tables.get(name)
+        if frame is None:
+            return summary.iloc[0:0]
+        return frame[(frame["scope_type"].astype(str) == scope_type) & (frame["scope_ref"].astype(str) == scope_ref)]
+
+    keys = pick("dora_summary")
+    flow = pick("pr_flow")
+    pr_summary = pick("pr_summary")
+    stale = pick("stale_prs")
+    first = keys.iloc[0]
+    return {
+        "scope_type": scope_type, "scope_ref": scope_ref,
+        "window_start": str(first["window_start"]), "window_end": str(first["window_end"]),
+        "four_keys": _records(keys[["metric", "value", "p75", "p90", "unit", "events", "excluded", "reason", "band",
+                                    "previous_value", "change", "trend"]].astype({"metric": str, "band": object, "trend": object})),
+        "pr_flow": _records(flow[["metric", "unit", "p50", "p75", "p90", "events", "reason"]].astype({"metric": str})) if len(flow) else [],
+        "pr_summary": _records(pr_summary.drop(columns=["scope_type", "scope_ref"]))[0] if len(pr_summary) else None,
+        "stale_prs": _records(stale.sort_values("rank")[["rank", "entity_ref", "url", "age_days", "draft"]]) if len(stale) else [],
+    }
