@@ -133,6 +133,20 @@ def _bands(values: np.ndarray, band: Band, lower_is_better: bool, inclusive: boo
 # ---------------------------------------------------------------------------------------------
 # step 1: day-grain facts
 
+def _cat(values: pd.Series) -> pd.Categorical:
+    """The column as a categorical (itself when it is one: the generator's and a big read's
+    text columns are, so no per-row string is made)."""
+    return values.array if isinstance(values.dtype, pd.CategoricalDtype) else pd.Categorical(values)
+
+
+def _index_of(values: pd.Series, index: pd.Index) -> np.ndarray:
+    """Position of each value in `index` (-1: missing or null), mapping distinct values only."""
+    cat = _cat(values)
+    mapped = index.get_indexer(pd.Index(cat.categories).astype(str))
+    codes = np.asarray(cat.codes)
+    return np.where(codes >= 0, mapped[np.maximum(codes, 0)] if len(mapped) else -1, -1)
+
+
 def _production(deployments: pd.DataFrame) -> pd.DataFrame:
     d = deployments
     mask = d["is_production"].fillna(False).astype(bool) & (d["status"].astype(str).str.lower() == "success")
@@ -146,12 +160,12 @@ def _link_changes(prod: pd.DataFrame, prs: pd.DataFrame) -> tuple[np.ndarray, pd
     merged = prs[prs["merged_at"].notna() & prs["merge_commit_sha"].notna()]
     if not n or not len(merged):
         return np.zeros(n, bool), empty
-    repos = pd.Index(pd.unique(pd.concat([prod["repository"], merged["repository"]], ignore_index=True).astype(str)))
-    m_repo = repos.get_indexer(merged["repository"].astype(str)).astype(np.int64)
+    repos = pd.Index(sorted(set(_cat(prod["repository"]).categories.astype(str)) | set(_cat(merged["repository"]).categories.astype(str))))
+    m_repo = _index_of(merged["repository"], repos).astype(np.int64)
     m_time = _ns(merged["merged_at"])
     sha_time = pd.Series(m_time, index=pd.Index(merged["merge_commit_sha"].astype(str)))
     sha_time = sha_time[~sha_time.index.duplicated()]
-    d_repo = repos.get_indexer(prod["repository"].astype(str)).astype(np.int64)
+    d_repo = _index_of(prod["repository"], repos).astype(np.int64)
     d_at = prod["finished_at"].where(prod["finished_at"].notna(), prod["created_at"])
     d_time = _ns(d_at)
     shipped = sha_time.reindex(prod["commit_sha"].astype(str)).to_numpy()  # merge time of the deployed commit
@@ -216,41 +230,41 @@ def daily_facts(events: Mapping[str, pd.DataFrame], config: DeliveryConfig, *, s
     reviews = events["reviews"].reset_index(drop=True)
     window_ns = config.failure_window_hours * HOUR_NS
     # one set of entity categories for every fact table, so scopes map them once
-    ref_dtype = pd.CategoricalDtype(pd.Index(sorted(set(pd.unique(pd.concat(
-        [f["entity_ref"].dropna().astype(str) for f in (prs, deployments, incidents, reviews)], ignore_index=True)))), dtype=object))
+    ref_dtype = pd.CategoricalDtype(pd.Index(sorted(set().union(*(
+        _cat(f["entity_ref"]).categories.astype(str) for f in (prs, deployments, incidents, reviews)))), dtype=object))
 
     # deployments
     prod = _production(deployments).reset_index(drop=True)
-    entities = pd.Index(pd.unique(pd.concat([prod["entity_ref"], incidents["entity_ref"].dropna()], ignore_index=True).astype(str)))
-    prod = prod.assign(_ent=entities.get_indexer(prod["entity_ref"].astype(str)))
+    entities = ref_dtype.categories
+    prod = prod.assign(_ent=_index_of(prod["entity_ref"], entities))
     at = prod["finished_at"].where(prod["finished_at"].notna(), prod["created_at"])
     prod_ns = _ns(prod["created_at"])
     linked, delivered = _link_changes(prod, prs)
     rollback = prod["is_rollback"].fillna(False).astype(bool).to_numpy()
-    inc_ent = entities.get_indexer(incidents["entity_ref"].astype(str).where(incidents["entity_ref"].notna(), "\x00"))
+    inc_ent = _index_of(incidents["entity_ref"], entities)
     failed = np.zeros(len(prod), bool)
     failed[_blame(prod, prod_ns, inc_ent, _ns(incidents["started_at"]), window_ns)] = True
     rb = np.flatnonzero(rollback)
     failed[_blame(prod, prod_ns, prod["_ent"].to_numpy()[rb], prod_ns[rb], window_ns)] = True
     day = local_day(prod["created_at"], tz)
-    per = pd.DataFrame({"entity_ref": prod["entity_ref"].astype(str), "day": day, "deployments": 1,
+    per = pd.DataFrame({"entity_ref": pd.Categorical.from_codes(prod["_ent"].to_numpy(), dtype=ref_dtype), "day": day, "deployments": 1,
                         "changes_deployed": (~rollback).astype(np.int64), "failed": (failed & ~rollback).astype(np.int64),
                         "unlinked": (~linked & ~rollback).astype(np.int64)})
-    deploy_days = per.groupby(["entity_ref", "day"], as_index=False, sort=True)[["deployments", "changes_deployed", "failed", "unlinked"]].sum()
-    deploy_days["entity_ref"] = pd.Categorical(deploy_days["entity_ref"], dtype=ref_dtype)
+    deploy_days = per.groupby(["entity_ref", "day"], as_index=False, sort=True, observed=True)[
+        ["deployments", "changes_deployed", "failed", "unlinked"]].sum()
 
     # changes
     dp = delivered["deploy"].to_numpy()
     pr_rows = prs.loc[delivered["pr"].to_numpy()]
     start = pr_rows["first_commit_at"].where(pr_rows["first_commit_at"].notna(), pr_rows["created_at"])
     lead = (_ns(at.iloc[dp]) - _ns(start)) / HOUR_NS
-    changes = pd.DataFrame({"entity_ref": pd.Categorical(prod["entity_ref"].astype(str).to_numpy()[dp], dtype=ref_dtype), "day": day.to_numpy()[dp],
+    changes = pd.DataFrame({"entity_ref": pd.Categorical.from_codes(prod["_ent"].to_numpy()[dp], dtype=ref_dtype), "day": day.to_numpy()[dp],
                             "lead_time_h": lead,
                             "start": np.where(pr_rows["first_commit_at"].notna().to_numpy(), "first_commit", "pr_created"),
-                            "repository": pr_rows["repository"].astype(str).to_numpy(), "number": pr_rows["number"].to_numpy()})
+                            "repository": _cat(pr_rows["repository"]), "number": pr_rows["number"].to_numpy()})
 
     # incidents
-    inc = pd.DataFrame({"incident_id": incidents["incident_id"].astype(str), "entity_ref": pd.Categorical(incidents["entity_ref"], dtype=ref_dtype),
+    inc = pd.DataFrame({"incident_id": incidents["incident_id"].astype(str), "entity_ref": pd.Categorical.from_codes(inc_ent, dtype=ref_dtype),
                         "service_id": incidents["service_id"], "day": local_day(incidents["started_at"], tz),
                         "restore_h": (_ns(incidents["resolved_at"]) - _ns(incidents["started_at"])) / HOUR_NS})
 
@@ -259,14 +273,14 @@ def daily_facts(events: Mapping[str, pd.DataFrame], config: DeliveryConfig, *, s
     created, merged_ns = _ns(m["created_at"]), _ns(m["merged_at"])
     review, approved = _ns(m["first_review_at"]), _ns(m["approved_at"])
     pr_facts = pd.DataFrame({
-        "entity_ref": pd.Categorical(m["entity_ref"].astype(str).to_numpy(), dtype=ref_dtype), "day": local_day(m["merged_at"], tz).to_numpy(),
+        "entity_ref": pd.Categorical.from_codes(_index_of(m["entity_ref"], entities), dtype=ref_dtype), "day": local_day(m["merged_at"], tz).to_numpy(),
         "cycle_time": (merged_ns - created) / HOUR_NS, "time_to_first_review": (review - created) / HOUR_NS,
         "review_to_approval": (approved - review) / HOUR_NS, "approval_to_merge": (merged_ns - approved) / HOUR_NS,
         "size": (m["additions"].fillna(0) + m["deletions"].fillna(0)).to_numpy(dtype=float),
         "reviewed": ~np.isnan(review),
     })
-    rv = pd.DataFrame({"entity_ref": pd.Categorical(reviews["entity_ref"].astype(str), dtype=ref_dtype),
-                       "reviewer": pd.Categorical(reviews["reviewer"].astype(str)),
+    rv = pd.DataFrame({"entity_ref": pd.Categorical.from_codes(_index_of(reviews["entity_ref"], entities), dtype=ref_dtype),
+                       "reviewer": _cat(reviews["reviewer"]),
                        "day": local_day(reviews["submitted_at"], tz), "pr": pr_key(reviews["repository"], reviews["number"])})
     facts = {"deploy_days": deploy_days, "changes": changes, "incidents": inc, "prs": pr_facts, "reviews": rv}
     if since is not None:
@@ -282,7 +296,8 @@ def daily_facts(events: Mapping[str, pd.DataFrame], config: DeliveryConfig, *, s
 
 def pr_key(repository: pd.Series, number: pd.Series) -> np.ndarray:
     """A stable 64-bit key of a pull request (repository, number), the same in every run."""
-    h = pd.util.hash_array(repository.astype(str).to_numpy(dtype=object))
+    cat = _cat(repository)
+    h = pd.util.hash_array(pd.Index(cat.categories).astype(str).to_numpy(dtype=object))[np.maximum(np.asarray(cat.codes), 0)]
     return h ^ (pd.to_numeric(number).fillna(0).to_numpy(np.uint64) * np.uint64(0x9E3779B97F4A7C15))
 
 
@@ -321,7 +336,7 @@ def open_pull_requests(prs: pd.DataFrame, as_of: datetime) -> pd.DataFrame:
     mask = prs["merged_at"].isna() & prs["closed_at"].isna() & (prs["created_at"] <= now)
     o = prs[mask]
     age = (now - o["created_at"]).dt.total_seconds() / 86400.0
-    return pd.DataFrame({"entity_ref": o["entity_ref"].astype(str).to_numpy(), "repository": o["repository"].to_numpy(),
+    return pd.DataFrame({"entity_ref": o["entity_ref"].astype(object).to_numpy(), "repository": o["repository"].astype(object).to_numpy(),
                          "number": o["number"].to_numpy(), "url": o["url"].to_numpy(), "draft": o["draft"].fillna(False).to_numpy(),
                          "age_days": age.round(1).to_numpy()})
 
