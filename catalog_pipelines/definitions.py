@@ -27,7 +27,7 @@ from catalog_pipelines.sensors.usage import usage_arrivals_sensor
 def build_definitions(configs: list[ProviderConfig], catalog_url: str = "") -> dg.Definitions:
     from catalog_pipelines.assets import catalog_health, dashboards, history, notifications, scorecards, surveys, usage
     from catalog_pipelines.assets.catalog_quality import catalog_quality_checks
-    from catalog_pipelines.assets.delivery import build_delivery_event_assets
+    from catalog_pipelines.assets.delivery import build_delivery_event_assets, build_delivery_metric_assets
     from catalog_pipelines.assets.facts import build_fact_assets
     from catalog_pipelines.jobs import build_delivery_days_job
 
@@ -38,6 +38,7 @@ def build_definitions(configs: list[ProviderConfig], catalog_url: str = "") -> d
         *surveys.survey_assets,
         *build_fact_assets(demo=demo_facts),
         *build_delivery_event_assets(),
+        *build_delivery_metric_assets(),
         *scorecards.scorecard_assets,
         *usage.usage_assets,
         *catalog_health.catalog_health_assets,

@@ -49,6 +49,8 @@ class Settings(BaseSettings):
     permissions_config: Path = Field(CONFIG_DIR / "permissions.yaml", validation_alias=_env("CATALOG_PIPELINES_PERMISSIONS"))
     # Folder with skills.yaml (taxonomy), gigs.yaml and profiles.csv.
     skills_config: Path = Field(CONFIG_DIR / "skills", validation_alias=_env("CATALOG_PIPELINES_SKILLS"))
+    # Delivery metrics: windows, thresholds, DORA bands, time zone (docs/delivery.md).
+    delivery_config: Path = Field(CONFIG_DIR / "delivery.yaml", validation_alias=_env("CATALOG_PIPELINES_DELIVERY"))
     # Channels and routing rules of the notifications (docs/notifications.md).
     notifications_config: Path = Field(CONFIG_DIR / "notifications.yaml", validation_alias=_env("CATALOG_PIPELINES_NOTIFICATIONS"))
 

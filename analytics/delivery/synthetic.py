@@ -32,6 +32,7 @@ they land in a frame. Deterministic in `(entities, org, days, seed, end, activit
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import TYPE_CHECKING
@@ -110,12 +111,26 @@ def planted_teams(entities: pd.DataFrame, end: datetime | date | None = None) ->
     return Planted(pick[0], pick[1], pick[2], datetime.combine(reorg, time(0, 0), tzinfo=UTC))
 
 
-def _hex(rng: np.random.Generator, n: int, chars: int) -> np.ndarray:
-    """`n` random lower-case hex strings of `chars` characters, without a Python loop."""
-    if n == 0:
-        return np.array([], dtype=object)
+def _hex(rng: np.random.Generator, n: int, chars: int) -> pd.Series:
+    """`n` random lower-case hex strings of `chars` characters, without a Python loop (Arrow
+    strings: 40 bytes a commit, not 160 as numpy's fixed-width unicode)."""
+    import pyarrow as pa
+
     raw = rng.integers(0, 256, size=(n, chars // 2), dtype=np.uint8).tobytes().hex()
-    return np.frombuffer(raw.encode(), dtype=f"S{chars}").astype(str)
+    return pd.Series(pd.array(pa.array(np.frombuffer(raw.encode(), dtype=f"S{chars}")).cast(pa.string()), dtype="str"))
+
+
+def _take(values: np.ndarray, codes: np.ndarray, text: bool = False) -> pd.Series:
+    """`values[codes]` as a categorical column (a code per row, each distinct text once: the
+    benchmark's millions of rows name a few hundred thousand repositories and people), or as an
+    Arrow string column with `text`."""
+    cats, inverse = np.unique(np.asarray(values).astype(str), return_inverse=True)
+    column = pd.Series(pd.Categorical.from_codes(inverse[np.asarray(codes, dtype=np.int64)], categories=pd.Index(cats, dtype=object)))
+    return column.astype("str") if text else column
+
+
+def _numbered(prefix: str, n: int) -> pd.Series:
+    return prefix + pd.Series(np.arange(n)).astype("str")
 
 
 def _utc(seconds: np.ndarray) -> pd.Series:
@@ -168,16 +183,54 @@ def synthetic_delivery_events(
     key: bytes = DEFAULT_KEY,
     planted: Planted | None = None,
     pipeline_runs: bool = True,
+    chunk_entities: int = 15_000,
 ) -> dict[str, pd.DataFrame]:
     """The event frames of the components in `entities` (columns `ref`, `name`, `owner`, optional
     `kind`; optional annotations as columns `repository`, `source`, `service_id`) over the `days`
-    days before `end`. `activity` scales every rate (the benchmark's 200k-entity org uses ~0.1)."""
-    rng = np.random.default_rng(seed)
+    days before `end`. `activity` scales every rate (the benchmark's 200k-entity org uses ~0.04).
+    Text columns naming entities, repositories and people are categoricals. Entities are generated
+    `chunk_entities` at a time (each chunk from its own seeded stream; a team's tier, time zone
+    and people do not depend on the chunk), which bounds the memory of a big org."""
     end_at = _end_of(end)
     planted = planted or planted_teams(entities, end_at)
+    comps = _components(entities)
+    bounds = list(range(0, len(comps), chunk_entities)) or [0]
+    parts = [_generate(comps.iloc[i:i + chunk_entities], org, days=days, seed=seed, chunk=n, end_at=end_at, activity=activity,
+                       key=key, planted=planted, pipeline_runs=pipeline_runs) for n, i in enumerate(bounds)]
+    if len(parts) == 1:
+        return parts[0]
+    out = {}
+    for kind_ in COLUMNS:
+        out[kind_] = _concat([p.pop(kind_) for p in parts])
+    return out
+
+
+def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    from pandas.api.types import union_categoricals
+
+    frames = [f for f in frames if len(f)] or frames[:1]
+    columns = {}
+    for column in frames[0].columns:
+        values = [f[column] for f in frames]
+        if all(isinstance(v.dtype, pd.CategoricalDtype) for v in values):
+            columns[column] = pd.Series(union_categoricals([v.array for v in values]))
+        else:
+            columns[column] = pd.concat(values, ignore_index=True)
+    return pd.DataFrame(columns)
+
+
+def _team_draw(seed: int, team: str, choices: list) -> object:
+    """A per-team draw that does not depend on which other teams are generated with it."""
+    digest = int.from_bytes(hashlib.sha256(f"{seed}:{team}".encode()).digest()[:8], "little")
+    return choices[digest % len(choices)]
+
+
+def _generate(comps: pd.DataFrame, org: OrgGraph | None, *, days: int, seed: int, chunk: int, end_at: datetime,
+              activity: float, key: bytes, planted: Planted, pipeline_runs: bool) -> dict[str, pd.DataFrame]:
+    rng = np.random.default_rng([seed, chunk])
     end_s = end_at.timestamp()
     start_s = end_s - days * DAY
-    comps = _components(entities)
+    comps = comps.reset_index(drop=True)
     n_ent = len(comps)
     names = comps["name"].astype(str).to_numpy() if "name" in comps.columns else comps["ref"].astype(str).str.split("/").str[-1].to_numpy()
     refs = comps["ref"].astype(str).to_numpy()
@@ -205,14 +258,14 @@ def synthetic_delivery_events(
     # teams, tiers, people
     teams, team_idx = np.unique(owners, return_inverse=True) if n_ent else (np.array([], dtype=str), np.array([], dtype=np.int64))
     teams_l = [str(t) for t in teams]
-    trng = np.random.default_rng(seed + 1)
-    tier_of = trng.choice(np.array(["elite", "high", "high", "medium", "medium", "medium", "low"]), size=len(teams_l))
+    tier_of = np.array([_team_draw(seed, t, ["elite", "high", "high", "medium", "medium", "medium", "low"]) for t in teams_l], dtype="<U6")
     for team, tier in ((planted.regressing_team, "high"), (planted.elite_team, "elite"), (planted.low_team, "low")):
         if team in teams_l:
             tier_of[teams_l.index(team)] = tier
-    team_hour = trng.choice(np.array([-1.0, 0.0, 1.0, 5.0, 8.0]), size=len(teams_l))  # team time zones vs UTC
+    team_hour = np.array([_team_draw(seed + 1, t, [-1.0, 0.0, 1.0, 5.0, 8.0]) for t in teams_l], dtype=float)  # team zones vs UTC
     entity_count = np.bincount(team_idx, minlength=len(teams_l)) if n_ent else np.zeros(0, dtype=np.int64)
-    flat_people, p_off, p_cnt = _people(teams_l, org, np.maximum(2, entity_count // 2 + 2), key)
+    fallback = np.array([_team_draw(seed + 2, t, list(range(3, 15))) for t in teams_l], dtype=np.int64)
+    flat_people, p_off, p_cnt = _people(teams_l, org, fallback, key)
     regressing = teams_l.index(planted.regressing_team) if planted.regressing_team in teams_l else -1
     reorg_s = planted.reorg_at.timestamp()
 
@@ -266,18 +319,18 @@ def synthetic_delivery_events(
     additions, deletions, changed, draft, keep = (a[order] for a in (additions, deletions, changed, draft, keep))
     starts = np.r_[0, np.cumsum(pr_n)[:-1]] if n_ent else np.zeros(0, dtype=np.int64)
     number = np.arange(n_pr) - np.repeat(starts, pr_n) + 1 + (hashed[pe] % np.uint64(500)).astype(np.int64)
-    merge_sha = np.where(~np.isnan(merged_col), _hex(rng, n_pr, 40), None)
+    merge_sha = _hex(rng, n_pr, 40).where(~np.isnan(merged_col))
     authors_i = p_off[pt] + (rng.random(n_pr) * p_cnt[pt]).astype(np.int64)
+    sel = np.flatnonzero(keep & (created <= end_s))
     prs = pd.DataFrame({
-        "entity_ref": refs[pe], "source": source[pe], "repository": repo[pe], "number": number,
-        "url": np.char.add(np.char.add(repo_url[pe].astype(str), pull_path[pe].astype(str)), number.astype(str)),
-        "author": flat_people[authors_i] if n_pr else np.array([], dtype=object),
-        "created_at": _utc(created), "first_commit_at": _utc(first_commit), "first_review_at": _utc(first_review),
-        "approved_at": _utc(approved), "merged_at": _utc(merged_col), "closed_at": _utc(closed_at),
-        "additions": additions, "deletions": deletions, "changed_files": changed, "merge_commit_sha": merge_sha,
-        "draft": draft,
+        "entity_ref": _take(refs, pe[sel]), "source": _take(source, pe[sel]), "repository": _take(repo, pe[sel]), "number": number[sel],
+        "url": _take(np.char.add(repo_url.astype(str), pull_path.astype(str)), pe[sel], text=True) + pd.Series(number[sel]).astype("str"),
+        "author": _take(flat_people, authors_i[sel]),
+        "created_at": _utc(created[sel]), "first_commit_at": _utc(first_commit[sel]), "first_review_at": _utc(first_review[sel]),
+        "approved_at": _utc(approved[sel]), "merged_at": _utc(merged_col[sel]), "closed_at": _utc(closed_at[sel]),
+        "additions": additions[sel], "deletions": deletions[sel], "changed_files": changed[sel],
+        "merge_commit_sha": merge_sha.iloc[sel].reset_index(drop=True), "draft": draft[sel],
     })
-    prs = prs[keep & (created <= end_s)].reset_index(drop=True)
 
     # ---- reviews -----------------------------------------------------------------------------
     reviewed = ~np.isnan(first_review) & keep & (created <= end_s)
@@ -297,11 +350,12 @@ def synthetic_delivery_events(
     author_local = authors_i[idx] - p_off[t_idx]
     shift = 1 + (rng.random(len(idx)) * np.maximum(size - 1, 1)).astype(np.int64)
     reviewer_local = np.where(size > 1, (author_local + shift) % np.maximum(size, 1), author_local)
+    o = np.lexsort((when, number[idx], pe[idx]))  # by repository, PR and time
+    idx, when, state, who = idx[o], when[o], state[o], (p_off[t_idx] + reviewer_local)[o]
     reviews = pd.DataFrame({
-        "entity_ref": refs[pe[idx]], "source": source[pe[idx]], "repository": repo[pe[idx]], "number": number[idx],
-        "reviewer": flat_people[p_off[t_idx] + reviewer_local] if len(idx) else np.array([], dtype=object),
-        "submitted_at": _utc(when), "state": state,
-    }).sort_values(["repository", "number", "submitted_at"], kind="stable").reset_index(drop=True)
+        "entity_ref": _take(refs, pe[idx]), "source": _take(source, pe[idx]), "repository": _take(repo, pe[idx]), "number": number[idx],
+        "reviewer": _take(flat_people, who), "submitted_at": _utc(when), "state": _take(state, np.arange(len(state))),
+    })
 
     # ---- deployments ----------------------------------------------------------------------
     tier_e = tier_of[team_idx] if n_ent else np.array([], dtype=str)
@@ -344,13 +398,18 @@ def synthetic_delivery_events(
     pr_key_t = merged_col[merged_mask]
     pr_sha = merge_sha[merged_mask]
     o = np.lexsort((pr_key_t, pr_key_e))
-    pr_key_e, pr_key_t, pr_sha = pr_key_e[o], pr_key_t[o], pr_sha[o]
+    pr_key_e, pr_key_t, pr_sha = pr_key_e[o], pr_key_t[o], pr_sha.iloc[o].reset_index(drop=True)
     big = float(2 ** 34)
     pos = np.searchsorted(pr_key_e * big + pr_key_t, de * big + dt, side="right") - 1
     linked = (pos >= 0) & (pr_key_e[np.clip(pos, 0, max(len(pr_key_e) - 1, 0))] == de) if len(pr_key_e) else np.zeros(n_dep, bool)
     unlinked_roll = rng.random(n_dep) < 0.05  # config and hotfix deploys that ship no PR
-    sha = np.where(linked & ~unlinked_roll, pr_sha[np.clip(pos, 0, max(len(pr_sha) - 1, 0))] if len(pr_sha) else None,
-                   _hex(rng, n_dep, 40))
+    fresh_sha = _hex(rng, n_dep, 40)
+    use_pr = linked & ~unlinked_roll
+    if len(pr_sha):
+        taken = pd.Series(pr_sha.to_numpy()[np.clip(pos, 0, len(pr_sha) - 1)]).astype("str")
+        sha = taken.where(use_pr, fresh_sha).to_numpy()
+    else:
+        sha = fresh_sha.to_numpy()
     status = np.where(rng.random(n_dep) < 0.04, np.where(rng.random(n_dep) < 0.7, "failure", "error"), "success")
     d_team = team_idx[de] if n_dep else np.zeros(0, np.int64)
     cfr = prof("change_failure", dt >= reorg_s, d_team) if n_dep else np.zeros(0)
@@ -376,19 +435,17 @@ def synthetic_delivery_events(
     st_t = all_t[st] - rng.uniform(20, 90, len(st)) * 60
     de_all = np.concatenate([all_e, all_e[st]])
     deploy_frame = pd.DataFrame({
-        "entity_ref": refs[de_all], "source": source[de_all], "repository": repo[de_all],
-        "deployment_id": np.char.add("d", np.arange(len(de_all)).astype(str)) if len(de_all) else np.array([], dtype=str),
-        "environment": np.concatenate([np.full(len(all_e), "production"), np.full(len(st), "staging")]),
+        "entity_ref": _take(refs, de_all), "source": _take(source, de_all), "repository": _take(repo, de_all),
+        "deployment_id": _numbered(f"d{chunk}-", len(de_all)),
+        "environment": pd.Categorical.from_codes(np.r_[np.zeros(len(all_e), np.int8), np.ones(len(st), np.int8)],
+                                                 categories=["production", "staging"]),
         "is_production": np.concatenate([prod, np.zeros(len(st), bool)]),
-        "status": np.concatenate([all_status, np.full(len(st), "success")]),
-        "commit_sha": np.concatenate([all_sha, all_sha[st]]),
+        "status": pd.Categorical(np.concatenate([all_status, np.full(len(st), "success")])),
+        "commit_sha": pd.Series(np.concatenate([all_sha, all_sha[st]]), dtype="str"),
         "created_at": _utc(np.concatenate([all_t, st_t])),
         "finished_at": _utc(np.concatenate([finished, st_t + 300])),
         "is_rollback": np.concatenate([all_rb, np.zeros(len(st), bool)]),
     })
-    if len(de_all):
-        ids = pd.util.hash_array(deploy_frame["repository"].to_numpy(dtype=object)) ^ np.arange(len(de_all), dtype=np.uint64)
-        deploy_frame["deployment_id"] = (ids % np.uint64(10**12)).astype(str)
     deploy_frame = deploy_frame.sort_values("created_at", kind="stable").reset_index(drop=True)
 
     # ---- incidents -----------------------------------------------------------------------------
@@ -409,7 +466,7 @@ def synthetic_delivery_events(
     incidents = pd.DataFrame({
         "entity_ref": pd.array(np.where(orphan, None, refs[inc_e] if n_inc else np.array([], dtype=object)), dtype="str"),
         "source": "pagerduty",
-        "incident_id": np.char.add("Q", np.char.zfill(np.arange(n_inc).astype(str), 7)) if n_inc else np.array([], dtype=str),
+        "incident_id": _numbered(f"Q{chunk}-", n_inc),
         "service_id": np.where(orphan, np.char.add("PX", np.char.zfill(rng.integers(0, 10**5, n_inc).astype(str), 5)),
                                service[inc_e] if n_inc else np.array([], dtype=str)),
         "urgency": urgency, "started_at": _utc(inc_t), "resolved_at": _utc(resolved),
@@ -428,15 +485,35 @@ def synthetic_delivery_events(
         conclusion = np.where(rng.random(n_runs) < 0.9, "success", np.where(rng.random(n_runs) < 0.8, "failure", "cancelled"))
         fin = run_t + rng.uniform(60, 1500, n_runs)
         frames[PIPELINE_RUNS] = pd.DataFrame({
-            "entity_ref": refs[run_e], "source": source[run_e], "repository": repo[run_e],
-            "run_id": np.char.add("r", np.arange(n_runs).astype(str)) if n_runs else np.array([], dtype=str),
+            "entity_ref": _take(refs, run_e), "source": _take(source, run_e), "repository": _take(repo, run_e),
+            "run_id": _numbered(f"r{chunk}-", n_runs),
             "workflow": np.concatenate([np.full(len(pr_rows), "CI"), np.full(len(d_rows), "Deploy")]),
-            "branch": np.concatenate([np.char.add("feature/", number[pr_rows].astype(str)), np.full(len(d_rows), "main")]),
+            "branch": pd.concat([("feature/" + pd.Series(number[pr_rows]).astype("str")), pd.Series(["main"] * len(d_rows), dtype="str")],
+                                ignore_index=True),
             "conclusion": conclusion, "started_at": _utc(run_t), "finished_at": _utc(np.where(fin > end_s, np.nan, fin)),
         })
     else:
-        frames[PIPELINE_RUNS] = pd.DataFrame({c: [] for c in COLUMNS[PIPELINE_RUNS]})
+        none = _utc(np.zeros(0))
+        frames[PIPELINE_RUNS] = pd.DataFrame({c: none if c.endswith("_at") else pd.Series([], dtype="str") for c in COLUMNS[PIPELINE_RUNS]})
     return {kind_: frames[kind_][list(COLUMNS[kind_])] for kind_ in COLUMNS}
 
 
-__all__ = ["PROFILES", "Planted", "TIERS", "planted_teams", "synthetic_delivery_events"]
+def known_at(events: dict[str, pd.DataFrame], at: datetime) -> dict[str, pd.DataFrame]:
+    """The frames as a collector would have seen them at `at`: events that started later are
+    dropped, and times after `at` (a merge, a resolution still to come) are missing."""
+    from catalog_pipelines.model.delivery_events import TIME_COLUMNS
+
+    cut = pd.Timestamp(at)
+    out = {}
+    for kind_, frame in events.items():
+        main, *rest = TIME_COLUMNS[kind_]
+        f = frame[frame[main] <= cut].copy()
+        for column in rest:
+            f[column] = f[column].where(f[column] <= cut)
+        if kind_ == PULL_REQUESTS:
+            f["merge_commit_sha"] = f["merge_commit_sha"].where(f["merged_at"].notna())
+        out[kind_] = f
+    return out
+
+
+__all__ = ["known_at", "PROFILES", "Planted", "TIERS", "planted_teams", "synthetic_delivery_events"]

@@ -6,6 +6,11 @@ delivery events from their cursors as they collect facts and upsert them into th
 day closes it (per kind: events, entities, events with no entity, rows whose times contradict each
 other; events per entity in the metadata; recorded in `delivery_event_days`), and a backfill of a
 range closes those days again in one run. The delivery metrics depend on it.
+
+Metrics side: `delivery_metrics` (eager, after the events' days and the catalog snapshot) reads
+the events its windows need and publishes DORA's four keys, PR flow and review load per entity,
+team and organisation as insight tables (area `delivery`, docs/delivery.md) through ONE service
+call, `services.delivery.compute_delivery_metrics`.
 """
 
 import dagster as dg
@@ -76,3 +81,41 @@ def build_delivery_event_assets(collectors_config=None) -> list[dg.AssetsDefinit
         )
 
     return [delivery_events_daily]
+
+
+DELIVERY_METRICS = dg.AssetKey("delivery_metrics")
+
+
+def build_delivery_metric_assets() -> list[dg.AssetsDefinition]:
+    from catalog_pipelines.assets.ingestion import CATALOG_SNAPSHOT
+    from catalog_pipelines.automation import EAGER_DESPITE_MISSING_DEPS, freshness_policy
+
+    @dg.asset(
+        key=DELIVERY_METRICS,
+        deps=[DELIVERY_EVENTS_DAILY, CATALOG_SNAPSHOT],
+        group_name=DELIVERY_GROUP,
+        kinds={"python", "pandas"},
+        automation_condition=EAGER_DESPITE_MISSING_DEPS,
+        freshness_policy=freshness_policy("delivery_metrics"),
+    )
+    def delivery_metrics(context: dg.AssetExecutionContext, catalog: CatalogDatabase) -> dg.MaterializeResult:
+        """DORA's four keys (deployment frequency, lead time for changes, change failure rate, time
+        to restore) per entity, team and organisation, per ISO week and over the rolling window, with
+        performance bands and trends; PR flow (cycle time and its parts, sizes, stale PRs, merged
+        without review) and review load (k-protected). Insight tables of area `delivery`."""
+        from catalog_pipelines.services.delivery import compute_delivery_metrics
+
+        result = compute_delivery_metrics(catalog.get_engine())
+        summary = result["tables"]["dora_summary"]
+        org = summary[summary["scope_type"] == "org"]
+        figures = {str(r.metric): (None if r.value != r.value else round(float(r.value), 3)) for r in org.itertuples()}
+        bands = {str(r.metric): (None if r.band != r.band else str(r.band)) for r in org.itertuples()}
+        return dg.MaterializeResult(metadata={
+            "as_of": str(result["as_of"]),
+            "org_figures": dg.MetadataValue.json(figures),
+            "org_bands": dg.MetadataValue.json(bands),
+            "rows": dg.MetadataValue.json(result["rows"]),
+            "dagster/row_count": sum(result["rows"].values()),
+        })
+
+    return [delivery_metrics]

@@ -1,0 +1,130 @@
+"""Delivery metrics (DORA four keys, PR flow, review load) for a 200,000-entity org over two years.
+
+Setup (not timed): the synthetic org (`SyntheticOrg`, ~122k components at 200k entities) and its
+delivery events (`analytics.delivery.synthetic`, `--activity` scales the rates: the default gives
+~1.3 M pull requests + ~3 M reviews (~5 M PR events), ~1 M deployments and ~50 k incidents).
+Timed:
+
+- from scratch: `daily_facts` over all events (linking every PR to the deployment that shipped
+  it, blaming incidents and rollbacks) + open PRs + `delivery_metrics` (every table, every scope);
+- one new day: the events of the day after are generated (not timed); then, timed: the events of
+  the link look-back (`--lookback` days) are sliced, `daily_facts(since=day - margin)` computes the
+  fresh day-grain rows, `merge_facts` replaces those days in the cached facts, and the windows are
+  recomposed (`delivery_metrics`);
+- peak RSS of the whole process (setup included).
+
+    python benchmarks/delivery_200k.py [--size N] [--days D] [--activity A] [--smoke]
+
+Targets: from scratch <= 60 s, one new day <= 5 s, peak RSS <= 2 GB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import sys
+import time
+from datetime import timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+
+def setup(size: int, seed: int):
+    from analytics.org import OrgGraph
+    from catalog_pipelines.providers.synthetic import SyntheticOrg
+    from dashboards.sample import entities_frame_from
+
+    people: list[dict] = []
+
+    def stream():  # one pass, keeping only the groups and users (the org), not 200k bodies
+        for body in SyntheticOrg(size, seed=seed).iter_entities():
+            if body is None:
+                continue
+            if body["kind"] in ("Group", "User"):
+                people.append(body)
+            yield body
+
+    entities = entities_frame_from(stream(), provider="synthetic")
+    org = OrgGraph.from_entities(people)
+    return org, entities
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--size", type=int, default=200_000)
+    parser.add_argument("--days", type=int, default=730)
+    parser.add_argument("--activity", type=float, default=0.04)
+    parser.add_argument("--lookback", type=int, default=120, help="days of events read for one new day's links")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--smoke", action="store_true", help="2,000 entities, 60 days")
+    args = parser.parse_args(argv)
+    if args.smoke:
+        args.size, args.days, args.activity = 2000, 60, 0.5
+
+    import pandas as pd
+
+    from analytics.delivery.config import DeliveryConfig
+    from analytics.delivery.metrics import Scopes, daily_facts, delivery_metrics, merge_facts, open_pull_requests
+    from analytics.delivery.synthetic import _end_of, known_at, planted_teams, synthetic_delivery_events
+    from benchmarks.ingest_200k import print_figures
+
+    t0 = time.perf_counter()
+    org, entities = setup(args.size, args.seed)
+    t1 = time.perf_counter()
+    end = _end_of(None)
+    planted = planted_teams(entities, end)
+    # the history up to `end` + one more day; the new day is the last day
+    events_all = synthetic_delivery_events(entities, org, days=args.days + 1, seed=args.seed, end=end + timedelta(days=1),
+                                           activity=args.activity, planted=planted, pipeline_runs=False)
+    t2 = time.perf_counter()
+    cut = pd.Timestamp(end)
+    time_col = {"pull_requests": "created_at", "reviews": "submitted_at", "deployments": "created_at", "incidents": "started_at",
+                "pipeline_runs": "started_at"}
+    history = known_at(events_all, end)
+    config = DeliveryConfig()
+    as_of = (end - timedelta(days=1)).date()
+
+    t3 = time.perf_counter()
+    scopes = Scopes(entities, org)
+    facts = daily_facts(history, config)
+    tables = delivery_metrics(facts, entities, org, config, as_of=as_of, open_prs=open_pull_requests(history["pull_requests"], end),
+                              scopes=scopes)
+    t4 = time.perf_counter()
+
+    # one new day: what the storage read would hand over (events of the look-back), fresh day rows,
+    # merged into the cached facts, windows recomposed
+    day = end.date()
+    margin = int(config.failure_window_hours // 24) + 1
+    since = day - timedelta(days=margin)
+    t5 = time.perf_counter()
+    lb = pd.Timestamp(end - timedelta(days=args.lookback))
+    recent = {k: v[v[time_col[k]] >= lb] for k, v in events_all.items() if k != "pull_requests"}
+    p = events_all["pull_requests"]
+    recent["pull_requests"] = p[(p["created_at"] >= lb) | (p["merged_at"] >= lb) | (p["merged_at"].isna() & p["closed_at"].isna())]
+    fresh = daily_facts(recent, config, since=since)
+    facts2 = merge_facts(facts, fresh, since)
+    tables2 = delivery_metrics(facts2, entities, org, config, as_of=day, scopes=scopes,
+                               open_prs=open_pull_requests(recent["pull_requests"], end + timedelta(days=1)))
+    t6 = time.perf_counter()
+    prs = events_all["pull_requests"]
+    figures = {
+        "entities": len(entities), "components": int((entities["kind"] == "component").sum()), "days": args.days,
+        "pull_requests": len(prs), "reviews": len(events_all["reviews"]),
+        "pr_events": len(prs) + len(events_all["reviews"]),
+        "deployments": len(events_all["deployments"]),
+        "production_deployments": int(events_all["deployments"]["is_production"].sum()),
+        "incidents": len(events_all["incidents"]),
+        "setup_org_s": round(t1 - t0, 1), "generate_events_s": round(t2 - t1, 1),
+        "from_scratch_s": round(t4 - t3, 2),
+        "from_scratch_rows": sum(len(f) for f in tables.values()),
+        "new_day_s": round(t6 - t5, 2),
+        "new_day_rows": sum(len(f) for f in tables2.values()),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+    }
+    figures["within_budget"] = figures["from_scratch_s"] <= 60 and figures["new_day_s"] <= 5 and figures["peak_rss_mb"] <= 2048
+    return print_figures(figures)
+
+
+if __name__ == "__main__":
+    main()
