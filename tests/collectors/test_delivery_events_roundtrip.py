@@ -52,6 +52,10 @@ def catalog_entity(row: dict) -> dict:
 def expected(frames: dict[str, pd.DataFrame], key: bytes) -> dict[str, pd.DataFrame]:
     """The synthetic frames as the collectors can see them."""
     out = {k: f.copy() for k, f in frames.items()}
+    for frame in out.values():  # the generator may hand text as categoricals; stored text is plain
+        for column in frame.columns:
+            if isinstance(frame[column].dtype, pd.CategoricalDtype):
+                frame[column] = frame[column].astype(object)
     for kind, person in ((ev.PULL_REQUESTS, "author"), (ev.REVIEWS, "reviewer")):
         # the synthetic tokens are what the vendor pages call logins: pseudonymised once more
         out[kind][person] = out[kind][person].map(lambda v: pseudonymise(v, key))
