@@ -66,6 +66,50 @@ def upsert_events(conn: sa.Connection, kind: str, rows: Sequence[Mapping[str, An
     return len(out)
 
 
+def load_frame(engine: sa.Engine, kind: str, frame: pd.DataFrame, now: dt.datetime, *, batch_rows: int = 50_000) -> int:
+    """Bulk-load a contract frame of events new to the table (no upsert: a key already stored is an
+    error): the benchmark's and an import's path. `event_key` is the natural key columns
+    (`ev.KEYS`) joined by `|`, `day` computed column-wise; COPY on PostgreSQL. Returns the rows."""
+    from catalog_pipelines.storage.sql import bulk_write
+
+    t = table(kind)
+    out = pd.DataFrame({c: frame[c] if c in frame.columns else None for c in ev.COLUMNS[kind]})
+    day = None
+    for column in ev.DAY_TIMES[kind]:
+        moment = pd.to_datetime(out[column], utc=True)
+        day = moment if day is None else day.fillna(moment)
+    key = None
+    for column in ev.KEYS[kind]:
+        text = out[column].astype(str) if column not in ev.TIME_COLUMNS[kind] else pd.to_datetime(out[column], utc=True).astype(str)
+        key = text if key is None else key + "|" + text
+    out["event_key"] = key
+    out["day"] = day.dt.date
+    out["collected_at"] = _utc(now)
+    out = out[day.notna().to_numpy()]
+    columns = [c.name for c in t.columns]
+    written = 0
+    for start in range(0, len(out), batch_rows):
+        part = out.iloc[start:start + batch_rows]
+        values: dict[str, list[Any]] = {}
+        for column in columns:
+            series = part[column]
+            missing = series.isna().to_numpy()
+            if column in ev.TIME_COLUMNS[kind] or column == "collected_at":
+                items = list(pd.to_datetime(series, utc=True).dt.to_pydatetime()) if column != "collected_at" else [_utc(now)] * len(series)
+            elif column in ev.INT_COLUMNS[kind]:
+                items = [int(v) if not m else None for v, m in zip(series.to_numpy(dtype=object), missing)]
+            elif column in ev.BOOL_COLUMNS[kind]:
+                items = [bool(v) if not m else None for v, m in zip(series.to_numpy(dtype=object), missing)]
+            else:
+                items = list(series.astype(object).to_numpy())
+            values[column] = [None if m else v for v, m in zip(items, missing)]
+        rows = [dict(zip(columns, row)) for row in zip(*(values[c] for c in columns))]
+        with engine.begin() as conn:
+            bulk_write(conn, t, rows)
+        written += len(rows)
+    return written
+
+
 def write_events(engine: sa.Engine, kind: str, rows: Sequence[Mapping[str, Any]], now: dt.datetime) -> int:
     with engine.begin() as conn:
         return upsert_events(conn, kind, rows, now)
