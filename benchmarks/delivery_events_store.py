@@ -54,13 +54,14 @@ def main(argv: list[str] | None = None) -> dict:
     from catalog_pipelines.storage.delivery_events import load_frame, read_events
     from ingest_200k import print_figures
 
-    drop = None
+    drop, folder = None, None
     if args.postgres:
         from ingest_200k import fresh_postgres_url
 
         url, drop = fresh_postgres_url(os.environ.get("CATALOG_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"))
     else:
-        url = f"sqlite:///{tempfile.mkdtemp(prefix='delivery-store-')}/catalog.db"
+        folder = tempfile.mkdtemp(prefix="delivery-store-")
+        url = f"sqlite:///{folder}/catalog.db"
     try:
         engine = get_engine(url)
         ensure_schema(engine)
@@ -100,6 +101,10 @@ def main(argv: list[str] | None = None) -> dict:
     finally:
         if drop is not None:
             drop()
+        if folder is not None:
+            import shutil
+
+            shutil.rmtree(folder, ignore_errors=True)
     return print_figures(figures)
 
 

@@ -100,9 +100,10 @@ def delivery_org(catalog_url, tmp_path):
     return get_engine(catalog_url), frames, tmp_path
 
 
-def write_config(tmp_path, server) -> object:
+def write_config(tmp_path, server, retention: str = "") -> object:
     config = tmp_path / "collectors.yaml"
     config.write_text(textwrap.dedent(f"""
+        {retention}
         collectors:
           - name: github
             type: github
@@ -199,3 +200,17 @@ def test_a_rate_limit_mid_pull_request_list_stops_the_run_and_the_next_resumes_f
         want = frames[kind].query("source == 'github'")
         assert len(got) == len(want), kind
         assert not got.duplicated(list(ev.KEYS[kind])).any(), kind
+
+
+def test_events_older_than_their_kinds_max_age_in_collectors_yaml_are_pruned_after_a_run(delivery_org):
+    engine, frames, tmp_path = delivery_org
+    with serve_replay(delivery_pages(frames, REPOSITORIES)) as server:
+        config = write_config(tmp_path, server, retention="delivery_events: {max_age_days: {pull_requests: 7}}")
+        run = service.collect(engine, "github", config_path=config, environ={}, now=END)
+    kept = read_events(engine, ev.PULL_REQUESTS)
+    cutoff = (END.date() - pd.Timedelta(days=7))
+    days = kept[["merged_at", "closed_at", "created_at"]].bfill(axis=1)["merged_at"].dt.date
+    assert len(kept) and (days >= cutoff).all()
+    assert run["events_pruned"] == len(frames[ev.PULL_REQUESTS].query("source == 'github'")) - len(kept) > 0
+    # the other kinds keep their default (760 days): nothing of this month-long history goes
+    assert len(read_events(engine, ev.REVIEWS)) == len(frames[ev.REVIEWS].query("source == 'github'"))
