@@ -8,8 +8,8 @@ event key), cut by `day`; the readers return the frames of `model/delivery_event
   maximum age.
 - `read_events(engine, kind, since_day, until_day)`: the kind's frame for a day range (inclusive),
   selecting only the frame's columns, fetched `READ_CHUNK` rows at a time and typed column-wise
-  (times parsed vectorised: SQLite hands text, PostgreSQL datetimes), so 5 M rows never exist as
-  Python row objects all at once.
+  (times converted vectorised: SQLite hands text, PostgreSQL epoch microseconds), so 5 M rows
+  never exist as Python row objects all at once.
 - `day_summary(engine, kind, day)`, `record_day(...)`, `closed_days(...)`: what a daily partition
   holds (events per entity, unmapped, rows failing the checks) and the record of its closing.
 """
@@ -137,18 +137,25 @@ def apply_retention(engine: sa.Engine, max_age_days: Mapping[str, int], today: d
 
 
 def _selectable(engine: sa.Engine, t: sa.Table, kind: str, columns: Sequence[str]) -> list[sa.ColumnElement]:
+    """The columns as fetched: times as text on SQLite ("2026-01-02 03:04:05.000000", stored UTC)
+    and as integer microseconds since the epoch on PostgreSQL, both converted column-wise below,
+    never by a Python result processor or datetime object per value."""
     times = set(ev.TIME_COLUMNS[kind])
     if engine.dialect.name == "sqlite":
-        # Text as stored ("2026-01-02 03:04:05.000000", UTC): parsed vectorised below, not by a
-        # Python result processor per value.
         return [sa.type_coerce(t.c[c], sa.String).label(c) if c in times else t.c[c] for c in columns]
-    return [t.c[c] for c in columns]
+    return [sa.cast(sa.extract("epoch", t.c[c]) * 1_000_000, sa.BigInteger).label(c) if c in times else t.c[c] for c in columns]
 
 
-def _typed(kind: str, frame: pd.DataFrame) -> pd.DataFrame:
+def _typed(kind: str, frame: pd.DataFrame, epoch: bool = False) -> pd.DataFrame:
+    """The frame's columns in their contract types; `epoch`: times arrive as epoch microseconds."""
     for c in frame.columns:
         if c in ev.TIME_COLUMNS[kind]:
-            frame[c] = pd.to_datetime(frame[c], utc=True, format="ISO8601").astype("datetime64[ns, UTC]")
+            values = frame[c]
+            if epoch:
+                micros = pd.array(values, dtype="Int64")
+                frame[c] = pd.to_datetime(micros, unit="us", utc=True).astype("datetime64[ns, UTC]")
+            else:
+                frame[c] = pd.to_datetime(values, utc=True, format="ISO8601").astype("datetime64[ns, UTC]")
         elif c in ev.INT_COLUMNS[kind]:
             frame[c] = pd.array(frame[c], dtype="Int64")
         elif c in ev.BOOL_COLUMNS[kind]:
@@ -198,7 +205,8 @@ def read_events(
         for chunk in result.partitions(chunk_rows):
             # Column-wise (one transpose in C), not `from_records`, which inspects every row object.
             columns_of = list(zip(*chunk))
-            parts.append(_typed(kind, pd.DataFrame({c: pd.Series(v, dtype=object) for c, v in zip(wanted, columns_of)})))
+            parts.append(_typed(kind, pd.DataFrame({c: pd.Series(v, dtype=object) for c, v in zip(wanted, columns_of)}),
+                                epoch=engine.dialect.name != "sqlite"))
     if not parts:
         return empty_frame(kind, wanted)
     return _concat(parts)
