@@ -65,7 +65,15 @@ def main(argv: list[str] | None = None) -> dict:
     import pandas as pd
 
     from analytics.delivery.config import DeliveryConfig
-    from analytics.delivery.metrics import Scopes, daily_facts, delivery_metrics, merge_facts, open_pull_requests
+    from analytics.delivery.metrics import (
+        Scopes,
+        daily_facts,
+        delivery_metrics,
+        facts_span_days,
+        merge_facts,
+        open_pull_requests,
+        prune_facts,
+    )
     from analytics.delivery.synthetic import _end_of, known_at, planted_teams, synthetic_delivery_events
     from benchmarks.ingest_200k import print_figures
 
@@ -78,43 +86,50 @@ def main(argv: list[str] | None = None) -> dict:
     events_all = synthetic_delivery_events(entities, org, days=args.days + 1, seed=args.seed, end=end + timedelta(days=1),
                                            activity=args.activity, planted=planted, pipeline_runs=False)
     t2 = time.perf_counter()
-    cut = pd.Timestamp(end)
-    time_col = {"pull_requests": "created_at", "reviews": "submitted_at", "deployments": "created_at", "incidents": "started_at",
-                "pipeline_runs": "started_at"}
-    history = known_at(events_all, end)
     config = DeliveryConfig()
     as_of = (end - timedelta(days=1)).date()
+    day = end.date()
+    counts = {k: len(v) for k, v in events_all.items()}
+    production = int(events_all["deployments"]["is_production"].sum())
+    # what storage would hold yesterday (history) and hand over for the new day (the link
+    # look-back, by event day as `read_delivery_events` selects), one kind at a time so the
+    # full frames are not held twice
+    lb = pd.Timestamp(end - timedelta(days=args.lookback))
+    history, recent = {}, {}
+    for kind in list(events_all):
+        frame = events_all.pop(kind)
+        main = {"pull_requests": "created_at", "reviews": "submitted_at", "deployments": "created_at", "incidents": "started_at",
+                "pipeline_runs": "started_at"}[kind]
+        recent[kind] = frame[frame[main] >= lb]
+        if kind == "pull_requests":  # open ones and those merged in the look-back, whatever their day
+            recent[kind] = frame[(frame[main] >= lb) | (frame["merged_at"] >= lb) | frame["merged_at"].isna()]
+        history[kind] = known_at({kind: frame}, end)[kind]
+        del frame
 
     t3 = time.perf_counter()
     scopes = Scopes(entities, org)
-    facts = daily_facts(history, config)
+    facts = daily_facts(history, config, since=as_of - timedelta(days=facts_span_days(config)))
     tables = delivery_metrics(facts, entities, org, config, as_of=as_of, open_prs=open_pull_requests(history["pull_requests"], end),
                               scopes=scopes)
     t4 = time.perf_counter()
+    del history
 
-    # one new day: what the storage read would hand over (events of the look-back), fresh day rows,
-    # merged into the cached facts, windows recomposed
-    day = end.date()
+    # one new day: fresh day rows from the look-back's events, merged into the cached facts (the
+    # days a late incident or rollback can still fail), windows recomposed
     margin = int(config.failure_window_hours // 24) + 1
     since = day - timedelta(days=margin)
     t5 = time.perf_counter()
-    lb = pd.Timestamp(end - timedelta(days=args.lookback))
-    recent = {k: v[v[time_col[k]] >= lb] for k, v in events_all.items() if k != "pull_requests"}
-    p = events_all["pull_requests"]
-    recent["pull_requests"] = p[(p["created_at"] >= lb) | (p["merged_at"] >= lb) | (p["merged_at"].isna() & p["closed_at"].isna())]
     fresh = daily_facts(recent, config, since=since)
-    facts2 = merge_facts(facts, fresh, since)
+    facts2 = prune_facts(merge_facts(facts, fresh, since), day - timedelta(days=facts_span_days(config)))
     tables2 = delivery_metrics(facts2, entities, org, config, as_of=day, scopes=scopes,
                                open_prs=open_pull_requests(recent["pull_requests"], end + timedelta(days=1)))
     t6 = time.perf_counter()
-    prs = events_all["pull_requests"]
     figures = {
         "entities": len(entities), "components": int((entities["kind"] == "component").sum()), "days": args.days,
-        "pull_requests": len(prs), "reviews": len(events_all["reviews"]),
-        "pr_events": len(prs) + len(events_all["reviews"]),
-        "deployments": len(events_all["deployments"]),
-        "production_deployments": int(events_all["deployments"]["is_production"].sum()),
-        "incidents": len(events_all["incidents"]),
+        "pull_requests": counts["pull_requests"], "reviews": counts["reviews"],
+        "pr_events": counts["pull_requests"] + counts["reviews"],
+        "deployments": counts["deployments"], "production_deployments": production,
+        "incidents": counts["incidents"], "lookback_days": args.lookback,
         "setup_org_s": round(t1 - t0, 1), "generate_events_s": round(t2 - t1, 1),
         "from_scratch_s": round(t4 - t3, 2),
         "from_scratch_rows": sum(len(f) for f in tables.values()),

@@ -221,23 +221,40 @@ def _blame(prod: pd.DataFrame, prod_ns: np.ndarray, ent: np.ndarray, at_ns: np.n
     return np.unique(idx[pos_c[good]])
 
 
+def facts_span_days(config: DeliveryConfig) -> int:
+    """Days of day-grain facts the published tables read: the current and previous windows, the
+    weekly series (its first week may start six days earlier) and the deploying-entity window."""
+    return max(2 * config.window_days, 7 * (config.weeks + 1), config.active_days) + 1
+
+
 def daily_facts(events: Mapping[str, pd.DataFrame], config: DeliveryConfig, *, since: date | None = None) -> dict[str, pd.DataFrame]:
-    """Day-grain fact rows (see the module docstring) of the days >= `since` (all when None)."""
+    """Day-grain fact rows (see the module docstring) of the days >= `since` (all when None).
+
+    The events may reach further back than `since` (they must, for the links: the deployments and
+    merged PRs of the link look-back decide which deployment first shipped a change); only the
+    rows of days >= `since` are built, so a new day costs the look-back's linking (numpy sorts)
+    plus the new days' rows, not the history's rows."""
     tz = config.timezone
     prs = events["pull_requests"].reset_index(drop=True)
     deployments = events["deployments"].reset_index(drop=True)
     incidents = events["incidents"].reset_index(drop=True)
     reviews = events["reviews"].reset_index(drop=True)
     window_ns = config.failure_window_hours * HOUR_NS
+    # rows at or after this UTC moment may fall on a local day >= since (any zone is within 14 h)
+    cut = pd.Timestamp(since) if since is not None else None
+    early = (cut - pd.Timedelta(hours=15)).tz_localize("UTC") if cut is not None else None
+
+    def recent(times: pd.Series) -> np.ndarray:
+        return np.ones(len(times), bool) if early is None else (times >= early).to_numpy()
+
     # one set of entity categories for every fact table, so scopes map them once
     ref_dtype = pd.CategoricalDtype(pd.Index(sorted(set().union(*(
         _cat(f["entity_ref"]).categories.astype(str) for f in (prs, deployments, incidents, reviews)))), dtype=object))
 
-    # deployments
+    # deployments: linked and blamed over everything given, rows built for the recent days
     prod = _production(deployments).reset_index(drop=True)
     entities = ref_dtype.categories
     prod = prod.assign(_ent=_index_of(prod["entity_ref"], entities))
-    at = prod["finished_at"].where(prod["finished_at"].notna(), prod["created_at"])
     prod_ns = _ns(prod["created_at"])
     linked, delivered = _link_changes(prod, prs)
     rollback = prod["is_rollback"].fillna(False).astype(bool).to_numpy()
@@ -246,52 +263,65 @@ def daily_facts(events: Mapping[str, pd.DataFrame], config: DeliveryConfig, *, s
     failed[_blame(prod, prod_ns, inc_ent, _ns(incidents["started_at"]), window_ns)] = True
     rb = np.flatnonzero(rollback)
     failed[_blame(prod, prod_ns, prod["_ent"].to_numpy()[rb], prod_ns[rb], window_ns)] = True
-    day = local_day(prod["created_at"], tz)
-    per = pd.DataFrame({"entity_ref": pd.Categorical.from_codes(prod["_ent"].to_numpy(), dtype=ref_dtype), "day": day, "deployments": 1,
-                        "changes_deployed": (~rollback).astype(np.int64), "failed": (failed & ~rollback).astype(np.int64),
-                        "unlinked": (~linked & ~rollback).astype(np.int64)})
+    keep = np.flatnonzero(recent(prod["created_at"]))
+    day_all = np.full(len(prod), np.datetime64("NaT"), dtype="datetime64[ns]")
+    day_all[keep] = local_day(prod["created_at"].iloc[keep], tz).to_numpy()
+    per = pd.DataFrame({"entity_ref": pd.Categorical.from_codes(prod["_ent"].to_numpy()[keep], dtype=ref_dtype), "day": day_all[keep],
+                        "deployments": 1, "changes_deployed": (~rollback[keep]).astype(np.int64),
+                        "failed": (failed & ~rollback)[keep].astype(np.int64), "unlinked": (~linked & ~rollback)[keep].astype(np.int64)})
     deploy_days = per.groupby(["entity_ref", "day"], as_index=False, sort=True, observed=True)[
         ["deployments", "changes_deployed", "failed", "unlinked"]].sum()
 
-    # changes
+    # changes (keyed by the day of the deployment that shipped them)
+    delivered = delivered[~np.isnat(day_all[delivered["deploy"].to_numpy()])]
     dp = delivered["deploy"].to_numpy()
     pr_rows = prs.loc[delivered["pr"].to_numpy()]
+    at = prod["finished_at"].iloc[dp].where(prod["finished_at"].iloc[dp].notna(), prod["created_at"].iloc[dp])
     start = pr_rows["first_commit_at"].where(pr_rows["first_commit_at"].notna(), pr_rows["created_at"])
-    lead = (_ns(at.iloc[dp]) - _ns(start)) / HOUR_NS
-    changes = pd.DataFrame({"entity_ref": pd.Categorical.from_codes(prod["_ent"].to_numpy()[dp], dtype=ref_dtype), "day": day.to_numpy()[dp],
-                            "lead_time_h": lead,
-                            "start": np.where(pr_rows["first_commit_at"].notna().to_numpy(), "first_commit", "pr_created"),
+    changes = pd.DataFrame({"entity_ref": pd.Categorical.from_codes(prod["_ent"].to_numpy()[dp], dtype=ref_dtype), "day": day_all[dp],
+                            "lead_time_h": (_ns(at) - _ns(start)) / HOUR_NS,
+                            "start": pd.Categorical.from_codes(pr_rows["first_commit_at"].isna().to_numpy().astype(np.int8),
+                                                               categories=["first_commit", "pr_created"]),
                             "repository": _cat(pr_rows["repository"]), "number": pr_rows["number"].to_numpy()})
 
-    # incidents
-    inc = pd.DataFrame({"incident_id": incidents["incident_id"].astype(str), "entity_ref": pd.Categorical.from_codes(inc_ent, dtype=ref_dtype),
-                        "service_id": incidents["service_id"], "day": local_day(incidents["started_at"], tz),
-                        "restore_h": (_ns(incidents["resolved_at"]) - _ns(incidents["started_at"])) / HOUR_NS})
+    # incidents (keyed by their start day; an old one resolved recently is recomputed too)
+    irows = np.flatnonzero(recent(incidents["started_at"]) | recent(incidents["resolved_at"].fillna(incidents["started_at"])))
+    i = incidents.iloc[irows]
+    inc = pd.DataFrame({"incident_id": i["incident_id"].astype(str).to_numpy(),
+                        "entity_ref": pd.Categorical.from_codes(inc_ent[irows], dtype=ref_dtype),
+                        "service_id": i["service_id"].to_numpy(), "day": local_day(i["started_at"], tz).to_numpy(),
+                        "restore_h": (_ns(i["resolved_at"]) - _ns(i["started_at"])) / HOUR_NS})
 
-    # pull requests (merged ones; open PRs are a snapshot, see open_pull_requests)
-    m = prs[prs["merged_at"].notna()]
+    # pull requests (merged ones, keyed by merge day; open PRs are a snapshot, see open_pull_requests)
+    m = prs[prs["merged_at"].notna().to_numpy() & recent(prs["merged_at"].fillna(prs["created_at"]))]
     created, merged_ns = _ns(m["created_at"]), _ns(m["merged_at"])
     review, approved = _ns(m["first_review_at"]), _ns(m["approved_at"])
     pr_facts = pd.DataFrame({
-        "entity_ref": pd.Categorical.from_codes(_index_of(m["entity_ref"], entities), dtype=ref_dtype), "day": local_day(m["merged_at"], tz).to_numpy(),
+        "entity_ref": pd.Categorical.from_codes(_index_of(m["entity_ref"], entities), dtype=ref_dtype),
+        "day": local_day(m["merged_at"], tz).to_numpy(),
         "cycle_time": (merged_ns - created) / HOUR_NS, "time_to_first_review": (review - created) / HOUR_NS,
         "review_to_approval": (approved - review) / HOUR_NS, "approval_to_merge": (merged_ns - approved) / HOUR_NS,
         "size": (m["additions"].fillna(0) + m["deletions"].fillna(0)).to_numpy(dtype=float),
         "reviewed": ~np.isnan(review),
     })
-    rv = pd.DataFrame({"entity_ref": pd.Categorical.from_codes(_index_of(reviews["entity_ref"], entities), dtype=ref_dtype),
-                       "reviewer": _cat(reviews["reviewer"]),
-                       "day": local_day(reviews["submitted_at"], tz), "pr": pr_key(reviews["repository"], reviews["number"])})
+    r = reviews[recent(reviews["submitted_at"])]
+    rv = pd.DataFrame({"entity_ref": pd.Categorical.from_codes(_index_of(r["entity_ref"], entities), dtype=ref_dtype),
+                       "reviewer": _cat(r["reviewer"]),
+                       "day": local_day(r["submitted_at"], tz).to_numpy(), "pr": pr_key(r["repository"], r["number"])})
     facts = {"deploy_days": deploy_days, "changes": changes, "incidents": inc, "prs": pr_facts, "reviews": rv}
-    if since is not None:
-        cut = pd.Timestamp(since)
-        resolved_day = local_day(incidents["resolved_at"], tz)
+    if cut is not None:
         for name, frame in facts.items():
-            if name == "incidents":
-                facts[name] = frame[(frame["day"] >= cut) | (resolved_day >= cut)].reset_index(drop=True)
-            else:
+            if name != "incidents":
                 facts[name] = frame[frame["day"] >= cut].reset_index(drop=True)
+            else:
+                facts[name] = frame.reset_index(drop=True)
     return facts
+
+
+def prune_facts(facts: Mapping[str, pd.DataFrame], first_day: date) -> dict[str, pd.DataFrame]:
+    """The facts without the days before `first_day` (what no window reads any more)."""
+    cut = pd.Timestamp(first_day)
+    return {name: frame[frame["day"] >= cut].reset_index(drop=True) for name, frame in facts.items()}
 
 
 def pr_key(repository: pd.Series, number: pd.Series) -> np.ndarray:
@@ -742,5 +772,5 @@ def delivery_metrics(facts: Mapping[str, pd.DataFrame], entities: pd.DataFrame, 
     return out
 
 
-__all__ = ["METRICS", "Scopes", "band_of", "daily_facts", "delivery_metrics", "dora_summary", "dora_weekly", "code_quantiles",
+__all__ = ["METRICS", "Scopes", "band_of", "daily_facts", "delivery_metrics", "dora_summary", "dora_weekly", "code_quantiles", "facts_span_days", "prune_facts",
            "iso_week", "local_day", "merge_facts", "open_pull_requests", "pr_flow", "review_load"]

@@ -110,8 +110,9 @@ def events_needed_since(config: "DeliveryConfig", as_of: date) -> date:
     (a change deployed in the window may have merged that long before)."""
     from datetime import timedelta
 
-    span = max(2 * config.window_days, 7 * (config.weeks + 1), config.active_days)
-    return as_of - timedelta(days=span + config.link_lookback_days)
+    from analytics.delivery.metrics import facts_span_days
+
+    return as_of - timedelta(days=facts_span_days(config) + config.link_lookback_days)
 
 
 def delivery_tables(events: dict[str, "pd.DataFrame"], entities: "pd.DataFrame", org: Any, config: "DeliveryConfig",
@@ -123,10 +124,10 @@ def delivery_tables(events: dict[str, "pd.DataFrame"], entities: "pd.DataFrame",
 
     import pandas as pd
 
-    from analytics.delivery.metrics import daily_facts, delivery_metrics, open_pull_requests
+    from analytics.delivery.metrics import daily_facts, delivery_metrics, facts_span_days, open_pull_requests
 
     moment = now or datetime.combine(as_of + timedelta(days=1), datetime.min.time(), tzinfo=timezone.utc)
-    facts = daily_facts(events, config)
+    facts = daily_facts(events, config, since=as_of - timedelta(days=facts_span_days(config)))
     tables = delivery_metrics(facts, entities, org, config, as_of=as_of, open_prs=open_pull_requests(events["pull_requests"], moment))
     tables["meta"] = pd.DataFrame([{
         "as_of": as_of.isoformat(), "timezone": config.timezone, "window_days": config.window_days, "weeks": config.weeks,
