@@ -774,3 +774,76 @@ def delivery_metrics(facts: Mapping[str, pd.DataFrame], entities: pd.DataFrame, 
 
 __all__ = ["METRICS", "Scopes", "band_of", "daily_facts", "delivery_metrics", "dora_summary", "dora_weekly", "code_quantiles", "facts_span_days", "prune_facts",
            "iso_week", "local_day", "merge_facts", "open_pull_requests", "pr_flow", "review_load"]
+
+
+# ---------------------------------------------------------------------------------------------
+# scorecard facts and source control, per entity
+
+ENTITY_FACTS = {
+    # fact name: (type, description); published per entity in `entity_facts`, declared to the
+    # scorecards as `delivery.<name>` (services.facts.fact_catalog)
+    "deployment_frequency_per_week": ("number", "successful production deployments per week over the rolling window (0 when none)"),
+    "deployments": ("number", "successful production deployments in the rolling window"),
+    "lead_time_hours": ("number", "median lead time for changes in the window, first commit to production (absent below the minimum events)"),
+    "change_failure_rate": ("number", "share of production deployments in the window followed by an incident or rollback (absent below the minimum)"),
+    "time_to_restore_hours": ("number", "median incident start to resolve in the window (absent below the minimum)"),
+    "deployment_frequency_band": ("string", "DORA band of the deployment frequency: elite, high, medium or low"),
+    "lead_time_band": ("string", "DORA band of the lead time (absent below the minimum events)"),
+    "stale_pull_requests": ("number", "pull requests open longer than the stale threshold"),
+    "merged_without_review_share": ("number", "share of the window's merged pull requests merged without any review"),
+}
+
+
+def entity_facts(tables: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
+    """One row per entity with delivery figures, a column per `ENTITY_FACTS` name (the scorecards'
+    `delivery.*` facts). NaN / None where the figure is "not enough data"."""
+    s = tables["dora_summary"]
+    s = s[s["scope_type"] == "entity"]
+    wide = s.pivot_table(index=s["scope_ref"].astype(str), columns=s["metric"].astype(str), values="value", aggfunc="first", observed=True)
+    bands = s.pivot_table(index=s["scope_ref"].astype(str), columns=s["metric"].astype(str), values="band", aggfunc="first", observed=True)
+    events = s[s["metric"] == "deployment_frequency"].set_index(s.loc[s["metric"] == "deployment_frequency", "scope_ref"].astype(str))["events"]
+    out = pd.DataFrame(index=wide.index)
+    out["deployment_frequency_per_week"] = wide.get("deployment_frequency")
+    out["deployments"] = events.reindex(out.index)
+    out["lead_time_hours"] = wide.get("lead_time")
+    out["change_failure_rate"] = wide.get("change_failure_rate")
+    out["time_to_restore_hours"] = wide.get("time_to_restore")
+    out["deployment_frequency_band"] = bands.get("deployment_frequency").astype(object) if "deployment_frequency" in bands else None
+    out["lead_time_band"] = bands.get("lead_time").astype(object) if "lead_time" in bands else None
+    prs = tables.get("pr_summary")
+    if prs is not None and len(prs):
+        p = prs[prs["scope_type"] == "entity"].set_index(prs.loc[prs["scope_type"] == "entity", "scope_ref"].astype(str))
+        out = out.reindex(out.index.union(p.index))
+        out["stale_pull_requests"] = p["stale_prs"].reindex(out.index)
+        out["merged_without_review_share"] = p["share_merged_without_review"].reindex(out.index)
+    else:
+        out["stale_pull_requests"] = np.nan
+        out["merged_without_review_share"] = np.nan
+    out = out.astype({c: object for c in ("deployment_frequency_band", "lead_time_band")})
+    return out.rename_axis("entity_ref").reset_index()[["entity_ref", *ENTITY_FACTS]]
+
+
+def source_control(events: Mapping[str, pd.DataFrame], as_of: datetime) -> pd.DataFrame:
+    """Per entity with delivery events: its repository and source, open pull requests, the last
+    merge to the default branch (the last commit the events know of) and the last production
+    deployment."""
+    now = pd.Timestamp(as_of)
+    now = now.tz_localize("UTC") if now.tzinfo is None else now
+    prs = events["pull_requests"]
+    prs = prs[prs["created_at"] <= now]
+    key = prs["entity_ref"].astype(object)
+    open_mask = prs["merged_at"].isna() & prs["closed_at"].isna()
+    frame = pd.DataFrame({"entity_ref": key, "repository": prs["repository"].astype(object), "source": prs["source"].astype(object),
+                          "open": open_mask.to_numpy(), "merged_at": prs["merged_at"].where(prs["merged_at"] <= now)})
+    agg = frame.groupby("entity_ref").agg(repository=("repository", "last"), source=("source", "last"),
+                                          open_prs=("open", "sum"), last_merge_at=("merged_at", "max"))
+    d = _production(events["deployments"])
+    d = d[d["created_at"] <= now]
+    last_deploy = d.groupby(d["entity_ref"].astype(object))["created_at"].max()
+    agg = agg.reindex(agg.index.union(last_deploy.index))
+    agg["last_deploy_at"] = last_deploy.reindex(agg.index)
+    if len(d):
+        repo = d.groupby(d["entity_ref"].astype(object))["repository"].last().astype(object)
+        agg["repository"] = agg["repository"].fillna(repo.reindex(agg.index))
+    agg["open_prs"] = agg["open_prs"].fillna(0).astype(int)
+    return agg.rename_axis("entity_ref").reset_index()

@@ -124,11 +124,13 @@ def delivery_tables(events: dict[str, "pd.DataFrame"], entities: "pd.DataFrame",
 
     import pandas as pd
 
-    from analytics.delivery.metrics import daily_facts, delivery_metrics, facts_span_days, open_pull_requests
+    from analytics.delivery.metrics import daily_facts, delivery_metrics, entity_facts, facts_span_days, open_pull_requests, source_control
 
     moment = now or datetime.combine(as_of + timedelta(days=1), datetime.min.time(), tzinfo=timezone.utc)
     facts = daily_facts(events, config, since=as_of - timedelta(days=facts_span_days(config)))
     tables = delivery_metrics(facts, entities, org, config, as_of=as_of, open_prs=open_pull_requests(events["pull_requests"], moment))
+    tables["entity_facts"] = entity_facts(tables)
+    tables["source_control"] = source_control(events, moment)
     tables["meta"] = pd.DataFrame([{
         "as_of": as_of.isoformat(), "timezone": config.timezone, "window_days": config.window_days, "weeks": config.weeks,
         "failure_window_hours": config.failure_window_hours, "stale_pr_days": config.stale_pr_days,

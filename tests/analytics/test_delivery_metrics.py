@@ -273,3 +273,31 @@ def test_delivery_config_file_loads_and_bad_values_name_the_line(tmp_path):
     text = str(info.value)
     assert f"{bad}:2" in text and "unknown time zone" in text and f"{bad}:3" in text
     assert parse_config(None) == DeliveryConfig()
+
+
+def test_the_shipped_check_deploys_weekly_reads_the_delivery_facts():
+    from datetime import UTC, datetime
+    from pathlib import Path
+
+    from analytics.delivery.metrics import ENTITY_FACTS, entity_facts
+    from analytics.facts.sources import FactSpec
+    from analytics.scorecards.config import load_config_texts
+    from analytics.scorecards.evaluate import evaluate
+
+    ev = events(deployments=[deploy(i, f"2025-05-{10 + i:02d} 10:00", f"s{i}") for i in range(6)]  # 6 in 4 weeks on API
+                + [deploy(9, "2025-05-20 10:00", "x", entity=SHOP, repo="acme/bravo-shop")])  # 1 in 4 weeks on SHOP
+    facts = entity_facts(metrics(ev))
+    assert set(facts.columns) == {"entity_ref", *ENTITY_FACTS}
+    text = (Path(__file__).resolve().parents[2] / "config" / "scorecards" / "delivery.yaml").read_text()
+    config = load_config_texts([("delivery.yaml", text)], facts={f"delivery.{k}": FactSpec(t, d) for k, (t, d) in ENTITY_FACTS.items()})
+
+    def body(name):
+        return {"kind": "Component", "metadata": {"name": name, "namespace": "default"}, "spec": {"type": "service", "owner": "alpha"}}
+
+    entities = pd.DataFrame([{"ref": f"component:default/{n}", "kind": "component", "namespace": "default", "name": n, "type": "service",
+                              "owner": TEAM, "system": None, "lifecycle": "production", "provider": "t", "entity": body(n)}
+                             for n in ("alpha-api", "bravo-shop", "alpha-web")])
+    result = evaluate(config, entities, {"delivery": facts.astype(object).where(facts.notna(), None)}, now=datetime(2025, 6, 2, tzinfo=UTC))
+    rows = result.results[result.results["check_id"] == "dlv-deploys-weekly"]
+    state = dict(zip(rows["entity_ref"].astype(str), rows["state"].astype(str)))
+    assert state == {API: "passed", SHOP: "failed", WEB: "not_reported"}
