@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", type=int, default=200_000)
     parser.add_argument("--days", type=int, default=730)
-    parser.add_argument("--activity", type=float, default=0.04)
+    parser.add_argument("--activity", type=float, default=0.035)
     parser.add_argument("--lookback", type=int, default=120, help="days of events read for one new day's links")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--smoke", action="store_true", help="2,000 entities, 60 days")

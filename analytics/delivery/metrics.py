@@ -847,3 +847,24 @@ def source_control(events: Mapping[str, pd.DataFrame], as_of: datetime) -> pd.Da
         agg["repository"] = agg["repository"].fillna(repo.reindex(agg.index))
     agg["open_prs"] = agg["open_prs"].fillna(0).astype(int)
     return agg.rename_axis("entity_ref").reset_index()
+
+
+def compute_tables(events: Mapping[str, pd.DataFrame], entities: pd.DataFrame, org: OrgGraph | None, config: DeliveryConfig, *,
+                   as_of: date, now: datetime | None = None) -> dict[str, pd.DataFrame]:
+    """Every published delivery table by name, from the event frames: the day-grain facts of the
+    span the windows read, `delivery_metrics`, the scorecard facts, source control and a `meta` row
+    (as-of day, time zone, windows, thresholds)."""
+    from datetime import UTC, timedelta
+
+    moment = now or datetime.combine(as_of + timedelta(days=1), datetime.min.time(), tzinfo=UTC)
+    facts = daily_facts(events, config, since=as_of - timedelta(days=facts_span_days(config)))
+    tables = delivery_metrics(facts, entities, org, config, as_of=as_of, open_prs=open_pull_requests(events["pull_requests"], moment))
+    tables["entity_facts"] = entity_facts(tables)
+    tables["source_control"] = source_control(events, moment)
+    tables["meta"] = pd.DataFrame([{
+        "as_of": as_of.isoformat(), "timezone": config.timezone, "window_days": config.window_days, "weeks": config.weeks,
+        "failure_window_hours": config.failure_window_hours, "stale_pr_days": config.stale_pr_days,
+        "min_people": config.min_people, "compare_min_entities": config.compare_min_entities,
+        "computed_at": moment.isoformat(),
+    }])
+    return tables
