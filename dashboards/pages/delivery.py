@@ -267,10 +267,12 @@ def delivery_page(ctx: Ctx) -> PageOut:
         series = data.weekly.get(("org", "org"), {})
         if data.weeks and series.get("deployments"):
             doc.figure(F.lines([str(w) for w in data.weeks], {"deployments": series["deployments"]},
-                               title="Production deployments per ISO week", xtitle="Week", ytitle="Deployments", x_is_category=True))
+                               title="Production deployments per ISO week", xtitle="Week (ISO, Monday)", ytitle="Deployments (count)",
+                               x_is_category=True))
         if data.weeks and series.get("lead_time"):
             doc.figure(F.lines([str(w) for w in data.weeks], {"median lead time (h)": series["lead_time"]},
-                               title="Median lead time for changes per ISO week (hours)", xtitle="Week", ytitle="Hours", x_is_category=True))
+                               title="Median lead time for changes per ISO week", xtitle="Week (ISO, Monday)", ytitle="Lead time (hours)",
+                               x_is_category=True))
         _flow_table(doc, data, ("org", "org"))
         incidents = ctx.inputs.table(DELIVERY.incidents_summary)
         if incidents is not None and len(incidents):
