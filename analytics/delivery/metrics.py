@@ -464,8 +464,10 @@ def _window(frame: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp) -> pd.D
 def _reason(n: np.ndarray, need: int, what: str) -> np.ndarray:
     out = np.full(len(n), None, dtype=object)
     low = np.flatnonzero(np.asarray(n) < need)
-    if len(low):
-        out[low] = ("not enough data: " + pd.Series(np.asarray(n)[low].astype(np.int64)).astype(str) + f" {what} < {need}").to_numpy(dtype=object)
+    if len(low):  # one text per distinct count (a handful), then a take
+        counts, inverse = np.unique(np.asarray(n)[low].astype(np.int64), return_inverse=True)
+        texts = np.array([f"not enough data: {c} {what} < {need}" for c in counts], dtype=object)
+        out[low] = texts[inverse]
     return out
 
 
@@ -630,7 +632,7 @@ def dora_weekly(facts: Mapping[str, pd.DataFrame], scopes: Scopes, config: Deliv
         events.append(cnt.astype(float))
     k = np.concatenate(keys)
     frame = pd.DataFrame(scopes.columns(k // n_w))
-    frame["week"] = weeks[k % n_w].date
+    frame["week"] = pd.Categorical.from_codes(k % n_w, categories=pd.Index(list(weeks.date), dtype=object))
     frame["metric"] = pd.Categorical.from_codes(np.concatenate(metric), categories=["deployments", "change_failure_rate", "lead_time", "time_to_restore"])
     frame["value"] = np.concatenate(values)
     frame["events"] = np.concatenate(events)

@@ -20,6 +20,7 @@ SMOKE_RUNS = {
     "history_200k": ["--smoke"],
     "usage": ["--events", "20000", "--days", "5", "--org-size", "2000"],
     "catalog_api": ["--smoke"],
+    "delivery_200k": ["--smoke"],
 }
 
 
