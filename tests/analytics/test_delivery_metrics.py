@@ -301,3 +301,11 @@ def test_the_shipped_check_deploys_weekly_reads_the_delivery_facts():
     rows = result.results[result.results["check_id"] == "dlv-deploys-weekly"]
     state = dict(zip(rows["entity_ref"].astype(str), rows["state"].astype(str)))
     assert state == {API: "passed", SHOP: "failed", WEB: "not_reported"}
+
+
+def test_no_events_at_all_gives_zero_deployments_and_not_enough_data_not_an_error():
+    tables = metrics(events(), DeliveryConfig())
+    freq = key(tables, "deployment_frequency", TEAM)
+    assert freq["value"] == 0 and freq["band"] == "low"
+    assert key(tables, "lead_time", "org", "org")["reason"] == "not enough data: 0 changes < 5"
+    assert len(tables["stale_prs"]) == 0 and tables["incidents_summary"].iloc[0]["incidents"] == 0
