@@ -346,6 +346,13 @@ def merge_facts(cached: Mapping[str, pd.DataFrame], fresh: Mapping[str, pd.DataF
     return out
 
 
+def first_changed_day(fresh: Mapping[str, pd.DataFrame], since: date) -> date:
+    """The first day whose facts `fresh` may change: `since`, or earlier when an incident that
+    started before it was resolved since (its start week's time to restore changes)."""
+    days = [pd.Timestamp(since)] + [pd.Timestamp(f["day"].min()) for f in fresh.values() if len(f) and pd.notna(f["day"].min())]
+    return min(days).date()
+
+
 def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
     """Concatenate keeping categorical columns categorical (their categories united)."""
     from pandas.api.types import union_categoricals
@@ -596,13 +603,53 @@ def dora_summary(facts: Mapping[str, pd.DataFrame], scopes: Scopes, config: Deli
     return frame
 
 
-def dora_weekly(facts: Mapping[str, pd.DataFrame], scopes: Scopes, config: DeliveryConfig, as_of: date) -> pd.DataFrame:
+def dora_weekly(facts: Mapping[str, pd.DataFrame], scopes: Scopes, config: DeliveryConfig, as_of: date, *,
+                reuse: pd.DataFrame | None = None, since: date | None = None) -> pd.DataFrame:
     """Per ISO week (the last `config.weeks`, the current one included), per scope with any event:
     deployments (zeros for weeks without: a quiet week is a fact, not a gap), change failure
-    rate, median lead time, median time to restore (NaN below the minimum events)."""
+    rate, median lead time, median time to restore (NaN below the minimum events).
+
+    Incremental: with `reuse` (the previous run's table, built with the same `scopes`) and `since`
+    (the first day whose facts changed), the weeks before `since`'s week are taken from `reuse`
+    and only the later ones are recomputed (a scope new in those gets its zeros for the old weeks)."""
     this_week = pd.Timestamp(as_of) - pd.Timedelta(days=pd.Timestamp(as_of).weekday())
     weeks = pd.DatetimeIndex([this_week - pd.Timedelta(weeks=i) for i in range(config.weeks - 1, -1, -1)])
-    start, end = weeks[0], this_week + pd.Timedelta(weeks=1)
+    if reuse is not None and since is not None and len(reuse) and reuse["scope_ref"].dtype == scopes._ref_dtype:
+        changed = pd.Timestamp(since) - pd.Timedelta(days=pd.Timestamp(since).weekday())
+        kept_weeks = weeks[weeks < changed]
+        if len(kept_weeks):
+            return _reuse_weeks(facts, scopes, config, reuse, kept_weeks, weeks[weeks >= changed])
+    return _weekly(facts, scopes, config, weeks)
+
+
+def _reuse_weeks(facts: Mapping[str, pd.DataFrame], scopes: Scopes, config: DeliveryConfig, reuse: pd.DataFrame,
+                 kept: pd.DatetimeIndex, fresh_weeks: pd.DatetimeIndex) -> pd.DataFrame:
+    cats = pd.DatetimeIndex(pd.to_datetime(pd.Index(reuse["week"].cat.categories).astype(str)))
+    keep_cat = np.asarray(cats.isin(kept))
+    codes = reuse["week"].cat.codes.to_numpy()
+    old = reuse[(codes >= 0) & keep_cat[np.maximum(codes, 0)]]
+    fresh = _weekly(facts, scopes, config, fresh_weeks)
+    parts = [old, fresh]
+    # a scope whose first deployment falls in the fresh weeks: zeros for the kept weeks
+    dep_old = old["metric"].astype(str).to_numpy() == "deployments"
+    dep_new = fresh["metric"].astype(str).to_numpy() == "deployments"
+    seen_old = np.unique(old["scope_ref"].cat.codes.to_numpy()[dep_old])
+    new_codes = np.setdiff1d(np.unique(fresh["scope_ref"].cat.codes.to_numpy()[dep_new]), seen_old)
+    if len(new_codes):
+        by_code = {c: i for i, c in enumerate(scopes.ref_code)}  # scope id of a ref code
+        ids = np.array([by_code[c] for c in new_codes], dtype=np.int64)
+        n_k = len(kept)
+        zeros = pd.DataFrame(scopes.columns(np.repeat(ids, n_k)))
+        zeros["week"] = pd.Categorical(np.tile(np.array(list(kept.date), dtype=object), len(ids)))
+        zeros["metric"] = pd.Categorical.from_codes(np.zeros(len(zeros), np.int8), dtype=fresh["metric"].dtype)
+        zeros["value"] = 0.0
+        zeros["events"] = 0.0
+        parts.append(zeros)
+    return _concat(parts)
+
+
+def _weekly(facts: Mapping[str, pd.DataFrame], scopes: Scopes, config: DeliveryConfig, weeks: pd.DatetimeIndex) -> pd.DataFrame:
+    start, end = weeks[0], weeks[-1] + pd.Timedelta(weeks=1)
     n_w = len(weeks)
     size = scopes.n * n_w
 
@@ -755,11 +802,15 @@ def review_load(facts: Mapping[str, pd.DataFrame], scopes: Scopes, config: Deliv
 
 
 def delivery_metrics(facts: Mapping[str, pd.DataFrame], entities: pd.DataFrame, org: OrgGraph | None, config: DeliveryConfig,
-                     *, as_of: date, open_prs: pd.DataFrame | None = None, scopes: Scopes | None = None) -> dict[str, pd.DataFrame]:
+                     *, as_of: date, open_prs: pd.DataFrame | None = None, scopes: Scopes | None = None,
+                     previous: Mapping[str, pd.DataFrame] | None = None, since: date | None = None) -> dict[str, pd.DataFrame]:
     """Every published delivery table (by name: `dora_summary`, `dora_weekly`, `pr_flow`,
-    `pr_summary`, `pr_sizes`, `stale_prs`, `review_load`, `reviewer_load`, `incidents_summary`)."""
+    `pr_summary`, `pr_sizes`, `stale_prs`, `review_load`, `reviewer_load`, `incidents_summary`).
+    With `previous` (the last run's tables, same `scopes`) and `since` (the first changed day), the
+    weekly series keeps its unchanged weeks (`dora_weekly`)."""
     scopes = scopes or Scopes(entities, org)
-    out = {"dora_summary": dora_summary(facts, scopes, config, as_of), "dora_weekly": dora_weekly(facts, scopes, config, as_of)}
+    weekly = dora_weekly(facts, scopes, config, as_of, reuse=(previous or {}).get("dora_weekly"), since=since)
+    out = {"dora_summary": dora_summary(facts, scopes, config, as_of), "dora_weekly": weekly}
     out.update(pr_flow(facts, scopes, config, as_of, open_prs))
     out.update(review_load(facts, scopes, config, as_of))
     end = pd.Timestamp(as_of) + pd.Timedelta(days=1)
