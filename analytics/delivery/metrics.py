@@ -147,17 +147,24 @@ def _index_of(values: pd.Series, index: pd.Index) -> np.ndarray:
     return np.where(codes >= 0, mapped[np.maximum(codes, 0)] if len(mapped) else -1, -1)
 
 
+PRODUCTION_COLUMNS = ("entity_ref", "repository", "commit_sha", "created_at", "finished_at", "is_rollback")
+
+
 def _production(deployments: pd.DataFrame) -> pd.DataFrame:
+    """Successful production deployments, with only the columns the metrics read (no copy of the rest)."""
     d = deployments
-    mask = d["is_production"].fillna(False).astype(bool) & (d["status"].astype(str).str.lower() == "success")
-    return d[mask]
+    status = _cat(d["status"])
+    ok = np.asarray(pd.Index(status.categories).astype(str).str.lower() == "success")
+    codes = np.asarray(status.codes)
+    mask = d["is_production"].fillna(False).astype(bool).to_numpy() & (codes >= 0) & ok[np.maximum(codes, 0)]
+    return d.loc[mask, list(PRODUCTION_COLUMNS)]
 
 
 def _link_changes(prod: pd.DataFrame, prs: pd.DataFrame) -> tuple[np.ndarray, pd.DataFrame]:
     """(linked flag per production deployment, one row per delivered PR: deployment row, PR row)."""
     n = len(prod)
     empty = pd.DataFrame({"deploy": np.zeros(0, np.int64), "pr": np.zeros(0, np.int64)})
-    merged = prs[prs["merged_at"].notna() & prs["merge_commit_sha"].notna()]
+    merged = prs.loc[(prs["merged_at"].notna() & prs["merge_commit_sha"].notna()).to_numpy(), ["repository", "merged_at", "merge_commit_sha"]]
     if not n or not len(merged):
         return np.zeros(n, bool), empty
     repos = pd.Index(sorted(set(_cat(prod["repository"]).categories.astype(str)) | set(_cat(merged["repository"]).categories.astype(str))))
