@@ -6,7 +6,8 @@ delivery events (`analytics.delivery.synthetic`, `--activity` scales the rates: 
 Timed:
 
 - from scratch: `daily_facts` over all events (linking every PR to the deployment that shipped
-  it, blaming incidents and rollbacks) + open PRs + `delivery_metrics` (every table, every scope);
+  it, blaming incidents and rollbacks; day-grain rows for the days the windows read) + open PRs +
+  `delivery_metrics` (every table, every scope) + the scorecard facts and source control;
 - one new day: the events of the day after are generated (not timed); then, timed:
   `daily_facts(since=day - margin)` computes the fresh day-grain rows from the link look-back's
   events (`--lookback` days, what `read_delivery_events` would hand over), `merge_facts` replaces
@@ -70,11 +71,13 @@ def main(argv: list[str] | None = None) -> dict:
         Scopes,
         daily_facts,
         delivery_metrics,
+        entity_facts,
         facts_span_days,
         first_changed_day,
         merge_facts,
         open_pull_requests,
         prune_facts,
+        source_control,
     )
     from analytics.delivery.synthetic import _end_of, known_at, planted_teams, synthetic_delivery_events
     from benchmarks.ingest_200k import print_figures
@@ -114,6 +117,8 @@ def main(argv: list[str] | None = None) -> dict:
     facts = daily_facts(history, config, since=as_of - timedelta(days=facts_span_days(config)))
     tables = delivery_metrics(facts, entities, org, config, as_of=as_of, open_prs=open_pull_requests(history["pull_requests"], end),
                               scopes=scopes)
+    tables["entity_facts"] = entity_facts(tables)
+    tables["source_control"] = source_control(history, end)
     t4 = time.perf_counter()
     del history
 
@@ -127,6 +132,8 @@ def main(argv: list[str] | None = None) -> dict:
     tables2 = delivery_metrics(facts2, entities, org, config, as_of=day, scopes=scopes,
                                open_prs=open_pull_requests(recent["pull_requests"], end + timedelta(days=1)),
                                previous=tables, since=first_changed_day(fresh, since))
+    tables2["entity_facts"] = entity_facts(tables2)
+    tables2["source_control"] = source_control(recent, end + timedelta(days=1))
     t6 = time.perf_counter()
     figures = {
         "entities": len(entities), "components": int((entities["kind"] == "component").sum()), "days": args.days,

@@ -255,8 +255,9 @@ def daily_facts(events: Mapping[str, pd.DataFrame], config: DeliveryConfig, *, s
         return np.ones(len(times), bool) if early is None else (times >= early).to_numpy()
 
     # one set of entity categories for every fact table, so scopes map them once
-    ref_dtype = pd.CategoricalDtype(pd.Index(sorted(set().union(*(
-        _cat(f["entity_ref"]).categories.astype(str) for f in (prs, deployments, incidents, reviews)))), dtype=object))
+    refs = np.concatenate([pd.Index(_cat(f["entity_ref"]).categories).astype(str).to_numpy(dtype=object)
+                           for f in (prs, deployments, incidents, reviews)])
+    ref_dtype = pd.CategoricalDtype(pd.Index(np.sort(pd.unique(refs)), dtype=object))
 
     # deployments: linked and blamed over everything given, rows built for the recent days
     prod = _production(deployments).reset_index(drop=True)
