@@ -147,7 +147,7 @@ def _index_of(values: pd.Series, index: pd.Index) -> np.ndarray:
     return np.where(codes >= 0, mapped[np.maximum(codes, 0)] if len(mapped) else -1, -1)
 
 
-PRODUCTION_COLUMNS = ("entity_ref", "repository", "commit_sha", "created_at", "finished_at", "is_rollback")
+PRODUCTION_COLUMNS = ("entity_ref", "source", "repository", "commit_sha", "created_at", "finished_at", "is_rollback")
 
 
 def _production(deployments: pd.DataFrame) -> pd.DataFrame:
@@ -859,29 +859,31 @@ def entity_facts(tables: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
     """One row per entity with delivery figures, a column per `ENTITY_FACTS` name (the scorecards'
     `delivery.*` facts). NaN / None where the figure is "not enough data"."""
     s = tables["dora_summary"]
-    s = s[s["scope_type"] == "entity"]
-    wide = s.pivot_table(index=s["scope_ref"].astype(str), columns=s["metric"].astype(str), values="value", aggfunc="first", observed=True)
-    bands = s.pivot_table(index=s["scope_ref"].astype(str), columns=s["metric"].astype(str), values="band", aggfunc="first", observed=True)
-    events = s[s["metric"] == "deployment_frequency"].set_index(s.loc[s["metric"] == "deployment_frequency", "scope_ref"].astype(str))["events"]
-    out = pd.DataFrame(index=wide.index)
-    out["deployment_frequency_per_week"] = wide.get("deployment_frequency")
-    out["deployments"] = events.reindex(out.index)
-    out["lead_time_hours"] = wide.get("lead_time")
-    out["change_failure_rate"] = wide.get("change_failure_rate")
-    out["time_to_restore_hours"] = wide.get("time_to_restore")
-    out["deployment_frequency_band"] = bands.get("deployment_frequency").astype(object) if "deployment_frequency" in bands else None
-    out["lead_time_band"] = bands.get("lead_time").astype(object) if "lead_time" in bands else None
+    s = s[(s["scope_type"] == "entity").to_numpy()]
+    refs = s["scope_ref"].astype(object).to_numpy()
+    names, row = np.unique(refs.astype(str), return_inverse=True) if len(refs) else (np.array([], dtype=object), np.zeros(0, np.int64))
+    col = np.asarray(pd.Categorical(s["metric"].astype(object), categories=list(METRICS)).codes)
+    n = len(names)
+    values = np.full((n, len(METRICS)), np.nan)
+    values[row, col] = s["value"].to_numpy(float)
+    bands = np.full((n, len(METRICS)), None, dtype=object)
+    bands[row, col] = s["band"].astype(object).where(s["band"].notna(), None).to_numpy()
+    deployments = np.full(n, np.nan)
+    freq = col == 0
+    deployments[row[freq]] = s["events"].to_numpy(float)[freq]
+    out = pd.DataFrame({"entity_ref": names, "deployment_frequency_per_week": values[:, 0], "deployments": deployments,
+                        "lead_time_hours": values[:, 1], "change_failure_rate": values[:, 2], "time_to_restore_hours": values[:, 3],
+                        "deployment_frequency_band": bands[:, 0], "lead_time_band": bands[:, 1]})
     prs = tables.get("pr_summary")
+    out["stale_pull_requests"] = np.nan
+    out["merged_without_review_share"] = np.nan
     if prs is not None and len(prs):
-        p = prs[prs["scope_type"] == "entity"].set_index(prs.loc[prs["scope_type"] == "entity", "scope_ref"].astype(str))
-        out = out.reindex(out.index.union(p.index))
-        out["stale_pull_requests"] = p["stale_prs"].reindex(out.index)
-        out["merged_without_review_share"] = p["share_merged_without_review"].reindex(out.index)
-    else:
-        out["stale_pull_requests"] = np.nan
-        out["merged_without_review_share"] = np.nan
-    out = out.astype({c: object for c in ("deployment_frequency_band", "lead_time_band")})
-    return out.rename_axis("entity_ref").reset_index()[["entity_ref", *ENTITY_FACTS]]
+        p = prs[(prs["scope_type"] == "entity").to_numpy()]
+        p = pd.DataFrame({"entity_ref": p["scope_ref"].astype(str).to_numpy(), "stale": p["stale_prs"].to_numpy(float),
+                          "share": p["share_merged_without_review"].to_numpy(float)})
+        out = out.merge(p, on="entity_ref", how="outer")
+        out["stale_pull_requests"], out["merged_without_review_share"] = out.pop("stale"), out.pop("share")
+    return out[["entity_ref", *ENTITY_FACTS]]
 
 
 def source_control(events: Mapping[str, pd.DataFrame], as_of: datetime) -> pd.DataFrame:
@@ -891,23 +893,35 @@ def source_control(events: Mapping[str, pd.DataFrame], as_of: datetime) -> pd.Da
     now = pd.Timestamp(as_of)
     now = now.tz_localize("UTC") if now.tzinfo is None else now
     prs = events["pull_requests"]
-    prs = prs[prs["created_at"] <= now]
-    key = prs["entity_ref"].astype(object)
-    open_mask = prs["merged_at"].isna() & prs["closed_at"].isna()
-    frame = pd.DataFrame({"entity_ref": key, "repository": prs["repository"].astype(object), "source": prs["source"].astype(object),
-                          "open": open_mask.to_numpy(), "merged_at": prs["merged_at"].where(prs["merged_at"] <= now)})
-    agg = frame.groupby("entity_ref").agg(repository=("repository", "last"), source=("source", "last"),
-                                          open_prs=("open", "sum"), last_merge_at=("merged_at", "max"))
+    prs = prs[(prs["created_at"] <= now).to_numpy()]
     d = _production(events["deployments"])
-    d = d[d["created_at"] <= now]
-    last_deploy = d.groupby(d["entity_ref"].astype(object))["created_at"].max()
-    agg = agg.reindex(agg.index.union(last_deploy.index))
-    agg["last_deploy_at"] = last_deploy.reindex(agg.index)
-    if len(d):
-        repo = d.groupby(d["entity_ref"].astype(object))["repository"].last().astype(object)
-        agg["repository"] = agg["repository"].fillna(repo.reindex(agg.index))
-    agg["open_prs"] = agg["open_prs"].fillna(0).astype(int)
-    return agg.rename_axis("entity_ref").reset_index()
+    d = d[(d["created_at"] <= now).to_numpy()]
+    index = pd.Index(np.sort(pd.unique(np.concatenate([pd.Index(_cat(f["entity_ref"]).categories).astype(str).to_numpy(dtype=object)
+                                                        for f in (prs, d)]))), dtype=object)
+    n = len(index)
+    pe, de = _index_of(prs["entity_ref"], index), _index_of(d["entity_ref"], index)
+    is_open = (prs["merged_at"].isna() & prs["closed_at"].isna()).to_numpy()
+    open_prs = np.bincount(pe[(pe >= 0) & is_open], minlength=n)
+    merged = _ns(prs["merged_at"])
+    merged[merged > now.value] = np.nan
+    last_merge = pd.Series(merged).groupby(pe).max().reindex(range(n)).to_numpy()
+    last_deploy = pd.Series(_ns(d["created_at"])).groupby(de).max().reindex(range(n)).to_numpy()
+    repository = np.full(n, None, dtype=object)
+    source = np.full(n, None, dtype=object)
+    for frame, codes in ((d, de), (prs, pe)):  # the PRs' names win where both know one
+        if not len(frame):
+            continue
+        first_codes, first = np.unique(codes, return_index=True)
+        ok = first_codes >= 0
+        repository[first_codes[ok]] = frame["repository"].astype(object).to_numpy()[first[ok]]
+        if "source" in frame.columns:
+            source[first_codes[ok]] = frame["source"].astype(object).to_numpy()[first[ok]]
+
+    def times(ns: np.ndarray) -> pd.Series:
+        return pd.Series(pd.to_datetime(ns, unit="ns", utc=True))
+
+    return pd.DataFrame({"entity_ref": index.to_numpy(), "repository": repository, "source": source, "open_prs": open_prs,
+                         "last_merge_at": times(last_merge), "last_deploy_at": times(last_deploy)})
 
 
 def compute_tables(events: Mapping[str, pd.DataFrame], entities: pd.DataFrame, org: OrgGraph | None, config: DeliveryConfig, *,
