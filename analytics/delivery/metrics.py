@@ -147,17 +147,24 @@ def _index_of(values: pd.Series, index: pd.Index) -> np.ndarray:
     return np.where(codes >= 0, mapped[np.maximum(codes, 0)] if len(mapped) else -1, -1)
 
 
+PRODUCTION_COLUMNS = ("entity_ref", "source", "repository", "commit_sha", "created_at", "finished_at", "is_rollback")
+
+
 def _production(deployments: pd.DataFrame) -> pd.DataFrame:
+    """Successful production deployments, with only the columns the metrics read (no copy of the rest)."""
     d = deployments
-    mask = d["is_production"].fillna(False).astype(bool) & (d["status"].astype(str).str.lower() == "success")
-    return d[mask]
+    status = _cat(d["status"])
+    ok = np.asarray(pd.Index(status.categories).astype(str).str.lower() == "success")
+    codes = np.asarray(status.codes)
+    mask = d["is_production"].fillna(False).astype(bool).to_numpy() & (codes >= 0) & ok[np.maximum(codes, 0)]
+    return d.loc[mask, list(PRODUCTION_COLUMNS)]
 
 
 def _link_changes(prod: pd.DataFrame, prs: pd.DataFrame) -> tuple[np.ndarray, pd.DataFrame]:
     """(linked flag per production deployment, one row per delivered PR: deployment row, PR row)."""
     n = len(prod)
     empty = pd.DataFrame({"deploy": np.zeros(0, np.int64), "pr": np.zeros(0, np.int64)})
-    merged = prs[prs["merged_at"].notna() & prs["merge_commit_sha"].notna()]
+    merged = prs.loc[(prs["merged_at"].notna() & prs["merge_commit_sha"].notna()).to_numpy(), ["repository", "merged_at", "merge_commit_sha"]]
     if not n or not len(merged):
         return np.zeros(n, bool), empty
     repos = pd.Index(sorted(set(_cat(prod["repository"]).categories.astype(str)) | set(_cat(merged["repository"]).categories.astype(str))))
@@ -221,23 +228,41 @@ def _blame(prod: pd.DataFrame, prod_ns: np.ndarray, ent: np.ndarray, at_ns: np.n
     return np.unique(idx[pos_c[good]])
 
 
+def facts_span_days(config: DeliveryConfig) -> int:
+    """Days of day-grain facts the published tables read: the current and previous windows, the
+    weekly series (its first week may start six days earlier) and the deploying-entity window."""
+    return max(2 * config.window_days, 7 * (config.weeks + 1), config.active_days) + 1
+
+
 def daily_facts(events: Mapping[str, pd.DataFrame], config: DeliveryConfig, *, since: date | None = None) -> dict[str, pd.DataFrame]:
-    """Day-grain fact rows (see the module docstring) of the days >= `since` (all when None)."""
+    """Day-grain fact rows (see the module docstring) of the days >= `since` (all when None).
+
+    The events may reach further back than `since` (they must, for the links: the deployments and
+    merged PRs of the link look-back decide which deployment first shipped a change); only the
+    rows of days >= `since` are built, so a new day costs the look-back's linking (numpy sorts)
+    plus the new days' rows, not the history's rows."""
     tz = config.timezone
     prs = events["pull_requests"].reset_index(drop=True)
     deployments = events["deployments"].reset_index(drop=True)
     incidents = events["incidents"].reset_index(drop=True)
     reviews = events["reviews"].reset_index(drop=True)
     window_ns = config.failure_window_hours * HOUR_NS
-    # one set of entity categories for every fact table, so scopes map them once
-    ref_dtype = pd.CategoricalDtype(pd.Index(sorted(set().union(*(
-        _cat(f["entity_ref"]).categories.astype(str) for f in (prs, deployments, incidents, reviews)))), dtype=object))
+    # rows at or after this UTC moment may fall on a local day >= since (any zone is within 14 h)
+    cut = pd.Timestamp(since) if since is not None else None
+    early = (cut - pd.Timedelta(hours=15)).tz_localize("UTC") if cut is not None else None
 
-    # deployments
+    def recent(times: pd.Series) -> np.ndarray:
+        return np.ones(len(times), bool) if early is None else (times >= early).to_numpy()
+
+    # one set of entity categories for every fact table, so scopes map them once
+    refs = np.concatenate([pd.Index(_cat(f["entity_ref"]).categories).astype(str).to_numpy(dtype=object)
+                           for f in (prs, deployments, incidents, reviews)])
+    ref_dtype = pd.CategoricalDtype(pd.Index(np.sort(pd.unique(refs)), dtype=object))
+
+    # deployments: linked and blamed over everything given, rows built for the recent days
     prod = _production(deployments).reset_index(drop=True)
     entities = ref_dtype.categories
     prod = prod.assign(_ent=_index_of(prod["entity_ref"], entities))
-    at = prod["finished_at"].where(prod["finished_at"].notna(), prod["created_at"])
     prod_ns = _ns(prod["created_at"])
     linked, delivered = _link_changes(prod, prs)
     rollback = prod["is_rollback"].fillna(False).astype(bool).to_numpy()
@@ -246,52 +271,65 @@ def daily_facts(events: Mapping[str, pd.DataFrame], config: DeliveryConfig, *, s
     failed[_blame(prod, prod_ns, inc_ent, _ns(incidents["started_at"]), window_ns)] = True
     rb = np.flatnonzero(rollback)
     failed[_blame(prod, prod_ns, prod["_ent"].to_numpy()[rb], prod_ns[rb], window_ns)] = True
-    day = local_day(prod["created_at"], tz)
-    per = pd.DataFrame({"entity_ref": pd.Categorical.from_codes(prod["_ent"].to_numpy(), dtype=ref_dtype), "day": day, "deployments": 1,
-                        "changes_deployed": (~rollback).astype(np.int64), "failed": (failed & ~rollback).astype(np.int64),
-                        "unlinked": (~linked & ~rollback).astype(np.int64)})
+    keep = np.flatnonzero(recent(prod["created_at"]))
+    day_all = np.full(len(prod), np.datetime64("NaT"), dtype="datetime64[ns]")
+    day_all[keep] = local_day(prod["created_at"].iloc[keep], tz).to_numpy()
+    per = pd.DataFrame({"entity_ref": pd.Categorical.from_codes(prod["_ent"].to_numpy()[keep], dtype=ref_dtype), "day": day_all[keep],
+                        "deployments": 1, "changes_deployed": (~rollback[keep]).astype(np.int64),
+                        "failed": (failed & ~rollback)[keep].astype(np.int64), "unlinked": (~linked & ~rollback)[keep].astype(np.int64)})
     deploy_days = per.groupby(["entity_ref", "day"], as_index=False, sort=True, observed=True)[
         ["deployments", "changes_deployed", "failed", "unlinked"]].sum()
 
-    # changes
+    # changes (keyed by the day of the deployment that shipped them)
+    delivered = delivered[~np.isnat(day_all[delivered["deploy"].to_numpy()])]
     dp = delivered["deploy"].to_numpy()
     pr_rows = prs.loc[delivered["pr"].to_numpy()]
+    at = prod["finished_at"].iloc[dp].where(prod["finished_at"].iloc[dp].notna(), prod["created_at"].iloc[dp])
     start = pr_rows["first_commit_at"].where(pr_rows["first_commit_at"].notna(), pr_rows["created_at"])
-    lead = (_ns(at.iloc[dp]) - _ns(start)) / HOUR_NS
-    changes = pd.DataFrame({"entity_ref": pd.Categorical.from_codes(prod["_ent"].to_numpy()[dp], dtype=ref_dtype), "day": day.to_numpy()[dp],
-                            "lead_time_h": lead,
-                            "start": np.where(pr_rows["first_commit_at"].notna().to_numpy(), "first_commit", "pr_created"),
+    changes = pd.DataFrame({"entity_ref": pd.Categorical.from_codes(prod["_ent"].to_numpy()[dp], dtype=ref_dtype), "day": day_all[dp],
+                            "lead_time_h": (_ns(at) - _ns(start)) / HOUR_NS,
+                            "start": pd.Categorical.from_codes(pr_rows["first_commit_at"].isna().to_numpy().astype(np.int8),
+                                                               categories=["first_commit", "pr_created"]),
                             "repository": _cat(pr_rows["repository"]), "number": pr_rows["number"].to_numpy()})
 
-    # incidents
-    inc = pd.DataFrame({"incident_id": incidents["incident_id"].astype(str), "entity_ref": pd.Categorical.from_codes(inc_ent, dtype=ref_dtype),
-                        "service_id": incidents["service_id"], "day": local_day(incidents["started_at"], tz),
-                        "restore_h": (_ns(incidents["resolved_at"]) - _ns(incidents["started_at"])) / HOUR_NS})
+    # incidents (keyed by their start day; an old one resolved recently is recomputed too)
+    irows = np.flatnonzero(recent(incidents["started_at"]) | recent(incidents["resolved_at"].fillna(incidents["started_at"])))
+    i = incidents.iloc[irows]
+    inc = pd.DataFrame({"incident_id": i["incident_id"].astype(str).to_numpy(),
+                        "entity_ref": pd.Categorical.from_codes(inc_ent[irows], dtype=ref_dtype),
+                        "service_id": i["service_id"].to_numpy(), "day": local_day(i["started_at"], tz).to_numpy(),
+                        "restore_h": (_ns(i["resolved_at"]) - _ns(i["started_at"])) / HOUR_NS})
 
-    # pull requests (merged ones; open PRs are a snapshot, see open_pull_requests)
-    m = prs[prs["merged_at"].notna()]
+    # pull requests (merged ones, keyed by merge day; open PRs are a snapshot, see open_pull_requests)
+    m = prs[prs["merged_at"].notna().to_numpy() & recent(prs["merged_at"].fillna(prs["created_at"]))]
     created, merged_ns = _ns(m["created_at"]), _ns(m["merged_at"])
     review, approved = _ns(m["first_review_at"]), _ns(m["approved_at"])
     pr_facts = pd.DataFrame({
-        "entity_ref": pd.Categorical.from_codes(_index_of(m["entity_ref"], entities), dtype=ref_dtype), "day": local_day(m["merged_at"], tz).to_numpy(),
+        "entity_ref": pd.Categorical.from_codes(_index_of(m["entity_ref"], entities), dtype=ref_dtype),
+        "day": local_day(m["merged_at"], tz).to_numpy(),
         "cycle_time": (merged_ns - created) / HOUR_NS, "time_to_first_review": (review - created) / HOUR_NS,
         "review_to_approval": (approved - review) / HOUR_NS, "approval_to_merge": (merged_ns - approved) / HOUR_NS,
         "size": (m["additions"].fillna(0) + m["deletions"].fillna(0)).to_numpy(dtype=float),
         "reviewed": ~np.isnan(review),
     })
-    rv = pd.DataFrame({"entity_ref": pd.Categorical.from_codes(_index_of(reviews["entity_ref"], entities), dtype=ref_dtype),
-                       "reviewer": _cat(reviews["reviewer"]),
-                       "day": local_day(reviews["submitted_at"], tz), "pr": pr_key(reviews["repository"], reviews["number"])})
+    r = reviews[recent(reviews["submitted_at"])]
+    rv = pd.DataFrame({"entity_ref": pd.Categorical.from_codes(_index_of(r["entity_ref"], entities), dtype=ref_dtype),
+                       "reviewer": _cat(r["reviewer"]),
+                       "day": local_day(r["submitted_at"], tz).to_numpy(), "pr": pr_key(r["repository"], r["number"])})
     facts = {"deploy_days": deploy_days, "changes": changes, "incidents": inc, "prs": pr_facts, "reviews": rv}
-    if since is not None:
-        cut = pd.Timestamp(since)
-        resolved_day = local_day(incidents["resolved_at"], tz)
+    if cut is not None:
         for name, frame in facts.items():
-            if name == "incidents":
-                facts[name] = frame[(frame["day"] >= cut) | (resolved_day >= cut)].reset_index(drop=True)
-            else:
+            if name != "incidents":
                 facts[name] = frame[frame["day"] >= cut].reset_index(drop=True)
+            else:
+                facts[name] = frame.reset_index(drop=True)
     return facts
+
+
+def prune_facts(facts: Mapping[str, pd.DataFrame], first_day: date) -> dict[str, pd.DataFrame]:
+    """The facts without the days before `first_day` (what no window reads any more)."""
+    cut = pd.Timestamp(first_day)
+    return {name: frame[frame["day"] >= cut].reset_index(drop=True) for name, frame in facts.items()}
 
 
 def pr_key(repository: pd.Series, number: pd.Series) -> np.ndarray:
@@ -314,6 +352,13 @@ def merge_facts(cached: Mapping[str, pd.DataFrame], fresh: Mapping[str, pd.DataF
             old = old[old["day"] < cut]
         out[name] = _concat([old, new])
     return out
+
+
+def first_changed_day(fresh: Mapping[str, pd.DataFrame], since: date) -> date:
+    """The first day whose facts `fresh` may change: `since`, or earlier when an incident that
+    started before it was resolved since (its start week's time to restore changes)."""
+    days = [pd.Timestamp(since)] + [pd.Timestamp(f["day"].min()) for f in fresh.values() if len(f) and pd.notna(f["day"].min())]
+    return min(days).date()
 
 
 def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
@@ -434,8 +479,10 @@ def _window(frame: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp) -> pd.D
 def _reason(n: np.ndarray, need: int, what: str) -> np.ndarray:
     out = np.full(len(n), None, dtype=object)
     low = np.flatnonzero(np.asarray(n) < need)
-    if len(low):
-        out[low] = ("not enough data: " + pd.Series(np.asarray(n)[low].astype(np.int64)).astype(str) + f" {what} < {need}").to_numpy(dtype=object)
+    if len(low):  # one text per distinct count (a handful), then a take
+        counts, inverse = np.unique(np.asarray(n)[low].astype(np.int64), return_inverse=True)
+        texts = np.array([f"not enough data: {c} {what} < {need}" for c in counts], dtype=object)
+        out[low] = texts[inverse]
     return out
 
 
@@ -564,13 +611,53 @@ def dora_summary(facts: Mapping[str, pd.DataFrame], scopes: Scopes, config: Deli
     return frame
 
 
-def dora_weekly(facts: Mapping[str, pd.DataFrame], scopes: Scopes, config: DeliveryConfig, as_of: date) -> pd.DataFrame:
+def dora_weekly(facts: Mapping[str, pd.DataFrame], scopes: Scopes, config: DeliveryConfig, as_of: date, *,
+                reuse: pd.DataFrame | None = None, since: date | None = None) -> pd.DataFrame:
     """Per ISO week (the last `config.weeks`, the current one included), per scope with any event:
     deployments (zeros for weeks without: a quiet week is a fact, not a gap), change failure
-    rate, median lead time, median time to restore (NaN below the minimum events)."""
+    rate, median lead time, median time to restore (NaN below the minimum events).
+
+    Incremental: with `reuse` (the previous run's table, built with the same `scopes`) and `since`
+    (the first day whose facts changed), the weeks before `since`'s week are taken from `reuse`
+    and only the later ones are recomputed (a scope new in those gets its zeros for the old weeks)."""
     this_week = pd.Timestamp(as_of) - pd.Timedelta(days=pd.Timestamp(as_of).weekday())
     weeks = pd.DatetimeIndex([this_week - pd.Timedelta(weeks=i) for i in range(config.weeks - 1, -1, -1)])
-    start, end = weeks[0], this_week + pd.Timedelta(weeks=1)
+    if reuse is not None and since is not None and len(reuse) and reuse["scope_ref"].dtype == scopes._ref_dtype:
+        changed = pd.Timestamp(since) - pd.Timedelta(days=pd.Timestamp(since).weekday())
+        kept_weeks = weeks[weeks < changed]
+        if len(kept_weeks):
+            return _reuse_weeks(facts, scopes, config, reuse, kept_weeks, weeks[weeks >= changed])
+    return _weekly(facts, scopes, config, weeks)
+
+
+def _reuse_weeks(facts: Mapping[str, pd.DataFrame], scopes: Scopes, config: DeliveryConfig, reuse: pd.DataFrame,
+                 kept: pd.DatetimeIndex, fresh_weeks: pd.DatetimeIndex) -> pd.DataFrame:
+    cats = pd.DatetimeIndex(pd.to_datetime(pd.Index(reuse["week"].cat.categories).astype(str)))
+    keep_cat = np.asarray(cats.isin(kept))
+    codes = reuse["week"].cat.codes.to_numpy()
+    old = reuse[(codes >= 0) & keep_cat[np.maximum(codes, 0)]]
+    fresh = _weekly(facts, scopes, config, fresh_weeks)
+    parts = [old, fresh]
+    # a scope whose first deployment falls in the fresh weeks: zeros for the kept weeks
+    dep_old = old["metric"].astype(str).to_numpy() == "deployments"
+    dep_new = fresh["metric"].astype(str).to_numpy() == "deployments"
+    seen_old = np.unique(old["scope_ref"].cat.codes.to_numpy()[dep_old])
+    new_codes = np.setdiff1d(np.unique(fresh["scope_ref"].cat.codes.to_numpy()[dep_new]), seen_old)
+    if len(new_codes):
+        by_code = {c: i for i, c in enumerate(scopes.ref_code)}  # scope id of a ref code
+        ids = np.array([by_code[c] for c in new_codes], dtype=np.int64)
+        n_k = len(kept)
+        zeros = pd.DataFrame(scopes.columns(np.repeat(ids, n_k)))
+        zeros["week"] = pd.Categorical(np.tile(np.array(list(kept.date), dtype=object), len(ids)))
+        zeros["metric"] = pd.Categorical.from_codes(np.zeros(len(zeros), np.int8), dtype=fresh["metric"].dtype)
+        zeros["value"] = 0.0
+        zeros["events"] = 0.0
+        parts.append(zeros)
+    return _concat(parts)
+
+
+def _weekly(facts: Mapping[str, pd.DataFrame], scopes: Scopes, config: DeliveryConfig, weeks: pd.DatetimeIndex) -> pd.DataFrame:
+    start, end = weeks[0], weeks[-1] + pd.Timedelta(weeks=1)
     n_w = len(weeks)
     size = scopes.n * n_w
 
@@ -600,7 +687,7 @@ def dora_weekly(facts: Mapping[str, pd.DataFrame], scopes: Scopes, config: Deliv
         events.append(cnt.astype(float))
     k = np.concatenate(keys)
     frame = pd.DataFrame(scopes.columns(k // n_w))
-    frame["week"] = weeks[k % n_w].date
+    frame["week"] = pd.Categorical.from_codes(k % n_w, categories=pd.Index(list(weeks.date), dtype=object))
     frame["metric"] = pd.Categorical.from_codes(np.concatenate(metric), categories=["deployments", "change_failure_rate", "lead_time", "time_to_restore"])
     frame["value"] = np.concatenate(values)
     frame["events"] = np.concatenate(events)
@@ -723,11 +810,15 @@ def review_load(facts: Mapping[str, pd.DataFrame], scopes: Scopes, config: Deliv
 
 
 def delivery_metrics(facts: Mapping[str, pd.DataFrame], entities: pd.DataFrame, org: OrgGraph | None, config: DeliveryConfig,
-                     *, as_of: date, open_prs: pd.DataFrame | None = None, scopes: Scopes | None = None) -> dict[str, pd.DataFrame]:
+                     *, as_of: date, open_prs: pd.DataFrame | None = None, scopes: Scopes | None = None,
+                     previous: Mapping[str, pd.DataFrame] | None = None, since: date | None = None) -> dict[str, pd.DataFrame]:
     """Every published delivery table (by name: `dora_summary`, `dora_weekly`, `pr_flow`,
-    `pr_summary`, `pr_sizes`, `stale_prs`, `review_load`, `reviewer_load`, `incidents_summary`)."""
+    `pr_summary`, `pr_sizes`, `stale_prs`, `review_load`, `reviewer_load`, `incidents_summary`).
+    With `previous` (the last run's tables, same `scopes`) and `since` (the first changed day), the
+    weekly series keeps its unchanged weeks (`dora_weekly`)."""
     scopes = scopes or Scopes(entities, org)
-    out = {"dora_summary": dora_summary(facts, scopes, config, as_of), "dora_weekly": dora_weekly(facts, scopes, config, as_of)}
+    weekly = dora_weekly(facts, scopes, config, as_of, reuse=(previous or {}).get("dora_weekly"), since=since)
+    out = {"dora_summary": dora_summary(facts, scopes, config, as_of), "dora_weekly": weekly}
     out.update(pr_flow(facts, scopes, config, as_of, open_prs))
     out.update(review_load(facts, scopes, config, as_of))
     end = pd.Timestamp(as_of) + pd.Timedelta(days=1)
@@ -742,5 +833,113 @@ def delivery_metrics(facts: Mapping[str, pd.DataFrame], entities: pd.DataFrame, 
     return out
 
 
-__all__ = ["METRICS", "Scopes", "band_of", "daily_facts", "delivery_metrics", "dora_summary", "dora_weekly", "code_quantiles",
+__all__ = ["METRICS", "Scopes", "band_of", "daily_facts", "delivery_metrics", "dora_summary", "dora_weekly", "code_quantiles", "facts_span_days", "prune_facts",
            "iso_week", "local_day", "merge_facts", "open_pull_requests", "pr_flow", "review_load"]
+
+
+# ---------------------------------------------------------------------------------------------
+# scorecard facts and source control, per entity
+
+ENTITY_FACTS = {
+    # fact name: (type, description); published per entity in `entity_facts`, declared to the
+    # scorecards as `delivery.<name>` (services.facts.fact_catalog)
+    "deployment_frequency_per_week": ("number", "successful production deployments per week over the rolling window (0 when none)"),
+    "deployments": ("number", "successful production deployments in the rolling window"),
+    "lead_time_hours": ("number", "median lead time for changes in the window, first commit to production (absent below the minimum events)"),
+    "change_failure_rate": ("number", "share of production deployments in the window followed by an incident or rollback (absent below the minimum)"),
+    "time_to_restore_hours": ("number", "median incident start to resolve in the window (absent below the minimum)"),
+    "deployment_frequency_band": ("string", "DORA band of the deployment frequency: elite, high, medium or low"),
+    "lead_time_band": ("string", "DORA band of the lead time (absent below the minimum events)"),
+    "stale_pull_requests": ("number", "pull requests open longer than the stale threshold"),
+    "merged_without_review_share": ("number", "share of the window's merged pull requests merged without any review"),
+}
+
+
+def entity_facts(tables: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
+    """One row per entity with delivery figures, a column per `ENTITY_FACTS` name (the scorecards'
+    `delivery.*` facts). NaN / None where the figure is "not enough data"."""
+    s = tables["dora_summary"]
+    s = s[(s["scope_type"] == "entity").to_numpy()]
+    refs = s["scope_ref"].astype(object).to_numpy()
+    names, row = np.unique(refs.astype(str), return_inverse=True) if len(refs) else (np.array([], dtype=object), np.zeros(0, np.int64))
+    col = np.asarray(pd.Categorical(s["metric"].astype(object), categories=list(METRICS)).codes)
+    n = len(names)
+    values = np.full((n, len(METRICS)), np.nan)
+    values[row, col] = s["value"].to_numpy(float)
+    bands = np.full((n, len(METRICS)), None, dtype=object)
+    bands[row, col] = s["band"].astype(object).where(s["band"].notna(), None).to_numpy()
+    deployments = np.full(n, np.nan)
+    freq = col == 0
+    deployments[row[freq]] = s["events"].to_numpy(float)[freq]
+    out = pd.DataFrame({"entity_ref": names, "deployment_frequency_per_week": values[:, 0], "deployments": deployments,
+                        "lead_time_hours": values[:, 1], "change_failure_rate": values[:, 2], "time_to_restore_hours": values[:, 3],
+                        "deployment_frequency_band": bands[:, 0], "lead_time_band": bands[:, 1]})
+    prs = tables.get("pr_summary")
+    out["stale_pull_requests"] = np.nan
+    out["merged_without_review_share"] = np.nan
+    if prs is not None and len(prs):
+        p = prs[(prs["scope_type"] == "entity").to_numpy()]
+        p = pd.DataFrame({"entity_ref": p["scope_ref"].astype(str).to_numpy(), "stale": p["stale_prs"].to_numpy(float),
+                          "share": p["share_merged_without_review"].to_numpy(float)})
+        out = out.merge(p, on="entity_ref", how="outer")
+        out["stale_pull_requests"], out["merged_without_review_share"] = out.pop("stale"), out.pop("share")
+    return out[["entity_ref", *ENTITY_FACTS]]
+
+
+def source_control(events: Mapping[str, pd.DataFrame], as_of: datetime) -> pd.DataFrame:
+    """Per entity with delivery events: its repository and source, open pull requests, the last
+    merge to the default branch (the last commit the events know of) and the last production
+    deployment."""
+    now = pd.Timestamp(as_of)
+    now = now.tz_localize("UTC") if now.tzinfo is None else now
+    prs = events["pull_requests"]
+    prs = prs[(prs["created_at"] <= now).to_numpy()]
+    d = _production(events["deployments"])
+    d = d[(d["created_at"] <= now).to_numpy()]
+    index = pd.Index(np.sort(pd.unique(np.concatenate([pd.Index(_cat(f["entity_ref"]).categories).astype(str).to_numpy(dtype=object)
+                                                        for f in (prs, d)]))), dtype=object)
+    n = len(index)
+    pe, de = _index_of(prs["entity_ref"], index), _index_of(d["entity_ref"], index)
+    is_open = (prs["merged_at"].isna() & prs["closed_at"].isna()).to_numpy()
+    open_prs = np.bincount(pe[(pe >= 0) & is_open], minlength=n)
+    merged = _ns(prs["merged_at"])
+    merged[merged > now.value] = np.nan
+    last_merge = pd.Series(merged).groupby(pe).max().reindex(range(n)).to_numpy()
+    last_deploy = pd.Series(_ns(d["created_at"])).groupby(de).max().reindex(range(n)).to_numpy()
+    repository = np.full(n, None, dtype=object)
+    source = np.full(n, None, dtype=object)
+    for frame, codes in ((d, de), (prs, pe)):  # the PRs' names win where both know one
+        if not len(frame):
+            continue
+        first_codes, first = np.unique(codes, return_index=True)
+        ok = first_codes >= 0
+        repository[first_codes[ok]] = frame["repository"].astype(object).to_numpy()[first[ok]]
+        if "source" in frame.columns:
+            source[first_codes[ok]] = frame["source"].astype(object).to_numpy()[first[ok]]
+
+    def times(ns: np.ndarray) -> pd.Series:
+        return pd.Series(pd.to_datetime(ns, unit="ns", utc=True))
+
+    return pd.DataFrame({"entity_ref": index.to_numpy(), "repository": repository, "source": source, "open_prs": open_prs,
+                         "last_merge_at": times(last_merge), "last_deploy_at": times(last_deploy)})
+
+
+def compute_tables(events: Mapping[str, pd.DataFrame], entities: pd.DataFrame, org: OrgGraph | None, config: DeliveryConfig, *,
+                   as_of: date, now: datetime | None = None) -> dict[str, pd.DataFrame]:
+    """Every published delivery table by name, from the event frames: the day-grain facts of the
+    span the windows read, `delivery_metrics`, the scorecard facts, source control and a `meta` row
+    (as-of day, time zone, windows, thresholds)."""
+    from datetime import UTC, timedelta
+
+    moment = now or datetime.combine(as_of + timedelta(days=1), datetime.min.time(), tzinfo=UTC)
+    facts = daily_facts(events, config, since=as_of - timedelta(days=facts_span_days(config)))
+    tables = delivery_metrics(facts, entities, org, config, as_of=as_of, open_prs=open_pull_requests(events["pull_requests"], moment))
+    tables["entity_facts"] = entity_facts(tables)
+    tables["source_control"] = source_control(events, moment)
+    tables["meta"] = pd.DataFrame([{
+        "as_of": as_of.isoformat(), "timezone": config.timezone, "window_days": config.window_days, "weeks": config.weeks,
+        "failure_window_hours": config.failure_window_hours, "stale_pr_days": config.stale_pr_days,
+        "min_people": config.min_people, "compare_min_entities": config.compare_min_entities,
+        "computed_at": moment.isoformat(),
+    }])
+    return tables

@@ -21,8 +21,8 @@ PagerDuty collectors store. What is modelled:
   PagerDuty service no entity carries (`entity_ref` null);
 - PLANTED effects (see `Planted`, `planted_teams`): the largest team is the *regressing* team, high
   tier until `reorg_at` (five weeks before `end`, a Monday) and then 5x slower reviews and a third
-  of the deployments, so its lead time trend goes up; the second largest team is *elite*, the third
-  *low*.
+  of the deployments, so its lead time trend goes up; the second largest team is *elite* (every
+  repository busy, each merge deployed), the third *low* (release train every six weeks).
 
 People (authors, reviewers) are the owner team's members from `org` when it has them, else made-up
 team members; either way they are pseudonymised with `key` (`analytics/pseudonymise.py`) before
@@ -65,7 +65,7 @@ class TierProfile:
 
 
 PROFILES: dict[str, TierProfile] = {
-    "elite": TierProfile(6.0, 0.0, 4.0, 0.7, 0.03, 0.03, 0.4),
+    "elite": TierProfile(12.0, 0.0, 4.0, 0.7, 0.03, 0.03, 0.4),
     "high": TierProfile(3.0, 2.5, 20.0, 3.0, 0.06, 0.07, 4.0),
     "medium": TierProfile(1.5, 0.6, 72.0, 16.0, 0.10, 0.12, 40.0),
     "low": TierProfile(1.0, 0.0, 260.0, 60.0, 0.25, 0.30, 240.0, train_days=42),
@@ -278,6 +278,8 @@ def _generate(comps: pd.DataFrame, org: OrgGraph | None, *, days: int, seed: int
         return values
 
     act = activity * np.exp(rng.normal(-0.5, 1.0, n_ent))  # skewed: mean ~1 x activity
+    elite = teams_l.index(planted.elite_team) if planted.elite_team in teams_l else -1
+    act = np.where(team_idx == elite, np.maximum(act, activity), act)  # the planted elite team: every repository busy
 
     # ---- pull requests --------------------------------------------------------------------
     weeks = days / 7.0
@@ -381,7 +383,7 @@ def _generate(comps: pd.DataFrame, org: OrgGraph | None, *, days: int, seed: int
     d_tr_t = (first_tuesday + k * train[d_tr_e]) * DAY + (14.0 - team_hour[team_idx[d_tr_e]]) * HOUR + rng.uniform(0, 2, len(d_tr_e)) * HOUR
     de = np.concatenate([d_cd_e, d_rate_e, d_tr_e]).astype(np.int64)
     dt = np.concatenate([d_cd_t, d_rate_t, d_tr_t])
-    rides = np.concatenate([np.ones(len(d_cd_e) + len(d_rate_e), bool), rng.random(len(d_tr_e)) < 0.85])
+    rides = np.concatenate([np.ones(len(d_cd_e) + len(d_rate_e), bool), rng.random(len(d_tr_e)) < 0.5])  # half the trains carry nothing of a repository
     keep_d = (dt >= start_s) & (dt <= end_s) & rides
     de, dt = de[keep_d], dt[keep_d]
     # bursts: a fifth of deploys follow the one before within two hours (a fix-forward, a retry)
@@ -467,7 +469,7 @@ def _generate(comps: pd.DataFrame, org: OrgGraph | None, *, days: int, seed: int
         "entity_ref": pd.array(np.where(orphan, None, refs[inc_e] if n_inc else np.array([], dtype=object)), dtype="str"),
         "source": "pagerduty",
         "incident_id": _numbered(f"Q{chunk}-", n_inc),
-        "service_id": np.where(orphan, np.char.add("PX", np.char.zfill(rng.integers(0, 10**5, n_inc).astype(str), 5)),
+        "service_id": np.where(orphan, ("PX" + pd.Series(rng.integers(0, 10**5, n_inc)).astype(str).str.zfill(5)).to_numpy(dtype=object),
                                service[inc_e] if n_inc else np.array([], dtype=str)),
         "urgency": urgency, "started_at": _utc(inc_t), "resolved_at": _utc(resolved),
     })

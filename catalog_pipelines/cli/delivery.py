@@ -40,7 +40,10 @@ def show(team: str | None, as_json: bool) -> None:
     """The four keys with band and trend, PR cycle time and its parts, the stalest PRs."""
     from catalog_pipelines.services.delivery import delivery_report
 
-    report = delivery_report(_engine(), team)
+    try:
+        report = delivery_report(_engine(), team)
+    except KeyError as exc:
+        raise click.ClickException(str(exc.args[0])) from None
     if report is None:
         raise click.ClickException("no delivery metrics yet: materialise delivery_metrics (or run `catalog-pipelines delivery compute`)")
     if as_json:

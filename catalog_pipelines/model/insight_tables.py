@@ -199,6 +199,8 @@ class DELIVERY(InsightArea, area="delivery"):
     review_load = table()
     reviewer_load = table()
     incidents_summary = table()
+    entity_facts = table()  # the scorecards' `delivery.*` facts, one row per entity
+    source_control = table()  # per entity: repository, open PRs, last merge, last deployment
     meta = table()
 
 

@@ -110,31 +110,17 @@ def events_needed_since(config: "DeliveryConfig", as_of: date) -> date:
     (a change deployed in the window may have merged that long before)."""
     from datetime import timedelta
 
-    span = max(2 * config.window_days, 7 * (config.weeks + 1), config.active_days)
-    return as_of - timedelta(days=span + config.link_lookback_days)
+    from analytics.delivery.metrics import facts_span_days
+
+    return as_of - timedelta(days=facts_span_days(config) + config.link_lookback_days)
 
 
 def delivery_tables(events: dict[str, "pd.DataFrame"], entities: "pd.DataFrame", org: Any, config: "DeliveryConfig",
                     as_of: date, now: datetime | None = None) -> dict[str, "pd.DataFrame"]:
-    """The published delivery tables by name, from event frames (the contract of
-    `model/delivery_events.py`): `analytics.delivery.metrics` plus a `meta` row. Pure; the frame
-    door the tests, the demo's sample and the benchmark use too."""
-    from datetime import timedelta
+    """The published delivery tables by name from event frames (`analytics.delivery.metrics.compute_tables`)."""
+    from analytics.delivery.metrics import compute_tables
 
-    import pandas as pd
-
-    from analytics.delivery.metrics import daily_facts, delivery_metrics, open_pull_requests
-
-    moment = now or datetime.combine(as_of + timedelta(days=1), datetime.min.time(), tzinfo=timezone.utc)
-    facts = daily_facts(events, config)
-    tables = delivery_metrics(facts, entities, org, config, as_of=as_of, open_prs=open_pull_requests(events["pull_requests"], moment))
-    tables["meta"] = pd.DataFrame([{
-        "as_of": as_of.isoformat(), "timezone": config.timezone, "window_days": config.window_days, "weeks": config.weeks,
-        "failure_window_hours": config.failure_window_hours, "stale_pr_days": config.stale_pr_days,
-        "min_people": config.min_people, "compare_min_entities": config.compare_min_entities,
-        "computed_at": moment.isoformat(),
-    }])
-    return tables
+    return compute_tables(events, entities, org, config, as_of=as_of, now=now)
 
 
 def compute_delivery_metrics(engine: "sa.Engine", *, as_of: date | None = None, config: "DeliveryConfig | None" = None,

@@ -146,9 +146,12 @@ def fact_catalog(path: Path | None = None) -> dict[str, "FactSpec"]:
     """Every declared fact, `"<source>.<fact>" -> FactSpec(type, description)`: the catalog's own
     facts and, per configured collector, its `facts:` (or, if it lists none, what its type
     declares). Scorecard checks may reference these only."""
+    from analytics.delivery.metrics import ENTITY_FACTS
     from analytics.facts.sources import CATALOG_FACTS, FactSpec
 
     out = dict(CATALOG_FACTS)
+    # the delivery metrics' per-entity figures (DELIVERY.entity_facts, docs/delivery.md)
+    out.update({f"delivery.{name}": FactSpec(t, d) for name, (t, d) in ENTITY_FACTS.items()})
     for entry in collectors_file(path).collectors:
         if entry.facts is not None:
             for name, fact in entry.facts.items():
@@ -588,7 +591,21 @@ def load_latest_facts(engine: "sa.Engine") -> dict[str, "pd.DataFrame"]:
         by_source.setdefault(row["collector"], []).append({"entity_ref": row["entity_ref"], "collected_at": row["observed_at"], **row["facts"]})
     for source, records in by_source.items():
         out[source] = pd.DataFrame.from_records(records)
+    delivery = _delivery_latest(engine)
+    if delivery is not None:
+        out["delivery"] = delivery
     return out
+
+
+def _delivery_latest(engine: "sa.Engine") -> "pd.DataFrame | None":
+    """The delivery metrics' per-entity figures as the `delivery` fact source (NaN: not reported)."""
+    from catalog_pipelines.model.insight_tables import DELIVERY
+    from catalog_pipelines.storage.insights import read_frame
+
+    frame = read_frame(engine, DELIVERY.entity_facts)
+    if frame is None or not len(frame):
+        return None
+    return frame.astype(object).where(frame.notna(), None)
 
 
 # ---------------------------------------------------------------------------------------------

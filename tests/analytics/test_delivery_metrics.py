@@ -14,6 +14,7 @@ from analytics.delivery.metrics import (
     band_of,
     daily_facts,
     delivery_metrics,
+    first_changed_day,
     merge_facts,
     open_pull_requests,
 )
@@ -255,10 +256,16 @@ def test_a_new_day_merged_into_cached_facts_gives_the_same_tables_as_computing_f
     merged = merge_facts(cached, fresh, since)
     scratch = daily_facts(ev, config)
     scopes = Scopes(ents, None)
-    a = delivery_metrics(merged, ents, None, config, as_of=date(2025, 6, 1), scopes=scopes)
+    before = delivery_metrics(cached, ents, None, config, as_of=date(2025, 5, 31), scopes=scopes)
+    changed = first_changed_day(fresh, since)
+    assert changed < since  # an incident of an earlier week was resolved since: its week is recomputed
+    a = delivery_metrics(merged, ents, None, config, as_of=date(2025, 6, 1), scopes=scopes, previous=before, since=changed)
     b = delivery_metrics(scratch, ents, None, config, as_of=date(2025, 6, 1), scopes=scopes)
+    assert set(a["dora_weekly"]["week"].astype(str)) == set(b["dora_weekly"]["week"].astype(str))
     for name in ("dora_summary", "dora_weekly", "pr_flow", "review_load"):
-        pd.testing.assert_frame_equal(a[name].astype(str).reset_index(drop=True), b[name].astype(str).reset_index(drop=True))
+        x, y = a[name].astype(str), b[name].astype(str)
+        x, y = (f.sort_values(list(f.columns)).reset_index(drop=True) for f in (x, y))
+        pd.testing.assert_frame_equal(x, y)
 
 
 def test_delivery_config_file_loads_and_bad_values_name_the_line(tmp_path):
@@ -273,3 +280,39 @@ def test_delivery_config_file_loads_and_bad_values_name_the_line(tmp_path):
     text = str(info.value)
     assert f"{bad}:2" in text and "unknown time zone" in text and f"{bad}:3" in text
     assert parse_config(None) == DeliveryConfig()
+
+
+def test_the_shipped_check_deploys_weekly_reads_the_delivery_facts():
+    from datetime import UTC, datetime
+    from pathlib import Path
+
+    from analytics.delivery.metrics import ENTITY_FACTS, entity_facts
+    from analytics.facts.sources import FactSpec
+    from analytics.scorecards.config import load_config_texts
+    from analytics.scorecards.evaluate import evaluate
+
+    ev = events(deployments=[deploy(i, f"2025-05-{10 + i:02d} 10:00", f"s{i}") for i in range(6)]  # 6 in 4 weeks on API
+                + [deploy(9, "2025-05-20 10:00", "x", entity=SHOP, repo="acme/bravo-shop")])  # 1 in 4 weeks on SHOP
+    facts = entity_facts(metrics(ev))
+    assert set(facts.columns) == {"entity_ref", *ENTITY_FACTS}
+    text = (Path(__file__).resolve().parents[2] / "config" / "scorecards" / "delivery.yaml").read_text()
+    config = load_config_texts([("delivery.yaml", text)], facts={f"delivery.{k}": FactSpec(t, d) for k, (t, d) in ENTITY_FACTS.items()})
+
+    def body(name):
+        return {"kind": "Component", "metadata": {"name": name, "namespace": "default"}, "spec": {"type": "service", "owner": "alpha"}}
+
+    entities = pd.DataFrame([{"ref": f"component:default/{n}", "kind": "component", "namespace": "default", "name": n, "type": "service",
+                              "owner": TEAM, "system": None, "lifecycle": "production", "provider": "t", "entity": body(n)}
+                             for n in ("alpha-api", "bravo-shop", "alpha-web")])
+    result = evaluate(config, entities, {"delivery": facts.astype(object).where(facts.notna(), None)}, now=datetime(2025, 6, 2, tzinfo=UTC))
+    rows = result.results[result.results["check_id"] == "dlv-deploys-weekly"]
+    state = dict(zip(rows["entity_ref"].astype(str), rows["state"].astype(str)))
+    assert state == {API: "passed", SHOP: "failed", WEB: "not_reported"}
+
+
+def test_no_events_at_all_gives_zero_deployments_and_not_enough_data_not_an_error():
+    tables = metrics(events(), DeliveryConfig())
+    freq = key(tables, "deployment_frequency", TEAM)
+    assert freq["value"] == 0 and freq["band"] == "low"
+    assert key(tables, "lead_time", "org", "org")["reason"] == "not enough data: 0 changes < 5"
+    assert len(tables["stale_prs"]) == 0 and tables["incidents_summary"].iloc[0]["incidents"] == 0

@@ -21,6 +21,7 @@ SMOKE_RUNS = {
     "usage": ["--events", "20000", "--days", "5", "--org-size", "2000"],
     "catalog_api": ["--smoke"],
     "delivery_events_store": ["--smoke"],
+    "delivery_200k": ["--smoke"],
 }
 
 
