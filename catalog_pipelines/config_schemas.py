@@ -119,6 +119,16 @@ def _gigs_semantic(path: Path, shown: str) -> list[ConfigIssue]:
     return []
 
 
+def _delivery_semantic(path: Path, shown: str) -> list[ConfigIssue]:
+    from analytics.delivery.config import DeliveryConfigError, load_config
+
+    try:
+        load_config(path)
+    except DeliveryConfigError as exc:
+        return [ConfigIssue(shown, i.line, i.message, i.path) for i in exc.issues]
+    return []
+
+
 def _notifications_semantic(path: Path, shown: str) -> list[ConfigIssue]:
     from catalog_pipelines.services.notify_config import NotificationsConfigError, parse_notifications_text
 
@@ -149,6 +159,9 @@ KINDS: dict[str, ConfigKind] = {
         ConfigKind("notifications", "catalog_pipelines.services.notify_config:NotificationsFile",
                    "Notification channels and routing rules (config/notifications.yaml)",
                    lambda s: _one(s.notifications_config), _notifications_semantic),
+        ConfigKind("delivery", "analytics.delivery.config:DeliveryFile",
+                   "Delivery metrics: windows, minimum events, DORA bands, time zone (config/delivery.yaml)",
+                   lambda s: _one(s.delivery_config), _delivery_semantic),
     )
 }
 

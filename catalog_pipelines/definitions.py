@@ -27,7 +27,9 @@ from catalog_pipelines.sensors.usage import usage_arrivals_sensor
 def build_definitions(configs: list[ProviderConfig], catalog_url: str = "") -> dg.Definitions:
     from catalog_pipelines.assets import catalog_health, dashboards, history, notifications, scorecards, surveys, usage
     from catalog_pipelines.assets.catalog_quality import catalog_quality_checks
+    from catalog_pipelines.assets.delivery import build_delivery_event_assets, build_delivery_metric_assets
     from catalog_pipelines.assets.facts import build_fact_assets
+    from catalog_pipelines.jobs import build_delivery_days_job
 
     # A synthetic org gets synthetic report files (SARIF, Cobertura, JUnit…) for the collectors to
     # read, so the demo's scorecards have real-format facts (no dependency edge: runs.py orders it).
@@ -35,6 +37,8 @@ def build_definitions(configs: list[ProviderConfig], catalog_url: str = "") -> d
     assets: list[dg.AssetsDefinition] = [
         *surveys.survey_assets,
         *build_fact_assets(demo=demo_facts),
+        *build_delivery_event_assets(),
+        *build_delivery_metric_assets(),
         *scorecards.scorecard_assets,
         *usage.usage_assets,
         *catalog_health.catalog_health_assets,
@@ -59,12 +63,14 @@ def build_definitions(configs: list[ProviderConfig], catalog_url: str = "") -> d
     sensors += [survey_exports_sensor, usage_arrivals_sensor]
     sensors.append(build_automation_sensor())
     jobs.append(build_insights_job())
+    delivery_days_job = build_delivery_days_job()
+    jobs.append(delivery_days_job)
     return dg.Definitions(
         assets=assets,
         asset_checks=checks,
         jobs=jobs,
         sensors=sensors,
-        schedules=build_schedules(configs, health_job),
+        schedules=build_schedules(configs, health_job, delivery_days_job),
         resources={"catalog": CatalogDatabase(url=catalog_url)},
     )
 

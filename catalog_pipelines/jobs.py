@@ -45,6 +45,7 @@ USAGE_RETENTION_JOB = "usage_retention_job"
 ADMIN_OP = "ingestion_admin_operation"
 SURVEY_RESPONSES_JOB = "survey_responses_job"
 USAGE_DAYS_JOB = "usage_days_job"
+DELIVERY_DAYS_JOB = "delivery_days_job"
 INSIGHTS_JOB = "insights_job"
 
 
@@ -122,9 +123,23 @@ usage_retention_job = dg.define_asset_job(
 
 
 def insight_selection() -> dg.AssetSelection:
-    """Every insight asset downstream of the catalog snapshot (the snapshot and ingestion excluded)."""
+    """Every insight asset downstream of the catalog snapshot (the snapshot and ingestion excluded),
+    except the daily-partitioned delivery events (a job holds one partitioning: `delivery_days_job`
+    closes their days)."""
+    from catalog_pipelines.assets.delivery import DELIVERY_EVENTS_DAILY
+
     snapshot = dg.AssetSelection.keys(CATALOG_SNAPSHOT)
-    return snapshot.downstream() - snapshot.upstream()
+    return snapshot.downstream() - snapshot.upstream() - dg.AssetSelection.keys(DELIVERY_EVENTS_DAILY)
+
+
+def build_delivery_days_job():
+    from catalog_pipelines.assets.delivery import DELIVERY_EVENTS_DAILY
+
+    return dg.define_asset_job(
+        DELIVERY_DAYS_JOB, selection=[DELIVERY_EVENTS_DAILY], executor_def=dg.in_process_executor,
+        tags={"catalog/area": "delivery"},
+        description="Closes UTC days (partitions) of delivery events: counts per kind and entity, checks their "
+                    "times; launched by `delivery_days_schedule` after midnight, backfilled over a range by hand.")
 
 
 def build_insights_job():

@@ -10,6 +10,8 @@
 - survey waves: static, one key per wave of every survey definition (`config/surveys/*.yaml`).
 - usage days: daily UTC partitions from `CATALOG_PIPELINES_USAGE_START` (default 2025-01-01); the
   latest partition is yesterday, the last complete day.
+- delivery days: daily UTC partitions of the delivery events from `CATALOG_PIPELINES_DELIVERY_START`
+  (default 2024-12-01, two years before the delivery insights); the latest is yesterday.
 """
 
 from __future__ import annotations
@@ -55,3 +57,6 @@ survey_waves = dg.StaticPartitionsDefinition(wave_keys())
 
 # Days are UTC days; the latest partition is yesterday, the last complete day.
 usage_days = dg.DailyPartitionsDefinition(start_date=Settings.from_env().usage_start, timezone="UTC")
+
+# The delivery events' days (an event's day: `model.delivery_events.DAY_TIMES`).
+delivery_days = dg.DailyPartitionsDefinition(start_date=Settings.from_env().delivery_start, timezone="UTC")

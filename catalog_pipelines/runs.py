@@ -235,9 +235,19 @@ def materialize_insights(quiet: bool = False, demo: bool = False) -> list[str]:
     # through a collectors.yaml that points them there (the real collectors, real HTTP).
     pages, entities = demo_vendor_pages(resource.get_engine())
     with serve_replay(pages) as replay:
-        config = write_demo_collectors_config(entities, {v: replay.base_url(v) for v in DEMO_VENDORS})
+        config = write_demo_collectors_config(entities, {v: replay.base_url(v) for v in DEMO_VENDORS}, pages=pages)
         with environment(CATALOG_PIPELINES_COLLECTORS=str(config)):
             defs.resolve_job_def(INSIGHTS_JOB).execute_in_process(instance=instance, raise_on_error=True, run_config=run_config)
+            # The delivery events the collectors stored: their days closed (a backfill), then what
+            # reads the closed days computed again.
+            from catalog_pipelines.assets.delivery import DELIVERY_EVENTS_DAILY
+
+            materialize_delivery_days(instance)
+            after = (dg.AssetSelection.keys(DELIVERY_EVENTS_DAILY).downstream() - dg.AssetSelection.keys(DELIVERY_EVENTS_DAILY)
+                     ).resolve(defs.resolve_asset_graph()) & keys
+            if after:
+                defs.resolve_job_def(INSIGHTS_JOB).execute_in_process(instance=instance, raise_on_error=True, run_config=run_config,
+                                                                      asset_selection=sorted(after))
     return sorted(k.to_user_string() for k in keys)
 
 
@@ -327,4 +337,31 @@ def materialize_usage(instance: dg.DagsterInstance, days: list[date] | None = No
     result = dg.materialize([usage_insights], instance=instance, resources={"catalog": CatalogDatabase(url=catalog_url)}, run_config=quiet)
     checks.update({e.check_name: e.passed for e in result.get_asset_check_evaluations()})
     out["checks"] = checks
+    return out
+
+
+def materialize_delivery_days(instance: dg.DagsterInstance, since: date | None = None, until: date | None = None,
+                              catalog_url: str = "") -> dict[str, Any]:
+    """Close the delivery events' days `[since, until]` (default: every day holding events, up to
+    yesterday) with `delivery_days_job` as one backfill-style run (a range of partitions), in-process:
+    a real run recorded in the instance. For the demo and the tests, as a backfill would launch it."""
+    from catalog_pipelines.assets.delivery import build_delivery_event_assets
+    from catalog_pipelines.jobs import DELIVERY_DAYS_JOB, build_delivery_days_job
+    from catalog_pipelines.partitions import delivery_days
+    from catalog_pipelines.services.delivery import event_day_range
+
+    resource = CatalogDatabase(url=catalog_url)
+    if since is None or until is None:
+        first, last = event_day_range(resource.get_engine())
+        since, until = since or first, until or last
+    valid = delivery_days.get_partition_keys()
+    keys = [k for k in valid if since is not None and until is not None and since.isoformat() <= k <= until.isoformat()]
+    out: dict[str, Any] = {"days": len(keys), "first": keys[0] if keys else None, "last": keys[-1] if keys else None}
+    if not keys:
+        return out
+    defs = dg.Definitions(assets=build_delivery_event_assets(), jobs=[build_delivery_days_job()], resources={"catalog": resource})
+    tags = {"dagster/asset_partition_range_start": keys[0], "dagster/asset_partition_range_end": keys[-1]}
+    result = defs.resolve_job_def(DELIVERY_DAYS_JOB).execute_in_process(instance=instance, tags=tags, run_config=QUIET_RUN_CONFIG)
+    out["checks"] = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
+    out["metadata"] = {k: v.value for k, v in result.asset_materializations_for_node("delivery_events_daily")[0].metadata.items()}
     return out

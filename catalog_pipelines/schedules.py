@@ -43,6 +43,15 @@ usage_retention_schedule = dg.ScheduleDefinition(
 usage_schedules = [usage_days_schedule, usage_retention_schedule]
 
 
-def build_schedules(configs: list[ProviderConfig], health_job=None) -> list:
+def build_delivery_days_schedule(job) -> dg.ScheduleDefinition:
+    # After the hourly collectors' first runs of the new day, so yesterday's late events are in.
+    return dg.build_schedule_from_partitioned_job(
+        job, hour_of_day=1, minute_of_hour=30, name="delivery_days_schedule", default_status=dg.DefaultScheduleStatus.RUNNING,
+        description="At 01:30 UTC, runs `delivery_days_job` for yesterday's partition: closes the day's delivery events.",
+    )
+
+
+def build_schedules(configs: list[ProviderConfig], health_job=None, delivery_days_job=None) -> list:
     """The code location's schedules for these providers (`health_job`: their provider_health_job)."""
-    return ([build_health_schedule(health_job)] if configs and health_job is not None else []) + usage_schedules
+    delivery = [build_delivery_days_schedule(delivery_days_job)] if delivery_days_job is not None else []
+    return ([build_health_schedule(health_job)] if configs and health_job is not None else []) + usage_schedules + delivery

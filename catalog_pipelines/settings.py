@@ -49,12 +49,18 @@ class Settings(BaseSettings):
     permissions_config: Path = Field(CONFIG_DIR / "permissions.yaml", validation_alias=_env("CATALOG_PIPELINES_PERMISSIONS"))
     # Folder with skills.yaml (taxonomy), gigs.yaml and profiles.csv.
     skills_config: Path = Field(CONFIG_DIR / "skills", validation_alias=_env("CATALOG_PIPELINES_SKILLS"))
+    # Delivery metrics: windows, thresholds, DORA bands, time zone (docs/delivery.md).
+    delivery_config: Path = Field(CONFIG_DIR / "delivery.yaml", validation_alias=_env("CATALOG_PIPELINES_DELIVERY"))
     # Channels and routing rules of the notifications (docs/notifications.md).
     notifications_config: Path = Field(CONFIG_DIR / "notifications.yaml", validation_alias=_env("CATALOG_PIPELINES_NOTIFICATIONS"))
 
     # -- usage analytics
     usage_retention_days: int = Field(90, validation_alias=_env("CATALOG_PIPELINES_USAGE_RETENTION_DAYS"))
     usage_start: str = Field("2025-01-01", validation_alias=_env("CATALOG_PIPELINES_USAGE_START"))
+
+    # -- delivery insights: the first day of the delivery events' daily partitions (two years of
+    # history before the project's delivery insights started; a backfill reaches no further)
+    delivery_start: str = Field("2024-12-01", validation_alias=_env("CATALOG_PIPELINES_DELIVERY_START"))
 
     # -- catalog quality thresholds
     quality_owner_min_ratio: float = Field(0.95, validation_alias=_env("CATALOG_QUALITY_OWNER_MIN_RATIO"))

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from catalog_pipelines.model.insight_tables import (
+    DELIVERY,
     FACTS,
     GRAPH,
     HISTORY,
@@ -43,6 +44,8 @@ TABLES: tuple[InsightTable, ...] = (
     SKILLS.wishes, SKILLS.profiles,
     FACTS.collected_latest,  # not a stored table: the site loader reads it from the fact store
     HISTORY.changes_by_cycle, HISTORY.ownership_changes, HISTORY.lost_owners,
+    DELIVERY.dora_summary, DELIVERY.dora_weekly, DELIVERY.pr_flow, DELIVERY.pr_summary, DELIVERY.stale_prs,
+    DELIVERY.incidents_summary, DELIVERY.source_control, DELIVERY.meta,
 )
 
 # The Dagster asset that writes each area's tables (shown on every page as its source).
@@ -55,6 +58,7 @@ AREA_ASSETS: dict[type[InsightArea], tuple[str, ...]] = {
     SKILLS: ("skills_exchange",),
     FACTS: ("security_facts", "github_facts", "gitlab_facts", "jira_facts", "pagerduty_facts"),
     HISTORY: ("catalog_changes",),
+    DELIVERY: ("delivery_metrics",),
 }
 CATALOG_ASSET = "catalog_snapshot"
 

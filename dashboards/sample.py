@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from analytics.org import OrgGraph
-from catalog_pipelines.model.insight_tables import FACTS, GRAPH, HISTORY, ORPHANS, SCORECARDS, SURVEYS, USAGE, InsightTable
+from catalog_pipelines.model.insight_tables import DELIVERY, FACTS, GRAPH, HISTORY, ORPHANS, SCORECARDS, SURVEYS, USAGE, InsightTable
 from catalog_pipelines.model.insight_tables import SKILLS as SKILL_TABLES
 from dashboards.inputs import SiteInputs
 
@@ -47,7 +47,7 @@ def _naive(ts: datetime) -> datetime:
 
 
 def sample_inputs(org: OrgGraph, entities: pd.DataFrame, *, seed: int = 0, now: datetime | None = None,
-                  waves: int = 4, usage_days: int = 35, evaluations: int = 3) -> SiteInputs:
+                  waves: int = 4, usage_days: int = 35, evaluations: int = 3, delivery_days: int = 120) -> SiteInputs:
     """Site inputs for `org` and `entities` (columns ref, kind, namespace, name, type, owner, system,
     lifecycle, provider)."""
     now = now or datetime(2025, 6, 2, 8, 0, tzinfo=UTC)
@@ -63,6 +63,8 @@ def sample_inputs(org: OrgGraph, entities: pd.DataFrame, *, seed: int = 0, now: 
     tables.update(_history(rng, groups, entities, now))
     tables.update(_skills(rng, org, groups))
     tables.update(_facts(rng, owned, now))
+    if delivery_days:
+        tables.update(_delivery(org, entities, now, seed, delivery_days))
     ledger = _ledger(rng, entities, now)
     return SiteInputs(org=org, entities=entities, tables=tables, generated_at=now, audit=_audit(rng, now), **ledger)
 
@@ -391,6 +393,8 @@ def _facts(rng, owned, now) -> dict[InsightTable, pd.DataFrame]:
                                                        for c, h, m, lo in zip(crit, high, med, low)],
         ("github", "last_workflow_conclusion"): list(status),
         ("github", "workflow_success_rate"): rng.uniform(0.5, 1.0, n).round(3).tolist(),
+        ("github", "default_branch_protected"): (rng.random(n) < 0.7).tolist(),
+        ("github", "open_pull_requests"): rng.poisson(2, n).tolist(),
         ("jira", "open_issues"): rng.poisson(3, n).tolist(),
         ("jira", "oldest_open_issue_days"): rng.integers(0, 300, n).tolist(),
         ("pagerduty", "open_incidents"): rng.poisson(0.1, n).tolist(),
@@ -398,6 +402,25 @@ def _facts(rng, owned, now) -> dict[InsightTable, pd.DataFrame]:
     }
     rows = [(collector, ref, stamp, fact, value) for (collector, fact), values in columns.items() for ref, value in zip(refs, values)]
     return {FACTS.collected_latest: pd.DataFrame.from_records(rows, columns=["collector", "entity_ref", "observed_at", "fact", "value"])}
+
+
+def _delivery(org, entities, now, seed, days) -> dict[InsightTable, pd.DataFrame]:
+    """The delivery tables computed by the real metrics from the synthetic generator's events
+    (analytics/delivery): a big org gets proportionally fewer events per entity."""
+    from analytics.delivery.config import DeliveryConfig
+    from analytics.delivery.metrics import compute_tables
+    from analytics.delivery.synthetic import synthetic_delivery_events
+
+    components = int((entities["kind"] == "component").sum())
+    activity = 1.0 if components <= 2000 else max(0.02, 2000 / components)
+    # repositories named after their entity only (no group name in a slug: the restricted-site
+    # tests look for leaked group names in every page)
+    named = entities.assign(repository="code/" + entities["name"].astype(str), source="github")
+    events = synthetic_delivery_events(named, org, days=days, seed=seed, end=now, activity=activity, pipeline_runs=False)
+    tables = compute_tables(events, entities, org, DeliveryConfig(), as_of=(now - timedelta(days=1)).date(), now=now)
+    from dashboards.inputs import TABLES
+
+    return {DELIVERY.get(name): frame for name, frame in tables.items() if DELIVERY.get(name) in TABLES}
 
 
 def _ledger(rng, entities, now) -> dict[str, Any]:

@@ -42,6 +42,7 @@ from dashboards.pages.audit import audit_page
 from dashboards.pages.base import DENIED, NO_DATA, OK, Ctx, PageOut, sources_line
 from dashboards.pages.catalog import catalog_page, ingestion_page, readable_entities
 from dashboards.pages.changes import changes_page
+from dashboards.pages.delivery import delivery_page
 from dashboards.pages.health import health_page, skills_page
 from dashboards.pages.scorecards import scorecards_page
 from dashboards.pages.surveys import surveys_page
@@ -63,6 +64,7 @@ PAGES: list[tuple[str, Callable[[Ctx], PageOut]]] = [
     ("scorecards", scorecards_page),
     ("surveys", surveys_page),
     ("usage", usage_page),
+    ("delivery", delivery_page),
     ("health", health_page),
     ("changes", changes_page),
     ("skills", skills_page),

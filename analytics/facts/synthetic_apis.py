@@ -15,6 +15,15 @@ Bodies follow the vendors' documented shapes (the fields the collectors read, an
 neighbours). Everything is a function of `(seed, entity, as_of)`: the same day gives the same
 pages; a team-independent per-entity "quality" in [0, 1) drives failure rates and backlog sizes.
 
+With `delivery=` (the event frames of `analytics.delivery.synthetic.synthetic_delivery_events`,
+whose people are already tokens, served as logins) the pages also carry those events the way the
+vendors serve them, replacing the random ones above: GitHub pull requests (`state=all` listing,
+detail, reviews, commits), deployments with their statuses, workflow runs; GitLab projects, merge
+requests, deployments, pipelines; PagerDuty services (incl. services no entity carries) and
+incidents. `delivery_pages(frames)` builds those alone; the round trip frames → pages → collectors
+→ stored events gives the frames back (tests/collectors/test_delivery_events_roundtrip.py), except
+what a vendor cannot say (docs/facts.md, "Delivery events").
+
 Queries are written as the collectors send them (after `canonical_query` drops paging
 parameters); the JQL strings mirror `JiraCollector` (a round-trip test checks they match). Pure: no
 I/O, imports nothing of the project (analytics may import the model only).
@@ -29,6 +38,7 @@ from datetime import date, datetime, time, timedelta, timezone
 from typing import Any
 
 GITHUB = "github.com/project-slug"
+GITLAB = "gitlab.com/project-slug"
 PAGERDUTY = "pagerduty.com/service-id"
 JIRA = "jira/project-key"
 SONAR = "sonarqube.org/project-key"
@@ -64,7 +74,7 @@ def _ref(entity: Mapping[str, Any]) -> str:
 
 
 def vendor_pages(entities: Iterable[Mapping[str, Any]], *, as_of: date, seed: int = 7,
-                 lookback_days: int = 30) -> dict[tuple[str, str, str], Any]:
+                 lookback_days: int = 30, delivery: Mapping[str, Any] | None = None) -> dict[tuple[str, str, str], Any]:
     """Responses for the entities' annotations (an entity: `{"ref", "annotations"}` or a catalog
     entity document with `metadata.annotations`). `as_of`: the demo's day; events lie before noon
     UTC of that day."""
@@ -99,7 +109,205 @@ def vendor_pages(entities: Iterable[Mapping[str, Any]], *, as_of: date, seed: in
         pages[("pagerduty", "/incidents", "")] = {"incidents": sorted(incidents, key=lambda i: i["created_at"])}
     if sonar_projects:
         pages[("sonarqube", "/api/components/search", "qualifiers=TRK")] = {"components": sonar_projects}
+    if delivery is not None:
+        extra = delivery_pages(delivery, [("github", r["full_name"]) for repos in repos_by_owner.values() for r in repos])
+        known = {s["id"] for s in services}
+        for key, body in extra.items():
+            if key[:2] == ("pagerduty", "/services"):
+                listed = {s["id"]: s for s in services}
+                for service in body["services"]:
+                    listed.setdefault(service["id"], service)
+                pages[key] = {"services": sorted(listed.values(), key=lambda s: s["id"])}
+                for service in body["services"]:
+                    if service["id"] not in known:
+                        pages[("pagerduty", f"/services/{service['id']}", "include[]=integrations")] = {"service": service}
+            else:
+                pages[key] = body
     return pages
+
+
+# -- delivery events as the vendors serve them --------------------------------------------------
+
+# The contract's status words (GitHub's) as GitLab says them.
+_GITLAB_DEPLOYMENT = {"success": "success", "failure": "failed", "error": "failed", "inactive": "canceled",
+                      "in_progress": "running", "queued": "created", "pending": "created"}
+_GITLAB_PIPELINE = {"success": "success", "failure": "failed", "cancelled": "canceled", "skipped": "skipped",
+                    "in_progress": "running"}
+
+
+def _t(value: Any) -> str | None:
+    """A frame time as the vendors write it (`_records` formatted them already); None when missing."""
+    if value is None or value != value:  # NaT/NaN compare unequal to themselves
+        return None
+    if isinstance(value, str):
+        return value
+    return _iso(value.to_pydatetime() if hasattr(value, "to_pydatetime") else value)
+
+
+def _id(value: Any) -> Any:
+    """A frame id as the vendor's JSON holds it: a number when it is one."""
+    text = str(value)
+    return int(text) if text.isdigit() else text
+
+
+def _records(frame: Any) -> list[dict[str, Any]]:
+    """The frame's rows as dicts, its times formatted once per column (not once per value)."""
+    if frame is None or len(frame) == 0:
+        return []
+    frame = frame.copy()
+    for column in frame.columns:
+        if str(frame[column].dtype).startswith("datetime64"):
+            text = frame[column].dt.tz_convert("UTC").dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+            frame[column] = text.astype(object).where(frame[column].notna(), None)
+    return frame.to_dict("records")
+
+
+def _gitlab_path(path: str) -> str:
+    from urllib.parse import quote
+
+    return f"/api/v4/projects/{quote(path, safe='')}"
+
+
+def _project_id(path: str) -> int:
+    return int.from_bytes(hashlib.sha256(path.encode()).digest()[:4], "little") % 10**8 + 1
+
+
+def delivery_pages(frames: Mapping[str, Any], repositories: Iterable[tuple[str, str]] = ()) -> dict[tuple[str, str, str], Any]:
+    """The vendor pages that hold the events of `frames` (`{kind: frame}` of the delivery event
+    contract): GitHub for rows whose `source` is github, GitLab for gitlab, PagerDuty for
+    incidents. Lists are served newest first where the collectors page newest first.
+    `repositories` (`(source, repository)`): repositories that get (empty) pages even without events."""
+    pages: dict[tuple[str, str, str], Any] = {}
+    reviews_of: dict[tuple[str, int], list[dict[str, Any]]] = {}
+    for n, r in enumerate(_records(frames.get("reviews"))):
+        reviews_of.setdefault((r["repository"], int(r["number"])), []).append({**r, "id": n + 1})
+    by_repo: dict[tuple[str, str], dict[str, list[dict[str, Any]]]] = {key: {} for key in repositories}
+    for kind in ("pull_requests", "deployments", "pipeline_runs"):
+        for row in _records(frames.get(kind)):
+            by_repo.setdefault((row["source"], row["repository"]), {}).setdefault(kind, []).append(row)
+    for (source, repo), kinds in sorted(by_repo.items()):
+        if source == "gitlab":
+            _gitlab_delivery(pages, repo, kinds)
+        else:
+            _github_delivery(pages, repo, kinds, reviews_of)
+    incidents = _records(frames.get("incidents"))
+    if incidents:
+        services = sorted({str(i["service_id"]) for i in incidents})
+        pages[("pagerduty", "/services", "include[]=integrations")] = {"services": [
+            {"id": sid, "type": "service", "name": sid, "summary": sid, "status": "active", "integrations": []}
+            for sid in services]}
+        pages[("pagerduty", "/incidents", "")] = {"incidents": sorted((
+            {"id": str(i["incident_id"]), "type": "incident", "status": "resolved" if _t(i["resolved_at"]) else "triggered",
+             "urgency": i["urgency"], "created_at": _t(i["started_at"]), "resolved_at": _t(i["resolved_at"]),
+             "last_status_change_at": _t(i["resolved_at"]) or _t(i["started_at"]),
+             "service": {"id": str(i["service_id"]), "type": "service_reference"},
+             "html_url": f"https://acme.pagerduty.com/incidents/{i['incident_id']}"}
+            for i in incidents), key=lambda i: (i["created_at"], i["id"]))}
+    return pages
+
+
+def _github_delivery(pages: dict, repo: str, kinds: dict[str, list[dict[str, Any]]],
+                     reviews_of: dict[tuple[str, int], list[dict[str, Any]]]) -> None:
+    base = f"/repos/{repo}"
+    listed, open_now = [], []
+    for pr in kinds.get("pull_requests", []):
+        number = int(pr["number"])
+        reviews = reviews_of.get((repo, number), [])
+        times = [t for t in (_t(pr[c]) for c in ("created_at", "first_review_at", "approved_at", "merged_at", "closed_at")) if t]
+        times += [t for r in reviews if (t := _t(r["submitted_at"]))]
+        state = "closed" if _t(pr["closed_at"]) or _t(pr["merged_at"]) else "open"
+        item = {"number": number, "state": state, "title": f"Change {number}", "html_url": pr["url"],
+                "user": {"login": pr["author"], "type": "User"}, "draft": bool(pr["draft"]),
+                "created_at": _t(pr["created_at"]), "updated_at": max(times), "closed_at": _t(pr["closed_at"]),
+                "merged_at": _t(pr["merged_at"]), "merge_commit_sha": pr["merge_commit_sha"]}
+        listed.append(item)
+        if state == "open":
+            open_now.append(item)
+        pages[("github", f"{base}/pulls/{number}", "")] = {
+            **item, "merged": item["merged_at"] is not None, "additions": _int(pr["additions"]),
+            "deletions": _int(pr["deletions"]), "changed_files": _int(pr["changed_files"])}
+        pages[("github", f"{base}/pulls/{number}/reviews", "")] = [
+            {"id": r["id"], "user": {"login": r["reviewer"], "type": "User"}, "state": r["state"],
+             "submitted_at": _t(r["submitted_at"]), "body": ""} for r in reviews]
+        first = _t(pr["first_commit_at"])
+        pages[("github", f"{base}/pulls/{number}/commits", "")] = [] if first is None else [
+            {"sha": hashlib.sha1(f"{repo}#{number}".encode()).hexdigest(),
+             "commit": {"author": {"name": "dev", "date": first}, "committer": {"name": "dev", "date": first},
+                        "message": f"Change {number}"}}]
+    listed.sort(key=lambda p: (p["updated_at"], p["number"]), reverse=True)
+    pages[("github", f"{base}/pulls", "direction=desc&sort=updated&state=all")] = listed
+    pages[("github", f"{base}/pulls", "state=open")] = open_now
+    deployments = []
+    for d in kinds.get("deployments", []):
+        ident = _id(d["deployment_id"])
+        deployments.append({"id": ident, "sha": d["commit_sha"], "ref": "main", "environment": d["environment"],
+                            "production_environment": bool(d["is_production"]),
+                            "task": "deploy:rollback" if d["is_rollback"] else "deploy",
+                            "description": "rollback" if d["is_rollback"] else "", "created_at": _t(d["created_at"]),
+                            "updated_at": _t(d["finished_at"]) or _t(d["created_at"])})
+        statuses = [{"id": 1, "state": "in_progress", "created_at": _t(d["created_at"]), "environment": d["environment"]}]
+        if _t(d["finished_at"]):
+            statuses.insert(0, {"id": 2, "state": d["status"], "created_at": _t(d["finished_at"]), "environment": d["environment"]})
+        pages[("github", f"{base}/deployments/{ident}/statuses", "")] = statuses
+    deployments.sort(key=lambda d: (d["created_at"], str(d["id"])), reverse=True)
+    pages[("github", f"{base}/deployments", "")] = deployments
+    runs = []
+    for r in kinds.get("pipeline_runs", []):
+        done = _t(r["finished_at"])
+        runs.append({"id": _id(r["run_id"]), "name": r["workflow"], "head_branch": r["branch"], "event": "push",
+                     "status": "completed" if done else "in_progress", "conclusion": r["conclusion"] if done else None,
+                     "created_at": _t(r["started_at"]), "run_started_at": _t(r["started_at"]),
+                     "updated_at": done or _t(r["started_at"])})
+    runs.sort(key=lambda r: (r["created_at"], str(r["id"])), reverse=True)
+    pages[("github", f"{base}/actions/runs", "")] = {"total_count": len(runs), "workflow_runs": runs}
+
+
+def _gitlab_delivery(pages: dict, repo: str, kinds: dict[str, list[dict[str, Any]]]) -> None:
+    ident = _project_id(repo)
+    project = {"id": ident, "path_with_namespace": repo, "name": repo.rsplit("/", 1)[-1], "default_branch": "main",
+               "web_url": f"https://gitlab.acme.example/{repo}", "archived": False}
+    pages[("gitlab", _gitlab_path(repo), "")] = project
+    base = f"/api/v4/projects/{ident}"
+    requests, open_now = [], []
+    for pr in kinds.get("pull_requests", []):
+        merged, closed = _t(pr["merged_at"]), _t(pr["closed_at"])
+        state = "merged" if merged else ("closed" if closed else "opened")
+        times = [t for t in (_t(pr[c]) for c in ("created_at", "merged_at", "closed_at")) if t]
+        item = {"id": ident * 1000 + int(pr["number"]), "iid": int(pr["number"]), "project_id": ident, "state": state,
+                "title": f"Change {pr['number']}", "web_url": pr["url"], "author": {"username": pr["author"]},
+                "created_at": _t(pr["created_at"]), "updated_at": max(times), "merged_at": merged,
+                "closed_at": None if merged else closed, "draft": bool(pr["draft"]),
+                "merge_commit_sha": pr["merge_commit_sha"] if merged else None}
+        requests.append(item)
+        if state == "opened":
+            open_now.append(item)
+    requests.sort(key=lambda m: (m["updated_at"], m["iid"]), reverse=True)
+    pages[("gitlab", f"{base}/merge_requests", "")] = requests
+    pages[("gitlab", f"{base}/merge_requests", "state=opened")] = open_now
+    deployments = []
+    for d in kinds.get("deployments", []):
+        done = _t(d["finished_at"])
+        status = _GITLAB_DEPLOYMENT.get(str(d["status"]), "success") if done else "running"
+        deployments.append({"id": _id(d["deployment_id"]), "iid": len(deployments) + 1,
+                            "ref": "rollback" if d["is_rollback"] else "main", "sha": d["commit_sha"],
+                            "status": status, "created_at": _t(d["created_at"]), "updated_at": done or _t(d["created_at"]),
+                            "environment": {"id": 1, "name": d["environment"]},
+                            "deployable": {"status": status, "finished_at": done}})
+    deployments.sort(key=lambda d: (d["updated_at"], str(d["id"])), reverse=True)
+    pages[("gitlab", f"{base}/deployments", "")] = deployments
+    pipelines = []
+    for r in kinds.get("pipeline_runs", []):
+        done = _t(r["finished_at"])
+        pipelines.append({"id": _id(r["run_id"]), "iid": len(pipelines) + 1, "project_id": ident, "sha": "",
+                          "ref": r["branch"], "status": _GITLAB_PIPELINE.get(str(r["conclusion"]), "failed") if done else "running",
+                          "source": "push", "name": r["workflow"], "created_at": _t(r["started_at"]),
+                          "updated_at": done or _t(r["started_at"]), "web_url": f"https://gitlab.acme.example/{repo}/-/pipelines/{r['run_id']}"})
+    pipelines.sort(key=lambda p: (p["updated_at"], str(p["id"])), reverse=True)
+    pages[("gitlab", f"{base}/pipelines", "")] = pipelines
+
+
+def _int(value: Any) -> int | None:
+    return None if value is None or value != value else int(value)
 
 
 def _github(pages: dict, slug: str, quality: float, rng: random.Random, now: datetime, lookback: int) -> dict[str, Any]:
@@ -214,18 +422,31 @@ def _sonar(pages: dict, key: str, quality: float, rng: random.Random) -> None:
 
 
 def collector_params(entities: Iterable[Mapping[str, Any]], base_urls: Mapping[str, str],
-                     lookback_days: int = 30) -> dict[str, dict[str, Any]]:
-    """The `params` of each API collector type (`github`, `pagerduty`, `jira`, `sonarqube`) reading
-    what `vendor_pages` generates for `entities`, given each vendor's base URL (e.g.
-    `ReplayServer.base_url(vendor)`). Explicit lists, so no listing endpoint is needed."""
+                     lookback_days: int = 30, *, services: Iterable[str] = (),
+                     events_lookback_days: int | None = None) -> dict[str, dict[str, Any]]:
+    """The `params` of each API collector type (`github`, `gitlab`, `pagerduty`, `jira`,
+    `sonarqube`) reading what `vendor_pages` generates for `entities`, given each vendor's base URL
+    (e.g. `ReplayServer.base_url(vendor)`). Explicit lists, so no listing endpoint is needed
+    (`services`: PagerDuty services no entity carries, read too). With `events_lookback_days`, the
+    GitHub, GitLab and PagerDuty collectors also collect delivery events that far back."""
     annotations = [_annotations(e) for e in entities]
-    values = {key: sorted({a[key] for a in annotations if a.get(key)}) for key in (GITHUB, PAGERDUTY, JIRA, SONAR)}
+    values = {key: sorted({a[key] for a in annotations if a.get(key)}) for key in (GITHUB, GITLAB, PAGERDUTY, JIRA, SONAR)}
     params: dict[str, dict[str, Any]] = {}
     common = {"token": "demo", "lookback_days": lookback_days}
+
+    def events(*kinds: str) -> dict[str, Any]:
+        return {} if events_lookback_days is None else {"events": list(kinds), "events_lookback_days": events_lookback_days}
+
     if values[GITHUB] and "github" in base_urls:
-        params["github"] = {"base_url": base_urls["github"], "repositories": values[GITHUB], **common}
-    if values[PAGERDUTY] and "pagerduty" in base_urls:
-        params["pagerduty"] = {"base_url": base_urls["pagerduty"], "services": values[PAGERDUTY], **common}
+        params["github"] = {"base_url": base_urls["github"], "repositories": values[GITHUB], **common,
+                            **events("pull_requests", "reviews", "deployments", "pipeline_runs")}
+    if values[GITLAB] and "gitlab" in base_urls and events_lookback_days is not None:
+        # The demo serves GitLab for its delivery history only.
+        params["gitlab"] = {"base_url": base_urls["gitlab"], "projects": values[GITLAB], **common,
+                            **events("pull_requests", "deployments", "pipeline_runs")}
+    if (values[PAGERDUTY] or services) and "pagerduty" in base_urls:
+        params["pagerduty"] = {"base_url": base_urls["pagerduty"], "services": sorted({*values[PAGERDUTY], *services}),
+                               **common, **events("incidents")}
     if values[JIRA] and "jira" in base_urls:
         params["jira"] = {"base_url": base_urls["jira"], "projects": values[JIRA], "search_api": "jql", **common}
     if values[SONAR] and "sonarqube" in base_urls:

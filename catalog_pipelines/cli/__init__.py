@@ -26,6 +26,7 @@ SUBCOMMANDS: dict[str, str] = {
     "notify": "catalog_pipelines.cli.notify:notify",
     "facts": "catalog_pipelines.cli.facts:facts",
     "serve": "catalog_pipelines.cli.serve:serve",
+    "delivery": "catalog_pipelines.cli.delivery:delivery",
 }
 
 

@@ -37,8 +37,13 @@ def collect(names: tuple[str, ...], as_json: bool) -> None:
     if as_json:
         emit_json(runs)
     else:
-        rows = [[r["collector"], *(r.get(k, "") for k in ("observations", "mapped", "shared", "unmapped", "ambiguous", "rejected", "stored", "unchanged"))] for r in runs]
-        click.echo(table(rows, ["collector", "records", "mapped", "shared", "unmapped", "ambiguous", "rejected", "stored", "unchanged"]))
+        keys = ["observations", "mapped", "shared", "unmapped", "ambiguous", "rejected", "stored", "unchanged"]
+        headers = ["collector", "records", "mapped", "shared", "unmapped", "ambiguous", "rejected", "stored", "unchanged"]
+        if any(r.get("events") for r in runs):  # delivery events (docs/facts.md, "Delivery events")
+            keys += ["events", "events_unmapped", "events_stored"]
+            headers += ["events", "events unmapped", "events stored"]
+        rows = [[r["collector"], *(r.get(k, "") for k in keys)] for r in runs]
+        click.echo(table(rows, headers))
         for r in runs:
             if "run_id" not in r:
                 click.echo(f"{r['collector']}: failed: {r['error']}", err=True)

@@ -6,6 +6,9 @@ A collector reads one source and yields `Batch`es. A batch holds:
   `acme/petstore`), or, as a fallback only, an explicit entity ref (`ENTITY_REF`). The collector
   never resolves targets; `services.facts` maps them to entities through the catalog's
   annotations, and counts what maps to no entity or to several (never dropped, never guessed).
+- `events`: delivery events (pull requests, reviews, deployments, incidents, pipeline runs; the
+  kinds and columns of `catalog_pipelines.model.delivery_events`), each about one target like an
+  observation and mapped to its entity the same way; stored as time series, not as latest facts.
 - `rejections`: input it could not read (one line each: where, and why); the rest lands.
 - `cursor`: the state to resume from after this batch (e.g. a since-timestamp per endpoint), or
   None when unchanged. The caller persists it only once the batch is stored, so a source that
@@ -75,9 +78,35 @@ class Rejection:
         return f"{self.where}: {self.reason}"
 
 
+# Event attributes that name a person: pseudonymised (keyed HMAC) by `services.facts` before
+# anything is stored; a collector hands the vendor's login as read.
+PERSON_ATTRIBUTES = ("author", "reviewer")
+
+
+@dataclass(frozen=True)
+class Event:
+    """One delivery event (`kind` one of `model.delivery_events.KINDS`) about one target.
+
+    `key` is stable and unique within the collector for the kind (`acme/api#12`, a deployment or
+    run id): stored events are keyed by (collector, key), so reading the same event again updates it
+    (a pull request merged since). `attributes` are the kind's frame columns except `entity_ref`
+    and `source` (times as aware datetimes or None; people as the vendor's login, pseudonymised
+    before storage). `keep_unmapped`: store it with no entity when its targets map to none (an
+    incident whose service no entity declares stays visible); otherwise it is counted unmapped
+    and dropped, as an observation is."""
+
+    kind: str
+    targets: tuple[Target, ...]
+    key: str
+    attributes: Mapping[str, Any]
+    origin: str = ""
+    keep_unmapped: bool = False
+
+
 @dataclass
 class Batch:
     observations: list[Observation] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
     rejections: list[Rejection] = field(default_factory=list)
     cursor: dict[str, Any] | None = None
 

@@ -58,6 +58,8 @@ FRESHNESS: dict[str, Freshness] = {
     "survey_trends": Freshness(timedelta(days=100), timedelta(days=93), "quarterly waves"),
     # usage: daily partitions, insights after each day
     "usage_insights": Freshness(_h(50), _h(26), "daily"),
+    # delivery: the four keys and PR flow after each closed day of events
+    "delivery_metrics": Freshness(_h(50), _h(26), "daily, after each closed day of delivery events"),
     # catalog health: after every catalog snapshot
     "orphan_report": Freshness(_h(50), _h(26), "after every catalog snapshot"),
     "relationship_graph": Freshness(_h(50), _h(26), "after every catalog snapshot"),

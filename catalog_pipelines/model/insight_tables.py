@@ -187,7 +187,24 @@ class FACTS(InsightArea, area="facts"):
         return cls.get(f"{source}_latest")
 
 
-AREAS: tuple[type[InsightArea], ...] = (SCORECARDS, SURVEYS, USAGE, ORPHANS, GRAPH, SKILLS, FACTS)
+class DELIVERY(InsightArea, area="delivery"):
+    # `delivery_metrics` (services.delivery.compute_delivery_metrics; analytics.delivery.metrics
+    # returns them by name): DORA's four keys and PR flow per entity, team and organisation
+    dora_summary = table()
+    dora_weekly = table()
+    pr_flow = table()
+    pr_summary = table()
+    pr_sizes = table()
+    stale_prs = table()
+    review_load = table()
+    reviewer_load = table()
+    incidents_summary = table()
+    entity_facts = table()  # the scorecards' `delivery.*` facts, one row per entity
+    source_control = table()  # per entity: repository, open PRs, last merge, last deployment
+    meta = table()
+
+
+AREAS: tuple[type[InsightArea], ...] = (SCORECARDS, SURVEYS, USAGE, ORPHANS, GRAPH, SKILLS, FACTS, DELIVERY)
 
 
 def all_tables() -> tuple[InsightTable, ...]:

@@ -95,8 +95,36 @@ class CollectorEntry(_Strict):
         return value
 
 
+# Two years of history plus a month, so a two-year trend always has its first weeks whole.
+DEFAULT_EVENT_MAX_AGE_DAYS = 760
+EVENT_KIND = Literal["pull_requests", "reviews", "deployments", "incidents", "pipeline_runs"]
+
+
+class DeliveryEventsEntry(_Strict):
+    """The delivery events' retention (docs/facts.md, "Delivery events")."""
+
+    max_age_days: dict[EVENT_KIND, int] = Field(
+        default_factory=dict,
+        description=f"days of events kept per kind (by the event's day); a kind not listed keeps {DEFAULT_EVENT_MAX_AGE_DAYS}")
+
+    @field_validator("max_age_days")
+    @classmethod
+    def _positive(cls, value: dict[str, int]) -> dict[str, int]:
+        bad = {k: v for k, v in value.items() if v < 1}
+        if bad:
+            raise ValueError(f"max_age_days must be at least 1: {bad}")
+        return value
+
+    def retention(self) -> dict[str, int]:
+        """`{kind: max age in days}` for every kind."""
+        from catalog_pipelines.model.delivery_events import KINDS as kinds
+
+        return {k: int(self.max_age_days.get(k, DEFAULT_EVENT_MAX_AGE_DAYS)) for k in kinds}
+
+
 class CollectorsFile(_Strict):
     collectors: list[CollectorEntry] = Field(default_factory=list)
+    delivery_events: DeliveryEventsEntry = Field(default_factory=DeliveryEventsEntry)
 
     @field_validator("collectors")
     @classmethod

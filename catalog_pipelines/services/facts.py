@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     import sqlalchemy as sa
 
     from analytics.facts.sources import FactSpec
-    from catalog_pipelines.collectors.base import Collector, Observation
+    from catalog_pipelines.collectors.base import Collector, Event, Observation
     from catalog_pipelines.services.collectors_config import CollectorEntry, CollectorsFile
 
 # How many unmapped / ambiguous observations and rejections a run lists (the counts are complete).
@@ -146,9 +146,12 @@ def fact_catalog(path: Path | None = None) -> dict[str, "FactSpec"]:
     """Every declared fact, `"<source>.<fact>" -> FactSpec(type, description)`: the catalog's own
     facts and, per configured collector, its `facts:` (or, if it lists none, what its type
     declares). Scorecard checks may reference these only."""
+    from analytics.delivery.metrics import ENTITY_FACTS
     from analytics.facts.sources import CATALOG_FACTS, FactSpec
 
     out = dict(CATALOG_FACTS)
+    # the delivery metrics' per-entity figures (DELIVERY.entity_facts, docs/delivery.md)
+    out.update({f"delivery.{name}": FactSpec(t, d) for name, (t, d) in ENTITY_FACTS.items()})
     for entry in collectors_file(path).collectors:
         if entry.facts is not None:
             for name, fact in entry.facts.items():
@@ -318,7 +321,7 @@ class LazyAnnotationIndex:
         return self.index.candidates(annotation, value)
 
 
-def _describe(observation: "Observation") -> str:
+def _describe(observation: "Observation | Event") -> str:
     targets = ", ".join(f"{t.annotation}={t.value}" for t in observation.targets) or "no target"
     return f"{observation.origin or '?'} ({targets})"
 
@@ -354,6 +357,7 @@ def collect(
     cursor = store.read_cursor(engine, entry.name)
     index = index or AnnotationIndex.lazy(engine)
     state: dict | None = None  # the collector's latest facts, read when the first facts arrive
+    events = EventMapper(entry.name)
     declared = collector.facts()
     emitted = set(entry.facts) if entry.facts is not None else set(declared)
     figures = {k: 0 for k in ("observations", "mapped", "shared", "unmapped", "ambiguous", "rejected", "stored", "unchanged", "batches")}
@@ -386,11 +390,14 @@ def collect(
                 undeclared |= {k for k in observation.facts if k not in declared}
                 if facts:
                     rows += [store.MappedObservation(ref, observation.observed_at, observation.origin, facts) for ref in refs]
+            event_rows = events.map(batch.events, index) if batch.events else None
             figures["rejected"] += len(batch.rejections)
             rejections += [str(r) for r in batch.rejections[: max(0, LISTED - len(rejections))]]
             if rows and state is None:
                 state = store.latest_state(engine, entry.name)
-            written = store.store_batch(engine, entry.name, rows, batch.cursor, now, state=state if state is not None else {})
+            written = store.store_batch(engine, entry.name, rows, batch.cursor, now, state=state if state is not None else {},
+                                        events=event_rows)
+            events.figures["events_stored"] += written.get("events", 0)
             figures["stored"] += written["stored"]
             figures["unchanged"] += written["unchanged"]
             if batch.cursor is not None:
@@ -400,12 +407,81 @@ def collect(
         raise
     finally:
         pruned = store.apply_retention(engine, entry.name, max_items=entry.retention.max_items, ttl=entry.retention.ttl_delta(), now=now) if error is None else 0
+        if error is None and events.figures["events"]:
+            from catalog_pipelines.storage.delivery_events import apply_retention as prune_events
+
+            events.figures["events_pruned"] = sum(prune_events(engine, collectors_file(path).delivery_events.retention(), now.date()).values())
         if undeclared:
             rejections.append(f"collector {entry.name!r}: facts its type does not declare were ignored: {', '.join(sorted(undeclared))}")
         details = {"unmapped": unmapped, "ambiguous": ambiguous, "rejections": rejections, "cursor": cursor, "error": error}
+        if events.figures["events"]:
+            details["events"] = {**events.figures, "unmapped": events.unmapped, "ambiguous": events.ambiguous}
         run_id = store.record_run(engine, entry.name, started_at=started, finished_at=utc_now(), figures=figures, details=details)
-    return {"collector": entry.name, "type": entry.type, "run_id": run_id, **figures, "pruned": pruned, "cursor": cursor,
+    return {"collector": entry.name, "type": entry.type, "run_id": run_id, **figures, **events.figures, "pruned": pruned, "cursor": cursor,
             "unmapped_records": unmapped, "ambiguous_records": ambiguous, "rejections": rejections}
+
+
+class EventMapper:
+    """Maps a run's delivery events to entities exactly as observations are mapped (the same
+    annotation index, `resolve`: the first target naming exactly one entity), pseudonymises the
+    people in them (`analytics.pseudonymise`, keyed by the settings' pseudonym key, one HMAC per
+    person per run) and turns them into the rows `storage.delivery_events` upserts. An event that
+    maps to no entity, or to several, is counted and listed; it is stored with no entity only when
+    the collector says so (`keep_unmapped`: incidents), otherwise dropped."""
+
+    def __init__(self, source: str, key: bytes | None = None) -> None:
+        self.source = source
+        self._key = key
+        self._tokens: dict[str, str] = {}
+        self.figures = {k: 0 for k in ("events", "events_mapped", "events_unmapped", "events_ambiguous", "events_kept_unmapped",
+                                       "events_stored", "events_pruned")}
+        self.unmapped: list[str] = []
+        self.ambiguous: list[dict[str, Any]] = []
+
+    def _person(self, login: Any) -> str | None:
+        if not isinstance(login, str) or not login.strip():
+            return None
+        token = self._tokens.get(login)
+        if token is None:
+            from analytics.pseudonymise import pseudonymise
+
+            if self._key is None:
+                from catalog_pipelines.settings import Settings
+
+                self._key = Settings.from_env().pseudonym_key
+            token = self._tokens[login] = pseudonymise(login, self._key)
+        return token
+
+    def map(self, events: Iterable["Event"], index: Any) -> dict[str, list[dict[str, Any]]]:
+        from catalog_pipelines.collectors.base import PERSON_ATTRIBUTES
+        from catalog_pipelines.model.delivery_events import COLUMNS
+
+        out: dict[str, list[dict[str, Any]]] = {}
+        for event in events:
+            self.figures["events"] += 1
+            ref, candidates = index.resolve(event)
+            if ref is None:
+                if candidates:
+                    self.figures["events_ambiguous"] += 1
+                    if len(self.ambiguous) < LISTED:
+                        self.ambiguous.append({"record": _describe(event), "entities": candidates})
+                else:
+                    self.figures["events_unmapped"] += 1
+                    if len(self.unmapped) < LISTED:
+                        self.unmapped.append(_describe(event))
+                if not event.keep_unmapped:
+                    continue
+                self.figures["events_kept_unmapped"] += 1
+            else:
+                self.figures["events_mapped"] += 1
+            attributes = dict(event.attributes)
+            for person in PERSON_ATTRIBUTES:
+                if person in attributes:
+                    attributes[person] = self._person(attributes[person])
+            row = {c: attributes.get(c) for c in COLUMNS[event.kind]}
+            row.update(entity_ref=ref, source=self.source, event_key=event.key)
+            out.setdefault(event.kind, []).append(row)
+        return out
 
 
 def wanted_collectors(names: Iterable[str] | None = None, config_path: Path | None = None) -> list[str]:
@@ -515,7 +591,21 @@ def load_latest_facts(engine: "sa.Engine") -> dict[str, "pd.DataFrame"]:
         by_source.setdefault(row["collector"], []).append({"entity_ref": row["entity_ref"], "collected_at": row["observed_at"], **row["facts"]})
     for source, records in by_source.items():
         out[source] = pd.DataFrame.from_records(records)
+    delivery = _delivery_latest(engine)
+    if delivery is not None:
+        out["delivery"] = delivery
     return out
+
+
+def _delivery_latest(engine: "sa.Engine") -> "pd.DataFrame | None":
+    """The delivery metrics' per-entity figures as the `delivery` fact source (NaN: not reported)."""
+    from catalog_pipelines.model.insight_tables import DELIVERY
+    from catalog_pipelines.storage.insights import read_frame
+
+    frame = read_frame(engine, DELIVERY.entity_facts)
+    if frame is None or not len(frame):
+        return None
+    return frame.astype(object).where(frame.notna(), None)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -602,27 +692,58 @@ def write_synthetic_sources(engine: "sa.Engine", *, seed: int, as_of: Any = None
 
 
 # The vendors whose API collectors the demo feeds from loopback (analytics.facts.synthetic_apis).
-DEMO_VENDORS = ("github", "jira", "pagerduty", "sonarqube")
+DEMO_VENDORS = ("github", "gitlab", "jira", "pagerduty", "sonarqube")
+# The demo's delivery history (analytics.delivery.synthetic): days before now, and the activity
+# scale (every pull request costs the GitHub collector three requests: the demo stays quick).
+DEMO_DELIVERY_DAYS = 91
+DEMO_DELIVERY_ACTIVITY = 0.05
 
 
-def demo_vendor_pages(engine: "sa.Engine", *, as_of: Any = None, seed: int = 7) -> tuple[dict, list[dict[str, Any]]]:
-    """Demo only: vendor-shaped API responses (GitHub, Jira, PagerDuty, SonarQube) for the catalog's
-    annotated components, and the entities they were made for (`{"ref", "annotations"}`)."""
+def demo_delivery_entities(entities: list[dict[str, Any]], owners: Mapping[str, Any]) -> "pd.DataFrame":
+    """The components with a GitHub or GitLab repository as `synthetic_delivery_events` takes them:
+    ref, name, owner, source, repository, service_id (from their annotations)."""
+    import pandas as pd
+
+    rows = []
+    for entity in entities:
+        annotations = entity["annotations"]
+        github, gitlab = annotations.get("github.com/project-slug"), annotations.get("gitlab.com/project-slug")
+        if not (github or gitlab):
+            continue
+        rows.append({"ref": entity["ref"], "kind": "component", "name": entity["ref"].rsplit("/", 1)[-1],
+                     "owner": owners.get(entity["ref"]), "source": "github" if github else "gitlab",
+                     "repository": github or gitlab, "service_id": annotations.get("pagerduty.com/service-id")})
+    return pd.DataFrame(rows, columns=["ref", "kind", "name", "owner", "source", "repository", "service_id"])
+
+
+def demo_vendor_pages(engine: "sa.Engine", *, as_of: Any = None, seed: int = 7,
+                      now: datetime | None = None) -> tuple[dict, list[dict[str, Any]]]:
+    """Demo only: vendor-shaped API responses (GitHub, GitLab, Jira, PagerDuty, SonarQube) for the
+    catalog's annotated components, and the entities they were made for (`{"ref", "annotations"}`).
+    The GitHub, GitLab and PagerDuty pages carry a delivery history up to `now`
+    (`analytics.delivery.synthetic.synthetic_delivery_events` for the catalog's organisation)."""
     from datetime import date
 
+    from analytics.delivery.synthetic import synthetic_delivery_events
     from analytics.facts.synthetic_apis import vendor_pages
     from catalog_pipelines.storage.frames import entities_frame
 
     frame = entities_frame(engine, kinds=["component"])
     entities = [{"ref": ref, "annotations": (body.get("metadata") or {}).get("annotations") or {}} for ref, body in zip(frame["ref"], frame["entity"])]
-    return vendor_pages(entities, as_of=as_of or date.today(), seed=seed), entities
+    now = (now or utc_now()).replace(second=0, microsecond=0)
+    delivery = synthetic_delivery_events(demo_delivery_entities(entities, dict(zip(frame["ref"], frame["owner"]))),
+                                         days=DEMO_DELIVERY_DAYS, seed=seed, end=now, activity=DEMO_DELIVERY_ACTIVITY)
+    return vendor_pages(entities, as_of=as_of or date.today(), seed=seed, delivery=delivery), entities
 
 
-def write_demo_collectors_config(entities: list[dict[str, Any]], base_urls: Mapping[str, str], *, source: Path | None = None) -> Path:
+def write_demo_collectors_config(entities: list[dict[str, Any]], base_urls: Mapping[str, str], *, source: Path | None = None,
+                                 pages: Mapping[tuple[str, str, str], Any] | None = None) -> Path:
     """Demo only: collectors.yaml with the API collectors pointed at the demo's loopback vendor
     pages (`base_urls`: vendor -> base URL) and reading exactly the demo's repositories, projects
-    and services; every other entry (the report-file collectors) as configured. Written to
-    `<data>/demo/collectors.yaml`; returns its path."""
+    and services (with `pages`: also the PagerDuty services no entity carries, and the delivery
+    events), a GitLab entry added when the demo has GitLab projects and the file none; every other
+    entry (the report-file collectors) as configured. Written to `<data>/demo/collectors.yaml`;
+    returns its path."""
     import yaml
 
     from analytics.facts.synthetic_apis import collector_params
@@ -630,10 +751,19 @@ def write_demo_collectors_config(entities: list[dict[str, Any]], base_urls: Mapp
 
     source = Path(source) if source is not None else collectors_config_path()
     document = yaml.safe_load(source.read_text(encoding="utf-8")) or {}
-    params = collector_params(entities, base_urls)
-    for entry in document.get("collectors") or []:
+    services = ()
+    if pages is not None:
+        listing = pages.get(("pagerduty", "/services", "include[]=integrations")) or {}
+        services = [s["id"] for s in listing.get("services") or []]
+    params = collector_params(entities, base_urls, services=services,
+                              events_lookback_days=DEMO_DELIVERY_DAYS + 15 if pages is not None else None)
+    document.setdefault("collectors", [])
+    for entry in document["collectors"]:
         if entry.get("type") in params:
             entry["params"] = params[entry["type"]]
+    if "gitlab" in params and not any(e.get("type") == "gitlab" for e in document["collectors"]):
+        document["collectors"].append({"name": "gitlab", "type": "gitlab", "description": "GitLab pipelines, merge requests and deployments.",
+                                       "params": params["gitlab"], "cadence": "20 * * * *", "retention": {"max_items": 14, "ttl": "14d"}})
     report_root = str(reports_dir())
     for entry in document.get("collectors") or []:
         if entry.get("type") == "report_files":

@@ -104,12 +104,17 @@ def latest_state(engine: sa.Engine, collector: str) -> dict[str, tuple[str, str,
 def store_batch(
     engine: sa.Engine, collector: str, observations: Sequence[MappedObservation], cursor: Mapping[str, Any] | None, now: dt.datetime,
     state: dict[str, tuple[str, str, dt.datetime]] | None = None,
+    events: Mapping[str, Sequence[Mapping[str, Any]]] | None = None,
 ) -> dict[str, int]:
     """Store one batch (merged into the latest facts, changed ones appended to the history) and,
     in the same transaction, the collector's cursor. Returns {"stored", "unchanged"}.
 
     `state` (from `latest_state`, kept by the caller across a run's batches) replaces the lookup
-    of the batch's previous facts and is updated with what this batch writes."""
+    of the batch's previous facts and is updated with what this batch writes.
+
+    `events` (`{kind: rows}`, mapped and pseudonymised by the caller) are upserted in the same
+    transaction (`storage.delivery_events.upsert_events`): a run that fails resumes from the cursor
+    of the last batch whose events are stored. Adds `"events"`: the event rows written."""
     now = _utc(now)
     # Several observations of one entity in a batch: merged in order (the later fact wins).
     merged: dict[str, MappedObservation] = {}
@@ -158,9 +163,16 @@ def store_batch(
                              .values(observed_at=observed, collected_at=now))
         for part in batched(latest, 2000):
             upsert(conn, s.fact_latest, part, ["collector", "entity_ref"])
+        written_events = 0
+        if events:
+            from catalog_pipelines.storage.delivery_events import upsert_events
+
+            for kind, rows in events.items():
+                written_events += upsert_events(conn, kind, rows, now)
         if cursor is not None:
             upsert(conn, s.fact_cursors, [{"collector": collector, "cursor": _dumps(dict(cursor)), "updated_at": now}], ["collector"])
-    return {"stored": len(history), "unchanged": unchanged}
+    written = {"stored": len(history), "unchanged": unchanged}
+    return {**written, "events": written_events} if events else written
 
 
 def apply_retention(engine: sa.Engine, collector: str, *, max_items: int | None, ttl: dt.timedelta | None, now: dt.datetime) -> int:

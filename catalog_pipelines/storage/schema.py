@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+from catalog_pipelines.model import delivery_events as _ev
+
 SCHEMA_VERSION = 2
 LEDGER_SCHEMA = "ingestion"
 
@@ -368,4 +370,54 @@ fact_runs = sa.Table(
     sa.Column("stored", sa.Integer, nullable=False),
     sa.Column("details", sa.Text, nullable=False),  # JSON: unmapped / ambiguous / rejections lists
     sa.Index("ix_fact_runs_collector", "collector", "id"),
+)
+
+# --- Delivery events (issue 22; storage/delivery_events.py writes and reads them) -----------------
+# One table per kind of `model/delivery_events.py`, its frame's columns plus: `event_key` (the
+# collector's stable key of the event; with `source` the primary key, so re-reading an event
+# updates it), `day` (the UTC date of the event's day time, `DAY_TIMES`: what the daily partitions
+# and retention cut on, indexed) and `collected_at`. `entity_ref` is null only for an incident
+# whose service maps to no entity.
+
+
+def _event_type(kind: str, column: str) -> sa.types.TypeEngine:
+    if column in _ev.TIME_COLUMNS[kind]:
+        return TS
+    if column in _ev.INT_COLUMNS[kind]:
+        return sa.BigInteger()
+    if column in _ev.BOOL_COLUMNS[kind]:
+        return sa.Boolean()
+    return sa.Text()
+
+
+def _event_table(kind: str) -> sa.Table:
+    name = f"delivery_{kind}"
+    columns = [c for c in _ev.COLUMNS[kind] if c not in ("entity_ref", "source")]
+    return sa.Table(
+        name,
+        metadata,
+        sa.Column("source", COLLECTOR, primary_key=True),
+        sa.Column("event_key", sa.String(512), primary_key=True),
+        sa.Column("day", sa.Date, nullable=False),
+        sa.Column("entity_ref", REF, nullable=True),
+        *(sa.Column(c, _event_type(kind, c), nullable=True) for c in columns),
+        sa.Column("collected_at", TS, nullable=False),
+        sa.Index(f"ix_{name}_day", "day"),
+        sa.Index(f"ix_{name}_entity_day", "entity_ref", "day"),
+    )
+
+
+delivery_event_tables: dict[str, sa.Table] = {kind: _event_table(kind) for kind in _ev.KINDS}
+
+# One row per (day, kind) a daily partition closed: what it held when it was closed.
+delivery_event_days = sa.Table(
+    "delivery_event_days",
+    metadata,
+    sa.Column("day", sa.Date, primary_key=True),
+    sa.Column("kind", sa.String(32), primary_key=True),
+    sa.Column("events", sa.Integer, nullable=False),
+    sa.Column("entities", sa.Integer, nullable=False),
+    sa.Column("unmapped", sa.Integer, nullable=False),
+    sa.Column("problems", sa.Integer, nullable=False),
+    sa.Column("closed_at", TS, nullable=False),
 )

@@ -234,6 +234,9 @@ class TeamData:
             self.adoption = {g: (bool(s), a, sh, int(w)) for g, s, a, sh, w in zip(
                 adoption["group_ref"], adoption["suppressed"].fillna(False), adoption["active_members"], adoption["share"], window)}
 
+        from dashboards.pages.delivery import DeliveryData
+
+        self.delivery = DeliveryData(ctx, groups)  # the "Delivery" and "Source control" sections
         self.members_direct = {g: len(m) for g, m in inputs.org.direct_members.items()}
         children: dict[str, list[str]] = {}
         for child, parent in inputs.org.parent.items():
@@ -370,6 +373,9 @@ def team_doc(ctx: Ctx, data: TeamData, ref: str) -> Doc:
         doc.table([Column("Entity"), Column("Critical", "int"), Column("High", "int"), Column("Last CI run"), Column("Open tickets", "int")],
                   attention, caption="Entities needing attention, worst first",
                   total=data.n_attention.get(ref, 0), page_size=ATTENTION_LIMIT)
+    from dashboards.pages.delivery import team_sections
+
+    team_sections(ctx, data.delivery, ref, doc)
     _survey(data, ref, doc)
     _usage(data, ref, doc)
     return doc

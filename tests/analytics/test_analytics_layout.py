@@ -78,6 +78,7 @@ CONFIG_LOADERS = {
     ("analytics/surveys/config.py", "load_survey"),  # one survey definition file
     ("analytics/surveys/config.py", "load_surveys"),  # config/surveys/*.yaml
     ("analytics/scorecards/config.py", "load_config"),  # config/scorecards/*.yaml
+    ("analytics/delivery/config.py", "load_config"),  # config/delivery.yaml
 }
 
 

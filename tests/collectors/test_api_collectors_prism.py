@@ -166,7 +166,9 @@ def test_trimmed_descriptions_hold_exactly_the_paths_the_collectors_call():
         "/orgs/{org}/repos", "/repos/{owner}/{repo}", "/repos/{owner}/{repo}/actions/runs",
         "/repos/{owner}/{repo}/pulls", "/repos/{owner}/{repo}/deployments",
         "/repos/{owner}/{repo}/branches/{branch}/protection", "/repos/{owner}/{repo}/dependabot/alerts",
-        "/repos/{owner}/{repo}/code-scanning/alerts"])
+        "/repos/{owner}/{repo}/code-scanning/alerts", "/repos/{owner}/{repo}/pulls/{pull_number}",
+        "/repos/{owner}/{repo}/pulls/{pull_number}/reviews", "/repos/{owner}/{repo}/pulls/{pull_number}/commits",
+        "/repos/{owner}/{repo}/deployments/{deployment_id}/statuses"])
     gitlab = json.loads((SPECS / "gitlab" / "openapi_v2.trimmed.json").read_text())
     assert gitlab["swagger"] == "2.0"
     assert sorted(gitlab["paths"]) == sorted([
@@ -201,3 +203,68 @@ def test_a_request_that_does_not_match_the_description_fails(prism_servers):
     with pytest.raises(ApiError, match="HTTP 422"):
         gitlab.get("/api/v4/projects/1/merge_requests", [("state", "open")])
     gitlab.close()
+
+
+# -- delivery events (issue 22) against the same descriptions --------------------------------------
+
+def events_of(batches: list[Batch]) -> dict[str, list[Any]]:
+    out: dict[str, list[Any]] = {}
+    for batch in batches:
+        for event in batch.events:
+            out.setdefault(event.kind, []).append(event)
+    return out
+
+
+def test_github_delivery_events_read_pull_requests_reviews_commits_deployment_statuses_and_runs(prism_servers):
+    server = prism_servers["github"]
+    server.mark()
+    collector = make(GithubCollector, server.base_url, repositories=["acme/petstore"], facts=[],
+                     events=["pull_requests", "reviews", "deployments", "pipeline_runs"], events_lookback_days=3650)
+    batches = run(collector)
+    assert server.request_violations() == []
+    assert batches[-1].cursor["events"] == {"kinds": ["pull_requests", "reviews", "deployments", "pipeline_runs"],
+                                            "complete": "2020-02-01T00:00:00Z"}
+    events = events_of(batches)
+    (pr,) = events["pull_requests"]
+    a = pr.attributes
+    assert pr.key == "acme/petstore#1347" and a["number"] == 1347 and a["author"] == "octocat"
+    # Every time from the examples: the PR (2011-01-26), its first commit's author date, the review.
+    assert a["created_at"] == datetime(2011, 1, 26, 19, 1, 12, tzinfo=timezone.utc)
+    assert a["first_commit_at"] == datetime(2011, 4, 14, 16, 0, 49, tzinfo=timezone.utc)
+    # The review example is by `octocat`, the author: not a first review, but still a review event.
+    assert a["first_review_at"] is None and a["approved_at"] is None
+    assert isinstance(a["additions"], int) and isinstance(a["changed_files"], int)
+    assert [e.attributes["state"] for e in events["reviews"]] == ["APPROVED"]
+    (deployment,) = events["deployments"]
+    assert deployment.attributes["environment"] == "production" and deployment.attributes["is_production"] is True
+    assert deployment.attributes["status"] == "success"
+    (run_,) = events["pipeline_runs"]
+    assert run_.attributes["conclusion"] and run_.attributes["started_at"] is not None
+    assert all(e.targets[0].annotation == "github.com/project-slug" for kind in events.values() for e in kind)
+
+
+def test_gitlab_delivery_events_read_merge_requests_deployments_and_pipelines(prism_servers):
+    server = prism_servers["gitlab"]
+    server.mark()
+    collector = make(GitlabCollector, server.base_url, projects=["acme/petstore"], facts=[],
+                     events=["pull_requests", "deployments", "pipeline_runs"], events_lookback_days=3650)
+    batches = run(collector, now=GITLAB_NOW)
+    assert server.request_violations() == []
+    events = events_of(batches)
+    assert {k: len(v) for k, v in events.items()} == {"pull_requests": 1, "deployments": 1, "pipeline_runs": 1}
+    (mr,) = events["pull_requests"]
+    assert mr.key.startswith("namespace1/project1!") and mr.attributes["first_review_at"] is None
+    (deployment,) = events["deployments"]
+    assert deployment.attributes["status"] in ("success", "failure", "inactive", "in_progress", "queued")
+
+
+def test_pagerduty_incidents_events_read_start_resolve_and_service(prism_servers):
+    server = prism_servers["pagerduty"]
+    server.mark()
+    collector = make(PagerdutyCollector, server.base_url, facts=[], events=["incidents"], events_lookback_days=3650)
+    batches = run(collector)
+    assert server.request_violations() == []
+    (incident,) = events_of(batches)["incidents"]
+    assert incident.keep_unmapped is True
+    assert incident.attributes["service_id"] == "PIJ90N7" == incident.targets[0].value
+    assert incident.attributes["started_at"] is not None

@@ -20,11 +20,14 @@ SMOKE_RUNS = {
     "history_200k": ["--smoke"],
     "usage": ["--events", "20000", "--days", "5", "--org-size", "2000"],
     "catalog_api": ["--smoke"],
+    "delivery_events_store": ["--smoke"],
+    "delivery_200k": ["--smoke"],
 }
 
 
 # Benchmarks with a PostgreSQL variant: it runs too, against the test server (CATALOG_TEST_POSTGRES_URL).
-POSTGRES_RUNS = {"ingest_200k": ["--smoke", "--postgres"], "history_200k": ["--smoke", "--postgres"], "facts_200k": ["--smoke", "--postgres"], "catalog_api": ["--smoke", "--postgres"]}
+POSTGRES_RUNS = {"ingest_200k": ["--smoke", "--postgres"], "history_200k": ["--smoke", "--postgres"], "facts_200k": ["--smoke", "--postgres"], "catalog_api": ["--smoke", "--postgres"],
+                 "delivery_events_store": ["--smoke", "--postgres"]}
 
 RUNS = [
     *[pytest.param(name, args, id=name) for name, args in sorted(SMOKE_RUNS.items())],

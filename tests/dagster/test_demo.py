@@ -54,6 +54,11 @@ def test_demo_ingests_both_sources_and_materialises_every_insight_asset(tmp_path
     engine = sa.create_engine(f"sqlite:///{data / 'catalog.db'}")
     with engine.connect() as conn:
         assert conn.execute(sa.text("SELECT count(*) FROM entities")).scalar_one() == EXAMPLE_ENTITIES + SIZE
+        # The collectors stored the demo's delivery history, read from the loopback vendor pages, and
+        # its days were closed (issue 22).
+        for kind in ("pull_requests", "reviews", "deployments", "incidents", "pipeline_runs"):
+            assert conn.execute(sa.text(f"SELECT count(*) FROM delivery_{kind}")).scalar_one() > 0, kind
+        assert conn.execute(sa.text("SELECT count(DISTINCT day) FROM delivery_event_days")).scalar_one() > 60
     engine.dispose()
     # The instance's event log lives relative to DAGSTER_HOME (the data directory is relocatable).
     monkeypatch.setenv("DAGSTER_HOME", str(data / "dagster_home"))

@@ -22,7 +22,7 @@ from catalog_pipelines.storage.notifications import deliveries
 from helpers import seed_catalog
 from receivers import WebhookReceiver, refused_url
 
-INSIGHT_GROUPS = {"facts", "scorecards", "surveys", "usage", "catalog_health", "dashboards"}
+INSIGHT_GROUPS = {"facts", "scorecards", "surveys", "usage", "catalog_health", "dashboards", "delivery"}
 NOT_INSIGHTS = {"synthetic_fact_sources", "usage_retention"}  # the demo's input, a maintenance job
 
 

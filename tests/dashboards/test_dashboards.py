@@ -34,7 +34,7 @@ DANA = "user:default/dana"
 SHIPPED_POLICY = Policy.from_file(PROJECT_ROOT / "config" / "permissions.yaml")
 # Figures planted on the restricted team (zulu) and its department; none may reach dana's site.
 SENTINELS = {"37591", "48213", "4.1234", "29231", "2.7183", "3.1415"}
-ORG_WIDE = ["Catalog overview", "Ingestion health", "Scorecards", "Survey trends", "Portal usage", "Catalog health",
+ORG_WIDE = ["Catalog overview", "Ingestion health", "Scorecards", "Survey trends", "Portal usage", "Delivery", "Catalog health",
             "Catalog changes", "Skills exchange", "Audit log", "Teams"]
 JSON_BLOB = re.compile(r'<script type="application/json" id="([^"]+)">(.*?)</script>', re.DOTALL)
 
@@ -301,7 +301,7 @@ def test_a_restricted_audience_site_holds_no_restricted_team_names_or_figures(da
     assert sorted(p.name for p in (out / "teams").iterdir()) == ["alpha.html"]
     alpha = files["teams/alpha.html"]
     assert "Alpha Team" in alpha and '"alpha-api"' in alpha and "Survey trend" in alpha
-    assert {p["key"] for p in report.written} == {"catalog", "ingestion", "scorecards", "surveys", "usage", "health", "changes", "skills", "teams"}
+    assert {p["key"] for p in report.written} == {"catalog", "ingestion", "scorecards", "surveys", "usage", "delivery", "health", "changes", "skills", "teams"}
     assert {p["key"]: p["status"] for p in report.pages}["audit"] == "denied"
     assert all(p["partial"] for p in report.written if p["key"] != "ingestion")
     # and the same sentinels are on the operator's site, so their absence above means something
@@ -408,7 +408,7 @@ def test_the_dashboards_asset_writes_the_site_and_a_restricted_copy_per_audience
     assert result.success
     metadata = instance.get_latest_materialization_event(DASHBOARDS_SITE).asset_materialization.metadata
     out = Settings.from_env().output_dir
-    assert metadata["pages"].value == 10 and metadata["team_pages"].value == 6
+    assert metadata["pages"].value == 11 and metadata["team_pages"].value == 6
     assert metadata["audiences"].value[DANA]["team_pages"] == 1
     assert {e.check_name: e.passed for e in result.get_asset_check_evaluations()} == {
         "every_page_built": True, "site_within_size_budget": True, "people_figures_respect_k": True}

@@ -75,7 +75,7 @@ def test_every_page_loads_from_disk_without_errors_and_every_plot_renders(sites,
     shutil.rmtree(shots, ignore_errors=True)
     shots.mkdir(parents=True)
     pages = sorted(root.rglob("*.html"))
-    assert len(pages) == 17  # index, 9 insight pages, the teams index, 6 teams
+    assert len(pages) == 18  # index, 10 insight pages (delivery included), the teams index, 6 teams
     figures = 0
     for path in pages:
         page.problems.clear()

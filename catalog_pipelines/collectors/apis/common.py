@@ -28,7 +28,7 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from catalog_pipelines.collectors.apis.http import ApiClient, ApiError, DeadlineExceeded, RateLimited
-from catalog_pipelines.collectors.base import Batch, FactDecl, Observation, Rejection, Target
+from catalog_pipelines.collectors.base import Batch, Event, FactDecl, Observation, Rejection, Target
 from catalog_pipelines.model.retry import RetryPolicy
 
 CURSOR_VERSION = 1
@@ -50,6 +50,13 @@ class ApiParams(BaseModel):
     max_retry_after: float = Field(120.0, ge=0)
     max_pages: int = Field(1000, ge=1)
     facts: list[str] | None = None
+    # Delivery events (docs/facts.md, "Delivery events"): the kinds to collect (none by default:
+    # they cost requests per pull request), how far back the first run reaches, and how far back
+    # every later run re-reads (states that change after the event: deployment statuses, incidents
+    # resolved later).
+    events: list[str] = []
+    events_lookback_days: int = Field(90, ge=1, le=3650)
+    events_refresh_days: int = Field(3, ge=0, le=366)
 
 
 class Unit:
@@ -70,6 +77,7 @@ class ApiCollector:
     and benchmarks; they never come from config."""
 
     FACTS: ClassVar[tuple[FactDecl, ...]] = ()
+    EVENT_KINDS: ClassVar[tuple[str, ...]] = ()
     Params: ClassVar[type[ApiParams]] = ApiParams
 
     def __init__(self, name: str, params: ApiParams, **client_options: Any) -> None:
@@ -83,6 +91,10 @@ class ApiCollector:
                 raise ValueError(f"collector {name}: unknown facts {unknown}; declared: {sorted(declared)}")
             declared = {f: declared[f] for f in params.facts}
         self._facts = declared
+        unknown_events = [k for k in params.events if k not in self.EVENT_KINDS]
+        if unknown_events:
+            raise ValueError(f"collector {name}: unknown event kinds {unknown_events}; this type collects: {list(self.EVENT_KINDS)}")
+        self._events = tuple(k for k in self.EVENT_KINDS if k in params.events)
         self.last_client: ApiClient | None = None
 
     @classmethod
@@ -91,6 +103,10 @@ class ApiCollector:
 
     def facts(self) -> Mapping[str, FactDecl]:
         return dict(self._facts)
+
+    def event_kinds(self) -> tuple[str, ...]:
+        """The delivery event kinds this instance collects (`params.events`)."""
+        return self._events
 
     # -- to implement --------------------------------------------------------------------------
 
@@ -107,6 +123,24 @@ class ApiCollector:
                 now: datetime) -> tuple[Observation | None, list[Rejection]]:
         raise NotImplementedError
 
+    def events(self, client: ApiClient, unit: Unit, since: datetime,
+               now: datetime) -> tuple[list[Event], list[Rejection]]:
+        """The unit's delivery events of the kinds in `self._events` that happened or changed
+        since `since` (called only when some kind is asked for)."""
+        return [], []
+
+    def events_since(self, cursor: Mapping[str, Any] | None, now: datetime) -> datetime:
+        """Where this run's event reading starts: the previous complete pass with the same kinds
+        (less `events_refresh_days`), never further back than `events_lookback_days`."""
+        p = self.params
+        floor = now - timedelta(days=p.events_lookback_days)
+        state = (cursor or {}).get("events") if isinstance(cursor, Mapping) else None
+        if isinstance(state, Mapping) and list(state.get("kinds") or []) == list(self._events):
+            complete = parse_time(state.get("complete"))
+            if complete is not None:
+                return max(floor, min(complete, now - timedelta(days=p.events_refresh_days)))
+        return floor
+
     # -- the run -------------------------------------------------------------------------------
 
     def client(self) -> ApiClient:
@@ -120,30 +154,46 @@ class ApiCollector:
         now = _aware(now)
         started, after = _resume_point(cursor, now)
         last_complete = (cursor or {}).get("last_complete")
+        events_state = (cursor or {}).get("events")
         window_start = now - timedelta(days=self.params.lookback_days)
+        # A resumed pass reads events from where the pass it continues started reading.
+        since = self.events_since(cursor, started)
         with self.client() as client:
             self.last_client = client
             units = sorted(self.units(client), key=lambda u: u.key)
             for unit in units:
                 if after is not None and unit.key <= after:
                     continue
+                events: list[Event] = []
                 try:
-                    observation, rejections = self.observe(client, unit, window_start, now)
+                    observation, rejections = self.observe(client, unit, window_start, now) if self._facts else (None, [])
+                    if self._events:
+                        events, event_rejections = self.events(client, unit, since, now)
+                        rejections = [*rejections, *event_rejections]
                 except ApiError as exc:
                     if isinstance(exc, (RateLimited, DeadlineExceeded)) or exc.status is None or exc.status >= 429:
                         raise  # the source is down or rate limited: stop, resume from the cursor
-                    observation, rejections = None, [Rejection(f"{self.name}:{unit.key}", str(exc))]
-                batch = Batch(rejections=rejections, cursor=_cursor(started, unit.key, last_complete))
+                    observation, events, rejections = None, [], [Rejection(f"{self.name}:{unit.key}", str(exc))]
+                batch = Batch(rejections=rejections, events=events,
+                              cursor=_cursor(started, unit.key, last_complete, events_state))
                 if observation is not None:
                     facts = {k: v for k, v in observation.facts.items() if k in self._facts}
                     batch.observations.append(Observation(observation.targets, facts, observation.observed_at,
                                                           observation.origin))
                 yield batch
-        yield Batch(cursor={"v": CURSOR_VERSION, "pass": None, "last_complete": _iso(now)})
+        final: dict[str, Any] = {"v": CURSOR_VERSION, "pass": None, "last_complete": _iso(now)}
+        if self._events:
+            # Events are complete from `since` up to when this pass started.
+            final["events"] = {"kinds": list(self._events), "complete": _iso(started)}
+        yield Batch(cursor=final)
 
 
-def _cursor(started: datetime, after: str, last_complete: str | None) -> dict[str, Any]:
-    return {"v": CURSOR_VERSION, "pass": {"started": _iso(started), "after": after}, "last_complete": last_complete}
+def _cursor(started: datetime, after: str, last_complete: str | None,
+            events_state: Any = None) -> dict[str, Any]:
+    cursor = {"v": CURSOR_VERSION, "pass": {"started": _iso(started), "after": after}, "last_complete": last_complete}
+    if events_state is not None:
+        cursor["events"] = events_state
+    return cursor
 
 
 def _resume_point(cursor: Mapping[str, Any] | None, now: datetime) -> tuple[datetime, str | None]:

@@ -11,6 +11,21 @@ pipelines, the list carries no `duration`), `/merge_requests?state=opened`,
 `/deployments?updated_after=WINDOW_START&order_by=updated_at`. Paging: `Link: rel="next"` (keyset or offset), else
 `x-next-page`. Auth: `PRIVATE-TOKEN`.
 
+Delivery events (`events: [pull_requests, deployments, pipeline_runs]`, docs/facts.md, "Delivery
+events"), per project, from the run's `since`: merge requests as pull requests
+(`/merge_requests?state=all&updated_after=SINCE&order_by=updated_at&sort=desc`: number = `iid`,
+author = `author.username`, created/merged/closed_at, draft, merge_commit_sha (or
+squash_commit_sha); the list carries no diff size and no review or approval times, so additions,
+deletions, changed_files, first_commit_at, first_review_at and approved_at stay empty: reading
+them costs one to three requests per merge request (`/approvals`, `/notes`, `/commits`), not done
+here); deployments (`/deployments?updated_after=SINCE&order_by=updated_at&sort=desc`: status as
+GitLab says it (created, running, success, failed, canceled, blocked), finished_at =
+`deployable.finished_at`, else `updated_at` of a finished one; production = environment name in
+`production_environments`); pipelines as pipeline runs (`/pipelines?updated_after=SINCE`:
+workflow = `name` (GitLab 16+), else `source`; branch = `ref`; conclusion = `status` in the same
+words (failed → failure, canceled → cancelled, running → in_progress); finished_at = `updated_at`
+once finished). GitLab has no review events here.
+
 Written on httpx, not python-gitlab: python-gitlab sleeps on 429 itself (`obey_rate_limit`, no
 injectable clock, no total deadline, no cut-off for long waits), so a run could not stop and resume
 from its cursor; the endpoints used are three plain GETs.
@@ -28,7 +43,8 @@ from catalog_pipelines.collectors.apis.common import (
     ApiCollector, ApiParams, Unit, duration, in_window, iso, median, parse_time, targets,
 )
 from catalog_pipelines.collectors.apis.http import ApiClient
-from catalog_pipelines.collectors.base import FactDecl, Observation, Rejection
+from catalog_pipelines.collectors.base import Event, FactDecl, Observation, Rejection
+from catalog_pipelines.model import delivery_events as ev
 
 SLUG = "gitlab.com/project-slug"
 PROJECT_ID = "gitlab.com/project-id"
@@ -53,6 +69,7 @@ class GitlabParams(ApiParams):
     projects: list[str | int] = []
     group: str | None = None
     include_archived: bool = False
+    production_environments: list[str] = ["production", "prod"]
 
     @model_validator(mode="after")
     def _something_to_read(self) -> GitlabParams:
@@ -61,8 +78,17 @@ class GitlabParams(ApiParams):
         return self
 
 
+FINAL_DEPLOYMENTS = ("success", "failed", "canceled")
+# GitLab's status words in the event frames' vocabulary (GitHub's: docs/facts.md, "Delivery events").
+DEPLOYMENT_STATUS = {"success": "success", "failed": "failure", "canceled": "inactive", "running": "in_progress",
+                     "created": "queued", "blocked": "queued"}
+PIPELINE_CONCLUSION = {"success": "success", "failed": "failure", "canceled": "cancelled", "skipped": "skipped",
+                       "running": "in_progress", "pending": "queued", "created": "queued"}
+
+
 class GitlabCollector(ApiCollector):
     FACTS = FACTS
+    EVENT_KINDS = (ev.PULL_REQUESTS, ev.DEPLOYMENTS, ev.PIPELINE_RUNS)
     Params = GitlabParams
     params: GitlabParams
 
@@ -84,10 +110,7 @@ class GitlabCollector(ApiCollector):
 
     def observe(self, client: ApiClient, unit: Unit, window_start: datetime,
                 now: datetime) -> tuple[Observation | None, list[Rejection]]:
-        project = unit.data
-        if "id" not in project:
-            _, project, _ = client.get(f"/api/v4/projects/{quote(unit.key, safe='')}")
-            project = project if isinstance(project, dict) else {}
+        project = self._project(client, unit)
         ident = project.get("id", unit.key)
         base = f"/api/v4/projects/{quote(str(ident), safe='')}"
         default_branch = project.get("default_branch")
@@ -125,3 +148,73 @@ class GitlabCollector(ApiCollector):
         observation = Observation(targets((SLUG, slug), (PROJECT_ID, project.get("id"))), facts, now,
                                   f"{client.base_url}{base}")
         return observation, []
+
+    def _project(self, client: ApiClient, unit: Unit) -> dict[str, Any]:
+        """The unit's project (read once: facts and events share it)."""
+        if "id" not in unit.data:
+            _, project, _ = client.get(f"/api/v4/projects/{quote(unit.key, safe='')}")
+            unit.data.update(project if isinstance(project, dict) else {"id": unit.key})
+        return unit.data
+
+    # -- delivery events -----------------------------------------------------------------------
+
+    def events(self, client: ApiClient, unit: Unit, since: datetime,
+               now: datetime) -> tuple[list[Event], list[Rejection]]:
+        project = self._project(client, unit)
+        ident = project.get("id", unit.key)
+        base = f"/api/v4/projects/{quote(str(ident), safe='')}"
+        slug = project.get("path_with_namespace") or str(unit.key)
+        names = targets((SLUG, project.get("path_with_namespace") or (None if str(unit.key).isdigit() else unit.key)),
+                        (PROJECT_ID, project.get("id")))
+        since_q = [("updated_after", iso(since)), ("per_page", "100")]
+        out: list[Event] = []
+        if ev.PULL_REQUESTS in self._events:
+            query = [("state", "all"), *since_q, ("order_by", "updated_at"), ("sort", "desc")]
+            for body, _ in client.pages_link(f"{base}/merge_requests", query):
+                for mr in body if isinstance(body, list) else []:
+                    if not isinstance(mr, dict) or not isinstance(mr.get("iid"), int):
+                        continue
+                    merged = parse_time(mr.get("merged_at"))
+                    out.append(Event(ev.PULL_REQUESTS, names, f"{slug}!{mr['iid']}", {
+                        "repository": slug, "number": mr["iid"], "url": mr.get("web_url"),
+                        "author": (mr.get("author") or {}).get("username") if isinstance(mr.get("author"), dict) else None,
+                        "created_at": parse_time(mr.get("created_at")), "first_commit_at": None,
+                        "first_review_at": None, "approved_at": None, "merged_at": merged,
+                        "closed_at": parse_time(mr.get("closed_at")) or (merged if mr.get("state") == "merged" else None),
+                        "additions": None, "deletions": None, "changed_files": None,
+                        "merge_commit_sha": (mr.get("merge_commit_sha") or mr.get("squash_commit_sha")) if merged else None,
+                        "draft": bool(mr.get("draft") or mr.get("work_in_progress")),
+                    }, str(mr.get("web_url") or f"{client.base_url}{base}/merge_requests/{mr['iid']}")))
+        if ev.DEPLOYMENTS in self._events:
+            production = {e.lower() for e in self.params.production_environments}
+            query = [*since_q, ("order_by", "updated_at"), ("sort", "desc")]
+            for body, _ in client.pages_link(f"{base}/deployments", query):
+                for d in body if isinstance(body, list) else []:
+                    if not isinstance(d, dict) or d.get("id") is None:
+                        continue
+                    environment = str((d.get("environment") or {}).get("name") or "") if isinstance(d.get("environment"), dict) else ""
+                    status = d.get("status")
+                    finished = parse_time((d.get("deployable") or {}).get("finished_at")) if isinstance(d.get("deployable"), dict) else None
+                    if finished is None and status in FINAL_DEPLOYMENTS:
+                        finished = parse_time(d.get("updated_at"))
+                    out.append(Event(ev.DEPLOYMENTS, names, f"{slug}/deployments/{d['id']}", {
+                        "repository": slug, "deployment_id": str(d["id"]), "environment": environment,
+                        "is_production": environment.lower() in production,
+                        "status": DEPLOYMENT_STATUS.get(str(status), status),
+                        "commit_sha": d.get("sha"), "created_at": parse_time(d.get("created_at")),
+                        "finished_at": finished if status in FINAL_DEPLOYMENTS else None,
+                        "is_rollback": "rollback" in str(d.get("ref") or "").lower(),
+                    }, f"{client.base_url}{base}/deployments/{d['id']}"))
+        if ev.PIPELINE_RUNS in self._events:
+            for body, _ in client.pages_link(f"{base}/pipelines", since_q):
+                for p in body if isinstance(body, list) else []:
+                    if not isinstance(p, dict) or p.get("id") is None:
+                        continue
+                    status = p.get("status")
+                    out.append(Event(ev.PIPELINE_RUNS, names, f"{slug}/pipelines/{p['id']}", {
+                        "repository": slug, "run_id": str(p["id"]), "workflow": p.get("name") or p.get("source"),
+                        "branch": p.get("ref"), "conclusion": PIPELINE_CONCLUSION.get(str(status), status),
+                        "started_at": parse_time(p.get("created_at")),
+                        "finished_at": parse_time(p.get("updated_at")) if status in FINISHED else None,
+                    }, str(p.get("web_url") or f"{client.base_url}{base}/pipelines/{p['id']}")))
+        return out, []

@@ -12,6 +12,14 @@ now), `GET /incidents?since=WINDOW_START&until=NOW&service_ids[]=…` (the windo
 service). Auth: `Authorization: Token token=…`; PagerDuty answers 429 when rate limited (honoured
 with `Retry-After`, else backoff). The Events API is not used.
 
+Delivery events (`events: [incidents]`, docs/facts.md, "Delivery events"):
+`GET /incidents?service_ids[]=…&since=SINCE&until=NOW` (ids in chunks as above; the range cut into
+spans of at most 179 days, PagerDuty's limit being six months): incident_id = `id`, service_id =
+`service.id`, urgency, started_at = `created_at`, resolved_at = `resolved_at`, else
+`last_status_change_at` when `status` is resolved. An incident whose service maps to no entity is
+stored with no entity (`keep_unmapped`). An incident is re-read while it was created within
+`events_refresh_days` of a run: one resolved later than that keeps its earlier state.
+
 Written on httpx: PagerDuty's own `pagerduty` client (python-pagerduty) retries on its own clock
 (no injectable sleep, no total deadline) and is a thin wrapper over these GETs.
 """
@@ -19,16 +27,21 @@ Written on httpx: PagerDuty's own `pagerduty` client (python-pagerduty) retries 
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from catalog_pipelines.collectors.apis.common import ApiCollector, ApiParams, Unit, dig, in_window, iso, targets
+from catalog_pipelines.collectors.apis.common import (
+    ApiCollector, ApiParams, Unit, dig, in_window, iso, parse_time, targets,
+)
 from catalog_pipelines.collectors.apis.http import ApiClient
-from catalog_pipelines.collectors.base import FactDecl, Observation, Rejection
+from catalog_pipelines.collectors.base import Event, FactDecl, Observation, Rejection
+from catalog_pipelines.model import delivery_events as ev
 
 SERVICE_ID = "pagerduty.com/service-id"
 INTEGRATION_KEY = "pagerduty.com/integration-key"
 OPEN_STATUSES = ("triggered", "acknowledged")
+# PagerDuty refuses a since..until range longer than six months.
+MAX_RANGE = timedelta(days=179)
 
 FACTS = (
     FactDecl("has_oncall", "boolean", "someone is on call now at level 1 of the service's escalation policy"),
@@ -48,10 +61,12 @@ class PagerdutyParams(ApiParams):
 
 class PagerdutyCollector(ApiCollector):
     FACTS = FACTS
+    EVENT_KINDS = (ev.INCIDENTS,)
     Params = PagerdutyParams
     params: PagerdutyParams
     _unit_index: dict[str, Unit] = {}
     _prefetched: dict[str, dict[str, Any]] | None = None
+    _prefetched_events: dict[str, list[Event]] | None = None
 
     def headers(self) -> dict[str, str]:
         headers = {"Accept": "application/vnd.pagerduty+json;version=2, application/json", "Content-Type": "application/json"}
@@ -73,6 +88,7 @@ class PagerdutyCollector(ApiCollector):
         units = {str(s["id"]): Unit(str(s["id"]), s) for s in services if s.get("id")}
         self._unit_index = units
         self._prefetched: dict[str, dict[str, Any]] | None = None
+        self._prefetched_events = None
         return list(units.values())
 
     def observe(self, client: ApiClient, unit: Unit, window_start: datetime,
@@ -140,3 +156,45 @@ class PagerdutyCollector(ApiCollector):
         keys = sorted(self._unit_index)
         start = keys.index(key)
         return keys[start:start + self.params.ids_per_request]
+
+    # -- delivery events -----------------------------------------------------------------------
+
+    def events(self, client: ApiClient, unit: Unit, since: datetime,
+               now: datetime) -> tuple[list[Event], list[Rejection]]:
+        # Like the facts: the first unit of a chunk of services reads the incidents of the chunk.
+        prefetched = self._prefetched_events
+        if prefetched is None or unit.key not in prefetched:
+            prefetched = self._incidents(client, self._chunk_of(unit.key), since, now)
+            self._prefetched_events = prefetched
+        return prefetched.pop(unit.key, []), []
+
+    def _incidents(self, client: ApiClient, chunk: list[str], since: datetime, now: datetime) -> dict[str, list[Event]]:
+        out: dict[str, list[Event]] = {key: [] for key in chunk}
+        ids = [("service_ids[]", k) for k in chunk]
+        seen: set[str] = set()
+        start = since
+        while start < now:
+            end = min(now, start + MAX_RANGE)
+            for page in client.pages_offset("/incidents", [*ids, ("since", iso(start)), ("until", iso(end))], "incidents"):
+                for incident in page:
+                    key = dig(incident, "service", "id")
+                    ident = incident.get("id") if isinstance(incident, dict) else None
+                    started = parse_time(incident.get("created_at")) if isinstance(incident, dict) else None
+                    if key not in out or not isinstance(ident, str) or ident in seen or started is None \
+                            or not since <= started <= now:
+                        continue
+                    seen.add(ident)
+                    resolved = parse_time(incident.get("resolved_at"))
+                    if resolved is None and incident.get("status") == "resolved":
+                        resolved = parse_time(incident.get("last_status_change_at"))
+                    service = self._unit_index[key].data
+                    keys = [i.get("integration_key") for i in service.get("integrations") or [] if isinstance(i, dict)]
+                    out[key].append(Event(
+                        ev.INCIDENTS,
+                        targets((SERVICE_ID, key), *((INTEGRATION_KEY, k) for k in keys if isinstance(k, str))),
+                        ident,
+                        {"incident_id": ident, "service_id": key, "urgency": incident.get("urgency"),
+                         "started_at": started, "resolved_at": resolved},
+                        str(incident.get("html_url") or f"{client.base_url}/incidents/{ident}"), keep_unmapped=True))
+            start = end
+        return out
