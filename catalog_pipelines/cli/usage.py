@@ -66,7 +66,7 @@ def summary(days: int, top: int, as_json: bool) -> None:
     adoption = r["adoption"]
     if adoption:
         hidden = adoption["teams_suppressed"]
-        click.echo(f"\nAdoption: members active in the window ({hidden} group{'' if hidden == 1 else 's'} below the minimum size suppressed)")
+        click.echo(f"\nAdoption: members active in the window ({hidden} group{'' if hidden == 1 else 's'} suppressed: fewer than k members, or fewer than k active or inactive)")
         rows = [(t["name"], t["members"], t["active_members"], _pct(t["share"])) for t in adoption["top_level"] + adoption["top_teams"]]
         seen, unique = set(), []
         for row in rows:
