@@ -192,6 +192,9 @@ def build_site(inputs: SiteInputs, out_dir: Path, access: Access | None = None, 
                              nav=team_nav if is_team else [(t, h, h == page.path) for t, h in nav], plots=page.doc.figures > 0,
                              shared_layouts=shared and is_team)
             size += _write(tmp / page.path, text)
+            # Full exports of tables longer than the page embeds (already filtered for this audience).
+            for name, csv in page.doc.files.items():
+                size += _write((tmp / page.path).parent / name, csv)
         index = _index_html(results, len(teams), access, generated, nav, policy_source, errors)
         size += _write(tmp / "index.html", index)
         manifest = _manifest(results, teams, access, inputs, policy_source, errors)

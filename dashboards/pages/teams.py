@@ -21,7 +21,7 @@ import pandas as pd
 
 from dashboards import figures as F
 from dashboards.access import ALL, NONE
-from dashboards.html import Column, Doc, esc, link
+from dashboards.html import Column, Doc, drill, esc, link
 from catalog_pipelines.model.insight_tables import FACTS, SCORECARDS, SURVEYS, USAGE, InsightTable
 from dashboards.inputs import AREA_ASSETS, CATALOG_ASSET
 from dashboards.pages.base import Ctx, PageOut, pct
@@ -33,14 +33,20 @@ SCORECARD_READ = "scorecard.read"
 SURVEYS_ORG, SURVEYS_TEAM = "surveys.read.org", "surveys.read.team"
 USAGE_READ = "insights.usage.read"
 ROOT = "../"
-# Thousands of team pages share the 30 MB budget (about 5 KB each): lists stay short, and the
-# full lists live on the org-wide pages.
-LIST_LIMIT = 8
+# Thousands of team pages share the 30 MB budget (about 5 KB each): a table embeds at most
+# TEAM_INLINE rows and says "showing N of M"; its full rows go to a CSV file next to the page.
+TEAM_INLINE = 25
+LIST_LIMIT = 8  # rows per page of a table (the rest of the embedded rows page in the browser)
 TOP_LIMIT = 3
 ATTENTION_LIMIT = 5
+# Drill-down anchors on a team page (scorecards, teams index and health pages link to them).
+OWNED, ATTENTION, FAILING = "owned", "attention", "failing"
 USAGE_TOP = 5
 SURVEY_WAVES = 4
 USAGE_WINDOW = 28
+# The reason shown for a result whose check has no failedMessage.
+STATE_REASONS = {"failed": "the check's rule is not met", "warning": "the check's rule is not met (warning: does not block a level)",
+                 "not_reported": "no fact reported for this entity", "error": "the check could not be evaluated"}
 VULN_LEVELS = [("open_critical", "critical"), ("open_high", "high"), ("open_medium", "medium"), ("open_low", "low")]
 
 
@@ -169,7 +175,7 @@ class TeamData:
         names = {g: ctx.group_name(g) for g in listed["owner"].unique()}
         listed = listed.assign(owner_name=listed["owner"].map(names))
         self.n_listable = listed.groupby("team").size().to_dict()
-        self.listed = _records(listed, "team", ["label", "kind", "type", "lifecycle", "owner_name"], LIST_LIMIT)
+        self.listed = _records(listed, "team", ["label", "kind", "type", "lifecycle", "owner_name"])
         base = owned[["ref", "label", "owner", "team", "listable"]]
 
         vulns, ci, tickets = (self._facts(base, frame) for frame in collected_frames(inputs.table(FACTS.collected_latest)))
@@ -189,6 +195,10 @@ class TeamData:
         self.attention, self.n_attention = self._attention(base, vulns, ci, tickets)
 
         self.tracks, self.check_names = track_names(ctx), check_names(ctx)
+        track_levels = inputs.table(SCORECARDS.tracks)
+        self.check_level: dict[str, tuple[str, int]] = (
+            {c: (self.tracks.get(t, t), int(lv)) for c, t, lv in zip(track_levels["check_id"], track_levels["track_id"], track_levels["level"])}
+            if track_levels is not None and len(track_levels) else {})
         sc = lambda table: _scope(inputs.table(table), self.allowed[SCORECARD_READ])
         self.levels: dict[str, dict[str, dict[int, tuple[float, str]]]] = {}
         levels_frame = sc(SCORECARDS.rollup_levels)
@@ -203,6 +213,17 @@ class TeamData:
         if fix is not None and len(fix):
             fix = fix[fix["scope_ref"].isin(self.allowed[SCORECARD_READ]) & (fix["rank"] <= TOP_LIMIT)].sort_values(["scope_ref", "rank"])
         self.fix = _records(fix, "scope_ref", ["rank", "check_id", "track_id", "level", "entities", "levels_unlocked"])
+        self.failing, self.n_failing = self._failing(entities)
+        # Per group and check, its entities (sub-teams included) whose result is not passed: the
+        # rows that lead from a department's page to each sub-team's failing entities.
+        checks_frame = sc(SCORECARDS.rollup_checks)
+        self.not_passed: dict[str, list[tuple[str, int]]] = {}
+        if checks_frame is not None and len(checks_frame):
+            states = [c for c in ("failed", "warning", "not_reported", "error") if c in checks_frame.columns]
+            n = checks_frame[states].fillna(0).sum(axis=1).astype(int)
+            for team, check, count in zip(checks_frame["scope_ref"].tolist(), checks_frame["check_id"].tolist(), n.tolist()):
+                if count > 0:
+                    self.not_passed.setdefault(team, []).append((check, count))
 
         trends = inputs.table(SURVEYS.trends)
         waves = inputs.table(SURVEYS.waves)
@@ -267,8 +288,39 @@ class TeamData:
         worry = (frame["open_critical"].fillna(0) + frame["open_high"].fillna(0) > 0) | failing | (frame["open_tickets"].fillna(0) > 0)
         frame = frame[worry].sort_values(["team", "open_critical", "open_high", "failing", "open_tickets"],
                                          ascending=[True, False, False, False, False], na_position="last")
-        return (_records(frame, "team", ["label", "open_critical", "open_high", "last_status", "open_tickets"], ATTENTION_LIMIT),
+        return (_records(frame, "team", ["label", "open_critical", "open_high", "last_status", "open_tickets"]),
                 frame.groupby("team").size().to_dict())
+
+    def _failing(self, entities: pd.DataFrame) -> tuple[dict[str, list[tuple]], dict[str, int]]:
+        """Per group, the scorecard results of the entities it owns *directly* that are not passed
+        (failed, warning, not reported, error), with the check's reason and fix hint; sub-teams'
+        entities are listed on their own pages (every failing result is listed exactly once).
+        Ordered by track, level and check, so one check's entities sit together."""
+        results = self.ctx.inputs.table(SCORECARDS.results)
+        checks = self.ctx.inputs.table(SCORECARDS.checks)
+        if results is None or not len(results) or checks is None:
+            return {}, {}
+        owners = entities[["ref", "label", "owner"]]
+        owners = owners[owners["owner"].isin(self.allowed[SCORECARD_READ])]
+        if self.ctx.access.restricted:
+            owners = owners[owners["owner"].isin(self.ctx.visible_groups)]
+        frame = results[["entity_ref", "check_id", "state"]].merge(owners, left_on="entity_ref", right_on="ref")
+        if not len(frame):
+            return {}, {}
+        info = checks.set_index("check_id")
+        level_of = self.check_level
+        ids = frame["check_id"].astype(str)
+        reason = ids.map(info["failed_message"].fillna("") if "failed_message" in info else {}).fillna("")
+        state = frame["state"].astype(str)
+        frame = frame.assign(
+            check=ids.map(lambda c: self.check_names.get(c, c)),
+            track=ids.map(lambda c: level_of.get(c, ("", 0))[0]), level=ids.map(lambda c: level_of.get(c, ("", 0))[1]),
+            state=state.str.replace("_", " "),
+            reason=reason.where(reason != "", state.map(STATE_REASONS).fillna("")),
+            hint=ids.map(info["fix_hint"].fillna("") if "fix_hint" in info else {}).fillna(""))
+        frame = frame.sort_values(["owner", "track", "level", "check", "label"])
+        return (_records(frame, "owner", ["label", "check", "track", "level", "state", "reason", "hint"]),
+                frame.groupby("owner").size().to_dict())
 
     def _usage(self, base: pd.DataFrame) -> dict[str, list[tuple]]:
         reach = self.ctx.inputs.table(USAGE.reach)
@@ -318,7 +370,7 @@ def team_pages(ctx: Ctx) -> tuple[list[PageOut], TeamData | None]:
 
 
 def team_doc(ctx: Ctx, data: TeamData, ref: str) -> Doc:
-    doc = Doc(layouts=ctx.layouts)
+    doc = Doc(layouts=ctx.layouts, stem=ctx.team_pages[ref].rsplit("/", 1)[-1].removesuffix(".html"))
     parent = ctx.inputs.org.parent.get(ref)
     vulns, tickets, ci = data.vuln_totals.get(ref), data.ticket_totals.get(ref), data.ci_status.get(ref)
     kinds = data.kinds.get(ref) or []
@@ -333,6 +385,13 @@ def team_doc(ctx: Ctx, data: TeamData, ref: str) -> Doc:
         parts.append("Teams: " + ", ".join(f'<a href="{esc(ROOT + ctx.team_pages[c])}">{esc(ctx.group_name(c))}</a>' for c in subs))
     if parts:
         doc.raw('<p class="related">' + " · ".join(parts) + "</p>")
+    jumps = [(OWNED, "entities owned")] if kinds else []
+    if data.n_failing.get(ref):
+        jumps.append((FAILING, f"{data.n_failing[ref]:,} failing scorecard results"))
+    if data.n_attention.get(ref):
+        jumps.append((ATTENTION, f"{data.n_attention[ref]:,} entities needing attention"))
+    if jumps:
+        doc.raw('<p class="related">Jump to: ' + " · ".join(f'<a href="#{a}">{esc(t)}</a>' for a, t in jumps) + "</p>")
 
     doc.h2("What it owns")
     if kinds:
@@ -343,7 +402,7 @@ def team_doc(ctx: Ctx, data: TeamData, ref: str) -> Doc:
         else:
             rows = [r[:4] for r in rows]
         doc.table(columns, rows, caption="Entities owned" + (" (by the group or its sub-teams)" if ref in data.children else ""),
-                  total=data.n_listable.get(ref, 0), page_size=LIST_LIMIT)
+                  total=data.n_listable.get(ref, 0), page_size=LIST_LIMIT, inline=TEAM_INLINE, anchor=OWNED, export="entities")
     else:
         doc.note("Owns no entity in the catalog.")
     _scorecards(ctx, data, ref, doc)
@@ -368,7 +427,9 @@ def team_doc(ctx: Ctx, data: TeamData, ref: str) -> Doc:
     if attention:
         doc.table([Column("Entity"), Column("Critical", "int"), Column("High", "int"), Column("Last CI run"), Column("Open tickets", "int")],
                   attention, caption="Entities needing attention, worst first",
-                  total=data.n_attention.get(ref, 0), page_size=ATTENTION_LIMIT)
+                  total=data.n_attention.get(ref, 0), page_size=ATTENTION_LIMIT, inline=TEAM_INLINE, anchor=ATTENTION,
+                  export="attention", note="Entities with open critical or high vulnerabilities, a last CI run that did not "
+                                           "succeed, or open tickets.")
     _survey(data, ref, doc)
     _usage(data, ref, doc)
     return doc
@@ -385,10 +446,34 @@ def _scorecards(ctx: Ctx, data: TeamData, ref: str, doc: Doc) -> None:
     doc.figure(certification_bars(levels, "Entities at each certification level, per track", names=False), shared=True)
     fix = data.fix.get(ref)
     if fix:
-        rows = [[rank, data.check_names.get(c, c), data.tracks.get(t, t), level, entities, unlocked]
+        rows = [[rank, data.check_names.get(c, c), data.tracks.get(t, t), level,
+                 link(entities, drill("", FAILING, data.check_names.get(c, c))), unlocked]
                 for rank, c, t, level, entities, unlocked in fix]
-        doc.table([Column("Rank", "int"), Column("Check"), Column("Track"), Column("Level", "int"), Column("Entities", "int"),
-                   Column("Levels unlocked", "num")], rows, caption="What to fix next", page_size=TOP_LIMIT)
+        doc.table([Column("Rank", "int"), Column("Check"), Column("Track"), Column("Level", "int"), Column("Failing entities", "int"),
+                   Column("Levels unlocked", "num")], rows, caption="What to fix next", page_size=TOP_LIMIT,
+                  note=LEVELS_UNLOCKED_NOTE)
+    failing = list(data.failing.get(ref) or [])
+    subs = [c for c in sorted(data.children.get(ref, [])) if c in ctx.team_pages and c in data.allowed[SCORECARD_READ]]
+    for child in subs:  # one row per sub-team and check, linking to that sub-team's list
+        for check, count in data.not_passed.get(child, []):
+            name = data.check_names.get(check, check)
+            track, level = data.check_level.get(check, ("", None))
+            failing.append((link(f"{count:,} entities of {ctx.group_name(child)}", drill(ROOT + ctx.team_pages[child], FAILING, name)),
+                            name, track, level, "see sub-team", "", ""))
+    if failing:
+        doc.table([Column("Entity"), Column("Check"), Column("Track"), Column("Level", "int"), Column("State"), Column("Reason"),
+                   Column("How to fix")], failing,
+                  caption="Failing scorecard checks" + (" (its own entities, then each sub-team's)" if subs else ""),
+                  page_size=LIST_LIMIT, inline=TEAM_INLINE,
+                  anchor=FAILING, export="failing",
+                  note="One row per entity and check that did not pass in the latest evaluation (failed, warning, no fact "
+                       "reported, error), with the check's own message." + (" A sub-team's row counts its entities failing "
+                                                                             "the check; click it for the list." if subs else ""))
+
+
+LEVELS_UNLOCKED_NOTE = ("Failing entities: the team's entities this check keeps from the level (click for the list). "
+                        "Levels unlocked: over those entities, the certification levels fixing this check would unlock; "
+                        "a level blocked by two checks counts half for each, hence fractions.")
 
 
 def _survey(data: TeamData, ref: str, doc: Doc) -> None:
@@ -435,7 +520,7 @@ def teams_index(ctx: Ctx, pages: list[PageOut], data: TeamData | None) -> PageOu
             return ctx.denied(out, TEAM_READ)
         return ctx.no_data(out, ["Group entities"])
     out.partial = ctx.access.restricted and ctx.access.level(TEAM_READ) != ALL
-    doc = Doc()
+    doc = Doc(stem="teams")
     rows = []
     for page in pages:
         ref = page.key.split(":", 1)[1]
@@ -443,7 +528,7 @@ def teams_index(ctx: Ctx, pages: list[PageOut], data: TeamData | None) -> PageOu
         vulns, tickets = data.vuln_totals.get(ref), data.ticket_totals.get(ref)
         parent = ctx.inputs.org.parent.get(ref)
         rows.append([link(page.title, page.path), info.get("type"), ctx.group_name(parent) if parent in ctx.team_pages else None,
-                     data.rollup_members.get(ref, 0), data.n_owned.get(ref, 0), data.mean_level.get(ref),
+                     data.rollup_members.get(ref, 0), link(data.n_owned.get(ref, 0), drill(page.path, OWNED)), data.mean_level.get(ref),
                      None if vulns is None else vulns[0] + vulns[1], None if tickets is None else tickets[0]])
     doc.table([Column("Team", "link"), Column("Type"), Column("Part of"), Column("Members", "int"), Column("Entities", "int"),
                Column("Mean level", "num"), Column("Critical + high vulns", "int"), Column("Open tickets", "int")], rows,

@@ -59,7 +59,7 @@
     if (value === null || value === undefined) { return ""; }
     if (typeof value === "object") {
       if (value.sup) { return "suppressed"; }
-      if (value.t !== undefined) { return String(value.t); }
+      if (value.t !== undefined) { return typeof value.t === "number" ? text(value.t, type) : String(value.t); }
     }
     if (type === "pct" && typeof value === "number") { return (value * 100).toFixed(1) + "%"; }
     if ((type === "int" || type === "num") && typeof value === "number") {
@@ -70,7 +70,10 @@
 
   function sortKey(value, type) {
     if (value === null || value === undefined) { return null; }
-    if (typeof value === "object") { return value.sup ? null : (value.t !== undefined ? String(value.t).toLowerCase() : null); }
+    if (typeof value === "object") {
+      if (value.sup || value.t === undefined || value.t === null) { return null; }
+      return typeof value.t === "number" ? value.t : String(value.t).toLowerCase();
+    }
     if (type === "int" || type === "num" || type === "pct") { return typeof value === "number" ? value : null; }
     return String(value).toLowerCase();
   }
@@ -90,7 +93,7 @@
     } else if (typeof value === "object" && value.h !== undefined) {
       var a = document.createElement("a");
       a.href = value.h;
-      a.textContent = value.t;
+      a.textContent = text(value, type);
       td.appendChild(a);
     } else {
       td.textContent = text(value, type);
@@ -122,6 +125,25 @@
     bar.appendChild(caption);
     bar.appendChild(input);
     bar.appendChild(count);
+    // More rows exist than the page embeds: say so, and link the full list when it was exported.
+    var hidden = spec.total - rows.length;
+    if (hidden > 0) {
+      var notice = document.createElement("span");
+      notice.className = "truncated";
+      notice.textContent = "Showing " + rows.length.toLocaleString("en") + " of " + spec.total.toLocaleString("en") +
+        " rows" + (spec.csv ? "; search and sort cover these " + rows.length.toLocaleString("en") + ". " : ". ");
+      if (spec.csv) {
+        var full = document.createElement("a");
+        full.className = "export";
+        full.href = spec.csv;
+        full.setAttribute("download", "");
+        full.textContent = "All " + spec.total.toLocaleString("en") + " rows (CSV)";
+        notice.appendChild(full);
+      } else {
+        notice.appendChild(document.createTextNode("The other " + hidden.toLocaleString("en") + " are not listed here."));
+      }
+      bar.appendChild(notice);
+    }
 
     var table = document.createElement("table");
     var thead = document.createElement("thead");
@@ -175,18 +197,19 @@
         frag.appendChild(tr);
       });
       tbody.appendChild(frag);
-      var total = spec.total > rows.length ? " (of " + spec.total.toLocaleString("en") + " in the data; the rest are not listed)" : "";
       count.textContent = Math.min(shown.length, state.limit).toLocaleString("en") + " of " + shown.length.toLocaleString("en") +
-        (f ? " matching" : " rows") + total;
+        (f ? " matching" : " rows");
       more.hidden = shown.length <= state.limit;
       more.textContent = "Show more (" + (shown.length - state.limit).toLocaleString("en") + " hidden)";
     }
 
-    input.addEventListener("input", function () {
-      state.filter = input.value.trim().toLowerCase();
+    function setFilter(value) {
+      state.filter = value.trim().toLowerCase();
       state.limit = pageSize;
       render();
-    });
+    }
+    input.addEventListener("input", function () { setFilter(input.value); });
+    el.filterTo = function (value) { input.value = value; setFilter(value); };
     el.textContent = "";
     el.appendChild(bar);
     var scroll = document.createElement("div");
@@ -198,9 +221,22 @@
     el.setAttribute("data-rendered", "1");
   }
 
+  // Drill-down links: `page.html#anchor?q=text` scrolls to the table `anchor` and filters it.
+  function followHash() {
+    var hash = decodeURIComponent(window.location.hash.slice(1));
+    if (!hash) { return; }
+    var at = hash.indexOf("?q=");
+    var target = document.getElementById(at < 0 ? hash : hash.slice(0, at));
+    if (!target) { return; }
+    if (at >= 0 && target.filterTo) { target.filterTo(hash.slice(at + 3)); }
+    target.scrollIntoView();
+  }
+
   function start() {
     var tables = document.querySelectorAll("div.table[data-src]");
     for (var i = 0; i < tables.length; i++) { buildTable(tables[i]); }
+    followHash();
+    window.addEventListener("hashchange", followHash);
     if (window.Plotly) {
       drawFigures();
     } else if (document.querySelector("figure.plot")) {
