@@ -318,7 +318,12 @@ class TeamData:
             state=state.str.replace("_", " "),
             reason=reason.where(reason != "", state.map(STATE_REASONS).fillna("")),
             hint=ids.map(info["fix_hint"].fillna("") if "fix_hint" in info else {}).fillna(""))
+        # Interleaved by check (each check's first entity, then each check's second, ...): the rows
+        # a page embeds then hold entities of every check, so a drill-down filtered on any check
+        # lands on some of them, and the CSV next to the page has the rest.
         frame = frame.sort_values(["owner", "track", "level", "check", "label"])
+        frame = frame.assign(nth=frame.groupby(["owner", "check"]).cumcount()).sort_values(
+            ["owner", "nth", "track", "level", "check"], kind="stable")
         return (_records(frame, "owner", ["label", "check", "track", "level", "state", "reason", "hint"]),
                 frame.groupby("owner").size().to_dict())
 
@@ -452,19 +457,21 @@ def _scorecards(ctx: Ctx, data: TeamData, ref: str, doc: Doc) -> None:
         doc.table([Column("Rank", "int"), Column("Check"), Column("Track"), Column("Level", "int"), Column("Failing entities", "int"),
                    Column("Levels unlocked", "num")], rows, caption="What to fix next", page_size=TOP_LIMIT,
                   note=LEVELS_UNLOCKED_NOTE)
-    failing = list(data.failing.get(ref) or [])
+    failing = []
     subs = [c for c in sorted(data.children.get(ref, [])) if c in ctx.team_pages and c in data.allowed[SCORECARD_READ]]
-    for child in subs:  # one row per sub-team and check, linking to that sub-team's list
+    for child in subs:  # one row per sub-team and check, linking to that sub-team's list; always embedded
         for check, count in data.not_passed.get(child, []):
             name = data.check_names.get(check, check)
             track, level = data.check_level.get(check, ("", None))
             failing.append((link(f"{count:,} entities of {ctx.group_name(child)}", drill(ROOT + ctx.team_pages[child], FAILING, name)),
                             name, track, level, "see sub-team", "", ""))
+    n_sub_rows = len(failing)
+    failing += data.failing.get(ref) or []
     if failing:
         doc.table([Column("Entity"), Column("Check"), Column("Track"), Column("Level", "int"), Column("State"), Column("Reason"),
                    Column("How to fix")], failing,
-                  caption="Failing scorecard checks" + (" (its own entities, then each sub-team's)" if subs else ""),
-                  page_size=LIST_LIMIT, inline=TEAM_INLINE,
+                  caption="Failing scorecard checks" + (" (each sub-team's, then its own entities)" if subs else ""),
+                  page_size=LIST_LIMIT, inline=TEAM_INLINE + n_sub_rows,
                   anchor=FAILING, export="failing",
                   note="One row per entity and check that did not pass in the latest evaluation (failed, warning, no fact "
                        "reported, error), with the check's own message." + (" A sub-team's row counts its entities failing "
