@@ -539,6 +539,9 @@ def teams_index(ctx: Ctx, pages: list[PageOut], data: TeamData | None) -> PageOu
                      None if vulns is None else vulns[0] + vulns[1], None if tickets is None else tickets[0]])
     doc.table([Column("Team", "link"), Column("Type"), Column("Part of"), Column("Members", "int"), Column("Entities", "int"),
                Column("Mean level", "num"), Column("Critical + high vulns", "int"), Column("Open tickets", "int")], rows,
-              caption="Teams (figures include sub-teams)", page_size=50)
+              caption="Teams (figures include sub-teams)", page_size=50,
+              note="Entities: owned by the team or its sub-teams (click for the list). Mean level: the average "
+                   "certification level of those entities over every scorecard track (0 = not certified). Critical + "
+                   "high vulns and open tickets: from the latest collected facts of those entities.")
     out.doc = doc
     return out
