@@ -111,10 +111,12 @@ def _graph(ctx: Ctx, doc: Doc, partial: bool) -> None:
     if len(cross):
         matrix = dependency_matrix(cross, MATRIX_TEAMS)
         names = lambda refs: [ctx.group_name(r) for r in refs]  # noqa: E731
-        doc.figure(F.heatmap(names(matrix.columns), names(matrix.index), matrix.to_numpy().tolist(),
-                             title=f"Dependency edges between the {len(matrix.index)} most connected teams (heaviest first)",
-                             xtitle="Depends on team", ytitle="Team depending", colorbar="Edges (count)",
-                             colorscale="Blues", zmin=0, text_format=".0f"))
+        fig = F.heatmap(names(matrix.columns), names(matrix.index), matrix.to_numpy().tolist(),
+                        title=f"Dependency edges between the {len(matrix.index)} most connected teams (heaviest first)",
+                        xtitle="Depends on team", ytitle="Team depending", colorbar="Edges (count)",
+                        colorscale="Blues", reverse=True, zmin=0, text_format=".0f")
+        fig["layout"]["yaxis"]["autorange"] = "reversed"  # the heaviest team at the top
+        doc.figure(fig)
         doc.p(f"Each cell counts the dependency edges (dependsOn, consumesApi, providesApi, subcomponents) from entities "
               f"of the row's team to entities of the column's team; rows and columns are ordered by their total weight. "
               f"{cross['source_owner'].nunique():,} teams depend on another team; the full list is the table below.", "explain")

@@ -463,7 +463,7 @@ def _scorecards(ctx: Ctx, data: TeamData, ref: str, doc: Doc) -> None:
         for check, count in data.not_passed.get(child, []):
             name = data.check_names.get(check, check)
             track, level = data.check_level.get(check, ("", None))
-            failing.append((link(f"{count:,} entities of {ctx.group_name(child)}", drill(ROOT + ctx.team_pages[child], FAILING, name)),
+            failing.append((link(f"{count:,} {'entity' if count == 1 else 'entities'} of {ctx.group_name(child)}", drill(ROOT + ctx.team_pages[child], FAILING, name)),
                             name, track, level, "see sub-team", "", ""))
     n_sub_rows = len(failing)
     failing += data.failing.get(ref) or []

@@ -235,13 +235,14 @@
   function start() {
     var tables = document.querySelectorAll("div.table[data-src]");
     for (var i = 0; i < tables.length; i++) { buildTable(tables[i]); }
-    followHash();
-    window.addEventListener("hashchange", followHash);
     if (window.Plotly) {
       drawFigures();
     } else if (document.querySelector("figure.plot")) {
       console.warn("plotly.js did not load: figures are not drawn");
     }
+    // After the figures: drawing them sets their heights, which moves everything below.
+    followHash();
+    window.addEventListener("hashchange", followHash);
     document.body.setAttribute("data-ready", "1");
   }
 
