@@ -184,8 +184,9 @@ class Doc:
         page_size: int = 25,
         inline: int | None = None,
         anchor: str | None = None,
-        export: str | None = None,
+        export: str | bool | None = None,
         note: str | None = None,
+        more: str | None = None,
     ) -> None:
         """A sortable, filterable, paged table.
 
@@ -195,22 +196,32 @@ class Doc:
         CSV file next to the page and linked (`export` names it, default from the caption).
         `total` states a count of rows that exist but were never given (none listed).
         `anchor` is the element id (drill-down links: `page.html#anchor` or `#anchor?q=text`,
-        which also fills the filter box). `note` is a sentence under the table explaining its numbers."""
+        which also fills the filter box). `note` is a sentence under the table explaining its numbers.
+        `export=False` writes no CSV: `more` then says where the other rows are listed.
+
+        A column of text values that repeat is sent once per distinct value (`dict`: the rows hold
+        indices, which `site.js` turns back into text), which keeps thousands of pages small."""
         ident = self._id()
         self.tables += 1
         rows = list(rows)
         shown = rows if inline is None or len(rows) <= inline else rows[:inline]
+        cells = [[clean(v) for v in r] for r in shown]
         body: dict[str, Any] = {
             "caption": caption,
             "columns": [[c.name, c.type] for c in columns],
-            "rows": [[clean(v) for v in r] for r in shown],
+            "rows": cells,
             "total": max(total if total is not None else 0, len(rows)),
             "pageSize": page_size,
         }
-        if len(shown) < len(rows) and self.stem is not None:
-            name = f"{self.stem}-{_slug(export or anchor or caption)}.csv"
+        encoded = _dictionary_encode(cells, len(columns))
+        if encoded:
+            body["dict"] = encoded
+        if len(shown) < len(rows) and self.stem is not None and export is not False:
+            name = f"{self.stem}-{_slug(export if isinstance(export, str) else anchor or caption)}.csv"
             self.files[name] = csv_text(columns, rows)
             body["csv"] = name
+        elif len(shown) < len(rows) and more:
+            body["more"] = more
         ident_attr = f' id="{esc(anchor)}"' if anchor else ""
         self.parts.append(
             f'<div class="table" data-src="{ident}"{ident_attr}></div>'
@@ -267,6 +278,27 @@ def is_one_point_trend(fig: dict[str, Any]) -> bool:
                for t in data)
 
 
+def _dictionary_encode(rows: list[list[Any]], width: int) -> dict[int, list[str]]:
+    """In place: each column of plain strings with at most half as many distinct values as rows
+    becomes indices into a list of its values (None stays None); returns {column: values}."""
+    out: dict[int, list[str]] = {}
+    if len(rows) < 4:
+        return out
+    for j in range(width):
+        values = [r[j] for r in rows]
+        if not all(v is None or isinstance(v, str) for v in values):
+            continue
+        distinct = list(dict.fromkeys(v for v in values if v is not None))
+        if not distinct or len(distinct) * 2 > len(rows):
+            continue
+        index = {v: i for i, v in enumerate(distinct)}
+        for r in rows:
+            if r[j] is not None:
+                r[j] = index[r[j]]
+        out[j] = distinct
+    return out
+
+
 def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", str(text).lower()).strip("-")[:40] or "table"
 
@@ -283,6 +315,8 @@ def csv_text(columns: Sequence[Column], rows: Iterable[Sequence[Any]]) -> str:
 
 
 def _csv_cell(value: Any) -> Any:
+    if isinstance(value, (list, tuple)):
+        return "; ".join(str(_csv_cell(v)) for v in value)
     value = clean(value)
     if isinstance(value, dict):
         return "suppressed" if value.get("sup") else value.get("t", "")

@@ -35,7 +35,7 @@ USAGE_READ = "insights.usage.read"
 ROOT = "../"
 # Thousands of team pages share the 30 MB budget (about 5 KB each): a table embeds at most
 # TEAM_INLINE rows and says "showing N of M"; its full rows go to a CSV file next to the page.
-TEAM_INLINE = 25
+TEAM_INLINE = 10
 LIST_LIMIT = 8  # rows per page of a table (the rest of the embedded rows page in the browser)
 TOP_LIMIT = 3
 ATTENTION_LIMIT = 5
@@ -44,9 +44,11 @@ OWNED, ATTENTION, FAILING = "owned", "attention", "failing"
 USAGE_TOP = 5
 SURVEY_WAVES = 4
 USAGE_WINDOW = 28
-# The reason shown for a result whose check has no failedMessage.
-STATE_REASONS = {"failed": "the check's rule is not met", "warning": "the check's rule is not met (warning: does not block a level)",
-                 "not_reported": "no fact reported for this entity", "error": "the check could not be evaluated"}
+# The reason shown for a check without a failedMessage.
+DEFAULT_REASON = "the check's rule is not met"
+# Groups with sub-teams list their first rows and point to the sub-teams' pages, where each
+# entity is listed in full (and exported), rather than exporting every entity again per level.
+SUB_TEAMS_LIST = "Each sub-team's page lists its own in full."
 VULN_LEVELS = [("open_critical", "critical"), ("open_high", "high"), ("open_medium", "medium"), ("open_low", "low")]
 
 
@@ -195,6 +197,10 @@ class TeamData:
         self.attention, self.n_attention = self._attention(base, vulns, ci, tickets)
 
         self.tracks, self.check_names = track_names(ctx), check_names(ctx)
+        info = inputs.table(SCORECARDS.checks)
+        has = lambda c: info is not None and c in info.columns  # noqa: E731
+        self.reasons = dict(zip(info["check_id"], info["failed_message"].fillna(""))) if has("failed_message") else {}
+        self.hints = dict(zip(info["check_id"], info["fix_hint"].fillna(""))) if has("fix_hint") else {}
         track_levels = inputs.table(SCORECARDS.tracks)
         self.check_level: dict[str, tuple[str, int]] = (
             {c: (self.tracks.get(t, t), int(lv)) for c, t, lv in zip(track_levels["check_id"], track_levels["track_id"], track_levels["level"])}
@@ -291,14 +297,12 @@ class TeamData:
         return (_records(frame, "team", ["label", "open_critical", "open_high", "last_status", "open_tickets"]),
                 frame.groupby("team").size().to_dict())
 
-    def _failing(self, entities: pd.DataFrame) -> tuple[dict[str, list[tuple]], dict[str, int]]:
-        """Per group, the scorecard results of the entities it owns *directly* that are not passed
-        (failed, warning, not reported, error), with the check's reason and fix hint; sub-teams'
-        entities are listed on their own pages (every failing result is listed exactly once).
-        Ordered by track, level and check, so one check's entities sit together."""
+    def _failing(self, entities: pd.DataFrame) -> tuple[dict[str, dict[str, list[str]]], dict[str, int]]:
+        """Per group and check, the entities it owns *directly* whose result is not passed (failed,
+        warning, not reported, error; a state other than failed is named after the entity).
+        Sub-teams' entities are listed on their own pages: every failing result is listed once."""
         results = self.ctx.inputs.table(SCORECARDS.results)
-        checks = self.ctx.inputs.table(SCORECARDS.checks)
-        if results is None or not len(results) or checks is None:
+        if results is None or not len(results):
             return {}, {}
         owners = entities[["ref", "label", "owner"]]
         owners = owners[owners["owner"].isin(self.allowed[SCORECARD_READ])]
@@ -307,25 +311,13 @@ class TeamData:
         frame = results[["entity_ref", "check_id", "state"]].merge(owners, left_on="entity_ref", right_on="ref")
         if not len(frame):
             return {}, {}
-        info = checks.set_index("check_id")
-        level_of = self.check_level
-        ids = frame["check_id"].astype(str)
-        reason = ids.map(info["failed_message"].fillna("") if "failed_message" in info else {}).fillna("")
         state = frame["state"].astype(str)
-        frame = frame.assign(
-            check=ids.map(lambda c: self.check_names.get(c, c)),
-            track=ids.map(lambda c: level_of.get(c, ("", 0))[0]), level=ids.map(lambda c: level_of.get(c, ("", 0))[1]),
-            state=state.str.replace("_", " "),
-            reason=reason.where(reason != "", state.map(STATE_REASONS).fillna("")),
-            hint=ids.map(info["fix_hint"].fillna("") if "fix_hint" in info else {}).fillna(""))
-        # Interleaved by check (each check's first entity, then each check's second, ...): the rows
-        # a page embeds then hold entities of every check, so a drill-down filtered on any check
-        # lands on some of them, and the CSV next to the page has the rest.
-        frame = frame.sort_values(["owner", "track", "level", "check", "label"])
-        frame = frame.assign(nth=frame.groupby(["owner", "check"]).cumcount()).sort_values(
-            ["owner", "nth", "track", "level", "check"], kind="stable")
-        return (_records(frame, "owner", ["label", "check", "track", "level", "state", "reason", "hint"]),
-                frame.groupby("owner").size().to_dict())
+        label = frame["label"].where(state == "failed", frame["label"] + " (" + state.str.replace("_", " ") + ")")
+        frame = frame.assign(label=label, check_id=frame["check_id"].astype(str)).sort_values(["owner", "check_id", "label"])
+        out: dict[str, dict[str, list[str]]] = {}
+        for owner, check, name in zip(frame["owner"].tolist(), frame["check_id"].tolist(), frame["label"].tolist()):
+            out.setdefault(owner, {}).setdefault(check, []).append(name)
+        return out, frame.groupby("owner").size().to_dict()
 
     def _usage(self, base: pd.DataFrame) -> dict[str, list[tuple]]:
         reach = self.ctx.inputs.table(USAGE.reach)
@@ -392,7 +384,7 @@ def team_doc(ctx: Ctx, data: TeamData, ref: str) -> Doc:
         doc.raw('<p class="related">' + " · ".join(parts) + "</p>")
     jumps = [(OWNED, "entities owned")] if kinds else []
     if data.n_failing.get(ref):
-        jumps.append((FAILING, f"{data.n_failing[ref]:,} failing scorecard results"))
+        jumps.append((FAILING, f"{data.n_failing[ref]:,} failing scorecard results of its own entities"))
     if data.n_attention.get(ref):
         jumps.append((ATTENTION, f"{data.n_attention[ref]:,} entities needing attention"))
     if jumps:
@@ -407,7 +399,8 @@ def team_doc(ctx: Ctx, data: TeamData, ref: str) -> Doc:
         else:
             rows = [r[:4] for r in rows]
         doc.table(columns, rows, caption="Entities owned" + (" (by the group or its sub-teams)" if ref in data.children else ""),
-                  total=data.n_listable.get(ref, 0), page_size=LIST_LIMIT, inline=TEAM_INLINE, anchor=OWNED, export="entities")
+                  total=data.n_listable.get(ref, 0), page_size=LIST_LIMIT, inline=TEAM_INLINE, anchor=OWNED,
+                  export=False if ref in data.children else "entities", more=SUB_TEAMS_LIST)
     else:
         doc.note("Owns no entity in the catalog.")
     _scorecards(ctx, data, ref, doc)
@@ -433,7 +426,7 @@ def team_doc(ctx: Ctx, data: TeamData, ref: str) -> Doc:
         doc.table([Column("Entity"), Column("Critical", "int"), Column("High", "int"), Column("Last CI run"), Column("Open tickets", "int")],
                   attention, caption="Entities needing attention, worst first",
                   total=data.n_attention.get(ref, 0), page_size=ATTENTION_LIMIT, inline=TEAM_INLINE, anchor=ATTENTION,
-                  export="attention", note="Entities with open critical or high vulnerabilities, a last CI run that did not "
+                  export=False if ref in data.children else "attention", more=SUB_TEAMS_LIST, note="Entities with open critical or high vulnerabilities, a last CI run that did not "
                                            "succeed, or open tickets.")
     _survey(data, ref, doc)
     _usage(data, ref, doc)
@@ -457,25 +450,28 @@ def _scorecards(ctx: Ctx, data: TeamData, ref: str, doc: Doc) -> None:
         doc.table([Column("Rank", "int"), Column("Check"), Column("Track"), Column("Level", "int"), Column("Failing entities", "int"),
                    Column("Levels unlocked", "num")], rows, caption="What to fix next", page_size=TOP_LIMIT,
                   note=LEVELS_UNLOCKED_NOTE)
-    failing = []
+    own = data.failing.get(ref) or {}
     subs = [c for c in sorted(data.children.get(ref, [])) if c in ctx.team_pages and c in data.allowed[SCORECARD_READ]]
-    for child in subs:  # one row per sub-team and check, linking to that sub-team's list; always embedded
+    via: dict[str, list] = {}
+    for child in subs:  # per check, each sub-team with failing entities, linking to its list
         for check, count in data.not_passed.get(child, []):
-            name = data.check_names.get(check, check)
-            track, level = data.check_level.get(check, ("", None))
-            failing.append((link(f"{count:,} {'entity' if count == 1 else 'entities'} of {ctx.group_name(child)}", drill(ROOT + ctx.team_pages[child], FAILING, name)),
-                            name, track, level, "see sub-team", "", ""))
-    n_sub_rows = len(failing)
-    failing += data.failing.get(ref) or []
-    if failing:
-        doc.table([Column("Entity"), Column("Check"), Column("Track"), Column("Level", "int"), Column("State"), Column("Reason"),
-                   Column("How to fix")], failing,
-                  caption="Failing scorecard checks" + (" (each sub-team's, then its own entities)" if subs else ""),
-                  page_size=LIST_LIMIT, inline=TEAM_INLINE + n_sub_rows,
-                  anchor=FAILING, export="failing",
-                  note="One row per entity and check that did not pass in the latest evaluation (failed, warning, no fact "
-                       "reported, error), with the check's own message." + (" A sub-team's row counts its entities failing "
-                                                                             "the check; click it for the list." if subs else ""))
+            via.setdefault(check, []).append(
+                link(f"{ctx.group_name(child)} ({count:,})", drill(ROOT + ctx.team_pages[child], FAILING, data.check_names.get(check, check))))
+    checks = sorted(set(own) | set(via), key=lambda c: (*data.check_level.get(c, ("", 0)), data.check_names.get(c, c)))
+    if checks:
+        rows = [[data.check_names.get(c, c), data.check_level.get(c, ("", None))[1], data.reasons.get(c) or DEFAULT_REASON, data.hints.get(c, ""),
+                 ", ".join(own.get(c, [])) or None, via.get(c) or None] for c in checks]
+        columns = [Column("Check"), Column("Level", "int"), Column("Reason"), Column("How to fix"), Column("Its failing entities")]
+        if subs:
+            columns.append(Column("Sub-teams' failing entities"))
+        else:
+            rows = [r[:5] for r in rows]
+        doc.table(columns, rows, caption="Failing scorecard checks and the entities behind them", page_size=LIST_LIMIT,
+                  anchor=FAILING,
+                  note="One row per check that did not pass for some of its entities in the latest evaluation: the "
+                       "check's own message, how to fix it, and those entities (a state other than failed is named "
+                       "after the entity)." + (" Sub-teams: how many of each sub-team's entities fail it; click for "
+                                               "the list." if subs else ""))
 
 
 LEVELS_UNLOCKED_NOTE = ("Failing entities: the team's entities this check keeps from the level (click for the list). "

@@ -57,6 +57,7 @@
 
   function text(value, type) {
     if (value === null || value === undefined) { return ""; }
+    if (Array.isArray(value)) { return value.map(function (v) { return text(v, type); }).join(", "); }
     if (typeof value === "object") {
       if (value.sup) { return "suppressed"; }
       if (value.t !== undefined) { return typeof value.t === "number" ? text(value.t, type) : String(value.t); }
@@ -70,6 +71,7 @@
 
   function sortKey(value, type) {
     if (value === null || value === undefined) { return null; }
+    if (Array.isArray(value)) { return value.length ? sortKey(value[0], type) : null; }
     if (typeof value === "object") {
       if (value.sup || value.t === undefined || value.t === null) { return null; }
       return typeof value.t === "number" ? value.t : String(value.t).toLowerCase();
@@ -84,6 +86,12 @@
     if (value === null || value === undefined) {
       td.textContent = "–";
       td.classList.add("muted");
+    } else if (Array.isArray(value)) {  // several values (links) in one cell
+      value.forEach(function (v, i) {
+        if (i) { td.appendChild(document.createTextNode(", ")); }
+        var one = cell(v, type);
+        while (one.firstChild) { td.appendChild(one.firstChild); }
+      });
     } else if (typeof value === "object" && value.sup) {
       var span = document.createElement("span");
       span.className = "suppressed";
@@ -105,6 +113,11 @@
     var spec = data(el);
     if (!spec) { return; }
     var columns = spec.columns, rows = spec.rows.slice(), pageSize = spec.pageSize || 25;
+    // Columns sent as indices into their distinct values (html.py `_dictionary_encode`).
+    Object.keys(spec.dict || {}).forEach(function (j) {
+      var values = spec.dict[j];
+      rows.forEach(function (r) { if (r[j] !== null && r[j] !== undefined) { r[j] = values[r[j]]; } });
+    });
     var state = { sort: -1, dir: 1, filter: "", limit: pageSize };
     var searchable = rows.map(function (r) {
       return r.map(function (v, i) { return text(v, columns[i][1]); }).join(" \u0001 ").toLowerCase();
@@ -140,7 +153,7 @@
         full.textContent = "All " + spec.total.toLocaleString("en") + " rows (CSV)";
         notice.appendChild(full);
       } else {
-        notice.appendChild(document.createTextNode("The other " + hidden.toLocaleString("en") + " are not listed here."));
+        notice.appendChild(document.createTextNode(spec.more || ("The other " + hidden.toLocaleString("en") + " are not listed here.")));
       }
       bar.appendChild(notice);
     }

@@ -41,9 +41,18 @@ TABLE_DIV = re.compile(r'<div class="table" data-src="([^"]+)"(?: id="([^"]+)")?
 
 
 def tables(html: str) -> dict[str, dict]:
-    """Each table's JSON by its anchor (or its data id when it has none)."""
+    """Each table's JSON by its anchor (or its data id when it has none), its dictionary-encoded
+    columns decoded as site.js does."""
     bodies = {ident: orjson.loads(body.replace("<\\/", "</")) for ident, body in JSON_BLOB.findall(html)}
-    return {anchor or ident: bodies[ident] for ident, anchor in TABLE_DIV.findall(html)}
+    out = {}
+    for ident, anchor in TABLE_DIV.findall(html):
+        body = bodies[ident]
+        for j, values in (body.get("dict") or {}).items():
+            for row in body["rows"]:
+                if row[int(j)] is not None:
+                    row[int(j)] = values[row[int(j)]]
+        out[anchor or ident] = body
+    return out
 
 
 def by_caption(html: str, start: str) -> dict:
@@ -100,13 +109,26 @@ def test_csv_exports_mark_suppressed_cells_and_carry_no_figure_the_table_hides()
 
 def test_team_tables_show_n_of_m_and_link_a_csv_of_all_rows_next_to_the_page(site):
     out, inputs = site
-    html = (out / "teams" / "acme.html").read_text()
-    owned = tables(html)["owned"]
-    mine = inputs.entities[inputs.entities["owner"].isin(ORG.descendants("group:default/acme") | {"group:default/acme"})]
+    owned = tables((out / "teams" / "alpha.html").read_text())["owned"]
+    mine = inputs.entities[inputs.entities["owner"] == "group:default/alpha"]
     assert len(owned["rows"]) == 3 and owned["total"] == len(mine) > 3
     exported = list(csv.DictReader((out / "teams" / owned["csv"]).open()))
     assert sorted(r["Entity"] for r in exported) == sorted(mine["name"])
 
+
+def test_a_group_with_sub_teams_points_to_their_pages_instead_of_exporting_every_entity_again(site):
+    out, inputs = site
+    owned = tables((out / "teams" / "acme.html").read_text())["owned"]
+    assert len(owned["rows"]) == 3 and owned["total"] == len(inputs.entities[inputs.entities["owner"].notna()]) > 3
+    assert "csv" not in owned and "sub-team's page lists its own" in owned["more"]
+
+
+def test_repeated_text_is_sent_once_per_distinct_value():
+    doc = Doc()
+    doc.table([Column("Entity"), Column("Kind")], [[f"e{i}", "component"] for i in range(10)], caption="Owned")
+    body = orjson.loads(JSON_BLOB.findall(doc.html())[0][1])
+    assert body["dict"] == {"1": ["component"]} and {r[1] for r in body["rows"]} == {0}
+    assert tables(doc.html())["d1"]["rows"][9] == ["e9", "component"]
 
 def test_a_restricted_copy_exports_only_what_its_audience_may_see(tmp_path):
     policy = Policy.from_file(PROJECT_ROOT / "config" / "permissions.yaml")
@@ -125,7 +147,7 @@ def test_every_org_page_table_has_all_its_rows_or_an_export(site):
     for path in [*out.glob("*.html"), *(out / "teams").glob("*.html")]:
         for anchor, body in tables(path.read_text()).items():
             if len(body["rows"]) < body["total"]:
-                assert body.get("csv") and (path.parent / body["csv"]).exists(), (path.name, body["caption"])
+                assert (body.get("csv") and (path.parent / body["csv"]).exists()) or body.get("more"), (path.name, body["caption"])
 
 
 # --------------------------------------------------------------------------------- the charts
@@ -229,29 +251,32 @@ def test_a_fix_next_cell_leads_to_the_teams_failing_entities_with_the_checks_rea
     page = out / "scorecards.html"
     fix = tables(page.read_text())["fix-next"]
     checks = inputs.table(SCORECARDS.checks).set_index("name")
-    leaf_rows = [r for r in fix["rows"] if isinstance(r[5], dict) and "alpha" in r[5]["h"]]
+    results = inputs.table(SCORECARDS.results)
+    alpha = set(inputs.entities.loc[inputs.entities["owner"] == "group:default/alpha", "ref"])
+    leaf_rows = [r for r in fix["rows"] if isinstance(r[5], dict) and "alpha.html" in r[5]["h"]]
     assert leaf_rows
     for row in leaf_rows:
         target, anchor, query = _target(page, row[5]["h"])
-        listing = tables(target.read_text())[anchor]
-        matching = [r for r in listing["rows"] if r[1] == query]
-        exported = list(csv.DictReader((target.parent / listing["csv"]).open())) if listing.get("csv") else []
-        failing = matching + [r for r in exported if r["Check"] == query]
-        assert failing, (row, query)
-        # the entity and the check's own reason
-        reason = checks.loc[query, "failed_message"]
-        assert all((r[5] if isinstance(r, list) else r["Reason"]) == reason for r in failing)
+        listing = [r for r in tables(target.read_text())[anchor]["rows"] if r[0] == query]
+        assert len(listing) == 1, query
+        _, _, reason, _, names = listing[0]
+        assert reason == checks.loc[query, "failed_message"]  # the check's own reason
+        failing = results[(results["check_id"] == checks.loc[query, "check_id"]) & results["entity_ref"].isin(alpha)]
+        assert sorted(names.split(", ")) == sorted(r.split("/")[-1] for r in failing["entity_ref"])
+        assert len(failing) == row[5]["t"]  # the count in the cell is the length of the list
 
 
 def test_a_departments_failing_row_leads_to_its_sub_teams_list(site):
     out, _ = site
     page = out / "teams" / "platform.html"
-    rows = tables(page.read_text())["failing"]
-    sub = next(r for r in rows["rows"] if isinstance(r[0], dict))
-    target, anchor, query = _target(page, sub[0]["h"])
-    assert target.name in ("alpha.html", "zulu.html") and anchor == "failing" and query == sub[1]
-    listing = tables(target.read_text())["failing"]
-    assert any(r[1] == query for r in listing["rows"])  # embedded, so the filter finds it
+    rows = tables(page.read_text())["failing"]["rows"]
+    check, sub_teams = rows[0][0], rows[0][5]
+    assert sub_teams
+    for cell in sub_teams:
+        target, anchor, query = _target(page, cell["h"])
+        assert target.name in ("alpha.html", "zulu.html") and anchor == "failing" and query == check
+        listing = [r for r in tables(target.read_text())["failing"]["rows"] if r[0] == check]
+        assert len(listing) == 1 and len(listing[0][4].split(", ")) == int(cell["t"].rsplit("(", 1)[1].rstrip(")"))
 
 
 def test_orphan_counts_link_to_the_findings_behind_them(site):
