@@ -230,6 +230,14 @@ class Doc:
         if note:
             self.p(note, "explain")
 
+    def export(self, name: str, columns: Sequence[Column], rows: Iterable[Sequence[Any]]) -> str | None:
+        """Write `rows` to `<stem>-<name>.csv` next to the page; its file name (None without a stem)."""
+        if self.stem is None:
+            return None
+        file = f"{self.stem}-{_slug(name)}.csv"
+        self.files[file] = csv_text(columns, rows)
+        return file
+
     def frame_table(self, frame: pd.DataFrame, columns: Sequence[tuple[str, str, str]], *, caption: str,
                     limit: int | None = None, total: int | None = None, page_size: int = 25,
                     anchor: str | None = None, export: str | None = None, note: str | None = None) -> None:

@@ -49,6 +49,7 @@ DEFAULT_REASON = "the check's rule is not met"
 # Groups with sub-teams list their first rows and point to the sub-teams' pages, where each
 # entity is listed in full (and exported), rather than exporting every entity again per level.
 SUB_TEAMS_LIST = "Each sub-team's page lists its own in full."
+FAILING_NAMES = 3  # entities named per failing check on a team page (all of them in its CSV)
 VULN_LEVELS = [("open_critical", "critical"), ("open_high", "high"), ("open_medium", "medium"), ("open_low", "low")]
 
 
@@ -424,10 +425,9 @@ def team_doc(ctx: Ctx, data: TeamData, ref: str) -> Doc:
     attention = data.attention.get(ref)
     if attention:
         doc.table([Column("Entity"), Column("Critical", "int"), Column("High", "int"), Column("Last CI run"), Column("Open tickets", "int")],
-                  attention, caption="Entities needing attention, worst first",
+                  attention, caption="Entities with critical or high vulnerabilities, failing CI or open tickets, worst first",
                   total=data.n_attention.get(ref, 0), page_size=ATTENTION_LIMIT, inline=TEAM_INLINE, anchor=ATTENTION,
-                  export=False if ref in data.children else "attention", more=SUB_TEAMS_LIST, note="Entities with open critical or high vulnerabilities, a last CI run that did not "
-                                           "succeed, or open tickets.")
+                  export=False if ref in data.children else "attention", more=SUB_TEAMS_LIST)
     _survey(data, ref, doc)
     _usage(data, ref, doc)
     return doc
@@ -459,8 +459,21 @@ def _scorecards(ctx: Ctx, data: TeamData, ref: str, doc: Doc) -> None:
                 link(f"{ctx.group_name(child)} ({count:,})", drill(ROOT + ctx.team_pages[child], FAILING, data.check_names.get(check, check))))
     checks = sorted(set(own) | set(via), key=lambda c: (*data.check_level.get(c, ("", 0)), data.check_names.get(c, c)))
     if checks:
+        # A page names at most FAILING_NAMES entities per check (4,000 pages share the size budget);
+        # the full list, one row per entity and check with its reason, is a CSV next to the page.
+        csv = None
+        if any(len(own.get(c, [])) > FAILING_NAMES for c in checks):
+            csv = doc.export("failing", [Column("Entity"), Column("Check"), Column("Reason"), Column("How to fix")],
+                             [(e, data.check_names.get(c, c), data.reasons.get(c) or DEFAULT_REASON, data.hints.get(c, ""))
+                              for c in checks for e in own.get(c, [])])
+
+        def names(c: str) -> str | None:
+            listed = own.get(c, [])
+            more = len(listed) - FAILING_NAMES
+            return (", ".join(listed[:FAILING_NAMES]) + (f" … and {more:,} more (CSV)" if more > 0 else "")) or None
+
         rows = [[data.check_names.get(c, c), data.check_level.get(c, ("", None))[1], data.reasons.get(c) or DEFAULT_REASON, data.hints.get(c, ""),
-                 ", ".join(own.get(c, [])) or None, via.get(c) or None] for c in checks]
+                 names(c), via.get(c) or None] for c in checks]
         columns = [Column("Check"), Column("Level", "int"), Column("Reason"), Column("How to fix"), Column("Its failing entities")]
         if subs:
             columns.append(Column("Sub-teams' failing entities"))
@@ -468,15 +481,15 @@ def _scorecards(ctx: Ctx, data: TeamData, ref: str, doc: Doc) -> None:
             rows = [r[:5] for r in rows]
         doc.table(columns, rows, caption="Failing scorecard checks and the entities behind them", page_size=LIST_LIMIT,
                   anchor=FAILING,
-                  note="One row per check that did not pass for some of its entities in the latest evaluation: the "
-                       "check's own message, how to fix it, and those entities (a state other than failed is named "
-                       "after the entity)." + (" Sub-teams: how many of each sub-team's entities fail it; click for "
-                                               "the list." if subs else ""))
+                  note="Checks its entities did not pass in the latest evaluation, with the check's reason."
+                       + (" Sub-teams: their failing entities per check; click for the list." if subs else ""))
+        if csv:
+            doc.raw(f'<p class="explain"><a class="export" href="{esc(csv)}" download>All {data.n_failing.get(ref, 0):,} '
+                    "failing results of its own entities, with their reasons (CSV)</a></p>")
 
 
-LEVELS_UNLOCKED_NOTE = ("Failing entities: the team's entities this check keeps from the level (click for the list). "
-                        "Levels unlocked: over those entities, the certification levels fixing this check would unlock; "
-                        "a level blocked by two checks counts half for each, hence fractions.")
+LEVELS_UNLOCKED_NOTE = ("Levels unlocked: summed over the failing entities; a level blocked by two checks counts half "
+                        "for each.")
 
 
 def _survey(data: TeamData, ref: str, doc: Doc) -> None:
