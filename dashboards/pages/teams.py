@@ -463,9 +463,9 @@ def _scorecards(ctx: Ctx, data: TeamData, ref: str, doc: Doc) -> None:
         # the full list, one row per entity and check with its reason, is a CSV next to the page.
         csv = None
         if any(len(own.get(c, [])) > FAILING_NAMES for c in checks):
-            csv = doc.export("failing", [Column("Entity"), Column("Check"), Column("Reason"), Column("How to fix")],
-                             [(e, data.check_names.get(c, c), data.reasons.get(c) or DEFAULT_REASON, data.hints.get(c, ""))
-                              for c in checks for e in own.get(c, [])])
+            # Entity and check only: the reason and the fix are the check's, on its row of the page.
+            csv = doc.export("failing", [Column("Entity"), Column("Check")],
+                             [(e, data.check_names.get(c, c)) for c in checks for e in own.get(c, [])])
 
         def names(c: str) -> str | None:
             listed = own.get(c, [])
@@ -485,7 +485,7 @@ def _scorecards(ctx: Ctx, data: TeamData, ref: str, doc: Doc) -> None:
                        + (" Sub-teams: their failing entities per check; click for the list." if subs else ""))
         if csv:
             doc.raw(f'<p class="explain"><a class="export" href="{esc(csv)}" download>All {data.n_failing.get(ref, 0):,} '
-                    "failing results of its own entities, with their reasons (CSV)</a></p>")
+                    "failing results of its own entities (CSV: entity, check)</a></p>")
 
 
 LEVELS_UNLOCKED_NOTE = ("Levels unlocked: summed over the failing entities; a level blocked by two checks counts half "
