@@ -323,6 +323,9 @@ def csv_text(columns: Sequence[Column], rows: Iterable[Sequence[Any]]) -> str:
 
 
 def _csv_cell(value: Any) -> Any:
+    kind = type(value)
+    if kind is str or kind is int:  # most cells: nothing to clean (millions on a large site)
+        return value
     if isinstance(value, (list, tuple)):
         return "; ".join(str(_csv_cell(v)) for v in value)
     value = clean(value)
