@@ -35,7 +35,7 @@ USAGE_READ = "insights.usage.read"
 ROOT = "../"
 # Thousands of team pages share the 30 MB budget (about 5 KB each): a table embeds at most
 # TEAM_INLINE rows and says "showing N of M"; its full rows go to a CSV file next to the page.
-TEAM_INLINE = 10
+TEAM_INLINE = 8
 LIST_LIMIT = 8  # rows per page of a table (the rest of the embedded rows page in the browser)
 TOP_LIMIT = 3
 ATTENTION_LIMIT = 5
@@ -383,11 +383,11 @@ def team_doc(ctx: Ctx, data: TeamData, ref: str) -> Doc:
         parts.append("Teams: " + ", ".join(f'<a href="{esc(ROOT + ctx.team_pages[c])}">{esc(ctx.group_name(c))}</a>' for c in subs))
     if parts:
         doc.raw('<p class="related">' + " · ".join(parts) + "</p>")
-    jumps = [(OWNED, "entities owned")] if kinds else []
-    if data.n_failing.get(ref):
-        jumps.append((FAILING, f"{data.n_failing[ref]:,} failing scorecard results of its own entities"))
+    jumps = [(OWNED, "entities")] if kinds else []
+    if data.n_failing.get(ref) or data.children.get(ref):
+        jumps.append((FAILING, "failing checks"))
     if data.n_attention.get(ref):
-        jumps.append((ATTENTION, f"{data.n_attention[ref]:,} entities needing attention"))
+        jumps.append((ATTENTION, "needing attention"))
     if jumps:
         doc.raw('<p class="related">Jump to: ' + " · ".join(f'<a href="#{a}">{esc(t)}</a>' for a, t in jumps) + "</p>")
 
@@ -426,7 +426,7 @@ def team_doc(ctx: Ctx, data: TeamData, ref: str) -> Doc:
     if attention:
         doc.table([Column("Entity"), Column("Critical", "int"), Column("High", "int"), Column("Last CI run"), Column("Open tickets", "int")],
                   attention, caption="Entities with critical or high vulnerabilities, failing CI or open tickets, worst first",
-                  total=data.n_attention.get(ref, 0), page_size=ATTENTION_LIMIT, inline=TEAM_INLINE, anchor=ATTENTION,
+                  total=data.n_attention.get(ref, 0), page_size=ATTENTION_LIMIT, inline=ATTENTION_LIMIT, anchor=ATTENTION,
                   export=False if ref in data.children else "attention", more=SUB_TEAMS_LIST)
     _survey(data, ref, doc)
     _usage(data, ref, doc)
@@ -481,15 +481,13 @@ def _scorecards(ctx: Ctx, data: TeamData, ref: str, doc: Doc) -> None:
             rows = [r[:5] for r in rows]
         doc.table(columns, rows, caption="Failing scorecard checks and the entities behind them", page_size=LIST_LIMIT,
                   anchor=FAILING,
-                  note="Checks its entities did not pass in the latest evaluation, with the check's reason."
-                       + (" Sub-teams: their failing entities per check; click for the list." if subs else ""))
+                  note="Checks its entities did not pass in the latest evaluation." + (" Click a sub-team for its list." if subs else ""))
         if csv:
             doc.raw(f'<p class="explain"><a class="export" href="{esc(csv)}" download>All {data.n_failing.get(ref, 0):,} '
                     "failing results of its own entities (CSV: entity, check)</a></p>")
 
 
-LEVELS_UNLOCKED_NOTE = ("Levels unlocked: summed over the failing entities; a level blocked by two checks counts half "
-                        "for each.")
+LEVELS_UNLOCKED_NOTE = "Levels unlocked: summed over its entities; a level two checks block counts half for each."
 
 
 def _survey(data: TeamData, ref: str, doc: Doc) -> None:

@@ -48,7 +48,9 @@ def site(tmp_path_factory):
     require_chromium()
     inputs = _inputs()
     root = tmp_path_factory.mktemp("answers-browser") / "site"
-    build_site(inputs, root)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(team_module, "TEAM_INLINE", 50)  # team tables embed every row: they page in the browser
+        build_site(inputs, root)
     return root, inputs
 
 
