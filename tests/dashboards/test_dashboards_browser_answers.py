@@ -36,43 +36,37 @@ LINE_CHARTS = """() => Array.from(document.querySelectorAll('figure.plot[data-re
 ).map(f => ({title: f.getAttribute('aria-label'), xs: f.data.map(t => new Set((t.x || []).map(String)).size)}))"""
 
 
-def _inputs():
-    # One scorecard evaluation: the trend has one point.
+def _site(tmp_path_factory, team_rows: int):
+    """The sample site (one scorecard evaluation: its trend has one point) with team tables
+    embedding at most `team_rows` rows."""
+    require_chromium()
     inputs = sample_inputs(ORG, entities_frame_from(ENTITIES), evaluations=1)
     inputs.leaderboard_min_entities = MIN_ENTITIES
-    return inputs
+    root = tmp_path_factory.mktemp(f"answers-browser-{team_rows}") / "site"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(team_module, "TEAM_INLINE", team_rows)
+        build_site(inputs, root)
+    return root, inputs
 
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
-    require_chromium()
-    inputs = _inputs()
-    root = tmp_path_factory.mktemp("answers-browser") / "site"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(team_module, "TEAM_INLINE", 50)  # team tables embed every row: they page in the browser
-        build_site(inputs, root)
-    return root, inputs
+    return _site(tmp_path_factory, 50)  # team tables embed every row: they page in the browser
 
 
 @pytest.fixture(scope="module")
 def small_pages(tmp_path_factory):
-    """The same site with team tables embedding at most 3 rows (as a 200k org's large teams do)."""
-    require_chromium()
-    inputs = _inputs()
-    root = tmp_path_factory.mktemp("answers-browser-small") / "site"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(team_module, "TEAM_INLINE", 3)
-        build_site(inputs, root)
-    return root, inputs
+    return _site(tmp_path_factory, 3)  # as a 200k org's large teams: "Showing 3 of N" and a CSV
 
 
-def _open(page, path: Path, fragment: str = "") -> None:
-    page.goto(path.as_uri() + fragment)
+def _open(page, path: Path) -> None:
+    """Load a page; the tab's problems (console errors, script errors, failed requests) start empty."""
+    page.problems.clear()
+    page.goto(path.as_uri())
     page.wait_for_selector("body[data-ready='1']", timeout=20_000)
 
 
 def test_a_long_table_pages_through_every_row_and_its_search_finds_a_row_beyond_the_first_page(site, page):
-    page.problems.clear()
     root, inputs = site
     _open(page, root / "teams" / "acme.html")
     table = page.locator("#owned")
@@ -95,7 +89,6 @@ def test_a_long_table_pages_through_every_row_and_its_search_finds_a_row_beyond_
 
 
 def test_a_table_longer_than_the_page_embeds_says_n_of_m_and_links_its_csv(small_pages, page):
-    page.problems.clear()
     root, inputs = small_pages
     _open(page, root / "teams" / "alpha.html")
     owned = page.locator("#owned")
@@ -109,7 +102,6 @@ def test_a_table_longer_than_the_page_embeds_says_n_of_m_and_links_its_csv(small
 
 
 def test_no_chart_draws_a_trend_over_a_single_x_value(site, page):
-    page.problems.clear()
     root, _ = site
     checked = 0
     # The pages with trends over cycles and evaluations (every page's figure data is checked
@@ -126,7 +118,6 @@ def test_no_chart_draws_a_trend_over_a_single_x_value(site, page):
 
 
 def test_the_leaderboard_ranks_one_org_level_per_table_and_no_group_below_the_minimum(site, page):
-    page.problems.clear()
     root, inputs = site
     summary = inputs.table(SCORECARDS.rollup_summary)
     size = summary[summary["scope_type"] == "group"].groupby("scope_ref")["entities"].first()
@@ -150,7 +141,6 @@ def test_the_leaderboard_ranks_one_org_level_per_table_and_no_group_below_the_mi
 
 
 def test_a_scorecard_cell_drills_down_to_the_failing_entities_and_the_checks_reason(site, page):
-    page.problems.clear()
     root, inputs = site
     reasons = dict(zip(inputs.table(SCORECARDS.checks)["name"], inputs.table(SCORECARDS.checks)["failed_message"]))
     _open(page, root / "scorecards.html")
