@@ -114,7 +114,7 @@ def measure(url: str, out: Path, audience: str) -> dict:
     return {
         "load_s": round(t1 - t0, 2), "build_s": round(t2 - t1, 2), "total_s": round(t2 - t0, 2),
         "pages": len(full.written), "team_pages": full.team_pages, "files": full.files,
-        "site_mb": round(full.bytes / 1024 / 1024, 2), "site_bytes": full.bytes, "plotly_js_mb": round((out / "full/assets/plotly.min.js").stat().st_size / 1024 / 1024, 2),
+        "site_mb": round(full.bytes / 1024 / 1024, 2), "site_bytes": full.bytes, "exports_mb": round(full.export_bytes / 1024 / 1024, 2), "plotly_js_mb": round((out / "full/assets/plotly.min.js").stat().st_size / 1024 / 1024, 2),
         **page_sizes(out / "full"),
         "audience_build_s": round(t3 - t2, 2), "audience_pages": len(restricted.written), "audience_team_pages": restricted.team_pages,
         "audience_mb": round(restricted.bytes / 1024 / 1024, 2), "errors": full.errors + restricted.errors,

@@ -274,3 +274,20 @@ def network(
     hidden = {"showgrid": False, "zeroline": False, "showticklabels": False, "title": {"text": ""}}
     return {"data": data, "layout": {"title": {"text": title}, "showlegend": False, "xaxis": hidden, "yaxis": hidden,
                                      "height": 560}}
+
+
+DURATION_UNITS = (("seconds", 1.0), ("minutes", 60.0), ("hours", 3600.0), ("days", 86400.0))
+
+
+def duration_unit(seconds: Sequence[Any]) -> tuple[str, float]:
+    """The unit a set of durations (in seconds) reads best in: the largest of seconds, minutes,
+    hours, days in which the median duration is at least 1 (so 0.6 s stays seconds, not 0.01 min)."""
+    values = sorted(float(v) for v in seconds if v is not None and v == v)
+    if not values:
+        return DURATION_UNITS[0]
+    typical = values[len(values) // 2]
+    unit = DURATION_UNITS[0]
+    for name, factor in DURATION_UNITS:
+        if typical >= factor:
+            unit = (name, factor)
+    return unit

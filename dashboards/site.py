@@ -88,6 +88,8 @@ class SiteReport:
     errors: list[str] = field(default_factory=list)
     # Survey figures break the anonymity threshold: the build left every one of them out.
     people_violations: list[str] = field(default_factory=list)
+    # Of `bytes`: the CSV exports of tables longer than their page embeds (downloads, not pages).
+    export_bytes: int = 0
 
     @property
     def people_figures_verified(self) -> bool:
@@ -105,7 +107,8 @@ class SiteReport:
         return {"out_dir": str(self.out_dir), "index": str(self.out_dir / "index.html"), "audience": self.audience,
                 "pages": self.pages, "team_pages": self.team_pages, "files": self.files, "bytes": self.bytes,
                 "seconds": round(self.seconds, 2), "errors": self.errors,
-                "people_figures_verified": self.people_figures_verified, "people_violations": self.people_violations[:20]}
+                "people_figures_verified": self.people_figures_verified, "people_violations": self.people_violations[:20],
+                "export_bytes": self.export_bytes}
 
 
 def verify_people_figures(inputs: SiteInputs) -> tuple[SiteInputs, list[str]]:
@@ -177,6 +180,7 @@ def build_site(inputs: SiteInputs, out_dir: Path, access: Access | None = None, 
         shutil.rmtree(tmp)
     (tmp / "assets").mkdir(parents=True)
     (tmp / "teams").mkdir()
+    export_size = 0
     try:
         size = _write_assets(tmp)
         shared = bool(ctx.layouts.keys)
@@ -199,6 +203,11 @@ def build_site(inputs: SiteInputs, out_dir: Path, access: Access | None = None, 
                              nav=team_nav if is_team else [(t, h, h == page.path) for t, h in nav], plots=page.doc.figures > 0,
                              shared_layouts=shared and is_team, compact=is_team)
             size += _write(tmp / page.path, text)
+            # Full exports of tables longer than the page embeds (already filtered for this audience).
+            for name, csv in page.doc.files.items():
+                written = _write((tmp / page.path).parent / name, csv)
+                size += written
+                export_size += written
         numbers = headlines(ctx)
         opening = headline_html(numbers, (previous or {}).get("headline"),
                                 fmt_time(datetime.fromisoformat(previous["generated_at"])) if previous and previous.get("generated_at") else None,
@@ -216,7 +225,7 @@ def build_site(inputs: SiteInputs, out_dir: Path, access: Access | None = None, 
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return SiteReport(out_dir, access.audience, manifest["pages"], len(teams), files, size,
-                      time.perf_counter() - started, errors, people_violations)
+                      time.perf_counter() - started, errors, people_violations, export_size)
 
 
 def _check_target(out_dir: Path) -> None:

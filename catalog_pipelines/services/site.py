@@ -18,6 +18,9 @@ if TYPE_CHECKING:
     from dashboards import SiteInputs, SiteReport
 
 AUDIT_PREFIXES = ("ingestion.", "scorecard.exemption.")
+# Scorecard results the team pages list (failing entities and why); passed and not applicable
+# results are counted by the roll-ups and never listed one by one.
+FAILING_STATES = ("failed", "warning", "not_reported", "error")
 AUDIT_LIMIT = 5000
 
 # Everything the site reads, as asset keys in their user-string form. Keys, not imports: the
@@ -95,8 +98,16 @@ def load_site_inputs(engine: "sa.Engine", materialized: dict[str, datetime] | No
     from catalog_pipelines.model.insight_tables import FACTS
     from catalog_pipelines.services.facts import collected_latest_frame
 
+    from catalog_pipelines.model.insight_tables import SCORECARDS
+    from catalog_pipelines.storage.scorecards import select_rows
+
     for table in TABLES:
-        frame = collected_latest_frame(engine) if table is FACTS.collected_latest else read_frame(engine, table)
+        if table is FACTS.collected_latest:
+            frame = collected_latest_frame(engine)
+        elif table is SCORECARDS.results:  # 25 rows per entity: only the ones the drill-down lists
+            frame = select_rows(engine, table, state=list(FAILING_STATES))
+        else:
+            frame = read_frame(engine, table)
         if frame is not None:
             tables[table] = frame
     return SiteInputs(
@@ -110,7 +121,21 @@ def load_site_inputs(engine: "sa.Engine", materialized: dict[str, datetime] | No
         tables=tables,
         materialized=materialized or {},
         generated_at=datetime.now(UTC),
+        leaderboard_min_entities=leaderboard_min_entities(),
     )
+
+
+def leaderboard_min_entities() -> int | None:
+    """`leaderboard.minEntities` of the scorecard configuration; None (the default applies) when
+    the configuration cannot be read: a broken scorecard file must not stop the dashboards."""
+    from analytics.scorecards.config import ScorecardConfigError, load_config
+    from catalog_pipelines.services.facts import fact_catalog
+    from catalog_pipelines.services.scorecards import scorecards_config_dir
+
+    try:
+        return load_config(scorecards_config_dir(), facts=fact_catalog()).leaderboard_min_entities
+    except (ScorecardConfigError, OSError):
+        return None
 
 
 def build_for_audience(inputs: "SiteInputs", audience: str, out: Path, policy_path: Path | None = None) -> "SiteReport":

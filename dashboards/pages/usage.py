@@ -24,7 +24,7 @@ SUPPRESSED_TEXT = VOCAB_SUPPRESSED
 ENTITY_READ = "catalog.entity.read"
 WINDOW_DAYS = 28
 TOP = 15
-ADOPTION_ROWS = 1000  # every team's own page shows its adoption
+ADOPTION_ROWS = 1000  # rows embedded; the rest in the table's CSV export
 MIN_COHORT = 10  # a retention share of fewer people than this says nothing (1 of 2 is 50 %)
 DIMENSIONS = {"plugin": "Plugin", "entity": "Entity", "search_term": "Search term", "page": "Page"}
 
@@ -81,7 +81,7 @@ def usage_page(ctx: Ctx) -> PageOut:
     out.partial = level != ALL
     end = as_of(ctx)
     out.data_as_of = f"{end.isoformat()} (last complete day)" if end else None
-    doc = Doc()
+    doc = Doc(stem="usage")
     k = people_k(ctx)
     problems = _people_problems(ctx, k)
     if out.partial:
@@ -99,12 +99,12 @@ def usage_page(ctx: Ctx) -> PageOut:
         adoption = adoption.sort_values(["suppressed", "share"], ascending=[True, False])
         window = int(adoption["window_days"].iloc[0]) if "window_days" in adoption.columns and len(adoption) else WINDOW_DAYS
         rows = []
-        for r in adoption.head(ADOPTION_ROWS).itertuples():
+        for r in adoption.itertuples():
             hidden = bool(r.suppressed)
             rows.append([ctx.team_link(r.group_ref), r.type, r.members, SUPPRESSED if hidden else r.active_members,
                          SUPPRESSED if hidden else r.share])
         doc.table([Column("Team", "link"), Column("Type"), Column("Members", "int"), Column("Active members", "int"),
-                   Column("Share active", "pct")], rows, total=len(adoption),
+                   Column("Share active", "pct")], rows, inline=ADOPTION_ROWS,
                   caption=f"Members active in the last {window} days, highest share first (suppressed: teams below the minimum size, and teams whose active or inactive members are fewer than k)")
     else:
         doc.note("No adoption figures yet (they need the catalog's teams and users).")

@@ -157,9 +157,10 @@
 
   function text(value, type) {
     if (value === null || value === undefined) { return ""; }
+    if (Array.isArray(value)) { return value.map(function (v) { return text(v, type); }).join(", "); }
     if (typeof value === "object") {
       if (value.sup) { return "suppressed"; }
-      if (value.t !== undefined) { return String(value.t); }
+      if (value.t !== undefined) { return typeof value.t === "number" ? text(value.t, type) : String(value.t); }
     }
     if (type === "pct" && typeof value === "number") { return (value * 100).toFixed(1) + "%"; }
     if ((type === "int" || type === "num") && typeof value === "number") {
@@ -170,7 +171,11 @@
 
   function sortKey(value, type) {
     if (value === null || value === undefined) { return null; }
-    if (typeof value === "object") { return value.sup ? null : (value.t !== undefined ? String(value.t).toLowerCase() : null); }
+    if (Array.isArray(value)) { return value.length ? sortKey(value[0], type) : null; }
+    if (typeof value === "object") {
+      if (value.sup || value.t === undefined || value.t === null) { return null; }
+      return typeof value.t === "number" ? value.t : String(value.t).toLowerCase();
+    }
     if (type === "int" || type === "num" || type === "pct") { return typeof value === "number" ? value : null; }
     return String(value).toLowerCase();
   }
@@ -181,6 +186,12 @@
     if (value === null || value === undefined) {
       td.textContent = "–";
       td.classList.add("muted");
+    } else if (Array.isArray(value)) {  // several values (links) in one cell
+      value.forEach(function (v, i) {
+        if (i) { td.appendChild(document.createTextNode(", ")); }
+        var one = cell(v, type);
+        while (one.firstChild) { td.appendChild(one.firstChild); }
+      });
     } else if (typeof value === "object" && value.sup) {
       var span = document.createElement("span");
       span.className = "suppressed";
@@ -190,7 +201,7 @@
     } else if (typeof value === "object" && value.h !== undefined) {
       var a = document.createElement("a");
       a.href = value.h;
-      a.textContent = value.t;
+      a.textContent = text(value, type);
       td.appendChild(a);
     } else {
       td.textContent = text(value, type);
@@ -202,6 +213,11 @@
     var spec = data(el);
     if (!spec) { return; }
     var columns = spec.columns, rows = spec.rows.slice(), pageSize = spec.pageSize || 25;
+    // Columns sent as indices into their distinct values (html.py `_dictionary_encode`).
+    Object.keys(spec.dict || {}).forEach(function (j) {
+      var values = spec.dict[j];
+      rows.forEach(function (r) { if (r[j] !== null && r[j] !== undefined) { r[j] = values[r[j]]; } });
+    });
     var state = { sort: -1, dir: 1, filter: "", limit: pageSize };
     var searchable = rows.map(function (r) {
       return r.map(function (v, i) { return text(v, columns[i][1]); }).join(" \u0001 ").toLowerCase();
@@ -222,6 +238,25 @@
     bar.appendChild(caption);
     bar.appendChild(input);
     bar.appendChild(count);
+    // More rows exist than the page embeds: say so, and link the full list when it was exported.
+    var hidden = spec.total - rows.length;
+    if (hidden > 0) {
+      var notice = document.createElement("span");
+      notice.className = "truncated";
+      notice.textContent = "Showing " + rows.length.toLocaleString("en") + " of " + spec.total.toLocaleString("en") +
+        " rows" + (spec.csv ? "; search and sort cover these " + rows.length.toLocaleString("en") + ". " : ". ");
+      if (spec.csv) {
+        var full = document.createElement("a");
+        full.className = "export";
+        full.href = spec.csv;
+        full.setAttribute("download", "");
+        full.textContent = "All " + spec.total.toLocaleString("en") + " rows (CSV)";
+        notice.appendChild(full);
+      } else {
+        notice.appendChild(document.createTextNode(spec.more || ("The other " + hidden.toLocaleString("en") + " are not listed here.")));
+      }
+      bar.appendChild(notice);
+    }
 
     var table = document.createElement("table");
     var thead = document.createElement("thead");
@@ -275,18 +310,19 @@
         frag.appendChild(tr);
       });
       tbody.appendChild(frag);
-      var total = spec.total > rows.length ? " (of " + spec.total.toLocaleString("en") + " in the data; the rest are not listed)" : "";
       count.textContent = Math.min(shown.length, state.limit).toLocaleString("en") + " of " + shown.length.toLocaleString("en") +
-        (f ? " matching" : " rows") + total;
+        (f ? " matching" : " rows");
       more.hidden = shown.length <= state.limit;
       more.textContent = "Show more (" + (shown.length - state.limit).toLocaleString("en") + " hidden)";
     }
 
-    input.addEventListener("input", function () {
-      state.filter = input.value.trim().toLowerCase();
+    function setFilter(value) {
+      state.filter = value.trim().toLowerCase();
       state.limit = pageSize;
       render();
-    });
+    }
+    input.addEventListener("input", function () { setFilter(input.value); });
+    el.filterTo = function (value) { input.value = value; setFilter(value); };
     el.textContent = "";
     el.appendChild(bar);
     var scroll = document.createElement("div");
@@ -314,6 +350,17 @@
     });
   }
 
+  // Drill-down links: `page.html#anchor?q=text` scrolls to the table `anchor` and filters it.
+  function followHash() {
+    var hash = decodeURIComponent(window.location.hash.slice(1));
+    if (!hash) { return; }
+    var at = hash.indexOf("?q=");
+    var target = document.getElementById(at < 0 ? hash : hash.slice(0, at));
+    if (!target) { return; }
+    if (at >= 0 && target.filterTo) { target.filterTo(hash.slice(at + 3)); }
+    target.scrollIntoView();
+  }
+
   function start() {
     fillNav();
     var tables = document.querySelectorAll("div.table[data-src]");
@@ -323,6 +370,9 @@
     } else if (document.querySelector("figure.plot")) {
       console.warn("plotly.js did not load: figures are not drawn");
     }
+    // After the figures: drawing them sets their heights, which moves everything below.
+    followHash();
+    window.addEventListener("hashchange", followHash);
     document.body.setAttribute("data-ready", "1");
   }
 
