@@ -66,7 +66,7 @@ def health_page(ctx: Ctx) -> PageOut:
             # Drill-down: each count links to the findings behind it (the table below, filtered).
             per = report.groupby(["category", "severity"]).size().reset_index(name="n").sort_values("n", ascending=False)
             doc.table([Column("Category"), Column("Severity"), Column("Findings", "link")],
-                      [[c, sev, link(int(n), drill("", FINDINGS, c))] for c, sev, n in per.itertuples(index=False)],
+                      [[label(c), sev, link(int(n), drill("", FINDINGS, label(c)))] for c, sev, n in per.itertuples(index=False)],
                       caption="Findings per category: click a count for the entities behind it", page_size=10)
         trend = ctx.inputs.table(ORPHANS.trend)
         if not out.partial and trend is not None and trend["as_of"].nunique() > 1:

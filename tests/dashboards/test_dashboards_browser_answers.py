@@ -111,7 +111,7 @@ def test_no_chart_draws_a_trend_over_a_single_x_value(site, page):
         for chart in page.evaluate(LINE_CHARTS):
             assert max(chart["xs"]) >= 2, (path.name, chart)
             checked += 1
-    assert checked >= 3
+    assert checked >= 2  # at least the growth and cycle-duration trends (the removals one needs removals in the sample)
     _open(page, root / "scorecards.html")
     notice = page.locator("p.note.history")
     assert "Not enough history yet" in notice.inner_text() and "Organisation trend over evaluations" in notice.inner_text()

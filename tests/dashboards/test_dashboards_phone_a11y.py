@@ -79,7 +79,10 @@ def visits(site):
 
 
 def test_every_page_fits_a_420px_phone_with_titles_in_view_and_plots_drawn(visits):
-    assert len(visits) == 17
+    from dashboards.site import PAGES
+
+    # every top page, the index and the team pages were visited
+    assert {f"{name}.html" for name, _ in PAGES} | {"index.html"} <= set(visits) and len(visits) > len(PAGES) + 1
     plots = 0
     for name, seen in visits.items():
         vw = seen["vw"]
