@@ -298,6 +298,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--usage-events", type=int, default=200_000)
     parser.add_argument("--usage-days", type=int, default=14)
     parser.add_argument("--smoke", action="store_true", help="small size, for the test suite")
+    parser.add_argument("--keep", action="store_true", help="keep the databases and data directory (to profile a stage)")
     args = parser.parse_args(argv)
     if args.smoke:
         args.size, args.chunk_size, args.usage_events, args.usage_days = 1500, 500, 3000, 3
@@ -397,9 +398,12 @@ def main(argv: list[str] | None = None) -> dict:
         windows = step_windows(instance, insights_run)
     finally:
         stop_workers(workers)
-        drop_catalog()
-        drop_dagster()
-        shutil.rmtree(workdir, ignore_errors=True)
+        if args.keep:
+            print(f"kept: catalog {catalog_url}, Dagster {dagster_url}, data {workdir}")
+        else:
+            drop_catalog()
+            drop_dagster()
+            shutil.rmtree(workdir, ignore_errors=True)
     figures.update({
         "refresh_s": round(total, 1),
         "target_s": 120,
