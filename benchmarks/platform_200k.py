@@ -280,11 +280,91 @@ def broker_reachable(url: str) -> bool:
         return False
 
 
+WORKER_GROUPS: list[int] = []  # process groups of the Celery workers this run started
+
+
+def group_cpu_s(groups: list[int]) -> float:
+    """CPU seconds of every live process in these process groups (the workers and their pool
+    children, whose reaped children count through cutime/cstime)."""
+    total = 0
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/stat") as handle:
+                stat = handle.read()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()
+        if int(fields[2]) in groups:  # pgrp
+            total += sum(int(f) for f in fields[11:15])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def cpu_of_children() -> float:
     import resource
 
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
+
+
+def refresh(runner: Runner, instance, selected, label: str, land_inputs=None) -> dict:
+    """One refresh (ingestion cycle, snapshot, insights job), timed stage by stage; `land_inputs`
+    runs untimed between the snapshot and the insights (the first cycle's surveys and usage)."""
+    from ingest_200k import local_postgres_cpu_s
+
+    from catalog_pipelines.jobs import INSIGHTS_JOB
+    from catalog_pipelines.runs import DEMO_RUN_CONFIG
+
+    stages, load = {}, {}
+    s0, c0, k0, w0 = local_postgres_cpu_s(), time.process_time(), cpu_of_children(), group_cpu_s(WORKER_GROUPS)
+    start = time.perf_counter()
+    t = time.perf_counter()
+    chunk_runs = ingest(runner, "platform")
+    stages["ingestion"] = time.perf_counter() - t
+    load["ingestion"] = os.getloadavg()[0]
+    ingest_steps = [w for run in chunk_runs for w in step_windows(instance, run)]
+    t = time.perf_counter()
+    runner.run("catalog_snapshot_job")
+    stages["snapshot"] = time.perf_counter() - t
+    paused = time.perf_counter()
+    s_pause, c_pause, k_pause = local_postgres_cpu_s(), time.process_time(), cpu_of_children()
+    if land_inputs is not None:
+        land_inputs()
+    s_resume, c_resume, k_resume = local_postgres_cpu_s(), time.process_time(), cpu_of_children()
+    excluded = time.perf_counter() - paused
+    t = time.perf_counter()
+    insights_run = runner.run(INSIGHTS_JOB, run_config=DEMO_RUN_CONFIG, asset_selection=selected)
+    stages["insights"] = time.perf_counter() - t
+    load["insights"] = os.getloadavg()[0]
+    total = time.perf_counter() - start - excluded
+    s1, c1, k1, w1 = local_postgres_cpu_s(), time.process_time(), cpu_of_children(), group_cpu_s(WORKER_GROUPS)
+    windows = step_windows(instance, insights_run)
+    out = {
+        f"{label}_refresh_s": round(total, 1),
+        **{f"{label}_{name}_s": f"{secs:.1f} ({100 * secs / total:.0f} %)" for name, secs in stages.items()},
+        f"{label}_ingestion_runs": len(chunk_runs),
+        f"{label}_ingestion_inside_steps_s": round(sum(e - s for _, s, e, _ in ingest_steps), 1),
+        f"{label}_insights_steps_sum_s": round(sum(e - s for _, s, e, _ in windows), 1),
+        f"{label}_process_cpu_s": round(c1 - c_resume + c_pause - c0, 1),
+        f"{label}_children_cpu_s (run/step processes; Celery workers are not children)": round(k1 - k_resume + k_pause - k0, 1),
+        f"{label}_load_1min": {k: round(v, 1) for k, v in load.items()},
+    }
+    if WORKER_GROUPS:
+        out[f"{label}_celery_workers_cpu_s (untimed landing included)"] = round(w1 - w0, 1)
+    if s0 is not None and s1 is not None:
+        out[f"{label}_postgres_server_cpu_s (every database on the server)"] = round(s1 - s_resume + s_pause - s0, 1)
+    first = min((s for _, s, _, _ in windows), default=0.0)
+    for key, s, e, worker in windows:
+        out[f"  {label} step {key}"] = f"{e - s:6.1f} s ({100 * (e - s) / total:4.1f} %) at +{s - first:5.1f} s" + (f" on {worker.split('@')[0]}" if worker else "")
+    print_progress(out)
+    return out
+
+
+def print_progress(out: dict) -> None:
+    for key, value in out.items():
+        if not key.startswith("  "):
+            print(f"{key}: {value}", flush=True)
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -298,6 +378,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--usage-events", type=int, default=200_000)
     parser.add_argument("--usage-days", type=int, default=14)
     parser.add_argument("--smoke", action="store_true", help="small size, for the test suite")
+    parser.add_argument("--cycles", type=int, default=1, help="refreshes in a row (2: the second is the steady state: nothing new)")
     parser.add_argument("--keep", action="store_true", help="keep the databases and data directory (to profile a stage)")
     args = parser.parse_args(argv)
     if args.smoke:
@@ -305,7 +386,7 @@ def main(argv: list[str] | None = None) -> dict:
     if args.mode == "celery" and not broker_reachable(BROKER):
         raise SystemExit(f"no Celery broker at {BROKER} (start RabbitMQ: rabbitmq-server -detached)")
 
-    from ingest_200k import fresh_postgres_url, local_postgres_cpu_s, print_figures
+    from ingest_200k import fresh_postgres_url, print_figures
 
     workdir = Path(tempfile.mkdtemp(prefix="cp-platform-"))
     home = workdir / "dagster_home"
@@ -345,57 +426,34 @@ def main(argv: list[str] | None = None) -> dict:
     import dagster as dg
 
     from catalog_pipelines.jobs import INSIGHTS_JOB
-    from catalog_pipelines.runs import DEMO_RUN_CONFIG, materialize_usage, materialize_waves
+    from catalog_pipelines.runs import materialize_usage, materialize_waves
 
     workers: list[subprocess.Popen] = []
     instance = dg.DagsterInstance.get()
-    figures: dict = {"backend": "postgresql (catalog and Dagster storage)", "mode": args.mode, "size": args.size, "chunk_size": args.chunk_size}
+    figures: dict = {"backend": "postgresql (catalog and Dagster storage)", "mode": args.mode, "size": args.size, "chunk_size": args.chunk_size, "target_s": 120}
     try:
         if args.mode == "celery":
             workers = start_workers(args.workers, {**os.environ}, workdir)
+            WORKER_GROUPS[:] = [w.pid for w in workers]
             figures["celery_workers"] = args.workers
         runner = Runner(args.mode, instance)
-        stages: dict[str, float] = {}
-        steps: dict[str, dict] = {}
-        load = {}
-        s0, c0, k0 = local_postgres_cpu_s(), time.process_time(), cpu_of_children()
-        start = time.perf_counter()
-
-        t = time.perf_counter()
-        chunk_runs = ingest(runner, "platform")
-        stages["ingestion"] = time.perf_counter() - t
-        load["ingestion"] = os.getloadavg()[0]
-        ingest_steps = [w for run in chunk_runs for w in step_windows(instance, run)]
-        steps["ingestion"] = {"runs": len(chunk_runs), "steps_s": round(sum(e - s for _, s, e, _ in ingest_steps), 2)}
-
-        t = time.perf_counter()
-        runner.run("catalog_snapshot_job")
-        stages["snapshot"] = time.perf_counter() - t
-        paused = time.perf_counter()
-        s_pause, c_pause, k_pause = local_postgres_cpu_s(), time.process_time(), cpu_of_children()
-
-        # Not timed: the inputs that arrive from outside land (their sensors' runs).
-        from catalog_pipelines.storage.db import get_engine
-
-        prep = time.perf_counter()
-        seed_inputs(get_engine(catalog_url), usage_events=args.usage_events, usage_days=args.usage_days)
-        waves = materialize_waves(instance, catalog_url=catalog_url)
-        days = materialize_usage(instance, catalog_url=catalog_url)
-        figures["inputs_landed_not_timed"] = f"{len(waves['waves'])} survey waves, {len(days['days'])} usage days in {time.perf_counter() - prep:.1f} s"
-        s_resume, c_resume, k_resume = local_postgres_cpu_s(), time.process_time(), cpu_of_children()
-        excluded = time.perf_counter() - paused
-
         job = runner.defs.resolve_job_def(INSIGHTS_JOB)
         graph = runner.defs.resolve_asset_graph()
         selected = sorted(k for k in job.asset_layer.selected_asset_keys if graph.get(k).group_name != "demo")
         figures["insight_assets"] = len(selected)
-        t = time.perf_counter()
-        insights_run = runner.run(INSIGHTS_JOB, run_config=DEMO_RUN_CONFIG, asset_selection=selected)
-        stages["insights"] = time.perf_counter() - t
-        load["insights"] = os.getloadavg()[0]
-        total = time.perf_counter() - start - excluded
-        s1, c1, k1 = local_postgres_cpu_s(), time.process_time(), cpu_of_children()
-        windows = step_windows(instance, insights_run)
+
+        def land_inputs() -> None:
+            # Not timed: the inputs that arrive from outside land (their sensors' runs).
+            from catalog_pipelines.storage.db import get_engine
+
+            prep = time.perf_counter()
+            seed_inputs(get_engine(catalog_url), usage_events=args.usage_events, usage_days=args.usage_days)
+            waves = materialize_waves(instance, catalog_url=catalog_url)
+            days = materialize_usage(instance, catalog_url=catalog_url)
+            figures["inputs_landed_not_timed"] = f"{len(waves['waves'])} survey waves, {len(days['days'])} usage days in {time.perf_counter() - prep:.1f} s"
+
+        for cycle in range(1, args.cycles + 1):
+            figures.update(refresh(runner, instance, selected, f"cycle{cycle}", land_inputs if cycle == 1 else None))
     finally:
         stop_workers(workers)
         if args.keep:
@@ -404,22 +462,6 @@ def main(argv: list[str] | None = None) -> dict:
             drop_catalog()
             drop_dagster()
             shutil.rmtree(workdir, ignore_errors=True)
-    figures.update({
-        "refresh_s": round(total, 1),
-        "target_s": 120,
-        **{f"{name}_s": f"{secs:.1f} ({100 * secs / total:.0f} %)" for name, secs in stages.items()},
-        "ingestion_runs": steps["ingestion"]["runs"],
-        "ingestion_inside_steps_s": steps["ingestion"]["steps_s"],
-        "insights_steps_sum_s": round(sum(e - s for _, s, e, _ in windows), 1),
-        "process_cpu_s": round(c1 - c_resume + c_pause - c0, 1),
-        "children_cpu_s (run/step processes; Celery workers are not children)": round(k1 - k_resume + k_pause - k0, 1),
-        "load_during": {k: round(v, 1) for k, v in load.items()},
-    })
-    if s0 is not None and s1 is not None:
-        figures["postgres_server_cpu_s (every database on the server)"] = round(s1 - s_resume + s_pause - s0, 1)
-    first = min((s for _, s, _, _ in windows), default=0.0)
-    for key, s, e, worker in windows:
-        figures[f"  step {key}"] = f"{e - s:6.1f} s ({100 * (e - s) / total:4.1f} %) at +{s - first:5.1f} s" + (f" on {worker.split('@')[0]}" if worker else "")
     return print_figures(figures)
 
 
