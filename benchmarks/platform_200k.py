@@ -354,9 +354,9 @@ def refresh(runner: Runner, instance, selected, label: str, land_inputs=None) ->
         out[f"{label}_celery_workers_cpu_s (untimed landing included)"] = round(w1 - w0, 1)
     if s0 is not None and s1 is not None:
         out[f"{label}_postgres_server_cpu_s (every database on the server)"] = round(s1 - s_resume + s_pause - s0, 1)
-    for key, s, e, _ in step_windows(instance, snapshot_run):
+    for key, s, e, worker in step_windows(instance, snapshot_run):
         # The snapshot refreshes the read API's search rows; its data-quality checks (great_expectations) are steps of the same run.
-        out[f"  {label} snapshot step {key}"] = f"{e - s:6.1f} s ({100 * (e - s) / total:4.1f} %)"
+        out[f"  {label} snapshot step {key}"] = f"{e - s:6.1f} s ({100 * (e - s) / total:4.1f} %)" + (f" on {worker.split('@')[0]}" if worker else "")
     first = min((s for _, s, _, _ in windows), default=0.0)
     for key, s, e, worker in windows:
         out[f"  {label} step {key}"] = f"{e - s:6.1f} s ({100 * (e - s) / total:4.1f} %) at +{s - first:5.1f} s" + (f" on {worker.split('@')[0]}" if worker else "")
