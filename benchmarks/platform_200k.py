@@ -351,7 +351,7 @@ def refresh(runner: Runner, instance, selected, label: str, land_inputs=None) ->
         f"{label}_load_1min": {k: round(v, 1) for k, v in load.items()},
     }
     if WORKER_GROUPS:
-        out[f"{label}_celery_workers_cpu_s (untimed landing included)"] = round(w1 - w0, 1)
+        out[f"{label}_celery_workers_cpu_s"] = round(w1 - w0, 1)
     if s0 is not None and s1 is not None:
         out[f"{label}_postgres_server_cpu_s (every database on the server)"] = round(s1 - s_resume + s_pause - s0, 1)
     for key, s, e, worker in step_windows(instance, snapshot_run):
