@@ -243,3 +243,51 @@ def record_failure(ledger: Ledger, provider: str, options: IngestionOptions, err
         return
     state = snapshot(ledger, provider).cycle
     ledger.update(current.id, **on_failure(state, options, now, error))
+
+
+def run_chunks(store: CatalogStore, ledger: Ledger, provider: EntityProvider, name: str, sequences: list[int],
+               options: IngestionOptions, *, retrying: bool = False):
+    """Write chunks `sequences` (consecutive) of `name`'s open cycle one after another: the body of
+    one chunk run, which may cover several chunk partitions (`chunks_per_run`).
+
+    Each chunk is `chunks.run_chunk`: its own transaction with its own mark, refused
+    (`ChunkOrderError`) where it would lose ledger state, so a crash in chunk k leaves chunks
+    before k written and nothing of k. Yields each chunk's outcome once it is committed.
+
+    A run of several chunks stops early, between chunks, where a run per chunk would not have been
+    requested: the source ended, an operator paused, halted or canceled the provider, or the
+    sensor's burst (`burst_length` since `burst_started_at`) is used up; the next tick decides what
+    follows, as after any run. `retrying` (the step's Dagster retry): chunks of `sequences` that an
+    earlier attempt of the same run committed are skipped, not refused.
+    """
+    from catalog_pipelines.ingestion.chunks import ChunkOrderError, run_chunk
+
+    ingestion = ledger.open_ingestion(name)
+    if ingestion is None:
+        raise ChunkOrderError(f"provider {name!r} has no open cycle: start one with `catalog-pipelines ingest` or the sensor")
+    if retrying and len(sequences) > 1:
+        written = position(ledger, ingestion).next_sequence
+        sequences = [s for s in sequences if s >= written]
+    for index, sequence in enumerate(sequences):
+        if index and not _may_continue(ledger, ingestion, options):
+            return
+        outcome = run_chunk(store, ledger, provider, ingestion, sequence, options.chunk_size)
+        record_chunk_success(ledger, ingestion)
+        yield outcome
+        if outcome.done:
+            return
+
+
+def _may_continue(ledger: Ledger, ingestion: Ingestion, options: IngestionOptions) -> bool:
+    """Whether a run of several chunks goes on to its next chunk (see run_chunks)."""
+    from catalog_pipelines.ingestion.engine import BURSTING, CANCEL
+
+    controls = ledger.controls(ingestion.provider)
+    now = utcnow()
+    if controls["paused"] or (controls["halted_until"] is not None and now < controls["halted_until"]):
+        return False
+    current = ledger.get(ingestion.id)
+    if current is None or not current.is_open or current.sweep_outcome is not None or current.next_action == CANCEL:
+        return False
+    burst = current.burst_started_at
+    return not (current.status == BURSTING and burst is not None and now - burst >= options.burst_length)
