@@ -35,7 +35,7 @@ import sqlalchemy as sa
 
 from catalog_pipelines.model.entity import ProcessedEntity, Rejection
 from catalog_pipelines.storage import schema as s
-from catalog_pipelines.storage.sql import batched, bulk_write, in_values
+from catalog_pipelines.storage.sql import batched, in_values, psycopg_connection, qualified_name
 
 ADDED, CHANGED, REMOVED, REJECTED = "added", "changed", "removed", "rejected"
 STATE_CHANGES = (ADDED, CHANGED, REMOVED)  # the versions that say what the catalog held
@@ -119,6 +119,13 @@ def _summary(ref: str, entity: Mapping[str, Any], relations: Sequence[Any],
              pairs: list[tuple[str, str]] | None = None) -> dict[str, Any]:
     """Owner, system, lifecycle and relations hash of a version (one pass over its relations);
     `pairs`, when given, receives its declared (type, target) pairs."""
+    owner, system, lifecycle, rhash = _summary_values(ref, entity, relations, pairs)
+    return {"owner": owner, "system": system, "lifecycle": lifecycle, "relations_hash": rhash}
+
+
+def _summary_values(ref: str, entity: Mapping[str, Any], relations: Sequence[Any],
+                    pairs: list[tuple[str, str]] | None = None) -> tuple[str | None, str | None, str | None, str]:
+    """`_summary` as (owner, system, lifecycle, relations hash): what an added version stores."""
     owner = system = None
     pairs = [] if pairs is None else pairs
     for r in relations:
@@ -132,8 +139,7 @@ def _summary(ref: str, entity: Mapping[str, Any], relations: Sequence[Any],
             system = target
     spec = entity.get("spec")
     lifecycle = spec.get("lifecycle") if isinstance(spec, dict) else None
-    return {"owner": owner, "system": system, "lifecycle": lifecycle if isinstance(lifecycle, str) else None,
-            "relations_hash": relations_hash(pairs)}
+    return owner, system, lifecycle if isinstance(lifecycle, str) else None, relations_hash(pairs)
 
 
 def _row(**values: Any) -> dict[str, Any]:
@@ -141,27 +147,41 @@ def _row(**values: Any) -> dict[str, Any]:
 
 
 def _insert(conn: sa.Connection, rows: list[dict[str, Any]]) -> None:
-    """Insert version rows: COPY on PostgreSQL (`bulk_write`); on SQLite one driver-level
-    executemany of tuples, without SQLAlchemy's per-row processing, which cost as much as the
-    rest of the history of a first cycle (every row of a chunk shares its time, converted once)."""
+    """Insert version rows given as `_row` dicts (see `_insert_tuples`)."""
+    _insert_tuples(conn, _COLUMNS, [tuple(row[c] for c in _COLUMNS) for row in rows])
+
+
+# The columns of an `added` version: a first cycle writes one per entity, so only these are sent.
+_ADDED_COLUMNS = ("ref", "kind", "provider", "ingestion_id", "cycle", "chunk", "at", "change", "content_hash",
+                  "owner", "lifecycle", "system", "relations_hash")
+
+
+def _insert_tuples(conn: sa.Connection, columns: Sequence[str], rows: list[tuple]) -> None:
+    """Insert version rows, tuples in `columns` order (the other columns stay NULL): a COPY on
+    PostgreSQL, each row handed to psycopg as it is; on SQLite one driver-level executemany,
+    without SQLAlchemy's per-row processing, which cost as much as the rest of the history of a
+    first cycle (every row of a chunk shares its time, converted once)."""
     if not rows:
         return
-    if conn.dialect.name != "sqlite":
-        bulk_write(conn, s.entity_history, rows)
+    names = ", ".join(columns)
+    raw = psycopg_connection(conn)
+    if raw is not None:
+        with raw.cursor() as cur, cur.copy(f"COPY {qualified_name(s.entity_history)} ({names}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
         return
-    convert = s.entity_history.c.at.type.dialect_impl(conn.dialect).bind_processor(conn.dialect)
-    times: dict[Any, Any] = {}
-    at = _COLUMNS.index("at")
-    values = []
-    for row in rows:
-        record = [row[c] for c in _COLUMNS]
-        when = record[at]
-        if when not in times:
-            times[when] = convert(when) if convert else when
-        record[at] = times[when]
-        values.append(tuple(record))
-    conn.exec_driver_sql(
-        f"INSERT INTO {s.entity_history.name} ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})", values)
+    at = columns.index("at")
+    if conn.dialect.name == "sqlite":
+        convert = s.entity_history.c.at.type.dialect_impl(conn.dialect).bind_processor(conn.dialect)
+        times: dict[Any, Any] = {}
+        for i, row in enumerate(rows):
+            when = row[at]
+            if when not in times:
+                times[when] = convert(when) if convert else when
+            rows[i] = (*row[:at], times[when], *row[at + 1:])
+        conn.exec_driver_sql(f"INSERT INTO {s.entity_history.name} ({names}) VALUES ({', '.join('?' * len(columns))})", rows)
+        return
+    conn.execute(s.entity_history.insert(), [dict(zip(columns, row)) for row in rows])
 
 
 @dataclass
@@ -192,8 +212,15 @@ class HistoryWriter:
             return
         base = self._base(conn)
         by_ref = {e.ref: e for e in entities}
-        rows = [_row(**base, ref=r["ref"], kind=r["kind"], change=ADDED, content_hash=r["content_hash"], **_summary(r["ref"], by_ref[r["ref"]].entity, by_ref[r["ref"]].relations))
-                for r in new_rows]
+        added = []
+        fixed = (base["provider"], base["ingestion_id"], base["cycle"], base["chunk"], base["at"], ADDED)
+        for r in new_rows:
+            ref = r["ref"]
+            e = by_ref[ref]
+            owner, system, lifecycle, rhash = _summary_values(ref, e.entity, e.relations)
+            added.append((ref, r["kind"], *fixed, r["content_hash"], owner, lifecycle, system, rhash))
+        _insert_tuples(conn, _ADDED_COLUMNS, added)
+        rows = []
         if changed_rows:
             ent = s.entities
             old = dict(conn.execute(sa.select(ent.c.ref, ent.c.body).where(in_values(conn, ent.c.ref, [r["ref"] for r in changed_rows]))).all())
