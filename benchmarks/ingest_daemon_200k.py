@@ -110,6 +110,7 @@ def run_once(size: int, chunk_size: int, timeout: float, chunks_per_run: int = 1
         # spread over the chunks (a run may write several: chunks_per_run).
         "overhead_per_chunk_s": round((wall - startup - work_s) / max(chunks, 1), 2),
         "runs": runs,
+        "overhead_per_run_s": round((wall - startup - work_s) / max(runs, 1), 2),
         "entities_per_s": round(entities / wall),
     }
 

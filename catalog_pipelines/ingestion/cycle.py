@@ -260,7 +260,7 @@ def run_chunks(store: CatalogStore, ledger: Ledger, provider: EntityProvider, na
     follows, as after any run. `retrying` (the step's Dagster retry): chunks of `sequences` that an
     earlier attempt of the same run committed are skipped, not refused.
     """
-    from catalog_pipelines.ingestion.chunks import ChunkOrderError, run_chunk
+    from catalog_pipelines.ingestion.chunks import PREFETCH_WHEN_UNCHANGED, ChunkOrderError, Prefetch, run_chunk
 
     ingestion = ledger.open_ingestion(name)
     if ingestion is None:
@@ -268,14 +268,24 @@ def run_chunks(store: CatalogStore, ledger: Ledger, provider: EntityProvider, na
     if retrying and len(sequences) > 1:
         written = position(ledger, ingestion).next_sequence
         sequences = [s for s in sequences if s >= written]
-    for index, sequence in enumerate(sequences):
-        if index and not _may_continue(ledger, ingestion, options):
-            return
-        outcome = run_chunk(store, ledger, provider, ingestion, sequence, options.chunk_size)
-        record_chunk_success(ledger, ingestion)
-        yield outcome
-        if outcome.done:
-            return
+    prefetch = Prefetch(provider, options.chunk_size) if len(sequences) > 1 else None
+    read_ahead = False  # the first chunk's share of unchanged documents is not known yet
+    try:
+        for index, sequence in enumerate(sequences):
+            if index and not _may_continue(ledger, ingestion, options):
+                return
+            last = index == len(sequences) - 1
+            outcome = run_chunk(store, ledger, provider, ingestion, sequence, options.chunk_size, prefetch=prefetch,
+                                read_ahead=read_ahead and not last)
+            record_chunk_success(ledger, ingestion)
+            r = outcome.result
+            read_ahead = r.unchanged >= PREFETCH_WHEN_UNCHANGED * max(r.accepted + r.rejected, 1)
+            yield outcome
+            if outcome.done:
+                return
+    finally:
+        if prefetch is not None:
+            prefetch.close()
 
 
 def _may_continue(ledger: Ledger, ingestion: Ingestion, options: IngestionOptions) -> bool:

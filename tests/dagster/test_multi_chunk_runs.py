@@ -110,3 +110,27 @@ def test_a_pause_between_chunks_ends_the_run_after_the_chunk_it_was_writing(harn
     harness.catalog.ledger().set_controls("org", paused=False)
     assert harness.run_until_resting()[-1] == "sweep"
     assert [m[0] for m in marks_of(harness)] == [0, 1, 2]
+
+
+def test_an_unchanged_cycle_reads_the_next_chunk_ahead_and_stores_the_same_catalog(harness, monkeypatch):
+    import threading
+
+    from catalog_pipelines.providers.synthetic import SyntheticOrgProvider
+
+    assert harness.run_until_resting()[-1] == "sweep"
+    original, readers = SyntheticOrgProvider.next, []
+
+    def recording(self, cursor):
+        readers.append(threading.current_thread().name.startswith("chunk-prefetch"))
+        return original(self, cursor)
+
+    monkeypatch.setattr(SyntheticOrgProvider, "next", recording)
+    harness.advance(dt.timedelta(hours=1))
+    assert harness.step() == "chunk"  # cycle 2, nothing changed: chunks 0-2 in one run
+    assert [p for p, _ in materialised(harness.runs[-1])] == ["00000", "00001", "00002"]
+    # Chunk 0 was read by the run itself; chunk 0 was unchanged, so chunks 1 and 2 were read ahead.
+    assert readers[0] is False and any(readers[1:])
+    marks = harness.catalog.ledger().marks(harness.catalog.ledger().open_ingestion("org").id)
+    assert [(m.sequence, m.unchanged, m.added) for m in marks] == [(0, 200, 0), (1, 200, 0), (2, 200, 0)]
+    assert harness.step() == "sweep"
+    assert harness.catalog.store().refs("org") == expected_refs()
