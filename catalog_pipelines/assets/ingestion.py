@@ -103,7 +103,7 @@ def build_provider_assets(config: ProviderConfig) -> list[dg.AssetsDefinition]:
     )
     def entity_chunk(context: dg.AssetExecutionContext, catalog: CatalogDatabase):
         from catalog_pipelines.ingestion.chunks import ChunkOrderError, WalkRestarted
-        from catalog_pipelines.ingestion.cycle import run_chunks
+        from catalog_pipelines.ingestion.chunk_runs import run_chunks
         from catalog_pipelines.providers.base import ProviderError
 
         ledger = catalog.ledger()

@@ -297,7 +297,7 @@ def fewer_gc_passes(threshold: int = CHUNK_GC_THRESHOLD) -> Iterator[None]:
 class Prefetch:
     """Reads the next chunk's pages on a worker thread while this chunk is written.
 
-    For a run of several chunks (`cycle.run_chunks`) whose chunks are mostly unchanged: writing
+    For a run of several chunks (`chunk_runs.run_chunks`) whose chunks are mostly unchanged: writing
     such a chunk is mostly waiting for the database (fingerprint lookup, mark upserts), which
     releases the GIL, so the source's next pages are read meanwhile instead of after. Only the
     source is read ahead; the chunk still starts only once `chunk_start_cursor` allows it, and

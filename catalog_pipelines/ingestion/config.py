@@ -42,7 +42,7 @@ def parse_duration(value: Any, field_name: str = "duration") -> dt.timedelta:
 class IngestionOptions:
     chunk_size: int = 1000
     # Chunks one Dagster run may write, one after another, each in its own transaction with its own
-    # mark and its own partition materialisation (`ingestion/cycle.run_chunks`). A run costs ~0.3 s
+    # mark and its own partition materialisation (`ingestion/chunk_runs.run_chunks`). A run costs ~0.3 s
     # in-process and ~5 s through the daemon (sensor tick, queue, a process that imports the code
     # location), so larger runs make the orchestration cheap; 1 is a run per chunk.
     chunks_per_run: int = 1
