@@ -275,11 +275,16 @@ def baseline(conn: sa.Connection, batch: int = 5000) -> int:
     ent, h = s.entities, s.entity_history
     if conn.execute(sa.select(h.c.id).limit(1)).first() is not None:
         return 0
-    written = 0
-    rows = conn.execute(sa.select(ent.c.ref, ent.c.kind, ent.c.provider, ent.c.body, ent.c.content_hash, ent.c.first_seen)).all()
-    for part in batched(rows, batch):
+    written, after = 0, None
+    # Page by id (keyset): a million bodies are never all in memory.
+    while True:
+        q = sa.select(ent.c.id, ent.c.ref, ent.c.kind, ent.c.provider, ent.c.body, ent.c.content_hash, ent.c.first_seen)
+        part = conn.execute((q if after is None else q.where(ent.c.id > after)).order_by(ent.c.id).limit(batch)).all()
+        if not part:
+            break
+        after = part[-1].id
         out = []
-        for ref, kind, provider, body, content_hash, first_seen in part:
+        for _, ref, kind, provider, body, content_hash, first_seen in part:
             entity = orjson.loads(body)
             summary = _summary(ref, entity, _derived(entity))
             out.append(_row(ref=ref, kind=kind, provider=provider, cycle=0, at=first_seen, change=ADDED,
@@ -455,15 +460,15 @@ def prune(engine: sa.Engine, provider: str, current_cycle: int, keep_cycles: int
     h = s.entity_history
     cutoff = current_cycle - keep_cycles + 1
     old = (h.c.provider == provider) & (h.c.cycle < cutoff)
+    later = h.alias("later")
+    # A version older than the window goes unless it is its ref's latest state version there; a
+    # removal goes even then (the ref is gone). In SQL (one probe of the ref index per old version):
+    # nothing of a million entities' history is read into memory.
+    superseded = sa.exists().where((later.c.ref == h.c.ref) & (later.c.provider == provider) & (later.c.cycle < cutoff)
+                                   & later.c.change.in_(STATE_CHANGES) & (later.c.id > h.c.id))
     with engine.begin() as conn:
-        keep = sa.select(sa.func.max(h.c.id)).where(old & h.c.change.in_(STATE_CHANGES)).group_by(h.c.ref)
-        kept = set(conn.execute(keep).scalars())
-        deleted = 0
-        ids = list(conn.execute(sa.select(h.c.id, h.c.change).where(old)))
-        drop = [i for i, change in ids if i not in kept or change == REMOVED]
-        for part in batched(drop, 10_000):
-            deleted += conn.execute(h.delete().where(h.c.id.in_(part))).rowcount
-        base = [i for i in kept if i not in set(drop)]
-        for part in batched(base, 10_000):
-            conn.execute(h.update().where(h.c.id.in_(part) & h.c.previous_body.is_not(None)).values(previous_body=None))
+        deleted = conn.execute(h.delete().where(old & (h.c.change.not_in(STATE_CHANGES) | (h.c.change == REMOVED) | superseded))).rowcount
+        # What is left of the old versions is what the window's first state needs, without the
+        # bodies it replaced.
+        conn.execute(h.update().where(old & h.c.previous_body.is_not(None)).values(previous_body=None))
     return deleted
