@@ -35,7 +35,7 @@ import sqlalchemy as sa
 
 from catalog_pipelines.model.entity import ProcessedEntity, Rejection
 from catalog_pipelines.storage import schema as s
-from catalog_pipelines.storage.sql import batched, in_values, psycopg_connection, qualified_name
+from catalog_pipelines.storage.sql import batched, in_values, insert_tuples
 
 ADDED, CHANGED, REMOVED, REJECTED = "added", "changed", "removed", "rejected"
 STATE_CHANGES = (ADDED, CHANGED, REMOVED)  # the versions that say what the catalog held
@@ -157,21 +157,11 @@ _ADDED_COLUMNS = ("ref", "kind", "provider", "ingestion_id", "cycle", "chunk", "
 
 
 def _insert_tuples(conn: sa.Connection, columns: Sequence[str], rows: list[tuple]) -> None:
-    """Insert version rows, tuples in `columns` order (the other columns stay NULL): a COPY on
-    PostgreSQL, each row handed to psycopg as it is; on SQLite one driver-level executemany,
-    without SQLAlchemy's per-row processing, which cost as much as the rest of the history of a
-    first cycle (every row of a chunk shares its time, converted once)."""
-    if not rows:
-        return
-    names = ", ".join(columns)
-    raw = psycopg_connection(conn)
-    if raw is not None:
-        with raw.cursor() as cur, cur.copy(f"COPY {qualified_name(s.entity_history)} ({names}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row(row)
-        return
-    at = columns.index("at")
-    if conn.dialect.name == "sqlite":
+    """Insert version rows, tuples in `columns` order (the other columns stay NULL), straight to
+    the driver (`sql.insert_tuples`): SQLAlchemy's per-row processing cost as much as the rest of
+    the history of a first cycle. On SQLite every row of a chunk shares its time, converted once."""
+    if rows and conn.dialect.name == "sqlite":
+        at = columns.index("at")
         convert = s.entity_history.c.at.type.dialect_impl(conn.dialect).bind_processor(conn.dialect)
         times: dict[Any, Any] = {}
         for i, row in enumerate(rows):
@@ -179,9 +169,7 @@ def _insert_tuples(conn: sa.Connection, columns: Sequence[str], rows: list[tuple
             if when not in times:
                 times[when] = convert(when) if convert else when
             rows[i] = (*row[:at], times[when], *row[at + 1:])
-        conn.exec_driver_sql(f"INSERT INTO {s.entity_history.name} ({names}) VALUES ({', '.join('?' * len(columns))})", rows)
-        return
-    conn.execute(s.entity_history.insert(), [dict(zip(columns, row)) for row in rows])
+    insert_tuples(conn, s.entity_history, columns, rows)
 
 
 @dataclass

@@ -115,6 +115,25 @@ def bulk_write(
             copy.write_row([row[c] for c in columns])
 
 
+def insert_tuples(conn: sa.Connection, table: sa.Table, columns: Sequence[str], rows: list[tuple]) -> None:
+    """Insert tuples in `columns` order (the table's other columns take their defaults), straight
+    to the driver: COPY on PostgreSQL (psycopg 3), one executemany of tuples on SQLite, rather than
+    through per-row parameter dictionaries (which can cost more than the insert itself). Values
+    must already be what the driver takes (SQLite: convert datetimes first)."""
+    if not rows:
+        return
+    names = ", ".join(columns)
+    raw = psycopg_connection(conn)
+    if raw is not None:
+        with raw.cursor() as cur, cur.copy(f"COPY {qualified_name(table)} ({names}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+    elif conn.dialect.name == "sqlite":
+        conn.exec_driver_sql(f"INSERT INTO {qualified_name(table)} ({names}) VALUES ({', '.join('?' * len(columns))})", rows)
+    else:
+        conn.execute(table.insert(), [dict(zip(columns, row)) for row in rows])
+
+
 # COPY's text format: tab between columns, newline between rows, backslash escapes.
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
