@@ -41,6 +41,22 @@ def cycle_run_tags(provider: str, cycle: int, sequence: int | None = None) -> di
     return tags
 
 
+def chunk_run(provider: str, cycle: int, first: int, count: int = 1) -> tuple[list[str], str | None, dict[str, str]]:
+    """(partition keys, partition_key, tags) of a chunk run writing chunks `first` .. `first + count - 1`.
+
+    One chunk is a run of that partition; several are one run over the partition range (Dagster's
+    range tags, as a single-run backfill launches it), in which the chunk asset records each chunk
+    it commits as its own partition materialisation. Every door (the sensor, `run_cycle`) launches
+    chunk runs through this; the keys must exist as dynamic partitions before the run starts.
+    """
+    keys = [chunk_key(s) for s in range(first, first + max(count, 1))]
+    tags = cycle_run_tags(provider, cycle, first)
+    if len(keys) == 1:
+        return keys, keys[0], tags
+    tags[CHUNK_TAG] = f"{tags[CHUNK_TAG]}..{keys[-1]}"
+    return keys, None, {**tags, "dagster/asset_partition_range_start": keys[0], "dagster/asset_partition_range_end": keys[-1]}
+
+
 def chunk_partitions(provider: str) -> dg.DynamicPartitionsDefinition:
     return dg.DynamicPartitionsDefinition(name=f"{provider}_chunks")
 

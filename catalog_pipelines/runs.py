@@ -25,7 +25,7 @@ import dagster as dg
 from catalog_pipelines.ingestion.config import ProviderConfig
 from catalog_pipelines.instance import ensure_instance_config
 from catalog_pipelines.jobs import INSIGHTS_JOB, SURVEY_RESPONSES_JOB, USAGE_DAYS_JOB, chunk_job_name, insight_selection, sweep_job_name
-from catalog_pipelines.partitions import chunk_key, chunk_partitions, cycle_run_tags
+from catalog_pipelines.partitions import chunk_partitions, chunk_run, cycle_run_tags
 from catalog_pipelines.resources import CatalogDatabase
 from catalog_pipelines.settings import Settings
 
@@ -147,10 +147,10 @@ def _run_one_cycle(
     partitions = chunk_partitions(config.name)
     chunk_job = defs.resolve_job_def(chunk_job_name(config.name))
 
-    def execute(job: dg.JobDefinition, key: str | None = None, sequence: int | None = None) -> dg.ExecuteInProcessResult:
+    def execute(job: dg.JobDefinition, key: str | None = None, tags: dict[str, str] | None = None) -> dg.ExecuteInProcessResult:
         # The same tags as the sensor's runs: the Runs page filters a cycle by `catalog/cycle`.
         result = job.execute_in_process(instance=instance, partition_key=key, raise_on_error=False, run_config=QUIET_RUN_CONFIG,
-                                        tags=cycle_run_tags(config.name, report.cycle, sequence))
+                                        tags=tags or cycle_run_tags(config.name, report.cycle))
         if not result.success:
             report.seconds = time.perf_counter() - started
             raise _cycle_failed(catalog, config, result, report)
@@ -159,24 +159,37 @@ def _run_one_cycle(
     sequence = pos.next_sequence
     done = pos.needs_sweep
     while not done:
-        if max_chunks is not None and report.chunks >= max_chunks:
+        count = config.options.chunks_per_run
+        if max_chunks is not None:
+            if report.chunks >= max_chunks:
+                break
+            count = min(count, max_chunks - report.chunks)
+        keys, key, tags = chunk_run(config.name, report.cycle, sequence, count)
+        missing = [k for k in keys if not instance.has_dynamic_partition(partitions.name, k)]
+        if missing:
+            instance.add_dynamic_partitions(partitions.name, missing)
+            report.partitions_added += len(missing)
+        written = _chunk_metadata(execute(chunk_job, key, tags))
+        for meta in written:
+            report.chunks += 1
+            for k in ("added", "changed", "unchanged", "rejected"):
+                setattr(report, k, getattr(report, k) + int(meta.get(k, 0)))
+            if on_chunk:
+                on_chunk(meta)
+            done = bool(meta.get("done"))
+            sequence = int(meta["sequence"]) + 1
+        if not written:  # nothing left to write in this run (a run's first chunk always runs otherwise)
             break
-        key = chunk_key(sequence)
-        if not instance.has_dynamic_partition(partitions.name, key):
-            instance.add_dynamic_partitions(partitions.name, [key])
-            report.partitions_added += 1
-        meta = _materialization_metadata(execute(chunk_job, key, sequence))
-        report.chunks += 1
-        for k in ("added", "changed", "unchanged", "rejected"):
-            setattr(report, k, getattr(report, k) + int(meta.get(k, 0)))
-        if on_chunk:
-            on_chunk(meta)
-        done = bool(meta.get("done"))
-        sequence += 1
     if done:
         report.sweep = _materialization_metadata(execute(defs.resolve_job_def(sweep_job_name(config.name))))
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _chunk_metadata(result: dg.ExecuteInProcessResult) -> list[dict[str, Any]]:
+    """The metadata of every chunk a chunk run committed, in order (one per partition it wrote)."""
+    return [{k: getattr(v, "value", v) for k, v in e.materialization.metadata.items()}
+            for e in result.get_asset_materialization_events()]
 
 
 def _cycle_failed(catalog: Any, config: ProviderConfig, result: dg.ExecuteInProcessResult,

@@ -10,7 +10,7 @@ and the catalog snapshot summarises the catalog after the sweeps for everything 
 import dagster as dg
 
 from catalog_pipelines.ingestion.config import ProviderConfig
-from catalog_pipelines.partitions import chunk_partitions
+from catalog_pipelines.partitions import chunk_key, chunk_partitions
 from catalog_pipelines.resources import CatalogDatabase
 from catalog_pipelines.model.asset_names import chunk_asset_name, sweep_asset_name
 
@@ -84,10 +84,13 @@ def build_provider_assets(config: ProviderConfig) -> list[dg.AssetsDefinition]:
         kinds={"python", "sqlite"},
         description=(
             f"One chunk (up to {config.options.chunk_size} entities) of provider `{name}` ({config.type}). "
-            "The partition key is the chunk's sequence within the current cycle; each run validates the "
-            "entities and writes them, their relations, rejections and the ledger mark in one transaction."
+            "The partition key is the chunk's sequence within the current cycle; each chunk's entities are "
+            "validated and written with their relations, rejections and the ledger mark in one transaction. "
+            "A run writes one partition, or a range of them one chunk at a time (`chunks_per_run`)."
         ),
         tags={"catalog/provider": name},
+        # Materialisations are yielded per committed chunk (a run may write several partitions).
+        output_required=False,
         # Other errors (a database hiccup, a crash in the step) are retried inside the run; a
         # ProviderError is not (the provider retried its requests already). When retries run out the
         # run fails and the ledger's backoff schedule (run-failure sensor, or run_cycle) takes over.
@@ -98,19 +101,33 @@ def build_provider_assets(config: ProviderConfig) -> list[dg.AssetsDefinition]:
             jitter=dg.Jitter.PLUS_MINUS,
         ),
     )
-    def entity_chunk(context: dg.AssetExecutionContext, catalog: CatalogDatabase) -> dg.MaterializeResult:
-        from catalog_pipelines.ingestion.chunks import ChunkOrderError, WalkRestarted, run_chunk
-        from catalog_pipelines.ingestion.cycle import record_chunk_success
+    def entity_chunk(context: dg.AssetExecutionContext, catalog: CatalogDatabase):
+        from catalog_pipelines.ingestion.chunks import ChunkOrderError, WalkRestarted
+        from catalog_pipelines.ingestion.chunk_runs import run_chunks
         from catalog_pipelines.providers.base import ProviderError
 
         ledger = catalog.ledger()
-        ingestion = ledger.open_ingestion(name)
-        if ingestion is None:
-            raise refused(f"provider {name!r} has no open cycle: start one with `catalog-pipelines ingest` or the sensor")
+        started_in = ledger.open_ingestion(name)
+        # One partition, or a range of them (`chunks_per_run`, partitions.chunk_run): each chunk
+        # committed is recorded at once as its own partition's materialisation, so a run that fails
+        # at chunk k shows chunks before k materialised and k not, as the ledger has them.
+        chunks = run_chunks(catalog.store(), ledger, config.build(), name, [int(k) for k in context.partition_keys],
+                            config.options, retrying=context.retry_number > 0)
         try:
-            outcome = run_chunk(
-                catalog.store(), ledger, config.build(), ingestion, int(context.partition_key), config.options.chunk_size
-            )
+            for outcome in chunks:
+                for rejection in outcome.result.rejections[:20]:
+                    context.log.warning(f"rejected {rejection.location}: {rejection.message}")
+                meta = outcome.metadata()
+                yield dg.AssetMaterialization(
+                    asset_key=chunk_asset_key(name),
+                    partition=chunk_key(outcome.sequence),
+                    metadata={
+                        **{k: v for k, v in meta.items() if k not in ("cursor", "conflicts")},
+                        "cursor": dg.MetadataValue.json(meta["cursor"] if meta["cursor"] is not None else {}),
+                        "conflicts": dg.MetadataValue.json(meta["conflicts"]),
+                        "dagster/row_count": outcome.result.accepted,
+                    },
+                )
         except ChunkOrderError as exc:
             raise refused(str(exc)) from exc
         except ProviderError as exc:
@@ -119,19 +136,8 @@ def build_provider_assets(config: ProviderConfig) -> list[dg.AssetsDefinition]:
             # A restarted walk (WalkRestarted) is not retried either: its cycle is closed, and the
             # next run starts the new cycle's walk at chunk 00000.
             raise dg.Failure(description=f"{type(exc).__name__}: {exc}", allow_retries=False,
-                             metadata={"cycle": ingestion.cycle, "walk_restarted": isinstance(exc, WalkRestarted)}) from exc
-        record_chunk_success(ledger, ingestion)
-        for rejection in outcome.result.rejections[:20]:
-            context.log.warning(f"rejected {rejection.location}: {rejection.message}")
-        meta = outcome.metadata()
-        return dg.MaterializeResult(
-            metadata={
-                **{k: v for k, v in meta.items() if k not in ("cursor", "conflicts")},
-                "cursor": dg.MetadataValue.json(meta["cursor"] if meta["cursor"] is not None else {}),
-                "conflicts": dg.MetadataValue.json(meta["conflicts"]),
-                "dagster/row_count": outcome.result.accepted,
-            }
-        )
+                             metadata={"cycle": started_in.cycle if started_in else -1,
+                                       "walk_restarted": isinstance(exc, WalkRestarted)}) from exc
 
     @dg.asset(
         key=sweep_asset_key(name),

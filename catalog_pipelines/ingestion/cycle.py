@@ -243,3 +243,4 @@ def record_failure(ledger: Ledger, provider: str, options: IngestionOptions, err
         return
     state = snapshot(ledger, provider).cycle
     ledger.update(current.id, **on_failure(state, options, now, error))
+

@@ -15,7 +15,7 @@ import dagster as dg
 from catalog_pipelines.assets.ingestion import failure_text, run_failure_cause
 from catalog_pipelines.ingestion.config import ProviderConfig
 from catalog_pipelines.jobs import chunk_job_name, sweep_job_name
-from catalog_pipelines.partitions import PROVIDER_TAG, chunk_key, chunk_partitions, cycle_run_tags
+from catalog_pipelines.partitions import PROVIDER_TAG, chunk_partitions, chunk_run, cycle_run_tags
 from catalog_pipelines.resources import CatalogDatabase
 
 ACTIVE_STATUSES = [
@@ -138,17 +138,17 @@ def tick(config: ProviderConfig, catalog: CatalogDatabase, instance: dg.DagsterI
             run_key=f"{name}:{current.id}:sweep:{attempt}",
             tags=cycle_run_tags(name, current.cycle),
         )])
-    key = chunk_key(decision.sequence or 0)
+    keys, key, tags = chunk_run(name, current.cycle, decision.sequence or 0, config.options.chunks_per_run)
     partitions = chunk_partitions(name)
-    add = [] if instance.has_dynamic_partition(partitions.name, key) else [partitions.build_add_request([key])]
+    missing = [k for k in keys if not instance.has_dynamic_partition(partitions.name, k)]
     return dg.SensorResult(
         run_requests=[dg.RunRequest(
             job_name=chunk_job_name(name),
             partition_key=key,
-            run_key=f"{name}:{current.id}:{key}:{attempt}",
-            tags=cycle_run_tags(name, current.cycle, decision.sequence or 0),
+            run_key=f"{name}:{current.id}:{keys[0]}:{attempt}",
+            tags=tags,
         )],
-        dynamic_partitions_requests=add,
+        dynamic_partitions_requests=[partitions.build_add_request(missing)] if missing else [],
     )
 
 

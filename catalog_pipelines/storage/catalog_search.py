@@ -29,7 +29,7 @@ import orjson
 import sqlalchemy as sa
 
 from catalog_pipelines.storage import schema as s
-from catalog_pipelines.storage.sql import batched, in_values, psycopg_connection, qualified_name
+from catalog_pipelines.storage.sql import batched, in_values, insert_tuples, qualified_name
 
 MAX_KEY_LENGTH = 200
 MAX_VALUE_LENGTH = 200
@@ -122,15 +122,7 @@ def _insert(conn: sa.Connection, rows: list[tuple], table: sa.Table = s.entity_s
     """Insert tuples: ~20 search rows per entity, so straight to the driver (COPY on PostgreSQL,
     one executemany of tuples on SQLite) rather than through per-row parameter dictionaries
     (which cost more than the insert itself: measured 4x the CPU of writing 20k entities' rows)."""
-    if not rows:
-        return
-    raw = psycopg_connection(conn)
-    if raw is not None:
-        with raw.cursor() as cur, cur.copy(f"COPY {qualified_name(table)} ({', '.join(columns)}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row(row)
-        return
-    conn.exec_driver_sql(f"INSERT INTO {qualified_name(table)} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})", rows)
+    insert_tuples(conn, table, columns, rows)
 
 
 def _rows_of(entities: Iterable[tuple[str, Mapping[str, Any]]]) -> list[tuple[str, int, str, str | None, str | None]]:

@@ -35,7 +35,7 @@ import sqlalchemy as sa
 
 from catalog_pipelines.model.entity import ProcessedEntity, Rejection
 from catalog_pipelines.storage import schema as s
-from catalog_pipelines.storage.sql import batched, bulk_write, in_values
+from catalog_pipelines.storage.sql import batched, in_values, insert_tuples
 
 ADDED, CHANGED, REMOVED, REJECTED = "added", "changed", "removed", "rejected"
 STATE_CHANGES = (ADDED, CHANGED, REMOVED)  # the versions that say what the catalog held
@@ -119,6 +119,13 @@ def _summary(ref: str, entity: Mapping[str, Any], relations: Sequence[Any],
              pairs: list[tuple[str, str]] | None = None) -> dict[str, Any]:
     """Owner, system, lifecycle and relations hash of a version (one pass over its relations);
     `pairs`, when given, receives its declared (type, target) pairs."""
+    owner, system, lifecycle, rhash = _summary_values(ref, entity, relations, pairs)
+    return {"owner": owner, "system": system, "lifecycle": lifecycle, "relations_hash": rhash}
+
+
+def _summary_values(ref: str, entity: Mapping[str, Any], relations: Sequence[Any],
+                    pairs: list[tuple[str, str]] | None = None) -> tuple[str | None, str | None, str | None, str]:
+    """`_summary` as (owner, system, lifecycle, relations hash): what an added version stores."""
     owner = system = None
     pairs = [] if pairs is None else pairs
     for r in relations:
@@ -132,8 +139,7 @@ def _summary(ref: str, entity: Mapping[str, Any], relations: Sequence[Any],
             system = target
     spec = entity.get("spec")
     lifecycle = spec.get("lifecycle") if isinstance(spec, dict) else None
-    return {"owner": owner, "system": system, "lifecycle": lifecycle if isinstance(lifecycle, str) else None,
-            "relations_hash": relations_hash(pairs)}
+    return owner, system, lifecycle if isinstance(lifecycle, str) else None, relations_hash(pairs)
 
 
 def _row(**values: Any) -> dict[str, Any]:
@@ -141,27 +147,29 @@ def _row(**values: Any) -> dict[str, Any]:
 
 
 def _insert(conn: sa.Connection, rows: list[dict[str, Any]]) -> None:
-    """Insert version rows: COPY on PostgreSQL (`bulk_write`); on SQLite one driver-level
-    executemany of tuples, without SQLAlchemy's per-row processing, which cost as much as the
-    rest of the history of a first cycle (every row of a chunk shares its time, converted once)."""
-    if not rows:
-        return
-    if conn.dialect.name != "sqlite":
-        bulk_write(conn, s.entity_history, rows)
-        return
-    convert = s.entity_history.c.at.type.dialect_impl(conn.dialect).bind_processor(conn.dialect)
-    times: dict[Any, Any] = {}
-    at = _COLUMNS.index("at")
-    values = []
-    for row in rows:
-        record = [row[c] for c in _COLUMNS]
-        when = record[at]
-        if when not in times:
-            times[when] = convert(when) if convert else when
-        record[at] = times[when]
-        values.append(tuple(record))
-    conn.exec_driver_sql(
-        f"INSERT INTO {s.entity_history.name} ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})", values)
+    """Insert version rows given as `_row` dicts (see `_insert_tuples`)."""
+    _insert_tuples(conn, _COLUMNS, [tuple(row[c] for c in _COLUMNS) for row in rows])
+
+
+# The columns of an `added` version: a first cycle writes one per entity, so only these are sent.
+_ADDED_COLUMNS = ("ref", "kind", "provider", "ingestion_id", "cycle", "chunk", "at", "change", "content_hash",
+                  "owner", "lifecycle", "system", "relations_hash")
+
+
+def _insert_tuples(conn: sa.Connection, columns: Sequence[str], rows: list[tuple]) -> None:
+    """Insert version rows, tuples in `columns` order (the other columns stay NULL), straight to
+    the driver (`sql.insert_tuples`): SQLAlchemy's per-row processing cost as much as the rest of
+    the history of a first cycle. On SQLite every row of a chunk shares its time, converted once."""
+    if rows and conn.dialect.name == "sqlite":
+        at = columns.index("at")
+        convert = s.entity_history.c.at.type.dialect_impl(conn.dialect).bind_processor(conn.dialect)
+        times: dict[Any, Any] = {}
+        for i, row in enumerate(rows):
+            when = row[at]
+            if when not in times:
+                times[when] = convert(when) if convert else when
+            rows[i] = (*row[:at], times[when], *row[at + 1:])
+    insert_tuples(conn, s.entity_history, columns, rows)
 
 
 @dataclass
@@ -192,8 +200,15 @@ class HistoryWriter:
             return
         base = self._base(conn)
         by_ref = {e.ref: e for e in entities}
-        rows = [_row(**base, ref=r["ref"], kind=r["kind"], change=ADDED, content_hash=r["content_hash"], **_summary(r["ref"], by_ref[r["ref"]].entity, by_ref[r["ref"]].relations))
-                for r in new_rows]
+        added = []
+        fixed = (base["provider"], base["ingestion_id"], base["cycle"], base["chunk"], base["at"], ADDED)
+        for r in new_rows:
+            ref = r["ref"]
+            e = by_ref[ref]
+            owner, system, lifecycle, rhash = _summary_values(ref, e.entity, e.relations)
+            added.append((ref, r["kind"], *fixed, r["content_hash"], owner, lifecycle, system, rhash))
+        _insert_tuples(conn, _ADDED_COLUMNS, added)
+        rows = []
         if changed_rows:
             ent = s.entities
             old = dict(conn.execute(sa.select(ent.c.ref, ent.c.body).where(in_values(conn, ent.c.ref, [r["ref"] for r in changed_rows]))).all())
@@ -248,11 +263,16 @@ def baseline(conn: sa.Connection, batch: int = 5000) -> int:
     ent, h = s.entities, s.entity_history
     if conn.execute(sa.select(h.c.id).limit(1)).first() is not None:
         return 0
-    written = 0
-    rows = conn.execute(sa.select(ent.c.ref, ent.c.kind, ent.c.provider, ent.c.body, ent.c.content_hash, ent.c.first_seen)).all()
-    for part in batched(rows, batch):
+    written, after = 0, None
+    # Page by id (keyset): a million bodies are never all in memory.
+    while True:
+        q = sa.select(ent.c.id, ent.c.ref, ent.c.kind, ent.c.provider, ent.c.body, ent.c.content_hash, ent.c.first_seen)
+        part = conn.execute((q if after is None else q.where(ent.c.id > after)).order_by(ent.c.id).limit(batch)).all()
+        if not part:
+            break
+        after = part[-1].id
         out = []
-        for ref, kind, provider, body, content_hash, first_seen in part:
+        for _, ref, kind, provider, body, content_hash, first_seen in part:
             entity = orjson.loads(body)
             summary = _summary(ref, entity, _derived(entity))
             out.append(_row(ref=ref, kind=kind, provider=provider, cycle=0, at=first_seen, change=ADDED,
@@ -428,15 +448,15 @@ def prune(engine: sa.Engine, provider: str, current_cycle: int, keep_cycles: int
     h = s.entity_history
     cutoff = current_cycle - keep_cycles + 1
     old = (h.c.provider == provider) & (h.c.cycle < cutoff)
+    later = h.alias("later")
+    # A version older than the window goes unless it is its ref's latest state version there; a
+    # removal goes even then (the ref is gone). In SQL (one probe of the ref index per old version):
+    # nothing of a million entities' history is read into memory.
+    superseded = sa.exists().where((later.c.ref == h.c.ref) & (later.c.provider == provider) & (later.c.cycle < cutoff)
+                                   & later.c.change.in_(STATE_CHANGES) & (later.c.id > h.c.id))
     with engine.begin() as conn:
-        keep = sa.select(sa.func.max(h.c.id)).where(old & h.c.change.in_(STATE_CHANGES)).group_by(h.c.ref)
-        kept = set(conn.execute(keep).scalars())
-        deleted = 0
-        ids = list(conn.execute(sa.select(h.c.id, h.c.change).where(old)))
-        drop = [i for i, change in ids if i not in kept or change == REMOVED]
-        for part in batched(drop, 10_000):
-            deleted += conn.execute(h.delete().where(h.c.id.in_(part))).rowcount
-        base = [i for i in kept if i not in set(drop)]
-        for part in batched(base, 10_000):
-            conn.execute(h.update().where(h.c.id.in_(part) & h.c.previous_body.is_not(None)).values(previous_body=None))
+        deleted = conn.execute(h.delete().where(old & (h.c.change.not_in(STATE_CHANGES) | (h.c.change == REMOVED) | superseded))).rowcount
+        # What is left of the old versions is what the window's first state needs, without the
+        # bodies it replaced.
+        conn.execute(h.update().where(old & h.c.previous_body.is_not(None)).values(previous_body=None))
     return deleted

@@ -125,11 +125,32 @@ def pandas_copy(pd_table: Any, conn: sa.Connection, keys: Sequence[str], data_it
     if not _copy_capable(conn) or len(rows) < COPY_THRESHOLD:
         return pd_table._execute_insert(conn, keys, rows)
     table = f'"{pd_table.schema}"."{pd_table.name}"' if pd_table.schema else f'"{pd_table.name}"'
-    cols = ", ".join('"' + k.replace('"', '""') + '"' for k in keys)
-    with conn.connection.driver_connection.cursor() as cur, cur.copy(f"COPY {table} ({cols}) FROM STDIN") as copy:
+    copy_rows(psycopg_connection(conn), table, ", ".join('"' + k.replace('"', '""') + '"' for k in keys), rows)
+    return len(rows)
+
+
+def copy_rows(raw: Any, target: str, names: str, rows: Iterable[Sequence[Any]]) -> None:
+    """COPY `rows` (tuples in `names` order) into `target` on a psycopg 3 connection."""
+    with raw.cursor() as cur, cur.copy(f"COPY {target} ({names}) FROM STDIN") as copy:
         for row in rows:
             copy.write_row(row)
-    return len(rows)
+
+
+def insert_tuples(conn: sa.Connection, table: sa.Table, columns: Sequence[str], rows: list[tuple]) -> None:
+    """Insert tuples in `columns` order (the table's other columns take their defaults), straight
+    to the driver: COPY on PostgreSQL (psycopg 3), one executemany of tuples on SQLite, rather than
+    through per-row parameter dictionaries (which can cost more than the insert itself). Values
+    must already be what the driver takes (SQLite: convert datetimes first)."""
+    if not rows:
+        return
+    names = ", ".join(columns)
+    raw = psycopg_connection(conn)
+    if raw is not None:
+        copy_rows(raw, qualified_name(table), names, rows)
+    elif conn.dialect.name == "sqlite":
+        conn.exec_driver_sql(f"INSERT INTO {qualified_name(table)} ({names}) VALUES ({', '.join('?' * len(columns))})", rows)
+    else:
+        conn.execute(table.insert(), [dict(zip(columns, row)) for row in rows])
 
 
 # COPY's text format: tab between columns, newline between rows, backslash escapes.

@@ -91,3 +91,35 @@ def test_run_chunk_runs_under_the_raised_gc_threshold(monkeypatch, catalog_url):
     run_chunk(store, ledger, SyntheticOrgProvider("p", 60), ingestion, 0, 100)
     assert seen and seen[0] >= CHUNK_GC_THRESHOLD
     assert gc.get_threshold() == before
+
+
+def test_a_read_ahead_is_used_only_from_the_cursor_the_chunk_resumes_at_and_its_errors_are_the_chunks():
+    from catalog_pipelines.ingestion.chunks import Prefetch, collect_chunk
+    from catalog_pipelines.providers.base import ProviderError
+
+    provider = SyntheticOrgProvider("org", 300, seed=5)
+    first = collect_chunk(provider, None, 100)
+    ahead = Prefetch(provider, 100)
+    try:
+        ahead.start(first.cursor)
+        assert ahead.take({"elsewhere": 1}) is None  # another cursor: dropped, the chunk reads itself
+        ahead.start(first.cursor)
+        taken = ahead.take(first.cursor)
+        assert [r.entity for r in taken.raw] == [r.entity for r in collect_chunk(provider, first.cursor, 100).raw]
+
+        class Failing:
+            name = "org"
+
+            def around(self):
+                return provider.around()
+
+            def next(self, cursor):
+                raise ProviderError("HTTP 503 from the source")
+
+        failing = Prefetch(Failing(), 100)
+        failing.start(first.cursor)
+        with pytest.raises(ProviderError, match="503"):
+            failing.take(first.cursor)
+        failing.close()
+    finally:
+        ahead.close()
