@@ -26,7 +26,7 @@ import pandas as pd
 from catalog_pipelines.model.insight_tables import DELIVERY, FACTS
 from dashboards import figures as F
 from dashboards.access import ALL, NONE
-from dashboards.html import Column, Doc, link
+from dashboards.html import Column, Doc, esc, link
 from dashboards.inputs import AREA_ASSETS, CATALOG_ASSET
 from dashboards.pages.base import Ctx, PageOut, missing_tables
 
@@ -218,33 +218,64 @@ def _flow_table(doc: Doc, data: DeliveryData, scope: tuple[str, str]) -> None:
                   ("open PRs", open_prs, ""), ("stale PRs", stale, "open past the stale threshold")])
 
 
+def _team_keys(doc: Doc, data: DeliveryData, scope: tuple[str, str]) -> bool:
+    """The four keys as headline figures: value, and under it band · trend · weekly sparkline
+    (compact: thousands of team pages share the site's size budget; the tables are on
+    `delivery.html` and in `catalog-pipelines delivery show`)."""
+    keys = data.keys.get(scope)
+    if not keys:
+        return False
+    weekly = data.weekly.get(scope, {})
+    arrows = {"improving": "↑", "worsening": "↓", "flat": "→"}
+    kpis = []
+    for metric, value, unit, band, _previous, trend, _events, _excluded, _reason in sorted(keys, key=lambda k: list(METRICS).index(k[0])):
+        shown = fmt(value, unit)
+        hint = " · ".join(x for x in (band, arrows.get(trend or ""), sparkline(weekly.get(WEEKLY[metric], []))) if x)
+        kpis.append((METRICS[metric], shown if shown is not None else "not enough data", hint))
+    doc.kpis(kpis)
+    return True
+
+
 def team_sections(ctx: Ctx, data: DeliveryData | None, ref: str, doc: Doc) -> None:
-    """The "Delivery" and "Source control" sections of one team page."""
+    """The "Delivery" and "Source control" sections of one team page, kept small (about 1.5 KB)."""
     if data is None or not data.available:
         return
     doc.h2("Delivery")
-    if not _keys_table(doc, data, ("team", ref), f"DORA's four keys, {data.window} (band: DORA 2023 levels)"):
+    if not _team_keys(doc, data, ("team", ref)):
         doc.note("No delivery events for this team's entities.")
     else:
-        _flow_table(doc, data, ("team", ref))
-        stale = data.stale.get(("team", ref))
-        if stale:
-            doc.table([Column("Pull request", "link"), Column("Entity"), Column("Open, days", "num"), Column("Draft")],
-                      [[link(f"#{number}", url), entity.split("/")[-1], age, "yes" if draft else None]
-                       for entity, url, number, age, draft in stale],
-                      caption="The stalest open pull requests", page_size=STALE_SHOWN)
-    doc.h2("Source control")
+        flow = {m: (unit, p50, p75, p90, n, reason) for m, unit, p50, p75, p90, n, reason in data.flow.get(("team", ref), [])}
+        cycle = flow.get("cycle_time")
+        parts = []
+        if cycle and cycle[1] is not None:
+            unit, p50, p75, p90, n, _ = cycle
+            split = " + ".join(f"{label} {fmt(flow[m][1], 'hours')}" for m, label in
+                               (("time_to_first_review", "first review"), ("review_to_approval", "approval"), ("approval_to_merge", "merge"))
+                               if m in flow and flow[m][1] is not None)
+            parts.append(f"PR cycle time: median {fmt(p50, unit)} (p75 {fmt(p75, unit)}, p90 {fmt(p90, unit)}, {int(n)} merged)"
+                         + (f" = {split} (medians)" if split else ""))
+        elif cycle:
+            parts.append(f"PR cycle time: {cycle[5] or 'not enough data'}")
+        summary = data.summary.get(("team", ref))
+        if summary:
+            merged, unreviewed, share, open_prs, stale = summary
+            parts.append(f"{unreviewed} of {merged} merged without review · {open_prs} open, {stale} stale")
+        if parts:
+            doc.p(" · ".join(parts))
+        stale_rows = data.stale.get(("team", ref))
+        if stale_rows:
+            links = ", ".join(f'<a href="{esc(url)}">{esc(entity.split("/")[-1])} #{esc(number)}</a> ({float(age):.0f} d)'
+                              for entity, url, number, age, _draft in stale_rows)
+            doc.raw(f'<p class="related">Stalest open PRs: {links}</p>')
     totals = data.repo_totals.get(ref)
+    doc.h2("Source control")
     if not totals:
         doc.note("No repository data (GitHub / GitLab collectors or delivery events) for this team's entities.")
         return
     n, protected, known, open_prs, last = totals
     doc.kpis([("repositories", n, ""), ("default branch protected", protected, f"of {known} known"),
               ("open pull requests", None if open_prs is None or open_prs != open_prs else int(open_prs), ""),
-              ("last merge", None if last is None or pd.isna(last) else str(last)[:10], "")])
-    doc.table([Column("Entity"), Column("Repository"), Column("Protected"), Column("Open PRs", "int"), Column("Last merge"),
-               Column("Last deployment")], data.repos.get(ref, []), caption="Repositories, most recently merged first",
-              total=n, page_size=REPO_LIMIT)
+              ("last commit (merge)", None if last is None or pd.isna(last) else str(last)[:10], "")])
 
 
 def delivery_page(ctx: Ctx) -> PageOut:
