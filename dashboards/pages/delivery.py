@@ -26,7 +26,7 @@ import pandas as pd
 from catalog_pipelines.model.insight_tables import DELIVERY, FACTS
 from dashboards import figures as F
 from dashboards.access import ALL, NONE
-from dashboards.html import Column, Doc, esc, link
+from dashboards.html import Column, Doc, link
 from dashboards.inputs import AREA_ASSETS, CATALOG_ASSET
 from dashboards.pages.base import Ctx, PageOut, missing_tables
 
@@ -264,9 +264,10 @@ def team_sections(ctx: Ctx, data: DeliveryData | None, ref: str, doc: Doc) -> No
             doc.p(" · ".join(parts))
         stale_rows = data.stale.get(("team", ref))
         if stale_rows:
-            links = ", ".join(f'<a href="{esc(url)}">{esc(entity.split("/")[-1])} #{esc(number)}</a> ({float(age):.0f} d)'
-                              for entity, url, number, age, _draft in stale_rows)
-            doc.raw(f'<p class="related">Stalest open PRs: {links}</p>')
+            # links go through the table (rendered by the site's script: no raw external href in the page)
+            doc.table([Column("Pull request", "link"), Column("Open, days", "int")],
+                      [[link(f"{entity.split('/')[-1]} #{number}", url), round(float(age))] for entity, url, number, age, _ in stale_rows],
+                      caption="The stalest open pull requests", page_size=STALE_SHOWN)
     totals = data.repo_totals.get(ref)
     doc.h2("Source control")
     if not totals:
