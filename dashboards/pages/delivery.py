@@ -322,12 +322,9 @@ def _comparison(ctx: Ctx, data: DeliveryData, doc: Doc) -> None:
     `min_entities` deploying entities, ordered by lead time band then deployment frequency."""
     org = ctx.inputs.org
     summary = ctx.inputs.table(DELIVERY.dora_summary)
-    entity_rows = summary[(summary["scope_type"].astype(str) == "entity") & (summary["metric"].astype(str) == "deployment_frequency")
-                          & (summary["events"] > 0)]
-    owners = ctx.inputs.entities.set_index("ref")["owner"]
-    deploying = owners.reindex(entity_rows["scope_ref"].astype(str)).dropna()
-    rollup = org.rollup_frame()
-    counts = pd.DataFrame({"group_ref": deploying.to_numpy()}).merge(rollup, on="group_ref").groupby("rollup_ref").size().to_dict()
+    rows = summary[(summary["scope_type"].astype(str) == "team") & (summary["metric"].astype(str) == "deployment_frequency")]
+    counts = (dict(zip(rows["scope_ref"].astype(str), rows["deploying_entities"].fillna(0).astype(int)))
+              if "deploying_entities" in rows.columns else {})
     visible = set(ctx.access.groups(PERMISSION, list(org.all_groups()))) if ctx.access.level(PERMISSION) != ALL else None
     by_depth: dict[int, list[list]] = {}
     band_rank = {"elite": 0, "high": 1, "medium": 2, "low": 3}
@@ -344,7 +341,7 @@ def _comparison(ctx: Ctx, data: DeliveryData, doc: Doc) -> None:
         row = [ctx.team_link(ref), n]
         for metric in METRICS:
             v, u, b = k.get(metric, (None, None, None))
-            row += [fmt(v, u), b]
+            row += [fmt(v, u) or "not enough data", b]
         row.append(sparkline(data.weekly.get(("team", ref), {}).get("deployments", [])))
         sort_key = (band_rank.get(k.get("lead_time", (0, 0, None))[2], 4), -(k.get("deployment_frequency", (0, 0, 0))[0] or 0))
         by_depth.setdefault(depth, []).append((sort_key, row))
