@@ -15,12 +15,14 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/catalog-pipelines demo
 
+# TEST_WORKERS: pytest-xdist processes (auto: one per core; 0 runs in one process).
+TEST_WORKERS ?= auto
 test: $(STAMP)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 # The PostgreSQL half of the suite (`make test` runs both halves when CATALOG_TEST_POSTGRES_URL is set).
 test-postgres: $(STAMP)
-	$(BIN)/python -m pytest -m postgres $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup -m postgres $(PYTEST_ARGS)
 
 # The Dagster web UI and daemon on the same data as the CLI.
 ui: $(STAMP)

@@ -126,6 +126,25 @@ class OrgGraph:
     def all_groups(self) -> set[str]:
         return set(self.groups) | set(self.direct_members) | set(self.parent) | set(self.parent.values())
 
+    def depth(self, group: str) -> int:
+        """0 for a group without a parent, 1 for its children, ..."""
+        return len(self.ancestors(group))
+
+    def level_of(self, group: str) -> str:
+        """The organisation level a group sits at, for comparing like with like: its `spec.type`
+        (organization, department, team, ...), else `level <depth>` (0 at the top)."""
+        kind = (self.groups.get(group) or {}).get("type")
+        return str(kind) if kind else f"level {self.depth(group)}"
+
+    def levels(self) -> dict[str, list[str]]:
+        """Organisation level → its groups, levels ordered top-down (by the mean depth of their
+        groups), groups sorted by ref."""
+        by_level: dict[str, list[str]] = defaultdict(list)
+        for group in sorted(self.all_groups()):
+            by_level[self.level_of(group)].append(group)
+        mean_depth = {lv: sum(self.depth(g) for g in gs) / len(gs) for lv, gs in by_level.items()}
+        return {lv: by_level[lv] for lv in sorted(by_level, key=lambda lv: (mean_depth[lv], lv))}
+
     def rollup_frame(self) -> pd.DataFrame:
         """One row per (group_ref, rollup_ref): each group with itself and every ancestor.
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from catalog_pipelines.model.vocabulary import label
 from dashboards.html import clean_list
 
 # Okabe–Ito, then Tol's muted colours for series beyond eight.
@@ -23,6 +24,22 @@ PALETTE = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F
 SUPPRESSED_COLOUR = "#9e9e9e"
 SUPPRESSED_TEXT = "suppressed"  # the placeholder written in a suppressed heatmap cell
 OK, WARN, BAD = "#009E73", "#E69F00", "#D55E00"
+# One colour per kind of thing, the same on every page (series named by these codes take it
+# unless the caller passes its own): entity kinds, severities, outcomes, changes.
+SERIES_COLOURS = {
+    "component": PALETTE[0], "api": PALETTE[1], "resource": PALETTE[2], "system": PALETTE[4], "domain": PALETTE[5],
+    "template": PALETTE[3], "group": PALETTE[8], "user": PALETTE[9], "location": PALETTE[10],
+    "error": BAD, "warning": WARN, "info": PALETTE[0],
+    "success": OK, "denied": BAD, "failure": WARN,
+    "added": OK, "changed": PALETTE[0], "removed": BAD, "rejected": WARN,
+}
+
+
+def series_colour(name: Any, colors: Mapping[str, str] | None = None) -> str | None:
+    """The colour of a series: the caller's, else the site-wide one for its code (None: colourway)."""
+    if colors and name in colors:
+        return colors[name]
+    return SERIES_COLOURS.get(str(name).lower())
 
 
 def _axis(title: str, **extra: Any) -> dict[str, Any]:
@@ -86,16 +103,17 @@ def bars(
     percent: bool = False,
 ) -> dict[str, Any]:
     """Several series of bars over the same categories, grouped or stacked."""
-    cats = [str(c) for c in categories]
+    cats = [label(c) for c in categories]
     data = []
     for name, values in series.items():
-        trace: dict[str, Any] = {"type": "bar", "name": str(name)}
+        trace: dict[str, Any] = {"type": "bar", "name": label(name)}
         if horizontal:
             trace.update(y=cats, x=clean_list(values), orientation="h")
         else:
             trace.update(x=cats, y=clean_list(values))
-        if colors and name in colors:
-            trace["marker"] = {"color": colors[name]}
+        colour = series_colour(name, colors)
+        if colour:
+            trace["marker"] = {"color": colour}
         data.append(trace)
     layout = _layout(title, xtitle, ytitle, barmode="stack" if stacked else "group")
     value_axis = "xaxis" if horizontal else "yaxis"
@@ -123,10 +141,13 @@ def lines(
     """Lines over a shared x; a None value leaves a gap (no interpolation across missing data)."""
     xs = [str(v) for v in x] if x_is_category else clean_list(x)
     data = [
-        {"type": "scatter", "mode": "lines+markers" if markers else "lines", "name": str(name), "x": xs,
+        {"type": "scatter", "mode": "lines+markers" if markers else "lines", "name": label(name), "x": xs,
          "y": clean_list(values), "connectgaps": False}
         for name, values in series.items()
     ]
+    for trace, name in zip(data, series):
+        if colour := series_colour(name):
+            trace["line"] = {"color": colour}
     layout = _layout(title, xtitle, ytitle)
     if x_is_category:
         layout["xaxis"]["type"] = "category"
@@ -149,7 +170,7 @@ def xy_lines(
     integer_x: bool = False,
 ) -> dict[str, Any]:
     """Lines with their own x values each: (name, x, y). `integer_x` for counts such as cycles."""
-    data = [{"type": "scatter", "mode": "lines+markers", "name": str(n), "x": clean_list(x), "y": clean_list(y)}
+    data = [{"type": "scatter", "mode": "lines+markers", "name": label(n), "x": clean_list(x), "y": clean_list(y)}
             for n, x, y in traces]
     layout = _layout(title, xtitle, ytitle)
     if integer_x:
@@ -253,3 +274,20 @@ def network(
     hidden = {"showgrid": False, "zeroline": False, "showticklabels": False, "title": {"text": ""}}
     return {"data": data, "layout": {"title": {"text": title}, "showlegend": False, "xaxis": hidden, "yaxis": hidden,
                                      "height": 560}}
+
+
+DURATION_UNITS = (("seconds", 1.0), ("minutes", 60.0), ("hours", 3600.0), ("days", 86400.0))
+
+
+def duration_unit(seconds: Sequence[Any]) -> tuple[str, float]:
+    """The unit a set of durations (in seconds) reads best in: the largest of seconds, minutes,
+    hours, days in which the median duration is at least 1 (so 0.6 s stays seconds, not 0.01 min)."""
+    values = sorted(float(v) for v in seconds if v is not None and v == v)
+    if not values:
+        return DURATION_UNITS[0]
+    typical = values[len(values) // 2]
+    unit = DURATION_UNITS[0]
+    for name, factor in DURATION_UNITS:
+        if typical >= factor:
+            unit = (name, factor)
+    return unit

@@ -8,8 +8,11 @@ string in the data can close the script element.
 
 from __future__ import annotations
 
+import csv
 import html
+import io
 import math
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -109,13 +112,18 @@ class SharedLayouts:
 class Doc:
     """The body of one page, built section by section."""
 
-    def __init__(self, prefix: str = "d", layouts: SharedLayouts | None = None) -> None:
+    def __init__(self, prefix: str = "d", layouts: SharedLayouts | None = None, stem: str | None = None) -> None:
         self.parts: list[str] = []
         self.figures = 0
         self.tables = 0
         self._n = 0
         self._prefix = prefix
         self.layouts = layouts
+        # `stem`: the page's file name without `.html`; a table with more rows than a page embeds
+        # writes its full rows to `<stem>-<name>.csv` next to the page (the site writes `files`).
+        self.stem = stem
+        self.files: dict[str, str] = {}
+        self.notices = 0  # charts replaced by "not enough history yet"
 
     def _id(self) -> str:
         self._n += 1
@@ -145,14 +153,29 @@ class Doc:
 
     def figure(self, fig: dict[str, Any], shared: bool = False) -> None:
         """A plotly figure; `shared` moves its layout to the site's shared layouts (when this Doc
-        has them), for figures repeated with the same layout on many pages."""
-        ident = self._id()
+        has them), for figures repeated with the same layout on many pages.
+
+        A trend (line chart) whose every series has fewer than two x values answers nothing: it is
+        replaced by a "not enough history yet" notice naming the chart."""
         title = ((fig.get("layout") or {}).get("title") or {}).get("text", "chart")
+        if is_one_point_trend(fig):
+            self.notices += 1
+            xs = {str(x) for t in fig.get("data") or [] for x in (t.get("x") or []) if x is not None}
+            when = f" (only {next(iter(xs))} so far)" if len(xs) == 1 else ""
+            self.parts.append(f'<p class="note history" data-chart="{esc(title)}">Not enough history yet for '
+                              f'“{esc(title)}”: a trend needs at least two points{esc(when)}; it appears after the next run.</p>')
+            return
+        ident = self._id()
         self.figures += 1
         if shared and self.layouts is not None:
-            fig = {"data": fig["data"], "layoutRef": self.layouts.key(fig.get("layout") or {})}
+            # The legend names move to the shared layout too (`meta.names`; site.js puts them back).
+            layout, data = dict(fig.get("layout") or {}), fig["data"]
+            if any(t.get("name") for t in data):
+                layout["meta"] = {"names": [t.get("name") for t in data]}
+                data = [{k: v for k, v in t.items() if k != "name"} for t in data]
+            fig = {"data": data, "layoutRef": self.layouts.key(layout)}
         self.parts.append(
-            f'<figure class="plot" data-src="{ident}" role="img" aria-label="{esc(title)}"></figure>'
+            f'<figure class="plot" data-src="{ident}" aria-label="{esc(title)}"></figure>'
             f'<script type="application/json" id="{ident}">{to_json(fig)}</script>'
         )
 
@@ -164,30 +187,71 @@ class Doc:
         caption: str,
         total: int | None = None,
         page_size: int = 25,
+        inline: int | None = None,
+        anchor: str | None = None,
+        export: str | bool | None = None,
+        note: str | None = None,
+        more: str | None = None,
     ) -> None:
-        """A sortable, filterable table; `total` (when more rows exist than shown) is stated."""
+        """A sortable, filterable, paged table.
+
+        Every row given is embedded (as compact JSON arrays) and searched, sorted and paged in the
+        browser, unless there are more than `inline`: then the first `inline` rows are embedded,
+        the table says "showing N of M", and, when the Doc has a `stem`, ALL rows are written to a
+        CSV file next to the page and linked (`export` names it, default from the caption).
+        `total` states a count of rows that exist but were never given (none listed).
+        `anchor` is the element id (drill-down links: `page.html#anchor` or `#anchor?q=text`,
+        which also fills the filter box). `note` is a sentence under the table explaining its numbers.
+        `export=False` writes no CSV: `more` then says where the other rows are listed.
+
+        A column of text values that repeat is sent once per distinct value (`dict`: the rows hold
+        indices, which `site.js` turns back into text), which keeps thousands of pages small."""
         ident = self._id()
         self.tables += 1
-        body = {
+        rows = list(rows)
+        shown = rows if inline is None or len(rows) <= inline else rows[:inline]
+        cells = [[clean(v) for v in r] for r in shown]
+        body: dict[str, Any] = {
             "caption": caption,
             "columns": [[c.name, c.type] for c in columns],
-            "rows": [[clean(v) for v in r] for r in rows],
-            "total": total if total is not None else len(rows),
+            "rows": cells,
+            "total": max(total if total is not None else 0, len(rows)),
             "pageSize": page_size,
         }
+        encoded = _dictionary_encode(cells, len(columns))
+        if encoded:
+            body["dict"] = encoded
+        if len(shown) < len(rows) and self.stem is not None and export is not False:
+            name = f"{self.stem}-{_slug(export if isinstance(export, str) else anchor or caption)}.csv"
+            self.files[name] = csv_text(columns, rows)
+            body["csv"] = name
+        elif len(shown) < len(rows) and more:
+            body["more"] = more
+        ident_attr = f' id="{esc(anchor)}"' if anchor else ""
         self.parts.append(
-            f'<div class="table" data-src="{ident}"></div>'
+            f'<div class="table" data-src="{ident}"{ident_attr}></div>'
             f'<script type="application/json" id="{ident}">{to_json(body)}</script>'
         )
+        if note:
+            self.p(note, "explain")
+
+    def export(self, name: str, columns: Sequence[Column], rows: Iterable[Sequence[Any]]) -> str | None:
+        """Write `rows` to `<stem>-<name>.csv` next to the page; its file name (None without a stem)."""
+        if self.stem is None:
+            return None
+        file = f"{self.stem}-{_slug(name)}.csv"
+        self.files[file] = csv_text(columns, rows)
+        return file
 
     def frame_table(self, frame: pd.DataFrame, columns: Sequence[tuple[str, str, str]], *, caption: str,
-                    limit: int | None = None, total: int | None = None, page_size: int = 25) -> None:
-        """A table from a frame: columns are (frame column, header, type)."""
-        shown = frame if limit is None else frame.head(limit)
-        data = [shown[c].tolist() if c in shown.columns else [None] * len(shown) for c, _, _ in columns]
+                    limit: int | None = None, total: int | None = None, page_size: int = 25,
+                    anchor: str | None = None, export: str | None = None, note: str | None = None) -> None:
+        """A table from a frame: columns are (frame column, header, type); `limit` is the number
+        of rows embedded in the page (the rest go to the CSV export, see `table`)."""
+        data = [frame[c].tolist() if c in frame.columns else [None] * len(frame) for c, _, _ in columns]
         rows = list(zip(*data)) if data else []
-        self.table([Column(h, t) for _, h, t in columns], rows, caption=caption,
-                   total=total if total is not None else len(frame), page_size=page_size)
+        self.table([Column(h, t) for _, h, t in columns], rows, caption=caption, total=total, page_size=page_size,
+                   inline=limit, anchor=anchor, export=export, note=note)
 
     def html(self) -> str:
         return "\n".join(self.parts)
@@ -206,8 +270,73 @@ def _fmt_kpi(value: Any) -> str:
     return str(value)
 
 
-def link(text: str, href: str) -> dict[str, str]:
-    return {"t": text, "h": href}
+def link(text: Any, href: str) -> dict[str, Any]:
+    """A link cell; `text` may be a number (it then sorts as one)."""
+    return {"t": clean(text), "h": href}
+
+
+def drill(href: str, anchor: str, query: str | None = None) -> str:
+    """A drill-down address: the table `anchor` on page `href`, its filter box set to `query`."""
+    from urllib.parse import quote
+
+    return f"{href}#{anchor}" + (f"?q={quote(str(query), safe='')}" if query else "")
+
+
+def is_one_point_trend(fig: dict[str, Any]) -> bool:
+    """A line chart (scatter traces drawn with lines) in which no series has two distinct x values."""
+    data = fig.get("data") or []
+    if not data or any(t.get("type") != "scatter" or "lines" not in str(t.get("mode", "lines")) for t in data):
+        return False
+    return all(len({str(x) for x, y in zip(t.get("x") or [], t.get("y") or []) if x is not None and y is not None}) < 2
+               for t in data)
+
+
+def _dictionary_encode(rows: list[list[Any]], width: int) -> dict[int, list[str]]:
+    """In place: each column of plain strings with at most half as many distinct values as rows
+    becomes indices into a list of its values (None stays None); returns {column: values}."""
+    out: dict[int, list[str]] = {}
+    if len(rows) < 4:
+        return out
+    for j in range(width):
+        values = [r[j] for r in rows]
+        if not all(v is None or isinstance(v, str) for v in values):
+            continue
+        distinct = list(dict.fromkeys(v for v in values if v is not None))
+        if not distinct or len(distinct) * 2 > len(rows):
+            continue
+        index = {v: i for i, v in enumerate(distinct)}
+        for r in rows:
+            if r[j] is not None:
+                r[j] = index[r[j]]
+        out[j] = distinct
+    return out
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", str(text).lower()).strip("-")[:40] or "table"
+
+
+def csv_text(columns: Sequence[Column], rows: Iterable[Sequence[Any]]) -> str:
+    """The rows as CSV with a header line: links as their text, suppressed cells as "suppressed",
+    shares (pct) as fractions 0..1; exactly what the table holds, nothing more."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow([c.name for c in columns])
+    for row in rows:
+        writer.writerow([_csv_cell(v) for v in row])
+    return out.getvalue()
+
+
+def _csv_cell(value: Any) -> Any:
+    kind = type(value)
+    if kind is str or kind is int:  # most cells: nothing to clean (millions on a large site)
+        return value
+    if isinstance(value, (list, tuple)):
+        return "; ".join(str(_csv_cell(v)) for v in value)
+    value = clean(value)
+    if isinstance(value, dict):
+        return "suppressed" if value.get("sup") else value.get("t", "")
+    return "" if value is None else value
 
 
 SUPPRESSED = {"sup": 1}
@@ -225,9 +354,13 @@ def page_html(
     generated: str = "",
     plots: bool = True,
     shared_layouts: bool = False,
+    compact: bool = False,
 ) -> str:
     """A whole page. `root` is the relative path to the site root ("" or "../"); `nav` is
-    (title, href from root, current); pages without figures do not load plotly.js."""
+    (title, href from root, current); pages without figures do not load plotly.js. `compact`
+    (the thousands of team pages): `nav` is a short fallback that `site.js` replaces with the
+    site's whole menu (`window.SITE_NAV`, written into assets/site.js once, from the same list),
+    and the footer is one line."""
     links = "".join(
         f'<a href="{esc(root + href)}"' + (' aria-current="page"' if current else "") + f">{esc(text)}</a>"
         for text, href, current in nav
@@ -244,11 +377,14 @@ def page_html(
         + (f'<script src="{root}{ASSETS_DIR}/layouts.js" defer></script>' if plots and shared_layouts else "")
         + f'<script src="{root}{ASSETS_DIR}/site.js" defer></script>'
         "</head><body>"
-        f'<header><a class="brand" href="{root}index.html">Catalog insights</a>{who}<nav>{links}</nav></header>'
-        f'<main><h1>{esc(title)}</h1>'
+        '<a class="skip" href="#main">Skip to content</a>'
+        f'<header><a class="brand" href="{root}index.html">Catalog insights</a>{who}'
+        f'<nav aria-label="Pages"' + (" data-nav" if compact else "") + f">{links}</nav></header>"
+        f'<main id="main"><h1>{esc(title)}</h1>'
         + (f'<p class="subtitle">{esc(subtitle)}</p>' if subtitle else "")
         + (f'<p class="freshness">{sources}</p>' if sources else "")
         + body
-        + f"</main><footer>Generated {esc(generated)} by catalog-pipelines · offline, plotly.js included · needs JavaScript"
-        "</footer></body></html>\n"
+        + (f"</main><footer>Generated {esc(generated)}" if compact else
+           f"</main><footer>Generated {esc(generated)} by catalog-pipelines · offline, plotly.js included · needs JavaScript")
+        + "</footer></body></html>\n"
     )

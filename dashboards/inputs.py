@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 TABLES: tuple[InsightTable, ...] = (
     SCORECARDS.rollup_summary, SCORECARDS.rollup_levels, SCORECARDS.rollup_checks, SCORECARDS.rollup_history,
     SCORECARDS.fix_next, SCORECARDS.checks, SCORECARDS.tracks, SCORECARDS.evaluations, SCORECARDS.campaign_progress,
+    SCORECARDS.results,  # only the results that are not passed (the drill-down to failing entities)
     SURVEYS.trends, SURVEYS.waves,
     USAGE.daily, USAGE.weekly, USAGE.cohorts, USAGE.reach, USAGE.top_daily, USAGE.templates_daily, USAGE.adoption,
     USAGE.meta, USAGE.plugin_adoption,
@@ -72,7 +73,8 @@ class SiteInputs:
     - `ingestions`, `marks`, `rejections`, `removals`: the ingestion ledger (storage/schema.py);
     - `audit`: audit rows (at, actor, action, target, outcome, details) of admin and exemption actions;
     - `tables`: insight tables by their declaration (`InsightTable`);
-    - `materialized`: asset key (user string) → when it was last materialised, if known.
+    - `materialized`: asset key (user string) → when it was last materialised, if known;
+    - `leaderboard_min_entities`: the scorecard configuration's minimum size of a ranked group.
     """
 
     org: OrgGraph
@@ -85,6 +87,8 @@ class SiteInputs:
     tables: dict[InsightTable, pd.DataFrame] = field(default_factory=dict)
     materialized: dict[str, datetime] = field(default_factory=dict)
     generated_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    # `leaderboard.minEntities` of the scorecard configuration (None: its default)
+    leaderboard_min_entities: int | None = None
 
     def table(self, table: InsightTable) -> pd.DataFrame | None:
         return self.tables.get(table)

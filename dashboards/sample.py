@@ -157,13 +157,19 @@ def _scorecards(rng, org, groups, rollup, owned, now, evaluations) -> dict[Insig
                           "passed": int(sum(p.sum() for p in passed.values())), "failed": int(sum((~p).sum() for p in passed.values())),
                           "warning": 0, "not_applicable": 0, "not_reported": 0, "error": 0, "exempted": 0, "regressions": 0, "errors": ""})
     done = int(passed["pr-has-docs"].sum())
+    refs = owned["ref"].to_numpy(dtype=object)
+    # Only the results that are not passed: what the site loads (`services.site.FAILING_STATES`).
+    results = pd.DataFrame({"entity_ref": np.concatenate([refs[~passed[c]] for c, _, _, _ in CHECKS]) if n else [],
+                            "check_id": np.concatenate([[c] * int((~passed[c]).sum()) for c, _, _, _ in CHECKS]) if n else [],
+                            "state": "failed", "raw_state": "failed", "exempted": False})
     campaign = pd.DataFrame([{"campaign_id": "techdocs-everywhere", "scope_type": "org", "scope_ref": "org", "entities": n, "done": done,
                               "share_done": round(done / max(n, 1), 4), "deadline": "2025-12-31", "days_left": 212, "status": "open",
                               "evaluation_id": evaluations, "evaluated_at": evaluated[-1]}])
     return {
         SCORECARDS.tracks: pd.DataFrame(tracks_rows, columns=["track_id", "track_name", "level", "level_name", "check_id"]),
         SCORECARDS.checks: pd.DataFrame([{"check_id": c, "name": nm, "description": nm, "severity": "error", "passed_message": "",
-                                            "failed_message": "", "fix_hint": f"Fix: {nm.lower()}", "facts": "", "tracks": t, "source": "sample"}
+                                            "failed_message": f"Not yet: {nm.lower()}.", "fix_hint": f"Fix: {nm.lower()}", "facts": "",
+                                            "tracks": t, "source": "sample"}
                                            for c, nm, t, _ in CHECKS]),
         SCORECARDS.rollup_levels: pd.concat(levels_parts, ignore_index=True)[["scope_type", "scope_ref", "track_id", "level", "level_name", "entities", "share"]],
         SCORECARDS.rollup_summary: summary,
@@ -172,6 +178,7 @@ def _scorecards(rng, org, groups, rollup, owned, now, evaluations) -> dict[Insig
         SCORECARDS.rollup_history: pd.concat(history_parts, ignore_index=True),
         SCORECARDS.fix_next: fix[["scope_ref", "rank", "track_id", "level", "check_id", "entities", "sole_blocker_entities", "levels_unlocked"]],
         SCORECARDS.evaluations: evals,
+        SCORECARDS.results: results,
         SCORECARDS.campaign_progress: campaign,
     }
 

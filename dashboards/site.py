@@ -35,6 +35,7 @@ from analytics.surveys.publication import k_violations
 from catalog_pipelines.model.insight_tables import SURVEYS
 
 from dashboards.access import ALL, Access
+from dashboards.headlines import as_manifest, headline_html, headlines, latest_cycle_churn
 from dashboards.html import esc, fmt_time, page_html
 from dashboards.inputs import SiteInputs
 from dashboards.pages.audit import audit_page
@@ -87,6 +88,8 @@ class SiteReport:
     errors: list[str] = field(default_factory=list)
     # Survey figures break the anonymity threshold: the build left every one of them out.
     people_violations: list[str] = field(default_factory=list)
+    # Of `bytes`: the CSV exports of tables longer than their page embeds (downloads, not pages).
+    export_bytes: int = 0
 
     @property
     def people_figures_verified(self) -> bool:
@@ -104,7 +107,8 @@ class SiteReport:
         return {"out_dir": str(self.out_dir), "index": str(self.out_dir / "index.html"), "audience": self.audience,
                 "pages": self.pages, "team_pages": self.team_pages, "files": self.files, "bytes": self.bytes,
                 "seconds": round(self.seconds, 2), "errors": self.errors,
-                "people_figures_verified": self.people_figures_verified, "people_violations": self.people_violations[:20]}
+                "people_figures_verified": self.people_figures_verified, "people_violations": self.people_violations[:20],
+                "export_bytes": self.export_bytes}
 
 
 def verify_people_figures(inputs: SiteInputs) -> tuple[SiteInputs, list[str]]:
@@ -139,6 +143,7 @@ def build_site(inputs: SiteInputs, out_dir: Path, access: Access | None = None, 
     access = access or Access.unrestricted()
     out_dir = Path(out_dir)
     _check_target(out_dir)
+    previous = previous_manifest(out_dir)
     # Every build (the asset, the CLI, each audience copy) verifies k itself: no survey figure
     # reaches a page unless this process checked the tables it renders.
     inputs, people_violations = verify_people_figures(inputs)
@@ -175,14 +180,18 @@ def build_site(inputs: SiteInputs, out_dir: Path, access: Access | None = None, 
         shutil.rmtree(tmp)
     (tmp / "assets").mkdir(parents=True)
     (tmp / "teams").mkdir()
+    export_size = 0
     try:
         size = _write_assets(tmp)
         shared = bool(ctx.layouts.keys)
         if shared:
             size += _write(tmp / "assets" / "layouts.js", ctx.layouts.script())
+        # One menu, from one list, on every page. The thousands of team pages carry a short
+        # fallback (the teams index) that site.js replaces with this list (written into site.js).
         nav = [(p.title, p.path) for p in results if p.available]
+        size += _write(tmp / "assets" / "site.js", "window.SITE_NAV=" + orjson.dumps(nav).decode() + ";\n"
+                       + (STATIC / "site.js").read_text())
         generated = fmt_time(inputs.generated_at)
-        # Team pages (thousands of them) carry a short menu: the index lists every page.
         team_nav = [(t, h, False) for t, h in nav if h in ("teams.html",)]
         for page in [*results, *teams]:
             if not page.available or page.doc is None:
@@ -192,11 +201,21 @@ def build_site(inputs: SiteInputs, out_dir: Path, access: Access | None = None, 
             text = page_html(title=page.title, body=page.doc.html(), root=root, subtitle=page.subtitle or page.description,
                              sources=sources_line(page, compact=is_team), audience=access.audience, generated=generated,
                              nav=team_nav if is_team else [(t, h, h == page.path) for t, h in nav], plots=page.doc.figures > 0,
-                             shared_layouts=shared and is_team)
+                             shared_layouts=shared and is_team, compact=is_team)
             size += _write(tmp / page.path, text)
-        index = _index_html(results, len(teams), access, generated, nav, policy_source, errors)
+            # Full exports of tables longer than the page embeds (already filtered for this audience).
+            for name, csv in page.doc.files.items():
+                written = _write((tmp / page.path).parent / name, csv)
+                size += written
+                export_size += written
+        numbers = headlines(ctx)
+        opening = headline_html(numbers, (previous or {}).get("headline"),
+                                fmt_time(datetime.fromisoformat(previous["generated_at"])) if previous and previous.get("generated_at") else None,
+                                latest_cycle_churn(ctx))
+        index = _index_html(results, len(teams), access, generated, nav, policy_source, errors, opening)
         size += _write(tmp / "index.html", index)
         manifest = _manifest(results, teams, access, inputs, policy_source, errors)
+        manifest["headline"] = as_manifest(numbers)
         size += _write(tmp / MANIFEST, orjson.dumps(manifest, option=orjson.OPT_INDENT_2).decode())
         if access.restricted:
             _check_no_leak(tmp, inputs.org.all_groups() - groups_visible)
@@ -206,7 +225,7 @@ def build_site(inputs: SiteInputs, out_dir: Path, access: Access | None = None, 
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return SiteReport(out_dir, access.audience, manifest["pages"], len(teams), files, size,
-                      time.perf_counter() - started, errors, people_violations)
+                      time.perf_counter() - started, errors, people_violations, export_size)
 
 
 def _check_target(out_dir: Path) -> None:
@@ -239,8 +258,7 @@ def plotly_js() -> str:
 
 def _write_assets(root: Path) -> int:
     size = _write(root / "assets" / "plotly.min.js", plotly_js())
-    for name in ("site.js", "site.css"):
-        size += _write(root / "assets" / name, (STATIC / name).read_text())
+    size += _write(root / "assets" / "site.css", (STATIC / "site.css").read_text())  # site.js: with the menu, below
     return size
 
 
@@ -275,13 +293,13 @@ def _manifest(results: list[PageOut], teams: list[PageOut], access: Access, inpu
         "audience": access.audience,
         "policy": policy_source if access.restricted else None,
         "pages": [entry(p) for p in results],
-        "teams": [{"title": p.title, "path": p.path} for p in teams],
+        "teams": [{"title": p.title, "path": p.path, "ref": p.key.split(":", 1)[1]} for p in teams],
         "errors": errors,
     }
 
 
 def _index_html(results: list[PageOut], n_teams: int, access: Access, generated: str,
-                nav: list[tuple[str, str]], policy_source: str | None, errors: list[str]) -> str:
+                nav: list[tuple[str, str]], policy_source: str | None, errors: list[str], opening: str = "") -> str:
     cards = []
     for page in results:
         if page.available:
@@ -300,11 +318,21 @@ def _index_html(results: list[PageOut], n_teams: int, access: Access, generated:
         intro += (f" This copy was built for {access.audience}: it contains only what the access policy"
                   f"{' (' + policy_source + ')' if policy_source else ''} lets them see; pages and teams outside "
                   "that are left out entirely.")
-    body = f'<p>{esc(intro)}</p><ul class="cards">{"".join(cards)}</ul>'
+    body = opening + f'<h2>Pages</h2><p>{esc(intro)}</p><ul class="cards">{"".join(cards)}</ul>'
     if errors:
         body += '<div class="errors"><h2>Build problems</h2><ul>' + "".join(f"<li>{esc(e)}</li>" for e in errors) + "</ul></div>"
     return page_html(title="Catalog insights", body=body, root="", audience=access.audience, generated=generated,
                      nav=[(t, h, False) for t, h in nav], subtitle=f"Built {generated}", plots=False)
+
+
+def previous_manifest(out_dir: Path) -> dict[str, Any] | None:
+    """The manifest of the site a build is about to replace (None when there is none or it is
+    unreadable): the index compares its headline numbers with this build's."""
+    path = Path(out_dir) / MANIFEST
+    try:
+        return orjson.loads(path.read_bytes()) if path.exists() else None
+    except (OSError, orjson.JSONDecodeError):
+        return None
 
 
 def site_is_current(out_dir: Path) -> datetime | None:

@@ -197,3 +197,23 @@ def _throwaway_database(server_url: str, prefix: str):
         with admin.connect() as conn:
             conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+# -- pytest-xdist ---------------------------------------------------------------------------------
+# `make test` runs the suite in several processes (--dist loadgroup). A test that needs one of these
+# session resources joins its group, so one worker starts the resource once and runs every test
+# that shares it (two Backstage peers would share one npm home; the analytics module builds into the
+# source tree).
+XDIST_GROUPS = {
+    "backstage_peer": "backstage-peer",
+    "prism_servers": "prism",
+    "analytics_module": "analytics-module",
+}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        for fixture, group in XDIST_GROUPS.items():
+            if fixture in getattr(item, "fixturenames", ()):
+                item.add_marker(pytest.mark.xdist_group(group))
+                break

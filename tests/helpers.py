@@ -200,3 +200,29 @@ def install_example_collector(path: Path, monkeypatch) -> None:
     monkeypatch.syspath_prepend(str(path))
     monkeypatch.syspath_prepend(str(EXAMPLE_COLLECTOR_SRC))
     monkeypatch.delitem(sys.modules, "acme_facts_collector", raising=False)
+
+
+class NpmUnavailable(RuntimeError):
+    """node or npm is not on PATH."""
+
+
+def npm_install(home: Path, package: str, installed: Path, timeout: float = 600) -> Path:
+    """`npm install <package>` into the folder `home` unless `installed` (a file the package
+    brings) is already there; returns `installed`. NpmUnavailable without node/npm."""
+    import json
+
+    if installed.exists():
+        return installed
+    missing = [tool for tool in ("node", "npm") if shutil.which(tool) is None]
+    if missing:
+        raise NpmUnavailable(f"{package} needs {' and '.join(missing)} on PATH")
+    home.mkdir(parents=True, exist_ok=True)
+    if not (home / "package.json").exists():
+        (home / "package.json").write_text(json.dumps({"name": f"{home.name}-home", "private": True}) + "\n")
+    log = home / "install.log"
+    with open(log, "wb") as out:
+        code = subprocess.call(["npm", "install", "--no-audit", "--no-fund", package], cwd=home,
+                               stdout=out, stderr=subprocess.STDOUT, timeout=timeout)
+    if code != 0 or not installed.exists():
+        raise RuntimeError(f"npm install {package} failed (exit {code}); log: {log}")
+    return installed

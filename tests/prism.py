@@ -16,9 +16,7 @@ which `PrismServer.request_violations()` reports and the tests assert to be empt
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
 import signal
 import subprocess
 import time
@@ -30,7 +28,7 @@ import httpx
 import pytest
 
 from catalog_pipelines.settings import Settings
-from helpers import free_port
+from helpers import NpmUnavailable, free_port, npm_install
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PRISM_PACKAGE = "@stoplight/prism-cli@5.14.2"
@@ -45,8 +43,7 @@ VENDOR_SPECS = {
 REQUEST_VIOLATION = "Request did not pass the validation rules"
 
 
-class PrismUnavailable(RuntimeError):
-    pass
+PrismUnavailable = NpmUnavailable
 
 
 def prism_home() -> Path:
@@ -60,22 +57,7 @@ def prism_bin(home: Path | None = None) -> Path:
 def install(home: Path | None = None, timeout: float = 600) -> Path:
     """`npm install @stoplight/prism-cli` into `home` unless already there; the prism binary."""
     home = home or prism_home()
-    binary = prism_bin(home)
-    if binary.exists():
-        return binary
-    missing = [tool for tool in ("node", "npm") if shutil.which(tool) is None]
-    if missing:
-        raise PrismUnavailable(f"Prism needs {' and '.join(missing)} on PATH")
-    home.mkdir(parents=True, exist_ok=True)
-    if not (home / "package.json").exists():
-        (home / "package.json").write_text(json.dumps({"name": "prism-home", "private": True}) + "\n")
-    log = home / "install.log"
-    with open(log, "wb") as out:
-        code = subprocess.call(["npm", "install", "--no-audit", "--no-fund", PRISM_PACKAGE], cwd=home,
-                               stdout=out, stderr=subprocess.STDOUT, timeout=timeout)
-    if code != 0 or not binary.exists():
-        raise RuntimeError(f"npm install {PRISM_PACKAGE} failed (exit {code}); log: {log}")
-    return binary
+    return npm_install(home, PRISM_PACKAGE, prism_bin(home), timeout)
 
 
 @dataclass

@@ -692,7 +692,12 @@ def analyse(
     node_id_of = np.full(n, -1, dtype=np.int64)
     node_id_of[node_codes[by_ref]] = np.arange(len(nodes), dtype=np.int64)
 
-    top_frame = graph.most_depended_on(top=top, owners=owners)
+    # Blast radius counts runtime dependencies only (dependsOn, consumesApi, and an API's
+    # provider): a subcomponent is structure, and through it every part of a system "needs" every
+    # other, which gave the whole top list one shared giant count.
+    runtime = via != VIA_ORDER.index("hasSubcomponent")
+    runtime_graph = graph if runtime.all() else DependencyGraph.from_codes(coded.refs, src[runtime], tgt[runtime], via[runtime])
+    top_frame = runtime_graph.most_depended_on(top=top, owners=owners)
     if len(top_frame):
         top_frame = top_frame.merge(nodes[["ref", "kind", "owner", "system"]], on="ref", how="left")
 

@@ -122,6 +122,11 @@ class Campaign:
     line: int = 0
 
 
+# The team leaderboard ranks no group with fewer entities than this (`leaderboard.minEntities`):
+# a 4-entity team at 100 % says little next to a 400-entity one.
+LEADERBOARD_MIN_ENTITIES = 10
+
+
 @dataclass
 class ScorecardConfig:
     checks: dict[str, Check] = field(default_factory=dict)
@@ -129,6 +134,7 @@ class ScorecardConfig:
     campaigns: dict[str, Campaign] = field(default_factory=dict)
     files: list[str] = field(default_factory=list)
     digest: str = ""
+    leaderboard_min_entities: int = LEADERBOARD_MIN_ENTITIES
 
 
 ConfigIssue = config_files.ConfigIssue
@@ -336,8 +342,16 @@ def load_config_texts(files: list[tuple[str, str]], *, facts: Mapping[str, FactS
             continue
         if doc is None:
             continue
-        _, file_issues = config_files.validate(ScorecardFile, doc, name)
+        parsed_file, file_issues = config_files.validate(ScorecardFile, doc, name)
         semantic: list[tuple[int, str]] = []
+        board = getattr(parsed_file, "leaderboard", None)
+        if board is not None:
+            if (("leaderboard", "")) in where:
+                first = where[("leaderboard", "")]
+                semantic.append((_line(doc, "leaderboard"), f"leaderboard is already set at {first.file}:{first.line}"))
+            else:
+                where[("leaderboard", "")] = ConfigIssue(name, _line(doc, "leaderboard"), "")
+                config.leaderboard_min_entities = board.minEntities
         for section, model in (("checks", CheckModel), ("tracks", TrackModel), ("campaigns", CampaignModel)):
             items = doc.get(section) if isinstance(doc, dict) else None
             for i, item in enumerate(items if isinstance(items, list) else []):
@@ -515,12 +529,17 @@ class CampaignModel(_Strict):
     deadline: date
 
 
+class LeaderboardModel(_Strict):
+    minEntities: int = Field(LEADERBOARD_MIN_ENTITIES, ge=1, description="groups with fewer entities are not ranked on the team leaderboard")
+
+
 class ScorecardFile(_Strict):
     """One scorecard YAML file (config/scorecards/*.yaml)."""
 
     checks: list[CheckModel] | None = None
     tracks: list[TrackModel] | None = None
     campaigns: list[CampaignModel] | None = None
+    leaderboard: LeaderboardModel | None = Field(None, description="how the dashboards rank teams (set in one file only)")
 
 
 for _model in (AllCondition, AnyCondition, NotCondition, CheckModel):

@@ -33,8 +33,10 @@ Definitions (all days are UTC days):
 - Funnels: per session, ordered steps; a step counts when a matching event occurs at or after the
   previous step's first match.
 - Team adoption: the share of a group's members (itself and every descendant group, through the
-  catalog's memberships, each person counted once) active in the last 28 days. Groups with fewer
-  than `min_team_size` members are suppressed so that a figure never singles a person out; search
+  catalog's memberships, each person counted once) active in the last 28 days. A group's figure is
+  suppressed when it has fewer than `min_team_size` (k) members, or when its active members or its
+  inactive members (members - active, which the published member count gives away) number fewer
+  than k, zero included: "1 of 12 active" or "11 of 12 active" would single a person out; search
   terms used by fewer than `min_term_users` people are dropped for the same reason.
 - People counts: every count of people below k = `min_team_size` (DAU, WAU, MAU, new and
   returning users, weekly, cohort and plugin users, zero included) is published as missing, with
@@ -58,7 +60,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from analytics.pseudonymise import pseudonymise_series
-from analytics.usage.privacy import protect_people_figures, shown_count
+from analytics.usage.privacy import adoption_hidden, difference_safe, protect_people_figures, published_windows, shown_count
 
 if TYPE_CHECKING:
     from analytics.org import OrgGraph
@@ -726,6 +728,8 @@ def _team_adoption(org: "OrgGraph", key: bytes, last_seen_user: pd.Series, last:
         }
     )
     adoption["share"] = _ratio(adoption["active_members"], adoption["members"])
+    # below the minimum size nothing is computed; teams whose active or inactive members are
+    # fewer than k are hidden with the other people counts (`protect_people_figures`)
     adoption["suppressed"] = adoption["members"] < config.min_team_size
     adoption.loc[adoption["suppressed"], ["active_members", "share"]] = np.nan
     adoption["window_days"] = config.mau_days
@@ -793,16 +797,30 @@ def window_summary(tables: Mapping[str, pd.DataFrame | None], days: int = 28, to
         raise LookupError("no usage insights stored yet: materialise the usage_insights asset first")
     meta = meta_frame.iloc[0].to_dict()
     k = int(meta.get("min_people") or meta.get("min_team_size") or 5)
+    windows = published_windows(meta)
+    if days not in windows:
+        raise ValueError(
+            f"usage figures are published for windows of {', '.join(map(str, windows))} days only, not {days}: "
+            f"two other windows could be subtracted to count fewer than {k} people"
+        )
     as_of = date.fromisoformat(meta["as_of"])
-    start = as_of - timedelta(days=days - 1)
-    start_s = start.isoformat()
+
+    def start_of(window_days: int) -> str:
+        return (as_of - timedelta(days=window_days - 1)).isoformat()
+
+    start_s = start_of(days)
     window = daily[daily["day"] >= start_s]
     last = daily[daily["day"] == meta["as_of"]].iloc[0]
     reach = tables.get("reach")
-    reach = reach[reach["last_seen"] >= start_s] if reach is not None else pd.DataFrame(columns=["dimension", "key", "users"])
+    if reach is None:
+        reach = pd.DataFrame(columns=["dimension", "key", "last_seen", "users"])
 
     def users_of(dimension: str) -> pd.Series:
-        return reach[reach["dimension"] == dimension].groupby("key")["users"].sum()
+        """Distinct users per key in the window, hidden (NaN) below k and where a smaller
+        published window's count would give fewer than k people back by difference."""
+        rows = reach[reach["dimension"] == dimension]
+        counts = {w: rows[rows["last_seen"] >= start_of(w)].groupby("key")["users"].sum() for w in windows if w <= days}
+        return difference_safe(counts, k)[days]
 
     def top_of(dimension: str) -> list[dict[str, Any]]:
         top_daily = tables.get("top_daily")
@@ -810,8 +828,8 @@ def window_summary(tables: Mapping[str, pd.DataFrame | None], days: int = 28, to
             return []
         rows = top_daily[(top_daily["dimension"] == dimension) & (top_daily["day"] >= start_s)]
         events = rows.groupby("key")["events"].sum()
-        frame = pd.DataFrame({"events": events, "users": users_of(dimension).reindex(events.index, fill_value=0)})
-        frame = frame[frame["users"] >= k]  # a key fewer than k people used is not listed
+        frame = pd.DataFrame({"events": events, "users": users_of(dimension).reindex(events.index)})
+        frame = frame[frame["users"].notna()]  # a key fewer than k people used is not listed
         frame = frame.sort_values(["users", "events"], ascending=False, kind="stable").head(top)
         return [{"key": k, "users": int(r.users), "events": int(r.events)} for k, r in frame.iterrows()]
 
@@ -848,9 +866,10 @@ def window_summary(tables: Mapping[str, pd.DataFrame | None], days: int = 28, to
     adoption_table = tables.get("adoption")
     if adoption_table is not None and not adoption_table.empty:
         a = adoption_table[["group_ref", "display_name", "members"]].copy()
-        a["active_members"] = team_users.reindex(a["group_ref"], fill_value=0).to_numpy()
+        a["active_members"] = team_users.reindex(a["group_ref"]).to_numpy()
         a["share"] = a["active_members"] / a["members"].where(a["members"] > 0)
-        shown = a[a["members"] >= int(meta.get("min_team_size", 5))]
+        hidden = a["active_members"].isna() | adoption_hidden(a["members"], a["active_members"], max(k, int(meta.get("min_team_size", 5))))
+        shown = a[~hidden]
         shown = shown.sort_values(["share", "members"], ascending=[False, False], kind="stable")
         roots = adoption_table.loc[adoption_table["parent_ref"].isna(), "group_ref"]
         adoption_out = {
@@ -863,7 +882,7 @@ def window_summary(tables: Mapping[str, pd.DataFrame | None], days: int = 28, to
             "top_level": _team_rows(shown[shown["group_ref"].isin(roots)]),
         }
 
-    active = shown_count(users_of("all").sum(), k)
+    active = shown_count(users_of("all").sum(min_count=1), k)
     # The window's new users are the sum of its days' new users: known only when none is hidden.
     new_users = None if window["new_users"].isna().any() else shown_count(window["new_users"].sum(), k)
     dau_average = float(window["dau"].mean()) if len(window) and not window["dau"].isna().any() else None

@@ -278,7 +278,9 @@ def protect_people_figures(tables: dict[str, Any], k: int) -> dict[str, Any]:
     - plugin adoption: `cumulative_users` differs from the previous shown one by the `new_users` in
       between: it is shown only when the hidden ones among those are none or count k or more;
     - cohorts: a cohort smaller than k shows nothing; a cell with fewer than k active shows no
-      count and no retention.
+      count and no retention;
+    - team adoption: a team's active members and share are hidden when its active or its inactive
+      members (members - active) are fewer than k (`adoption_hidden`).
     """
     import numpy as np
     import pandas as pd
@@ -339,6 +341,14 @@ def protect_people_figures(tables: dict[str, Any], k: int) -> dict[str, Any]:
             else:
                 hidden_sum, hidden_cells = 0.0, 0
         out["plugin_adoption"] = _hidden(plugins, {"active_users": hide_active, "new_users": hide_new, "cumulative_users": hide_cum})
+    adoption = tables.get("adoption")
+    if adoption is not None and len(adoption):
+        adoption = adoption.copy()
+        hide = adoption_hidden(adoption["members"], adoption["active_members"], k) | adoption["suppressed"].fillna(False).astype(bool)
+        adoption["suppressed"] = hide
+        adoption["active_members"] = adoption["active_members"].astype("Int64").mask(hide)
+        adoption["share"] = adoption["share"].astype("float64").mask(hide)
+        out["adoption"] = adoption
     meta = tables.get("meta")
     if meta is not None and len(meta):
         meta = meta.copy()
@@ -352,6 +362,12 @@ def people_figure_violations(tables: dict[str, Any], k: int) -> list[str]:
     """Shown people counts below k in the usage tables (empty when none): what every door that
     shows usage figures re-verifies."""
     problems = []
+    adoption = tables.get("adoption")
+    if adoption is not None and len(adoption) and {"members", "active_members"} <= set(adoption.columns):
+        shown = adoption[adoption["active_members"].notna()]
+        bad = adoption_hidden(shown["members"], shown["active_members"], k)
+        problems += [f"adoption.active_members = {a} of {m} members (active or inactive < {k})"
+                     for a, m in zip(shown.loc[bad, "active_members"].head(5), shown.loc[bad, "members"].head(5))]
     columns = {"daily": DAILY_PEOPLE, "weekly": ("active_users", "new_users"), "cohorts": ("cohort_users", "active_users"),
                "plugin_adoption": ("active_users", "new_users", "cumulative_users"), "meta": ("active_catalog_users", "active_unknown_users")}
     for name, cols in columns.items():
@@ -364,3 +380,39 @@ def people_figure_violations(tables: dict[str, Any], k: int) -> list[str]:
                 bad = values.notna() & (values.fillna(k) < k)
                 problems += [f"{name}.{column} = {v} (< {k})" for v in values[bad].head(5)]
     return problems
+
+
+def adoption_hidden(members: Any, active: Any, k: int) -> Any:
+    """Team adoption cells to suppress: a group of fewer than k members, or one whose active or
+    inactive members (members - active: the member count is published) number fewer than k, zero
+    included ("1 of 12 active" names one person's activity, and so does "11 of 12")."""
+    members = members.fillna(0)
+    active = active.fillna(0)
+    return (members < k) | (active < k) | ((members - active) < k)
+
+
+def published_windows(meta: Mapping[str, Any]) -> tuple[int, ...]:
+    """The windows (in days) for which distinct-user figures are published: the configured WAU,
+    MAU and retention windows, and the whole of the data when it covers less. Any other window
+    would let two nearby windows be subtracted (28 days - 27 days = the people last active on one
+    day), so `usage summary --days` offers only these."""
+    configured = {int(meta[c]) for c in ("wau_days", "mau_days", "retention_days") if meta.get(c) == meta.get(c) and meta.get(c)}
+    covered = int(meta.get("days") or 0)
+    return tuple(sorted({w for w in configured if w <= covered} | ({covered} if covered else set())))
+
+
+def difference_safe(counts: Mapping[int, Any], k: int) -> dict[int, Any]:
+    """Distinct-user counts per key for nested windows (window days -> pandas Series by key), with
+    every count hidden (NaN) that is below k, or that differs by fewer than k (zero included) from
+    the shown count of a smaller window of the same key: the difference would be the number of
+    people whose last activity fell between the two windows' starts. Smaller windows are decided
+    first, so what is shown does not depend on which window was asked for."""
+    shown: dict[int, Any] = {}
+    for window in sorted(counts):
+        values = counts[window].astype("float64")
+        hide = values.isna() | (values < k)
+        for smaller, previous in shown.items():
+            before = previous.reindex(values.index)
+            hide |= before.notna() & ((values - before) < k)
+        shown[window] = values.mask(hide)
+    return {w: shown[w] for w in counts} if shown else {}

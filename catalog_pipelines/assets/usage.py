@@ -46,6 +46,7 @@ from catalog_pipelines.assets.ingestion import CATALOG_SNAPSHOT
 from catalog_pipelines.partitions import usage_days
 from catalog_pipelines.resources import CatalogDatabase
 from catalog_pipelines.services.usage import raw_store, retention_days, summary_store, usage_config
+from catalog_pipelines.model.vocabulary import SUPPRESSED
 
 # `backfill_policy` is beta in Dagster 1.13; it is what lets a backfill of many days run as one
 # run, so we use it knowingly and keep the warning out of every CLI command's output.
@@ -211,7 +212,7 @@ def usage_insights(context: dg.AssetExecutionContext, catalog: CatalogDatabase) 
             "dau": _people(last["dau"], k),
             "wau": _people(last["wau"], k),
             "mau": _people(last["mau"], k),
-            "stickiness": float(last["stickiness"]) if last["stickiness"] == last["stickiness"] else "hidden",
+            "stickiness": float(last["stickiness"]) if last["stickiness"] == last["stickiness"] else SUPPRESSED,
             "catalog_users_active": f"{_people(meta.get('active_catalog_users'), k)} / {meta.get('catalog_users', 0)}",
             "active_users_unknown_to_catalog": _people(meta.get("active_unknown_users"), k),
             "rows": dg.MetadataValue.json(rows),
@@ -267,18 +268,19 @@ def usage_retention(context: dg.AssetExecutionContext, config: UsageRetentionCon
 
 
 def _people(value: object, k: int) -> int | str:
-    """A count of people for run metadata: the count when at least k, else "hidden"."""
+    """A count of people for run metadata: the count when at least k, else "suppressed"."""
     from analytics.usage.privacy import MIN_PEOPLE_FLOOR, shown_count
 
     shown = shown_count(value, max(k, MIN_PEOPLE_FLOOR))
-    return "hidden" if shown is None else shown
+    return SUPPRESSED if shown is None else shown
 
 
 def _top_markdown(tables: dict[str, "pd.DataFrame"], dimension: str, limit: int = 10) -> str:
     from analytics.usage.insights import window_summary
 
     meta = tables["meta"].iloc[0]
-    summary = window_summary(tables, days=int(meta["mau_days"]), top=limit)
+    # the MAU window, or all the data when it covers less (the published windows)
+    summary = window_summary(tables, days=min(int(meta["mau_days"]), int(meta["days"])), top=limit)
     rows = summary[f"top_{dimension}s"]
     lines = [f"| {dimension} | users (28 d) | events (28 d) |", "| --- | ---: | ---: |"]
     lines += [f"| {r['key']} | {r['users']} | {r['events']} |" for r in rows]

@@ -2,6 +2,7 @@
 
     catalog-pipelines dashboards build [--audience REF] [--out DIR] [--json]
     catalog-pipelines dashboards pages [--out DIR] [--json]
+    catalog-pipelines dashboards export --team T --format pdf|png OUT [--site DIR] [--json]
     catalog-pipelines rbac validate [FILE] [--json]
     catalog-pipelines rbac check ACTOR PERMISSION [--resource REF] [--json]
 
@@ -88,6 +89,28 @@ def pages(out_dir: Path | None, as_json: bool) -> None:
     click.echo(f"built {data['generated_at']}" + (f" for {data['audience']}" if data.get("audience") else "") + f", {len(data['teams'])} team pages")
     click.echo(table([(p["title"], p["status"], p["path"] or p["reason"], ", ".join(p["sources"]), p["materialized"] or "")
                       for p in data["pages"]], ["page", "status", "file / reason", "source", "materialised"]))
+
+
+@dashboards.command("export")
+@click.option("--team", required=True, metavar="TEAM", help="The team: group ref, name or page title (group:default/payments, payments).")
+@click.option("--format", "fmt", type=click.Choice(["pdf", "png"]), default="pdf", show_default=True,
+              help="pdf: one A4 page (print stylesheet); png: the whole page as an image.")
+@click.option("--site", "site", type=click.Path(file_okay=False, path_type=Path), help="Site folder (default <output_dir>/dashboards).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.argument("out", type=click.Path(dir_okay=False, path_type=Path))
+def export(team: str, fmt: str, site: Path | None, as_json: bool, out: Path) -> None:
+    """Export one team's page of the built site as a one-page PDF or a PNG (quarterly reviews)."""
+    from catalog_pipelines.services.site import ExportError, export_team, site_dir
+
+    try:
+        written = export_team(site or site_dir(), team, fmt, out)
+    except (ExportError, LookupError) as exc:
+        raise click.ClickException(str(exc)) from None
+    if as_json:
+        emit_json(written)
+    else:
+        extra = f", {written['pages']} page, scale {written['scale']}" if fmt == "pdf" else ""
+        click.echo(f"{written['out']}: {written['bytes'] / 1024:.0f} KiB{extra} (from {written['team_page']})")
 
 
 # --------------------------------------------------------------------------------------- rbac

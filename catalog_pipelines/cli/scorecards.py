@@ -20,6 +20,7 @@ from typing import Any
 import click
 
 from catalog_pipelines.cli.output import emit_json, table
+from catalog_pipelines.model.vocabulary import level_label
 from catalog_pipelines.settings import Settings
 
 
@@ -90,7 +91,7 @@ def show(ref: str | None, team: str | None, track: str | None, as_json: bool) ->
         click.echo(table([(r["track_id"], r["entities"], r["mean_level"], f"{r['certified_share']:.0%}", f"{r['top_level_share']:.0%}", "" if r["check_pass_rate"] is None else f"{r['check_pass_rate']:.0%}") for r in data["summary"]], ["track", "entities (incl. sub-teams)", "mean level", "certified", "top level", "checks passing"]))
         if data["entities"]:
             click.echo("\nOwned entities")
-            click.echo(table([(r["entity_ref"], r["track_id"], f"{r['level']} {r['level_name']}", r["next_level_name"] or "—", r["next_blockers"]) for r in data["entities"]], ["entity", "track", "level", "next level", "blockers"]))
+            click.echo(table([(r["entity_ref"], r["track_id"], level_label(r["level"], r["level_name"]), r["next_level_name"] or "—", r["next_blockers"]) for r in data["entities"]], ["entity", "track", "level", "next level", "blockers"]))
         if data["fix_next"]:
             click.echo("\nWhat to fix next (levels unlocked across the team)")
             click.echo(table([(r["rank"], r["check_id"], r["track_id"], r["level"], r["entities"], r["levels_unlocked"]) for r in data["fix_next"][:10]], ["#", "check", "track", "for level", "entities", "levels unlocked"]))
@@ -107,9 +108,9 @@ def show(ref: str | None, team: str | None, track: str | None, as_json: bool) ->
         return
     click.echo(f"{data['entity_ref']}  (owner: {data['owner'] or '—'}, evaluation {data['evaluation_id']})")
     for entry in data["tracks"]:
-        click.echo(f"\n{entry['track_name']}: level {entry['level']}/{entry['max_level']} {entry['level_name']}" + (f" → next: {entry['next_level_name']}" if entry["next_level_name"] else ""))
+        click.echo(f"\n{entry['track_name']}: {level_label(entry['level'], entry['level_name'])} (of {entry['max_level']})" + (f" → next: {entry['next_level_name']}" if entry["next_level_name"] else ""))
         for level in entry["levels"]:
-            click.echo(f"  {'■' if level['achieved'] else '□'} {level['level']} {level['name']}")
+            click.echo(f"  {'■' if level['achieved'] else '□'} {level_label(level['level'], level['name'])}")
             for c in level["checks"]:
                 note = " (exempt until " + str(c["exempt_until"])[:10] + ")" if c.get("exempt_until") else ""
                 click.echo(f"      {_STATE_MARK.get(c['state'], '?')} {c['name']} [{c['state']}]{note}")
@@ -139,7 +140,7 @@ def gate_command(ref: str, track: str, level: str, as_json: bool) -> None:
         click.echo(f"scorecard gate: {detail['error']}", err=True)
     else:
         verdict = "PASS" if detail["passed"] else "FAIL"
-        click.echo(f"{verdict}: {detail['entity_ref']} is at level {detail['level']} ({detail['level_name']}) of {track}; required {detail['required_level']}")
+        click.echo(f"{verdict}: {detail['entity_ref']} is at {level_label(detail['level'], detail['level_name'])} of {track}; required {detail['required_level']}")
         for b in detail["blockers"]:
             click.echo(f"  level {b['level']}: {b['check_id']} is {b['state']}")
     raise SystemExit(code)

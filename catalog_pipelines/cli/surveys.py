@@ -17,6 +17,7 @@ import click
 
 from catalog_pipelines.cli.output import emit_json, table
 from catalog_pipelines.model.insight_tables import SURVEYS
+from catalog_pipelines.model.vocabulary import SUPPRESSED
 
 METRICS = ("mean", "top2_pct", "enps", "response_rate")
 
@@ -118,7 +119,7 @@ def trends_report(team: str | None = None, survey: str | None = None, dimension:
 
 def _fmt(metric: str, point: dict[str, Any]) -> str:
     if point["suppressed"]:
-        return "hidden"
+        return SUPPRESSED
     value = point["value"]
     if value is None:
         return ""
@@ -137,7 +138,7 @@ def surveys() -> None:
     """R&D pulse surveys: trends per team with anonymity protection.
 
     Figures for groups with fewer than k respondents (k is set per survey, default 5, never below
-    3) are hidden everywhere, as are the cells that would let a hidden group be computed.
+    3) are suppressed everywhere, as are the cells that would let a suppressed group be computed.
     """
 
 
@@ -151,7 +152,7 @@ def trends_cmd(team: str | None, survey: str | None, dimension: str | None, metr
     """Trend of every dimension across waves for one team (rolled up over its sub-teams).
 
     Cells show the value (mean ± half the 95% interval, top-2-box %, eNPS, response rate);
-    `hidden` marks figures suppressed for anonymity. The last column is the change against the
+    `suppressed` marks figures suppressed for anonymity. The last column is the change against the
     previous wave, starred when Welch's test gives p < 0.05.
     """
     report = trends_report(team, survey, dimension, metric)
@@ -173,7 +174,7 @@ def trends_cmd(team: str | None, survey: str | None, dimension: str | None, metr
         click.echo(table(rows, ["dimension", "metric", *waves, "change"]))
         click.echo("")
     ks = ", ".join(f"{s}: k={k}" for s, k in report["min_group_size"].items())
-    click.echo(f"hidden = fewer than k respondents, or would let a hidden group be computed ({ks}); * p < 0.05")
+    click.echo(f"{SUPPRESSED} = fewer than k respondents, or would let a suppressed group be computed ({ks}); * p < 0.05")
 
 
 @surveys.command("waves")
@@ -187,7 +188,7 @@ def waves_cmd(as_json: bool) -> None:
         return
     rows = [
         [r["survey"], r["wave"], r["wave_title"], r["opens"] or "", r["closes"] or "", r["min_group_size"], r["invited"],
-         "hidden" if r["suppressed"] else r["respondents"], "" if r["response_rate"] is None else f"{r['response_rate']:.1f}%"]
+         SUPPRESSED if r["suppressed"] else r["respondents"], "" if r["response_rate"] is None else f"{r['response_rate']:.1f}%"]
         for r in records
     ]
     click.echo(table(rows, ["survey", "wave", "title", "opens", "closes", "k", "invited", "respondents", "rate"]))

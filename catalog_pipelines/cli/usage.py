@@ -17,6 +17,7 @@ from typing import Any
 import click
 
 from catalog_pipelines.cli.output import emit_json, table
+from catalog_pipelines.model.vocabulary import SUPPRESSED
 
 def summary_report(days: int = 28, top: int = 5, engine=None) -> dict[str, Any]:
     from catalog_pipelines.services.usage import UsageUnavailable, summary_report as report
@@ -28,8 +29,8 @@ def summary_report(days: int = 28, top: int = 5, engine=None) -> dict[str, Any]:
 
 
 def _n(value: int | None) -> str:
-    """A count of people, or "hidden" when it is about fewer than k people."""
-    return "hidden" if value is None else f"{value:,}"
+    """A count of people, or "suppressed" when it is about fewer than k people."""
+    return SUPPRESSED if value is None else f"{value:,}"
 
 
 def _pct(value: float | None) -> str:
@@ -42,7 +43,7 @@ def usage() -> None:
 
 
 @usage.command("summary")
-@click.option("--days", type=click.IntRange(1, 3660), default=28, show_default=True, help="Window ending on the latest day with data.")
+@click.option("--days", type=click.IntRange(1, 3660), default=28, show_default=True, help="Window ending on the latest day with data: one of the configured WAU, MAU and retention windows (7, 28, 90 by default), or more than the data holds for all of it.")
 @click.option("--top", type=click.IntRange(1, 100), default=5, show_default=True, help="Rows per top list.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def summary(days: int, top: int, as_json: bool) -> None:
@@ -60,12 +61,12 @@ def summary(days: int, top: int, as_json: bool) -> None:
     click.echo(
         f"Active users {_n(r['active_users'])} · new {_n(r['new_users'])} · events {r['events']:,} ({r['anonymous_events']:,} anonymous)\n"
         f"On {r['as_of']}: DAU {_n(r['dau'])} · WAU {_n(r['wau'])} · MAU {_n(r['mau'])} · stickiness {_pct(r['stickiness'])} · "
-        f"average DAU over the window {'hidden' if r['dau_average'] is None else format(r['dau_average'], '.1f')}"
+        f"average DAU over the window {SUPPRESSED if r['dau_average'] is None else format(r['dau_average'], '.1f')}"
     )
     adoption = r["adoption"]
     if adoption:
         hidden = adoption["teams_suppressed"]
-        click.echo(f"\nAdoption: members active in the window ({hidden} group{'' if hidden == 1 else 's'} below the minimum size not shown)")
+        click.echo(f"\nAdoption: members active in the window ({hidden} group{'' if hidden == 1 else 's'} suppressed: fewer than k members, or fewer than k active or inactive)")
         rows = [(t["name"], t["members"], t["active_members"], _pct(t["share"])) for t in adoption["top_level"] + adoption["top_teams"]]
         seen, unique = set(), []
         for row in rows:

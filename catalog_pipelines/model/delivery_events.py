@@ -11,7 +11,10 @@ Conventions of every frame:
 - `entity_ref` is the catalog entity the event's target (repository, project, service) maps to;
   it is null only for an incident whose service maps to no entity (so "incidents with no service"
   stay visible);
-- `source` is the collector's name (the `name:` in collectors.yaml).
+- `source` is the collector's name (the `name:` in collectors.yaml);
+- text columns may be pandas categoricals (the stored frames' repeated text is: entity, people,
+  names, states; `storage.delivery_events.CATEGORICAL`), counts nullable `Int64`, flags `bool`;
+  rows come in no particular order.
 """
 
 from __future__ import annotations

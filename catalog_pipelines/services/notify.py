@@ -20,7 +20,8 @@ Every door calls `run_notifications` (the `notifications` asset, `catalog-pipeli
 4. resolves the recipient's channel: the Group's `catalog-pipelines.io/notify-channel` annotation
    names a channel of the YAML (else `default_channel`), operators use `operators_channel`;
 5. sends each digest with apprise, retrying with exponential backoff, and records the outcome; a
-   sent digest logs its items. Nothing here raises on a failed delivery: a receiver that is down
+   sent digest logs its items (one that reached only some of its channel's URLs logs them for those
+   URLs, which the next run skips). Nothing here raises on a failed delivery: a receiver that is down
    costs at most `attempts` tries (apprise's own timeouts bound each) and is retried next run.
 
 `dry_run` does steps 1-4 and returns what would be sent: nothing is sent or recorded.
@@ -79,6 +80,10 @@ class Digest:
     attempts: int = 0
     backoff_seconds: float = 0.0
     error: str | None = None
+    # URLs that hold every item now (this run, or an earlier run that failed on another URL), and
+    # the item keys each URL already received before this run
+    delivered_urls: list[str] = field(default_factory=list, repr=False)
+    received: dict[str, set[str]] = field(default_factory=dict, repr=False)
 
     @property
     def title(self) -> str:
@@ -416,6 +421,15 @@ def build_digests(config: NotificationsFile, items: Sequence[Item], channels_of_
 # delivery
 
 
+def destination(recipient: str, url: str) -> str:
+    """The sent-log name of one URL of a recipient's channel: a digest that reached some URLs and
+    not others logs its items under the URLs it reached, so the next run resends to the others
+    only. The URL appears only as a hash (it may hold a token)."""
+    import hashlib
+
+    return f"{recipient} via url:{hashlib.sha256(url.encode()).hexdigest()[:16]}"
+
+
 def apprise_send(url: str, title: str, body: str) -> tuple[bool, str | None]:
     """Send one message to one apprise URL; (delivered, what apprise logged when it was not)."""
     import logging
@@ -443,8 +457,14 @@ def deliver(digest: Digest, config: NotificationsFile, *, send: Sender = apprise
         digest.outcome, digest.error = NO_URL, f"channel {digest.channel!r} has no URL configured (urls / url_env)"
         return digest
     errors = []
-    title, body = digest.title, digest.body
     for url in digest.urls:
+        received = digest.received.get(url, set())
+        items = [i for i in digest.items if i.key not in received]
+        if not items:  # an earlier run reached this URL with all of it
+            digest.delivered_urls.append(url)
+            continue
+        part = digest if len(items) == len(digest.items) else Digest(digest.recipient, digest.channel, items, digest.max_items)
+        title, body = part.title, part.body
         for attempt in range(1, policy.attempts + 1):
             digest.attempts += 1
             try:
@@ -452,6 +472,7 @@ def deliver(digest: Digest, config: NotificationsFile, *, send: Sender = apprise
             except Exception as exc:  # noqa: BLE001 - a sender bug must not fail the pipeline
                 delivered, error = False, f"{type(exc).__name__}: {exc}"
             if delivered:
+                digest.delivered_urls.append(url)
                 break
             if attempt < policy.attempts:
                 wait = min(policy.backoff_seconds * 2 ** (attempt - 1), policy.max_backoff_seconds)
@@ -477,7 +498,7 @@ def run_notifications(
     """One notification run (see the module docstring); returns what happened, as data:
     `digests` (each with recipient, channel, title, body, items, outcome), `already_sent`,
     `warnings`, `dry_run`. Raises NotificationsConfigError for an invalid file only."""
-    from catalog_pipelines.storage.notifications import record_delivery
+    from catalog_pipelines.storage.notifications import already_sent, record_delivery
 
     now = now or datetime.now(timezone.utc)
     config = config or load_config()
@@ -491,11 +512,19 @@ def run_notifications(
     for digest in digests:
         if dry_run:
             continue
+        if len(digest.urls) > 1:  # what an earlier, partly failed run already brought to each URL
+            names = {destination(digest.recipient, url): url for url in digest.urls}
+            logged = already_sent(engine, [(name, i.key) for name in names for i in digest.items])
+            for name, key in logged:
+                digest.received.setdefault(names[name], set()).add(key)
         deliver(digest, config, send=send, sleep=sleep)
         if digest.outcome in (SENT, FAILED):
+            # sent: the recipient has every item; failed: only the URLs it reached have them
+            logged_as = None if digest.outcome == SENT else [destination(digest.recipient, url) for url in digest.delivered_urls]
             record_delivery(engine, recipient=digest.recipient, channel=digest.channel, title=digest.title,
                             items=[(i.rule, i.key) for i in digest.items], outcome=digest.outcome,
-                            attempts=digest.attempts, backoff_seconds=digest.backoff_seconds, error=digest.error, at=now)
+                            attempts=digest.attempts, backoff_seconds=digest.backoff_seconds, error=digest.error, at=now,
+                            logged_as=logged_as)
         else:
             warnings.append(f"{digest.recipient}: {digest.error}; not sent")
     return {"dry_run": dry_run, "digests": [d.as_dict() for d in digests], "already_sent": skipped, "items": len(items), "warnings": warnings}

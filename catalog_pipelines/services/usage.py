@@ -218,6 +218,9 @@ def summary_report(days: int = 28, top: int = 5, engine: "sa.Engine | None" = No
         raise UsageUnavailable(f"refusing to show usage figures: {problems[0]}; re-materialise `usage_insights` (`catalog-pipelines usage refresh`)")
     covered = int(meta.iloc[0]["days"])
     # A window longer than the data is all the data: say so rather than pretend to more.
-    report = window_summary(tables, days=min(days, covered), top=top)
+    try:
+        report = window_summary(tables, days=min(days, covered), top=top)
+    except ValueError as exc:  # a window other than the published ones (differencing)
+        raise UsageUnavailable(str(exc)) from exc
     report["requested_days"] = days
     return report

@@ -9,7 +9,7 @@ row is dropped (`ON CONFLICT DO NOTHING`), on SQLite and PostgreSQL alike.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -63,9 +63,13 @@ def record_delivery(
     backoff_seconds: float = 0.0,
     error: str | None = None,
     at: datetime | None = None,
+    logged_as: Sequence[str] | None = None,
 ) -> int:
-    """One delivery row; when `outcome` is sent, also the sent-log rows of its `items` ((rule, key)
-    pairs), in the same transaction. Returns the delivery id."""
+    """One delivery row and, in the same transaction, the sent-log rows of its `items` ((rule, key)
+    pairs) under each name of `logged_as`: by default the recipient when `outcome` is sent, none
+    when it failed. (A digest that reached some of its channel's URLs and not others logs its items
+    under those URLs' destination names, so that the next run sends them to the others only.)
+    Returns the delivery id."""
     if outcome not in (SENT, FAILED):
         raise ValueError(f"outcome must be {SENT!r} or {FAILED!r}, got {outcome!r}")
     at = at or datetime.now(timezone.utc)
@@ -74,10 +78,11 @@ def record_delivery(
             at=at, recipient=recipient, channel=channel, title=title[:300], items=len(items), outcome=outcome,
             attempts=attempts, backoff_seconds=float(backoff_seconds), error=error,
         )).inserted_primary_key[0])
-        if outcome == SENT and items:
+        names = list(logged_as) if logged_as is not None else ([recipient] if outcome == SENT else [])
+        if names and items:
             unique = {key[:512]: rule for rule, key in items}
-            rows = [{"recipient": recipient, "item_key": key, "rule": rule, "delivery_id": delivery_id, "sent_at": at}
-                    for key, rule in unique.items()]
+            rows = [{"recipient": name[:320], "item_key": key, "rule": rule, "delivery_id": delivery_id, "sent_at": at}
+                    for name in names for key, rule in unique.items()]
             for batch in batched(rows, 500):
                 conn.execute(insert_for(conn, notifications_sent).on_conflict_do_nothing(index_elements=["recipient", "item_key"]), batch)
     return delivery_id

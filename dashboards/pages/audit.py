@@ -51,7 +51,7 @@ def audit_page(ctx: Ctx) -> PageOut:
     out.sources = ["audit_log (written by the admin operations and exemptions)"]
     out.data_as_of = max_time(audit, "at")
     audit = audit.sort_values("at", ascending=False)
-    doc = Doc()
+    doc = Doc(stem="audit")
     doc.kpis([("actions", len(audit), ""), ("denied", int((audit["outcome"] == "denied").sum()), "refused by the policy"),
               ("failed", int((audit["outcome"] == "failure").sum()), ""), ("actors", audit["actor"].nunique(), "")])
     per_day = audit.assign(day=pd.to_datetime(audit["at"]).dt.date.astype(str)).groupby(["day", "outcome"]).size().unstack(fill_value=0).sort_index()

@@ -10,11 +10,13 @@ from dashboards.access import ALL, NONE
 from dashboards.html import Doc, fmt_time
 from dashboards.inputs import CATALOG_ASSET
 from dashboards.pages.base import Ctx, PageOut, as_time
+from catalog_pipelines.model.vocabulary import label
 
 ENTITY_READ = "catalog.entity.read"
 INGESTION_READ = "catalog.ingestion.read"
 TOP_TYPES = 20
-OWNER_ROWS = 1000  # the teams index lists every team# Kinds that have a spec.owner in Backstage's model (as analytics.facts.collect.OWNED_KINDS).
+OWNER_ROWS = 1000  # rows embedded; the rest in the table's CSV export
+# Kinds that have a spec.owner in Backstage's model (as analytics.facts.collect.OWNED_KINDS).
 OWNED_KINDS = ("component", "api", "resource", "system", "domain", "template")
 
 
@@ -47,7 +49,7 @@ def catalog_page(ctx: Ctx) -> PageOut:
     if ingestions is not None and len(ingestions) and ingestions["ingestion_completed_at"].notna().any():
         last = pd.to_datetime(ingestions["ingestion_completed_at"], utc=True, errors="coerce").max()
         out.data_as_of = f"last completed cycle {fmt_time(last.to_pydatetime())}"
-    doc = Doc()
+    doc = Doc(stem="catalog")
     owners = entities["owner"].dropna()
     doc.kpis([
         ("entities", len(entities), "in the catalog" if not out.partial else "you may see"),
@@ -59,8 +61,8 @@ def catalog_page(ctx: Ctx) -> PageOut:
     ])
     by_kind = entities["kind"].value_counts()
     doc.h2("Entities by kind")
-    doc.figure(F.bar(by_kind.index, by_kind.values, title="Entities by kind", xtitle="Entities (count)",
-                     ytitle="Kind", horizontal=True))
+    doc.figure(F.bar([label(k) for k in by_kind.index], by_kind.values, title="Entities by kind", xtitle="Entities (count)",
+                     ytitle="Kind", horizontal=True, color=[F.series_colour(k) or F.PALETTE[0] for k in by_kind.index]))
     typed = entities[entities["type"].notna()]
     if len(typed):
         combos = (typed["kind"] + " / " + typed["type"].astype(str)).value_counts()
@@ -97,11 +99,11 @@ def catalog_page(ctx: Ctx) -> PageOut:
     if len(owned):
         per_owner = owned.groupby("owner").agg(entities=("ref", "size"), kinds=("kind", "nunique"),
                                                systems=("system", "nunique")).sort_values("entities", ascending=False)
-        rows = [[ctx.team_link(o), o, int(r.entities), int(r.kinds), int(r.systems)] for o, r in per_owner.head(OWNER_ROWS).iterrows()]
+        rows = [[ctx.team_link(o), o, int(r.entities), int(r.kinds), int(r.systems)] for o, r in per_owner.iterrows()]
         from dashboards.html import Column
 
         doc.table([Column("Owner", "link"), Column("Ref"), Column("Entities", "int"), Column("Kinds", "int"),
-                   Column("Systems", "int")], rows, caption="Entities per owner (spec.owner), most first", total=len(per_owner))
+                   Column("Systems", "int")], rows, caption="Entities per owner (spec.owner), most first", inline=OWNER_ROWS)
     else:
         doc.note("No entity has an owner.")
     out.doc = doc
@@ -132,7 +134,7 @@ def ingestion_page(ctx: Ctx) -> PageOut:
     marks = ctx.inputs.marks
     if marks is not None and len(marks):
         marks = marks.merge(ingestions[["id", "provider", "cycle"]].rename(columns={"id": "ingestion_id"}), on="ingestion_id")
-    doc = Doc()
+    doc = Doc(stem="ingestion")
     latest = ingestions.sort_values("id").groupby("provider").tail(1).set_index("provider")
     entities_per_provider = ctx.inputs.entities.groupby("provider").size()
     rejections = ctx.inputs.rejections
@@ -160,10 +162,12 @@ def ingestion_page(ctx: Ctx) -> PageOut:
                Column("Rejected", "int"), Column("Sweep")], rows, caption="Current state per provider")
     doc.h2("Cycles")
     if len(done):
-        done = done.assign(minutes=(done["completed"] - pd.to_datetime(done["created_at"], utc=True)).dt.total_seconds() / 60)
-        doc.figure(F.xy_lines([(p, g["cycle"].tolist(), g["minutes"].round(2).tolist()) for p, g in done.groupby("provider")],
+        seconds = (done["completed"] - pd.to_datetime(done["created_at"], utc=True)).dt.total_seconds()
+        unit, factor = F.duration_unit(seconds.tolist())  # 0.6 s reads as seconds, not 0.01 min
+        done = done.assign(duration=(seconds / factor).round(2))
+        doc.figure(F.xy_lines([(p, g["cycle"].tolist(), g["duration"].tolist()) for p, g in done.groupby("provider")],
                               title="Cycle duration, start to last chunk", xtitle="Ingestion cycle (number)",
-                              ytitle="Duration (minutes)", integer_x=True))
+                              ytitle=f"Duration ({unit})", integer_x=True))
     else:
         doc.note("No cycle has completed yet.")
     if marks is not None and len(marks):

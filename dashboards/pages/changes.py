@@ -39,7 +39,7 @@ def changes_page(ctx: Ctx) -> PageOut:
             lost = _readable(ctx, lost)
             lost = lost[_visible(ctx, lost["owner"])]
     out.data_as_of = max_time(ownership, "at") if ownership is not None and len(ownership) else None
-    doc = Doc()
+    doc = Doc(stem="changes")
     cycles = counts[["provider", "cycle"]].drop_duplicates()
     total = counts[list(CHANGES)].sum()
     doc.kpis([("cycles", len(cycles), "with history, all providers"), ("changed", int(total["changed"]), "entity versions"),

@@ -7,16 +7,19 @@ import pandas as pd
 
 from dashboards import figures as F
 from dashboards.access import ALL, NONE
-from dashboards.html import Column, Doc
+from dashboards.html import Column, Doc, drill, link
 from catalog_pipelines.model.insight_tables import GRAPH, ORPHANS, SKILLS
 from dashboards.inputs import AREA_ASSETS
 from dashboards.pages.base import Ctx, PageOut, max_time, missing_tables, pct
+from catalog_pipelines.model.vocabulary import label
 
 ENTITY_READ = "catalog.entity.read"
 SKILLS_READ = "skills.read"
-NETWORK_TEAMS = 30
-FINDINGS_LIMIT = 500
-TEAM_ROWS = 1000
+MATRIX_TEAMS = 20  # the dependency matrix: the teams with the most cross-team dependency edges
+FINDINGS_LIMIT = 2000  # rows embedded in a page; every table's full rows go to its CSV export
+TEAM_ROWS = 2000
+FINDINGS = "findings"  # anchors of the drill-down targets
+DEPENDENCIES = "team-dependencies"
 
 
 def _readable(ctx: Ctx, frame: pd.DataFrame, ref: str = "ref", kind: str = "kind", owner: str = "owner") -> pd.DataFrame:
@@ -43,7 +46,7 @@ def health_page(ctx: Ctx) -> PageOut:
     if len(missing) == 2:
         return ctx.no_data(out, missing)
     out.partial = level != ALL
-    doc = Doc()
+    doc = Doc(stem="health")
     report = ctx.inputs.table(ORPHANS.report)
     if report is not None:
         out.data_as_of = max_time(ctx.inputs.table(ORPHANS.trend), "as_of")
@@ -60,6 +63,11 @@ def health_page(ctx: Ctx) -> PageOut:
             doc.figure(F.bars(counts.index, {s: counts[s].tolist() for s in counts.columns}, stacked=True, horizontal=True,
                               colors={"error": F.BAD, "warning": F.WARN, "info": F.PALETTE[0]},
                               title="Findings by category and severity", xtitle="Findings (count)", ytitle="Category"))
+            # Drill-down: each count links to the findings behind it (the table below, filtered).
+            per = report.groupby(["category", "severity"]).size().reset_index(name="n").sort_values("n", ascending=False)
+            doc.table([Column("Category"), Column("Severity"), Column("Findings", "link")],
+                      [[label(c), sev, link(int(n), drill("", FINDINGS, label(c)))] for c, sev, n in per.itertuples(index=False)],
+                      caption="Findings per category: click a count for the entities behind it", page_size=10)
         trend = ctx.inputs.table(ORPHANS.trend)
         if not out.partial and trend is not None and trend["as_of"].nunique() > 1:
             pivot = trend.pivot_table(index="as_of", columns="category", values="count", aggfunc="sum").sort_index()
@@ -68,16 +76,19 @@ def health_page(ctx: Ctx) -> PageOut:
                                xtitle="Report time (UTC)", ytitle="Findings (count)"))
         if len(report):
             ordered = report.assign(order=report["severity"].map({"error": 0, "warning": 1}).fillna(2)).sort_values(["order", "category"])
+            ordered = ordered.assign(category=ordered["category"].map(label))
             doc.frame_table(ordered, [("severity", "Severity", "text"), ("category", "Category", "text"), ("ref", "Entity", "text"),
                                       ("owner", "Owner", "text"), ("notify_group", "Notify", "text"),
                                       ("related_ref", "Related", "text"), ("detail", "Detail", "text")],
-                            caption="Findings (errors first)", limit=FINDINGS_LIMIT)
+                            caption="Findings (errors first)", limit=FINDINGS_LIMIT, anchor=FINDINGS,
+                            note="One row per finding of the orphan report: an unowned entity, an owner or relation "
+                                 "target the catalog does not hold, with the team to notify.")
         dangling = report[report["category"] == "dangling_relation"]
         doc.h2("Dangling references")
         if len(dangling):
             targets = dangling.groupby("related_ref").agg(referrers=("ref", "nunique")).sort_values("referrers", ascending=False)
             doc.frame_table(targets.reset_index(), [("related_ref", "Missing target", "text"), ("referrers", "Referring entities", "int")],
-                            caption="Relation targets that are not in the catalog", limit=500)
+                            caption="Relation targets that are not in the catalog", limit=TEAM_ROWS)
         else:
             doc.note("Every relation target is in the catalog.")
         removals = ctx.inputs.table(ORPHANS.removals_by_cycle)
@@ -95,32 +106,28 @@ def _graph(ctx: Ctx, doc: Doc, partial: bool) -> None:
     deps = ctx.inputs.table(GRAPH.team_dependencies)
     if deps is None:
         return
-    doc.h2("Dependency graph")
+    doc.h2("Dependencies between teams")
     cross = deps[~deps["internal"].astype(bool)]
     if partial:
         cross = cross[cross["source_owner"].isin(ctx.visible_groups) & cross["target_owner"].isin(ctx.visible_groups)]
     if len(cross):
-        degree = pd.concat([cross.groupby("source_owner")["edges"].sum(), cross.groupby("target_owner")["edges"].sum()]).groupby(level=0).sum()
-        top = degree.sort_values(ascending=False).head(NETWORK_TEAMS)
-        keep = cross[cross["source_owner"].isin(top.index) & cross["target_owner"].isin(top.index)]
-        import networkx as nx
-
-        graph = nx.Graph()
-        graph.add_nodes_from(top.index)
-        graph.add_weighted_edges_from(keep[["source_owner", "target_owner", "edges"]].itertuples(index=False))
-        pos = nx.spring_layout(graph, seed=7, weight="weight")
-        order = list(top.index)
-        index = {ref: i for i, ref in enumerate(order)}
-        nodes = [(ctx.group_name(r), float(pos[r][0]), float(pos[r][1]), float(top[r])) for r in order]
-        edges = [(index[a], index[b], float(w)) for a, b, w in keep[["source_owner", "target_owner", "edges"]].itertuples(index=False)]
-        doc.figure(F.network(nodes, edges, size_label="cross-team dependency edges",
-                             title=f"Cross-team dependencies of the {len(order)} most connected teams (node size: edges)"))
-        rows = cross.sort_values("edges", ascending=False).head(500)
+        matrix = dependency_matrix(cross, MATRIX_TEAMS)
+        names = lambda refs: [ctx.group_name(r) for r in refs]  # noqa: E731
+        fig = F.heatmap(names(matrix.columns), names(matrix.index), matrix.to_numpy().tolist(),
+                        title=f"Dependency edges between the {len(matrix.index)} most connected teams (heaviest first)",
+                        xtitle="Depends on team", ytitle="Team depending", colorbar="Edges (count)",
+                        colorscale="Blues", reverse=True, zmin=0, text_format=".0f")
+        fig["layout"]["yaxis"]["autorange"] = "reversed"  # the heaviest team at the top
+        doc.figure(fig)
+        doc.p(f"Each cell counts the dependency edges (dependsOn, consumesApi, providesApi, subcomponents) from entities "
+              f"of the row's team to entities of the column's team; rows and columns are ordered by their total weight. "
+              f"{cross['source_owner'].nunique():,} teams depend on another team; the full list is the table below.", "explain")
+        rows = cross.sort_values("edges", ascending=False)
         doc.table([Column("From team", "link"), Column("Depends on team", "link"), Column("Edges", "int"),
                    Column("Entities depending", "int"), Column("Entities depended on", "int")],
                   [[ctx.team_link(r.source_owner), ctx.team_link(r.target_owner), r.edges, r.sources, r.targets]
                    for r in rows.itertuples()], caption="Team-to-team dependencies (dependsOn, consumesApi, …)",
-                  total=len(cross))
+                  inline=TEAM_ROWS, anchor=DEPENDENCIES)
     else:
         doc.note("No cross-team dependency to show.")
     most = ctx.inputs.table(GRAPH.most_depended_on)
@@ -129,23 +136,48 @@ def _graph(ctx: Ctx, doc: Doc, partial: bool) -> None:
             most = _readable(ctx, most)
             most = most[_visible(ctx, most["owner"])]
         if len(most):
-            head = most.sort_values("transitive_dependents", ascending=False).head(20)
-            doc.figure(F.bar(head["ref"], head["transitive_dependents"], horizontal=True,
-                             title="Most depended-on entities (blast radius)", xtitle="Entities depending on it, transitively (count)",
-                             ytitle="Entity"))
+            doc.h2("Blast radius")
+            head = most.sort_values(["transitive_dependents", "direct_dependents"], ascending=False).head(20)
+            doc.figure(F.bars(head["ref"], {"transitively": head["transitive_dependents"].tolist(),
+                                            "directly": head["direct_dependents"].tolist()}, horizontal=True,
+                              title="Most depended-on entities at runtime (blast radius)",
+                              xtitle="Entities that depend on it (count)", ytitle="Entity"))
+            spread = head["transitive_dependents"]
+            same = int((spread == spread.max()).sum())
+            doc.p("Runtime dependencies only (dependsOn, consumesApi, an API's provider), not ownership or subcomponents. "
+                  "Transitively: every entity that breaks when this one is down; directly: the entities declaring the dependency. "
+                  f"The top {len(head)} range from {int(spread.min()):,} to {int(spread.max()):,} transitive dependents"
+                  + (f"; {same} share the largest count because they sit in one dependency cycle (see Dependency cycles), "
+                     "so rank them by their direct dependents." if same > 1 else "."), "explain")
             doc.frame_table(most, [("rank", "Rank", "int"), ("ref", "Entity", "text"), ("kind", "Kind", "text"),
                                    ("owner", "Owner", "text"), ("direct_dependents", "Direct dependents", "int"),
                                    ("transitive_dependents", "Transitive dependents", "int"),
-                                   ("dependent_teams", "Dependent teams", "int")], caption="Most depended-on entities")
+                                   ("dependent_teams", "Dependent teams", "int")], caption="Most depended-on entities",
+                            note="Dependent teams: distinct owners among the transitive dependents, the teams an outage reaches.")
     cycles = ctx.inputs.table(GRAPH.cycles)
     if not partial and cycles is not None:
         doc.h2("Dependency cycles")
         if len(cycles):
             doc.frame_table(cycles.sort_values("size", ascending=False), [("cycle_id", "Cycle", "int"), ("size", "Entities", "int"),
                                                                           ("example", "Example path", "text")],
-                            caption="Components that transitively need themselves", limit=200)
+                            caption="Components that transitively need themselves", limit=TEAM_ROWS)
         else:
             doc.note("No dependency cycle.")
+
+
+def dependency_matrix(cross: pd.DataFrame, n: int) -> pd.DataFrame:
+    """Team × team dependency edges for the `n` teams with the most cross-team edges (in and out):
+    rows (depending team) ordered by outgoing weight, columns (depended-on team) by incoming weight,
+    heaviest first; 0 where no edge."""
+    degree = pd.concat([cross.groupby("source_owner")["edges"].sum(), cross.groupby("target_owner")["edges"].sum()])
+    top = degree.groupby(level=0).sum().sort_values(ascending=False, kind="stable").head(n).index
+    keep = cross[cross["source_owner"].isin(top) & cross["target_owner"].isin(top)]
+    matrix = keep.pivot_table(index="source_owner", columns="target_owner", values="edges", aggfunc="sum", fill_value=0)
+    matrix = matrix.reindex(index=top, columns=top, fill_value=0)
+    rows = matrix.sum(axis=1).sort_values(ascending=False, kind="stable").index
+    cols = matrix.sum(axis=0).sort_values(ascending=False, kind="stable").index
+    matrix = matrix.loc[rows, cols]
+    return matrix.loc[matrix.sum(axis=1) > 0, matrix.sum(axis=0) > 0]
 
 
 def skills_page(ctx: Ctx) -> PageOut:
@@ -159,7 +191,7 @@ def skills_page(ctx: Ctx) -> PageOut:
     if missing:
         return ctx.no_data(out, missing)
     out.partial = level != ALL
-    doc = Doc()
+    doc = Doc(stem="skills")
     risks = ctx.inputs.table(SKILLS.knowledge_risks)
     coverage = ctx.inputs.table(SKILLS.coverage)
     if out.partial:
@@ -210,10 +242,10 @@ def skills_page(ctx: Ctx) -> PageOut:
                           xtitle="Skills at risk (count)", ytitle="Team"))
         ordered = risks.sort_values(["severity", "entities"], ascending=[True, False])
         rows = [[ctx.team_link(r.group_ref), r.skill, r.risk, r.severity, r.holders, r.entities]
-                for r in ordered.head(TEAM_ROWS).itertuples()]
+                for r in ordered.itertuples()]
         doc.table([Column("Team", "link"), Column("Skill"), Column("Risk"), Column("Severity"), Column("Holders", "int"),
                    Column("Entities needing it", "int")], rows, caption="Single points of knowledge and gaps (errors first)",
-                  total=len(risks))
+                  inline=TEAM_ROWS)
     else:
         doc.note("No knowledge risk.")
     if len(coverage):

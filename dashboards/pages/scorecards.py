@@ -11,6 +11,7 @@ from dashboards.html import Column, Doc
 from catalog_pipelines.model.insight_tables import SCORECARDS
 from dashboards.inputs import AREA_ASSETS
 from dashboards.pages.base import Ctx, PageOut, max_time, missing_tables, pct
+from catalog_pipelines.model.vocabulary import level_label
 
 PERMISSION = "scorecard.read"
 NEEDED = (SCORECARDS.rollup_summary, SCORECARDS.rollup_levels, SCORECARDS.rollup_checks)
@@ -49,7 +50,8 @@ def certification_bars(shares: dict[str, dict[int, tuple[float, str]]], title: s
     numbers = sorted({n for levels in shares.values() for n in levels})
     data = []
     for n in numbers:
-        label = "not certified" if n == 0 else f"level {n}"
+        # One vocabulary (model/vocabulary.py): "Level 1 · Bronze / Scanned", the config's names.
+        label = level_label(n, [shares[t][n][1] for t in order if n in shares[t]])
         cells = [shares[t].get(n) for t in order]
         trace = {"type": "bar", "orientation": "h", "name": label, "y": list(range(len(order))),
                  "x": [None if c is None else round(c[0] * 100, 1) for c in cells]}
@@ -62,6 +64,111 @@ def certification_bars(shares: dict[str, dict[int, tuple[float, str]]], title: s
               "xaxis": {"title": {"text": "Share of entities (%)"}, "ticksuffix": "%", "range": [0, 100]},
               "yaxis": {"title": {"text": "Track"}, "automargin": True, "tickvals": list(range(len(order))), "ticktext": order}}
     return {"data": data, "layout": layout}
+
+
+LEVELS_UNLOCKED = ("Levels unlocked: summed over those entities, the certification levels fixing the check would unlock; "
+                   "a level blocked by two checks counts half for each, so the figure can be a fraction.")
+
+
+def _failing_link(ctx: Ctx, team: str, n: int, check: str):
+    """`n` linking to the team page's failing-results table filtered on the check (drill-down)."""
+    from dashboards.html import drill, link
+    from dashboards.pages.teams import FAILING
+
+    path = ctx.team_pages.get(team)
+    return link(n, drill(path, FAILING, check)) if path else n
+
+
+def leaderboard_min_entities(ctx: Ctx) -> int:
+    from analytics.scorecards.config import LEADERBOARD_MIN_ENTITIES
+
+    configured = ctx.inputs.leaderboard_min_entities
+    return LEADERBOARD_MIN_ENTITIES if configured is None else int(configured)
+
+
+def leaderboard(ctx: Ctx, doc: Doc, groups: pd.DataFrame, tracks: dict[str, str]) -> None:
+    """One ranking per organisation level (`OrgGraph.levels`: teams with teams, departments with
+    departments), lowest level first; groups with fewer entities than the configured minimum are
+    not ranked. Ranked by the first track's share of entities at level 1 or above, then its mean
+    level; every column is explained under the table."""
+    from dashboards.html import drill, link
+    from dashboards.pages.teams import FAILING, OWNED
+
+    minimum = leaderboard_min_entities(ctx)
+    order = sorted(groups["track_id"].unique())
+    first = order[0]
+    wide = groups.pivot_table(index="scope_ref", columns="track_id",
+                              values=["mean_level", "certified_share", "check_pass_rate", "entities"], aggfunc="first")
+    first_level = _level_names(ctx)
+    depth = _track_depth(ctx)
+    levels = ctx.inputs.org.levels()
+    level_of = {g: lv for lv, gs in levels.items() for g in gs}
+    doc.p(f"Each table compares groups of one organisation level only (from the groups' spec.type), with their "
+          f"sub-teams' entities included. Groups with fewer than {minimum} entities are not ranked (set "
+          "leaderboard.minEntities in config/scorecards).", "explain")
+    for level in reversed(list(levels)):
+        members = [g for g in wide.index if level_of.get(g) == level]
+        if len(members) < 2:  # the organisation alone: nothing to compare it with
+            continue
+        part = wide.loc[members]
+        size = part[("entities", first)].fillna(0)
+        small = part[size < minimum]
+        part = part[size >= minimum].sort_values([("certified_share", first), ("mean_level", first)], ascending=False)
+        doc.raw(f'<h3 id="leaderboard-{_slug(level)}">{_esc(level.capitalize())}: {len(part):,} ranked</h3>')
+        if not len(part):
+            doc.note(f"No {level} has {minimum} or more entities with scorecard results.")
+            continue
+        rows = []
+        for rank, (team, r) in enumerate(part.iterrows(), start=1):
+            path = ctx.team_pages.get(team)
+            n = int(r[("entities", first)])
+            row = [rank, ctx.team_link(team), link(n, drill(path, OWNED)) if path else n]
+            for t in order:
+                row += [r[("certified_share", t)], r[("mean_level", t)], r[("check_pass_rate", t)]]
+            row.append(link("failing checks", drill(path, FAILING)) if path else None)
+            rows.append(row)
+        columns = [Column("Rank", "int"), Column(level.capitalize(), "link"), Column("Entities", "int")]
+        for t in order:
+            name = tracks.get(t, t)
+            columns += [Column(f"{name}: at {first_level.get(t, 'level 1')} or above", "pct"),
+                        Column(f"{name}: mean level (0–{depth.get(t, '?')})", "num"),
+                        Column(f"{name}: checks passing", "pct")]
+        columns.append(Column("Drill down", "link"))
+        doc.table(columns, rows, caption=f"{level.capitalize()} leaderboard (at least {minimum} entities)", page_size=25,
+                  inline=2000, anchor=f"ranking-{_slug(level)}",
+                  note=(f"Ranked by the share of entities at {first_level.get(first, 'level 1')} or above in "
+                        f"{tracks.get(first, first)}, then by mean level. “At … or above”: share of the group's entities "
+                        "certified at that level or higher. Mean level: average level of its entities (0 = not certified). "
+                        "Checks passing: passed check results over all applicable results. "
+                        + (f"Not ranked (fewer than {minimum} entities): {len(small):,} {level}(s)." if len(small) else "")))
+
+
+def _level_names(ctx: Ctx) -> dict[str, str]:
+    """track → the name of its first level (e.g. Bronze)."""
+    tracks = ctx.inputs.table(SCORECARDS.tracks)
+    if tracks is None or not len(tracks):
+        return {}
+    first = tracks[tracks["level"] == 1].drop_duplicates("track_id")
+    return dict(zip(first["track_id"], first["level_name"].astype(str)))
+
+
+def _track_depth(ctx: Ctx) -> dict[str, int]:
+    tracks = ctx.inputs.table(SCORECARDS.tracks)
+    if tracks is None or not len(tracks):
+        return {}
+    return tracks.groupby("track_id")["level"].max().astype(int).to_dict()
+
+
+def _slug(text: str) -> str:
+    import re
+
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "level"
+
+
+def _esc(text: str) -> str:
+    from dashboards.html import esc
+
+    return esc(text)
 
 
 def scorecards_page(ctx: Ctx) -> PageOut:
@@ -84,12 +191,12 @@ def scorecards_page(ctx: Ctx) -> PageOut:
     if out.partial:
         groups = groups[groups["scope_ref"].isin(allowed)]
     tracks, names = track_names(ctx), check_names(ctx)
-    doc = Doc()
+    doc = Doc(stem="scorecards")
     if not out.partial:
         org_summary = summary[summary["scope_type"] == "org"]
         doc.kpis([(f"{tracks.get(r.track_id, r.track_id)} certified", f"{pct(r.certified_share)}%",
                    f"of {int(r.entities):,} entities") for r in org_summary.itertuples()]
-                 + [("teams ranked", groups["scope_ref"].nunique(), "")])
+                 + [("groups with results", groups["scope_ref"].nunique(), "teams, departments… ranked below by level")])
         doc.h2("Certification per track and level")
         org_levels = levels[levels["scope_type"] == "org"]
         if len(org_levels):
@@ -110,18 +217,7 @@ def scorecards_page(ctx: Ctx) -> PageOut:
         doc.note("Organisation-wide figures are not included for this audience; the teams below are the ones it may see.")
     doc.h2("Team leaderboard")
     if len(groups):
-        # One row per team, a column pair per track: thousands of teams stay one readable table.
-        order = sorted(groups["track_id"].unique())
-        wide = groups.pivot_table(index="scope_ref", columns="track_id", values=["mean_level", "check_pass_rate", "entities"], aggfunc="first")
-        first = order[0]
-        wide = wide.sort_values(("mean_level", first), ascending=False)
-        rows = [[ctx.team_link(team), int(r[("entities", first)]) if pd.notna(r[("entities", first)]) else None]
-                + [v for t in order for v in (r[("mean_level", t)], r[("check_pass_rate", t)])]
-                for team, r in wide.iterrows()]
-        columns = [Column("Team", "link"), Column("Entities", "int")]
-        for t in order:
-            columns += [Column(f"{tracks.get(t, t)}: mean level", "num"), Column(f"{tracks.get(t, t)}: check pass rate", "pct")]
-        doc.table(columns, rows, caption="Teams by mean certification level (rolled up the group hierarchy)")
+        leaderboard(ctx, doc, groups, tracks)
     else:
         doc.note("No team has scorecard results.")
     fix = ctx.inputs.table(SCORECARDS.fix_next)
@@ -136,16 +232,20 @@ def scorecards_page(ctx: Ctx) -> PageOut:
                 doc.figure(F.bar([names.get(c, c) for c in top["check_id"]], top["levels_unlocked"], horizontal=True,
                                  title="Fixes that unlock the most certification levels (organisation)",
                                  xtitle="Levels unlocked (sum over entities)", ytitle="Check"))
+                doc.p(LEVELS_UNLOCKED, "explain")
         else:
             fix = fix[fix["scope_ref"].isin(allowed)]
         # Each team's own page lists its top fixes; here the highest-impact ones across teams.
         fix = fix[fix["rank"] <= 5].sort_values("levels_unlocked", ascending=False)
-        shown = fix.head(FIX_ROWS)
         rows = [[ctx.team_link(r.scope_ref), int(r.rank), names.get(r.check_id, r.check_id), tracks.get(r.track_id, r.track_id),
-                 int(r.level), int(r.entities), r.levels_unlocked] for r in shown.itertuples()]
+                 int(r.level), _failing_link(ctx, r.scope_ref, int(r.entities), names.get(r.check_id, r.check_id)),
+                 r.levels_unlocked] for r in fix.itertuples()]
         doc.table([Column("Team", "link"), Column("Rank", "int"), Column("Check"), Column("Track"),
-                   Column("Level", "int"), Column("Entities", "int"), Column("Levels unlocked", "num")], rows,
-                  caption="Each team's five checks whose fixing unlocks the most levels, highest impact first", total=len(fix))
+                   Column("Level", "int"), Column("Failing entities", "int"), Column("Levels unlocked", "num")], rows,
+                  caption="Each team's five checks whose fixing unlocks the most levels, highest impact first",
+                  inline=FIX_ROWS, anchor="fix-next",
+                  note="Failing entities: the team's entities (sub-teams included) this check keeps from its level; click "
+                       "for the list with each check's reason. " + LEVELS_UNLOCKED)
     else:
         doc.note("No fix-next report yet (materialise scorecard_reports).")
     history = ctx.inputs.table(SCORECARDS.rollup_history)
@@ -171,7 +271,7 @@ def scorecards_page(ctx: Ctx) -> PageOut:
         if len(latest):
             doc.h2("Campaigns")
             doc.frame_table(latest, [("campaign_id", "Campaign", "text"), ("entities", "Entities", "int"),
-                                     ("done", "Done", "int"), ("share_done", "Done", "pct"), ("deadline", "Deadline", "text"),
+                                     ("done", "Entities done", "int"), ("share_done", "Share done", "pct"), ("deadline", "Deadline", "text"),
                                      ("days_left", "Days left", "int"), ("status", "Status", "text")],
                             caption="Campaign progress (organisation, latest evaluation)")
     out.doc = doc

@@ -81,7 +81,7 @@ def surveys_page(ctx: Ctx) -> PageOut:
         if not len(trends):
             return ctx.denied(out, f"{ORG_PERMISSION} or {TEAM_PERMISSION} for a group with survey results")
     out.data_as_of = f"latest wave closed {waves['closes'].max()}" if "closes" in waves.columns and len(waves) else None
-    doc = Doc()
+    doc = Doc(stem="surveys")
     k_values = sorted(set(waves.get("min_group_size", pd.Series(dtype=int)).dropna().astype(int)))
     doc.note("Anonymity: a figure about fewer respondents than the survey's threshold"
              + (f" (k = {', '.join(map(str, k_values))})" if k_values else "")

@@ -21,26 +21,36 @@ import pandas as pd
 
 from dashboards import figures as F
 from dashboards.access import ALL, NONE
-from dashboards.html import Column, Doc, esc, link
+from dashboards.html import Column, Doc, drill, esc, link
 from catalog_pipelines.model.insight_tables import FACTS, SCORECARDS, SURVEYS, USAGE, InsightTable
 from dashboards.inputs import AREA_ASSETS, CATALOG_ASSET
 from dashboards.pages.base import Ctx, PageOut, pct
 from dashboards.pages.scorecards import certification_bars, check_names, track_names
 from dashboards.pages.surveys import SUPPRESSED_HOVER
+from catalog_pipelines.model.vocabulary import label, plural
 
 TEAM_READ = "insights.team.read"
 SCORECARD_READ = "scorecard.read"
 SURVEYS_ORG, SURVEYS_TEAM = "surveys.read.org", "surveys.read.team"
 USAGE_READ = "insights.usage.read"
 ROOT = "../"
-# Thousands of team pages share the 30 MB budget (about 5 KB each): lists stay short, and the
-# full lists live on the org-wide pages.
-LIST_LIMIT = 8
+# Thousands of team pages share the 30 MB budget (about 5 KB each): a table embeds at most
+# TEAM_INLINE rows and says "showing N of M"; its full rows go to a CSV file next to the page.
+TEAM_INLINE = 8
+LIST_LIMIT = 8  # rows per page of a table (the rest of the embedded rows page in the browser)
 TOP_LIMIT = 3
 ATTENTION_LIMIT = 5
+# Drill-down anchors on a team page (scorecards, teams index and health pages link to them).
+OWNED, ATTENTION, FAILING = "owned", "attention", "failing"
 USAGE_TOP = 5
 SURVEY_WAVES = 4
 USAGE_WINDOW = 28
+# The reason shown for a check without a failedMessage.
+DEFAULT_REASON = "the check's rule is not met"
+# Groups with sub-teams list their first rows and point to the sub-teams' pages, where each
+# entity is listed in full (and exported), rather than exporting every entity again per level.
+SUB_TEAMS_LIST = "Each sub-team's page lists its own in full."
+FAILING_NAMES = 3  # entities named per failing check on a team page (all of them in its CSV)
 VULN_LEVELS = [("open_critical", "critical"), ("open_high", "high"), ("open_medium", "medium"), ("open_low", "low")]
 
 
@@ -169,7 +179,7 @@ class TeamData:
         names = {g: ctx.group_name(g) for g in listed["owner"].unique()}
         listed = listed.assign(owner_name=listed["owner"].map(names))
         self.n_listable = listed.groupby("team").size().to_dict()
-        self.listed = _records(listed, "team", ["label", "kind", "type", "lifecycle", "owner_name"], LIST_LIMIT)
+        self.listed = _records(listed, "team", ["label", "kind", "type", "lifecycle", "owner_name"])
         base = owned[["ref", "label", "owner", "team", "listable"]]
 
         vulns, ci, tickets = (self._facts(base, frame) for frame in collected_frames(inputs.table(FACTS.collected_latest)))
@@ -189,6 +199,14 @@ class TeamData:
         self.attention, self.n_attention = self._attention(base, vulns, ci, tickets)
 
         self.tracks, self.check_names = track_names(ctx), check_names(ctx)
+        info = inputs.table(SCORECARDS.checks)
+        has = lambda c: info is not None and c in info.columns  # noqa: E731
+        self.reasons = dict(zip(info["check_id"], info["failed_message"].fillna(""))) if has("failed_message") else {}
+        self.hints = dict(zip(info["check_id"], info["fix_hint"].fillna(""))) if has("fix_hint") else {}
+        track_levels = inputs.table(SCORECARDS.tracks)
+        self.check_level: dict[str, tuple[str, int]] = (
+            {c: (self.tracks.get(t, t), int(lv)) for c, t, lv in zip(track_levels["check_id"], track_levels["track_id"], track_levels["level"])}
+            if track_levels is not None and len(track_levels) else {})
         sc = lambda table: _scope(inputs.table(table), self.allowed[SCORECARD_READ])
         self.levels: dict[str, dict[str, dict[int, tuple[float, str]]]] = {}
         levels_frame = sc(SCORECARDS.rollup_levels)
@@ -203,6 +221,17 @@ class TeamData:
         if fix is not None and len(fix):
             fix = fix[fix["scope_ref"].isin(self.allowed[SCORECARD_READ]) & (fix["rank"] <= TOP_LIMIT)].sort_values(["scope_ref", "rank"])
         self.fix = _records(fix, "scope_ref", ["rank", "check_id", "track_id", "level", "entities", "levels_unlocked"])
+        self.failing, self.n_failing = self._failing(entities)
+        # Per group and check, its entities (sub-teams included) whose result is not passed: the
+        # rows that lead from a department's page to each sub-team's failing entities.
+        checks_frame = sc(SCORECARDS.rollup_checks)
+        self.not_passed: dict[str, list[tuple[str, int]]] = {}
+        if checks_frame is not None and len(checks_frame):
+            states = [c for c in ("failed", "warning", "not_reported", "error") if c in checks_frame.columns]
+            n = checks_frame[states].fillna(0).sum(axis=1).astype(int)
+            for team, check, count in zip(checks_frame["scope_ref"].tolist(), checks_frame["check_id"].tolist(), n.tolist()):
+                if count > 0:
+                    self.not_passed.setdefault(team, []).append((check, count))
 
         trends = inputs.table(SURVEYS.trends)
         waves = inputs.table(SURVEYS.waves)
@@ -270,8 +299,30 @@ class TeamData:
         worry = (frame["open_critical"].fillna(0) + frame["open_high"].fillna(0) > 0) | failing | (frame["open_tickets"].fillna(0) > 0)
         frame = frame[worry].sort_values(["team", "open_critical", "open_high", "failing", "open_tickets"],
                                          ascending=[True, False, False, False, False], na_position="last")
-        return (_records(frame, "team", ["label", "open_critical", "open_high", "last_status", "open_tickets"], ATTENTION_LIMIT),
+        return (_records(frame, "team", ["label", "open_critical", "open_high", "last_status", "open_tickets"]),
                 frame.groupby("team").size().to_dict())
+
+    def _failing(self, entities: pd.DataFrame) -> tuple[dict[str, dict[str, list[str]]], dict[str, int]]:
+        """Per group and check, the entities it owns *directly* whose result is not passed (failed,
+        warning, not reported, error; a state other than failed is named after the entity).
+        Sub-teams' entities are listed on their own pages: every failing result is listed once."""
+        results = self.ctx.inputs.table(SCORECARDS.results)
+        if results is None or not len(results):
+            return {}, {}
+        owners = entities[["ref", "label", "owner"]]
+        owners = owners[owners["owner"].isin(self.allowed[SCORECARD_READ])]
+        if self.ctx.access.restricted:
+            owners = owners[owners["owner"].isin(self.ctx.visible_groups)]
+        frame = results[["entity_ref", "check_id", "state"]].merge(owners, left_on="entity_ref", right_on="ref")
+        if not len(frame):
+            return {}, {}
+        state = frame["state"].astype(str)
+        label = frame["label"].where(state == "failed", frame["label"] + " (" + state.str.replace("_", " ") + ")")
+        frame = frame.assign(label=label, check_id=frame["check_id"].astype(str)).sort_values(["owner", "check_id", "label"])
+        out: dict[str, dict[str, list[str]]] = {}
+        for owner, check, name in zip(frame["owner"].tolist(), frame["check_id"].tolist(), frame["label"].tolist()):
+            out.setdefault(owner, {}).setdefault(check, []).append(name)
+        return out, frame.groupby("owner").size().to_dict()
 
     def _usage(self, base: pd.DataFrame) -> dict[str, list[tuple]]:
         reach = self.ctx.inputs.table(USAGE.reach)
@@ -321,13 +372,13 @@ def team_pages(ctx: Ctx) -> tuple[list[PageOut], TeamData | None]:
 
 
 def team_doc(ctx: Ctx, data: TeamData, ref: str) -> Doc:
-    doc = Doc(layouts=ctx.layouts)
+    doc = Doc(layouts=ctx.layouts, stem=ctx.team_pages[ref].rsplit("/", 1)[-1].removesuffix(".html"))
     parent = ctx.inputs.org.parent.get(ref)
     vulns, tickets, ci = data.vuln_totals.get(ref), data.ticket_totals.get(ref), data.ci_status.get(ref)
     kinds = data.kinds.get(ref) or []
     doc.kpis([("members", data.rollup_members.get(ref, 0), f"{data.members_direct.get(ref, 0)} direct"),
               ("entities owned", data.n_owned.get(ref, 0), "with sub-teams" if ref in data.children else "")]
-             + [(f"{kind}s", n, "") for kind, n in kinds[:5]])
+             + [(plural(label(kind)), n, "") for kind, n in kinds[:5]])
     parts = []
     if parent and parent in ctx.team_pages:
         parts.append(f'Part of: <a href="{esc(ROOT + ctx.team_pages[parent])}">{esc(ctx.group_name(parent))}</a>')
@@ -336,6 +387,13 @@ def team_doc(ctx: Ctx, data: TeamData, ref: str) -> Doc:
         parts.append("Teams: " + ", ".join(f'<a href="{esc(ROOT + ctx.team_pages[c])}">{esc(ctx.group_name(c))}</a>' for c in subs))
     if parts:
         doc.raw('<p class="related">' + " · ".join(parts) + "</p>")
+    jumps = [(OWNED, "entities")] if kinds else []
+    if data.n_failing.get(ref) or data.children.get(ref):
+        jumps.append((FAILING, "failing checks"))
+    if data.n_attention.get(ref):
+        jumps.append((ATTENTION, "needing attention"))
+    if jumps:
+        doc.raw('<p class="related">Jump to: ' + " · ".join(f'<a href="#{a}">{esc(t)}</a>' for a, t in jumps) + "</p>")
 
     doc.h2("What it owns")
     if kinds:
@@ -346,7 +404,8 @@ def team_doc(ctx: Ctx, data: TeamData, ref: str) -> Doc:
         else:
             rows = [r[:4] for r in rows]
         doc.table(columns, rows, caption="Entities owned" + (" (by the group or its sub-teams)" if ref in data.children else ""),
-                  total=data.n_listable.get(ref, 0), page_size=LIST_LIMIT)
+                  total=data.n_listable.get(ref, 0), page_size=LIST_LIMIT, inline=TEAM_INLINE, anchor=OWNED,
+                  export=False if ref in data.children else "entities", more=SUB_TEAMS_LIST)
     else:
         doc.note("Owns no entity in the catalog.")
     _scorecards(ctx, data, ref, doc)
@@ -370,8 +429,9 @@ def team_doc(ctx: Ctx, data: TeamData, ref: str) -> Doc:
     attention = data.attention.get(ref)
     if attention:
         doc.table([Column("Entity"), Column("Critical", "int"), Column("High", "int"), Column("Last CI run"), Column("Open tickets", "int")],
-                  attention, caption="Entities needing attention, worst first",
-                  total=data.n_attention.get(ref, 0), page_size=ATTENTION_LIMIT)
+                  attention, caption="Entities with critical or high vulnerabilities, failing CI or open tickets, worst first",
+                  total=data.n_attention.get(ref, 0), page_size=ATTENTION_LIMIT, inline=ATTENTION_LIMIT, anchor=ATTENTION,
+                  export=False if ref in data.children else "attention", more=SUB_TEAMS_LIST)
     from dashboards.pages.delivery import team_sections
 
     team_sections(ctx, data.delivery, ref, doc)
@@ -391,10 +451,50 @@ def _scorecards(ctx: Ctx, data: TeamData, ref: str, doc: Doc) -> None:
     doc.figure(certification_bars(levels, "Entities at each certification level, per track", names=False), shared=True)
     fix = data.fix.get(ref)
     if fix:
-        rows = [[rank, data.check_names.get(c, c), data.tracks.get(t, t), level, entities, unlocked]
+        rows = [[rank, data.check_names.get(c, c), data.tracks.get(t, t), level,
+                 link(entities, drill("", FAILING, data.check_names.get(c, c))), unlocked]
                 for rank, c, t, level, entities, unlocked in fix]
-        doc.table([Column("Rank", "int"), Column("Check"), Column("Track"), Column("Level", "int"), Column("Entities", "int"),
-                   Column("Levels unlocked", "num")], rows, caption="What to fix next", page_size=TOP_LIMIT)
+        doc.table([Column("Rank", "int"), Column("Check"), Column("Track"), Column("Level", "int"), Column("Failing entities", "int"),
+                   Column("Levels unlocked", "num")], rows, caption="What to fix next", page_size=TOP_LIMIT,
+                  note=LEVELS_UNLOCKED_NOTE)
+    own = data.failing.get(ref) or {}
+    subs = [c for c in sorted(data.children.get(ref, [])) if c in ctx.team_pages and c in data.allowed[SCORECARD_READ]]
+    via: dict[str, list] = {}
+    for child in subs:  # per check, each sub-team with failing entities, linking to its list
+        for check, count in data.not_passed.get(child, []):
+            via.setdefault(check, []).append(
+                link(f"{ctx.group_name(child)} ({count:,})", drill(ROOT + ctx.team_pages[child], FAILING, data.check_names.get(check, check))))
+    checks = sorted(set(own) | set(via), key=lambda c: (*data.check_level.get(c, ("", 0)), data.check_names.get(c, c)))
+    if checks:
+        # A page names at most FAILING_NAMES entities per check (4,000 pages share the size budget);
+        # the full list, one row per entity and check with its reason, is a CSV next to the page.
+        csv = None
+        if any(len(own.get(c, [])) > FAILING_NAMES for c in checks):
+            # Entity and check only: the reason and the fix are the check's, on its row of the page.
+            csv = doc.export("failing", [Column("Entity"), Column("Check")],
+                             [(e, data.check_names.get(c, c)) for c in checks for e in own.get(c, [])])
+
+        def names(c: str) -> str | None:
+            listed = own.get(c, [])
+            more = len(listed) - FAILING_NAMES
+            return (", ".join(listed[:FAILING_NAMES]) + (f" … and {more:,} more (CSV)" if more > 0 else "")) or None
+
+        rows = [[data.check_names.get(c, c), data.check_level.get(c, ("", None))[1], data.reasons.get(c) or DEFAULT_REASON, data.hints.get(c, ""),
+                 names(c), via.get(c) or None] for c in checks]
+        columns = [Column("Check"), Column("Level", "int"), Column("Reason"), Column("How to fix"), Column("Its failing entities")]
+        if subs:
+            columns.append(Column("Sub-teams' failing entities"))
+        else:
+            rows = [r[:5] for r in rows]
+        doc.table(columns, rows, caption="Failing scorecard checks and the entities behind them", page_size=LIST_LIMIT,
+                  anchor=FAILING,
+                  note="Checks its entities did not pass in the latest evaluation." + (" Click a sub-team for its list." if subs else ""))
+        if csv:
+            doc.raw(f'<p class="explain"><a class="export" href="{esc(csv)}" download>All {data.n_failing.get(ref, 0):,} '
+                    "failing results of its own entities (CSV: entity, check)</a></p>")
+
+
+LEVELS_UNLOCKED_NOTE = "Levels unlocked: summed over its entities; a level two checks block counts half for each."
 
 
 def _survey(data: TeamData, ref: str, doc: Doc) -> None:
@@ -441,7 +541,7 @@ def teams_index(ctx: Ctx, pages: list[PageOut], data: TeamData | None) -> PageOu
             return ctx.denied(out, TEAM_READ)
         return ctx.no_data(out, ["Group entities"])
     out.partial = ctx.access.restricted and ctx.access.level(TEAM_READ) != ALL
-    doc = Doc()
+    doc = Doc(stem="teams")
     rows = []
     for page in pages:
         ref = page.key.split(":", 1)[1]
@@ -449,10 +549,13 @@ def teams_index(ctx: Ctx, pages: list[PageOut], data: TeamData | None) -> PageOu
         vulns, tickets = data.vuln_totals.get(ref), data.ticket_totals.get(ref)
         parent = ctx.inputs.org.parent.get(ref)
         rows.append([link(page.title, page.path), info.get("type"), ctx.group_name(parent) if parent in ctx.team_pages else None,
-                     data.rollup_members.get(ref, 0), data.n_owned.get(ref, 0), data.mean_level.get(ref),
+                     data.rollup_members.get(ref, 0), link(data.n_owned.get(ref, 0), drill(page.path, OWNED)), data.mean_level.get(ref),
                      None if vulns is None else vulns[0] + vulns[1], None if tickets is None else tickets[0]])
     doc.table([Column("Team", "link"), Column("Type"), Column("Part of"), Column("Members", "int"), Column("Entities", "int"),
                Column("Mean level", "num"), Column("Critical + high vulns", "int"), Column("Open tickets", "int")], rows,
-              caption="Teams (figures include sub-teams)", page_size=50)
+              caption="Teams (figures include sub-teams)", page_size=50,
+              note="Entities: owned by the team or its sub-teams (click for the list). Mean level: the average "
+                   "certification level of those entities over every scorecard track (0 = not certified). Critical + "
+                   "high vulns and open tickets: from the latest collected facts of those entities.")
     out.doc = doc
     return out

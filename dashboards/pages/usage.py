@@ -17,13 +17,15 @@ from dashboards.html import SUPPRESSED, Column, Doc
 from catalog_pipelines.model.insight_tables import USAGE
 from dashboards.inputs import AREA_ASSETS
 from dashboards.pages.base import Ctx, PageOut, missing_tables, pct
+from catalog_pipelines.model.vocabulary import SUPPRESSED as VOCAB_SUPPRESSED, plural
 
 PERMISSION = "insights.usage.read"
-SUPPRESSED_TEXT = "hidden"
+SUPPRESSED_TEXT = VOCAB_SUPPRESSED
 ENTITY_READ = "catalog.entity.read"
 WINDOW_DAYS = 28
 TOP = 15
-ADOPTION_ROWS = 1000  # every team's own page shows its adoption
+ADOPTION_ROWS = 1000  # rows embedded; the rest in the table's CSV export
+MIN_COHORT = 10  # a retention share of fewer people than this says nothing (1 of 2 is 50 %)
 DIMENSIONS = {"plugin": "Plugin", "entity": "Entity", "search_term": "Search term", "page": "Page"}
 
 
@@ -79,7 +81,7 @@ def usage_page(ctx: Ctx) -> PageOut:
     out.partial = level != ALL
     end = as_of(ctx)
     out.data_as_of = f"{end.isoformat()} (last complete day)" if end else None
-    doc = Doc()
+    doc = Doc(stem="usage")
     k = people_k(ctx)
     problems = _people_problems(ctx, k)
     if out.partial:
@@ -97,13 +99,13 @@ def usage_page(ctx: Ctx) -> PageOut:
         adoption = adoption.sort_values(["suppressed", "share"], ascending=[True, False])
         window = int(adoption["window_days"].iloc[0]) if "window_days" in adoption.columns and len(adoption) else WINDOW_DAYS
         rows = []
-        for r in adoption.head(ADOPTION_ROWS).itertuples():
+        for r in adoption.itertuples():
             hidden = bool(r.suppressed)
             rows.append([ctx.team_link(r.group_ref), r.type, r.members, SUPPRESSED if hidden else r.active_members,
                          SUPPRESSED if hidden else r.share])
         doc.table([Column("Team", "link"), Column("Type"), Column("Members", "int"), Column("Active members", "int"),
-                   Column("Share active", "pct")], rows, total=len(adoption),
-                  caption=f"Members active in the last {window} days, highest share first (teams below the minimum size are suppressed)")
+                   Column("Share active", "pct")], rows, inline=ADOPTION_ROWS,
+                  caption=f"Members active in the last {window} days, highest share first (suppressed: teams below the minimum size, and teams whose active or inactive members are fewer than k)")
     else:
         doc.note("No adoption figures yet (they need the catalog's teams and users).")
     out.doc = doc
@@ -171,11 +173,22 @@ def _org_usage(ctx: Ctx, doc: Doc, end: date | None, k: int) -> None:
             index="cohort_week", columns="weeks_since", values="_hidden", aggfunc="max", dropna=False)
         grid = cohorts.pivot_table(index="cohort_week", columns="weeks_since", values="retention", dropna=False)
         grid = grid.reindex(index=hidden.index, columns=hidden.columns)
-        doc.figure(F.heatmap([f"+{int(c)}" for c in grid.columns], [str(i) for i in grid.index],
-                             (grid * 100).round(1).values.tolist(), title="Weekly retention by cohort (first active week)",
+        # Each cohort is labelled with its size; a cohort smaller than MIN_COHORT (or k) is marked
+        # as too small in every cell, never drawn as 0 % or 100 % of a handful of people.
+        sizes = (cohorts.groupby("cohort_week")["cohort_users"].max() if "cohort_users" in cohorts.columns
+                 else pd.Series(dtype=float)).reindex(grid.index)
+        minimum = max(k, MIN_COHORT)
+        tiny = [pd.isna(n) or n < minimum for n in sizes]
+        marked = [[bool(h) or t for h in row] for row, t in zip((hidden == 1).values.tolist(), tiny)]
+        names = [f"{i} (n = {int(n):,})" if pd.notna(n) and n >= minimum else f"{i} (n < {minimum})" for i, n in zip(grid.index, sizes)]
+        doc.figure(F.heatmap([f"+{int(c)}" for c in grid.columns], names,
+                             (grid * 100).round(1).values.tolist(), title="Weekly retention by cohort (first active week, cohort size)",
                              xtitle="Weeks since first active", ytitle="Cohort (first active week)",
                              colorbar="Retained (%)", zmin=0, zmax=100, text_format=".0f",
-                             suppressed=(hidden == 1).values.tolist(), suppressed_label=f"fewer than {k} people"))
+                             suppressed=marked, suppressed_label=f"fewer than {k} people, or a cohort under {minimum} people"))
+        if any(tiny):
+            doc.note(f"{sum(tiny)} of {len(tiny)} cohorts have fewer than {minimum} people: their cells are marked "
+                     f"{VOCAB_SUPPRESSED}, not drawn as a share of a handful of people.")
     reach = ctx.inputs.table(USAGE.reach)
     if reach is not None and len(reach) and end is not None:
         doc.h2(f"Top plugins, entities, searches and pages (last {WINDOW_DAYS} days)")
@@ -189,7 +202,7 @@ def _org_usage(ctx: Ctx, doc: Doc, end: date | None, k: int) -> None:
             if not len(users):
                 continue
             events = window_events(top_daily, dimension, end).reindex(users.index)
-            fig = F.bar(users.index, users.values, horizontal=True, title=f"Top {label.lower()}s by people using them",
+            fig = F.bar(users.index, users.values, horizontal=True, title=f"Top {plural(label.lower())} by people using them",
                         xtitle=f"People (distinct, last {WINDOW_DAYS} days)", ytitle=label,
                         hover="%{y}: %{x} people<br>%{customdata} events<extra></extra>")
             fig["data"][0]["customdata"] = [None if pd.isna(v) else int(v) for v in events]

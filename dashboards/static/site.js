@@ -38,6 +38,94 @@
     return source ? JSON.parse(source.textContent) : null;
   }
 
+  // ------------------------------------------------------------------- narrow screens (phones)
+  // Below NARROW px a plot gets small margins, its legend under it, wrapped titles and category
+  // labels cut to LABEL_CHARS (the hover still shows the whole label).
+  var NARROW = 640, LABEL_CHARS = 16;
+
+  function wrap(text, chars) {
+    var words = String(text).split(" "), lines = [], line = "";
+    words.forEach(function (w) {
+      if (line && (line + " " + w).length > chars) { lines.push(line); line = w; } else { line = line ? line + " " + w : w; }
+    });
+    if (line) { lines.push(line); }
+    return lines;
+  }
+
+  function cut(label, chars) {
+    label = String(label);
+    return label.length > chars ? label.slice(0, chars - 1) + "\u2026" : label;
+  }
+
+  function cutAxis(axis, values, chars) {
+    if (!axis) { return axis; }
+    var out = merge(axis, {});
+    if (axis.ticktext) {
+      out.ticktext = axis.ticktext.map(function (t) { return cut(t, chars); });
+    } else if (values && values.length && typeof values[0] === "string" && values.some(function (v) { return v.length > chars; })) {
+      var seen = {}, vals = [];
+      values.forEach(function (v) { if (!seen[v]) { seen[v] = 1; vals.push(v); } });
+      out.tickmode = "array";
+      out.tickvals = vals;
+      out.ticktext = vals.map(function (v) { return cut(v, chars); });
+    }
+    return out;
+  }
+
+  function fitTitle(layout, width) {
+    var title = layout.title && layout.title.text;
+    if (!title || title.indexOf("<br>") !== -1) { return layout; }
+    var size = width < NARROW ? 14 : 17;
+    var lines = wrap(title, Math.max(18, Math.floor((width - 20) / (size * 0.56))));
+    var extra = { title: { text: lines.join("<br>"), font: { size: size }, x: 0.02, xanchor: "left" } };
+    var top = 24 + lines.length * (size + 6);
+    extra.margin = merge(layout.margin || {}, { t: Math.max(top, (layout.margin || {}).t || 0) });
+    extra.height = (layout.height || 450) + (lines.length - 1) * (size + 6);
+    return merge(layout, extra);
+  }
+
+  function narrow(layout, traces) {
+    var ys = [], xs = [], heat = false;
+    traces.forEach(function (t) {
+      if (t.type === "heatmap") { heat = true; ys = ys.concat(t.y || []); xs = xs.concat(t.x || []); }
+      if (t.type === "bar" && t.orientation === "h") { ys = ys.concat(t.y || []); }
+    });
+    // The legend goes to the bottom of the figure (container coordinates), one item per line, in
+    // a bottom margin grown to hold it: under the x axis title, never over it.
+    var items = layout.showlegend === false ? 0 : traces.filter(function (t) { return t.name && t.showlegend !== false && t.type !== "heatmap"; }).length;
+    if (items < 2 && layout.showlegend !== true) { items = 0; }
+    var legendPx = items ? 10 + 19 * items : 0;
+    var out = merge(layout, {
+      margin: { l: 8, r: 8, b: 50 + legendPx },
+      legend: { orientation: "v", x: 0, xanchor: "left", yref: "container", y: 0, yanchor: "bottom", font: { size: 11 } },
+      font: { size: 11 },
+      height: (layout.height || 450) + legendPx
+    });
+    out.xaxis = merge(out.xaxis || {}, { title: merge((out.xaxis || {}).title || {}, { font: { size: 11 } }) });
+    out.yaxis = merge(out.yaxis || {}, { title: merge((out.yaxis || {}).title || {}, { font: { size: 11 } }) });
+    out.yaxis = cutAxis(out.yaxis, ys, LABEL_CHARS);
+    if (heat) {
+      out.xaxis = cutAxis(out.xaxis, xs, 10);
+      out.margin = merge(out.margin, { b: out.margin.b + 60 });  // the colour bar, under the x axis title
+      out.height = out.height + 60;
+    }
+    return out;
+  }
+
+  function narrowTraces(traces, width) {
+    return traces.map(function (t) {
+      if (t.type !== "heatmap") { return t; }
+      // Cells too narrow for their number show only their colour; hovering shows the value (or why
+      // it is suppressed), and the legend-like colour bar goes under the plot.
+      var columns = (t.x || []).length || 1;
+      var cell = (width - 120) / columns;
+      var extra = { textfont: { size: 9 }, colorbar: merge(t.colorbar || {}, { orientation: "h", thickness: 10, x: 0, xanchor: "left", yref: "container", y: 0.01, yanchor: "bottom", len: 1, title: { side: "bottom", font: { size: 11 } } }) };
+      // A cell too narrow for its text (a number; the word "suppressed") keeps its colour only.
+      if (cell < (t.name === "suppressed" ? 64 : 34)) { extra.texttemplate = ""; }
+      return merge(t, extra);
+    });
+  }
+
   function drawFigures() {
     var plots = document.querySelectorAll("figure.plot[data-src]");
     for (var i = 0; i < plots.length; i++) {
@@ -46,6 +134,18 @@
       if (!fig) { continue; }
       var shared = fig.layoutRef && window.SITE_LAYOUTS ? window.SITE_LAYOUTS[fig.layoutRef] : null;
       var layout = merge(merge(BASE_LAYOUT, shared || {}), fig.layout || {});
+      var width = el.clientWidth || window.innerWidth;
+      var traces = fig.data || [];
+      if (layout.meta && layout.meta.names) {  // legend names of a shared layout
+        traces = traces.map(function (t, j) { return layout.meta.names[j] ? merge(t, { name: layout.meta.names[j] }) : t; });
+        fig = merge(fig, { data: traces });
+      }
+      if (width < NARROW) {
+        layout = narrow(layout, traces);
+        traces = narrowTraces(traces, width);
+        fig = merge(fig, { data: traces });
+      }
+      layout = fitTitle(layout, width);
       // The element, not only the SVG, must be as tall as the figure, or it overlaps what follows.
       el.style.height = (layout.height || 450) + "px";
       window.Plotly.newPlot(el, fig.data || [], layout, CONFIG);
@@ -57,9 +157,10 @@
 
   function text(value, type) {
     if (value === null || value === undefined) { return ""; }
+    if (Array.isArray(value)) { return value.map(function (v) { return text(v, type); }).join(", "); }
     if (typeof value === "object") {
       if (value.sup) { return "suppressed"; }
-      if (value.t !== undefined) { return String(value.t); }
+      if (value.t !== undefined) { return typeof value.t === "number" ? text(value.t, type) : String(value.t); }
     }
     if (type === "pct" && typeof value === "number") { return (value * 100).toFixed(1) + "%"; }
     if ((type === "int" || type === "num") && typeof value === "number") {
@@ -70,7 +171,11 @@
 
   function sortKey(value, type) {
     if (value === null || value === undefined) { return null; }
-    if (typeof value === "object") { return value.sup ? null : (value.t !== undefined ? String(value.t).toLowerCase() : null); }
+    if (Array.isArray(value)) { return value.length ? sortKey(value[0], type) : null; }
+    if (typeof value === "object") {
+      if (value.sup || value.t === undefined || value.t === null) { return null; }
+      return typeof value.t === "number" ? value.t : String(value.t).toLowerCase();
+    }
     if (type === "int" || type === "num" || type === "pct") { return typeof value === "number" ? value : null; }
     return String(value).toLowerCase();
   }
@@ -81,6 +186,12 @@
     if (value === null || value === undefined) {
       td.textContent = "–";
       td.classList.add("muted");
+    } else if (Array.isArray(value)) {  // several values (links) in one cell
+      value.forEach(function (v, i) {
+        if (i) { td.appendChild(document.createTextNode(", ")); }
+        var one = cell(v, type);
+        while (one.firstChild) { td.appendChild(one.firstChild); }
+      });
     } else if (typeof value === "object" && value.sup) {
       var span = document.createElement("span");
       span.className = "suppressed";
@@ -90,7 +201,7 @@
     } else if (typeof value === "object" && value.h !== undefined) {
       var a = document.createElement("a");
       a.href = value.h;
-      a.textContent = value.t;
+      a.textContent = text(value, type);
       td.appendChild(a);
     } else {
       td.textContent = text(value, type);
@@ -102,6 +213,11 @@
     var spec = data(el);
     if (!spec) { return; }
     var columns = spec.columns, rows = spec.rows.slice(), pageSize = spec.pageSize || 25;
+    // Columns sent as indices into their distinct values (html.py `_dictionary_encode`).
+    Object.keys(spec.dict || {}).forEach(function (j) {
+      var values = spec.dict[j];
+      rows.forEach(function (r) { if (r[j] !== null && r[j] !== undefined) { r[j] = values[r[j]]; } });
+    });
     var state = { sort: -1, dir: 1, filter: "", limit: pageSize };
     var searchable = rows.map(function (r) {
       return r.map(function (v, i) { return text(v, columns[i][1]); }).join(" \u0001 ").toLowerCase();
@@ -122,6 +238,25 @@
     bar.appendChild(caption);
     bar.appendChild(input);
     bar.appendChild(count);
+    // More rows exist than the page embeds: say so, and link the full list when it was exported.
+    var hidden = spec.total - rows.length;
+    if (hidden > 0) {
+      var notice = document.createElement("span");
+      notice.className = "truncated";
+      notice.textContent = "Showing " + rows.length.toLocaleString("en") + " of " + spec.total.toLocaleString("en") +
+        " rows" + (spec.csv ? "; search and sort cover these " + rows.length.toLocaleString("en") + ". " : ". ");
+      if (spec.csv) {
+        var full = document.createElement("a");
+        full.className = "export";
+        full.href = spec.csv;
+        full.setAttribute("download", "");
+        full.textContent = "All " + spec.total.toLocaleString("en") + " rows (CSV)";
+        notice.appendChild(full);
+      } else {
+        notice.appendChild(document.createTextNode(spec.more || ("The other " + hidden.toLocaleString("en") + " are not listed here.")));
+      }
+      bar.appendChild(notice);
+    }
 
     var table = document.createElement("table");
     var thead = document.createElement("thead");
@@ -175,18 +310,19 @@
         frag.appendChild(tr);
       });
       tbody.appendChild(frag);
-      var total = spec.total > rows.length ? " (of " + spec.total.toLocaleString("en") + " in the data; the rest are not listed)" : "";
       count.textContent = Math.min(shown.length, state.limit).toLocaleString("en") + " of " + shown.length.toLocaleString("en") +
-        (f ? " matching" : " rows") + total;
+        (f ? " matching" : " rows");
       more.hidden = shown.length <= state.limit;
       more.textContent = "Show more (" + (shown.length - state.limit).toLocaleString("en") + " hidden)";
     }
 
-    input.addEventListener("input", function () {
-      state.filter = input.value.trim().toLowerCase();
+    function setFilter(value) {
+      state.filter = value.trim().toLowerCase();
       state.limit = pageSize;
       render();
-    });
+    }
+    input.addEventListener("input", function () { setFilter(input.value); });
+    el.filterTo = function (value) { input.value = value; setFilter(value); };
     el.textContent = "";
     el.appendChild(bar);
     var scroll = document.createElement("div");
@@ -198,7 +334,35 @@
     el.setAttribute("data-rendered", "1");
   }
 
+  // The whole menu on the pages that carry a short one (team pages): window.SITE_NAV, which the
+  // build writes at the top of this file; links are relative to the site root (the brand's link).
+  function fillNav() {
+    var nav = document.querySelector("nav[data-nav]");
+    var brand = document.querySelector("header a.brand");
+    if (!nav || !brand || !window.SITE_NAV) { return; }
+    var root = brand.getAttribute("href").replace(/index\.html$/, "");
+    nav.textContent = "";
+    window.SITE_NAV.forEach(function (item) {
+      var a = document.createElement("a");
+      a.href = root + item[1];
+      a.textContent = item[0];
+      nav.appendChild(a);
+    });
+  }
+
+  // Drill-down links: `page.html#anchor?q=text` scrolls to the table `anchor` and filters it.
+  function followHash() {
+    var hash = decodeURIComponent(window.location.hash.slice(1));
+    if (!hash) { return; }
+    var at = hash.indexOf("?q=");
+    var target = document.getElementById(at < 0 ? hash : hash.slice(0, at));
+    if (!target) { return; }
+    if (at >= 0 && target.filterTo) { target.filterTo(hash.slice(at + 3)); }
+    target.scrollIntoView();
+  }
+
   function start() {
+    fillNav();
     var tables = document.querySelectorAll("div.table[data-src]");
     for (var i = 0; i < tables.length; i++) { buildTable(tables[i]); }
     if (window.Plotly) {
@@ -206,6 +370,9 @@
     } else if (document.querySelector("figure.plot")) {
       console.warn("plotly.js did not load: figures are not drawn");
     }
+    // After the figures: drawing them sets their heights, which moves everything below.
+    followHash();
+    window.addEventListener("hashchange", followHash);
     document.body.setAttribute("data-ready", "1");
   }
 

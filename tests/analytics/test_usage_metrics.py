@@ -123,25 +123,39 @@ def test_team_adoption_rolls_up_through_catalog_membership(tables):
     assert (meta["catalog_users"], meta["active_catalog_users"], meta["active_unknown_users"]) == (7, 5, 1)
 
 
+def users_in(tables, dimension, days):
+    """Distinct users per key in the last `days` days, straight from the stored histograms."""
+    reach = tables["reach"]
+    start = (pd.Timestamp(tables["meta"].iloc[0]["as_of"]) - pd.Timedelta(days=days - 1)).date().isoformat()
+    rows = reach[(reach["dimension"] == dimension) & (reach["last_seen"] >= start)]
+    return {k: int(v) for k, v in rows.groupby("key")["users"].sum().items()}
+
+
 def test_pages_strip_query_and_route_parameters(tables):
+    # the metric: distinct users per page from the last-seen histograms
+    assert users_in(tables, "page", days=9) == {
+        # alice, erin, ghost (the anonymous view counts as an event only); ?filters stripped
+        "/catalog": 3,
+        # petstore twice (one with ?tab=api) and api:default/orders
+        "/catalog/:namespace/:kind/:name": 2,
+        "/docs/:namespace/:kind/:name": 1, "/create": 1, "/": 1,
+    }
     summary = window_summary(tables, days=9, top=10)
     pages = {row["key"]: (row["users"], row["events"]) for row in summary["top_pages"]}
-    assert pages == {
-        # alice, erin, ghost (the anonymous view counts as an event only); ?filters stripped
-        "/catalog": (3, 5),
-        # petstore twice (one with ?tab=api) and api:default/orders
-        "/catalog/:namespace/:kind/:name": (2, 3),
-        # pages one person used (fewer than k = 2) are not listed
-    }
-    one_person = set(tables["reach"].query("dimension == 'page'")["key"]) - set(pages)
-    assert one_person == {"/docs/:namespace/:kind/:name", "/create", "/"}
+    # pages one person used (fewer than k = 2) are not listed; nor is /catalog over 9 days: the
+    # 7-day window shows its 2 users, and 3 - 2 would be the one person last there on 03-03
+    assert pages == {"/catalog/:namespace/:kind/:name": (2, 3)}
+    assert {row["key"]: row["users"] for row in window_summary(tables, days=7, top=10)["top_pages"]}["/catalog"] == 2
 
 
 def test_top_plugins_and_entities(tables):
+    assert users_in(tables, "plugin", days=9) == {"catalog": 4, "search": 2, "scaffolder": 1, "techdocs": 1, "home": 1}
     summary = window_summary(tables, days=9, top=10)
     plugins = {row["key"]: (row["users"], row["events"]) for row in summary["top_plugins"]}
-    # scaffolder, techdocs and home were used by one person each: fewer than k = 2, not listed
-    assert plugins == {"catalog": (4, 8), "search": (2, 7)}
+    # scaffolder, techdocs and home were used by one person each: fewer than k = 2, not listed;
+    # catalog's 4 is 1 more than its shown 7-day 3 (one person last there on 03-03): hidden
+    assert plugins == {"search": (2, 7)}
+    assert [(r["key"], r["users"]) for r in window_summary(tables, days=7, top=10)["top_plugins"]] == [("catalog", 3)]
     # spellings of one entity merge (Component:default/Petstore in the techdocs event); each entity
     # was used by one person, so the summary lists none
     entities = tables["reach"].query("dimension == 'entity'").groupby("key")["users"].sum().to_dict()
@@ -197,8 +211,10 @@ def test_window_of_n_days_uses_last_seen_histograms(tables):
     # 03-05..03-11: alice, carol, dave, ghost (= WAU on 03-11)
     assert summary["active_users"] == 4 == summary["wau"]
     assert summary["new_users"] == 2
+    assert users_in(tables, "team", days=7)["group:default/team-a"] == 2  # alice, carol (bob last seen 03-04)
     adoption = {t["group_ref"]: (t["active_members"], t["members"]) for t in summary["adoption"]["top_teams"] + summary["adoption"]["bottom_teams"]}
-    assert adoption["group:default/team-a"] == (2, 3)  # alice, carol (bob last seen 03-04)
+    # team-a's 2 of 3 would name the one inactive member (fewer than k = 2): not shown
+    assert "group:default/team-a" not in adoption
     assert adoption["group:default/eng"] == (3, 7)  # + dave
 
 

@@ -90,6 +90,50 @@ def test_shown_count_hides_zero_and_missing_like_any_count_below_k():
     assert [shown_count(v, 5) for v in (0, 4, 5, None, float("nan"), pd.NA)] == [None, None, 5, None, None, None]
 
 
+def test_team_adoption_hides_a_team_whose_active_or_inactive_members_are_fewer_than_k():
+    from analytics.usage.privacy import adoption_hidden
+
+    members = pd.Series([12, 12, 12, 12, 4, 10])
+    active = pd.Series([1, 11, 6, 12, 4, 5])
+    # 1 of 12 active names one person; 11 of 12 names the one who is not; 12 of 12 says 0 inactive
+    assert adoption_hidden(members, active, 5).tolist() == [True, True, False, True, True, False]
+
+
+def test_two_windows_never_differ_by_fewer_than_k_people():
+    from analytics.usage.privacy import difference_safe
+
+    seven = pd.Series({"catalog": 10, "techdocs": 6, "search": 4})
+    twenty_eight = pd.Series({"catalog": 11, "techdocs": 20, "search": 5, "scaffolder": 9})
+    out = difference_safe({7: seven, 28: twenty_eight}, 5)
+    assert out[7].isna().tolist() == [False, False, True]
+    # catalog: 11 - 10 = 1 person last active 8..28 days ago: the 28-day figure is hidden;
+    # search: the 7-day figure is hidden, so 5 cannot be subtracted from anything shown
+    assert out[28].to_dict() == {"catalog": pytest.approx(float("nan"), nan_ok=True), "techdocs": 20.0,
+                                 "search": 5.0, "scaffolder": 9.0}
+    # the 28-day figures are the same whichever window is asked for first
+    assert difference_safe({28: twenty_eight, 7: seven}, 5)[28].equals(out[28])
+
+
+def test_usage_summary_offers_only_the_published_windows(data_env, both):
+    from catalog_pipelines.cli.usage import usage
+    from catalog_pipelines.settings import Settings
+
+    _, shown = both
+    _store(Settings.from_env().catalog_database_url, shown)
+    result = CliRunner().invoke(usage, ["summary", "--days", "8", "--json"])
+    assert result.exit_code != 0
+    assert "published for windows of 7, 9 days only, not 8" in result.output
+    seven = json.loads(CliRunner().invoke(usage, ["summary", "--days", "7", "--json"]).output)
+    whole = json.loads(CliRunner().invoke(usage, ["summary", "--days", "28", "--json"]).output)
+    for a, b in ((seven["active_users"], whole["active_users"]),):
+        assert a is None or b is None or b - a == 0 or b - a >= K
+    for key in ("top_plugins", "top_pages", "top_entities"):
+        before = {row["key"]: row["users"] for row in seven[key]}
+        for row in whole[key]:
+            if row["key"] in before:
+                assert row["users"] - before[row["key"]] >= K or row["users"] == before[row["key"]] is None
+
+
 # --- doors ----------------------------------------------------------------------------------------
 
 
@@ -109,7 +153,7 @@ def test_the_cli_shows_no_count_below_k_and_refuses_tables_that_break_it(data_en
     raw, shown = both
     url = Settings.from_env().catalog_database_url
     _store(url, shown)
-    report = json.loads(CliRunner().invoke(usage, ["summary", "--days", "9", "--json"]).output)
+    report = json.loads(CliRunner().invoke(usage, ["summary", "--days", "28", "--json"]).output)
     people = [report[k] for k in ("active_users", "new_users", "dau", "wau", "mau")]
     people += [row["users"] for key in ("top_plugins", "top_pages", "top_entities") for row in report[key]]
     assert all(v is None or v >= K for v in people), people

@@ -214,3 +214,23 @@ def test_events_older_than_their_kinds_max_age_in_collectors_yaml_are_pruned_aft
     assert run["events_pruned"] == len(frames[ev.PULL_REQUESTS].query("source == 'github'")) - len(kept) > 0
     # the other kinds keep their default (760 days): nothing of this month-long history goes
     assert len(read_events(engine, ev.REVIEWS)) == len(frames[ev.REVIEWS].query("source == 'github'"))
+
+
+def test_events_since_reaches_the_look_back_first_then_the_last_complete_pass_less_the_refresh_days():
+    from datetime import timedelta
+
+    from catalog_pipelines.collectors.apis.github import GithubCollector
+
+    collector = GithubCollector("github", GithubCollector.Params.model_validate(
+        {"repositories": ["acme/api"], "events": ["pull_requests", "deployments"], "events_lookback_days": 90,
+         "events_refresh_days": 3}))
+    kinds = ["pull_requests", "deployments"]
+    assert collector.events_since(None, END) == END - timedelta(days=90)
+    last = {"events": {"kinds": kinds, "complete": "2026-11-30T09:00:00Z"}}
+    assert collector.events_since(last, END) == END - timedelta(days=3)  # re-reads the refresh days
+    week_ago = {"events": {"kinds": kinds, "complete": "2026-11-23T17:00:00Z"}}
+    assert collector.events_since(week_ago, END) == END - timedelta(days=7)
+    long_ago = {"events": {"kinds": kinds, "complete": "2025-01-01T00:00:00Z"}}
+    assert collector.events_since(long_ago, END) == END - timedelta(days=90)  # never past the look-back
+    other_kinds = {"events": {"kinds": ["pull_requests"], "complete": "2026-11-30T09:00:00Z"}}
+    assert collector.events_since(other_kinds, END) == END - timedelta(days=90)  # a kind added: read it all

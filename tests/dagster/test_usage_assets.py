@@ -6,6 +6,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
 import pyarrow as pa
+import pandas as pd
 import pytest
 import yaml
 
@@ -50,15 +51,17 @@ def test_the_usage_assets_publish_the_insights(usage_env, dagster_instance):
     # the range run summarised the empty days in between too
     assert bool(daily.loc["2025-03-05", "summarised"]) and daily.loc["2025-03-05", "events"] == 0
     adoption = read_frame(engine, USAGE.adoption).set_index("group_ref")
-    # default minimum team size 5: eng (7 people) is shown, its teams (1, 3 and 4 people) are not
-    assert adoption.loc["group:default/eng", "share"] == pytest.approx(5 / 7)
-    assert adoption["suppressed"].astype(bool).sum() == 3
+    # default minimum team size 5: eng's teams (1, 3 and 4 people) are suppressed; so is eng (7
+    # people, 5 active): its 2 inactive members are fewer than k
+    assert adoption.loc["group:default/eng", "members"] == 7
+    assert pd.isna(adoption.loc["group:default/eng", "share"]) and pd.isna(adoption.loc["group:default/eng", "active_members"])
+    assert adoption["suppressed"].astype(bool).sum() == 4
 
     # the run metadata in the Dagster UI is a door too: DAU 2 on the last day is not shown
     published = instance.get_latest_materialization_event(U.USAGE_INSIGHTS).asset_materialization.metadata
-    assert published["dau"].value == "hidden" and published["mau"].value == 6
+    assert published["dau"].value == "suppressed" and published["mau"].value == 6
     activity = instance.get_latest_materialization_event(U.USAGE_DAILY_ACTIVITY).asset_materialization.metadata
-    assert all(v == "hidden" or v >= 5 for v in activity["active_users_by_day"].value.values())
+    assert all(v == "suppressed" or v >= 5 for v in activity["active_users_by_day"].value.values())
 
     events = instance.get_latest_materialization_event(U.USAGE_EVENTS).asset_materialization
     assert events.metadata["duplicates_dropped"].value == 1

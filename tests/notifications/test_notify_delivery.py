@@ -192,6 +192,38 @@ def test_a_refused_connection_fails_the_digest_not_the_run_and_a_flaky_one_succe
     assert [r.status for r in webhook.requests[before:] if r.path == "/flaky"] == [500, 500, 200]
 
 
+def test_a_channel_url_that_failed_gets_the_items_next_run_and_the_one_that_worked_does_not_get_them_twice(catalog_url, env, webhook):
+    seed_catalog(catalog_url, [group("team-a")])
+    engine = get_engine(catalog_url)
+    cfg = parse_notifications_text(textwrap.dedent(f"""\
+        channels:
+          teams-default: {{urls: ["{webhook.url('/default')}"]}}
+          operators: {{urls: ["{webhook.url('/ops-chat')}", "{webhook.url('/ops-pager')}"]}}
+        default_channel: teams-default
+        operators_channel: operators
+        delivery: {{attempts: 2, backoff_seconds: 1, max_backoff_seconds: 1}}
+        """), "notifications.yaml")
+    sleeps = Sleeps()
+    webhook.fail("/ops-pager")
+    before = len(webhook.requests)
+    first = run_notifications(engine, now=NOW, materialized={"orphan_report": NOW - timedelta(days=3)}, config=cfg, sleep=sleeps)
+    assert [d["outcome"] for d in first["digests"]] == ["failed"]
+    assert [r.status for r in webhook.requests[before:]] == [200, 500, 500]
+
+    # next run: a second asset went stale; the chat URL gets only that, the pager both
+    webhook.heal("/ops-pager")
+    stale = {"orphan_report": NOW - timedelta(days=3), "scorecard_results": NOW - timedelta(hours=5)}
+    second = run_notifications(engine, now=NOW + timedelta(minutes=30), materialized=stale, config=cfg, sleep=sleeps)
+    assert [d["outcome"] for d in second["digests"]] == ["sent"]
+    chat = [r.body["message"] for r in webhook.requests[before:] if r.path == "/ops-chat"]
+    pager = [r.body["message"] for r in webhook.requests[before:] if r.path == "/ops-pager" and r.status == 200]
+    assert len(chat) == 2 and "orphan_report" in chat[0] and "orphan_report" not in chat[1] and "scorecard_results" in chat[1]
+    assert len(pager) == 1 and "orphan_report" in pager[0] and "scorecard_results" in pager[0]
+    assert run_notifications(engine, now=NOW + timedelta(hours=1), materialized=stale, config=cfg, sleep=sleeps)["digests"] == []
+    # no URL, not even hashed, names a token-bearing address in the sent-log
+    assert all("http" not in recipient for recipient, _, _ in sent_items(engine))
+
+
 SURVEY = """\
 id: pulse
 title: Pulse
