@@ -350,7 +350,7 @@ def _comparison(ctx: Ctx, data: DeliveryData, doc: Doc) -> None:
              f"of their entities deploy ({small} smaller teams are not ranked).")
     columns = [Column("Team", "link"), Column("Deploying entities", "int")]
     for title in METRICS.values():
-        columns += [Column(title), Column("Band")]
+        columns += [Column(title), Column(f"{title}: band")]
     columns.append(Column("Deployments, weekly"))
     for depth in sorted(by_depth):
         rows = [r for _, r in sorted(by_depth[depth], key=lambda x: x[0])]
