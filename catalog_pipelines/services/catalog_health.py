@@ -101,7 +101,8 @@ def build_relationship_graph(engine: "sa.Engine", *, top: int) -> dict[str, Any]
     started = time.perf_counter()
     # The graph folds every relation to its forward direction itself: the stored rows (each pair
     # once) are enough, and skip building and deduplicating 2 million inverse rows at 200k.
-    result = analyse(entities_frame(engine), relations_frame(engine, both_directions=False), org_graph(engine), top=top)
+    # No bodies either: the graph reads kind, names, owner, system, lifecycle, type and provider only.
+    result = analyse(entities_frame(engine, with_body=False), relations_frame(engine, both_directions=False), org_graph(engine), top=top)
     analysed = time.perf_counter() - started
     tables = {
         GRAPH.nodes: result.nodes,

@@ -15,6 +15,15 @@ from catalog_pipelines.storage import schema as s
 ENTITY_COLUMNS = ["ref", "kind", "namespace", "name", "type", "owner", "system", "lifecycle", "provider", "entity"]
 
 
+def rows_frame(rows: Sequence[Sequence], columns: Sequence[str]) -> pd.DataFrame:
+    """Fetched rows as a frame, built column by column: the same frame as `pd.DataFrame(rows,
+    columns=…)`, 3-4x faster for a million rows (pandas inspects every row object otherwise;
+    reading 1.08M relation rows at 200k entities spent most of its time there)."""
+    if not rows:
+        return pd.DataFrame(rows, columns=list(columns))
+    return pd.DataFrame(dict(zip(columns, zip(*rows))), columns=list(columns))
+
+
 def _owner_ref(value, namespace: str, default_kind: str) -> str | None:
     if not value:
         return None
@@ -75,7 +84,7 @@ def _entities_without_body(engine: sa.Engine, kinds: Sequence[str] | None) -> pd
     if kinds:
         q = q.where(e.c.kind.in_([k.lower() for k in kinds]))
     with engine.connect() as conn:
-        frame = pd.DataFrame(conn.execute(q).all(), columns=["ref", "kind", "namespace", "name", "provider", "type", "owner", "system", "lifecycle"])
+        frame = rows_frame(conn.execute(q).all(), ["ref", "kind", "namespace", "name", "provider", "type", "owner", "system", "lifecycle"])
     # Owners and systems repeat a lot: canonicalise each distinct (value, namespace) once.
     for column, default_kind in (("owner", "group"), ("system", "system")):
         pairs = frame[[column, "namespace"]].drop_duplicates()
@@ -92,9 +101,7 @@ def relations_frame(engine: sa.Engine, *, both_directions: bool = True) -> pd.Da
     """
     r = s.relations
     with engine.connect() as conn:
-        forward = pd.DataFrame(
-            conn.execute(sa.select(r.c.source_ref, r.c.type, r.c.target_ref)).all(), columns=["source", "type", "target"]
-        )
+        forward = rows_frame(conn.execute(sa.select(r.c.source_ref, r.c.type, r.c.target_ref)).all(), ["source", "type", "target"])
     if not both_directions:
         return forward
     inverse = pd.DataFrame(

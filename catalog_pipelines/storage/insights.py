@@ -33,6 +33,7 @@ def write_frames(
     a reader sees all of the new ones or all of the old ones, never a mix.
     """
     from catalog_pipelines.storage.db import transaction_with_ddl
+    from catalog_pipelines.storage.sql import pandas_copy
 
     tables = [_checked(t) for t in frames]  # validate every table before writing
     areas = {t.area for t in tables}
@@ -41,7 +42,9 @@ def write_frames(
     # `to_sql` replaces a table by DROP + CREATE: on SQLite that DDL must be in the transaction too.
     with transaction_with_ddl(engine) as conn:
         for table, frame in frames.items():
-            frame.to_sql(table.sql_name, conn, if_exists="append" if table in append else "replace", index=False, chunksize=5000)
+            # COPY on PostgreSQL (pandas' row INSERTs were most of a 200k scorecard evaluation).
+            frame.to_sql(table.sql_name, conn, if_exists="append" if table in append else "replace", index=False,
+                         chunksize=50_000, method=pandas_copy)
     return {table.name: len(frame) for table, frame in frames.items()}
 
 

@@ -325,6 +325,25 @@ def test_the_graph_from_stored_rows_alone_equals_the_graph_from_both_directions(
         pd.testing.assert_frame_equal(getattr(a, name), getattr(b, name), obj=name)
 
 
+def test_the_graph_without_entity_bodies_equals_the_graph_with_them(graph_db):
+    """The asset reads the catalog without bodies (spec fields in SQL): every output table is the
+    one the bodies give, and the relations frame is the one pandas builds row by row."""
+    from catalog_pipelines.services.catalog import org_graph
+    from catalog_pipelines.storage.db import get_engine
+    from catalog_pipelines.storage.frames import entities_frame, relations_frame, rows_frame
+
+    engine = get_engine(graph_db[0])
+    stored = relations_frame(engine, both_directions=False)
+    rows = list(stored.itertuples(index=False, name=None))
+    pd.testing.assert_frame_equal(rows_frame(rows, list(stored.columns)), pd.DataFrame(rows, columns=list(stored.columns)))
+    assert rows_frame([], ["source", "type", "target"]).columns.tolist() == ["source", "type", "target"]
+    org = org_graph(engine)
+    a = analyse(entities_frame(engine), stored, org, top=10)
+    b = analyse(entities_frame(engine, with_body=False), stored, org, top=10)
+    for name in ("nodes", "edge_ids", "cycles", "most_depended_on", "team_dependencies", "system_dependencies", "team_ownership"):
+        pd.testing.assert_frame_equal(getattr(a, name), getattr(b, name), obj=name)
+
+
 def test_relationship_graph_asset_stores_the_graph_and_flags_cycles(graph_db):
     from catalog_pipelines.storage.db import get_engine
     from catalog_pipelines.storage.insights import read_frame

@@ -299,6 +299,44 @@ def test_an_areas_tables_are_replaced_together_or_not_at_all(catalog_url):
     assert read_frame(engine, trend)["t"].tolist() == [1, 2]
 
 
+def test_large_insight_frames_round_trip_every_value_through_the_bulk_path(catalog_url):
+    """Frames above the COPY threshold (COPY on PostgreSQL) store exactly what the row INSERTs
+    stored: NaN and None as NULL, text with tabs, newlines and backslashes, booleans, floats,
+    integers and UTC times, replaced and appended in one transaction."""
+    import datetime as dt
+
+    import pandas as pd
+
+    from catalog_pipelines.model.insight_tables import InsightTable
+    from catalog_pipelines.storage.insights import read_frame, write_frames
+    from catalog_pipelines.storage.sql import COPY_THRESHOLD
+
+    n = COPY_THRESHOLD * 2 + 7
+    at = dt.datetime(2026, 12, 7, 8, 30, tzinfo=dt.timezone.utc)
+    frame = pd.DataFrame({
+        "ref": [f"component:default/c{i}" for i in range(n)],
+        "text": [("tab\there", "new\nline\r", "back\\slash", None, "plain")[i % 5] for i in range(n)],
+        "score": [float("nan") if i % 7 == 0 else i / 3 for i in range(n)],
+        "count": list(range(n)),
+        "passed": [i % 2 == 0 for i in range(n)],
+        "at": [at + dt.timedelta(seconds=i) for i in range(n)],
+    })
+    report, history = InsightTable("demo", "bulk_report"), InsightTable("demo", "bulk_history")
+    engine = get_engine(catalog_url)
+    write_frames(engine, {report: frame, history: frame.head(3)})
+    assert write_frames(engine, {report: frame, history: frame}, append={history}) == {"bulk_report": n, "bulk_history": n}
+
+    stored = read_frame(engine, report)
+    assert stored["ref"].tolist() == frame["ref"].tolist()
+    assert stored["text"].tolist() == frame["text"].tolist()
+    assert stored["score"].isna().tolist() == frame["score"].isna().tolist()
+    assert stored["score"].dropna().tolist() == frame["score"].dropna().tolist()
+    assert stored["count"].tolist() == frame["count"].tolist()
+    assert [bool(v) for v in stored["passed"]] == frame["passed"].tolist()
+    assert pd.to_datetime(stored["at"], utc=True).tolist() == frame["at"].tolist()
+    assert len(read_frame(engine, history)) == n + 3
+
+
 def test_copy_text_escapes_only_values_that_need_it():
     from catalog_pipelines.storage.sql import copy_text
 
