@@ -582,7 +582,8 @@ def dora_summary(facts: Mapping[str, pd.DataFrame], scopes: Scopes, config: Deli
     Entities without any delivery event in either window are left out (not 200k rows of zeros)."""
     end = pd.Timestamp(as_of) + pd.Timedelta(days=1)
     w = pd.Timedelta(days=config.window_days)
-    cur = _window_dora(facts, scopes, config, end - w, end, _active(facts, scopes, end, config.active_days))
+    active = _active(facts, scopes, end, config.active_days)
+    cur = _window_dora(facts, scopes, config, end - w, end, active)
     prev = _window_dora(facts, scopes, config, end - 2 * w, end - w, _active(facts, scopes, end - w, config.active_days))
     any_events = sum(cur[m]["events"] + prev[m]["events"] for m in METRICS) > 0
     ids = np.flatnonzero(any_events | (scopes.type_code != 0))
@@ -596,7 +597,8 @@ def dora_summary(facts: Mapping[str, pd.DataFrame], scopes: Scopes, config: Deli
                                    "p75": c["p75"][ids], "p90": c["p90"][ids], "events": c["events"][ids],
                                    "excluded": c["excluded"][ids], "reason": pd.Series(c["reason"][ids], dtype=object),
                                    "band": pd.Categorical(band, categories=list(BANDS)), "previous_value": p["value"][ids],
-                                   "change": change, "trend": pd.Categorical(trend, categories=list(TRENDS))}))
+                                   "change": change, "trend": pd.Categorical(trend, categories=list(TRENDS)),
+                                   "deploying_entities": active[ids]}))
     out = pd.concat(parts, ignore_index=True)
     names = scopes.columns(out["sid"].to_numpy())
     metric_codes = out["metric"].to_numpy()
@@ -605,7 +607,8 @@ def dora_summary(facts: Mapping[str, pd.DataFrame], scopes: Scopes, config: Deli
                           "unit": pd.Categorical.from_codes(metric_codes, categories=[UNITS[m] for m in METRICS]) if len(set(UNITS.values())) == len(METRICS)
                           else np.array([UNITS[m] for m in METRICS], dtype=object)[metric_codes],
                           "events": out["events"], "excluded": out["excluded"], "reason": out["reason"], "band": out["band"],
-                          "previous_value": out["previous_value"], "change": out["change"], "trend": out["trend"]})
+                          "previous_value": out["previous_value"], "change": out["change"], "trend": out["trend"],
+                          "deploying_entities": out["deploying_entities"].astype(np.int64)})
     frame["window_start"] = (end - w).date()
     frame["window_end"] = as_of
     return frame
@@ -936,6 +939,12 @@ def compute_tables(events: Mapping[str, pd.DataFrame], entities: pd.DataFrame, o
     tables = delivery_metrics(facts, entities, org, config, as_of=as_of, open_prs=open_pull_requests(events["pull_requests"], moment))
     tables["entity_facts"] = entity_facts(tables)
     tables["source_control"] = source_control(events, moment)
+    # entity rows in tables of their own: the site and the CLI read teams and the organisation only
+    for name, entity_name in (("dora_summary", "dora_entities"), ("dora_weekly", "dora_weekly_entities")):
+        frame = tables[name]
+        is_entity = (frame["scope_type"] == "entity").to_numpy()
+        tables[entity_name] = frame[is_entity].reset_index(drop=True)
+        tables[name] = frame[~is_entity].reset_index(drop=True)
     tables["meta"] = pd.DataFrame([{
         "as_of": as_of.isoformat(), "timezone": config.timezone, "window_days": config.window_days, "weeks": config.weeks,
         "failure_window_hours": config.failure_window_hours, "stale_pr_days": config.stale_pr_days,

@@ -86,13 +86,15 @@ def build_delivery_event_assets(collectors_config=None) -> list[dg.AssetsDefinit
 DELIVERY_METRICS = dg.AssetKey("delivery_metrics")
 
 
-def build_delivery_metric_assets() -> list[dg.AssetsDefinition]:
+def build_delivery_metric_assets(collectors_config=None) -> list[dg.AssetsDefinition]:
     from catalog_pipelines.assets.ingestion import CATALOG_SNAPSHOT
     from catalog_pipelines.automation import EAGER_DESPITE_MISSING_DEPS, freshness_policy
 
     @dg.asset(
         key=DELIVERY_METRICS,
-        deps=[DELIVERY_EVENTS_DAILY, CATALOG_SNAPSHOT],
+        # the event-collecting collectors directly too: a job without the daily partitions (the
+        # insights job, the demo) still runs the collectors first
+        deps=[DELIVERY_EVENTS_DAILY, CATALOG_SNAPSHOT, *_collector_deps(collectors_config)],
         group_name=DELIVERY_GROUP,
         kinds={"python", "pandas"},
         automation_condition=EAGER_DESPITE_MISSING_DEPS,

@@ -190,8 +190,10 @@ class FACTS(InsightArea, area="facts"):
 class DELIVERY(InsightArea, area="delivery"):
     # `delivery_metrics` (services.delivery.compute_delivery_metrics; analytics.delivery.metrics
     # returns them by name): DORA's four keys and PR flow per entity, team and organisation
-    dora_summary = table()
+    dora_summary = table()  # teams and the organisation
     dora_weekly = table()
+    dora_entities = table()  # dora_summary's rows of single entities
+    dora_weekly_entities = table()
     pr_flow = table()
     pr_summary = table()
     pr_sizes = table()

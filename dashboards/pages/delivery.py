@@ -218,33 +218,65 @@ def _flow_table(doc: Doc, data: DeliveryData, scope: tuple[str, str]) -> None:
                   ("open PRs", open_prs, ""), ("stale PRs", stale, "open past the stale threshold")])
 
 
+def _team_keys(doc: Doc, data: DeliveryData, scope: tuple[str, str]) -> bool:
+    """The four keys as headline figures: value, and under it band · trend · weekly sparkline
+    (compact: thousands of team pages share the site's size budget; the tables are on
+    `delivery.html` and in `catalog-pipelines delivery show`)."""
+    keys = data.keys.get(scope)
+    if not keys:
+        return False
+    weekly = data.weekly.get(scope, {})
+    arrows = {"improving": "↑", "worsening": "↓", "flat": "→"}
+    kpis = []
+    for metric, value, unit, band, _previous, trend, _events, _excluded, _reason in sorted(keys, key=lambda k: list(METRICS).index(k[0])):
+        shown = fmt(value, unit)
+        hint = " · ".join(x for x in (band, arrows.get(trend or ""), sparkline(weekly.get(WEEKLY[metric], []))) if x)
+        kpis.append((METRICS[metric], shown if shown is not None else "not enough data", hint))
+    doc.kpis(kpis)
+    return True
+
+
 def team_sections(ctx: Ctx, data: DeliveryData | None, ref: str, doc: Doc) -> None:
-    """The "Delivery" and "Source control" sections of one team page."""
+    """The "Delivery" and "Source control" sections of one team page, kept small (about 1.5 KB)."""
     if data is None or not data.available:
         return
     doc.h2("Delivery")
-    if not _keys_table(doc, data, ("team", ref), f"DORA's four keys, {data.window} (band: DORA 2023 levels)"):
+    if not _team_keys(doc, data, ("team", ref)):
         doc.note("No delivery events for this team's entities.")
     else:
-        _flow_table(doc, data, ("team", ref))
-        stale = data.stale.get(("team", ref))
-        if stale:
-            doc.table([Column("Pull request", "link"), Column("Entity"), Column("Open, days", "num"), Column("Draft")],
-                      [[link(f"#{number}", url), entity.split("/")[-1], age, "yes" if draft else None]
-                       for entity, url, number, age, draft in stale],
+        flow = {m: (unit, p50, p75, p90, n, reason) for m, unit, p50, p75, p90, n, reason in data.flow.get(("team", ref), [])}
+        cycle = flow.get("cycle_time")
+        parts = []
+        if cycle and cycle[1] is not None:
+            unit, p50, p75, p90, n, _ = cycle
+            split = " + ".join(f"{label} {fmt(flow[m][1], 'hours')}" for m, label in
+                               (("time_to_first_review", "first review"), ("review_to_approval", "approval"), ("approval_to_merge", "merge"))
+                               if m in flow and flow[m][1] is not None)
+            parts.append(f"PR cycle time: median {fmt(p50, unit)} (p75 {fmt(p75, unit)}, p90 {fmt(p90, unit)}, {int(n)} merged)"
+                         + (f" = {split} (medians)" if split else ""))
+        elif cycle:
+            parts.append(f"PR cycle time: {cycle[5] or 'not enough data'}")
+        summary = data.summary.get(("team", ref))
+        if summary:
+            merged, unreviewed, share, open_prs, stale = summary
+            parts.append(f"{unreviewed} of {merged} merged without review · {open_prs} open, {stale} stale")
+        if parts:
+            doc.p(" · ".join(parts))
+        stale_rows = data.stale.get(("team", ref))
+        if stale_rows:
+            # links go through the table (rendered by the site's script: no raw external href in the page)
+            doc.table([Column("Pull request", "link"), Column("Open, days", "int")],
+                      [[link(f"{entity.split('/')[-1]} #{number}", url), round(float(age))] for entity, url, number, age, _ in stale_rows],
                       caption="The stalest open pull requests", page_size=STALE_SHOWN)
-    doc.h2("Source control")
     totals = data.repo_totals.get(ref)
+    doc.h2("Source control")
     if not totals:
         doc.note("No repository data (GitHub / GitLab collectors or delivery events) for this team's entities.")
         return
     n, protected, known, open_prs, last = totals
     doc.kpis([("repositories", n, ""), ("default branch protected", protected, f"of {known} known"),
               ("open pull requests", None if open_prs is None or open_prs != open_prs else int(open_prs), ""),
-              ("last merge", None if last is None or pd.isna(last) else str(last)[:10], "")])
-    doc.table([Column("Entity"), Column("Repository"), Column("Protected"), Column("Open PRs", "int"), Column("Last merge"),
-               Column("Last deployment")], data.repos.get(ref, []), caption="Repositories, most recently merged first",
-              total=n, page_size=REPO_LIMIT)
+              ("last commit (merge)", None if last is None or pd.isna(last) else str(last)[:10], "")])
 
 
 def delivery_page(ctx: Ctx) -> PageOut:
@@ -290,12 +322,9 @@ def _comparison(ctx: Ctx, data: DeliveryData, doc: Doc) -> None:
     `min_entities` deploying entities, ordered by lead time band then deployment frequency."""
     org = ctx.inputs.org
     summary = ctx.inputs.table(DELIVERY.dora_summary)
-    entity_rows = summary[(summary["scope_type"].astype(str) == "entity") & (summary["metric"].astype(str) == "deployment_frequency")
-                          & (summary["events"] > 0)]
-    owners = ctx.inputs.entities.set_index("ref")["owner"]
-    deploying = owners.reindex(entity_rows["scope_ref"].astype(str)).dropna()
-    rollup = org.rollup_frame()
-    counts = pd.DataFrame({"group_ref": deploying.to_numpy()}).merge(rollup, on="group_ref").groupby("rollup_ref").size().to_dict()
+    rows = summary[(summary["scope_type"].astype(str) == "team") & (summary["metric"].astype(str) == "deployment_frequency")]
+    counts = (dict(zip(rows["scope_ref"].astype(str), rows["deploying_entities"].fillna(0).astype(int)))
+              if "deploying_entities" in rows.columns else {})
     visible = set(ctx.access.groups(PERMISSION, list(org.all_groups()))) if ctx.access.level(PERMISSION) != ALL else None
     by_depth: dict[int, list[list]] = {}
     band_rank = {"elite": 0, "high": 1, "medium": 2, "low": 3}
@@ -312,7 +341,7 @@ def _comparison(ctx: Ctx, data: DeliveryData, doc: Doc) -> None:
         row = [ctx.team_link(ref), n]
         for metric in METRICS:
             v, u, b = k.get(metric, (None, None, None))
-            row += [fmt(v, u), b]
+            row += [fmt(v, u) or "not enough data", b]
         row.append(sparkline(data.weekly.get(("team", ref), {}).get("deployments", [])))
         sort_key = (band_rank.get(k.get("lead_time", (0, 0, None))[2], 4), -(k.get("deployment_frequency", (0, 0, 0))[0] or 0))
         by_depth.setdefault(depth, []).append((sort_key, row))
@@ -321,7 +350,7 @@ def _comparison(ctx: Ctx, data: DeliveryData, doc: Doc) -> None:
              f"of their entities deploy ({small} smaller teams are not ranked).")
     columns = [Column("Team", "link"), Column("Deploying entities", "int")]
     for title in METRICS.values():
-        columns += [Column(title), Column("Band")]
+        columns += [Column(title), Column(f"{title}: band")]
     columns.append(Column("Deployments, weekly"))
     for depth in sorted(by_depth):
         rows = [r for _, r in sorted(by_depth[depth], key=lambda x: x[0])]

@@ -59,6 +59,10 @@ def test_demo_ingests_both_sources_and_materialises_every_insight_asset(tmp_path
         for kind in ("pull_requests", "reviews", "deployments", "incidents", "pipeline_runs"):
             assert conn.execute(sa.text(f"SELECT count(*) FROM delivery_{kind}")).scalar_one() > 0, kind
         assert conn.execute(sa.text("SELECT count(DISTINCT day) FROM delivery_event_days")).scalar_one() > 60
+        # ... and the delivery metrics were computed from them: the organisation deploys
+        deployed = conn.execute(sa.text("SELECT events FROM insight_delivery_dora_summary WHERE scope_type = 'org' "
+                                        "AND metric = 'deployment_frequency'")).scalar_one()
+        assert deployed > 0
     engine.dispose()
     # The instance's event log lives relative to DAGSTER_HOME (the data directory is relocatable).
     monkeypatch.setenv("DAGSTER_HOME", str(data / "dagster_home"))
