@@ -23,6 +23,9 @@ import orjson
 import pandas as pd
 
 ASSETS_DIR = "assets"
+# Full exports are written gzip-compressed (a 200k-entity site's CSVs shrink about tenfold, and
+# they share the site's 30 MB budget); every spreadsheet and `zcat` opens them.
+EXPORT_SUFFIX = ".csv.gz"
 
 
 def esc(value: Any) -> str:
@@ -120,7 +123,8 @@ class Doc:
         self._prefix = prefix
         self.layouts = layouts
         # `stem`: the page's file name without `.html`; a table with more rows than a page embeds
-        # writes its full rows to `<stem>-<name>.csv` next to the page (the site writes `files`).
+        # writes its full rows to `<stem>-<name>.csv.gz` next to the page (the site writes `files`,
+        # CSV text here, compressed as it is written).
         self.stem = stem
         self.files: dict[str, str] = {}
         self.notices = 0  # charts replaced by "not enough history yet"
@@ -198,7 +202,7 @@ class Doc:
         Every row given is embedded (as compact JSON arrays) and searched, sorted and paged in the
         browser, unless there are more than `inline`: then the first `inline` rows are embedded,
         the table says "showing N of M", and, when the Doc has a `stem`, ALL rows are written to a
-        CSV file next to the page and linked (`export` names it, default from the caption).
+        gzip-compressed CSV file next to the page and linked (`export` names it, default from the caption).
         `total` states a count of rows that exist but were never given (none listed).
         `anchor` is the element id (drill-down links: `page.html#anchor` or `#anchor?q=text`,
         which also fills the filter box). `note` is a sentence under the table explaining its numbers.
@@ -222,7 +226,7 @@ class Doc:
         if encoded:
             body["dict"] = encoded
         if len(shown) < len(rows) and self.stem is not None and export is not False:
-            name = f"{self.stem}-{_slug(export if isinstance(export, str) else anchor or caption)}.csv"
+            name = f"{self.stem}-{_slug(export if isinstance(export, str) else anchor or caption)}{EXPORT_SUFFIX}"
             self.files[name] = csv_text(columns, rows)
             body["csv"] = name
         elif len(shown) < len(rows) and more:
@@ -236,10 +240,10 @@ class Doc:
             self.p(note, "explain")
 
     def export(self, name: str, columns: Sequence[Column], rows: Iterable[Sequence[Any]]) -> str | None:
-        """Write `rows` to `<stem>-<name>.csv` next to the page; its file name (None without a stem)."""
+        """Write `rows` to `<stem>-<name>.csv.gz` next to the page; its file name (None without a stem)."""
         if self.stem is None:
             return None
-        file = f"{self.stem}-{_slug(name)}.csv"
+        file = f"{self.stem}-{_slug(name)}{EXPORT_SUFFIX}"
         self.files[file] = csv_text(columns, rows)
         return file
 

@@ -491,7 +491,7 @@ def _scorecards(ctx: Ctx, data: TeamData, ref: str, doc: Doc) -> None:
                   note="Checks its entities did not pass in the latest evaluation." + (" Click a sub-team for its list." if subs else ""))
         if csv:
             doc.raw(f'<p class="explain"><a class="export" href="{esc(csv)}" download>All {data.n_failing.get(ref, 0):,} '
-                    "failing results of its own entities (CSV: entity, check)</a></p>")
+                    "failing results of its own entities (CSV, gzip: entity, check)</a></p>")
 
 
 LEVELS_UNLOCKED_NOTE = "Levels unlocked: summed over its entities; a level two checks block counts half for each."

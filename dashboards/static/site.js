@@ -250,7 +250,7 @@
         full.className = "export";
         full.href = spec.csv;
         full.setAttribute("download", "");
-        full.textContent = "All " + spec.total.toLocaleString("en") + " rows (CSV)";
+        full.textContent = "All " + spec.total.toLocaleString("en") + " rows (CSV, gzip)";
         notice.appendChild(full);
       } else {
         notice.appendChild(document.createTextNode(spec.more || ("The other " + hidden.toLocaleString("en") + " are not listed here.")));

@@ -339,6 +339,22 @@ def test_the_leak_guard_refuses_a_site_naming_a_group_its_audience_may_not_see(t
     assert not list(tmp_path.glob(".site.building-*"))
 
 
+def test_the_leak_guard_reads_inside_the_compressed_exports(tmp_path, monkeypatch):
+    from dashboards import site
+    from dashboards.html import Column, Doc
+    from dashboards.pages.base import PageOut
+
+    def leaky_export(ctx):
+        doc = Doc(stem="leaky")
+        doc.table([Column("Owner")], [["group:default/alpha"], ["group:default/zulu"]], caption="Owners", inline=1)
+        return PageOut("leaky", "Leaky", "leaky.html", "", doc=doc)
+
+    monkeypatch.setattr(site, "PAGES", [*site.PAGES, ("leaky", leaky_export)])
+    with pytest.raises(SiteLeakError, match=r"group:default/zulu in leaky-owners\.csv\.gz"):
+        build_site(inputs_with_sentinels(), tmp_path / "site", Access.for_audience(SHIPPED_POLICY, ORG, DANA))
+    assert not (tmp_path / "site").exists()
+
+
 def test_a_failing_page_is_reported_and_the_rest_of_the_site_is_built(tmp_path, monkeypatch):
     from dashboards import site
 

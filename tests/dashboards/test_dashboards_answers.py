@@ -29,6 +29,7 @@ from catalog_pipelines.model.insight_tables import SCORECARDS
 from catalog_pipelines.settings import PROJECT_ROOT
 from dashboards import Access, build_site
 from dashboards import figures as F
+from dashboards.site import read_export
 from dashboards.html import Column, Doc, link
 from dashboards.pages import teams as team_module
 from dashboards.pages.health import dependency_matrix
@@ -88,8 +89,8 @@ def test_a_table_longer_than_the_page_embeds_the_first_rows_says_so_and_exports_
     rows = [[link(f"team {i}", f"teams/t{i}.html"), i, i / 30] for i in range(30)]
     doc.table([Column("Team", "link"), Column("Entities", "int"), Column("Share", "pct")], rows, caption="Owners", inline=10)
     body = tables(doc.html())["d1"]
-    assert len(body["rows"]) == 10 and body["total"] == 30 and body["csv"] == "catalog-owners.csv"
-    exported = list(csv.reader(io.StringIO(doc.files["catalog-owners.csv"])))
+    assert len(body["rows"]) == 10 and body["total"] == 30 and body["csv"] == "catalog-owners.csv.gz"
+    exported = list(csv.reader(io.StringIO(doc.files["catalog-owners.csv.gz"])))
     assert exported[0] == ["Team", "Entities", "Share"]
     assert len(exported) == 31 and exported[30][:2] == ["team 29", "29"]  # the link's text, not its JSON
 
@@ -104,7 +105,7 @@ def test_a_table_within_its_limit_embeds_every_row_and_writes_no_export():
 def test_csv_exports_mark_suppressed_cells_and_carry_no_figure_the_table_hides():
     doc = Doc(stem="usage")
     doc.table([Column("Team"), Column("Active", "int")], [["alpha", 7], ["bravo", {"sup": 1}]], caption="Adoption", inline=1)
-    assert doc.files["usage-adoption.csv"].splitlines() == ["Team,Active", "alpha,7", "bravo,suppressed"]
+    assert doc.files["usage-adoption.csv.gz"].splitlines() == ["Team,Active", "alpha,7", "bravo,suppressed"]
 
 
 def test_team_tables_show_n_of_m_and_link_a_csv_of_all_rows_next_to_the_page(site):
@@ -112,7 +113,7 @@ def test_team_tables_show_n_of_m_and_link_a_csv_of_all_rows_next_to_the_page(sit
     owned = tables((out / "teams" / "alpha.html").read_text())["owned"]
     mine = inputs.entities[inputs.entities["owner"] == "group:default/alpha"]
     assert len(owned["rows"]) == 3 and owned["total"] == len(mine) > 3
-    exported = list(csv.DictReader((out / "teams" / owned["csv"]).open()))
+    exported = list(csv.DictReader(io.StringIO(read_export(out / "teams" / owned["csv"]))))
     assert sorted(r["Entity"] for r in exported) == sorted(mine["name"])
 
 
@@ -135,10 +136,10 @@ def test_a_restricted_copy_exports_only_what_its_audience_may_see(tmp_path):
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(team_module, "TEAM_INLINE", 2)
         build_site(sample(), tmp_path / "dana", Access.for_audience(policy, ORG, "user:default/dana"))
-    exports = sorted((tmp_path / "dana").rglob("*.csv"))
+    exports = sorted((tmp_path / "dana").rglob("*.csv.gz"))
     assert exports, "the restricted copy wrote no export: the test would prove nothing"
     for path in exports:
-        text = path.read_text().lower()
+        text = read_export(path).lower()
         assert "zulu" not in text and "sentinel" not in text, path.name
 
 
@@ -253,7 +254,7 @@ def failing_names(page: Path, check: str, cell: str) -> list[str]:
     if " … and " not in cell:
         return shown
     href = re.search(r'<a class="export" href="([^"]+)" download>', page.read_text()).group(1)
-    rows = [r for r in csv.DictReader((page.parent / href).open()) if r["Check"] == check]
+    rows = [r for r in csv.DictReader(io.StringIO(read_export(page.parent / href))) if r["Check"] == check]
     assert [r["Entity"] for r in rows][: len(shown)] == shown
     return [r["Entity"] for r in rows]
 
