@@ -91,6 +91,9 @@ class Column:
 
     name: str
     type: str = "text"
+    # On pages with shared layouts (team pages): the column's texts (check names, reasons, fixes),
+    # the same on thousands of pages, are sent once in `assets/layouts.js` and referenced by index.
+    shared: bool = False
 
 
 class SharedLayouts:
@@ -100,6 +103,13 @@ class SharedLayouts:
 
     def __init__(self) -> None:
         self.keys: dict[str, str] = {}
+        # Texts of `Column(shared=True)` columns, site-wide: a cell holds its index here.
+        self.values: dict[str, int] = {}
+
+    def value(self, text: str) -> int:
+        if text not in self.values:
+            self.values[text] = len(self.values)
+        return self.values[text]
 
     def key(self, layout: dict[str, Any]) -> str:
         text = to_json(layout)
@@ -108,8 +118,33 @@ class SharedLayouts:
         return self.keys[text]
 
     def script(self) -> str:
-        entries = ",".join(f'"{key}":{text}' for text, key in self.keys.items())
-        return f"window.SITE_LAYOUTS={{{entries}}};\n"
+        entries = [f'"{key}":{text}' for text, key in self.keys.items()]
+        if self.values:
+            entries.append(f'"{SHARED_VALUES}":{to_json(list(self.values))}')
+        return f"window.SITE_LAYOUTS={{{','.join(entries)}}};\n"
+
+
+SHARED_VALUES = "V"  # the key of the shared column texts in `window.SITE_LAYOUTS`
+
+
+def expand_table(body: dict[str, Any], shared: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A table's JSON as `site.js` reads it: its shared schema (caption, columns, page size) and
+    shared column texts put back from `assets/layouts.js` (`shared`, parsed), its dictionary-encoded
+    columns decoded. For scripts and tests reading a built site."""
+    body = dict(body)
+    if "schema" in body:
+        body = {**(shared or {})[body.pop("schema")], **body}
+    rows = [list(r) for r in body["rows"]]
+    for j in body.pop("sv", []):
+        for r in rows:
+            if r[j] is not None:
+                r[j] = (shared or {})[SHARED_VALUES][r[j]]
+    for j, values in (body.pop("dict", None) or {}).items():
+        for r in rows:
+            if r[int(j)] is not None:
+                r[int(j)] = values[r[int(j)]]
+    body["rows"] = rows
+    return body
 
 
 class Doc:
@@ -215,13 +250,21 @@ class Doc:
         rows = list(rows)
         shown = rows if inline is None or len(rows) <= inline else rows[:inline]
         cells = [[clean(v) for v in r] for r in shown]
-        body: dict[str, Any] = {
-            "caption": caption,
-            "columns": [[c.name, c.type] for c in columns],
-            "rows": cells,
-            "total": max(total if total is not None else 0, len(rows)),
-            "pageSize": page_size,
-        }
+        schema = {"caption": caption, "columns": [[c.name, c.type] for c in columns], "pageSize": page_size}
+        body: dict[str, Any] = {"rows": cells, "total": max(total if total is not None else 0, len(rows))}
+        if self.layouts is not None:
+            # Thousands of team pages repeat the same tables: the schema is sent once, in
+            # assets/layouts.js, and so are the texts of shared columns.
+            body = {"schema": self.layouts.key(schema), **body}
+            sv = [j for j, c in enumerate(columns) if c.shared]
+            for r in cells:
+                for j in sv:
+                    if r[j] is not None:
+                        r[j] = self.layouts.value(str(r[j]))
+            if sv:
+                body["sv"] = sv
+        else:
+            body = {**schema, **body}
         encoded = _dictionary_encode(cells, len(columns))
         if encoded:
             body["dict"] = encoded

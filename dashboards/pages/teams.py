@@ -398,7 +398,7 @@ def team_doc(ctx: Ctx, data: TeamData, ref: str) -> Doc:
     doc.h2("What it owns")
     if kinds:
         rows = data.listed.get(ref, [])
-        columns = [Column("Entity"), Column("Kind"), Column("Type"), Column("Lifecycle")]
+        columns = [Column("Entity"), Column("Kind", shared=True), Column("Type", shared=True), Column("Lifecycle", shared=True)]
         if ref in data.children:  # a group with sub-teams: say which one owns each entity
             columns.append(Column("Owner"))
         else:
@@ -454,7 +454,7 @@ def _scorecards(ctx: Ctx, data: TeamData, ref: str, doc: Doc) -> None:
         rows = [[rank, data.check_names.get(c, c), data.tracks.get(t, t), level,
                  link(entities, drill("", FAILING, data.check_names.get(c, c))), unlocked]
                 for rank, c, t, level, entities, unlocked in fix]
-        doc.table([Column("Rank", "int"), Column("Check"), Column("Track"), Column("Level", "int"), Column("Failing entities", "int"),
+        doc.table([Column("Rank", "int"), Column("Check", shared=True), Column("Track", shared=True), Column("Level", "int"), Column("Failing entities", "int"),
                    Column("Levels unlocked", "num")], rows, caption="What to fix next", page_size=TOP_LIMIT,
                   note=LEVELS_UNLOCKED_NOTE)
     own = data.failing.get(ref) or {}
@@ -481,7 +481,8 @@ def _scorecards(ctx: Ctx, data: TeamData, ref: str, doc: Doc) -> None:
 
         rows = [[data.check_names.get(c, c), data.check_level.get(c, ("", None))[1], data.reasons.get(c) or DEFAULT_REASON, data.hints.get(c, ""),
                  names(c), via.get(c) or None] for c in checks]
-        columns = [Column("Check"), Column("Level", "int"), Column("Reason"), Column("How to fix"), Column("Its failing entities")]
+        columns = [Column("Check", shared=True), Column("Level", "int"), Column("Reason", shared=True), Column("How to fix", shared=True),
+                   Column("Its failing entities")]
         if subs:
             columns.append(Column("Sub-teams' failing entities"))
         else:

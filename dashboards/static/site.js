@@ -212,6 +212,13 @@
   function buildTable(el) {
     var spec = data(el);
     if (!spec) { return; }
+    var shared = window.SITE_LAYOUTS || {};
+    // Team pages: the caption, columns and page size are shared (assets/layouts.js), and so are
+    // the texts of some columns (`sv`: indices into SITE_LAYOUTS.V); html.py `Doc.table`.
+    if (spec.schema) { spec = merge(shared[spec.schema] || {}, spec); }
+    (spec.sv || []).forEach(function (j) {
+      spec.rows.forEach(function (r) { if (r[j] !== null && r[j] !== undefined) { r[j] = shared.V[r[j]]; } });
+    });
     var columns = spec.columns, rows = spec.rows.slice(), pageSize = spec.pageSize || 25;
     // Columns sent as indices into their distinct values (html.py `_dictionary_encode`).
     Object.keys(spec.dict || {}).forEach(function (j) {

@@ -24,6 +24,7 @@ from analytics.org import OrgGraph
 from analytics.rbac import Policy
 from catalog_pipelines.settings import PROJECT_ROOT
 from dashboards import Access, SiteLeakError, build_site
+from dashboards.html import expand_table
 from dashboards.sample import entities_frame_from, example_entities, sample_inputs
 from dashboards.site import plotly_js
 from catalog_pipelines.model.insight_tables import FACTS, SCORECARDS, SURVEYS, USAGE
@@ -160,7 +161,8 @@ def test_every_figure_is_valid_plotly_with_a_title_axis_titles_and_units(which, 
 @pytest.mark.parametrize("which", ["full_site", "dana_site"])
 def test_tables_are_embedded_as_sortable_data_with_consistent_rows(which, request):
     out, _ = request.getfixturevalue(which)
-    tables = [b for text in texts(out).values() for b in blobs(text) if "columns" in b]
+    shared = shared_layouts(out)  # team pages share their tables' schemas and texts (assets/layouts.js)
+    tables = [expand_table(b, shared) for text in texts(out).values() for b in blobs(text) if "columns" in b or "schema" in b]
     assert len(tables) > (20 if which == "full_site" else 8)
     for table in tables:
         assert table["caption"] and table["rows"] is not None
