@@ -209,9 +209,18 @@ class Doc:
         if shared and self.layouts is not None:
             # The legend names move to the shared layout too (`meta.names`; site.js puts them back).
             layout, data = dict(fig.get("layout") or {}), fig["data"]
+            meta: dict[str, Any] = {}
             if any(t.get("name") for t in data):
-                layout["meta"] = {"names": [t.get("name") for t in data]}
+                meta["names"] = [t.get("name") for t in data]
                 data = [{k: v for k, v in t.items() if k != "name"} for t in data]
+            # So do the traces' styles (type, colours, templates, category labels): only the
+            # values stay on the page (`meta.traces`; site.js merges them back).
+            styles = [{k: v for k, v in t.items() if _trace_style(k, v)} for t in data]
+            if any(styles):
+                meta["traces"] = styles
+                data = [{k: v for k, v in t.items() if not _trace_style(k, v)} for t in data]
+            if meta:
+                layout["meta"] = meta
             fig = {"data": data, "layoutRef": self.layouts.key(layout)}
         self.parts.append(
             f'<figure class="plot" data-src="{ident}" aria-label="{esc(title)}"></figure>'
@@ -302,6 +311,30 @@ class Doc:
 
     def html(self) -> str:
         return "\n".join(self.parts)
+
+
+TRACE_VALUES = ("x", "y", "z", "text", "customdata", "values", "labels")
+
+
+def _trace_style(key: str, value: Any) -> bool:
+    """A trace property a shared figure moves to its layout: anything but its values, and its
+    x or y when they are category labels (text)."""
+    if key not in TRACE_VALUES:
+        return True
+    return key in ("x", "y") and isinstance(value, list) and bool(value) and all(isinstance(v, str) for v in value)
+
+
+def expand_figure(blob: dict[str, Any], shared: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A figure's JSON as `site.js` draws it: a shared layout (`layoutRef`) put back from
+    `assets/layouts.js`, with its traces' styles and legend names. For scripts and tests."""
+    if "layoutRef" not in blob:
+        return blob
+    layout = dict((shared or {})[blob["layoutRef"]])
+    meta = layout.pop("meta", None) or {}
+    data = [{**style, **t} for t, style in zip(blob["data"], meta.get("traces") or [{}] * len(blob["data"]))]
+    names = meta.get("names") or []
+    data = [{**t, "name": n} if n else t for t, n in zip(data, names)] if names else data
+    return {"data": data, "layout": layout}
 
 
 def _fmt_kpi(value: Any) -> str:

@@ -136,6 +136,10 @@
       var layout = merge(merge(BASE_LAYOUT, shared || {}), fig.layout || {});
       var width = el.clientWidth || window.innerWidth;
       var traces = fig.data || [];
+      if (layout.meta && layout.meta.traces) {  // trace styles of a shared layout (html.py `Doc.figure`)
+        traces = traces.map(function (t, j) { return merge(layout.meta.traces[j] || {}, t); });
+        fig = merge(fig, { data: traces });
+      }
       if (layout.meta && layout.meta.names) {  // legend names of a shared layout
         traces = traces.map(function (t, j) { return layout.meta.names[j] ? merge(t, { name: layout.meta.names[j] }) : t; });
         fig = merge(fig, { data: traces });

@@ -24,7 +24,7 @@ from analytics.org import OrgGraph
 from analytics.rbac import Policy
 from catalog_pipelines.settings import PROJECT_ROOT
 from dashboards import Access, SiteLeakError, build_site
-from dashboards.html import expand_table
+from dashboards.html import expand_figure, expand_table
 from dashboards.sample import entities_frame_from, example_entities, sample_inputs
 from dashboards.site import plotly_js
 from catalog_pipelines.model.insight_tables import FACTS, SCORECARDS, SURVEYS, USAGE
@@ -143,8 +143,8 @@ def test_every_figure_is_valid_plotly_with_a_title_axis_titles_and_units(which, 
             if "data" not in blob:
                 continue
             count += 1
-            if "layoutRef" in blob:  # team pages share their layouts through assets/layouts.js
-                blob = {"data": blob["data"], "layout": shared[blob.pop("layoutRef")]}
+            if "layoutRef" in blob:  # team pages share their layouts (and trace styles) through assets/layouts.js
+                blob = expand_figure(blob, shared)
             assert set(blob) == {"data", "layout"}, name
             go.Figure(blob)  # raises on any property plotly does not know
             layout = blob["layout"]
