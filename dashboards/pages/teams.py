@@ -24,7 +24,7 @@ from dashboards.access import ALL, NONE
 from dashboards.html import Column, Doc, drill, esc, link
 from catalog_pipelines.model.insight_tables import FACTS, SCORECARDS, SURVEYS, USAGE, InsightTable
 from dashboards.inputs import AREA_ASSETS, CATALOG_ASSET
-from dashboards.pages.base import Ctx, PageOut, pct
+from dashboards.pages.base import TEAM_SOURCES_ANCHOR, Ctx, PageOut, pct
 from dashboards.pages.scorecards import certification_bars, check_names, track_names
 from dashboards.pages.surveys import SUPPRESSED_HOVER
 from catalog_pipelines.model.vocabulary import label, plural
@@ -558,5 +558,9 @@ def teams_index(ctx: Ctx, pages: list[PageOut], data: TeamData | None) -> PageOu
               note="Entities: owned by the team or its sub-teams (click for the list). Mean level: the average "
                    "certification level of those entities over every scorecard track (0 = not certified). Critical + "
                    "high vulns and open tickets: from the latest collected facts of those entities.")
+    # The team pages name their sources by a link here (one list, not 4,000 copies).
+    sources = list(dict.fromkeys(a for page in pages for a in page.sources))
+    doc.raw(f'<p class="explain" id="{TEAM_SOURCES_ANCHOR}">Every team page is built from: '
+            + ", ".join(f"<code>{esc(a)}</code>" for a in sources) + "; each page gives their freshness.</p>")
     out.doc = doc
     return out

@@ -185,6 +185,19 @@ def test_every_page_names_its_source_asset_and_freshness(full_site):
     assert "materialisation time unknown" in (out / "skills.html").read_text()
 
 
+def test_every_team_page_names_its_sources_by_a_link_to_the_teams_index_list_and_its_freshness(full_site):
+    out, _ = full_site
+    listed = re.search(r'<p class="explain" id="sources">(.*?)</p>', (out / "teams.html").read_text()).group(1)
+    for asset in ("catalog_snapshot", "security_facts", "scorecard_results", "survey_trends", "usage_insights"):
+        assert f"<code>{asset}</code>" in listed
+    team_pages = sorted((out / "teams").glob("*.html"))
+    assert team_pages
+    for path in team_pages:
+        freshness = re.search(r'<p class="freshness">(.*?)</p>', path.read_text()).group(1)
+        assert freshness.startswith("Source: ") and 'href="../teams.html#sources"' in freshness, path.name
+        assert "materialis" in freshness, path.name  # "materialised <when>" or "materialisation time unknown"
+
+
 def test_suppressed_survey_cells_are_marked_and_their_values_never_shown(full_site):
     out, _ = full_site
     surveys = (out / "surveys.html").read_text()
