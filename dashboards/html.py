@@ -23,6 +23,9 @@ import orjson
 import pandas as pd
 
 ASSETS_DIR = "assets"
+# Full exports are written gzip-compressed (a 200k-entity site's CSVs shrink about tenfold, and
+# they share the site's 30 MB budget); every spreadsheet and `zcat` opens them.
+EXPORT_SUFFIX = ".csv.gz"
 
 
 def esc(value: Any) -> str:
@@ -88,6 +91,9 @@ class Column:
 
     name: str
     type: str = "text"
+    # On pages with shared layouts (team pages): the column's texts (check names, reasons, fixes),
+    # the same on thousands of pages, are sent once in `assets/layouts.js` and referenced by index.
+    shared: bool = False
 
 
 class SharedLayouts:
@@ -97,6 +103,13 @@ class SharedLayouts:
 
     def __init__(self) -> None:
         self.keys: dict[str, str] = {}
+        # Texts of `Column(shared=True)` columns, site-wide: a cell holds its index here.
+        self.values: dict[str, int] = {}
+
+    def value(self, text: str) -> int:
+        if text not in self.values:
+            self.values[text] = len(self.values)
+        return self.values[text]
 
     def key(self, layout: dict[str, Any]) -> str:
         text = to_json(layout)
@@ -105,8 +118,33 @@ class SharedLayouts:
         return self.keys[text]
 
     def script(self) -> str:
-        entries = ",".join(f'"{key}":{text}' for text, key in self.keys.items())
-        return f"window.SITE_LAYOUTS={{{entries}}};\n"
+        entries = [f'"{key}":{text}' for text, key in self.keys.items()]
+        if self.values:
+            entries.append(f'"{SHARED_VALUES}":{to_json(list(self.values))}')
+        return f"window.SITE_LAYOUTS={{{','.join(entries)}}};\n"
+
+
+SHARED_VALUES = "V"  # the key of the shared column texts in `window.SITE_LAYOUTS`
+
+
+def expand_table(body: dict[str, Any], shared: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A table's JSON as `site.js` reads it: its shared schema (caption, columns, page size) and
+    shared column texts put back from `assets/layouts.js` (`shared`, parsed), its dictionary-encoded
+    columns decoded. For scripts and tests reading a built site."""
+    body = dict(body)
+    if "schema" in body:
+        body = {**(shared or {})[body.pop("schema")], **body}
+    rows = [list(r) for r in body["rows"]]
+    for j in body.pop("sv", []):
+        for r in rows:
+            if r[j] is not None:
+                r[j] = (shared or {})[SHARED_VALUES][r[j]]
+    for j, values in (body.pop("dict", None) or {}).items():
+        for r in rows:
+            if r[int(j)] is not None:
+                r[int(j)] = values[r[int(j)]]
+    body["rows"] = rows
+    return body
 
 
 class Doc:
@@ -120,7 +158,8 @@ class Doc:
         self._prefix = prefix
         self.layouts = layouts
         # `stem`: the page's file name without `.html`; a table with more rows than a page embeds
-        # writes its full rows to `<stem>-<name>.csv` next to the page (the site writes `files`).
+        # writes its full rows to `<stem>-<name>.csv.gz` next to the page (the site writes `files`,
+        # CSV text here, compressed as it is written).
         self.stem = stem
         self.files: dict[str, str] = {}
         self.notices = 0  # charts replaced by "not enough history yet"
@@ -170,9 +209,18 @@ class Doc:
         if shared and self.layouts is not None:
             # The legend names move to the shared layout too (`meta.names`; site.js puts them back).
             layout, data = dict(fig.get("layout") or {}), fig["data"]
+            meta: dict[str, Any] = {}
             if any(t.get("name") for t in data):
-                layout["meta"] = {"names": [t.get("name") for t in data]}
+                meta["names"] = [t.get("name") for t in data]
                 data = [{k: v for k, v in t.items() if k != "name"} for t in data]
+            # So do the traces' styles (type, colours, templates, category labels): only the
+            # values stay on the page (`meta.traces`; site.js merges them back).
+            styles = [{k: v for k, v in t.items() if _trace_style(k, v)} for t in data]
+            if any(styles):
+                meta["traces"] = styles
+                data = [{k: v for k, v in t.items() if not _trace_style(k, v)} for t in data]
+            if meta:
+                layout["meta"] = meta
             fig = {"data": data, "layoutRef": self.layouts.key(layout)}
         self.parts.append(
             f'<figure class="plot" data-src="{ident}" aria-label="{esc(title)}"></figure>'
@@ -198,7 +246,7 @@ class Doc:
         Every row given is embedded (as compact JSON arrays) and searched, sorted and paged in the
         browser, unless there are more than `inline`: then the first `inline` rows are embedded,
         the table says "showing N of M", and, when the Doc has a `stem`, ALL rows are written to a
-        CSV file next to the page and linked (`export` names it, default from the caption).
+        gzip-compressed CSV file next to the page and linked (`export` names it, default from the caption).
         `total` states a count of rows that exist but were never given (none listed).
         `anchor` is the element id (drill-down links: `page.html#anchor` or `#anchor?q=text`,
         which also fills the filter box). `note` is a sentence under the table explaining its numbers.
@@ -211,18 +259,26 @@ class Doc:
         rows = list(rows)
         shown = rows if inline is None or len(rows) <= inline else rows[:inline]
         cells = [[clean(v) for v in r] for r in shown]
-        body: dict[str, Any] = {
-            "caption": caption,
-            "columns": [[c.name, c.type] for c in columns],
-            "rows": cells,
-            "total": max(total if total is not None else 0, len(rows)),
-            "pageSize": page_size,
-        }
+        schema = {"caption": caption, "columns": [[c.name, c.type] for c in columns], "pageSize": page_size}
+        body: dict[str, Any] = {"rows": cells, "total": max(total if total is not None else 0, len(rows))}
+        if self.layouts is not None:
+            # Thousands of team pages repeat the same tables: the schema is sent once, in
+            # assets/layouts.js, and so are the texts of shared columns.
+            body = {"schema": self.layouts.key(schema), **body}
+            sv = [j for j, c in enumerate(columns) if c.shared]
+            for r in cells:
+                for j in sv:
+                    if r[j] is not None:
+                        r[j] = self.layouts.value(str(r[j]))
+            if sv:
+                body["sv"] = sv
+        else:
+            body = {**schema, **body}
         encoded = _dictionary_encode(cells, len(columns))
         if encoded:
             body["dict"] = encoded
         if len(shown) < len(rows) and self.stem is not None and export is not False:
-            name = f"{self.stem}-{_slug(export if isinstance(export, str) else anchor or caption)}.csv"
+            name = f"{self.stem}-{_slug(export if isinstance(export, str) else anchor or caption)}{EXPORT_SUFFIX}"
             self.files[name] = csv_text(columns, rows)
             body["csv"] = name
         elif len(shown) < len(rows) and more:
@@ -236,10 +292,10 @@ class Doc:
             self.p(note, "explain")
 
     def export(self, name: str, columns: Sequence[Column], rows: Iterable[Sequence[Any]]) -> str | None:
-        """Write `rows` to `<stem>-<name>.csv` next to the page; its file name (None without a stem)."""
+        """Write `rows` to `<stem>-<name>.csv.gz` next to the page; its file name (None without a stem)."""
         if self.stem is None:
             return None
-        file = f"{self.stem}-{_slug(name)}.csv"
+        file = f"{self.stem}-{_slug(name)}{EXPORT_SUFFIX}"
         self.files[file] = csv_text(columns, rows)
         return file
 
@@ -255,6 +311,30 @@ class Doc:
 
     def html(self) -> str:
         return "\n".join(self.parts)
+
+
+TRACE_VALUES = ("x", "y", "z", "text", "customdata", "values", "labels")
+
+
+def _trace_style(key: str, value: Any) -> bool:
+    """A trace property a shared figure moves to its layout: anything but its values, and its
+    x or y when they are category labels (text)."""
+    if key not in TRACE_VALUES:
+        return True
+    return key in ("x", "y") and isinstance(value, list) and bool(value) and all(isinstance(v, str) for v in value)
+
+
+def expand_figure(blob: dict[str, Any], shared: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A figure's JSON as `site.js` draws it: a shared layout (`layoutRef`) put back from
+    `assets/layouts.js`, with its traces' styles and legend names. For scripts and tests."""
+    if "layoutRef" not in blob:
+        return blob
+    layout = dict((shared or {})[blob["layoutRef"]])
+    meta = layout.pop("meta", None) or {}
+    data = [{**style, **t} for t, style in zip(blob["data"], meta.get("traces") or [{}] * len(blob["data"]))]
+    names = meta.get("names") or []
+    data = [{**t, "name": n} if n else t for t, n in zip(data, names)] if names else data
+    return {"data": data, "layout": layout}
 
 
 def _fmt_kpi(value: Any) -> str:

@@ -5,6 +5,7 @@
       catalog.html …      one page per insight area whose data exists
       teams.html          the teams index
       teams/<team>.html   one page per team
+      *-<table>.csv.gz    full exports of tables longer than their page embeds (gzip-compressed CSV)
       assets/plotly.min.js, site.js, site.css   (plotly.js once, from the plotly package: no CDN)
       manifest.json       what was built, for scripts and the CLI
 
@@ -18,6 +19,7 @@ groups the audience may not see, and the build fails (nothing swapped in) if one
 
 from __future__ import annotations
 
+import gzip
 import logging
 import os
 import re
@@ -205,7 +207,7 @@ def build_site(inputs: SiteInputs, out_dir: Path, access: Access | None = None, 
             size += _write(tmp / page.path, text)
             # Full exports of tables longer than the page embeds (already filtered for this audience).
             for name, csv in page.doc.files.items():
-                written = _write((tmp / page.path).parent / name, csv)
+                written = _write_export((tmp / page.path).parent / name, csv)
                 size += written
                 export_size += written
         numbers = headlines(ctx)
@@ -250,6 +252,23 @@ def _write(path: Path, text: str) -> int:
     return len(data)
 
 
+def _write_export(path: Path, text: str) -> int:
+    """An export: gzip-compressed when its name ends in `.gz` (mtime 0: the same rows give the same bytes)."""
+    data = text.encode()
+    if path.suffix == ".gz":
+        data = gzip.compress(data, compresslevel=9, mtime=0)
+    path.write_bytes(data)
+    return len(data)
+
+
+def read_export(path: Path) -> str:
+    """The text of a file the site wrote, decompressed when it is gzip (the exports)."""
+    path = Path(path)
+    if path.suffix == ".gz":
+        return gzip.decompress(path.read_bytes()).decode(errors="replace")
+    return path.read_text(errors="replace")
+
+
 def plotly_js() -> str:
     from plotly.offline import get_plotlyjs
 
@@ -269,7 +288,7 @@ def _check_no_leak(root: Path, restricted: set[str]) -> None:
     for path in root.rglob("*"):
         if not path.is_file() or path.name == "plotly.min.js":
             continue
-        text = path.read_text(errors="replace")
+        text = read_export(path)  # every file, the compressed exports decompressed
         for match in GROUP_REF.findall(text):
             ref = match.lower()
             if ref in restricted:
@@ -344,4 +363,4 @@ def site_is_current(out_dir: Path) -> datetime | None:
     return datetime.fromisoformat(stamp).astimezone(UTC) if stamp else None
 
 
-__all__ = ["ALL", "SiteLeakError", "SiteReport", "build_site", "site_is_current", "visible_groups"]
+__all__ = ["ALL", "SiteLeakError", "SiteReport", "build_site", "read_export", "site_is_current", "visible_groups"]

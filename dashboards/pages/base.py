@@ -93,10 +93,17 @@ class Ctx:
         return out
 
 
+TEAM_SOURCES_ANCHOR = "sources"  # the teams index's list of the team pages' source assets
+
+
 def sources_line(out: PageOut, compact: bool = False) -> str:
     """The freshness line under a page title: source assets, when they ran, the data's own date.
-    `compact` (the thousands of team pages) lists the assets as plain text."""
-    assets = (esc(", ".join(out.sources)) if compact else ", ".join(f"<code>{esc(a)}</code>" for a in out.sources)) or "–"
+    `compact` (the thousands of team pages, which share one list of sources) names them by a link
+    to that list on the teams index (`TEAM_SOURCES_ANCHOR`); their freshness stays on each page."""
+    if compact and out.sources:
+        assets = f'{len(out.sources)} assets, <a href="../teams.html#{TEAM_SOURCES_ANCHOR}">listed on the teams index</a>'
+    else:
+        assets = ", ".join(f"<code>{esc(a)}</code>" for a in out.sources) or "–"
     parts = [f"Source: {assets}"]
     parts.append(f"materialised {esc(fmt_time(out.freshness))}" if out.freshness else "materialisation time unknown")
     if out.fresh is not None and out.fresh.last is not None:

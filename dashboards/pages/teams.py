@@ -24,7 +24,7 @@ from dashboards.access import ALL, NONE
 from dashboards.html import Column, Doc, drill, esc, link
 from catalog_pipelines.model.insight_tables import FACTS, SCORECARDS, SURVEYS, USAGE, InsightTable
 from dashboards.inputs import AREA_ASSETS, CATALOG_ASSET
-from dashboards.pages.base import Ctx, PageOut, pct
+from dashboards.pages.base import TEAM_SOURCES_ANCHOR, Ctx, PageOut, pct
 from dashboards.pages.scorecards import certification_bars, check_names, track_names
 from dashboards.pages.surveys import SUPPRESSED_HOVER
 from catalog_pipelines.model.vocabulary import label, plural
@@ -398,7 +398,7 @@ def team_doc(ctx: Ctx, data: TeamData, ref: str) -> Doc:
     doc.h2("What it owns")
     if kinds:
         rows = data.listed.get(ref, [])
-        columns = [Column("Entity"), Column("Kind"), Column("Type"), Column("Lifecycle")]
+        columns = [Column("Entity"), Column("Kind", shared=True), Column("Type", shared=True), Column("Lifecycle", shared=True)]
         if ref in data.children:  # a group with sub-teams: say which one owns each entity
             columns.append(Column("Owner"))
         else:
@@ -454,7 +454,7 @@ def _scorecards(ctx: Ctx, data: TeamData, ref: str, doc: Doc) -> None:
         rows = [[rank, data.check_names.get(c, c), data.tracks.get(t, t), level,
                  link(entities, drill("", FAILING, data.check_names.get(c, c))), unlocked]
                 for rank, c, t, level, entities, unlocked in fix]
-        doc.table([Column("Rank", "int"), Column("Check"), Column("Track"), Column("Level", "int"), Column("Failing entities", "int"),
+        doc.table([Column("Rank", "int"), Column("Check", shared=True), Column("Track", shared=True), Column("Level", "int"), Column("Failing entities", "int"),
                    Column("Levels unlocked", "num")], rows, caption="What to fix next", page_size=TOP_LIMIT,
                   note=LEVELS_UNLOCKED_NOTE)
     own = data.failing.get(ref) or {}
@@ -481,7 +481,8 @@ def _scorecards(ctx: Ctx, data: TeamData, ref: str, doc: Doc) -> None:
 
         rows = [[data.check_names.get(c, c), data.check_level.get(c, ("", None))[1], data.reasons.get(c) or DEFAULT_REASON, data.hints.get(c, ""),
                  names(c), via.get(c) or None] for c in checks]
-        columns = [Column("Check"), Column("Level", "int"), Column("Reason"), Column("How to fix"), Column("Its failing entities")]
+        columns = [Column("Check", shared=True), Column("Level", "int"), Column("Reason", shared=True), Column("How to fix", shared=True),
+                   Column("Its failing entities")]
         if subs:
             columns.append(Column("Sub-teams' failing entities"))
         else:
@@ -491,7 +492,7 @@ def _scorecards(ctx: Ctx, data: TeamData, ref: str, doc: Doc) -> None:
                   note="Checks its entities did not pass in the latest evaluation." + (" Click a sub-team for its list." if subs else ""))
         if csv:
             doc.raw(f'<p class="explain"><a class="export" href="{esc(csv)}" download>All {data.n_failing.get(ref, 0):,} '
-                    "failing results of its own entities (CSV: entity, check)</a></p>")
+                    "failing results of its own entities (CSV, gzip: entity, check)</a></p>")
 
 
 LEVELS_UNLOCKED_NOTE = "Levels unlocked: summed over its entities; a level two checks block counts half for each."
@@ -557,5 +558,9 @@ def teams_index(ctx: Ctx, pages: list[PageOut], data: TeamData | None) -> PageOu
               note="Entities: owned by the team or its sub-teams (click for the list). Mean level: the average "
                    "certification level of those entities over every scorecard track (0 = not certified). Critical + "
                    "high vulns and open tickets: from the latest collected facts of those entities.")
+    # The team pages name their sources by a link here (one list, not 4,000 copies).
+    sources = list(dict.fromkeys(a for page in pages for a in page.sources))
+    doc.raw(f'<p class="explain" id="{TEAM_SOURCES_ANCHOR}">Every team page is built from: '
+            + ", ".join(f"<code>{esc(a)}</code>" for a in sources) + "; each page gives their freshness.</p>")
     out.doc = doc
     return out

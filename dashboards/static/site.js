@@ -136,6 +136,10 @@
       var layout = merge(merge(BASE_LAYOUT, shared || {}), fig.layout || {});
       var width = el.clientWidth || window.innerWidth;
       var traces = fig.data || [];
+      if (layout.meta && layout.meta.traces) {  // trace styles of a shared layout (html.py `Doc.figure`)
+        traces = traces.map(function (t, j) { return merge(layout.meta.traces[j] || {}, t); });
+        fig = merge(fig, { data: traces });
+      }
       if (layout.meta && layout.meta.names) {  // legend names of a shared layout
         traces = traces.map(function (t, j) { return layout.meta.names[j] ? merge(t, { name: layout.meta.names[j] }) : t; });
         fig = merge(fig, { data: traces });
@@ -212,6 +216,13 @@
   function buildTable(el) {
     var spec = data(el);
     if (!spec) { return; }
+    var shared = window.SITE_LAYOUTS || {};
+    // Team pages: the caption, columns and page size are shared (assets/layouts.js), and so are
+    // the texts of some columns (`sv`: indices into SITE_LAYOUTS.V); html.py `Doc.table`.
+    if (spec.schema) { spec = merge(shared[spec.schema] || {}, spec); }
+    (spec.sv || []).forEach(function (j) {
+      spec.rows.forEach(function (r) { if (r[j] !== null && r[j] !== undefined) { r[j] = shared.V[r[j]]; } });
+    });
     var columns = spec.columns, rows = spec.rows.slice(), pageSize = spec.pageSize || 25;
     // Columns sent as indices into their distinct values (html.py `_dictionary_encode`).
     Object.keys(spec.dict || {}).forEach(function (j) {
@@ -250,7 +261,7 @@
         full.className = "export";
         full.href = spec.csv;
         full.setAttribute("download", "");
-        full.textContent = "All " + spec.total.toLocaleString("en") + " rows (CSV)";
+        full.textContent = "All " + spec.total.toLocaleString("en") + " rows (CSV, gzip)";
         notice.appendChild(full);
       } else {
         notice.appendChild(document.createTextNode(spec.more || ("The other " + hidden.toLocaleString("en") + " are not listed here.")));

@@ -24,6 +24,7 @@ from analytics.org import OrgGraph
 from analytics.rbac import Policy
 from catalog_pipelines.settings import PROJECT_ROOT
 from dashboards import Access, SiteLeakError, build_site
+from dashboards.html import expand_figure, expand_table
 from dashboards.sample import entities_frame_from, example_entities, sample_inputs
 from dashboards.site import plotly_js
 from catalog_pipelines.model.insight_tables import FACTS, SCORECARDS, SURVEYS, USAGE
@@ -142,8 +143,8 @@ def test_every_figure_is_valid_plotly_with_a_title_axis_titles_and_units(which, 
             if "data" not in blob:
                 continue
             count += 1
-            if "layoutRef" in blob:  # team pages share their layouts through assets/layouts.js
-                blob = {"data": blob["data"], "layout": shared[blob.pop("layoutRef")]}
+            if "layoutRef" in blob:  # team pages share their layouts (and trace styles) through assets/layouts.js
+                blob = expand_figure(blob, shared)
             assert set(blob) == {"data", "layout"}, name
             go.Figure(blob)  # raises on any property plotly does not know
             layout = blob["layout"]
@@ -160,7 +161,8 @@ def test_every_figure_is_valid_plotly_with_a_title_axis_titles_and_units(which, 
 @pytest.mark.parametrize("which", ["full_site", "dana_site"])
 def test_tables_are_embedded_as_sortable_data_with_consistent_rows(which, request):
     out, _ = request.getfixturevalue(which)
-    tables = [b for text in texts(out).values() for b in blobs(text) if "columns" in b]
+    shared = shared_layouts(out)  # team pages share their tables' schemas and texts (assets/layouts.js)
+    tables = [expand_table(b, shared) for text in texts(out).values() for b in blobs(text) if "columns" in b or "schema" in b]
     assert len(tables) > (20 if which == "full_site" else 8)
     for table in tables:
         assert table["caption"] and table["rows"] is not None
@@ -181,6 +183,19 @@ def test_every_page_names_its_source_asset_and_freshness(full_site):
     usage = (out / "usage.html").read_text()
     assert "materialised 2025-06-02 06:00 UTC" in usage and "data as of 2025-06-01" in usage
     assert "materialisation time unknown" in (out / "skills.html").read_text()
+
+
+def test_every_team_page_names_its_sources_by_a_link_to_the_teams_index_list_and_its_freshness(full_site):
+    out, _ = full_site
+    listed = re.search(r'<p class="explain" id="sources">(.*?)</p>', (out / "teams.html").read_text()).group(1)
+    for asset in ("catalog_snapshot", "security_facts", "scorecard_results", "survey_trends", "usage_insights"):
+        assert f"<code>{asset}</code>" in listed
+    team_pages = sorted((out / "teams").glob("*.html"))
+    assert team_pages
+    for path in team_pages:
+        freshness = re.search(r'<p class="freshness">(.*?)</p>', path.read_text()).group(1)
+        assert freshness.startswith("Source: ") and 'href="../teams.html#sources"' in freshness, path.name
+        assert "materialis" in freshness, path.name  # "materialised <when>" or "materialisation time unknown"
 
 
 def test_suppressed_survey_cells_are_marked_and_their_values_never_shown(full_site):
@@ -337,6 +352,22 @@ def test_the_leak_guard_refuses_a_site_naming_a_group_its_audience_may_not_see(t
         build_site(inputs_with_sentinels(), tmp_path / "site", Access.for_audience(SHIPPED_POLICY, ORG, DANA))
     assert (tmp_path / "site" / "index.html").read_text() == before  # the previous site stays
     assert not list(tmp_path.glob(".site.building-*"))
+
+
+def test_the_leak_guard_reads_inside_the_compressed_exports(tmp_path, monkeypatch):
+    from dashboards import site
+    from dashboards.html import Column, Doc
+    from dashboards.pages.base import PageOut
+
+    def leaky_export(ctx):
+        doc = Doc(stem="leaky")
+        doc.table([Column("Owner")], [["group:default/alpha"], ["group:default/zulu"]], caption="Owners", inline=1)
+        return PageOut("leaky", "Leaky", "leaky.html", "", doc=doc)
+
+    monkeypatch.setattr(site, "PAGES", [*site.PAGES, ("leaky", leaky_export)])
+    with pytest.raises(SiteLeakError, match=r"group:default/zulu in leaky-owners\.csv\.gz"):
+        build_site(inputs_with_sentinels(), tmp_path / "site", Access.for_audience(SHIPPED_POLICY, ORG, DANA))
+    assert not (tmp_path / "site").exists()
 
 
 def test_a_failing_page_is_reported_and_the_rest_of_the_site_is_built(tmp_path, monkeypatch):

@@ -29,7 +29,8 @@ from catalog_pipelines.model.insight_tables import SCORECARDS
 from catalog_pipelines.settings import PROJECT_ROOT
 from dashboards import Access, build_site
 from dashboards import figures as F
-from dashboards.html import Column, Doc, link
+from dashboards.site import read_export
+from dashboards.html import Column, Doc, expand_table, link
 from dashboards.pages import teams as team_module
 from dashboards.pages.health import dependency_matrix
 from dashboards.sample import entities_frame_from, example_entities, sample_inputs
@@ -40,19 +41,19 @@ JSON_BLOB = re.compile(r'<script type="application/json" id="([^"]+)">(.*?)</scr
 TABLE_DIV = re.compile(r'<div class="table" data-src="([^"]+)"(?: id="([^"]+)")?>')
 
 
-def tables(html: str) -> dict[str, dict]:
-    """Each table's JSON by its anchor (or its data id when it has none), its dictionary-encoded
-    columns decoded as site.js does."""
-    bodies = {ident: orjson.loads(body.replace("<\\/", "</")) for ident, body in JSON_BLOB.findall(html)}
-    out = {}
-    for ident, anchor in TABLE_DIV.findall(html):
-        body = bodies[ident]
-        for j, values in (body.get("dict") or {}).items():
-            for row in body["rows"]:
-                if row[int(j)] is not None:
-                    row[int(j)] = values[row[int(j)]]
-        out[anchor or ident] = body
-    return out
+def tables(source: str | Path) -> dict[str, dict]:
+    """Each table's JSON by its anchor (or its data id when it has none), as site.js reads it
+    (`expand_table`). `source`: a page's HTML, or a built page's path (a team page's tables share
+    their schemas and texts through the site's assets/layouts.js)."""
+    shared = {}
+    if isinstance(source, Path):
+        root = next(p for p in source.parents if (p / "assets").is_dir())
+        layouts = root / "assets" / "layouts.js"
+        if layouts.exists():
+            shared = orjson.loads(layouts.read_text().removeprefix("window.SITE_LAYOUTS=").rstrip().rstrip(";").replace("<\\/", "</"))
+        source = source.read_text()
+    bodies = {ident: orjson.loads(body.replace("<\\/", "</")) for ident, body in JSON_BLOB.findall(source)}
+    return {anchor or ident: expand_table(bodies[ident], shared) for ident, anchor in TABLE_DIV.findall(source)}
 
 
 def by_caption(html: str, start: str) -> dict:
@@ -88,8 +89,8 @@ def test_a_table_longer_than_the_page_embeds_the_first_rows_says_so_and_exports_
     rows = [[link(f"team {i}", f"teams/t{i}.html"), i, i / 30] for i in range(30)]
     doc.table([Column("Team", "link"), Column("Entities", "int"), Column("Share", "pct")], rows, caption="Owners", inline=10)
     body = tables(doc.html())["d1"]
-    assert len(body["rows"]) == 10 and body["total"] == 30 and body["csv"] == "catalog-owners.csv"
-    exported = list(csv.reader(io.StringIO(doc.files["catalog-owners.csv"])))
+    assert len(body["rows"]) == 10 and body["total"] == 30 and body["csv"] == "catalog-owners.csv.gz"
+    exported = list(csv.reader(io.StringIO(doc.files["catalog-owners.csv.gz"])))
     assert exported[0] == ["Team", "Entities", "Share"]
     assert len(exported) == 31 and exported[30][:2] == ["team 29", "29"]  # the link's text, not its JSON
 
@@ -104,21 +105,21 @@ def test_a_table_within_its_limit_embeds_every_row_and_writes_no_export():
 def test_csv_exports_mark_suppressed_cells_and_carry_no_figure_the_table_hides():
     doc = Doc(stem="usage")
     doc.table([Column("Team"), Column("Active", "int")], [["alpha", 7], ["bravo", {"sup": 1}]], caption="Adoption", inline=1)
-    assert doc.files["usage-adoption.csv"].splitlines() == ["Team,Active", "alpha,7", "bravo,suppressed"]
+    assert doc.files["usage-adoption.csv.gz"].splitlines() == ["Team,Active", "alpha,7", "bravo,suppressed"]
 
 
 def test_team_tables_show_n_of_m_and_link_a_csv_of_all_rows_next_to_the_page(site):
     out, inputs = site
-    owned = tables((out / "teams" / "alpha.html").read_text())["owned"]
+    owned = tables((out / "teams" / "alpha.html"))["owned"]
     mine = inputs.entities[inputs.entities["owner"] == "group:default/alpha"]
     assert len(owned["rows"]) == 3 and owned["total"] == len(mine) > 3
-    exported = list(csv.DictReader((out / "teams" / owned["csv"]).open()))
+    exported = list(csv.DictReader(io.StringIO(read_export(out / "teams" / owned["csv"]))))
     assert sorted(r["Entity"] for r in exported) == sorted(mine["name"])
 
 
 def test_a_group_with_sub_teams_points_to_their_pages_instead_of_exporting_every_entity_again(site):
     out, inputs = site
-    owned = tables((out / "teams" / "acme.html").read_text())["owned"]
+    owned = tables((out / "teams" / "acme.html"))["owned"]
     assert len(owned["rows"]) == 3 and owned["total"] == len(inputs.entities[inputs.entities["owner"].notna()]) > 3
     assert "csv" not in owned and "sub-team's page lists its own" in owned["more"]
 
@@ -135,17 +136,17 @@ def test_a_restricted_copy_exports_only_what_its_audience_may_see(tmp_path):
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(team_module, "TEAM_INLINE", 2)
         build_site(sample(), tmp_path / "dana", Access.for_audience(policy, ORG, "user:default/dana"))
-    exports = sorted((tmp_path / "dana").rglob("*.csv"))
+    exports = sorted((tmp_path / "dana").rglob("*.csv.gz"))
     assert exports, "the restricted copy wrote no export: the test would prove nothing"
     for path in exports:
-        text = path.read_text().lower()
+        text = read_export(path).lower()
         assert "zulu" not in text and "sentinel" not in text, path.name
 
 
 def test_every_org_page_table_has_all_its_rows_or_an_export(site):
     out, _ = site
     for path in [*out.glob("*.html"), *(out / "teams").glob("*.html")]:
-        for anchor, body in tables(path.read_text()).items():
+        for anchor, body in tables(path).items():
             if len(body["rows"]) < body["total"]:
                 assert (body.get("csv") and (path.parent / body["csv"]).exists()) or body.get("more"), (path.name, body["caption"])
 
@@ -253,7 +254,7 @@ def failing_names(page: Path, check: str, cell: str) -> list[str]:
     if " … and " not in cell:
         return shown
     href = re.search(r'<a class="export" href="([^"]+)" download>', page.read_text()).group(1)
-    rows = [r for r in csv.DictReader((page.parent / href).open()) if r["Check"] == check]
+    rows = [r for r in csv.DictReader(io.StringIO(read_export(page.parent / href))) if r["Check"] == check]
     assert [r["Entity"] for r in rows][: len(shown)] == shown
     return [r["Entity"] for r in rows]
 
@@ -261,7 +262,7 @@ def failing_names(page: Path, check: str, cell: str) -> list[str]:
 def test_a_fix_next_cell_leads_to_the_teams_failing_entities_with_the_checks_reason(site):
     out, inputs = site
     page = out / "scorecards.html"
-    fix = tables(page.read_text())["fix-next"]
+    fix = tables(page)["fix-next"]
     checks = inputs.table(SCORECARDS.checks).set_index("name")
     results = inputs.table(SCORECARDS.results)
     alpha = set(inputs.entities.loc[inputs.entities["owner"] == "group:default/alpha", "ref"])
@@ -269,7 +270,7 @@ def test_a_fix_next_cell_leads_to_the_teams_failing_entities_with_the_checks_rea
     assert leaf_rows
     for row in leaf_rows:
         target, anchor, query = _target(page, row[5]["h"])
-        listing = [r for r in tables(target.read_text())[anchor]["rows"] if r[0] == query]
+        listing = [r for r in tables(target)[anchor]["rows"] if r[0] == query]
         assert len(listing) == 1, query
         _, _, reason, _, names = listing[0]
         assert reason == checks.loc[query, "failed_message"]  # the check's own reason
@@ -281,13 +282,13 @@ def test_a_fix_next_cell_leads_to_the_teams_failing_entities_with_the_checks_rea
 def test_a_departments_failing_row_leads_to_its_sub_teams_list(site):
     out, _ = site
     page = out / "teams" / "platform.html"
-    rows = tables(page.read_text())["failing"]["rows"]
+    rows = tables(page)["failing"]["rows"]
     check, sub_teams = rows[0][0], rows[0][5]
     assert sub_teams
     for cell in sub_teams:
         target, anchor, query = _target(page, cell["h"])
         assert target.name in ("alpha.html", "zulu.html") and anchor == "failing" and query == check
-        listing = [r for r in tables(target.read_text())["failing"]["rows"] if r[0] == check]
+        listing = [r for r in tables(target)["failing"]["rows"] if r[0] == check]
         assert len(listing) == 1
         assert len(failing_names(target, check, listing[0][4])) == int(cell["t"].rsplit("(", 1)[1].rstrip(")"))
 
@@ -307,7 +308,7 @@ def test_orphan_counts_link_to_the_findings_behind_them(site):
 def test_team_entity_counts_link_to_the_teams_entities_table(site):
     out, _ = site
     page = out / "teams.html"
-    for row in tables(page.read_text())["d1"]["rows"]:
+    for row in tables(page)["d1"]["rows"]:
         target, anchor, _ = _target(page, row[4]["h"])
-        owned = tables(target.read_text())[anchor]
+        owned = tables(target)[anchor]
         assert anchor == "owned" and owned["total"] == row[4]["t"]

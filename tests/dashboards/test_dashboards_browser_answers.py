@@ -20,6 +20,7 @@ import pytest
 from analytics.org import OrgGraph
 from catalog_pipelines.model.insight_tables import SCORECARDS
 from dashboards import build_site
+from dashboards.site import read_export
 from dashboards.pages import teams as team_module
 from dashboards.sample import entities_frame_from, example_entities, sample_inputs
 from helpers import require_chromium
@@ -96,7 +97,7 @@ def test_a_table_longer_than_the_page_embeds_says_n_of_m_and_links_its_csv(small
     n = int((inputs.entities["owner"] == "group:default/alpha").sum())
     assert notice.is_visible() and f"Showing 3 of {n} rows" in notice.inner_text()
     href = notice.locator("a.export").get_attribute("href")
-    exported = (root / "teams" / href).read_text().splitlines()
+    exported = read_export(root / "teams" / href).splitlines()
     assert len(exported) == n + 1  # header + every row
     assert page.problems == []
 

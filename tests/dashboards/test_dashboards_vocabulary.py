@@ -23,6 +23,7 @@ from analytics.org import OrgGraph
 from catalog_pipelines.model.insight_tables import USAGE
 from catalog_pipelines.model.vocabulary import LABELS, SUPPRESSED, is_code, label, level_label
 from dashboards import build_site
+from dashboards.html import expand_figure, expand_table
 from dashboards.sample import entities_frame_from, example_entities, sample_inputs
 
 ENTITIES = example_entities()
@@ -62,18 +63,18 @@ def figures(root: Path):
     for name, text in pages(root).items():
         for blob in blobs(text):
             if "data" in blob:
-                layout = blob.get("layout") or layouts.get(blob.get("layoutRef"), {})
-                names = (layout.get("meta") or {}).get("names") or []
-                data = [{**t, "name": n} if n else t for t, n in zip(blob["data"], names)] if names else blob["data"]
-                yield name, data, layout
+                figure = expand_figure(blob, layouts)
+                yield name, figure["data"], figure.get("layout") or {}
 
 
 def test_the_site_shows_labels_not_codes_no_typos_and_no_duplicate_column(site):
+    layouts = shared_layouts(site)
     for name, text in pages(site).items():
         visible = re.sub(r"<script.*?</script>|<[^>]+>", " ", text, flags=re.DOTALL)
         assert not TYPOS.search(visible), (name, TYPOS.search(visible))
         for blob in blobs(text):
-            if "columns" in blob:  # a table
+            if "columns" in blob or "schema" in blob:  # a table (a team page's: its schema in layouts.js)
+                blob = expand_table(blob, layouts)
                 headers = [c[0] for c in blob["columns"]]
                 assert len(headers) == len(set(headers)), (name, blob["caption"], headers)
                 assert not TYPOS.search(blob["caption"]), (name, blob["caption"])
