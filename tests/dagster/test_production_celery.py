@@ -555,7 +555,7 @@ def test_insight_assets_run_in_parallel_on_celery_workers_with_the_same_results_
             tables[EVALUATION_DAY_TABLE] = tables[EVALUATION_DAY_TABLE].drop(columns=EVALUATION_DAY_COLUMNS)
     assert sorted(actual) == sorted(expected)
     areas = {name.split("_")[1] for name, frame in expected.items() if len(frame)}
-    assert areas == {"facts", "graph", "history", "orphans", "scorecards", "skills", "surveys", "usage"}, areas
+    assert areas == {"delivery", "facts", "graph", "history", "orphans", "scorecards", "skills", "surveys", "usage"}, areas
     for name, frame in expected.items():
         pd.testing.assert_frame_equal(actual[name], frame, check_exact=True, obj=name)
 
