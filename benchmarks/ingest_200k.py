@@ -32,10 +32,10 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def local_postgres_cpu_s() -> float | None:
-    """CPU seconds used so far by PostgreSQL processes on this machine (ended backends included,
-    through the postmaster's reaped-children times); None where /proc shows none."""
-    total, found = 0, False
+def proc_stats():
+    """(command name, process group, CPU seconds incl. reaped children) of every live process,
+    from /proc (nothing where there is no /proc)."""
+    tick = os.sysconf("SC_CLK_TCK")
     for pid in os.listdir("/proc") if os.path.isdir("/proc") else []:
         if not pid.isdigit():
             continue
@@ -44,11 +44,16 @@ def local_postgres_cpu_s() -> float | None:
                 stat = handle.read()
         except OSError:
             continue
-        if stat[stat.index("(") + 1 : stat.rindex(")")].startswith("postgres"):
-            fields = stat[stat.rindex(")") + 2 :].split()
-            total += sum(int(f) for f in fields[11:15])  # utime, stime, cutime, cstime
-            found = True
-    return total / os.sysconf("SC_CLK_TCK") if found else None
+        fields = stat[stat.rindex(")") + 2 :].split()
+        # fields[2]: pgrp; 11..14: utime, stime, cutime, cstime
+        yield stat[stat.index("(") + 1 : stat.rindex(")")], int(fields[2]), sum(int(f) for f in fields[11:15]) / tick
+
+
+def local_postgres_cpu_s() -> float | None:
+    """CPU seconds used so far by PostgreSQL processes on this machine (ended backends included,
+    through the postmaster's reaped-children times); None where /proc shows none."""
+    cpu = [seconds for name, _, seconds in proc_stats() if name.startswith("postgres")]
+    return sum(cpu) if cpu else None
 
 
 def database_backends_cpu_s(url: str) -> float | None:

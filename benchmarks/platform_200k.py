@@ -168,26 +168,6 @@ def seed_inputs(engine, *, usage_events: int, usage_days: int) -> None:
         raw.append(usage.day_table(index, key=key))
 
 
-def step_windows(instance, run_id: str) -> list[tuple[str, float, float, str]]:
-    """(step, start, end, celery worker or "") of every step of a run, from the event log."""
-    import dagster as dg
-
-    starts, ends, workers = {}, {}, {}
-    for record in instance.all_logs(run_id):
-        event = record.dagster_event
-        if event is None or event.step_key is None:
-            continue
-        if event.event_type == dg.DagsterEventType.STEP_START:
-            starts[event.step_key] = record.timestamp
-        elif event.event_type == dg.DagsterEventType.STEP_SUCCESS:
-            ends[event.step_key] = record.timestamp
-        elif event.event_type == dg.DagsterEventType.ENGINE_EVENT and event.engine_event_data:
-            worker = event.engine_event_data.metadata.get("Celery worker")
-            if worker is not None:
-                workers[event.step_key] = str(getattr(worker, "value", worker))
-    return [(key, start, ends.get(key, start), workers.get(key, "")) for key, start in sorted(starts.items(), key=lambda kv: kv[1])]
-
-
 class Runner:
     """Launches the refresh's runs in the chosen mode and keeps their ids."""
 
@@ -286,19 +266,9 @@ WORKER_GROUPS: list[int] = []  # process groups of the Celery workers this run s
 def group_cpu_s(groups: list[int]) -> float:
     """CPU seconds of every live process in these process groups (the workers and their pool
     children, whose reaped children count through cutime/cstime)."""
-    total = 0
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            with open(f"/proc/{pid}/stat") as handle:
-                stat = handle.read()
-        except OSError:
-            continue
-        fields = stat[stat.rindex(")") + 2:].split()
-        if int(fields[2]) in groups:  # pgrp
-            total += sum(int(f) for f in fields[11:15])
-    return total / os.sysconf("SC_CLK_TCK")
+    from ingest_200k import proc_stats
+
+    return sum(seconds for _, group, seconds in proc_stats() if group in groups)
 
 
 def cpu_of_children() -> float:
@@ -313,6 +283,7 @@ def refresh(runner: Runner, instance, selected, label: str, land_inputs=None) ->
     runs untimed between the snapshot and the insights (the first cycle's surveys and usage)."""
     from ingest_200k import local_postgres_cpu_s
 
+    from catalog_pipelines import runs
     from catalog_pipelines.jobs import INSIGHTS_JOB
     from catalog_pipelines.runs import DEMO_RUN_CONFIG
 
@@ -323,7 +294,7 @@ def refresh(runner: Runner, instance, selected, label: str, land_inputs=None) ->
     chunk_runs = ingest(runner, "platform")
     stages["ingestion"] = time.perf_counter() - t
     load["ingestion"] = os.getloadavg()[0]
-    ingest_steps = [w for run in chunk_runs for w in step_windows(instance, run)]
+    ingest_steps = [w for run in chunk_runs for w in runs.step_windows(instance, run)]
     t = time.perf_counter()
     snapshot_run = runner.run("catalog_snapshot_job")
     stages["snapshot"] = time.perf_counter() - t
@@ -339,7 +310,7 @@ def refresh(runner: Runner, instance, selected, label: str, land_inputs=None) ->
     load["insights"] = os.getloadavg()[0]
     total = time.perf_counter() - start - excluded
     s1, c1, k1, w1 = local_postgres_cpu_s(), time.process_time(), cpu_of_children(), group_cpu_s(WORKER_GROUPS)
-    windows = step_windows(instance, insights_run)
+    windows = runs.step_windows(instance, insights_run)
     out = {
         f"{label}_refresh_s": round(total, 1),
         **{f"{label}_{name}_s": f"{secs:.1f} ({100 * secs / total:.0f} %)" for name, secs in stages.items()},
@@ -354,7 +325,7 @@ def refresh(runner: Runner, instance, selected, label: str, land_inputs=None) ->
         out[f"{label}_celery_workers_cpu_s"] = round(w1 - w0, 1)
     if s0 is not None and s1 is not None:
         out[f"{label}_postgres_server_cpu_s (every database on the server)"] = round(s1 - s_resume + s_pause - s0, 1)
-    for key, s, e, worker in step_windows(instance, snapshot_run):
+    for key, s, e, worker in runs.step_windows(instance, snapshot_run):
         # The snapshot refreshes the read API's search rows; its data-quality checks (great_expectations) are steps of the same run.
         out[f"  {label} snapshot step {key}"] = f"{e - s:6.1f} s ({100 * (e - s) / total:4.1f} %)" + (f" on {worker.split('@')[0]}" if worker else "")
     first = min((s for _, s, _, _ in windows), default=0.0)

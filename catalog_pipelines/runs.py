@@ -210,6 +210,28 @@ def _cycle_failed(catalog: Any, config: ProviderConfig, result: dg.ExecuteInProc
                        next_retry_at=current.next_action_at if current and not refused else None)
 
 
+def step_windows(instance: dg.DagsterInstance, run_id: str) -> list[tuple[str, float, float, str]]:
+    """(step key, start, end, Celery worker or "") of every step of a run, from the event log
+    (STEP_START / STEP_SUCCESS times; the worker's node name from the Celery executor's engine
+    event), ordered by start: what the benchmarks print and the scale-out tests check."""
+    starts: dict[str, float] = {}
+    ends: dict[str, float] = {}
+    workers: dict[str, str] = {}
+    for record in instance.all_logs(run_id):
+        event = record.dagster_event
+        if event is None or event.step_key is None:
+            continue
+        if event.event_type == dg.DagsterEventType.STEP_START:
+            starts[event.step_key] = record.timestamp
+        elif event.event_type == dg.DagsterEventType.STEP_SUCCESS:
+            ends[event.step_key] = record.timestamp
+        elif event.event_type == dg.DagsterEventType.ENGINE_EVENT and event.engine_event_data:
+            worker = event.engine_event_data.metadata.get("Celery worker")
+            if worker is not None:
+                workers[event.step_key] = str(getattr(worker, "value", worker))
+    return [(key, start, ends.get(key, start), workers.get(key, "")) for key, start in sorted(starts.items(), key=lambda kv: kv[1])]
+
+
 def materialize_snapshot(defs: dg.Definitions, instance: dg.DagsterInstance) -> dict[str, Any]:
     result = defs.resolve_job_def("catalog_snapshot_job").execute_in_process(instance=instance, raise_on_error=True, run_config=QUIET_RUN_CONFIG)
     return _materialization_metadata(result)

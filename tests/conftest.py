@@ -203,11 +203,13 @@ def _throwaway_database(server_url: str, prefix: str):
 # `make test` runs the suite in several processes (--dist loadgroup). A test that needs one of these
 # session resources joins its group, so one worker starts the resource once and runs every test
 # that shares it (two Backstage peers would share one npm home; the analytics module builds into the
-# source tree).
+# source tree; Celery workers of two tests would share the broker's queues).
 XDIST_GROUPS = {
     "backstage_peer": "backstage-peer",
     "prism_servers": "prism",
     "analytics_module": "analytics-module",
+    # one RabbitMQ on loopback: two tests' Celery workers on the same queues take each other's tasks
+    "celery_broker": "celery",
 }
 
 

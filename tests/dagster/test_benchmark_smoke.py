@@ -51,12 +51,11 @@ def test_benchmark_runs_at_small_size_and_prints_figures(name, args, tmp_path, r
 
 
 @pytest.mark.postgres
-def test_platform_refresh_runs_every_step_on_celery_workers_at_small_size(tmp_path, request):
+def test_platform_refresh_runs_every_step_on_celery_workers_at_small_size(tmp_path, request, celery_broker):  # noqa: F811
     """benchmarks/platform_200k.py --mode celery (issue 25's scale-out figure): two real workers on
     the local RabbitMQ; every step of the insights run is reported with the worker that ran it.
     Needs PostgreSQL and the broker: under CI a missing one fails (the fixtures), elsewhere it skips."""
     request.getfixturevalue("postgres_server_url")
-    request.getfixturevalue("celery_broker")  # imported above
     env_dir = tmp_path / "data"
     result = subprocess.run(
         [sys.executable, str(REPO / "benchmarks" / "platform_200k.py"), "--smoke", "--mode", "celery", "--workers", "2"],

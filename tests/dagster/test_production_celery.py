@@ -182,25 +182,9 @@ def communicate(proc: subprocess.Popen, timeout: float) -> tuple[int, str, str]:
 
 def step_windows(instance: dg.DagsterInstance, run_ids: list[str]) -> list[tuple[float, float, str]]:
     """(start, end, celery worker) of every step of these runs, from the instance's event log."""
-    windows = []
-    for run_id in run_ids:
-        starts, ends, workers = {}, {}, {}
-        for record in instance.all_logs(run_id):
-            event = record.dagster_event
-            if event is None or event.step_key is None:
-                continue
-            if event.event_type == dg.DagsterEventType.STEP_START:
-                starts[event.step_key] = record.timestamp
-            elif event.event_type == dg.DagsterEventType.STEP_SUCCESS:
-                ends[event.step_key] = record.timestamp
-            elif event.event_type == dg.DagsterEventType.ENGINE_EVENT and event.engine_event_data:
-                # The worker reports "Executing steps … in celery worker" with its node name.
-                worker = event.engine_event_data.metadata.get("Celery worker")
-                if worker is not None:
-                    workers[event.step_key] = str(getattr(worker, "value", worker))
-        for key, start in starts.items():
-            windows.append((start, ends[key], workers.get(key, "")))
-    return windows
+    from catalog_pipelines.runs import step_windows as run_steps
+
+    return [(start, end, worker) for run_id in run_ids for _, start, end, worker in run_steps(instance, run_id)]
 
 
 # ##### TESTS
