@@ -107,22 +107,9 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     PIPELINE_RUNS: PIPELINE_RUN_COLUMNS,
 }
 
-#: The time columns of each kind (tz-aware UTC); the first is the event's main time, whose UTC
-#: date is the event's `day` (the daily partition it belongs to).
-TIME_COLUMNS: dict[str, tuple[str, ...]] = {
-    PULL_REQUESTS: (
-        "created_at",
-        "first_commit_at",
-        "first_review_at",
-        "approved_at",
-        "merged_at",
-        "closed_at",
-    ),
-    REVIEWS: ("submitted_at",),
-    DEPLOYMENTS: ("created_at", "finished_at"),
-    INCIDENTS: ("started_at", "resolved_at"),
-    PIPELINE_RUNS: ("started_at", "finished_at"),
-}
+#: The time columns of each kind (tz-aware UTC): its `*_at` columns, in order; the first is the
+#: event's main time, whose UTC date is the event's `day` (the daily partition it belongs to).
+TIME_COLUMNS: dict[str, tuple[str, ...]] = {kind: tuple(c for c in columns if c.endswith("_at")) for kind, columns in COLUMNS.items()}
 
 #: The natural key of each kind within one source (a stored event is keyed by source + these).
 KEYS: dict[str, tuple[str, ...]] = {
