@@ -4,15 +4,25 @@ Figures and tables are embedded as JSON (`<script type="application/json">`) nex
 element; `static/site.js` draws them with the local plotly.js and turns tables into sortable,
 filterable ones. Everything works from `file://`: no fetch, no CDN. JSON is escaped so that no
 string in the data can close the script element.
+
+The thousands of team pages are stored packed (`PagePacker`): their body (markup, tables' and
+figures' JSON) is deflated against a dictionary shared by every team page (`pack_dictionary`,
+written once to `assets/layouts.js`) and embedded as base64; `site.js` inflates it with the
+browser's `DecompressionStream('gzip')` before it builds tables and draws figures.
+`unpack_page` is the same in Python, for scripts, tests and the leak guard.
 """
 
 from __future__ import annotations
 
+import base64
 import csv
+import gzip
 import html
 import io
 import math
 import re
+import struct
+import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -435,12 +445,14 @@ def page_html(
     plots: bool = True,
     shared_layouts: bool = False,
     compact: bool = False,
+    packed: str | None = None,
 ) -> str:
     """A whole page. `root` is the relative path to the site root ("" or "../"); `nav` is
     (title, href from root, current); pages without figures do not load plotly.js. `compact`
     (the thousands of team pages): `nav` is a short fallback that `site.js` replaces with the
     site's whole menu (`window.SITE_NAV`, written into assets/site.js once, from the same list),
-    and the footer is one line."""
+    and the footer is one line. `packed` (`PagePacker.pack` of `body`) replaces the body with the
+    packed one, which site.js inflates; `<noscript>` says why nothing shows without JavaScript."""
     links = "".join(
         f'<a href="{esc(root + href)}"' + (' aria-current="page"' if current else "") + f">{esc(text)}</a>"
         for text, href, current in nav
@@ -454,7 +466,7 @@ def page_html(
         '<link rel="icon" href="data:,">'
         f'<link rel="stylesheet" href="{root}{ASSETS_DIR}/site.css">'
         + (f'<script src="{root}{ASSETS_DIR}/plotly.min.js" defer></script>' if plots else "")
-        + (f'<script src="{root}{ASSETS_DIR}/layouts.js" defer></script>' if plots and shared_layouts else "")
+        + (f'<script src="{root}{ASSETS_DIR}/layouts.js" defer></script>' if shared_layouts else "")
         + f'<script src="{root}{ASSETS_DIR}/site.js" defer></script>'
         "</head><body>"
         '<a class="skip" href="#main">Skip to content</a>'
@@ -463,8 +475,80 @@ def page_html(
         f'<main id="main"><h1>{esc(title)}</h1>'
         + (f'<p class="subtitle">{esc(subtitle)}</p>' if subtitle else "")
         + (f'<p class="freshness">{sources}</p>' if sources else "")
-        + body
+        + (f'<script type="text/plain" id="packed">{packed}</script>{NOSCRIPT}' if packed is not None else body)
         + (f"</main><footer>Generated {esc(generated)}" if compact else
            f"</main><footer>Generated {esc(generated)} by catalog-pipelines · offline, plotly.js included · needs JavaScript")
         + "</footer></body></html>\n"
     )
+
+
+# ------------------------------------------------------------------------------ packed pages
+#
+# A packed page carries `<script type="text/plain" id="packed">BASE64</script>` where its body
+# was. BASE64 is a raw deflate stream compressed with the shared dictionary preloaded (zlib's
+# `zdict`), followed by a gzip trailer (CRC-32 and length of dictionary + body). The reader
+# (site.js, `unpack_page`) builds a gzip stream: a fixed header, the dictionary as stored deflate
+# blocks (so that the page's back-references into it resolve), then those bytes; inflates it; and
+# drops the dictionary's bytes from the front. A dictionary that is not the one the page was
+# packed with fails the CRC: an error, never a wrong page.
+
+PACKED = re.compile(r'<script type="text/plain" id="packed">([A-Za-z0-9+/=]*)</script>')
+PACK_DICT_BYTES = 32_000  # deflate looks back at most 32 KiB
+PACK_DICT_SAMPLES = 30  # team pages, evenly spread over the site, whose bodies make the dictionary
+PACK_DICT_VAR = "window.SITE_PACK"  # in assets/layouts.js
+GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"  # deflate, no name, mtime 0, OS unknown
+NOSCRIPT = ("<noscript><p class=\"note\">This page's figures and tables are stored compressed and shown by "
+            "JavaScript: turn JavaScript on to see them.</p></noscript>")
+
+
+def pack_dictionary(bodies: Sequence[str]) -> str:
+    """The shared dictionary: the bodies of PACK_DICT_SAMPLES pages spread evenly over `bodies`
+    (the site's own team pages, in path order: the same site gives the same dictionary), at most
+    PACK_DICT_BYTES of UTF-8 from their end. Their markup, table schemas' keys, check names and
+    notes are what every team page repeats."""
+    if not bodies:
+        return ""
+    step = max(1, len(bodies) // PACK_DICT_SAMPLES)
+    text = "".join(bodies[::step])[-PACK_DICT_BYTES:]
+    while len(text.encode()) > PACK_DICT_BYTES:  # multi-byte characters: cut whole characters
+        text = text[len(text.encode()) - PACK_DICT_BYTES:]
+    return text
+
+
+class PagePacker:
+    """Packs page bodies against one dictionary (`pack_dictionary`)."""
+
+    def __init__(self, dictionary: str) -> None:
+        self.dictionary = dictionary.encode()
+        args = (9, zlib.DEFLATED, -15, 9, zlib.Z_DEFAULT_STRATEGY)
+        # The dictionary is loaded once; each page compresses from a copy of that state.
+        self._start = zlib.compressobj(*args, self.dictionary) if self.dictionary else zlib.compressobj(*args)
+        self._crc = zlib.crc32(self.dictionary)
+
+    def pack(self, body: str) -> str:
+        data = body.encode()
+        deflate = self._start.copy()
+        raw = deflate.compress(data) + deflate.flush()
+        trailer = struct.pack("<II", zlib.crc32(data, self._crc), (len(self.dictionary) + len(data)) & 0xFFFFFFFF)
+        return base64.b64encode(raw + trailer).decode("ascii")
+
+
+def unpack_body(payload: str, dictionary: str) -> str:
+    """A packed body back to its text, exactly as site.js inflates it."""
+    shared = dictionary.encode()
+    stored = b"".join(struct.pack("<BHH", 0, len(chunk), len(chunk) ^ 0xFFFF) + chunk
+                      for chunk in (shared[i:i + 65535] for i in range(0, len(shared), 65535)))
+    return gzip.decompress(GZIP_HEADER + stored + base64.b64decode(payload))[len(shared):].decode()
+
+
+def unpack_page(text: str, dictionary: str) -> str:
+    """A page's HTML as the browser shows it once site.js inflated it (unchanged when not packed)."""
+    return PACKED.sub(lambda m: unpack_body(m.group(1), dictionary), text, count=1)
+
+
+def pack_dictionary_in(layouts_js: str) -> str:
+    """The dictionary written in the text of assets/layouts.js ("" when it has none)."""
+    for line in layouts_js.splitlines():
+        if line.startswith(PACK_DICT_VAR + "="):
+            return orjson.loads(line.removeprefix(PACK_DICT_VAR + "=").rstrip().rstrip(";"))
+    return ""

@@ -4,9 +4,10 @@
       index.html          every page, its status, source asset and freshness
       catalog.html …      one page per insight area whose data exists
       teams.html          the teams index
-      teams/<team>.html   one page per team
+      teams/<team>.html   one page per team, its body packed (html.py `PagePacker`; site.js inflates it)
       *-<table>.csv.gz    full exports of tables longer than their page embeds (gzip-compressed CSV)
       assets/plotly.min.js, site.js, site.css   (plotly.js once, from the plotly package: no CDN)
+      assets/layouts.js   what the team pages share: figure layouts, table schemas, texts, the packing dictionary
       manifest.json       what was built, for scripts and the CLI
 
 The site is written into a temporary sibling directory and swapped in at the end, so a reader
@@ -38,7 +39,8 @@ from catalog_pipelines.model.insight_tables import SURVEYS
 
 from dashboards.access import ALL, Access
 from dashboards.headlines import as_manifest, headline_html, headlines, latest_cycle_churn
-from dashboards.html import esc, fmt_time, page_html
+from dashboards.html import (PACK_DICT_VAR, PagePacker, esc, fmt_time, pack_dictionary, pack_dictionary_in, page_html,
+                             unpack_page)
 from dashboards.inputs import SiteInputs
 from dashboards.pages.audit import audit_page
 from dashboards.pages.base import DENIED, NO_DATA, OK, Ctx, PageOut, sources_line
@@ -185,9 +187,16 @@ def build_site(inputs: SiteInputs, out_dir: Path, access: Access | None = None, 
     export_size = 0
     try:
         size = _write_assets(tmp)
-        shared = bool(ctx.layouts.keys)
+        # The thousands of team pages are written packed, against one dictionary drawn from
+        # their own bodies (this audience's pages only), which layouts.js carries.
+        team_bodies = [page.doc.html() for page in teams if page.available and page.doc is not None]
+        dictionary = pack_dictionary(team_bodies)
+        packer = PagePacker(dictionary)
+        del team_bodies
+        shared = bool(ctx.layouts.keys) or bool(teams)
         if shared:
-            size += _write(tmp / "assets" / "layouts.js", ctx.layouts.script())
+            size += _write(tmp / "assets" / "layouts.js", ctx.layouts.script()
+                           + (f"{PACK_DICT_VAR}={orjson.dumps(dictionary).decode()};\n" if dictionary else ""))
         # One menu, from one list, on every page. The thousands of team pages carry a short
         # fallback (the teams index) that site.js replaces with this list (written into site.js).
         nav = [(p.title, p.path) for p in results if p.available]
@@ -200,10 +209,11 @@ def build_site(inputs: SiteInputs, out_dir: Path, access: Access | None = None, 
                 continue
             is_team = page.key.startswith("team:")
             root = "../" if "/" in page.path else ""
-            text = page_html(title=page.title, body=page.doc.html(), root=root, subtitle=page.subtitle or page.description,
+            body = page.doc.html()
+            text = page_html(title=page.title, body=body, root=root, subtitle=page.subtitle or page.description,
                              sources=sources_line(page, compact=is_team), audience=access.audience, generated=generated,
                              nav=team_nav if is_team else [(t, h, h == page.path) for t, h in nav], plots=page.doc.figures > 0,
-                             shared_layouts=shared and is_team, compact=is_team)
+                             shared_layouts=shared and is_team, compact=is_team, packed=packer.pack(body) if is_team else None)
             size += _write(tmp / page.path, text)
             # Full exports of tables longer than the page embeds (already filtered for this audience).
             for name, csv in page.doc.files.items():
@@ -261,12 +271,23 @@ def _write_export(path: Path, text: str) -> int:
     return len(data)
 
 
-def read_export(path: Path) -> str:
-    """The text of a file the site wrote, decompressed when it is gzip (the exports)."""
+def read_export(path: Path, dictionary: str | None = None) -> str:
+    """The text of a file the site wrote as a reader gets it: an export (gzip) decompressed, a
+    packed page (a team page) inflated as site.js inflates it, with `dictionary` or the one in
+    the site's assets/layouts.js."""
     path = Path(path)
     if path.suffix == ".gz":
         return gzip.decompress(path.read_bytes()).decode(errors="replace")
-    return path.read_text(errors="replace")
+    text = path.read_text(errors="replace")
+    if path.suffix == ".html" and '<script type="text/plain" id="packed">' in text:
+        if dictionary is None:
+            layouts = re.search(r'<script src="([^"]*assets/layouts\.js)"', text)
+            dictionary = pack_dictionary_in((path.parent / layouts.group(1)).read_text()) if layouts else ""
+        text = unpack_page(text, dictionary)
+    return text
+
+
+read_site_file = read_export  # the name for pages
 
 
 def plotly_js() -> str:
@@ -285,10 +306,12 @@ def _check_no_leak(root: Path, restricted: set[str]) -> None:
     if not restricted:
         return
     found: dict[str, set[str]] = {}
+    layouts = root / "assets" / "layouts.js"
+    dictionary = pack_dictionary_in(layouts.read_text()) if layouts.exists() else ""
     for path in root.rglob("*"):
         if not path.is_file() or path.name == "plotly.min.js":
             continue
-        text = read_export(path)  # every file, the compressed exports decompressed
+        text = read_export(path, dictionary)  # every file, the exports decompressed and the packed pages inflated
         for match in GROUP_REF.findall(text):
             ref = match.lower()
             if ref in restricted:
@@ -363,4 +386,4 @@ def site_is_current(out_dir: Path) -> datetime | None:
     return datetime.fromisoformat(stamp).astimezone(UTC) if stamp else None
 
 
-__all__ = ["ALL", "SiteLeakError", "SiteReport", "build_site", "read_export", "site_is_current", "visible_groups"]
+__all__ = ["ALL", "SiteLeakError", "SiteReport", "build_site", "read_export", "read_site_file", "site_is_current", "visible_groups"]

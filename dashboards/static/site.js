@@ -372,8 +372,32 @@
     target.scrollIntoView();
   }
 
-  function start() {
-    fillNav();
+  // ------------------------------------------------------------------------ packed pages
+  // A team page's body is stored packed (html.py `PagePacker`): deflated against the dictionary
+  // every team page shares (window.SITE_PACK, in assets/layouts.js), base64 in
+  // <script id="packed">. The gzip stream is rebuilt here: a header, the dictionary as stored
+  // blocks, the page's bytes (its deflate data and the gzip trailer); DecompressionStream inflates
+  // it (file:// included) and the dictionary's bytes are dropped from the front.
+  function unpack(source) {
+    var shared = new TextEncoder().encode(window.SITE_PACK || "");
+    var parts = [new Uint8Array([0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff])];
+    for (var at = 0; at < shared.length; at += 65535) {
+      var n = Math.min(65535, shared.length - at);
+      parts.push(new Uint8Array([0, n & 255, n >> 8, ~n & 255, (~n >> 8) & 255]), shared.subarray(at, at + n));
+    }
+    var binary = atob(source.textContent.trim());
+    var bytes = new Uint8Array(binary.length);
+    for (var i = 0; i < binary.length; i++) { bytes[i] = binary.charCodeAt(i); }
+    parts.push(bytes);
+    var stream = new Blob(parts).stream().pipeThrough(new DecompressionStream("gzip"));
+    return new Response(stream).arrayBuffer().then(function (buffer) {
+      var html = new TextDecoder().decode(new Uint8Array(buffer, shared.length));
+      source.insertAdjacentHTML("beforebegin", html);
+      source.parentNode.removeChild(source);
+    });
+  }
+
+  function draw() {
     var tables = document.querySelectorAll("div.table[data-src]");
     for (var i = 0; i < tables.length; i++) { buildTable(tables[i]); }
     if (window.Plotly) {
@@ -385,6 +409,26 @@
     followHash();
     window.addEventListener("hashchange", followHash);
     document.body.setAttribute("data-ready", "1");
+  }
+
+  function start() {
+    fillNav();
+    var source = document.getElementById("packed");
+    if (!source) { draw(); return; }
+    // A packed page's tables and figures exist once it is inflated: build and draw them after.
+    Promise.resolve().then(function () {
+      if (typeof DecompressionStream === "undefined") {
+        throw new Error("this browser cannot inflate it (no DecompressionStream: Chrome 80, Firefox 113, Safari 16.4 or later)");
+      }
+      return unpack(source);
+    }).then(draw, function (error) {
+      console.error("packed page: " + error);
+      var note = document.createElement("p");
+      note.className = "note";
+      note.setAttribute("role", "alert");
+      note.textContent = "This page could not be shown: " + error.message;
+      source.parentNode.insertBefore(note, source);
+    });
   }
 
   if (document.readyState === "loading") {

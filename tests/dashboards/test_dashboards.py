@@ -26,7 +26,7 @@ from catalog_pipelines.settings import PROJECT_ROOT
 from dashboards import Access, SiteLeakError, build_site
 from dashboards.html import expand_figure, expand_table
 from dashboards.sample import entities_frame_from, example_entities, sample_inputs
-from dashboards.site import plotly_js
+from dashboards.site import plotly_js, read_site_file
 from catalog_pipelines.model.insight_tables import FACTS, SCORECARDS, SURVEYS, USAGE
 
 ENTITIES = example_entities()
@@ -79,11 +79,12 @@ def dana_site(tmp_path_factory):
 
 
 def texts(root: Path) -> dict[str, str]:
-    """Every file of the site as text, except plotly.js, which must be the package's own copy."""
+    """Every file of the site as a reader gets it (packed team pages inflated, exports
+    decompressed), except plotly.js, which must be the package's own copy."""
     out = {}
     for path in root.rglob("*"):
         if path.is_file():
-            text = path.read_text(errors="replace")
+            text = read_site_file(path)
             if path.name == "plotly.min.js":
                 assert text == plotly_js()
                 continue
@@ -95,7 +96,7 @@ def shared_layouts(root: Path) -> dict[str, dict]:
     path = root / "assets" / "layouts.js"
     if not path.exists():
         return {}
-    text = path.read_text()
+    text = path.read_text().splitlines()[0]  # the second line: the team pages' packing dictionary
     assert text.startswith("window.SITE_LAYOUTS=")
     return orjson.loads(text.removeprefix("window.SITE_LAYOUTS=").rstrip().rstrip(";").replace("<\\/", "</"))
 
@@ -215,7 +216,7 @@ def test_suppressed_survey_cells_are_marked_and_their_values_never_shown(full_si
         assert all((t == "suppressed") == (m == 1) and (t == "") == (z is not None or m is None) for z, t, m in zip(z_row, text_row, mark_row))
     assert marks["texttemplate"] == values["texttemplate"] == "%{text}" and not marks["hoverongaps"] and not values["hoverongaps"]
     assert marks["name"] == "suppressed" and "suppressed for anonymity" in marks["hovertemplate"]
-    assert "Every survey figure for this team is suppressed" in (out / "teams" / "bravo.html").read_text()
+    assert "Every survey figure for this team is suppressed" in read_site_file(out / "teams" / "bravo.html")
 
 
 @pytest.mark.parametrize("tamper", ["suppressed cell carrying a value", "cell below k shown", "empty cell shown", "no k"])
@@ -236,7 +237,7 @@ def test_a_build_leaves_out_every_survey_figure_when_the_tables_break_k(tmp_path
     assert any(e.startswith("surveys: every survey figure left out") for e in report.errors)
     site = texts(tmp_path / "site")
     assert not any("3.1415" in t or "4.1234" in t for t in site.values())  # neither the tampered nor any other survey figure
-    assert "Survey trend" not in (tmp_path / "site" / "teams" / "zulu.html").read_text()
+    assert "Survey trend" not in read_site_file(tmp_path / "site" / "teams" / "zulu.html")
     restricted = build_site(inputs, tmp_path / "dana", Access.for_audience(SHIPPED_POLICY, ORG, DANA))
     assert restricted.people_violations == report.people_violations
     assert not any("3.1415" in t or "4.1234" in t for t in texts(tmp_path / "dana").values())
@@ -254,7 +255,7 @@ def test_a_page_appears_only_when_its_data_exists(tmp_path):
     assert not (tmp_path / "site" / "usage.html").exists() and not (tmp_path / "site" / "surveys.html").exists()
     index = (tmp_path / "site" / "index.html").read_text()
     assert "no data yet: insight_usage_daily not found" in index and 'href="usage.html"' not in index
-    alpha = (tmp_path / "site" / "teams" / "alpha.html").read_text()
+    alpha = read_site_file(tmp_path / "site" / "teams" / "alpha.html")
     assert "Survey trend" not in alpha and "Usage of its entities" not in alpha and "Open vulnerabilities" in alpha
     # only the catalog: every insight page says so
     bare = build_site(sample_inputs(ORG, entities_frame_from(ENTITIES)).__class__(org=ORG, entities=entities_frame_from(ENTITIES)),
@@ -284,7 +285,7 @@ def test_team_pages_sum_each_entity_once_even_when_the_collected_facts_repeat_on
     older = sev.assign(observed_at=sev["observed_at"] - pd.Timedelta(hours=1), value=[{"critical": 1000}] * len(sev))
     inputs.tables[FACTS.collected_latest] = pd.concat([older, facts], ignore_index=True)
     build_site(inputs, tmp_path / "site")
-    alpha = (tmp_path / "site" / "teams" / "alpha.html").read_text()
+    alpha = read_site_file(tmp_path / "site" / "teams" / "alpha.html")
     shown = re.search(r'<h2>Open vulnerabilities</h2>\s*<div class="kpis"><div class="kpi"><b>([\d,]+)</b>critical', alpha).group(1)
     expected = sum(v["critical"] for r, v in zip(sev["entity_ref"], sev["value"]) if r.startswith("component:default/alpha-"))
     assert int(shown.replace(",", "")) == expected

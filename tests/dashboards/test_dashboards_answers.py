@@ -29,7 +29,7 @@ from catalog_pipelines.model.insight_tables import SCORECARDS
 from catalog_pipelines.settings import PROJECT_ROOT
 from dashboards import Access, build_site
 from dashboards import figures as F
-from dashboards.site import read_export
+from dashboards.site import read_export, read_site_file
 from dashboards.html import Column, Doc, expand_table, link
 from dashboards.pages import teams as team_module
 from dashboards.pages.health import dependency_matrix
@@ -50,8 +50,8 @@ def tables(source: str | Path) -> dict[str, dict]:
         root = next(p for p in source.parents if (p / "assets").is_dir())
         layouts = root / "assets" / "layouts.js"
         if layouts.exists():
-            shared = orjson.loads(layouts.read_text().removeprefix("window.SITE_LAYOUTS=").rstrip().rstrip(";").replace("<\\/", "</"))
-        source = source.read_text()
+            shared = orjson.loads(layouts.read_text().splitlines()[0].removeprefix("window.SITE_LAYOUTS=").rstrip().rstrip(";").replace("<\\/", "</"))
+        source = read_site_file(source)  # a team page: inflated
     bodies = {ident: orjson.loads(body.replace("<\\/", "</")) for ident, body in JSON_BLOB.findall(source)}
     return {anchor or ident: expand_table(bodies[ident], shared) for ident, anchor in TABLE_DIV.findall(source)}
 
@@ -170,7 +170,7 @@ def test_no_page_carries_a_trend_over_a_single_x_value_and_the_one_point_trend_i
     assert 'class="note history"' in html and "Organisation trend over evaluations" in html
     figures = 0
     for path in [*out.glob("*.html"), *(out / "teams").glob("*.html")]:
-        for _, body in JSON_BLOB.findall(path.read_text()):
+        for _, body in JSON_BLOB.findall(read_site_file(path)):
             fig = orjson.loads(body.replace("<\\/", "</"))
             if fig.get("data") and all(t.get("type") == "scatter" and "lines" in t.get("mode", "lines") for t in fig["data"]):
                 assert any(len(set(map(str, t.get("x") or []))) >= 2 for t in fig["data"]), path.name
@@ -253,7 +253,7 @@ def failing_names(page: Path, check: str, cell: str) -> list[str]:
     shown = cell.split(" … and ")[0].split(", ")
     if " … and " not in cell:
         return shown
-    href = re.search(r'<a class="export" href="([^"]+)" download>', page.read_text()).group(1)
+    href = re.search(r'<a class="export" href="([^"]+)" download>', read_site_file(page)).group(1)
     rows = [r for r in csv.DictReader(io.StringIO(read_export(page.parent / href))) if r["Check"] == check]
     assert [r["Entity"] for r in rows][: len(shown)] == shown
     return [r["Entity"] for r in rows]

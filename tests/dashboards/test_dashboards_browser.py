@@ -172,3 +172,91 @@ def test_survey_heatmaps_show_each_cell_value_or_a_placeholder_never_both(sites,
             checked["figures"] += 1
     # The surveys page and the team pages with a survey trend; both kinds of cell were hovered.
     assert checked["figures"] >= 3 and checked["shown"] >= 3 and checked["suppressed"] >= 1, checked
+
+
+# ------------------------------------------------------------------ packed team pages
+# Team pages are stored packed (html.py `PagePacker`: deflated against a dictionary shared in
+# assets/layouts.js, base64); site.js inflates them with DecompressionStream before drawing.
+
+
+def _packed_site(root, samples: int):
+    """The example site with the packing dictionary drawn from `samples` team pages."""
+    from dashboards import html as html_module
+
+    entities = example_entities()
+    original = html_module.PACK_DICT_SAMPLES
+    html_module.PACK_DICT_SAMPLES = samples
+    try:
+        build_site(sample_inputs(OrgGraph.from_entities(entities), entities_frame_from(entities)), root)
+    finally:
+        html_module.PACK_DICT_SAMPLES = original
+    return root
+
+
+def test_a_packed_team_page_renders_its_tables_figures_and_drill_links(page, tmp_path):
+    import html
+    import re
+    from urllib.parse import unquote
+
+    import orjson
+
+    from dashboards.html import expand_table, pack_dictionary_in
+    from dashboards.site import read_site_file
+
+    # Two of the six team pages make the dictionary: alpha's body is not in it, so the page is
+    # rebuilt from its own deflate data (and back-references into the dictionary).
+    root = _packed_site(tmp_path / "site", samples=2)
+    path = root / "teams" / "alpha.html"
+    raw = path.read_text()
+    layouts = (root / "assets" / "layouts.js").read_text()
+    inflated = read_site_file(path)
+    body = inflated[inflated.index('<p class="freshness">'):]
+    assert 'id="packed"' in raw and "application/json" not in raw and "<h2" not in raw and "<noscript>" in raw
+    assert body[body.index("</p>") + 4:body.index("<noscript>")][:500] not in pack_dictionary_in(layouts)
+
+    page.problems.clear()
+    page.goto(path.as_uri())
+    page.wait_for_selector("body[data-ready='1']", timeout=20_000)
+    assert page.problems == []
+    assert page.locator("#packed").count() == 0  # replaced by the page's body
+    # The sections, tables and figures of the inflated page, all built and drawn.
+    headings = [html.unescape(h) for h in re.findall(r"<h2[^>]*>(.*?)</h2>", inflated)]
+    assert len(headings) >= 5 and page.locator("main h2").all_inner_texts() == headings
+    expected, built = page.evaluate(TABLES)
+    assert expected == built == inflated.count('<div class="table"') >= 3
+    plots = page.evaluate(PLOTS)
+    assert len(plots) == inflated.count('<figure class="plot"') >= 1
+    assert all(p["rendered"] and p["drawn"] > 0 and p["width"] > 100 for p in plots), plots
+    # The entities table shows the rows the page carries, in order.
+    shared = orjson.loads(layouts.splitlines()[0].removeprefix("window.SITE_LAYOUTS=").rstrip(";"))
+    blob = re.search(r'<div class="table" data-src="(\w+)" id="owned"></div><script type="application/json" id="\1">(.*?)</script>', inflated)
+    owned = expand_table(orjson.loads(blob.group(2).replace("<\\/", "</")), shared)
+    cells = page.locator("#owned tbody tr td:first-child").all_inner_texts()
+    assert cells and cells == [r[0] for r in owned["rows"]][: len(cells)]
+    # A drill link inside the page ("What to fix next" → the failing checks, filtered on its check).
+    link = page.locator("div.table a[href^='#failing?q=']").first
+    check = unquote(link.get_attribute("href").split("?q=", 1)[1])
+    link.click()
+    listing = page.locator("#failing")
+    assert listing.locator("input[type=search]").input_value() == check
+    assert listing.locator("tbody tr td:first-child").all_inner_texts() == [check]
+    # A link to another team page lands on its (packed) page, drawn.
+    page.locator("p.related a[href$='platform.html']").first.click()
+    page.wait_for_selector("body[data-ready='1']", timeout=20_000)
+    assert page.url.endswith("/teams/platform.html") and page.locator("div.table[data-rendered]").count() >= 3
+    assert page.problems == []
+
+
+def test_a_team_page_whose_dictionary_does_not_match_says_so_instead_of_showing_wrong_data(page, tmp_path):
+    root = _packed_site(tmp_path / "site", samples=2)
+    layouts = root / "assets" / "layouts.js"
+    first, dictionary = layouts.read_text().splitlines()[:2]
+    assert dictionary.startswith("window.SITE_PACK=")
+    layouts.write_text(first + "\n" + dictionary.replace("<h2>", "<h3>", 1) + "\n")
+    page.problems.clear()
+    page.goto((root / "teams" / "alpha.html").as_uri())
+    page.wait_for_selector("p.note[role=alert]", timeout=20_000)
+    assert "could not be shown" in page.locator("p.note[role=alert]").inner_text()
+    assert page.locator("div.table").count() == 0 and page.get_attribute("body", "data-ready") is None
+    assert any("packed page" in p for p in page.problems)
+    page.problems.clear()

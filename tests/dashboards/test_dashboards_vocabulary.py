@@ -25,6 +25,7 @@ from catalog_pipelines.model.vocabulary import LABELS, SUPPRESSED, is_code, labe
 from dashboards import build_site
 from dashboards.html import expand_figure, expand_table
 from dashboards.sample import entities_frame_from, example_entities, sample_inputs
+from dashboards.site import read_site_file
 
 ENTITIES = example_entities()
 ORG = OrgGraph.from_entities(ENTITIES)
@@ -45,7 +46,7 @@ def site(tmp_path_factory):
 
 
 def pages(root: Path) -> dict[str, str]:
-    return {str(p.relative_to(root)): p.read_text() for p in root.rglob("*.html")}
+    return {str(p.relative_to(root)): read_site_file(p) for p in root.rglob("*.html")}  # team pages inflated
 
 
 def blobs(text: str) -> list[dict]:
@@ -54,7 +55,7 @@ def blobs(text: str) -> list[dict]:
 
 def shared_layouts(root: Path) -> dict[str, dict]:
     path = root / "assets" / "layouts.js"
-    return orjson.loads(path.read_text().removeprefix("window.SITE_LAYOUTS=").rstrip().rstrip(";")) if path.exists() else {}
+    return orjson.loads(path.read_text().splitlines()[0].removeprefix("window.SITE_LAYOUTS=").rstrip().rstrip(";")) if path.exists() else {}
 
 
 def figures(root: Path):
