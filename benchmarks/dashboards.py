@@ -38,17 +38,15 @@ BUDGET_FCP_MS = 1000
 FCP = "() => { const e = performance.getEntriesByName('first-contentful-paint')[0]; return e ? e.startTime : null; }"
 
 
-def seed(url: str, size: int, seed_value: int) -> dict:
-    """The synthetic org into the catalog, then sample insight tables and audit rows."""
+def seed_catalog(url: str, size: int, seed_value: int):
+    """The synthetic org into the catalog (one ingestion cycle, 5,000 entities a chunk): the engine,
+    the entities frame (bodies included), the org and the seconds it took."""
     from catalog_pipelines.model import process_entity
     from catalog_pipelines.model.entity import ProcessedEntity, RawEntity
     from catalog_pipelines.providers.synthetic import SyntheticOrg
-    from catalog_pipelines.storage import audit
     from catalog_pipelines.storage.catalog import CatalogStore
     from catalog_pipelines.storage.db import get_engine
-    from catalog_pipelines.storage.insights import write_frame
     from catalog_pipelines.storage.ledger import Ledger
-    from dashboards.sample import sample_inputs
 
     started = time.perf_counter()
     engine = get_engine(url)
@@ -81,6 +79,17 @@ def seed(url: str, size: int, seed_value: int) -> dict:
     from analytics.org import OrgGraph
 
     org = OrgGraph.from_entities(entities.loc[entities["kind"].isin(["user", "group"]), "entity"].tolist())
+    return engine, entities, org, catalog_s
+
+
+def seed(url: str, size: int, seed_value: int) -> dict:
+    """The synthetic org into the catalog, then sample insight tables and audit rows."""
+    from catalog_pipelines.storage import audit
+    from catalog_pipelines.storage.insights import write_frame
+    from dashboards.sample import sample_inputs
+
+    started = time.perf_counter()
+    engine, entities, org, catalog_s = seed_catalog(url, size, seed_value)
     inputs = sample_inputs(org, entities.drop(columns=["entity"]), seed=seed_value, waves=8, usage_days=90, evaluations=3)
     rows = 0
     from catalog_pipelines.model.insight_tables import FACTS

@@ -55,7 +55,7 @@ count, the previous window's value and a trend. Honest statistics: a median or r
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -234,8 +234,12 @@ def facts_span_days(config: DeliveryConfig) -> int:
     return max(2 * config.window_days, 7 * (config.weeks + 1), config.active_days) + 1
 
 
-def daily_facts(events: Mapping[str, pd.DataFrame], config: DeliveryConfig, *, since: date | None = None) -> dict[str, pd.DataFrame]:
+def daily_facts(events: Mapping[str, pd.DataFrame], config: DeliveryConfig, *, since: date | None = None,
+                include_incidents: Collection[str] = ()) -> dict[str, pd.DataFrame]:
     """Day-grain fact rows (see the module docstring) of the days >= `since` (all when None).
+    Incident rows are built for the incidents that started or were resolved from `since` on, and
+    for those named in `include_incidents` (ids read again since the last run, whenever they
+    started or were resolved: their row replaces the kept one, `merge_facts`).
 
     The events may reach further back than `since` (they must, for the links: the deployments and
     merged PRs of the link look-back decide which deployment first shipped a change); only the
@@ -293,7 +297,10 @@ def daily_facts(events: Mapping[str, pd.DataFrame], config: DeliveryConfig, *, s
                             "repository": _cat(pr_rows["repository"]), "number": pr_rows["number"].to_numpy()})
 
     # incidents (keyed by their start day; an old one resolved recently is recomputed too)
-    irows = np.flatnonzero(recent(incidents["started_at"]) | recent(incidents["resolved_at"].fillna(incidents["started_at"])))
+    wanted = recent(incidents["started_at"]) | recent(incidents["resolved_at"].fillna(incidents["started_at"]))
+    if len(include_incidents):
+        wanted |= incidents["incident_id"].astype(str).isin(list(include_incidents)).to_numpy()
+    irows = np.flatnonzero(wanted)
     i = incidents.iloc[irows]
     inc = pd.DataFrame({"incident_id": i["incident_id"].astype(str).to_numpy(),
                         "entity_ref": pd.Categorical.from_codes(inc_ent[irows], dtype=ref_dtype),
@@ -369,7 +376,10 @@ def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
     out = pd.concat(frames, ignore_index=True)
     for column in frames[0].columns:
         if all(isinstance(f[column].dtype, pd.CategoricalDtype) for f in frames):
-            out[column] = union_categoricals([f[column].array for f in frames])
+            parts = [f[column].array for f in frames]
+            if len({p.categories.dtype for p in parts}) > 1:  # e.g. an empty frame's categories: one dtype for all
+                parts = [pd.Categorical.from_codes(p.codes, categories=pd.Index(p.categories, dtype=object)) for p in parts]
+            out[column] = union_categoricals(parts)
     return out
 
 
@@ -423,6 +433,19 @@ class Scopes:
         self._ref_dtype = pd.CategoricalDtype(pd.Index(self.ref_categories, dtype=object))
         self._type_dtype = pd.CategoricalDtype(list(SCOPE_TYPES))
         self._mapped: list[tuple[pd.Index, np.ndarray]] = []
+
+    @property
+    def fingerprint(self) -> str:
+        """Which entity counts in which scopes, as a short hash: equal fingerprints, equal scopes
+        (a published weekly series can be kept for its unchanged weeks)."""
+        import hashlib
+
+        h = hashlib.sha256()
+        h.update(self.ref_categories.astype(str).astype("U").tobytes())
+        h.update(self._e.astype(np.int64).tobytes())
+        h.update(self._s.astype(np.int64).tobytes())
+        h.update(self.type_code.tobytes())
+        return h.hexdigest()[:32]
 
     @property
     def names(self) -> pd.DataFrame:
@@ -622,7 +645,7 @@ def dora_weekly(facts: Mapping[str, pd.DataFrame], scopes: Scopes, config: Deliv
 
     Incremental: with `reuse` (the previous run's table, built with the same `scopes`) and `since`
     (the first day whose facts changed), the weeks before `since`'s week are taken from `reuse`
-    and only the later ones are recomputed (a scope new in those gets its zeros for the old weeks)."""
+    and only the later ones are recomputed (zero rows completed both ways, as `_weekly` gives them)."""
     this_week = pd.Timestamp(as_of) - pd.Timedelta(days=pd.Timestamp(as_of).weekday())
     weeks = pd.DatetimeIndex([this_week - pd.Timedelta(weeks=i) for i in range(config.weeks - 1, -1, -1)])
     if reuse is not None and since is not None and len(reuse) and reuse["scope_ref"].dtype == scopes._ref_dtype:
@@ -640,20 +663,29 @@ def _reuse_weeks(facts: Mapping[str, pd.DataFrame], scopes: Scopes, config: Deli
     codes = reuse["week"].cat.codes.to_numpy()
     old = reuse[(codes >= 0) & keep_cat[np.maximum(codes, 0)]]
     fresh = _weekly(facts, scopes, config, fresh_weeks)
-    parts = [old, fresh]
-    # a scope whose first deployment falls in the fresh weeks: zeros for the kept weeks
+    # the deployments and change-failure rows exist for every week of each scope that deployed
+    # in any week of the series (zeros where it did not): a scope that deployed only in the kept
+    # weeks gets them for the fresh weeks, one new in the fresh weeks gets them for the kept ones,
+    # and one whose deployments all fell in weeks no longer in the series is left out
+    counted_old = old["metric"].astype(str).isin(["deployments", "change_failure_rate"]).to_numpy()
     dep_old = old["metric"].astype(str).to_numpy() == "deployments"
     dep_new = fresh["metric"].astype(str).to_numpy() == "deployments"
-    seen_old = np.unique(old["scope_ref"].cat.codes.to_numpy()[dep_old])
-    new_codes = np.setdiff1d(np.unique(fresh["scope_ref"].cat.codes.to_numpy()[dep_new]), seen_old)
-    if len(new_codes):
-        by_code = {c: i for i, c in enumerate(scopes.ref_code)}  # scope id of a ref code
-        ids = np.array([by_code[c] for c in new_codes], dtype=np.int64)
-        n_k = len(kept)
-        zeros = pd.DataFrame(scopes.columns(np.repeat(ids, n_k)))
-        zeros["week"] = pd.Categorical(np.tile(np.array(list(kept.date), dtype=object), len(ids)))
-        zeros["metric"] = pd.Categorical.from_codes(np.zeros(len(zeros), np.int8), dtype=fresh["metric"].dtype)
-        zeros["value"] = 0.0
+    old_codes = old["scope_ref"].cat.codes.to_numpy()
+    present_old = np.unique(old_codes[dep_old])  # rows for the kept weeks, zeros or not
+    seen_old = np.unique(old_codes[dep_old & (old["events"].to_numpy(float) > 0)])  # deployed in a kept week
+    seen_new = np.unique(fresh["scope_ref"].cat.codes.to_numpy()[dep_new])
+    old = old[~counted_old | np.isin(old_codes, np.union1d(seen_old, seen_new))]
+    parts = [old, fresh]
+    by_code = {c: i for i, c in enumerate(scopes.ref_code)}  # scope id of a ref code
+    for codes, weeks in ((np.setdiff1d(seen_new, present_old), kept), (np.setdiff1d(seen_old, seen_new), fresh_weeks)):
+        if not len(codes) or not len(weeks):
+            continue
+        ids = np.array([by_code[c] for c in codes], dtype=np.int64)
+        n_k = len(weeks)
+        zeros = pd.DataFrame(scopes.columns(np.repeat(ids, 2 * n_k)))
+        zeros["week"] = pd.Categorical(np.tile(np.array(list(weeks.date) * 2, dtype=object), len(ids)))
+        zeros["metric"] = pd.Categorical.from_codes(np.tile(np.repeat(np.array([0, 1], np.int8), n_k), len(ids)), dtype=fresh["metric"].dtype)
+        zeros["value"] = np.where(zeros["metric"].cat.codes.to_numpy() == 0, 0.0, np.nan)
         zeros["events"] = 0.0
         parts.append(zeros)
     return _concat(parts)
@@ -836,7 +868,7 @@ def delivery_metrics(facts: Mapping[str, pd.DataFrame], entities: pd.DataFrame, 
     return out
 
 
-__all__ = ["METRICS", "Scopes", "band_of", "daily_facts", "delivery_metrics", "dora_summary", "dora_weekly", "code_quantiles", "facts_span_days", "prune_facts",
+__all__ = ["FACT_TABLES", "METRICS", "Scopes", "band_of", "daily_facts", "delivery_metrics", "dora_summary", "dora_weekly", "code_quantiles", "facts_span_days", "prune_facts",
            "iso_week", "local_day", "merge_facts", "open_pull_requests", "pr_flow", "review_load"]
 
 
@@ -927,23 +959,57 @@ def source_control(events: Mapping[str, pd.DataFrame], as_of: datetime) -> pd.Da
                          "last_merge_at": times(last_merge), "last_deploy_at": times(last_deploy)})
 
 
-def compute_tables(events: Mapping[str, pd.DataFrame], entities: pd.DataFrame, org: OrgGraph | None, config: DeliveryConfig, *,
-                   as_of: date, now: datetime | None = None) -> dict[str, pd.DataFrame]:
-    """Every published delivery table by name, from the event frames: the day-grain facts of the
-    span the windows read, `delivery_metrics`, the scorecard facts, source control and a `meta` row
-    (as-of day, time zone, windows, thresholds)."""
-    from datetime import UTC, timedelta
+def update_source_control(previous: pd.DataFrame | None, fresh: pd.DataFrame) -> pd.DataFrame:
+    """Source control after a new day: `fresh` (`source_control` of the new day's look-back events
+    and EVERY open pull request) over `previous` (the last published table): the latest merge and
+    deployment of either, the repository and source of `fresh` where it knows one, the open pull
+    requests of `fresh` (0 for an entity with none open any more)."""
+    if previous is None or not len(previous):
+        return fresh
+    prev = previous.copy()
+    prev["entity_ref"] = prev["entity_ref"].astype(str)
+    for column in ("last_merge_at", "last_deploy_at"):
+        prev[column] = pd.to_datetime(prev[column], utc=True)
+    both = prev.merge(fresh.assign(entity_ref=fresh["entity_ref"].astype(str)), on="entity_ref", how="outer", suffixes=("_old", ""),
+                      sort=True)
+    out = pd.DataFrame({"entity_ref": both["entity_ref"].to_numpy(dtype=object)})
+    for column in ("repository", "source"):
+        new = both[column].astype(object)
+        out[column] = new.where(new.notna(), both[f"{column}_old"].astype(object)).to_numpy()
+    out["open_prs"] = both["open_prs"].fillna(0).astype(np.int64).to_numpy()
+    for column in ("last_merge_at", "last_deploy_at"):
+        out[column] = pd.concat([both[column], both[f"{column}_old"]], axis=1).max(axis=1).to_numpy()
+        out[column] = pd.to_datetime(out[column], utc=True)
+    return out
 
-    moment = now or datetime.combine(as_of + timedelta(days=1), datetime.min.time(), tzinfo=UTC)
-    facts = daily_facts(events, config, since=as_of - timedelta(days=facts_span_days(config)))
-    tables = delivery_metrics(facts, entities, org, config, as_of=as_of, open_prs=open_pull_requests(events["pull_requests"], moment))
+
+def finish_tables(facts: Mapping[str, pd.DataFrame], entities: pd.DataFrame, org: OrgGraph | None, config: DeliveryConfig, *,
+                  as_of: date, open_prs: pd.DataFrame, source_ctl: pd.DataFrame, moment: datetime, scopes: Scopes | None = None,
+                  previous_weekly: pd.DataFrame | None = None, since: date | None = None) -> dict[str, pd.DataFrame]:
+    """Every published table from the day-grain facts: `delivery_metrics` (the weekly series
+    keeping its weeks before `since` from `previous_weekly`, teams' and entities' rows together,
+    built with the same `scopes`), the scorecard facts, source control and a `meta` row (as-of
+    day, time zone, windows, thresholds). Entity rows of the summary and the weekly series go to
+    tables of their own (`dora_entities`, `dora_weekly_entities`): the site and the CLI read teams
+    and the organisation only. `dora_weekly_entities` holds an entity's weeks with at least one
+    event: a week of the series without a row had no deployment (zero, not missing; the teams' and
+    the organisation's series in `dora_weekly` carry their zeros), which keeps a 200k-entity
+    catalog's weekly series at the weeks that happened (~1.2 M zero rows less)."""
+    tables = delivery_metrics(facts, entities, org, config, as_of=as_of, open_prs=open_prs, scopes=scopes,
+                              previous={"dora_weekly": previous_weekly} if previous_weekly is not None else None, since=since)
     tables["entity_facts"] = entity_facts(tables)
-    tables["source_control"] = source_control(events, moment)
-    # entity rows in tables of their own: the site and the CLI read teams and the organisation only
+    tables["source_control"] = source_ctl
+    # PR flow, sizes, summary and stale PRs are published for teams and the organisation; an
+    # entity's PR figures the scorecards use are in `entity_facts` (a 200k catalog's entity rows
+    # of these four tables were ~430 k rows rewritten every day for no reader)
+    for name in ("pr_flow", "pr_sizes", "pr_summary", "stale_prs"):
+        frame = tables[name]
+        tables[name] = frame[(frame["scope_type"] != "entity").to_numpy()].reset_index(drop=True)
     for name, entity_name in (("dora_summary", "dora_entities"), ("dora_weekly", "dora_weekly_entities")):
         frame = tables[name]
         is_entity = (frame["scope_type"] == "entity").to_numpy()
-        tables[entity_name] = frame[is_entity].reset_index(drop=True)
+        entity_rows = is_entity if name == "dora_summary" else is_entity & (frame["events"].to_numpy(float) > 0)
+        tables[entity_name] = frame[entity_rows].reset_index(drop=True)
         tables[name] = frame[~is_entity].reset_index(drop=True)
     tables["meta"] = pd.DataFrame([{
         "as_of": as_of.isoformat(), "timezone": config.timezone, "window_days": config.window_days, "weeks": config.weeks,
@@ -952,3 +1018,22 @@ def compute_tables(events: Mapping[str, pd.DataFrame], entities: pd.DataFrame, o
         "computed_at": moment.isoformat(),
     }])
     return tables
+
+
+def compute_tables(events: Mapping[str, pd.DataFrame], entities: pd.DataFrame, org: OrgGraph | None, config: DeliveryConfig, *,
+                   as_of: date, now: datetime | None = None) -> dict[str, pd.DataFrame]:
+    """Every published delivery table by name, from the event frames: the day-grain facts of the
+    span the windows read, then `finish_tables`."""
+    from datetime import timedelta
+
+    moment = now or end_of_day(as_of)
+    facts = daily_facts(events, config, since=as_of - timedelta(days=facts_span_days(config)))
+    return finish_tables(facts, entities, org, config, as_of=as_of, open_prs=open_pull_requests(events["pull_requests"], moment),
+                         source_ctl=source_control(events, moment), moment=moment)
+
+
+def end_of_day(as_of: date) -> datetime:
+    """The moment the figures of `as_of` are taken at: the end of that UTC day."""
+    from datetime import UTC, timedelta
+
+    return datetime.combine(as_of + timedelta(days=1), datetime.min.time(), tzinfo=UTC)

@@ -204,6 +204,13 @@ class DELIVERY(InsightArea, area="delivery"):
     entity_facts = table()  # the scorecards' `delivery.*` facts, one row per entity
     source_control = table()  # per entity: repository, open PRs, last merge, last deployment
     meta = table()
+    # the day-grain facts kept between runs (services.delivery: a new day recomputes its days only)
+    facts_deploy_days = table()
+    facts_changes = table()
+    facts_incidents = table()
+    facts_prs = table()
+    facts_reviews = table()
+    facts_state = table()
 
 
 AREAS: tuple[type[InsightArea], ...] = (SCORECARDS, SURVEYS, USAGE, ORPHANS, GRAPH, SKILLS, FACTS, DELIVERY)

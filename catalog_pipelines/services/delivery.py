@@ -104,17 +104,6 @@ def delivery_config(path: Path | None = None) -> "DeliveryConfig":
     return load_config(path if path is not None else Settings.from_env().delivery_config)
 
 
-def events_needed_since(config: "DeliveryConfig", as_of: date) -> date:
-    """The first day of events the metrics of `as_of` need: the longest look-back of any window
-    (two rolling windows, the weekly series, the deploying-entity window) plus the link look-back
-    (a change deployed in the window may have merged that long before)."""
-    from datetime import timedelta
-
-    from analytics.delivery.metrics import facts_span_days
-
-    return as_of - timedelta(days=facts_span_days(config) + config.link_lookback_days)
-
-
 def delivery_tables(events: dict[str, "pd.DataFrame"], entities: "pd.DataFrame", org: Any, config: "DeliveryConfig",
                     as_of: date, now: datetime | None = None) -> dict[str, "pd.DataFrame"]:
     """The published delivery tables by name from event frames (`analytics.delivery.metrics.compute_tables`)."""
@@ -123,36 +112,313 @@ def delivery_tables(events: dict[str, "pd.DataFrame"], entities: "pd.DataFrame",
     return compute_tables(events, entities, org, config, as_of=as_of, now=now)
 
 
-def compute_delivery_metrics(engine: "sa.Engine", *, as_of: date | None = None, config: "DeliveryConfig | None" = None,
-                             events: dict[str, "pd.DataFrame"] | None = None) -> dict[str, Any]:
-    """Read the events the windows need (`read_delivery_events`, or the given `events` frames),
-    compute the delivery tables against the catalog's entities and teams, and publish them
-    (`DELIVERY.*`, one transaction). Returns the tables, the rows written and the as-of day."""
-    from datetime import timedelta
+# The day-grain facts (analytics.delivery.metrics.daily_facts) are kept between runs as insight
+# tables `DELIVERY.facts_<name>`, with `DELIVERY.facts_state` (one row: the as-of day they were
+# computed for, when, and the fingerprints of the config and of the scopes), so a new day
+# recomputes the days that changed, not two years (docs/delivery.md, "Incremental").
+# Text columns read back as categoricals; the reviews' pull-request key is stored as int64.
+_FACT_CATEGORICAL = ("entity_ref", "repository", "reviewer", "start", "service_id")
 
+
+def _fact_table(name: str) -> Any:
     from catalog_pipelines.model.insight_tables import DELIVERY
-    from catalog_pipelines.services.catalog import org_graph
-    from catalog_pipelines.storage.frames import entities_frame
-    from catalog_pipelines.storage.insights import write_frames
 
-    config = config or delivery_config()
-    if as_of is None:
-        last = event_day_range(engine)[1] if events is None else None
-        as_of = last or (datetime.now(timezone.utc).date() - timedelta(days=1))
-    if events is None:
-        events = read_delivery_events(engine, events_needed_since(config, as_of), as_of)
-    entities = entities_frame(engine, with_body=False)
-    tables = delivery_tables(events, entities, org_graph(engine), config, as_of)
-    rows = write_frames(engine, {DELIVERY.get(name): frame for name, frame in tables.items()})
-    return {"tables": tables, "rows": rows, "as_of": as_of}
+    return DELIVERY.get(f"facts_{name}")
 
 
-def read_delivery_tables(engine: "sa.Engine") -> dict[str, "pd.DataFrame | None"]:
-    """The published delivery tables by name (None for one never written)."""
+def _config_fingerprint(config: "DeliveryConfig") -> str:
+    import hashlib
+
+    return hashlib.sha256(config.model_dump_json().encode()).hexdigest()[:32]
+
+
+def _facts_state(engine: "sa.Engine") -> dict[str, Any] | None:
     from catalog_pipelines.model.insight_tables import DELIVERY
     from catalog_pipelines.storage.insights import read_frame
 
-    return {t.name: read_frame(engine, t) for t in DELIVERY.tables()}
+    try:
+        frame = read_frame(engine, DELIVERY.facts_state)
+    except Exception:  # noqa: BLE001 - an unreadable state is no state: compute from scratch
+        return None
+    if frame is None or len(frame) != 1:
+        return None
+    row = frame.iloc[0].to_dict()
+    import pandas as pd
+
+    return {"as_of": date.fromisoformat(str(row["as_of"])), "first_day": date.fromisoformat(str(row["first_day"])),
+            "computed_at": pd.Timestamp(row["computed_at"]).tz_localize("UTC") if pd.Timestamp(row["computed_at"]).tzinfo is None
+            else pd.Timestamp(row["computed_at"]),
+            "config": str(row["config"])}
+
+
+def _read_facts(engine: "sa.Engine", first_day: date, before: date, window_start: date | None = None) -> dict[str, "pd.DataFrame"] | None:
+    """The kept day-grain facts of the days in [first_day, before) (incidents: every kept one whose
+    day is >= first_day; a fresh one replaces it by id). Pull requests and reviews only from
+    `window_start` when given: only the rolling window reads them (PR flow, review load)."""
+    import numpy as np
+    import pandas as pd
+    import sqlalchemy as sa
+
+    from analytics.delivery.metrics import FACT_TABLES
+    from catalog_pipelines.storage.insights import read_frame
+
+    out = {}
+    day = sa.column("day")
+    for name in FACT_TABLES:
+        start = window_start if window_start is not None and name in ("prs", "reviews") else first_day
+        where = day >= pd.Timestamp(start).to_pydatetime()
+        if name != "incidents":
+            where = sa.and_(where, day < pd.Timestamp(before).to_pydatetime())
+        frame = read_frame(engine, _fact_table(name), where=where)
+        if frame is None:
+            return None
+        frame["day"] = pd.to_datetime(frame["day"]).astype("datetime64[ns]")
+        for column in _FACT_CATEGORICAL:
+            if column in frame.columns:  # object categories, as the fresh facts' (no per-merge recoding)
+                frame[column] = frame[column].astype(object).where(frame[column].notna(), None).astype("category")
+        if name == "reviews":
+            frame["pr"] = frame["pr"].to_numpy(np.int64).view(np.uint64)
+        if name == "prs":
+            frame["reviewed"] = frame["reviewed"].astype(bool)
+        out[name] = frame
+    return out
+
+
+def _stored_facts(facts: dict[str, "pd.DataFrame"]) -> dict[str, "pd.DataFrame"]:
+    import numpy as np
+
+    out = {}
+    for name, frame in facts.items():
+        if name == "reviews":
+            frame = frame.assign(pr=frame["pr"].to_numpy(np.uint64).view(np.int64))
+        out[name] = frame
+    return out
+
+
+def _incremental_plan(engine: "sa.Engine", state: dict[str, Any] | None, config: "DeliveryConfig",
+                      as_of: date) -> tuple[date, "pd.DataFrame"] | None:
+    """When the kept facts can be used for `as_of` (None: compute from scratch): the first day to
+    recompute and the incidents read again since the kept facts were computed.
+
+    From the day after the kept facts' as-of day, or the first day holding an event collected since
+    they were computed (a backfill, a late merge, a late deployment or review), whichever is
+    earlier, less the failure window (an incident or rollback fails the deployment before it) and
+    a day of time-zone slack. Pull requests count when merged (an open one's update changes no
+    day's facts; the open ones are read whole). An incident read again (resolved since) has its
+    row rebuilt whatever its day; only an incident new to the facts moves the first day back
+    (it may fail a deployment of its day)."""
+    from datetime import timedelta
+
+    import pandas as pd
+    import sqlalchemy as sa
+
+    from analytics.delivery.metrics import facts_span_days
+    from catalog_pipelines.model.delivery_events import DEPLOYMENTS, INCIDENTS, PULL_REQUESTS, REVIEWS
+    from catalog_pipelines.storage.delivery_events import first_day_collected_after, read_events
+    from catalog_pipelines.storage.insights import read_frame
+
+    if state is None or state["config"] != _config_fingerprint(config) or as_of < state["as_of"]:
+        return None
+    after = state["computed_at"].to_pydatetime()
+    days = [state["as_of"] + timedelta(days=1)]
+    for kind in (PULL_REQUESTS, REVIEWS, DEPLOYMENTS):
+        day = first_day_collected_after(engine, kind, after, merged_only=kind == PULL_REQUESTS)
+        if day is not None:
+            days.append(day)
+    incidents = read_events(engine, INCIDENTS, collected_after=after)
+    if len(incidents):
+        ids = incidents["incident_id"].astype(str).unique().tolist()
+        known = read_frame(engine, _fact_table("incidents"), where=sa.column("incident_id").in_(ids))
+        new = incidents[~incidents["incident_id"].astype(str).isin(set(known["incident_id"].astype(str)) if known is not None else set())]
+        if len(new):
+            days.append(pd.Timestamp(new["started_at"].min()).date())
+    since = min(days) - timedelta(days=int(config.failure_window_hours // 24) + 1)
+    if since <= as_of - timedelta(days=facts_span_days(config)) or since <= state["first_day"]:
+        return None
+    return since, incidents
+
+
+# The event columns the metrics read (analytics.delivery.metrics), not the authors, titles, ids
+_PR_COLUMNS = ("entity_ref", "source", "repository", "number", "url", "created_at", "first_commit_at", "first_review_at",
+               "approved_at", "merged_at", "closed_at", "additions", "deletions", "merge_commit_sha", "draft")
+_PR_LINK_COLUMNS = ("entity_ref", "source", "repository", "number", "created_at", "first_commit_at", "merged_at", "merge_commit_sha")
+_REVIEW_COLUMNS = ("entity_ref", "repository", "number", "reviewer", "submitted_at")
+_DEPLOYMENT_COLUMNS = ("entity_ref", "source", "repository", "is_production", "status", "commit_sha", "created_at", "finished_at",
+                       "is_rollback")
+
+
+def _events_from(engine: "sa.Engine", config: "DeliveryConfig", since: date, as_of: date,
+                 changed_incidents: "pd.DataFrame | None" = None) -> dict[str, "pd.DataFrame"]:
+    """What computing the day-grain facts from `since` reads: production deployments and pull
+    requests of the link look-back before it, every open pull request (whatever its day), the
+    reviews from `since`, the incidents of the look-back and `changed_incidents` (those read again
+    since the last run, whatever their day)."""
+    from datetime import timedelta
+
+    import pandas as pd
+
+    from catalog_pipelines.model.delivery_events import DEPLOYMENTS, INCIDENTS, PULL_REQUESTS, REVIEWS
+    from catalog_pipelines.storage.delivery_events import _concat, empty_frame, read_events
+
+    lookback = since - timedelta(days=config.link_lookback_days)
+    recent = since - timedelta(days=1)  # a local day may begin on the UTC day before
+    events = {
+        DEPLOYMENTS: read_events(engine, DEPLOYMENTS, lookback, as_of, production_only=True, columns=_DEPLOYMENT_COLUMNS),
+        REVIEWS: read_events(engine, REVIEWS, recent, as_of, columns=_REVIEW_COLUMNS),
+    }
+    # before `recent`, only merged pull requests matter (a deployment of the days recomputed may
+    # ship them), and only the columns that link them; every open one is read whatever its day
+    prs = [read_events(engine, PULL_REQUESTS, recent, as_of, columns=_PR_COLUMNS),
+           read_events(engine, PULL_REQUESTS, lookback, recent - timedelta(days=1), merged_only=True, columns=_PR_LINK_COLUMNS),
+           read_events(engine, PULL_REQUESTS, None, recent - timedelta(days=1), open_only=True, columns=_PR_COLUMNS)]
+    template = empty_frame(PULL_REQUESTS, _PR_COLUMNS)
+    prs = [p if list(p.columns) == list(_PR_COLUMNS) else
+           p.assign(**{c: pd.Series(pd.array([None] * len(p), dtype=template[c].dtype)) for c in _PR_COLUMNS if c not in p.columns})[list(_PR_COLUMNS)]
+           for p in prs]
+    incidents = [read_events(engine, INCIDENTS, lookback, as_of)]
+    if changed_incidents is not None and len(changed_incidents):  # read again since the last run, whatever their day
+        incidents = [incidents[0][~incidents[0]["incident_id"].astype(str).isin(set(changed_incidents["incident_id"].astype(str)))],
+                     changed_incidents]
+    events[PULL_REQUESTS] = _concat([p for p in prs if len(p)] or prs[:1])
+    events[INCIDENTS] = _concat([p for p in incidents if len(p)] or incidents[:1])
+    for kind, frame in events.items():
+        if isinstance(frame.index, pd.RangeIndex) is False:
+            events[kind] = frame.reset_index(drop=True)
+    return events
+
+
+def compute_delivery_metrics(engine: "sa.Engine", *, as_of: date | None = None, config: "DeliveryConfig | None" = None,
+                             events: dict[str, "pd.DataFrame"] | None = None, full: bool = False) -> dict[str, Any]:
+    """Compute the delivery tables for `as_of` (default: the last day with events) and publish
+    them (`DELIVERY.*`, one transaction, the day-grain facts kept with them).
+
+    From scratch (the first run, `full`, given `events` frames, a changed config, an as-of day
+    before the kept one, or more changed days than the windows span): every event the windows
+    need (`_events_from`) -> day-grain facts -> tables. Otherwise incrementally: the days
+    from `_incremental_plan` are recomputed from the look-back's events, merged into the kept
+    facts (`merge_facts`, `prune_facts`), the windows recomposed from the facts (reading the
+    published weekly series back would cost more than recomputing it) and source control updated;
+    the facts tables are rewritten for the changed days only. Both give the same tables (tests/services).
+    Returns the tables, the rows written, the as-of day, `mode` ("full" / "incremental") and
+    `since` (the first recomputed day)."""
+    from datetime import timedelta
+
+    import pandas as pd
+    import sqlalchemy as sa
+
+    from analytics.delivery.metrics import (
+        FACT_TABLES,
+        Scopes,
+        daily_facts,
+        end_of_day,
+        facts_span_days,
+        finish_tables,
+        merge_facts,
+        open_pull_requests,
+        prune_facts,
+        source_control,
+        update_source_control,
+    )
+    from catalog_pipelines.model.insight_tables import DELIVERY
+    from catalog_pipelines.services.catalog import org_graph
+    from catalog_pipelines.storage.frames import owners_frame
+    from catalog_pipelines.storage.insights import read_frame, write_frames
+
+    config = config or delivery_config()
+    started = datetime.now(timezone.utc)
+    if as_of is None:
+        last = event_day_range(engine)[1] if events is None else None
+        as_of = last or (datetime.now(timezone.utc).date() - timedelta(days=1))
+    moment = end_of_day(as_of)
+    first_day = as_of - timedelta(days=facts_span_days(config))
+    timings: dict[str, float] = {}
+    clock = datetime.now(timezone.utc)
+
+    def lap(name: str) -> None:  # where the time went, returned (the benchmark prints it)
+        nonlocal clock
+        now = datetime.now(timezone.utc)
+        timings[name] = round((now - clock).total_seconds(), 3)
+        clock = now
+
+    entities = owners_frame(engine)
+    org = org_graph(engine)
+    scopes = Scopes(entities, org)
+    lap("read_catalog")
+    state = None if (full or events is not None) else _facts_state(engine)
+    plan = _incremental_plan(engine, state, config, as_of) if state else None
+    since, changed_incidents = plan if plan is not None else (None, None)
+    lap("plan")
+    cached = _read_facts(engine, first_day, since, as_of - timedelta(days=config.window_days - 1)) if since is not None else None
+    lap("read_facts")
+    if cached is None:
+        since = None
+        if events is None:
+            events = _events_from(engine, config, first_day, as_of)
+        lap("read_events")
+        facts = daily_facts(events, config, since=first_day)
+        lap("day_facts")
+        sc = source_control(events, moment)
+        facts_delete = None
+    else:
+        events = _events_from(engine, config, since, as_of, changed_incidents)
+        lap("read_events")
+        fresh = daily_facts(events, config, since=since, include_incidents=changed_incidents["incident_id"].astype(str).tolist())
+        facts = prune_facts(merge_facts(cached, fresh, since), first_day)
+        lap("day_facts")
+        # (a condition that holds for every row: the COPY reader on PostgreSQL)
+        sc = update_source_control(read_frame(engine, DELIVERY.source_control, where=sa.true()), source_control(events, moment))
+        lap("read_previous")
+        day = sa.column("day")
+        facts_delete = {}
+        for name in FACT_TABLES:
+            old = day < pd.Timestamp(first_day).to_pydatetime()
+            if name == "incidents":
+                ids = fresh["incidents"]["incident_id"].astype(str).tolist()
+                condition = sa.or_(old, sa.column("incident_id").in_(ids)) if ids else old
+            else:
+                condition = sa.or_(old, day >= pd.Timestamp(since).to_pydatetime())
+            facts_delete[_fact_table(name)] = condition
+        facts = {name: facts[name] for name in FACT_TABLES}
+        fresh_rows = fresh
+    tables = finish_tables(facts, entities, org, config, as_of=as_of, open_prs=open_pull_requests(events["pull_requests"], moment),
+                           source_ctl=sc, moment=moment, scopes=scopes)
+    lap("windows")
+    frames = {DELIVERY.get(name): frame for name, frame in tables.items()}
+    delete = facts_delete
+    if facts_delete is None:  # from scratch: the facts tables replaced
+        frames.update({_fact_table(name): frame for name, frame in _stored_facts(facts).items()})
+    else:  # incremental: the changed days' rows replaced, the rest kept
+        frames.update({_fact_table(name): frame for name, frame in _stored_facts(fresh_rows).items()})
+        # the entities' weekly series: the weeks from the first changed day's on rewritten, the
+        # weeks that left the series dropped, the others kept (teams' series: rewritten whole)
+        # (an incident started in an older week and resolved since changes that week's time to
+        # restore only: its week is rewritten, not every week after it)
+        changed_week = since - timedelta(days=since.weekday())
+        first_week = as_of - timedelta(days=as_of.weekday(), weeks=config.weeks - 1)
+        incident_days = pd.to_datetime(fresh_rows["incidents"]["day"])
+        incident_weeks = sorted({(d - pd.Timedelta(days=d.weekday())).date().isoformat() for d in incident_days
+                                 if first_week <= d.date() < changed_week})
+        weekly = tables["dora_weekly_entities"]
+        week_text = weekly["week"].astype(str)
+        frames[DELIVERY.dora_weekly_entities] = weekly[((week_text >= changed_week.isoformat()) | week_text.isin(incident_weeks)).to_numpy()]
+        week = sa.column("week")
+        delete = {**facts_delete, DELIVERY.dora_weekly_entities: sa.or_(
+            week >= changed_week.isoformat(), week < first_week.isoformat(), *([week.in_(incident_weeks)] if incident_weeks else []))}
+    frames[DELIVERY.facts_state] = pd.DataFrame([{
+        "as_of": as_of.isoformat(), "first_day": first_day.isoformat(), "computed_at": started.isoformat(),
+        "config": _config_fingerprint(config)}])
+    rows = write_frames(engine, frames, delete=delete)
+    lap("write")
+    return {"tables": tables, "rows": rows, "as_of": as_of, "mode": "full" if since is None else "incremental",
+            "since": since, "timings": timings}
+
+
+def read_delivery_tables(engine: "sa.Engine") -> dict[str, "pd.DataFrame | None"]:
+    """The published delivery tables by name (None for one never written; not the kept facts)."""
+    from catalog_pipelines.model.insight_tables import DELIVERY
+    from catalog_pipelines.storage.insights import read_frame
+
+    return {t.name: read_frame(engine, t) for t in DELIVERY.tables() if not t.name.startswith("facts_")}
 
 
 def _records(frame: "pd.DataFrame") -> list[dict[str, Any]]:

@@ -24,10 +24,15 @@ def _checked(table: object) -> InsightTable:
 
 
 def write_frames(
-    engine: sa.Engine, frames: Mapping[InsightTable, pd.DataFrame], *, append: Collection[InsightTable] = ()
+    engine: sa.Engine, frames: Mapping[InsightTable, pd.DataFrame], *, append: Collection[InsightTable] = (),
+    delete: Mapping[InsightTable, sa.ColumnElement[bool]] | None = None,
 ) -> dict[str, int]:
     """Replace several tables of one area (appending to those in `append`) in ONE transaction;
     returns the rows written per table name.
+
+    `delete`: for a table kept and changed in place (an incremental computation), the rows
+    matching the condition (written with `sa.column(name)`) are deleted first, then the frame is
+    appended: a new day rewrites its days, not the whole table.
 
     An area's tables describe one computation (a report and its trend, a graph's nodes and edges):
     a reader sees all of the new ones or all of the old ones, never a mix.
@@ -40,10 +45,14 @@ def write_frames(
     if len(areas) > 1:
         raise ValueError(f"write_frames writes the tables of one area at a time, not of {sorted(areas)}")
     # `to_sql` replaces a table by DROP + CREATE: on SQLite that DDL must be in the transaction too.
+    delete = {_checked(t): condition for t, condition in (delete or {}).items()}
     with transaction_with_ddl(engine) as conn:
         for table, frame in frames.items():
+            kept = table in append or table in delete
+            if table in delete and sa.inspect(conn).has_table(table.sql_name):
+                conn.execute(sa.delete(sa.table(table.sql_name)).where(delete[table]))
             # COPY on PostgreSQL (pandas' row INSERTs were most of a 200k scorecard evaluation).
-            frame.to_sql(table.sql_name, conn, if_exists="append" if table in append else "replace", index=False,
+            frame.to_sql(table.sql_name, conn, if_exists="append" if kept else "replace", index=False,
                          chunksize=50_000, method=pandas_copy)
     return {table.name: len(frame) for table, frame in frames.items()}
 
@@ -53,10 +62,26 @@ def write_frame(engine: sa.Engine, table: InsightTable, frame: pd.DataFrame, *, 
     return write_frames(engine, {table: frame}, append={table} if append else ())[table.name]
 
 
-def read_frame(engine: sa.Engine, table: InsightTable) -> pd.DataFrame | None:
-    """The stored table, or None when it has never been written."""
+def read_frame(engine: sa.Engine, table: InsightTable, *, where: sa.ColumnElement[bool] | None = None) -> pd.DataFrame | None:
+    """The stored table (the rows matching `where`, written with `sa.column(name)`), or None when
+    it has never been written."""
     name = _checked(table).sql_name
     if not sa.inspect(engine).has_table(name):
         return None
     with engine.connect() as conn:
-        return pd.read_sql_table(name, conn)
+        if where is None:
+            return pd.read_sql_table(name, conn)
+        columns = [c["name"] for c in sa.inspect(conn).get_columns(name)]
+        types = {c["name"]: c["type"] for c in sa.inspect(conn).get_columns(name)}
+        query = sa.select(*(sa.column(c) for c in columns)).select_from(sa.table(name)).where(where)
+        from catalog_pipelines.storage.sql import copy_out_frame
+
+        frame = copy_out_frame(conn, query)  # PostgreSQL: COPY, parsed by pandas' C reader
+        if frame is None:
+            frame = pd.read_sql_query(query, conn)
+        for c in columns:  # what read_sql_table types from the schema and a query cannot know
+            if isinstance(types[c], (sa.DateTime, sa.TIMESTAMP)) and not str(frame[c].dtype).startswith("datetime"):
+                frame[c] = pd.to_datetime(frame[c])
+            elif isinstance(types[c], sa.Boolean) and frame[c].dtype != bool:
+                frame[c] = frame[c].map({True: True, False: False, 1: True, 0: False, "t": True, "f": False})
+        return frame

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 from catalog_pipelines.model import delivery_events as _ev
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 LEDGER_SCHEMA = "ingestion"
 
 metadata = sa.MetaData()
@@ -404,6 +404,9 @@ def _event_table(kind: str) -> sa.Table:
         sa.Column("collected_at", TS, nullable=False),
         sa.Index(f"ix_{name}_day", "day"),
         sa.Index(f"ix_{name}_entity_day", "entity_ref", "day"),
+        # what changed since the delivery metrics were last computed (services.delivery: a new
+        # day recomputes from the first day holding an event collected since)
+        sa.Index(f"ix_{name}_collected", "collected_at"),
     )
 
 

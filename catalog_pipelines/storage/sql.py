@@ -129,6 +129,32 @@ def pandas_copy(pd_table: Any, conn: sa.Connection, keys: Sequence[str], data_it
     return len(rows)
 
 
+def copy_out_frame(conn: sa.Connection, query: sa.Select) -> "pd.DataFrame | None":
+    """The query's rows as a frame, read by `COPY (query) TO STDOUT` in CSV and parsed by pandas'
+    C reader on PostgreSQL (psycopg 3): several times faster than fetching row tuples for the
+    hundreds of thousands of rows an incremental delivery run reads. Text comes back as text,
+    numbers as numbers, booleans as bool, NULL (and the empty string) as missing; the caller types
+    times. None on other databases (the caller fetches rows)."""
+    import io
+
+    import pandas as pd
+
+    raw = psycopg_connection(conn)
+    if raw is None:
+        return None
+    sql = str(query.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True}))
+    names = [c.name for c in query.selected_columns]
+    buffer = io.BytesIO()
+    with raw.cursor() as cur, cur.copy(f"COPY ({sql}) TO STDOUT WITH (FORMAT csv)") as copy:
+        for data in copy:
+            buffer.write(data)
+    buffer.seek(0)
+    if not buffer.getbuffer().nbytes:
+        return pd.DataFrame({name: pd.Series([], dtype=object) for name in names})
+    return pd.read_csv(buffer, header=None, names=names, keep_default_na=False, na_values=[""], true_values=["t"],
+                       false_values=["f"], low_memory=False)
+
+
 def copy_rows(raw: Any, target: str, names: str, rows: Iterable[Sequence[Any]]) -> None:
     """COPY `rows` (tuples in `names` order) into `target` on a psycopg 3 connection."""
     with raw.cursor() as cur, cur.copy(f"COPY {target} ({names}) FROM STDIN") as copy:

@@ -231,11 +231,31 @@ def test_version_1_postgres_catalog_is_migrated_to_bytewise_ref_collation(new_po
         conn.execute(s.relations.insert().values(source_ref="component:default/a", type="dependsOn",
                                                  target_ref="component:default/b"))
         assert collations(conn) == [None] * len(ref_columns)
-    assert ensure_schema(engine) == 2
+    assert ensure_schema(engine) == s.SCHEMA_VERSION
     with engine.connect() as conn:
         assert collations(conn) == ["C"] * len(ref_columns)
         assert conn.execute(sa.select(s.relations.c.target_ref)).scalars().all() == ["component:default/b"]
-        assert sorted(conn.execute(sa.select(s.schema_version.c.version)).scalars()) == [1, 2]
+        assert sorted(conn.execute(sa.select(s.schema_version.c.version)).scalars()) == [1, s.SCHEMA_VERSION]
+    engine.dispose()
+
+
+def test_version_2_catalog_gets_the_delivery_events_collected_at_index(catalog_url):
+    """Schema v3 indexes the delivery event tables' `collected_at` (what changed since the delivery
+    metrics were last computed); a v2 database gets the indexes, its rows kept."""
+    from catalog_pipelines.storage.db import create_catalog_engine, ensure_schema
+
+    engine = create_catalog_engine(catalog_url)
+    ensure_schema(engine)
+    names = [f"ix_{t.name}_collected" for t in s.delivery_event_tables.values()]
+    with engine.begin() as conn:
+        for name in names:
+            conn.execute(sa.text(f"DROP INDEX {name}"))
+        conn.execute(s.schema_version.delete())
+        conn.execute(s.schema_version.insert().values(version=2, applied_at=dt.datetime.now(dt.timezone.utc)))
+    assert ensure_schema(engine) == s.SCHEMA_VERSION == 3
+    inspector = sa.inspect(engine)
+    for t in s.delivery_event_tables.values():
+        assert f"ix_{t.name}_collected" in {i["name"] for i in inspector.get_indexes(t.name)}
     engine.dispose()
 
 
