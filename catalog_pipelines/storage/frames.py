@@ -108,7 +108,7 @@ def owners_frame(engine: sa.Engine) -> pd.DataFrame:
     (0.4 s at 200k on PostgreSQL, where `entities_frame(with_body=False)` parses every body)."""
     e, r = s.entities, s.relations
     q = sa.select(e.c.ref, r.c.target_ref.label("owner")).select_from(
-        e.outerjoin(r, sa.and_(r.c.source_ref == e.c.ref, r.c.type == "ownedBy"))).order_by(e.c.id, r.c.target_ref)
+        e.outerjoin(r, sa.and_(r.c.source_ref == e.c.ref, r.c.type == "ownedBy")))
     from catalog_pipelines.storage.sql import copy_out_frame
 
     with engine.connect() as conn:
@@ -116,7 +116,9 @@ def owners_frame(engine: sa.Engine) -> pd.DataFrame:
         if frame is None:
             frame = rows_frame(conn.execute(q).all(), ["ref", "owner"])
     frame["owner"] = frame["owner"].astype(object).where(frame["owner"].notna(), None)
-    return frame.drop_duplicates("ref").reset_index(drop=True)
+    if frame["ref"].duplicated().any():  # two owners (Backstage allows one): the first by name, every time
+        frame = frame.sort_values(["ref", "owner"], kind="stable").drop_duplicates("ref")
+    return frame.reset_index(drop=True)
 
 
 def relations_frame(engine: sa.Engine, *, both_directions: bool = True) -> pd.DataFrame:

@@ -191,3 +191,13 @@ def test_a_new_day_computed_incrementally_equals_the_tables_computed_from_scratc
     three = compute_delivery_metrics(engine, as_of=day2)
     assert three["mode"] == "incremental"
     _assert_same_tables(three["tables"], scratch["tables"])
+
+
+def test_delivery_compute_says_whether_it_ran_from_scratch_or_incrementally(stored):
+    first = CliRunner().invoke(delivery, ["compute"])
+    assert first.exit_code == 0, first.output
+    assert "from scratch" in first.output
+    again = json.loads(CliRunner().invoke(delivery, ["compute", "--json"]).output)
+    assert again["mode"] == "incremental" and again["since"] is not None and again["rows"]["dora_summary"] > 0
+    full = json.loads(CliRunner().invoke(delivery, ["compute", "--full", "--json"]).output)
+    assert full["mode"] == "full" and full["since"] is None
