@@ -261,9 +261,14 @@ def first_day_collected_after(engine: sa.Engine, kind: str, after: dt.datetime, 
     `merged_only`: pull requests that were merged): from there on, what was computed from the
     events before `after` may have changed."""
     t = table(kind)
-    q = sa.select(sa.func.min(t.c.day)).where(t.c.collected_at > _utc(after))
+    inner = sa.select(t.c.day).where(t.c.collected_at > _utc(after))
     if merged_only:
-        q = q.where(t.c.merged_at.is_not(None))
+        inner = inner.where(t.c.merged_at.is_not(None))
+    # OFFSET 0 fences the subquery: otherwise PostgreSQL answers min(day) by walking the day index
+    # from the first day until a row matches, through every row collected earlier (1.6 s for 3.5 M
+    # reviews) instead of the few rows the collected_at index finds (milliseconds)
+    sub = inner.offset(0).subquery()
+    q = sa.select(sa.func.min(sub.c.day))
     with engine.connect() as conn:
         low = conn.execute(q).scalar()
     return None if low is None else (low if isinstance(low, dt.date) else dt.date.fromisoformat(str(low)))

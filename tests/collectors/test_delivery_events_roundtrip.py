@@ -234,3 +234,60 @@ def test_events_since_reaches_the_look_back_first_then_the_last_complete_pass_le
     assert collector.events_since(long_ago, END) == END - timedelta(days=90)  # never past the look-back
     other_kinds = {"events": {"kinds": ["pull_requests"], "complete": "2026-11-30T09:00:00Z"}}
     assert collector.events_since(other_kinds, END) == END - timedelta(days=90)  # a kind added: read it all
+
+
+def test_a_pagerduty_incident_resolved_after_the_refresh_days_is_read_again_with_its_resolution():
+    """A long outage: created ten days ago (outside the run's range), resolved an hour ago. The
+    run's second query (resolved incidents, newest resolution first) brings it back resolved, and
+    stops paging at the first page resolved entirely before the run's start."""
+    from datetime import UTC, timedelta
+    from urllib.parse import parse_qsl
+
+    import httpx
+
+    from catalog_pipelines.collectors.apis.pagerduty import PagerdutyCollector
+
+    now = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+
+    def at(**delta) -> str:
+        return (now - timedelta(**delta)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    service = {"id": "PSVC1", "name": "api", "integrations": []}
+    incidents = [{"id": "QLONG", "created_at": at(days=10), "resolved_at": at(hours=1), "status": "resolved"},
+                 {"id": "QNEW", "created_at": at(days=1), "resolved_at": at(hours=2), "status": "resolved"},
+                 {"id": "QOPEN", "created_at": at(days=20), "resolved_at": None, "status": "acknowledged"},
+                 *({"id": f"QOLD{i}", "created_at": at(days=40, hours=i), "resolved_at": at(days=39, hours=i), "status": "resolved"}
+                   for i in range(150))]
+    for incident in incidents:
+        incident.update(service={"id": "PSVC1"}, urgency="high")
+    resolved_queries = []
+
+    def pagerduty(request: httpx.Request) -> httpx.Response:
+        q = parse_qsl(request.url.query.decode())
+        params = dict(q)
+        offset, limit = int(params.get("offset", 0)), int(params.get("limit", 25))
+        if request.url.path.endswith("/services"):
+            items, key = [service], "services"
+        else:
+            key, items = "incidents", list(incidents)
+            if params.get("date_range") == "all":
+                statuses = {v for k, v in q if k == "statuses[]"}
+                items = [i for i in items if i["status"] in statuses]
+                if params.get("sort_by") == "resolved_at:desc":
+                    items.sort(key=lambda i: i["resolved_at"], reverse=True)
+                    resolved_queries.append(offset)
+            else:
+                items = [i for i in items if params["since"] <= i["created_at"] <= params["until"]]
+        page = items[offset:offset + limit]
+        return httpx.Response(200, json={key: page, "offset": offset, "limit": limit, "more": offset + limit < len(items)})
+
+    collector = PagerdutyCollector("pd", PagerdutyCollector.Params.model_validate(
+        {"base_url": "http://pd.test", "token": "t", "facts": [], "events": ["incidents"], "events_lookback_days": 90}),
+        transport=httpx.MockTransport(pagerduty))
+    client = collector.client()
+    unit = collector.units(client)[0]
+    events, _ = collector.events(client, unit, now - timedelta(days=3), now)
+    got = {e.key: e.attributes for e in events}
+    assert set(got) == {"QLONG", "QNEW"}
+    assert got["QLONG"]["resolved_at"] == now - timedelta(hours=1) and got["QLONG"]["started_at"] == now - timedelta(days=10)
+    assert len(resolved_queries) <= 2  # newest resolutions first: stopped at the first page resolved before the start

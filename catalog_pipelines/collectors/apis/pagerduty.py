@@ -18,7 +18,10 @@ spans of at most 179 days, PagerDuty's limit being six months): incident_id = `i
 `service.id`, urgency, started_at = `created_at`, resolved_at = `resolved_at`, else
 `last_status_change_at` when `status` is resolved. An incident whose service maps to no entity is
 stored with no entity (`keep_unmapped`). An incident is re-read while it was created within
-`events_refresh_days` of a run: one resolved later than that keeps its earlier state.
+`events_refresh_days` of a run, and once more when it is resolved later than that:
+`GET /incidents?date_range=all&statuses[]=resolved&sort_by=resolved_at:desc&service_ids[]=…`,
+newest resolution first, read down to the run's start (incidents created within
+`events_lookback_days`).
 
 Written on httpx: PagerDuty's own `pagerduty` client (python-pagerduty) retries on its own clock
 (no injectable sleep, no total deadline) and is a thin wrapper over these GETs.
@@ -184,17 +187,48 @@ class PagerdutyCollector(ApiCollector):
                             or not since <= started <= now:
                         continue
                     seen.add(ident)
-                    resolved = parse_time(incident.get("resolved_at"))
-                    if resolved is None and incident.get("status") == "resolved":
-                        resolved = parse_time(incident.get("last_status_change_at"))
-                    service = self._unit_index[key].data
-                    keys = [i.get("integration_key") for i in service.get("integrations") or [] if isinstance(i, dict)]
-                    out[key].append(Event(
-                        ev.INCIDENTS,
-                        targets((SERVICE_ID, key), *((INTEGRATION_KEY, k) for k in keys if isinstance(k, str))),
-                        ident,
-                        {"incident_id": ident, "service_id": key, "urgency": incident.get("urgency"),
-                         "started_at": started, "resolved_at": resolved},
-                        str(incident.get("html_url") or f"{client.base_url}/incidents/{ident}"), keep_unmapped=True))
+                    out[key].append(self._event(client, incident, key, ident, started))
             start = end
+        # Incidents created before `since` and resolved since (a long outage resolved after the
+        # refresh days): `date_range=all&statuses[]=resolved&sort_by=resolved_at:desc`, newest
+        # resolution first, read down to `since`; created within the look-back only (older ones
+        # have been pruned).
+        floor = now - timedelta(days=self.params.events_lookback_days)
+        for page in client.pages_offset("/incidents", [*ids, ("date_range", "all"), ("statuses[]", "resolved"),
+                                                       ("sort_by", "resolved_at:desc")], "incidents"):
+            older = 0
+            for incident in page:
+                if not isinstance(incident, dict):
+                    continue
+                resolved = _resolved_at(incident)
+                if resolved is None or resolved < since:
+                    older += 1
+                    continue
+                key, ident = dig(incident, "service", "id"), incident.get("id")
+                started = parse_time(incident.get("created_at"))
+                if key not in out or not isinstance(ident, str) or ident in seen or started is None or not floor <= started <= now:
+                    continue
+                seen.add(ident)
+                out[key].append(self._event(client, incident, key, ident, started))
+            if page and older == len(page):  # a whole page resolved before `since`: the rest is older still
+                break
         return out
+
+    def _event(self, client: ApiClient, incident: dict[str, Any], key: str, ident: str, started: datetime) -> Event:
+        service = self._unit_index[key].data
+        keys = [i.get("integration_key") for i in service.get("integrations") or [] if isinstance(i, dict)]
+        return Event(
+            ev.INCIDENTS,
+            targets((SERVICE_ID, key), *((INTEGRATION_KEY, k) for k in keys if isinstance(k, str))),
+            ident,
+            {"incident_id": ident, "service_id": key, "urgency": incident.get("urgency"),
+             "started_at": started, "resolved_at": _resolved_at(incident)},
+            str(incident.get("html_url") or f"{client.base_url}/incidents/{ident}"), keep_unmapped=True)
+
+
+def _resolved_at(incident: dict[str, Any]) -> datetime | None:
+    """`resolved_at`, else the last status change of a resolved incident (older descriptions)."""
+    resolved = parse_time(incident.get("resolved_at"))
+    if resolved is None and incident.get("status") == "resolved":
+        resolved = parse_time(incident.get("last_status_change_at"))
+    return resolved
