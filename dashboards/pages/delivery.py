@@ -154,6 +154,9 @@ class DeliveryData:
             frame = frame.merge(wide, left_on="entity_ref", right_index=True, how="outer") if len(wide) else frame
             if "entity_ref" not in frame.columns or frame["entity_ref"].isna().any():
                 frame["entity_ref"] = frame["entity_ref"].fillna(pd.Series(frame.index, index=frame.index)) if "entity_ref" in frame else frame.index
+            # the outer merge on the facts' index leaves an index named `entity_ref` beside the
+            # column: the merges below would find the name twice
+            frame = frame.reset_index(drop=True)
         if not len(frame):
             return
         for column in ("default_branch_protected", "open_pull_requests", "open_merge_requests"):

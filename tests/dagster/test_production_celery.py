@@ -345,6 +345,7 @@ RUN_TIMESTAMPS = {
     "insight_scorecards_rollup_history": "evaluated_at",
     "insight_scorecards_campaign_progress": "evaluated_at",
     "insight_usage_meta": "computed_at",
+    "insight_delivery_facts_state": "computed_at",  # when the kept delivery facts were computed
 }
 # Counted from the evaluation's UTC date (deadline - today, open or overdue): compared only when both
 # runs evaluated on the same day.

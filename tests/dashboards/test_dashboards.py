@@ -520,3 +520,18 @@ def test_site_inputs_load_every_source_from_the_catalog_database(seeded):
     assert list(inputs.audit["action"]) == ["ingestion.pause"]
     assert set(inputs.tables) == set(inputs_with_sentinels().tables)
     assert isinstance(inputs.tables[USAGE.daily], pd.DataFrame)
+
+
+def test_team_pages_show_source_control_from_the_collected_facts_when_the_delivery_events_name_no_repository(tmp_path, caplog):
+    """Delivery metrics published but no entity with delivery events (`source_control` empty), the
+    collectors' facts (branch protection, open PRs) present: the team pages still build, their
+    "Source control" section from the facts alone."""
+    from catalog_pipelines.model.insight_tables import DELIVERY
+
+    inputs = inputs_with_sentinels()
+    inputs.tables[DELIVERY.source_control] = inputs.tables[DELIVERY.source_control].iloc[0:0]
+    with caplog.at_level("ERROR"):
+        build_site(inputs, tmp_path / "site")
+    assert not [r for r in caplog.records if "failed" in r.getMessage()]
+    page = read_site_file(tmp_path / "site" / "teams" / "alpha.html")
+    assert "<h2>Source control</h2>" in page
