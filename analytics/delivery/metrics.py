@@ -973,19 +973,16 @@ def update_source_control(previous: pd.DataFrame | None, fresh: pd.DataFrame) ->
 
 
 def finish_tables(facts: Mapping[str, pd.DataFrame], entities: pd.DataFrame, org: OrgGraph | None, config: DeliveryConfig, *,
-                  as_of: date, open_prs: pd.DataFrame, source_ctl: pd.DataFrame, moment: datetime, scopes: Scopes | None = None,
-                  previous_weekly: pd.DataFrame | None = None, since: date | None = None) -> dict[str, pd.DataFrame]:
-    """Every published table from the day-grain facts: `delivery_metrics` (the weekly series
-    keeping its weeks before `since` from `previous_weekly`, teams' and entities' rows together,
-    built with the same `scopes`), the scorecard facts, source control and a `meta` row (as-of
-    day, time zone, windows, thresholds). Entity rows of the summary and the weekly series go to
+                  as_of: date, open_prs: pd.DataFrame, source_ctl: pd.DataFrame, moment: datetime,
+                  scopes: Scopes | None = None) -> dict[str, pd.DataFrame]:
+    """Every published table from the day-grain facts: `delivery_metrics`, the scorecard facts,
+    source control and a `meta` row (as-of day, time zone, windows, thresholds). Entity rows of the summary and the weekly series go to
     tables of their own (`dora_entities`, `dora_weekly_entities`): the site and the CLI read teams
     and the organisation only. `dora_weekly_entities` holds an entity's weeks with at least one
     event: a week of the series without a row had no deployment (zero, not missing; the teams' and
     the organisation's series in `dora_weekly` carry their zeros), which keeps a 200k-entity
     catalog's weekly series at the weeks that happened (~1.2 M zero rows less)."""
-    tables = delivery_metrics(facts, entities, org, config, as_of=as_of, open_prs=open_prs, scopes=scopes,
-                              previous={"dora_weekly": previous_weekly} if previous_weekly is not None else None, since=since)
+    tables = delivery_metrics(facts, entities, org, config, as_of=as_of, open_prs=open_prs, scopes=scopes)
     tables["entity_facts"] = entity_facts(tables)
     tables["source_control"] = source_ctl
     # PR flow, sizes, summary and stale PRs are published for teams and the organisation; an

@@ -6,7 +6,8 @@ Events side (this group): the API collectors write delivery events while they co
 - `close_day(engine, day)`: one daily partition: what the day holds per kind (events, entities,
   unmapped, rows failing the checks, events per entity), recorded in `delivery_event_days`;
 - `read_delivery_events(engine, since_day, until_day, kinds=None)`: the contract frames
-  (`model/delivery_events.py`) for a day range, what the metrics compute from;
+  (`model/delivery_events.py`) for a day range (the metrics read narrower selections:
+  `_events_from`);
 - `event_day_range(engine)`: the first and last day with events (the demo's backfill range).
 """
 
@@ -104,17 +105,9 @@ def delivery_config(path: Path | None = None) -> "DeliveryConfig":
     return load_config(path if path is not None else Settings.from_env().delivery_config)
 
 
-def delivery_tables(events: dict[str, "pd.DataFrame"], entities: "pd.DataFrame", org: Any, config: "DeliveryConfig",
-                    as_of: date, now: datetime | None = None) -> dict[str, "pd.DataFrame"]:
-    """The published delivery tables by name from event frames (`analytics.delivery.metrics.compute_tables`)."""
-    from analytics.delivery.metrics import compute_tables
-
-    return compute_tables(events, entities, org, config, as_of=as_of, now=now)
-
-
 # The day-grain facts (analytics.delivery.metrics.daily_facts) are kept between runs as insight
-# tables `DELIVERY.facts_<name>`, with `DELIVERY.facts_state` (one row: the as-of day they were
-# computed for, when, and the fingerprints of the config and of the scopes), so a new day
+# tables `DELIVERY.facts_<name>`, with `DELIVERY.facts_state` (one row: the as-of day and first
+# day they cover, when they were computed, a fingerprint of the config), so a new day
 # recomputes the days that changed, not two years (docs/delivery.md, "Incremental").
 # Text columns read back as categoricals; the reviews' pull-request key is stored as int64.
 _FACT_CATEGORICAL = ("entity_ref", "repository", "reviewer", "start", "service_id")
@@ -133,22 +126,19 @@ def _config_fingerprint(config: "DeliveryConfig") -> str:
 
 
 def _facts_state(engine: "sa.Engine") -> dict[str, Any] | None:
+    """The kept facts' state row, or None (never written, or unreadable: compute from scratch)."""
     from catalog_pipelines.model.insight_tables import DELIVERY
     from catalog_pipelines.storage.insights import read_frame
 
-    try:
-        frame = read_frame(engine, DELIVERY.facts_state)
-    except Exception:  # noqa: BLE001 - an unreadable state is no state: compute from scratch
-        return None
+    frame = read_frame(engine, DELIVERY.facts_state)
     if frame is None or len(frame) != 1:
         return None
-    row = frame.iloc[0].to_dict()
-    import pandas as pd
-
-    return {"as_of": date.fromisoformat(str(row["as_of"])), "first_day": date.fromisoformat(str(row["first_day"])),
-            "computed_at": pd.Timestamp(row["computed_at"]).tz_localize("UTC") if pd.Timestamp(row["computed_at"]).tzinfo is None
-            else pd.Timestamp(row["computed_at"]),
-            "config": str(row["config"])}
+    row = frame.iloc[0]
+    try:  # written by this module as ISO texts (computed_at with its UTC offset)
+        return {"as_of": date.fromisoformat(str(row["as_of"])), "first_day": date.fromisoformat(str(row["first_day"])),
+                "computed_at": datetime.fromisoformat(str(row["computed_at"])), "config": str(row["config"])}
+    except (KeyError, ValueError):
+        return None
 
 
 def _read_facts(engine: "sa.Engine", first_day: date, before: date, window_start: date | None = None) -> dict[str, "pd.DataFrame"] | None:
@@ -219,7 +209,7 @@ def _incremental_plan(engine: "sa.Engine", state: dict[str, Any] | None, config:
 
     if state is None or state["config"] != _config_fingerprint(config) or as_of < state["as_of"]:
         return None
-    after = state["computed_at"].to_pydatetime()
+    after = state["computed_at"]
     days = [state["as_of"] + timedelta(days=1)]
     for kind in (PULL_REQUESTS, REVIEWS, DEPLOYMENTS):
         day = first_day_collected_after(engine, kind, after, merged_only=kind == PULL_REQUESTS)
@@ -281,9 +271,6 @@ def _events_from(engine: "sa.Engine", config: "DeliveryConfig", since: date, as_
                      changed_incidents]
     events[PULL_REQUESTS] = _concat([p for p in prs if len(p)] or prs[:1])
     events[INCIDENTS] = _concat([p for p in incidents if len(p)] or incidents[:1])
-    for kind, frame in events.items():
-        if isinstance(frame.index, pd.RangeIndex) is False:
-            events[kind] = frame.reset_index(drop=True)
     return events
 
 
@@ -378,8 +365,6 @@ def compute_delivery_metrics(engine: "sa.Engine", *, as_of: date | None = None, 
             else:
                 condition = sa.or_(old, day >= pd.Timestamp(since).to_pydatetime())
             facts_delete[_fact_table(name)] = condition
-        facts = {name: facts[name] for name in FACT_TABLES}
-        fresh_rows = fresh
     tables = finish_tables(facts, entities, org, config, as_of=as_of, open_prs=open_pull_requests(events["pull_requests"], moment),
                            source_ctl=sc, moment=moment, scopes=scopes)
     lap("windows")
@@ -388,14 +373,14 @@ def compute_delivery_metrics(engine: "sa.Engine", *, as_of: date | None = None, 
     if facts_delete is None:  # from scratch: the facts tables replaced
         frames.update({_fact_table(name): frame for name, frame in _stored_facts(facts).items()})
     else:  # incremental: the changed days' rows replaced, the rest kept
-        frames.update({_fact_table(name): frame for name, frame in _stored_facts(fresh_rows).items()})
+        frames.update({_fact_table(name): frame for name, frame in _stored_facts(fresh).items()})
         # the entities' weekly series: the weeks from the first changed day's on rewritten, the
         # weeks that left the series dropped, the others kept (teams' series: rewritten whole)
         # (an incident started in an older week and resolved since changes that week's time to
         # restore only: its week is rewritten, not every week after it)
         changed_week = since - timedelta(days=since.weekday())
         first_week = as_of - timedelta(days=as_of.weekday(), weeks=config.weeks - 1)
-        incident_days = pd.to_datetime(fresh_rows["incidents"]["day"])
+        incident_days = pd.to_datetime(fresh["incidents"]["day"])
         incident_weeks = sorted({(d - pd.Timedelta(days=d.weekday())).date().isoformat() for d in incident_days
                                  if first_week <= d.date() < changed_week})
         weekly = tables["dora_weekly_entities"]

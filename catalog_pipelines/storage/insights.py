@@ -71,8 +71,8 @@ def read_frame(engine: sa.Engine, table: InsightTable, *, where: sa.ColumnElemen
     with engine.connect() as conn:
         if where is None:
             return pd.read_sql_table(name, conn)
-        columns = [c["name"] for c in sa.inspect(conn).get_columns(name)]
         types = {c["name"]: c["type"] for c in sa.inspect(conn).get_columns(name)}
+        columns = list(types)
         query = sa.select(*(sa.column(c) for c in columns)).select_from(sa.table(name)).where(where)
         from catalog_pipelines.storage.sql import copy_out_frame
 
