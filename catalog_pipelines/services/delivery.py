@@ -288,6 +288,7 @@ def compute_delivery_metrics(engine: "sa.Engine", *, as_of: date | None = None, 
     the facts tables are rewritten for the changed days only. Both give the same tables (tests/services).
     Returns the tables, the rows written, the as-of day, `mode` ("full" / "incremental") and
     `since` (the first recomputed day)."""
+    from concurrent.futures import ThreadPoolExecutor
     from datetime import timedelta
 
     import pandas as pd
@@ -309,7 +310,8 @@ def compute_delivery_metrics(engine: "sa.Engine", *, as_of: date | None = None, 
     from catalog_pipelines.model.insight_tables import DELIVERY
     from catalog_pipelines.services.catalog import org_graph
     from catalog_pipelines.storage.frames import owners_frame
-    from catalog_pipelines.storage.insights import read_frame, write_frames
+    from catalog_pipelines.storage.insights import changed_rows, read_frame, write_frames
+    from catalog_pipelines.storage.sql import in_values
 
     config = config or delivery_config()
     started = datetime.now(timezone.utc)
@@ -327,16 +329,37 @@ def compute_delivery_metrics(engine: "sa.Engine", *, as_of: date | None = None, 
         timings[name] = round((now - clock).total_seconds(), 3)
         clock = now
 
-    entities = owners_frame(engine)
-    org = org_graph(engine)
-    scopes = Scopes(entities, org)
-    lap("read_catalog")
-    state = None if (full or events is not None) else _facts_state(engine)
-    plan = _incremental_plan(engine, state, config, as_of) if state else None
-    since, changed_incidents = plan if plan is not None else (None, None)
-    lap("plan")
-    cached = _read_facts(engine, first_day, since, as_of - timedelta(days=config.window_days - 1)) if since is not None else None
-    lap("read_facts")
+    def read_catalog() -> tuple["pd.DataFrame", Any, Scopes]:
+        entities = owners_frame(engine)
+        org = org_graph(engine)
+        return entities, org, Scopes(entities, org)
+
+    # Reads overlap: the catalog (owners, the org, the scopes) on one thread, the kept facts and
+    # the last source control table on another, while this one reads the look-back's events and
+    # computes the new days' facts; the database answers one query while Python parses another's
+    # rows (a new day at 200k: ~2.5 s of catalog and ~2 s of kept rows behind ~4 s of events).
+    pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="delivery-read")
+    try:
+        catalog = pool.submit(read_catalog)
+        state = None if (full or events is not None) else _facts_state(engine)
+        plan = _incremental_plan(engine, state, config, as_of) if state else None
+        since, changed_incidents = plan if plan is not None else (None, None)
+        lap("plan")
+        cached = None
+        if since is not None:
+            kept = pool.submit(_read_facts, engine, first_day, since, as_of - timedelta(days=config.window_days - 1))
+            # (a condition that holds for every row: the COPY reader on PostgreSQL)
+            previous_sc = pool.submit(read_frame, engine, DELIVERY.source_control, where=sa.true())
+            events = _events_from(engine, config, since, as_of, changed_incidents)
+            lap("read_events")
+            fresh = daily_facts(events, config, since=since, include_incidents=changed_incidents["incident_id"].astype(str).tolist())
+            lap("day_facts")
+            cached = kept.result()
+            lap("read_facts")  # (what was left of it once the new days' facts were ready)
+            if cached is None:  # the kept facts could not be read: from scratch
+                events = None
+    finally:
+        pool.shutdown(wait=False)
     if cached is None:
         since = None
         if events is None:
@@ -347,14 +370,13 @@ def compute_delivery_metrics(engine: "sa.Engine", *, as_of: date | None = None, 
         sc = source_control(events, moment)
         facts_delete = None
     else:
-        events = _events_from(engine, config, since, as_of, changed_incidents)
-        lap("read_events")
-        fresh = daily_facts(events, config, since=since, include_incidents=changed_incidents["incident_id"].astype(str).tolist())
         facts = prune_facts(merge_facts(cached, fresh, since), first_day)
-        lap("day_facts")
-        # (a condition that holds for every row: the COPY reader on PostgreSQL)
-        sc = update_source_control(read_frame(engine, DELIVERY.source_control, where=sa.true()), source_control(events, moment))
-        lap("read_previous")
+        lap("merge_facts")
+        previous = previous_sc.result()
+        sc = update_source_control(previous, source_control(events, moment))
+        # only the entities whose row changed are rewritten (most keep theirs from day to day)
+        sc_changed = changed_rows(previous, sc, "entity_ref") if previous is not None else None
+        lap("source_control")
         day = sa.column("day")
         facts_delete = {}
         for name in FACT_TABLES:
@@ -365,6 +387,8 @@ def compute_delivery_metrics(engine: "sa.Engine", *, as_of: date | None = None, 
             else:
                 condition = sa.or_(old, day >= pd.Timestamp(since).to_pydatetime())
             facts_delete[_fact_table(name)] = condition
+    entities, org, scopes = catalog.result()
+    lap("read_catalog")  # (what was left of it once the facts were ready)
     tables = finish_tables(facts, entities, org, config, as_of=as_of, open_prs=open_pull_requests(events["pull_requests"], moment),
                            source_ctl=sc, moment=moment, scopes=scopes)
     lap("windows")
@@ -389,6 +413,9 @@ def compute_delivery_metrics(engine: "sa.Engine", *, as_of: date | None = None, 
         week = sa.column("week")
         delete = {**facts_delete, DELIVERY.dora_weekly_entities: sa.or_(
             week >= changed_week.isoformat(), week < first_week.isoformat(), *([week.in_(incident_weeks)] if incident_weeks else []))}
+        if sc_changed is not None and len(sc_changed) < len(sc) // 2:
+            frames[DELIVERY.source_control] = sc_changed
+            delete[DELIVERY.source_control] = in_values(engine, sa.column("entity_ref"), sc_changed["entity_ref"].astype(str))
     frames[DELIVERY.facts_state] = pd.DataFrame([{
         "as_of": as_of.isoformat(), "first_day": first_day.isoformat(), "computed_at": started.isoformat(),
         "config": _config_fingerprint(config)}])

@@ -38,7 +38,7 @@ def write_frames(
     a reader sees all of the new ones or all of the old ones, never a mix.
     """
     from catalog_pipelines.storage.db import transaction_with_ddl
-    from catalog_pipelines.storage.sql import pandas_copy
+    from catalog_pipelines.storage.sql import write_frame_sql
 
     tables = [_checked(t) for t in frames]  # validate every table before writing
     areas = {t.area for t in tables}
@@ -52,9 +52,33 @@ def write_frames(
             if table in delete and sa.inspect(conn).has_table(table.sql_name):
                 conn.execute(sa.delete(sa.table(table.sql_name)).where(delete[table]))
             # COPY on PostgreSQL (pandas' row INSERTs were most of a 200k scorecard evaluation).
-            frame.to_sql(table.sql_name, conn, if_exists="append" if kept else "replace", index=False,
-                         chunksize=50_000, method=pandas_copy)
+            write_frame_sql(conn, table.sql_name, frame, replace=not kept)
     return {table.name: len(frame) for table, frame in frames.items()}
+
+
+def changed_rows(previous: pd.DataFrame | None, current: pd.DataFrame, key: str) -> pd.DataFrame:
+    """The rows of `current` that are new or differ from `previous`'s row of the same `key` in any
+    column (missing values equal each other): what an incremental run rewrites of a table it
+    recomputed whole (`write_frames(delete=...)` for those keys). Every row when there is no
+    previous table or its columns differ."""
+    if previous is None or not len(previous) or set(previous.columns) != set(current.columns):
+        return current
+    import numpy as np
+
+    pos = pd.Index(previous[key].astype(str)).get_indexer(current[key].astype(str))
+    differs = pos < 0
+    at = np.maximum(pos, 0)
+    for column in current.columns:
+        if column == key:
+            continue
+        new = current[column].reset_index(drop=True)
+        old = previous[column].iloc[at].reset_index(drop=True)
+        try:
+            same = (new == old).fillna(False).to_numpy(bool) | (new.isna() & old.isna()).to_numpy(bool)
+        except (TypeError, ValueError):  # types that do not compare: rewrite the rows
+            return current
+        differs |= ~same
+    return current[differs]
 
 
 def write_frame(engine: sa.Engine, table: InsightTable, frame: pd.DataFrame, *, append: bool = False) -> int:

@@ -316,3 +316,23 @@ def test_no_events_at_all_gives_zero_deployments_and_not_enough_data_not_an_erro
     assert freq["value"] == 0 and freq["band"] == "low"
     assert key(tables, "lead_time", "org", "org")["reason"] == "not enough data: 0 changes < 5"
     assert len(tables["stale_prs"]) == 0 and tables["incidents_summary"].iloc[0]["incidents"] == 0
+
+
+def test_merging_kept_and_fresh_categoricals_gives_pandas_union_exactly():
+    """`_union_categorical` (kept facts' codes untouched, fresh ones recoded) orders categories
+    and codes as pandas' `union_categoricals` does, missing values and empty parts included."""
+    from pandas.api.types import union_categoricals
+
+    from analytics.delivery.metrics import _union_categorical
+
+    rng = np.random.default_rng(1)
+    names = np.array([f"component:default/s{i}" for i in range(30)] + [None], dtype=object)
+    for _ in range(300):
+        parts = []
+        for _ in range(rng.integers(1, 4)):
+            values = rng.choice(names, size=rng.integers(0, 20))
+            extra = set(rng.choice(names[:-1], size=rng.integers(0, 3)))
+            parts.append(pd.Categorical(values, categories=pd.Index(sorted({v for v in values if v is not None} | extra), dtype=object)))
+        expected, got = union_categoricals(parts), _union_categorical(parts)
+        assert list(got.categories) == list(expected.categories)
+        assert np.array_equal(np.asarray(got.codes), np.asarray(expected.codes))

@@ -147,3 +147,67 @@ def test_insight_store_takes_declared_tables_and_keeps_the_physical_names(catalo
         read_frame(engine, "cycles")
     with pytest.raises(ValueError, match="one area at a time"):
         write_frames(engine, {GRAPH.cycles: pd.DataFrame({"v": [1]}), USAGE.meta: pd.DataFrame({"v": [1]})})
+
+
+@pytest.mark.postgres
+def test_a_frame_sent_as_csv_copy_reads_back_exactly_as_through_pandas_rows(postgres_url, monkeypatch):
+    """`write_frame_sql`'s CSV COPY (PostgreSQL, >= COPY_THRESHOLD rows) stores what pandas' row
+    path stores: NULL vs empty text, quotes, commas and newlines in texts, floats to the last
+    digit, infinities, booleans with missing values, dates, naive and UTC times, categoricals,
+    a text that reads like NULL; a column CSV cannot carry (dicts) sends the frame through the row path."""
+    from datetime import date
+
+    import numpy as np
+
+    from catalog_pipelines.storage import sql as sql_mod
+
+    n = 1_200
+    texts = np.array(["plain", "", None, 'say "hi", twice', "line\nbreak", "tab\there", "ünï", "back\\slash", "\\N", "NULL"], dtype=object)
+    frame = pd.DataFrame({
+        "text": texts[np.arange(n) % len(texts)],
+        "number": np.where(np.arange(n) % 7 == 0, np.nan, np.arange(n) / 3.0),
+        "big": np.where(np.arange(n) % 11 == 0, np.inf, -np.arange(n) * 1e300),
+        "count": np.arange(n, dtype=np.int64) * 1_000_003,
+        "flag": np.array([True, False, None], dtype=object)[np.arange(n) % 3],
+        "plain_flag": np.arange(n) % 2 == 0,
+        "day": np.array([date(2025, 6, 1), date(2024, 2, 29), None], dtype=object)[np.arange(n) % 3],
+        "at": pd.to_datetime(np.arange(n) * 3_600_123_456, unit="us", utc=True).where(np.arange(n) % 5 != 0),
+        "naive": pd.Timestamp("2025-03-30 01:30:00") + pd.to_timedelta(np.arange(n), unit="min"),
+        "cat": pd.Categorical(np.array(["team:a", "team:b", None], dtype=object)[np.arange(n) % 3]),
+    })
+    assert sql_mod._csv_safe(frame)
+    engine = get_engine(postgres_url)
+
+    def stored(name: str, fast: bool) -> pd.DataFrame:
+        with engine.begin() as conn:
+            if fast:
+                with monkeypatch.context() as m:  # the CSV path, not a fallback to the rows
+                    m.setattr(sql_mod, "pandas_copy", None)
+                    sql_mod.write_frame_sql(conn, name, frame, replace=True)
+            else:
+                frame.to_sql(name, conn, if_exists="replace", index=False, method=sql_mod.pandas_copy)
+        with engine.connect() as conn:
+            types = {c["name"]: str(c["type"]) for c in sa.inspect(conn).get_columns(name)}
+            return pd.read_sql_query(sa.text(f'SELECT * FROM "{name}" ORDER BY "count"'), conn), types
+
+    (fast, fast_types), (rows, row_types) = stored("insight_test_csv", True), stored("insight_test_rows", False)
+    assert fast_types == row_types
+    pd.testing.assert_frame_equal(fast, rows)
+    text = fast["text"].astype(object)
+    assert text.where(text.notna(), None).tolist()[:8] == ["plain", "", None, 'say "hi", twice', "line\nbreak", "tab\there", "ünï", "back\\slash"]
+    assert set(text) >= {"\\N", "NULL"}
+    assert fast["number"].iloc[1] == 1 / 3.0 and np.isinf(fast["big"].iloc[0])
+
+    assert not sql_mod._csv_safe(pd.DataFrame({"d": [{"a": 1}] * 3}))
+
+
+def test_changed_rows_are_the_new_and_the_different_never_the_equal_or_both_missing():
+    from catalog_pipelines.storage.insights import changed_rows
+
+    at = pd.to_datetime(["2025-05-01T10:00:00Z", None, "2025-05-03T10:00:00Z"], utc=True)
+    previous = pd.DataFrame({"entity_ref": ["a", "b", "c"], "repository": ["r/a", None, "r/c"], "open_prs": [1, 0, 2], "last_at": at})
+    current = pd.DataFrame({"entity_ref": ["c", "a", "b", "d"], "repository": ["r/c", "r/a", None, "r/d"], "open_prs": [2, 1, 3, 0],
+                            "last_at": pd.to_datetime(["2025-05-03T10:00:00Z", "2025-05-01T10:00:00Z", None, None], utc=True)})
+    assert changed_rows(previous, current, "entity_ref")["entity_ref"].tolist() == ["b", "d"]
+    assert changed_rows(None, current, "entity_ref") is current
+    assert len(changed_rows(previous.drop(columns=["open_prs"]), current, "entity_ref")) == 4  # other columns: every row
