@@ -274,6 +274,24 @@ def _events_from(engine: "sa.Engine", config: "DeliveryConfig", since: date, as_
     return events
 
 
+class _Inline:
+    """An executor that runs what it is given at once, in this thread (`compute_delivery_metrics`
+    on SQLite)."""
+
+    def submit(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        from concurrent.futures import Future
+
+        future: Future = Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except BaseException as exc:  # handed to whoever asks for the result, as a thread's would be
+            future.set_exception(exc)
+        return future
+
+    def shutdown(self, wait: bool = True) -> None:
+        return None
+
+
 def compute_delivery_metrics(engine: "sa.Engine", *, as_of: date | None = None, config: "DeliveryConfig | None" = None,
                              events: dict[str, "pd.DataFrame"] | None = None, full: bool = False) -> dict[str, Any]:
     """Compute the delivery tables for `as_of` (default: the last day with events) and publish
@@ -338,7 +356,9 @@ def compute_delivery_metrics(engine: "sa.Engine", *, as_of: date | None = None, 
     # the last source control table on another, while this one reads the look-back's events and
     # computes the new days' facts; the database answers one query while Python parses another's
     # rows (a new day at 200k: ~2.5 s of catalog and ~2 s of kept rows behind ~4 s of events).
-    pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="delivery-read")
+    # (SQLite does its work in this process, under the same interpreter lock: there the reads run
+    # one after another, as threads only contended: 21.6 -> 24.8 s)
+    pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="delivery-read") if engine.dialect.name == "postgresql" else _Inline()
     try:
         catalog = pool.submit(read_catalog)
         state = None if (full or events is not None) else _facts_state(engine)

