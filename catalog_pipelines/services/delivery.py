@@ -361,6 +361,7 @@ def compute_delivery_metrics(engine: "sa.Engine", *, as_of: date | None = None, 
     pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="delivery-read") if engine.dialect.name == "postgresql" else _Inline()
     try:
         catalog = pool.submit(read_catalog)
+        lap("read_catalog")  # (PostgreSQL: the time shows in "catalog_wait", what was left of it at the end)
         state = None if (full or events is not None) else _facts_state(engine)
         plan = _incremental_plan(engine, state, config, as_of) if state else None
         since, changed_incidents = plan if plan is not None else (None, None)
@@ -370,12 +371,13 @@ def compute_delivery_metrics(engine: "sa.Engine", *, as_of: date | None = None, 
             kept = pool.submit(_read_facts, engine, first_day, since, as_of - timedelta(days=config.window_days - 1))
             # (a condition that holds for every row: the COPY reader on PostgreSQL)
             previous_sc = pool.submit(read_frame, engine, DELIVERY.source_control, where=sa.true())
+            lap("read_facts")  # (PostgreSQL: "read_facts_wait", what was left of it once the new days' facts were ready)
             events = _events_from(engine, config, since, as_of, changed_incidents)
             lap("read_events")
             fresh = daily_facts(events, config, since=since, include_incidents=changed_incidents["incident_id"].astype(str).tolist())
             lap("day_facts")
             cached = kept.result()
-            lap("read_facts")  # (what was left of it once the new days' facts were ready)
+            lap("read_facts_wait")
             if cached is None:  # the kept facts could not be read: from scratch
                 events = None
     finally:
@@ -408,7 +410,7 @@ def compute_delivery_metrics(engine: "sa.Engine", *, as_of: date | None = None, 
                 condition = sa.or_(old, day >= pd.Timestamp(since).to_pydatetime())
             facts_delete[_fact_table(name)] = condition
     entities, org, scopes = catalog.result()
-    lap("read_catalog")  # (what was left of it once the facts were ready)
+    lap("catalog_wait")
     tables = finish_tables(facts, entities, org, config, as_of=as_of, open_prs=open_pull_requests(events["pull_requests"], moment),
                            source_ctl=sc, moment=moment, scopes=scopes)
     lap("windows")
