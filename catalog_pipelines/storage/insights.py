@@ -100,7 +100,7 @@ def read_frame(engine: sa.Engine, table: InsightTable, *, where: sa.ColumnElemen
             return pd.read_sql_table(name, conn)
         types = {c["name"]: c["type"] for c in sa.inspect(conn).get_columns(name)}
         columns = list(types)
-        query = sa.select(*(sa.column(c) for c in columns)).select_from(sa.table(name)).where(where)
+        query = sa.select(*(sa.column(c, types[c]) for c in columns)).select_from(sa.table(name)).where(where)
         from catalog_pipelines.storage.sql import copy_out_frame
 
         frame = copy_out_frame(conn, query)  # PostgreSQL: COPY, parsed by pandas' C reader

@@ -213,9 +213,10 @@ def _sqlite_executemany(conn: sa.Connection, table: Any) -> int:
 def copy_out_frame(conn: sa.Connection, query: sa.Select) -> "pd.DataFrame | None":
     """The query's rows as a frame, read by `COPY (query) TO STDOUT` in CSV and parsed by pandas'
     C reader on PostgreSQL (psycopg 3): several times faster than fetching row tuples for the
-    hundreds of thousands of rows an incremental delivery run reads. Text comes back as text,
-    numbers as numbers, booleans as bool, NULL (and the empty string) as missing; the caller types
-    times. None on other databases (the caller fetches rows)."""
+    hundreds of thousands of rows an incremental delivery run reads. Text comes back as text (the
+    columns the query types as strings, even when every value looks like a number), numbers as
+    numbers, booleans as bool, NULL (and the empty string) as missing; the caller types times.
+    None on other databases (the caller fetches rows)."""
     import io
 
     import pandas as pd
@@ -225,6 +226,8 @@ def copy_out_frame(conn: sa.Connection, query: sa.Select) -> "pd.DataFrame | Non
         return None
     sql = str(query.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True}))
     names = [c.name for c in query.selected_columns]
+    # text columns stay text ("007" is not 7): the parser is told which they are from the query's types
+    text = {c.name: "str" for c in query.selected_columns if isinstance(c.type, sa.String)}
     buffer = io.BytesIO()
     with raw.cursor() as cur, cur.copy(f"COPY ({sql}) TO STDOUT WITH (FORMAT csv)") as copy:
         for data in copy:
@@ -233,7 +236,7 @@ def copy_out_frame(conn: sa.Connection, query: sa.Select) -> "pd.DataFrame | Non
     if not buffer.getbuffer().nbytes:
         return pd.DataFrame({name: pd.Series([], dtype=object) for name in names})
     return pd.read_csv(buffer, header=None, names=names, keep_default_na=False, na_values=[""], true_values=["t"],
-                       false_values=["f"], low_memory=False)
+                       false_values=["f"], low_memory=False, dtype=text or None)
 
 
 def copy_rows(raw: Any, target: str, names: str, rows: Iterable[Sequence[Any]]) -> None:

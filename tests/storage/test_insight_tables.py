@@ -218,3 +218,14 @@ def test_changed_rows_compares_instants_when_the_store_gave_times_back_without_t
     current = pd.DataFrame({"entity_ref": ["a", "b"], "last_at": pd.to_datetime(["2025-05-01T10:00:00Z", "2025-05-02T10:00:00Z"], utc=True)})
     previous = pd.DataFrame({"entity_ref": ["a", "b"], "last_at": pd.to_datetime(["2025-05-01 10:00:00", "2025-05-02 09:00:00"])})
     assert changed_rows(previous, current, "entity_ref")["entity_ref"].tolist() == ["b"]
+
+
+def test_a_text_column_of_digits_reads_back_as_text_through_a_where(catalog_url):
+    """`read_frame(where=)` (COPY on PostgreSQL, parsed as CSV) keeps a text column text when every
+    value looks like a number: service ids such as "007" and "123" are not the integers 7 and 123."""
+    from catalog_pipelines.storage.insights import read_frame, write_frames
+
+    engine = get_engine(catalog_url)
+    write_frames(engine, {GRAPH.cycles: pd.DataFrame({"service_id": ["007", "123", None], "n": [1, 2, 3]})})
+    back = read_frame(engine, GRAPH.cycles, where=sa.column("n") >= 1).sort_values("n")
+    assert back["service_id"].astype(object).where(back["service_id"].notna(), None).tolist() == ["007", "123", None]
