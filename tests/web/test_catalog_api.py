@@ -248,3 +248,39 @@ def test_serve_refuses_to_start_without_callers_and_warns_about_anonymous(monkey
     assert ok.exit_code == 0, ok.output
     assert started == [{"host": "127.0.0.1", "port": 7999, "log_level": "info"}]
     assert any("--allow-anonymous" in r.message for r in caplog.records if r.levelname == "WARNING")
+
+
+def test_a_first_refresh_of_a_large_catalog_builds_the_filter_indexes_after_its_rows(catalog, monkeypatch):
+    """Above BUILD_ABOVE entities, a first refresh on PostgreSQL writes the rows without the two
+    filter indexes and builds them after: the same rows, the same answers, both indexes back; an
+    index missing when a refresh starts (a build interrupted) is created again."""
+    import sqlalchemy as sa
+
+    from catalog_pipelines.services.catalog_read import Caller
+    from catalog_pipelines.storage import catalog_search, schema
+
+    engine = get_engine(catalog)
+    columns = [schema.entity_search.c[c] for c in catalog_search.COLUMNS]
+
+    def rows() -> list[tuple]:
+        with engine.connect() as conn:
+            return conn.execute(sa.select(*columns).order_by(*columns[:2])).all()
+
+    def indexes() -> set[str]:
+        with engine.connect() as conn:
+            return {i["name"] for i in sa.inspect(conn).get_indexes("entity_search")}
+
+    before = rows()
+    monkeypatch.setattr(catalog_search, "BUILD_ABOVE", 5)  # the catalog holds 25 entities
+    with engine.begin() as conn:
+        conn.execute(schema.entity_search_state.delete())  # a first refresh
+    figures = refresh_search(engine)
+    assert figures["entities_refreshed"] == 25 and rows() == before
+    assert {"ix_entity_search_key_value", "ix_entity_search_facets"} <= indexes()
+    assert (figures["index_build_seconds"] > 0) == (engine.dialect.name == "postgresql")
+    assert CatalogReader(engine).query_entities(Caller("service", "t"), {"filter": ["kind=user"]})["totalItems"] == 3
+    if engine.dialect.name == "postgresql":
+        with engine.begin() as conn:
+            conn.execute(sa.text("DROP INDEX ix_entity_search_facets"))
+        assert refresh_search(engine)["entities_refreshed"] == 0
+        assert "ix_entity_search_facets" in indexes()
