@@ -54,6 +54,8 @@ def test_each_defect_fails_its_own_check_with_examples():
     assert outcomes[REQUIRED_FIELDS].metadata["owned.owner unexpected"] == 1
     assert outcomes[OWNERS_RESOLVABLE].metadata["owned.owner examples"] == ["group:default/gone"]
     assert outcomes[RELATION_TARGETS].metadata["ratio"] == round(2 / 3, 6)
+    assert outcomes[RELATION_TARGETS].metadata["relations.target examples"] == ["resource:default/missing-db"]
+    assert outcomes[OWNERS_RESOLVABLE].metadata["owned.owner unexpected"] == 1  # the missing owner is not counted twice
 
 
 def test_ratio_checks_pass_at_or_above_their_threshold():
