@@ -397,7 +397,7 @@ def compute_delivery_metrics(engine: "sa.Engine", *, as_of: date | None = None, 
         previous = previous_sc.result()
         sc = update_source_control(previous, source_control(events, moment))
         # only the entities whose row changed are rewritten (most keep theirs from day to day)
-        sc_changed = changed_rows(previous, sc, "entity_ref") if previous is not None else None
+        sc_changed = changed_rows(previous, sc, "entity_ref")  # (every row when there is no previous table)
         lap("source_control")
         day = sa.column("day")
         facts_delete = {}
@@ -435,7 +435,7 @@ def compute_delivery_metrics(engine: "sa.Engine", *, as_of: date | None = None, 
         week = sa.column("week")
         delete = {**facts_delete, DELIVERY.dora_weekly_entities: sa.or_(
             week >= changed_week.isoformat(), week < first_week.isoformat(), *([week.in_(incident_weeks)] if incident_weeks else []))}
-        if sc_changed is not None and len(sc_changed) < len(sc) // 2:
+        if len(sc_changed) < len(sc) // 2:
             frames[DELIVERY.source_control] = sc_changed
             delete[DELIVERY.source_control] = in_values(engine, sa.column("entity_ref"), sc_changed["entity_ref"].astype(str))
     frames[DELIVERY.facts_state] = pd.DataFrame([{

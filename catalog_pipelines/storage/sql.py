@@ -125,8 +125,13 @@ def pandas_copy(pd_table: Any, conn: sa.Connection, keys: Sequence[str], data_it
     if not _copy_capable(conn) or len(rows) < COPY_THRESHOLD:
         return pd_table._execute_insert(conn, keys, rows)
     table = f'"{pd_table.schema}"."{pd_table.name}"' if pd_table.schema else f'"{pd_table.name}"'
-    copy_rows(psycopg_connection(conn), table, ", ".join('"' + k.replace('"', '""') + '"' for k in keys), rows)
+    copy_rows(psycopg_connection(conn), table, _column_list(keys), rows)
     return len(rows)
+
+
+def _column_list(names: Iterable[Any]) -> str:
+    """Column names quoted for a statement (a double quote inside a name doubled)."""
+    return ", ".join('"' + str(name).replace('"', '""') + '"' for name in names)
 
 
 # What a frame's column may hold for `write_frame_sql` to send it as CSV (what `infer_dtype` says
@@ -169,28 +174,25 @@ def write_frame_sql(conn: sa.Connection, name: str, frame: "pd.DataFrame", *, re
     import pyarrow.csv as pa_csv
     from pandas.io.sql import SQLDatabase
 
-    if conn.dialect.name == "sqlite" and len(frame) >= COPY_THRESHOLD:
-        return _sqlite_executemany(conn, SQLDatabase(conn).prep_table(frame, name, if_exists="replace" if replace else "append",
-                                                                      index=False))
+    if_exists = "replace" if replace else "append"
+    bulk = len(frame) >= COPY_THRESHOLD
+    if conn.dialect.name == "sqlite" and bulk:
+        return _sqlite_executemany(conn, SQLDatabase(conn).prep_table(frame, name, if_exists=if_exists, index=False))
     arrow = None
-    if _copy_capable(conn) and len(frame) >= COPY_THRESHOLD and _csv_safe(frame):
+    if _copy_capable(conn) and bulk and _csv_safe(frame):
         try:
             arrow = pa.Table.from_pandas(frame, preserve_index=False)
         except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
             arrow = None  # (a column pandas can store that Arrow cannot type: the row path)
     if arrow is None:
-        frame.to_sql(name, conn, if_exists="replace" if replace else "append", index=False, chunksize=50_000, method=pandas_copy)
+        frame.to_sql(name, conn, if_exists=if_exists, index=False, chunksize=50_000, method=pandas_copy)
         return len(frame)
-    SQLDatabase(conn).prep_table(frame, name, if_exists="replace" if replace else "append", index=False)
+    SQLDatabase(conn).prep_table(frame, name, if_exists=if_exists, index=False)
     buffer = io.BytesIO()
     pa_csv.write_csv(arrow, buffer, pa_csv.WriteOptions(include_header=False))
-    names = ", ".join('"' + str(c).replace('"', '""') + '"' for c in frame.columns)
-    raw = psycopg_connection(conn)
-    with raw.cursor() as cur, cur.copy(f'COPY "{name}" ({names}) FROM STDIN WITH (FORMAT csv)') as copy:
-        view = buffer.getbuffer()
-        for start in range(0, len(view), 1 << 20):
-            copy.write(view[start:start + (1 << 20)])
-        del view
+    with psycopg_connection(conn).cursor() as cur, \
+            cur.copy(f'COPY "{name}" ({_column_list(frame.columns)}) FROM STDIN WITH (FORMAT csv)') as copy:
+        copy.write(buffer.getvalue())  # (psycopg sends a large buffer in pieces itself)
     return len(frame)
 
 
@@ -205,8 +207,7 @@ def _sqlite_executemany(conn: sa.Connection, table: Any) -> int:
     for key, values in zip(keys, data):
         process = table.table.c[key].type.dialect_impl(conn.dialect).bind_processor(conn.dialect)
         columns.append([None if v is None else process(v) for v in values] if process else values.tolist())
-    names = ", ".join('"' + k.replace('"', '""') + '"' for k in keys)
-    conn.exec_driver_sql(f'INSERT INTO "{table.name}" ({names}) VALUES ({", ".join("?" * len(keys))})', list(zip(*columns)))
+    conn.exec_driver_sql(f'INSERT INTO "{table.name}" ({_column_list(keys)}) VALUES ({", ".join("?" * len(keys))})', list(zip(*columns)))
     return len(data[0]) if data else 0
 
 
