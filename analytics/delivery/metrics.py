@@ -32,7 +32,8 @@ Definitions (DORA, https://dora.dev/guides/dora-metrics-four-keys/):
 - **Lead time for changes**: from the pull request's *first commit* (its creation when the source
   gives no commit time, e.g. GitLab; the `start` column says which) to the end (`finished_at`, else
   `created_at`) of the first successful production deployment of the same repository whose
-  commit is the PR's merge commit *or a later one*. "Later" is judged by merge time: a
+  commit is the PR's merge commit *or a later one* (a commit is looked up among the merge commits
+  of the deployment's own repository only). "Later" is judged by merge time: a
   deployment of the merge commit of a PR merged at t ships every PR of that repository merged at
   or before t and not yet shipped (the default branch is linear in merge order; we do not read the
   commit graph). Why first commit: it is DORA's definition ("code committed to code successfully
@@ -170,12 +171,20 @@ def _link_changes(prod: pd.DataFrame, prs: pd.DataFrame) -> tuple[np.ndarray, pd
     repos = pd.Index(sorted(set(_cat(prod["repository"]).categories.astype(str)) | set(_cat(merged["repository"]).categories.astype(str))))
     m_repo = _index_of(merged["repository"], repos).astype(np.int64)
     m_time = _ns(merged["merged_at"])
-    sha_time = pd.Series(m_time, index=pd.Index(merged["merge_commit_sha"].astype(str)))
-    sha_time = sha_time[~sha_time.index.duplicated()]
     d_repo = _index_of(prod["repository"], repos).astype(np.int64)
     d_at = prod["finished_at"].where(prod["finished_at"].notna(), prod["created_at"])
     d_time = _ns(d_at)
-    shipped = sha_time.reindex(prod["commit_sha"].astype(str)).to_numpy()  # merge time of the deployed commit
+    # the merge time of each deployed commit: the merge commit of a PR of the deployment's own
+    # repository (one integer key per (repository, sha); the first PR read wins a repeated one)
+    sha_codes, _ = pd.factorize(np.r_[merged["merge_commit_sha"].astype(str).to_numpy(dtype=object),
+                                      prod["commit_sha"].astype(object).where(prod["commit_sha"].notna(), "").astype(str).to_numpy(dtype=object)])
+    n_sha = int(sha_codes.max()) + 1 if len(sha_codes) else 1
+    m_key = m_repo * n_sha + sha_codes[: len(merged)]
+    d_key = np.where(d_repo >= 0, d_repo * n_sha + sha_codes[len(merged):], -1)
+    first_key = ~pd.Index(m_key).duplicated()
+    where = pd.Index(m_key[first_key]).get_indexer(d_key)
+    shipped = np.where(where >= 0, m_time[first_key][np.maximum(where, 0)], np.nan)  # merge time of the deployed commit
+    shipped[d_key < 0] = np.nan
     rollback = prod["is_rollback"].fillna(False).astype(bool).to_numpy()
     linked = ~np.isnan(shipped) & ~rollback
     li = np.flatnonzero(linked)
@@ -460,6 +469,18 @@ class Scopes:
         self._ref_dtype = pd.CategoricalDtype(pd.Index(self.ref_categories, dtype=object))
         self._type_dtype = pd.CategoricalDtype(list(SCOPE_TYPES))
         self._mapped: list[tuple[pd.Index, np.ndarray]] = []
+
+    def digest(self) -> str:
+        """A fingerprint of which scopes every entity counts in (its ref, its team and the team's
+        ancestors): equal for two catalogs whose entities roll up the same way (a new day reuses
+        the older weeks of the weekly series only then)."""
+        import hashlib
+
+        hashes = pd.util.hash_array(np.asarray(self.ref_categories, dtype=object))
+        with np.errstate(over="ignore"):  # (uint64 arithmetic wraps, as a hash should)
+            pairs = ((hashes[self.ref_code[self._e]] * np.uint64(0x9E3779B97F4A7C15)) ^ hashes[self.ref_code[self._s]]) + self.type_code[self._s].astype(np.uint64)
+        # sorted: the same catalog read in another row order gives the same digest
+        return hashlib.sha256(np.sort(pairs).tobytes()).hexdigest()[:32]
 
     @property
     def names(self) -> pd.DataFrame:
@@ -1025,10 +1046,14 @@ def finish_tables(facts: Mapping[str, pd.DataFrame], entities: pd.DataFrame, org
         frame = tables[name]
         is_entity = (frame["scope_type"] == "entity").to_numpy()
         entity_rows = is_entity if name == "dora_summary" else is_entity & (frame["events"].to_numpy(float) > 0)
-        tables[entity_name] = frame[entity_rows].reset_index(drop=True)
+        entity_frame = frame[entity_rows].reset_index(drop=True)
+        # (an entity's rows carry no window dates, which change every day: `meta` has them; so
+        # a new day rewrites only the entities whose figures changed)
+        tables[entity_name] = entity_frame.drop(columns=[c for c in ("window_start", "window_end") if c in entity_frame.columns])
         tables[name] = frame[~is_entity].reset_index(drop=True)
     tables["meta"] = pd.DataFrame([{
-        "as_of": as_of.isoformat(), "timezone": config.timezone, "window_days": config.window_days, "weeks": config.weeks,
+        "as_of": as_of.isoformat(), "timezone": config.timezone, "window_days": config.window_days,
+        "window_start": (as_of - timedelta(days=config.window_days - 1)).isoformat(), "window_end": as_of.isoformat(), "weeks": config.weeks,
         "failure_window_hours": config.failure_window_hours, "stale_pr_days": config.stale_pr_days,
         "min_people": config.min_people, "compare_min_entities": config.compare_min_entities,
         "computed_at": moment.isoformat(),

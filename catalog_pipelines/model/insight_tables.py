@@ -211,6 +211,7 @@ class DELIVERY(InsightArea, area="delivery"):
     facts_prs = table()
     facts_reviews = table()
     facts_state = table()
+    facts_digests = table()  # a digest per key of the tables a new day rewrites by changed keys
 
 
 AREAS: tuple[type[InsightArea], ...] = (SCORECARDS, SURVEYS, USAGE, ORPHANS, GRAPH, SKILLS, FACTS, DELIVERY)

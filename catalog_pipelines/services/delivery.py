@@ -136,7 +136,8 @@ def _facts_state(engine: "sa.Engine") -> dict[str, Any] | None:
     row = frame.iloc[0]
     try:  # written by this module as ISO texts (computed_at with its UTC offset)
         return {"as_of": date.fromisoformat(str(row["as_of"])), "first_day": date.fromisoformat(str(row["first_day"])),
-                "computed_at": datetime.fromisoformat(str(row["computed_at"])), "config": str(row["config"])}
+                "computed_at": datetime.fromisoformat(str(row["computed_at"])), "config": str(row["config"]),
+                "scopes": str(row["scopes"]) if "scopes" in row.index and row["scopes"] is not None else None}
     except (KeyError, ValueError):
         return None
 
@@ -238,11 +239,19 @@ _DEPLOYMENT_COLUMNS = ("entity_ref", "source", "repository", "is_production", "s
 
 
 def _events_from(engine: "sa.Engine", config: "DeliveryConfig", since: date, as_of: date,
-                 changed_incidents: "pd.DataFrame | None" = None) -> dict[str, "pd.DataFrame"]:
+                 changed_incidents: "pd.DataFrame | None" = None, *, incremental: bool = False) -> dict[str, "pd.DataFrame"]:
     """What computing the day-grain facts from `since` reads: production deployments and pull
     requests of the link look-back before it, every open pull request (whatever its day), the
     reviews from `since`, the incidents of the look-back and `changed_incidents` (those read again
-    since the last run, whatever their day)."""
+    since the last run, whatever their day).
+
+    `incremental` (a new day): of the look-back before `since`, only the repositories deploying
+    to production from `since` on are read (their deployments and merged pull requests). It gives
+    the same day-grain facts from `since` on: a deployment is linked to the pull requests of its
+    own repository only, from that repository's earlier deployments (which changes they shipped
+    already), and an incident or rollback from `since` on blames a deployment of those days
+    (the plan starts the days a failure window before the first changed one). At 200k entities:
+    ~30k rows instead of ~470k."""
     from datetime import timedelta
 
     import pandas as pd
@@ -252,14 +261,21 @@ def _events_from(engine: "sa.Engine", config: "DeliveryConfig", since: date, as_
 
     lookback = since - timedelta(days=config.link_lookback_days)
     recent = since - timedelta(days=1)  # a local day may begin on the UTC day before
-    events = {
-        DEPLOYMENTS: read_events(engine, DEPLOYMENTS, lookback, as_of, production_only=True, columns=_DEPLOYMENT_COLUMNS),
-        REVIEWS: read_events(engine, REVIEWS, recent, as_of, columns=_REVIEW_COLUMNS),
-    }
+    if incremental:
+        deployments = read_events(engine, DEPLOYMENTS, recent, as_of, production_only=True, columns=_DEPLOYMENT_COLUMNS)
+        repositories = pd.Index(deployments["repository"].astype(object).dropna().unique()).astype(str).tolist()
+        earlier = read_events(engine, DEPLOYMENTS, lookback, recent - timedelta(days=1), production_only=True,
+                              columns=_DEPLOYMENT_COLUMNS, repositories=repositories)
+        deployments = _concat([deployments, earlier]) if len(earlier) else deployments
+    else:
+        repositories = None
+        deployments = read_events(engine, DEPLOYMENTS, lookback, as_of, production_only=True, columns=_DEPLOYMENT_COLUMNS)
+    events = {DEPLOYMENTS: deployments, REVIEWS: read_events(engine, REVIEWS, recent, as_of, columns=_REVIEW_COLUMNS)}
     # before `recent`, only merged pull requests matter (a deployment of the days recomputed may
     # ship them), and only the columns that link them; every open one is read whatever its day
     prs = [read_events(engine, PULL_REQUESTS, recent, as_of, columns=_PR_COLUMNS),
-           read_events(engine, PULL_REQUESTS, lookback, recent - timedelta(days=1), merged_only=True, columns=_PR_LINK_COLUMNS),
+           read_events(engine, PULL_REQUESTS, lookback, recent - timedelta(days=1), merged_only=True, columns=_PR_LINK_COLUMNS,
+                       repositories=repositories),
            read_events(engine, PULL_REQUESTS, None, recent - timedelta(days=1), open_only=True, columns=_PR_COLUMNS)]
     template = empty_frame(PULL_REQUESTS, _PR_COLUMNS)
     prs = [p if list(p.columns) == list(_PR_COLUMNS) else
@@ -371,8 +387,9 @@ def compute_delivery_metrics(engine: "sa.Engine", *, as_of: date | None = None, 
             kept = pool.submit(_read_facts, engine, first_day, since, as_of - timedelta(days=config.window_days - 1))
             # (a condition that holds for every row: the COPY reader on PostgreSQL)
             previous_sc = pool.submit(read_frame, engine, DELIVERY.source_control, where=sa.true())
+            kept_digests = pool.submit(read_frame, engine, DELIVERY.facts_digests, where=sa.true())
             lap("read_facts")  # (PostgreSQL: "read_facts_wait", what was left of it once the new days' facts were ready)
-            events = _events_from(engine, config, since, as_of, changed_incidents)
+            events = _events_from(engine, config, since, as_of, changed_incidents, incremental=True)
             lap("read_events")
             fresh = daily_facts(events, config, since=since, include_incidents=changed_incidents["incident_id"].astype(str).tolist())
             lap("day_facts")
@@ -410,6 +427,7 @@ def compute_delivery_metrics(engine: "sa.Engine", *, as_of: date | None = None, 
                 condition = sa.or_(old, day >= pd.Timestamp(since).to_pydatetime())
             facts_delete[_fact_table(name)] = condition
     entities, org, scopes = catalog.result()
+    scopes_digest = scopes.digest()
     lap("catalog_wait")
     tables = finish_tables(facts, entities, org, config, as_of=as_of, open_prs=open_pull_requests(events["pull_requests"], moment),
                            source_ctl=sc, moment=moment, scopes=scopes)
@@ -420,31 +438,164 @@ def compute_delivery_metrics(engine: "sa.Engine", *, as_of: date | None = None, 
         frames.update({_fact_table(name): frame for name, frame in _stored_facts(facts).items()})
     else:  # incremental: the changed days' rows replaced, the rest kept
         frames.update({_fact_table(name): frame for name, frame in _stored_facts(fresh).items()})
-        # the entities' weekly series: the weeks from the first changed day's on rewritten, the
-        # weeks that left the series dropped, the others kept (teams' series: rewritten whole)
-        # (an incident started in an older week and resolved since changes that week's time to
-        # restore only: its week is rewritten, not every week after it)
+        # the weekly series: the weeks from the first changed day's on rewritten, the weeks that
+        # left the series dropped, the older weeks kept but where a rebuilt incident (started in
+        # an older week, resolved since) changes one scope's time to restore: that scope's week
+        # (`_weekly_changes`). Both series are rewritten whole when the catalog's scopes changed
+        # (an entity added, removed or moved to another team changes the teams' older weeks).
         changed_week = since - timedelta(days=since.weekday())
         first_week = as_of - timedelta(days=as_of.weekday(), weeks=config.weeks - 1)
-        incident_days = pd.to_datetime(fresh["incidents"]["day"])
-        incident_weeks = sorted({(d - pd.Timedelta(days=d.weekday())).date().isoformat() for d in incident_days
-                                 if first_week <= d.date() < changed_week})
-        weekly = tables["dora_weekly_entities"]
-        week_text = weekly["week"].astype(str)
-        frames[DELIVERY.dora_weekly_entities] = weekly[((week_text >= changed_week.isoformat()) | week_text.isin(incident_weeks)).to_numpy()]
-        week = sa.column("week")
-        delete = {**facts_delete, DELIVERY.dora_weekly_entities: sa.or_(
-            week >= changed_week.isoformat(), week < first_week.isoformat(), *([week.in_(incident_weeks)] if incident_weeks else []))}
+        if state is not None and state.get("scopes") == scopes_digest:
+            touched = _incident_weeks(cached["incidents"], fresh["incidents"], first_week, changed_week)
+            delete = dict(facts_delete)
+            for name, kinds in (("dora_weekly_entities", ("entity",)), ("dora_weekly", ("team", "org"))):
+                frame, condition = _weekly_changes(engine, tables[name], scopes, touched, kinds, changed_week, first_week,
+                                                   zeros=name == "dora_weekly")
+                frames[DELIVERY.get(name)] = frame
+                delete[DELIVERY.get(name)] = condition
         if len(sc_changed) < len(sc) // 2:
             frames[DELIVERY.source_control] = sc_changed
             delete[DELIVERY.source_control] = in_values(engine, sa.column("entity_ref"), sc_changed["entity_ref"].astype(str))
+    # the entities' four keys, their scorecard facts and the reviewers' load: only the keys
+    # whose rows changed are rewritten (`_by_changed_keys`)
+    previous_digests = kept_digests.result() if facts_delete is not None else None
+    digest_frames, digest_delete = [], []
+    for name, key_columns in _BY_KEY.items():
+        digest_rows, condition = _by_changed_keys(engine, DELIVERY.get(name), tables[name], key_columns, previous_digests, frames,
+                                                  delete if facts_delete is not None else None)
+        digest_frames.append(digest_rows)
+        digest_delete.append(condition)
+    frames[DELIVERY.facts_digests] = pd.concat(digest_frames, ignore_index=True)
+    if facts_delete is not None:
+        delete[DELIVERY.facts_digests] = sa.or_(*digest_delete)
     frames[DELIVERY.facts_state] = pd.DataFrame([{
         "as_of": as_of.isoformat(), "first_day": first_day.isoformat(), "computed_at": started.isoformat(),
-        "config": _config_fingerprint(config)}])
+        "config": _config_fingerprint(config), "scopes": scopes_digest}])
+    lap("publish_plan")
     rows = write_frames(engine, frames, delete=delete)
     lap("write")
     return {"tables": tables, "rows": rows, "as_of": as_of, "mode": "full" if since is None else "incremental",
             "since": since, "timings": timings}
+
+
+# Tables published by changed keys: their key columns. A new day computes them whole but
+# rewrites only the keys (an entity; a team and reviewer) whose rows changed, found by comparing a
+# digest of each key's rows with the one kept from the last run (`DELIVERY.facts_digests`): most
+# entities' figures do not change from one day to the next.
+_BY_KEY = {"dora_entities": ("scope_ref",), "entity_facts": ("entity_ref",), "reviewer_load": ("scope_ref", "reviewer")}
+
+
+def _by_changed_keys(engine: "sa.Engine", table: Any, frame: "pd.DataFrame", key_columns: tuple[str, ...],
+                     previous: "pd.DataFrame | None", frames: dict, delete: dict | None) -> tuple["pd.DataFrame", Any]:
+    """Publish `frame` to `table` by changed keys: sets `frames[table]` (and `delete[table]`) to
+    the rows of the keys that are new or changed and the condition deleting those keys' and the
+    vanished keys' rows; the whole frame, replacing the table, when there are no previous
+    digests (`delete` None: from scratch) or most keys changed. Returns the digest rows to keep
+    (name, key, digest) and the condition deleting the digests they replace."""
+    import pandas as pd
+    import sqlalchemy as sa
+
+    from catalog_pipelines.storage.insights import changed_keys, group_digests
+    from catalog_pipelines.storage.sql import in_values
+
+    import numpy as np
+
+    keys = frame[key_columns[0]]
+    column = sa.column(key_columns[0], sa.String)
+    if len(key_columns) > 1:
+        keys = keys.astype(object).astype(str).to_numpy(dtype=object)
+        for extra in key_columns[1:]:
+            keys = keys + "\x1f" + frame[extra].astype(object).astype(str).to_numpy(dtype=object)
+            column = column + "\x1f" + sa.column(extra, sa.String)
+        keys = pd.Series(keys, index=frame.index, dtype=object)
+    digests = group_digests(frame, keys)
+    name = sa.column("name", sa.String)
+    mine = previous[previous["name"].astype(str) == table.name] if previous is not None else None
+    found = changed_keys(digests, mine) if delete is not None else None
+    if found is None or len(found[0]) + len(found[1]) > len(digests) // 2:
+        frames[table] = frame
+        if delete is not None:
+            delete.pop(table, None)  # replaced whole
+        return pd.DataFrame({"name": table.name, "key": digests.index.to_numpy(), "digest": digests.to_numpy()}), name == table.name
+    changed, removed = found
+    codes, uniques = pd.factorize(keys)  # (the changed keys found among the distinct ones, then taken by row)
+    wanted = pd.Index(np.asarray(uniques, dtype=object).astype(str), dtype=object).isin(pd.Index(changed, dtype=object))
+    frames[table] = frame[(codes >= 0) & wanted[np.maximum(codes, 0)]]
+    delete[table] = in_values(engine, column, changed + removed)
+    kept = digests[digests.index.isin(pd.Index(changed, dtype=object))]
+    return (pd.DataFrame({"name": table.name, "key": kept.index.to_numpy(), "digest": kept.to_numpy()}),
+            sa.and_(name == table.name, in_values(engine, sa.column("key", sa.String), changed + removed)))
+
+
+def _incident_weeks(cached: "pd.DataFrame", fresh: "pd.DataFrame", first_week: date, changed_week: date) -> "pd.DataFrame":
+    """(week, entity_ref) of the incidents rebuilt by id whose week is kept (in [first_week,
+    changed_week)): the fresh rows and the kept rows they replace (an incident may change its
+    service, so its entity). `entity_ref` null: an incident counted for the organisation only."""
+    import pandas as pd
+
+    ids = set(fresh["incident_id"].astype(str))
+    rows = [fresh[["day", "entity_ref"]], cached.loc[cached["incident_id"].astype(str).isin(ids).to_numpy(), ["day", "entity_ref"]]]
+    both = pd.DataFrame({"day": pd.to_datetime(pd.concat([r["day"] for r in rows], ignore_index=True)),
+                         "entity_ref": pd.concat([r["entity_ref"].astype(object) for r in rows], ignore_index=True)})
+    week = (both["day"] - pd.to_timedelta(both["day"].dt.weekday, unit="D")).dt.date
+    both = pd.DataFrame({"week": week, "entity_ref": both["entity_ref"].where(both["entity_ref"].notna(), None)})
+    return both[((week >= first_week) & (week < changed_week)).to_numpy()].drop_duplicates().reset_index(drop=True)
+
+
+def _weekly_changes(engine: "sa.Engine", frame: "pd.DataFrame", scopes: Any, touched: "pd.DataFrame", kinds: tuple[str, ...],
+                    changed_week: date, first_week: date, *, zeros: bool) -> tuple["pd.DataFrame", Any]:
+    """The rows of a weekly table (`dora_weekly_entities`, or `dora_weekly` of teams and the
+    organisation) a new day rewrites, and the condition deleting the rows they replace: every
+    week from `changed_week` on, the weeks before `first_week` (gone from the series), and in the
+    kept weeks the (week, scope) of each `touched` entity's scopes of `kinds`.
+
+    `zeros`: the table carries zero rows (deployments, change failure rate) in every week for a
+    scope that deployed in any week of the series: a scope that deploys in the rewritten weeks
+    only (none of its kept weeks) has all its weeks rewritten (it may have no zero rows in the
+    kept weeks yet), and one that no longer deploys in any week of the series loses its zero rows
+    in the kept weeks."""
+    import numpy as np
+    import pandas as pd
+    import sqlalchemy as sa
+
+    from catalog_pipelines.storage.sql import in_values
+
+    week_categories = pd.Index(frame["week"].cat.categories).astype(str)
+    week_codes = frame["week"].cat.codes.to_numpy()
+    rewritten_weeks = np.asarray(week_categories >= changed_week.isoformat())
+    rewrite = rewritten_weeks[week_codes] & (week_codes >= 0)
+    ref_categories = pd.Index(frame["scope_ref"].cat.categories)
+    ref_codes = frame["scope_ref"].cat.codes.to_numpy().astype(np.int64)
+    # the touched (week, scope) pairs
+    if len(touched):
+        known = touched["entity_ref"].notna().to_numpy()
+        rows, scope_ids = scopes.expand(touched["entity_ref"].astype(object).where(known, None), kinds=kinds)
+        pair_weeks = touched["week"].to_numpy()[rows]
+        pair_scopes = np.asarray(scopes.columns(scope_ids)["scope_ref"].astype(object))
+        pairs = pd.DataFrame({"week": pd.Index(pair_weeks).astype(str), "scope_ref": pair_scopes}).drop_duplicates()
+    else:
+        pairs = pd.DataFrame({"week": pd.Series([], dtype=object), "scope_ref": pd.Series([], dtype=object)})
+    if len(pairs):
+        w = week_categories.get_indexer(pairs["week"])
+        r = ref_categories.get_indexer(pairs["scope_ref"].astype(str))
+        ok = (w >= 0) & (r >= 0)
+        keys = np.unique(w[ok].astype(np.int64) * len(ref_categories) + r[ok])
+        rewrite |= np.isin(week_codes.astype(np.int64) * len(ref_categories) + ref_codes, keys)
+    week, scope_ref, metric = sa.column("week", sa.String), sa.column("scope_ref", sa.String), sa.column("metric", sa.String)
+    conditions = [week >= changed_week.isoformat(), week < first_week.isoformat()]
+    if len(pairs):
+        conditions.append(in_values(engine, week + "\x1f" + scope_ref, (pairs["week"] + "\x1f" + pairs["scope_ref"].astype(str)).tolist()))
+    if zeros:
+        deployments = np.asarray(frame["metric"].astype(str) == "deployments") if len(frame) else np.zeros(0, bool)
+        seen = np.unique(ref_codes[deployments])
+        kept_deploying = np.unique(ref_codes[deployments & ~rewritten_weeks[week_codes] & (frame["events"].to_numpy(float) > 0)])
+        new = np.setdiff1d(seen, kept_deploying)
+        if len(new):
+            rewrite |= np.isin(ref_codes, new)
+            conditions.append(in_values(engine, scope_ref, ref_categories[new].astype(str).tolist()))
+        conditions.append(sa.and_(week < changed_week.isoformat(), metric.in_(["deployments", "change_failure_rate"]),
+                                  sa.not_(in_values(engine, scope_ref, ref_categories[seen].astype(str).tolist()))))
+    return frame[rewrite].reset_index(drop=True), sa.or_(*conditions)
 
 
 def read_delivery_tables(engine: "sa.Engine") -> dict[str, "pd.DataFrame | None"]:

@@ -152,9 +152,10 @@ def ensure_schema(engine: sa.Engine) -> int:
             # created at the current version, so the steps find nothing to do there.
             if current is not None and current < 2 and not is_sqlite(engine):
                 _migrate_ref_collation(conn)
-            if current is not None and current < 3:
+            if current is not None and current < 4:
                 # Version 3: the delivery event tables' `collected_at` index (what changed since
-                # the delivery metrics were last computed).
+                # the delivery metrics were last computed); version 4: the pull requests' and
+                # deployments' (repository, day) index (a new day's link look-back).
                 for table in schema.delivery_event_tables.values():
                     for index in table.indexes:
                         index.create(conn, checkfirst=True)

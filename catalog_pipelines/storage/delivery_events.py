@@ -185,6 +185,7 @@ def read_events(
     until_day: dt.date | None = None,
     *,
     entity_refs: Iterable[str] | None = None,
+    repositories: Iterable[str] | None = None,
     columns: Sequence[str] | None = None,
     chunk_rows: int = READ_CHUNK,
     production_only: bool = False,
@@ -199,7 +200,8 @@ def read_events(
 
     Narrower reads (what a new day of the delivery metrics needs): `production_only` (deployments:
     successful production ones), `open_only` (pull requests neither merged nor closed, whatever
-    their day), `merged_only` (merged pull requests), `collected_after` (rows collected after that moment, whatever their day)."""
+    their day), `merged_only` (merged pull requests), `collected_after` (rows collected after that moment, whatever their day),
+    `repositories` (only these repositories' events: index on repository and day)."""
     t = table(kind)
     wanted = list(columns) if columns is not None else list(ev.COLUMNS[kind])
     unknown = [c for c in wanted if c not in ev.COLUMNS[kind]]
@@ -218,10 +220,16 @@ def read_events(
         q = q.where(t.c.merged_at.is_not(None))
     if collected_after is not None:
         q = q.where(t.c.collected_at > _utc(collected_after))
+    if repositories is not None:
+        repositories = sorted(set(repositories))
+        if not repositories:
+            return empty_frame(kind, wanted)
     # No ORDER BY: ordering 5 M rows by key walks the primary key's index and reads the table in
     # random order (3x slower on SQLite); callers that need an order sort the frame.
     parts: list[pd.DataFrame] = []
     with engine.connect() as conn:
+        if repositories is not None:
+            q = q.where(in_values(conn, t.c.repository, repositories))
         if entity_refs is not None:
             q = q.where(in_values(conn, t.c.entity_ref, sorted(set(entity_refs))))
         elif engine.dialect.name == "postgresql":

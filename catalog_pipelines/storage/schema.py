@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 from catalog_pipelines.model import delivery_events as _ev
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 LEDGER_SCHEMA = "ingestion"
 
 metadata = sa.MetaData()
@@ -390,6 +390,9 @@ def _event_type(kind: str, column: str) -> sa.types.TypeEngine:
     return sa.Text()
 
 
+_REPOSITORY_INDEXED = (_ev.PULL_REQUESTS, _ev.DEPLOYMENTS)
+
+
 def _event_table(kind: str) -> sa.Table:
     name = f"delivery_{kind}"
     columns = [c for c in _ev.COLUMNS[kind] if c not in ("entity_ref", "source")]
@@ -407,6 +410,9 @@ def _event_table(kind: str) -> sa.Table:
         # what changed since the delivery metrics were last computed (services.delivery: a new
         # day recomputes from the first day holding an event collected since)
         sa.Index(f"ix_{name}_collected", "collected_at"),
+        # a new day links its deployments to the pull requests they shipped reading only the
+        # deploying repositories' look-back (services.delivery._events_from)
+        *([sa.Index(f"ix_{name}_repository_day", "repository", "day")] if kind in _REPOSITORY_INDEXED else []),
     )
 
 

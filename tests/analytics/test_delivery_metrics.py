@@ -117,6 +117,20 @@ def test_deployments_with_no_linked_change_are_counted_not_timed():
     assert key(tables, "deployment_frequency", TEAM)["events"] == 2
 
 
+def test_a_deployed_commit_is_looked_up_among_its_own_repositorys_merge_commits_only():
+    """A sha that is the merge commit of a PR of another repository (a mirror, a copied history)
+    links nothing: a deployment ships its own repository's changes (what lets a new day read only
+    the deploying repositories' look-back)."""
+    ev = events(
+        prs=[pr(1, "2025-05-20 10:00", "2025-05-20 12:00", "shared", entity=SHOP, repo="acme/bravo-shop"),
+             pr(2, "2025-05-20 10:00", "2025-05-20 13:00", "own")],
+        deployments=[deploy(1, "2025-05-20 14:00", "shared"),  # alpha-api deploys a sha of bravo-shop's history
+                     deploy(2, "2025-05-21 14:00", "own")])
+    facts = daily_facts(ev, LOW_N)
+    assert facts["changes"]["number"].tolist() == [2]
+    assert facts["deploy_days"].sort_values("day")["unlinked"].tolist() == [1, 0]
+
+
 def test_change_failure_blames_the_latest_deployment_before_an_incident_or_rollback_within_the_window():
     ev = events(
         deployments=[deploy(1, "2025-05-12 10:00", "a"), deploy(2, "2025-05-13 10:00", "b"),

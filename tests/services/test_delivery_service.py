@@ -187,10 +187,123 @@ def test_a_new_day_computed_incrementally_equals_the_tables_computed_from_scratc
     _assert_same_tables(published, read_delivery_tables(engine))
     _assert_same_tables({k: v for k, v in kept.items()},
                         {k: v for k, v in _read_facts(engine, date(2025, 1, 1), day2 + timedelta(days=1)).items()})
-    # and once more, nothing new: the same figures again, incrementally
+    # and once more, nothing new: the same figures again, incrementally, and no entity's rows rewritten
     three = compute_delivery_metrics(engine, as_of=day2)
     assert three["mode"] == "incremental"
     _assert_same_tables(three["tables"], scratch["tables"])
+    assert three["rows"]["dora_entities"] == three["rows"]["entity_facts"] == three["rows"]["reviewer_load"] == 0
+    _assert_same_tables(published, read_delivery_tables(engine))
+
+
+def test_a_table_published_by_changed_keys_equals_the_new_frame_with_only_those_keys_rewritten(catalog_url):
+    """`_by_changed_keys`: of a recomputed table, the keys whose rows changed (one entity's value,
+    a composite key's row), a new key and a vanished one are rewritten; the stored table then
+    equals the new frame; a second pass with nothing changed writes nothing."""
+    import pandas as pd
+    import sqlalchemy as sa
+
+    from catalog_pipelines.model.insight_tables import DELIVERY
+    from catalog_pipelines.services.delivery import _by_changed_keys
+    from catalog_pipelines.storage.db import get_engine
+    from catalog_pipelines.storage.insights import read_frame, write_frames
+
+    engine = get_engine(catalog_url)
+    old = pd.DataFrame({"scope_ref": [f"team-{i % 50}" for i in range(200)], "reviewer": [f"p_{i}" for i in range(200)],
+                        "reviews": range(200)})
+
+    def publish(frame, previous, incremental):
+        frames, delete = {}, ({} if incremental else None)
+        digests, condition = _by_changed_keys(engine, DELIVERY.reviewer_load, frame, ("scope_ref", "reviewer"), previous, frames, delete)
+        frames[DELIVERY.facts_digests] = digests
+        if incremental:
+            delete[DELIVERY.facts_digests] = condition
+        return write_frames(engine, frames, delete=delete)
+
+    publish(old, None, False)
+    new = old.copy()
+    new.loc[7, "reviews"] = 1000  # one row changes
+    new = pd.concat([new.drop(index=[9]), pd.DataFrame({"scope_ref": ["team-new"], "reviewer": ["p_x"], "reviews": [1]})])
+    rows = publish(new, read_frame(engine, DELIVERY.facts_digests, where=sa.true()), True)
+    assert rows["reviewer_load"] == 2  # team-7/p_7 and team-new/p_x; team-9/p_9 only deleted
+    stored = read_frame(engine, DELIVERY.reviewer_load).sort_values(["scope_ref", "reviewer"]).reset_index(drop=True)
+    expected = new.sort_values(["scope_ref", "reviewer"]).reset_index(drop=True)
+    pd.testing.assert_frame_equal(stored, expected, check_dtype=False)
+    assert publish(new, read_frame(engine, DELIVERY.facts_digests, where=sa.true()), True)["reviewer_load"] == 0
+    assert len(read_frame(engine, DELIVERY.facts_digests)) == len(new)
+
+
+def _production_deployment(entity: str, repository: str, at: str, key: str) -> dict:
+    import pandas as pd
+
+    moment = pd.Timestamp(at, tz="UTC")
+    return {"entity_ref": entity, "source": "github", "repository": repository, "deployment_id": key, "environment": "production",
+            "is_production": True, "status": "success", "commit_sha": f"sha-{key}", "created_at": moment,
+            "finished_at": moment + pd.Timedelta(minutes=5), "is_rollback": False}
+
+
+def test_a_new_day_rewrites_the_weekly_series_as_from_scratch_when_teams_start_or_stop_deploying_and_the_catalog_moves(
+        catalog_url, monkeypatch):
+    """The weekly series keeps its older weeks on a new day, yet equals the from-scratch tables
+    when (a) a week leaves the series (the new day is a Monday) and with it the only deployment of
+    a team and of its parent (their zero rows in the kept weeks go), (b) a new team deploys for
+    the first time (it gets zero rows in every kept week), (c) the catalog moves an entity to
+    another team (the older weeks of both teams change: both series rewritten whole)."""
+    import pandas as pd
+
+    from analytics.delivery.synthetic import known_at
+
+    monkeypatch.setenv("CATALOG_DATABASE_URL", catalog_url)
+    cat = Catalog(catalog_url)
+    bodies = [({**b, "spec": {**b["spec"], "children": [*b["spec"]["children"], "delta"]}} if b["metadata"]["name"] == "acme" else b)
+              for b in example_entities()]
+    bodies += [{"apiVersion": "backstage.io/v1alpha1", "kind": "Group", "metadata": {"name": "delta"},
+                "spec": {"type": "team", "parent": "acme", "children": []}},
+               {"apiVersion": "backstage.io/v1alpha1", "kind": "Component", "metadata": {"name": "delta-api"},
+                "spec": {"type": "service", "lifecycle": "production", "owner": "delta"}}]
+    cat.cycle(bodies)
+    ensure_schema(cat.engine)
+    engine = cat.engine
+    events = synthetic_delivery_events(entities_frame_from(example_entities()), None, days=150, seed=11, end=END, pipeline_runs=False)
+    day1, day2 = date(2025, 5, 25), date(2025, 5, 26)  # a Sunday, then a Monday: the week of March 3 leaves the series
+    d = events[ev.DEPLOYMENTS]
+    d = d[(d["entity_ref"].astype(str) != "component:default/bravo-shop").to_numpy()]
+    extra = pd.DataFrame([_production_deployment("component:default/bravo-shop", "acme/bravo-shop", "2025-03-04 10:00", "gone-1"),
+                          _production_deployment("component:default/delta-api", "acme/delta-api", "2025-05-26 10:00", "first-1")])
+    events[ev.DEPLOYMENTS] = pd.concat([d.astype(object), extra.astype(object)], ignore_index=True).infer_objects()
+    for column in ("created_at", "finished_at"):
+        events[ev.DEPLOYMENTS][column] = pd.to_datetime(events[ev.DEPLOYMENTS][column], utc=True)
+    first = known_at(events, datetime(2025, 5, 26, tzinfo=UTC))
+    for kind in (ev.PULL_REQUESTS, ev.REVIEWS, ev.DEPLOYMENTS, ev.INCIDENTS):
+        store.write_events(engine, kind, _rows(kind, first[kind]), datetime(2025, 5, 26, tzinfo=UTC))
+    assert compute_delivery_metrics(engine, as_of=day1)["mode"] == "full"
+
+    def deploying(weekly, team):
+        rows = weekly[(weekly["scope_ref"].astype(str) == f"group:default/{team}") & (weekly["metric"].astype(str) == "deployments")]
+        return len(rows), rows["value"].sum()
+
+    before = read_delivery_tables(engine)["dora_weekly"]
+    assert deploying(before, "bravo") == deploying(before, "product") == (12, 1) and deploying(before, "delta") == (0, 0)
+
+    second = known_at(events, datetime(2025, 5, 27, tzinfo=UTC))
+    for kind in first:
+        store.write_events(engine, kind, _changed_rows(kind, first[kind], second[kind]), datetime.now(UTC))
+    two = compute_delivery_metrics(engine, as_of=day2)
+    assert two["mode"] == "incremental"
+    assert 0 < two["rows"]["dora_weekly"] < len(two["tables"]["dora_weekly"])  # the older weeks were kept
+    published = read_delivery_tables(engine)
+    weekly = published["dora_weekly"]
+    assert deploying(weekly, "bravo") == deploying(weekly, "product") == (0, 0)  # their only deployment left the series
+    assert deploying(weekly, "delta") == (12, 1)  # zeros in the eleven kept weeks
+    compute_delivery_metrics(engine, as_of=day2, full=True)
+    _assert_same_tables(published, read_delivery_tables(engine))
+
+    # the catalog moves zulu-vault to alpha: the next run's weekly series are rewritten whole
+    cat.cycle([({**b, "spec": {**b["spec"], "owner": "alpha"}} if b["metadata"]["name"] == "zulu-vault" else b) for b in bodies])
+    three = compute_delivery_metrics(engine, as_of=day2)
+    assert three["mode"] == "incremental" and three["rows"]["dora_weekly"] == len(three["tables"]["dora_weekly"])
+    published = read_delivery_tables(engine)
+    compute_delivery_metrics(engine, as_of=day2, full=True)
+    _assert_same_tables(published, read_delivery_tables(engine))
 
 
 def test_delivery_compute_says_whether_it_ran_from_scratch_or_incrementally(stored):

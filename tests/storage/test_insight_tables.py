@@ -229,3 +229,21 @@ def test_a_text_column_of_digits_reads_back_as_text_through_a_where(catalog_url)
     write_frames(engine, {GRAPH.cycles: pd.DataFrame({"service_id": ["007", "123", None], "n": [1, 2, 3]})})
     back = read_frame(engine, GRAPH.cycles, where=sa.column("n") >= 1).sort_values("n")
     assert back["service_id"].astype(object).where(back["service_id"].notna(), None).tolist() == ["007", "123", None]
+
+
+def test_a_keys_digest_changes_with_any_of_its_rows_values_and_not_with_their_order():
+    from catalog_pipelines.storage.insights import changed_keys, group_digests
+
+    frame = pd.DataFrame({"scope_ref": pd.Categorical(["a", "a", "b", "c"]), "metric": ["x", "y", "x", "x"],
+                          "value": [1.0, float("nan"), 2.0, 3.0]})
+    digests = group_digests(frame, frame["scope_ref"])
+    assert digests.index.tolist() == ["a", "b", "c"]
+    shuffled = frame.iloc[[3, 1, 2, 0]].assign(scope_ref=lambda f: f["scope_ref"].astype(object))  # another order, text keys
+    assert group_digests(shuffled, shuffled["scope_ref"]).sort_index().equals(digests)
+    later = frame.copy()
+    later.loc[1, "value"] = 0.5  # a's second row changes
+    later = pd.concat([later[later["scope_ref"] != "c"], pd.DataFrame({"scope_ref": ["d"], "metric": ["x"], "value": [4.0]})])
+    previous = pd.DataFrame({"key": digests.index, "digest": digests.to_numpy()})
+    assert changed_keys(group_digests(later, later["scope_ref"].astype(str)), previous) == (["a", "d"], ["c"])
+    assert changed_keys(digests, None) is None
+    assert changed_keys(digests, previous) == ([], [])

@@ -239,23 +239,35 @@ def test_version_1_postgres_catalog_is_migrated_to_bytewise_ref_collation(new_po
     engine.dispose()
 
 
-def test_version_2_catalog_gets_the_delivery_events_collected_at_index(catalog_url):
+def test_older_catalog_gets_the_delivery_event_indexes_its_version_lacks(catalog_url):
     """Schema v3 indexes the delivery event tables' `collected_at` (what changed since the delivery
-    metrics were last computed); a v2 database gets the indexes, its rows kept."""
+    metrics were last computed), v4 the pull requests' and deployments' (repository, day) (a new
+    day's link look-back); a v2 database gets both, a v3 one the second, their rows kept."""
+    from catalog_pipelines.model import delivery_events as ev
     from catalog_pipelines.storage.db import create_catalog_engine, ensure_schema
 
     engine = create_catalog_engine(catalog_url)
     ensure_schema(engine)
-    names = [f"ix_{t.name}_collected" for t in s.delivery_event_tables.values()]
-    with engine.begin() as conn:
-        for name in names:
-            conn.execute(sa.text(f"DROP INDEX {name}"))
-        conn.execute(s.schema_version.delete())
-        conn.execute(s.schema_version.insert().values(version=2, applied_at=dt.datetime.now(dt.timezone.utc)))
-    assert ensure_schema(engine) == s.SCHEMA_VERSION == 3
-    inspector = sa.inspect(engine)
-    for t in s.delivery_event_tables.values():
-        assert f"ix_{t.name}_collected" in {i["name"] for i in inspector.get_indexes(t.name)}
+    collected = [f"ix_{t.name}_collected" for t in s.delivery_event_tables.values()]
+    by_repository = [f"ix_{s.delivery_event_tables[k].name}_repository_day" for k in (ev.PULL_REQUESTS, ev.DEPLOYMENTS)]
+    for version, dropped in ((2, collected + by_repository), (3, by_repository)):
+        with engine.begin() as conn:
+            conn.execute(s.delivery_event_tables[ev.DEPLOYMENTS].insert().values(
+                source="github", event_key=f"k{version}", day=dt.date(2025, 6, 1), repository="acme/api",
+                collected_at=dt.datetime(2025, 6, 2, tzinfo=dt.timezone.utc)))
+            for name in dropped:
+                conn.execute(sa.text(f"DROP INDEX {name}"))
+            conn.execute(s.schema_version.delete())
+            conn.execute(s.schema_version.insert().values(version=version, applied_at=dt.datetime.now(dt.timezone.utc)))
+        assert ensure_schema(engine) == s.SCHEMA_VERSION == 4
+        inspector = sa.inspect(engine)
+        for t in s.delivery_event_tables.values():
+            names = {i["name"] for i in inspector.get_indexes(t.name)}
+            assert f"ix_{t.name}_collected" in names
+            assert (f"ix_{t.name}_repository_day" in names) == (f"ix_{t.name}_repository_day" in by_repository)
+        with engine.connect() as conn:
+            assert conn.execute(sa.select(sa.func.count()).select_from(s.delivery_event_tables[ev.DEPLOYMENTS])).scalar() == (
+                1 if version == 2 else 2)
     engine.dispose()
 
 
