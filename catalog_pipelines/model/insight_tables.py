@@ -204,14 +204,10 @@ class DELIVERY(InsightArea, area="delivery"):
     entity_facts = table()  # the scorecards' `delivery.*` facts, one row per entity
     source_control = table()  # per entity: repository, open PRs, last merge, last deployment
     meta = table()
-    # the day-grain facts kept between runs (services.delivery: a new day recomputes its days only)
-    facts_deploy_days = table()
-    facts_changes = table()
-    facts_incidents = table()
-    facts_prs = table()
-    facts_reviews = table()
+    # what a new day reads back of the last run (services.delivery: it recomputes its days only):
+    # the state row, and the day-grain facts, source control and digests as Parquet documents
     facts_state = table()
-    facts_digests = table()  # a digest per key of the tables a new day rewrites by changed keys
+    facts_kept = table()
 
 
 AREAS: tuple[type[InsightArea], ...] = (SCORECARDS, SURVEYS, USAGE, ORPHANS, GRAPH, SKILLS, FACTS, DELIVERY)

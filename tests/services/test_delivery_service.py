@@ -200,7 +200,6 @@ def test_a_table_published_by_changed_keys_equals_the_new_frame_with_only_those_
     a composite key's row), a new key and a vanished one are rewritten; the stored table then
     equals the new frame; a second pass with nothing changed writes nothing."""
     import pandas as pd
-    import sqlalchemy as sa
 
     from catalog_pipelines.model.insight_tables import DELIVERY
     from catalog_pipelines.services.delivery import _by_changed_keys
@@ -211,25 +210,25 @@ def test_a_table_published_by_changed_keys_equals_the_new_frame_with_only_those_
     old = pd.DataFrame({"scope_ref": [f"team-{i % 50}" for i in range(200)], "reviewer": [f"p_{i}" for i in range(200)],
                         "reviews": range(200)})
 
-    def publish(frame, previous, incremental):
+    kept = {}
+
+    def publish(frame, incremental):
         frames, delete = {}, ({} if incremental else None)
-        digests, condition = _by_changed_keys(engine, DELIVERY.reviewer_load, frame, ("scope_ref", "reviewer"), previous, frames, delete)
-        frames[DELIVERY.facts_digests] = digests
-        if incremental:
-            delete[DELIVERY.facts_digests] = condition
+        kept["digests"] = _by_changed_keys(engine, DELIVERY.reviewer_load, frame, ("scope_ref", "reviewer"), kept.get("digests"),
+                                           frames, delete)
         return write_frames(engine, frames, delete=delete)
 
-    publish(old, None, False)
+    publish(old, False)
     new = old.copy()
     new.loc[7, "reviews"] = 1000  # one row changes
     new = pd.concat([new.drop(index=[9]), pd.DataFrame({"scope_ref": ["team-new"], "reviewer": ["p_x"], "reviews": [1]})])
-    rows = publish(new, read_frame(engine, DELIVERY.facts_digests, where=sa.true()), True)
+    rows = publish(new, True)
     assert rows["reviewer_load"] == 2  # team-7/p_7 and team-new/p_x; team-9/p_9 only deleted
     stored = read_frame(engine, DELIVERY.reviewer_load).sort_values(["scope_ref", "reviewer"]).reset_index(drop=True)
     expected = new.sort_values(["scope_ref", "reviewer"]).reset_index(drop=True)
     pd.testing.assert_frame_equal(stored, expected, check_dtype=False)
-    assert publish(new, read_frame(engine, DELIVERY.facts_digests, where=sa.true()), True)["reviewer_load"] == 0
-    assert len(read_frame(engine, DELIVERY.facts_digests)) == len(new)
+    assert publish(new, True)["reviewer_load"] == 0
+    assert len(kept["digests"]) == len(new)
 
 
 def _production_deployment(entity: str, repository: str, at: str, key: str) -> dict:
