@@ -1017,9 +1017,9 @@ def update_source_control(previous: pd.DataFrame | None, fresh: pd.DataFrame) ->
         new = both[column].astype(object)
         out[column] = new.where(new.notna(), both[f"{column}_old"].astype(object)).to_numpy()
     out["open_prs"] = both["open_prs"].fillna(0).astype(np.int64).to_numpy()
-    for column in ("last_merge_at", "last_deploy_at"):
-        out[column] = pd.concat([both[column], both[f"{column}_old"]], axis=1).max(axis=1).to_numpy()
-        out[column] = pd.to_datetime(out[column], utc=True)
+    for column in ("last_merge_at", "last_deploy_at"):  # the later of the two (either when one is missing)
+        new, old = (pd.to_datetime(both[c], utc=True) for c in (column, f"{column}_old"))
+        out[column] = new.where(new.notna() & (old.isna() | (new >= old)), old).array  # (to_numpy: a Timestamp object per row)
     return out
 
 
