@@ -470,6 +470,40 @@ class Scopes:
         self._type_dtype = pd.CategoricalDtype(list(SCOPE_TYPES))
         self._mapped: list[tuple[pd.Index, np.ndarray]] = []
 
+    def to_parts(self) -> dict[str, pd.DataFrame]:
+        """The scopes as frames (`from_parts` rebuilds them without the catalog): what a new day
+        keeps, so an unchanged catalog is not read and rolled up again."""
+        n_e = len(self.index)
+        return {"scopes_ids": pd.DataFrame({"type_code": self.type_code, "ref_code": self.ref_code}),
+                "scopes_refs": pd.DataFrame({"ref": np.asarray(self.ref_categories, dtype=object)}),
+                "scopes_pairs": pd.DataFrame({"e": self._e, "s": self._s}),
+                "scopes_size": pd.DataFrame({"entities": [n_e], "teams": [len(self.team_index)]})}
+
+    @classmethod
+    def from_parts(cls, parts: Mapping[str, pd.DataFrame]) -> Scopes | None:
+        """The scopes `to_parts` gave (None when a part is missing or they do not fit together)."""
+        try:
+            ids, refs, pairs, size = (parts[k] for k in ("scopes_ids", "scopes_refs", "scopes_pairs", "scopes_size"))
+            n_e, n_t = int(size["entities"].iloc[0]), int(size["teams"].iloc[0])
+        except (KeyError, IndexError, ValueError):
+            return None
+        if len(ids) != n_e + n_t + 1:
+            return None
+        self = cls.__new__(cls)
+        self.type_code = ids["type_code"].to_numpy(np.int8)
+        self.ref_code = ids["ref_code"].to_numpy(np.int64)
+        self.ref_categories = np.asarray(refs["ref"].astype(object), dtype=object)
+        by_id = self.ref_categories[self.ref_code]
+        self.index = pd.Index(by_id[:n_e], dtype=object)
+        self.team_index = pd.Index(by_id[n_e:n_e + n_t], dtype=object)
+        self.n, self.org_id, self.team_ids = n_e + n_t + 1, n_e + n_t, np.arange(n_e, n_e + n_t)
+        self._e, self._s = pairs["e"].to_numpy(np.int64), pairs["s"].to_numpy(np.int64)
+        self._indptr = np.r_[0, np.cumsum(np.bincount(self._e, minlength=n_e))]
+        self._ref_dtype = pd.CategoricalDtype(pd.Index(self.ref_categories, dtype=object))
+        self._type_dtype = pd.CategoricalDtype(list(SCOPE_TYPES))
+        self._mapped = []
+        return self
+
     def digest(self) -> str:
         """A fingerprint of which scopes every entity counts in (its ref, its team and the team's
         ancestors): equal for two catalogs whose entities roll up the same way (a new day reuses

@@ -181,7 +181,8 @@ def _facts_state(engine: "sa.Engine") -> dict[str, Any] | None:
     try:  # written by this module as ISO texts (computed_at with its UTC offset)
         return {"as_of": date.fromisoformat(str(row["as_of"])), "first_day": date.fromisoformat(str(row["first_day"])),
                 "computed_at": datetime.fromisoformat(str(row["computed_at"])), "config": str(row["config"]),
-                "scopes": str(row["scopes"]) if "scopes" in row.index and row["scopes"] is not None else None}
+                "scopes": str(row["scopes"]) if "scopes" in row.index and row["scopes"] is not None else None,
+                "catalog": str(row["catalog"]) if "catalog" in row.index and row["catalog"] is not None else None}
     except (KeyError, ValueError):
         return None
 
@@ -354,8 +355,9 @@ def compute_delivery_metrics(engine: "sa.Engine", *, as_of: date | None = None, 
     facts (`merge_facts`, `prune_facts`), the windows recomposed from the facts (reading the
     published weekly series back would cost more than recomputing it) and source control updated;
     the facts tables are rewritten for the changed days only. Both give the same tables (tests/services).
-    Returns the tables, the rows written, the as-of day, `mode` ("full" / "incremental") and
-    `since` (the first recomputed day)."""
+    Returns the tables, the rows written, the as-of day, `mode` ("full" / "incremental"),
+    `since` (the first recomputed day) and `catalog` ("read", or "kept": the scopes kept by the
+    last run, the catalog unchanged since, `storage.catalog.catalog_version`)."""
     from concurrent.futures import ThreadPoolExecutor
     from datetime import timedelta
 
@@ -377,6 +379,7 @@ def compute_delivery_metrics(engine: "sa.Engine", *, as_of: date | None = None, 
     )
     from catalog_pipelines.model.insight_tables import DELIVERY
     from catalog_pipelines.services.catalog import org_graph
+    from catalog_pipelines.storage.catalog import catalog_version
     from catalog_pipelines.storage.frames import owners_frame
     from catalog_pipelines.storage.insights import changed_rows, read_frame, write_frames
     from catalog_pipelines.storage.sql import in_values
@@ -408,12 +411,18 @@ def compute_delivery_metrics(engine: "sa.Engine", *, as_of: date | None = None, 
     # rows (a new day at 200k: ~2.5 s of catalog and ~2 s of kept rows behind ~4 s of events).
     # (SQLite does its work in this process, under the same interpreter lock: there the reads run
     # one after another, as threads only contended: 21.6 -> 24.8 s)
-    pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="delivery-read") if engine.dialect.name == "postgresql" else _Inline()
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="delivery-read") if engine.dialect.name == "postgresql" else _Inline()
     try:
-        catalog = pool.submit(read_catalog)
-        lap("read_catalog")  # (PostgreSQL: the time shows in "catalog_wait", what was left of it at the end)
         state = None if (full or events is not None) else _facts_state(engine)
+        # the catalog's scopes are kept with the facts: reused while the catalog is unchanged
+        version = catalog_version(engine)
+        reuse = state is not None and state.get("catalog") == version
+        catalog = None if reuse else pool.submit(read_catalog)
+        lap("read_catalog")  # (PostgreSQL: the time shows in "catalog_wait", what was left of it at the end)
         kept = _read_kept(engine) if state else {}
+        scopes = Scopes.from_parts(kept) if reuse else None
+        if reuse and scopes is None:  # (not kept: read after all)
+            catalog = pool.submit(read_catalog)
         lap("read_kept")
         plan = _incremental_plan(engine, state, config, as_of, kept.get("facts_incidents")) if state else None
         since, changed_incidents = plan if plan is not None else (None, None)
@@ -448,7 +457,9 @@ def compute_delivery_metrics(engine: "sa.Engine", *, as_of: date | None = None, 
         sc_changed = changed_rows(previous, sc, "entity_ref")  # (every row when there is no previous table)
         lap("source_control")
         delete = {}  # incremental: the tables below are changed in place
-    entities, org, scopes = catalog.result()
+    entities = org = None
+    if catalog is not None:
+        entities, org, scopes = catalog.result()
     scopes_digest = scopes.digest()
     lap("catalog_wait")
     tables = finish_tables(facts, entities, org, config, as_of=as_of, open_prs=open_pull_requests(events["pull_requests"], moment),
@@ -482,15 +493,19 @@ def compute_delivery_metrics(engine: "sa.Engine", *, as_of: date | None = None, 
     window_start = pd.Timestamp(as_of - timedelta(days=config.window_days - 1))
     keep = {f"facts_{name}": (frame[(frame["day"] >= window_start).to_numpy()] if name in ("prs", "reviews") else frame)
             for name, frame in facts.items()}
-    frames[DELIVERY.facts_kept] = _kept_frame({**keep, "source_control": sc, "digests": digests})
+    parts = {**keep, "source_control": sc, "digests": digests, **(scopes.to_parts() if catalog is not None else {})}
+    frames[DELIVERY.facts_kept] = _kept_frame(parts)
+    if catalog is None:  # the kept scopes stay as they are; the other parts are replaced
+        delete = {} if delete is None else delete
+        delete[DELIVERY.facts_kept] = sa.column("name", sa.String).in_(list(parts))
     frames[DELIVERY.facts_state] = pd.DataFrame([{
         "as_of": as_of.isoformat(), "first_day": first_day.isoformat(), "computed_at": started.isoformat(),
-        "config": _config_fingerprint(config), "scopes": scopes_digest}])
+        "config": _config_fingerprint(config), "scopes": scopes_digest, "catalog": version}])
     lap("publish_plan")
     rows = write_frames(engine, frames, delete=delete)
     lap("write")
     return {"tables": tables, "rows": rows, "as_of": as_of, "mode": "full" if since is None else "incremental",
-            "since": since, "timings": timings}
+            "since": since, "catalog": "read" if catalog is not None else "kept", "timings": timings}
 
 
 # Tables published by changed keys: their key columns. A new day computes them whole but

@@ -87,6 +87,18 @@ class SweepResult:
 Fingerprints = dict[str, tuple[str, str, str]]
 
 
+def catalog_version(engine: sa.Engine) -> str:
+    """A marker that changes whenever the stored catalog does (one cheap query): the entities'
+    count, their highest id and the latest `last_changed`. Every write of an entity stamps
+    `last_changed` with the time of the write and a new entity takes a new id; a removal (the
+    sweep) lowers the count or comes with a write. What derives from the entities alone (owners,
+    the org's teams) may be reused while the marker is unchanged."""
+    e = s.entities
+    with engine.connect() as conn:
+        count, top, changed = conn.execute(sa.select(sa.func.count(), sa.func.max(e.c.id), sa.func.max(e.c.last_changed))).one()
+    return f"{count}:{top}:{changed.isoformat() if isinstance(changed, dt.datetime) else changed}"
+
+
 def _fingerprints(conn: sa.Connection, refs: Sequence[str]) -> Fingerprints:
     if not refs:
         return {}

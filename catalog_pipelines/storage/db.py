@@ -155,7 +155,8 @@ def ensure_schema(engine: sa.Engine) -> int:
             if current is not None and current < 4:
                 # Version 3: the delivery event tables' `collected_at` index (what changed since
                 # the delivery metrics were last computed); version 4: the pull requests' and
-                # deployments' (repository, day) index (a new day's link look-back).
+                # deployments' (repository, day) index (a new day's link look-back) and the open
+                # pull requests' partial index.
                 for table in schema.delivery_event_tables.values():
                     for index in table.indexes:
                         index.create(conn, checkfirst=True)

@@ -177,6 +177,7 @@ def test_a_new_day_computed_incrementally_equals_the_tables_computed_from_scratc
     # from the late deployment's day less the failure window and a day of slack; incidents resolved
     # since (one started weeks before) are rebuilt by id without moving the first day back
     assert two["mode"] == "incremental" and two["since"] == day1 - timedelta(days=12)
+    assert one["catalog"] == "read" and two["catalog"] == "kept"  # the catalog did not change: its scopes were kept
     assert (changed_incidents := [r for r in changed[ev.INCIDENTS] if r["started_at"] < datetime(2025, 5, 17, tzinfo=UTC)])
     kept = _read_facts(engine, date(2025, 1, 1), day2 + timedelta(days=1))
     published = read_delivery_tables(engine)  # what the incremental run left in the database
@@ -299,7 +300,8 @@ def test_a_new_day_rewrites_the_weekly_series_as_from_scratch_when_teams_start_o
     # the catalog moves zulu-vault to alpha: the next run's weekly series are rewritten whole
     cat.cycle([({**b, "spec": {**b["spec"], "owner": "alpha"}} if b["metadata"]["name"] == "zulu-vault" else b) for b in bodies])
     three = compute_delivery_metrics(engine, as_of=day2)
-    assert three["mode"] == "incremental" and three["rows"]["dora_weekly"] == len(three["tables"]["dora_weekly"])
+    assert three["mode"] == "incremental" and three["catalog"] == "read"  # the catalog changed: read again
+    assert three["rows"]["dora_weekly"] == len(three["tables"]["dora_weekly"])
     published = read_delivery_tables(engine)
     compute_delivery_metrics(engine, as_of=day2, full=True)
     _assert_same_tables(published, read_delivery_tables(engine))

@@ -242,7 +242,8 @@ def test_version_1_postgres_catalog_is_migrated_to_bytewise_ref_collation(new_po
 def test_older_catalog_gets_the_delivery_event_indexes_its_version_lacks(catalog_url):
     """Schema v3 indexes the delivery event tables' `collected_at` (what changed since the delivery
     metrics were last computed), v4 the pull requests' and deployments' (repository, day) (a new
-    day's link look-back); a v2 database gets both, a v3 one the second, their rows kept."""
+    day's link look-back) and the open pull requests' partial index; a v2 database gets them all,
+    a v3 one v4's, their rows kept."""
     from catalog_pipelines.model import delivery_events as ev
     from catalog_pipelines.storage.db import create_catalog_engine, ensure_schema
 
@@ -250,6 +251,7 @@ def test_older_catalog_gets_the_delivery_event_indexes_its_version_lacks(catalog
     ensure_schema(engine)
     collected = [f"ix_{t.name}_collected" for t in s.delivery_event_tables.values()]
     by_repository = [f"ix_{s.delivery_event_tables[k].name}_repository_day" for k in (ev.PULL_REQUESTS, ev.DEPLOYMENTS)]
+    by_repository.append(f"ix_{s.delivery_event_tables[ev.PULL_REQUESTS].name}_open")
     for version, dropped in ((2, collected + by_repository), (3, by_repository)):
         with engine.begin() as conn:
             conn.execute(s.delivery_event_tables[ev.DEPLOYMENTS].insert().values(
@@ -265,6 +267,7 @@ def test_older_catalog_gets_the_delivery_event_indexes_its_version_lacks(catalog
             names = {i["name"] for i in inspector.get_indexes(t.name)}
             assert f"ix_{t.name}_collected" in names
             assert (f"ix_{t.name}_repository_day" in names) == (f"ix_{t.name}_repository_day" in by_repository)
+            assert (f"ix_{t.name}_open" in names) == (t.name == s.delivery_event_tables[ev.PULL_REQUESTS].name)
         with engine.connect() as conn:
             assert conn.execute(sa.select(sa.func.count()).select_from(s.delivery_event_tables[ev.DEPLOYMENTS])).scalar() == (
                 1 if version == 2 else 2)
