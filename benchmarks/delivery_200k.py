@@ -14,9 +14,10 @@ Timed, in a child process (so its peak RSS is the service's, not the generator's
   every table of every scope, published with the facts kept for the next day (one transaction);
 - the next day's events are upserted as the collectors would (not timed: ~11 k rows, the
   collectors' work); then **one new day**: `compute_delivery_metrics(engine, as_of=day + 1)`, which
-  finds the kept facts and recomputes incrementally (the days since the last run, read from the
-  link look-back; the weekly series keeps its unchanged weeks; the facts tables rewritten for the
-  changed days only). Both runs print where their time went (`timings`).
+  finds what the last run kept (facts, source control, digests, the catalog's scopes) and
+  recomputes incrementally: the days since the last run, linked through the deploying
+  repositories' look-back; what changed is rewritten (the weekly series' changed weeks, the keys
+  whose rows changed), the rest kept. Both runs print where their time went (`timings`).
 
     python benchmarks/delivery_200k.py [--size N] [--days D] [--activity A] [--postgres] [--smoke]
 
