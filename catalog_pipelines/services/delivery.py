@@ -286,7 +286,7 @@ def _events_from(engine: "sa.Engine", config: "DeliveryConfig", since: date, as_
     own repository only, from that repository's earlier deployments (which changes they shipped
     already), and an incident or rollback from `since` on blames a deployment of those days
     (the plan starts the days a failure window before the first changed one). At 200k entities:
-    ~30k rows instead of ~470k."""
+    ~70k look-back rows instead of ~470k."""
     from datetime import timedelta
 
     import pandas as pd
@@ -354,7 +354,8 @@ def compute_delivery_metrics(engine: "sa.Engine", *, as_of: date | None = None, 
     from `_incremental_plan` are recomputed from the look-back's events, merged into the kept
     facts (`merge_facts`, `prune_facts`), the windows recomposed from the facts (reading the
     published weekly series back would cost more than recomputing it) and source control updated;
-    the facts tables are rewritten for the changed days only. Both give the same tables (tests/services).
+    only what changed is rewritten (the weekly series' changed weeks, the keys whose rows changed,
+    source control's changed rows). Both give the same tables (tests/services).
     Returns the tables, the rows written, the as-of day, `mode` ("full" / "incremental"),
     `since` (the first recomputed day) and `catalog` ("read", or "kept": the scopes kept by the
     last run, the catalog unchanged since, `storage.catalog.catalog_version`)."""
@@ -365,7 +366,6 @@ def compute_delivery_metrics(engine: "sa.Engine", *, as_of: date | None = None, 
     import sqlalchemy as sa
 
     from analytics.delivery.metrics import (
-        FACT_TABLES,
         Scopes,
         daily_facts,
         end_of_day,
@@ -405,12 +405,11 @@ def compute_delivery_metrics(engine: "sa.Engine", *, as_of: date | None = None, 
         org = org_graph(engine)
         return entities, org, Scopes(entities, org)
 
-    # Reads overlap: the catalog (owners, the org, the scopes) on one thread, the kept facts and
-    # the last source control table on another, while this one reads the look-back's events and
-    # computes the new days' facts; the database answers one query while Python parses another's
-    # rows (a new day at 200k: ~2.5 s of catalog and ~2 s of kept rows behind ~4 s of events).
-    # (SQLite does its work in this process, under the same interpreter lock: there the reads run
-    # one after another, as threads only contended: 21.6 -> 24.8 s)
+    # When the catalog must be read (owners, the org, the scopes), it is read on a worker thread
+    # while this one reads the kept documents and the events and computes the new days' facts: the
+    # database answers one query while Python parses another's rows. (SQLite does its work in this
+    # process, under the same interpreter lock: there the reads run one after another, as threads
+    # only contended: 21.6 -> 24.8 s)
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="delivery-read") if engine.dialect.name == "postgresql" else _Inline()
     try:
         state = None if (full or events is not None) else _facts_state(engine)
@@ -460,7 +459,7 @@ def compute_delivery_metrics(engine: "sa.Engine", *, as_of: date | None = None, 
     entities = org = None
     if catalog is not None:
         entities, org, scopes = catalog.result()
-    scopes_digest = scopes.digest()
+    scopes_digest = scopes.digest() if catalog is not None else state["scopes"]  # (kept scopes: the kept digest)
     lap("catalog_wait")
     tables = finish_tables(facts, entities, org, config, as_of=as_of, open_prs=open_pull_requests(events["pull_requests"], moment),
                            source_ctl=sc, moment=moment, scopes=scopes)
@@ -515,6 +514,15 @@ def compute_delivery_metrics(engine: "sa.Engine", *, as_of: date | None = None, 
 _BY_KEY = {"dora_entities": ("scope_ref",), "entity_facts": ("entity_ref",), "reviewer_load": ("scope_ref", "reviewer")}
 
 
+def _joined(*parts: Any) -> Any:
+    """A composite key as one text: the parts (text arrays, or SQL text columns for the matching
+    condition) joined by a unit separator."""
+    out = parts[0]
+    for part in parts[1:]:
+        out = out + "\x1f" + part
+    return out
+
+
 def _by_changed_keys(engine: "sa.Engine", table: Any, frame: "pd.DataFrame", key_columns: tuple[str, ...],
                      previous: "pd.DataFrame | None", frames: dict, delete: dict | None) -> "pd.DataFrame":
     """Publish `frame` to `table` by changed keys: sets `frames[table]` (and `delete[table]`) to
@@ -530,13 +538,9 @@ def _by_changed_keys(engine: "sa.Engine", table: Any, frame: "pd.DataFrame", key
     from catalog_pipelines.storage.sql import in_values
 
     keys = frame[key_columns[0]]
-    column = sa.column(key_columns[0], sa.String)
     if len(key_columns) > 1:
-        keys = keys.astype(object).astype(str).to_numpy(dtype=object)
-        for extra in key_columns[1:]:
-            keys = keys + "\x1f" + frame[extra].astype(object).astype(str).to_numpy(dtype=object)
-            column = column + "\x1f" + sa.column(extra, sa.String)
-        keys = pd.Series(keys, index=frame.index, dtype=object)
+        keys = pd.Series(_joined(*(frame[c].astype(object).astype(str).to_numpy(dtype=object) for c in key_columns)),
+                         index=frame.index, dtype=object)
     digests = group_digests(frame, keys)
     mine = previous[previous["name"].astype(str) == table.name] if previous is not None else None
     found = changed_keys(digests, mine) if delete is not None else None
@@ -550,7 +554,7 @@ def _by_changed_keys(engine: "sa.Engine", table: Any, frame: "pd.DataFrame", key
     codes, uniques = pd.factorize(keys)  # (the changed keys found among the distinct ones, then taken by row)
     wanted = pd.Index(np.asarray(uniques, dtype=object).astype(str), dtype=object).isin(pd.Index(changed, dtype=object))
     frames[table] = frame[(codes >= 0) & wanted[np.maximum(codes, 0)]]
-    delete[table] = in_values(engine, column, changed + removed)
+    delete[table] = in_values(engine, _joined(*(sa.column(c, sa.String) for c in key_columns)), changed + removed)
     return every
 
 
@@ -611,7 +615,7 @@ def _weekly_changes(engine: "sa.Engine", frame: "pd.DataFrame", scopes: Any, tou
     week, scope_ref, metric = sa.column("week", sa.String), sa.column("scope_ref", sa.String), sa.column("metric", sa.String)
     conditions = [week >= changed_week.isoformat(), week < first_week.isoformat()]
     if len(pairs):
-        conditions.append(in_values(engine, week + "\x1f" + scope_ref, (pairs["week"] + "\x1f" + pairs["scope_ref"].astype(str)).tolist()))
+        conditions.append(in_values(engine, _joined(week, scope_ref), _joined(pairs["week"], pairs["scope_ref"].astype(str)).tolist()))
     if zeros:
         deployments = np.asarray(frame["metric"].astype(str) == "deployments") if len(frame) else np.zeros(0, bool)
         seen = np.unique(ref_codes[deployments])
