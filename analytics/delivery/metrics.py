@@ -389,8 +389,9 @@ def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
     out = pd.concat([f.drop(columns=categorical) for f in frames], ignore_index=True)
     for column in categorical:
         parts = [f[column].array for f in frames]
-        if len({p.categories.dtype for p in parts}) > 1:  # e.g. an empty frame's categories: one dtype for all
-            parts = [pd.Categorical.from_codes(p.codes, categories=pd.Index(p.categories, dtype=object)) for p in parts]
+        if len({p.categories.dtype for p in parts}) > 1 or parts[0].categories.dtype == object:
+            # (object categories, or mixed ones such as an empty frame's: united by one hash lookup
+            # of the later parts' categories, the first part's codes kept as they are)
             out[column] = _union_categorical(parts)
         else:
             out[column] = union_categoricals(parts)
@@ -405,6 +406,7 @@ def _union_categorical(parts: list[pd.Categorical]) -> pd.Categorical:
     every part: ~1 s of a 200k new day)."""
     categories = pd.Index(parts[0].categories, dtype=object)
     codes = [np.asarray(parts[0].codes, dtype=np.int64)]
+    grown = parts[0].categories.dtype != object
     for part in parts[1:]:
         theirs = pd.Index(part.categories, dtype=object)
         where = categories.get_indexer(theirs)
@@ -412,8 +414,11 @@ def _union_categorical(parts: list[pd.Categorical]) -> pd.Categorical:
         if missing.any():
             where[missing] = len(categories) + np.arange(int(missing.sum()))
             categories = categories.append(theirs[missing])
+            grown = True
         c = np.asarray(part.codes, dtype=np.int64)
         codes.append(np.where(c >= 0, where[np.maximum(c, 0)], -1) if len(where) else np.full(len(c), -1))
+    if not grown:  # the first part's categories as they are (their dtype reused: not validated again)
+        return pd.Categorical.from_codes(np.concatenate(codes), dtype=parts[0].dtype)
     return pd.Categorical.from_codes(np.concatenate(codes), categories=categories)
 
 
@@ -571,10 +576,9 @@ def _window(frame: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp) -> pd.D
 def _reason(n: np.ndarray, need: int, what: str) -> np.ndarray:
     out = np.full(len(n), None, dtype=object)
     low = np.flatnonzero(np.asarray(n) < need)
-    if len(low):  # one text per distinct count (a handful), then a take
-        counts, inverse = np.unique(np.asarray(n)[low].astype(np.int64), return_inverse=True)
-        texts = np.array([f"not enough data: {c} {what} < {need}" for c in counts], dtype=object)
-        out[low] = texts[inverse]
+    if len(low):  # one text per possible count (0 .. need - 1: a handful), then a take
+        texts = np.array([f"not enough data: {c} {what} < {need}" for c in range(int(need))], dtype=object)
+        out[low] = texts[np.asarray(n)[low].astype(np.int64)]
     return out
 
 
@@ -883,9 +887,16 @@ def review_load(facts: Mapping[str, pd.DataFrame], scopes: Scopes, config: Deliv
     pr_codes = pd.factorize(r["pr"].to_numpy()[rows])[0]
     n_rev = max(len(reviewer_names), 1)
     pair = sc.astype(np.int64) * n_rev + reviewer_codes
-    upair, reviews = np.unique(pair, return_counts=True)
-    distinct = np.unique(pair * (int(pr_codes.max()) + 1 if len(pr_codes) else 1) + pr_codes)
-    prs_reviewed = np.bincount(np.searchsorted(upair, distinct // (int(pr_codes.max()) + 1 if len(pr_codes) else 1)), minlength=len(upair))
+    # one sort of (scope, reviewer, pull request): the reviews of each (scope, reviewer) pair and
+    # the distinct pull requests among them
+    n_pr = int(pr_codes.max()) + 1 if len(pr_codes) else 1
+    key = np.sort(pair * n_pr + pr_codes)
+    pair_sorted = key // n_pr
+    starts = np.flatnonzero(np.r_[True, pair_sorted[1:] != pair_sorted[:-1]]) if len(key) else np.zeros(0, np.int64)
+    upair = pair_sorted[starts]
+    reviews = np.diff(np.r_[starts, len(key)])
+    new_pr = np.r_[True, key[1:] != key[:-1]] if len(key) else np.zeros(0, bool)
+    prs_reviewed = np.add.reduceat(new_pr.astype(np.int64), starts) if len(key) else np.zeros(0, np.int64)
     scope_of, rev_of = upair // n_rev, upair % n_rev
     u, cnt, (p50, p75, p90) = code_quantiles(scope_of, reviews.astype(float))
     total = np.bincount(scope_of, weights=reviews.astype(float), minlength=scopes.n)[u]

@@ -136,23 +136,37 @@ def _kept_frame(parts: dict[str, "pd.DataFrame"]) -> "pd.DataFrame":
     return pd.DataFrame(rows, columns=["name", "data"])
 
 
-def _read_kept(engine: "sa.Engine") -> dict[str, "pd.DataFrame"]:
-    """The kept parts by name ({} when never written or unreadable: compute from scratch)."""
+def _kept_names(parts: dict[str, Any]) -> Any:
+    """The condition deleting the kept documents of these parts (they are written again)."""
+    import sqlalchemy as sa
+
+    return sa.column("name", sa.String).in_(list(parts))
+
+
+def _read_kept(engine: "sa.Engine", names: list[str] | None = None, *, exclude: list[str] | None = None) -> dict[str, "pd.DataFrame"]:
+    """The kept parts by name ({} when never written or unreadable: compute from scratch); only
+    `names` when given, none of `exclude`."""
     import base64
     import binascii
     import io
 
     import pandas as pd
+    import sqlalchemy as sa
 
     from catalog_pipelines.model.insight_tables import DELIVERY
-    from catalog_pipelines.storage.insights import read_frame
 
-    frame = read_frame(engine, DELIVERY.facts_kept)
-    if frame is None:
+    query = sa.select(sa.column("name", sa.String), sa.column("data", sa.Text)).select_from(sa.table(DELIVERY.facts_kept.sql_name))
+    if names is not None:
+        query = query.where(_kept_names(names))
+    elif exclude:
+        query = query.where(sa.not_(_kept_names(exclude)))
+    if not sa.inspect(engine).has_table(DELIVERY.facts_kept.sql_name):
         return {}
+    with engine.connect() as conn:  # (a few large texts: fetched as they are, no frame around them)
+        rows = conn.execute(query).all()
     out = {}
     try:
-        for name, data in zip(frame["name"], frame["data"]):
+        for name, data in rows:
             part = pd.read_parquet(io.BytesIO(base64.b64decode(str(data))))
             for column in part.columns:  # texts as the fresh frames hold them: objects, not Arrow strings
                 if isinstance(part[column].dtype, pd.StringDtype):
@@ -361,6 +375,7 @@ def compute_delivery_metrics(engine: "sa.Engine", *, as_of: date | None = None, 
     last run, the catalog unchanged since, `storage.catalog.catalog_version`)."""
     from concurrent.futures import ThreadPoolExecutor
     from datetime import timedelta
+    from functools import partial
 
     import pandas as pd
     import sqlalchemy as sa
@@ -381,7 +396,7 @@ def compute_delivery_metrics(engine: "sa.Engine", *, as_of: date | None = None, 
     from catalog_pipelines.services.catalog import org_graph
     from catalog_pipelines.storage.catalog import catalog_version
     from catalog_pipelines.storage.frames import owners_frame
-    from catalog_pipelines.storage.insights import changed_rows, read_frame, write_frames
+    from catalog_pipelines.storage.insights import FramesWriter, changed_rows, read_frame
     from catalog_pipelines.storage.sql import in_values
 
     config = config or delivery_config()
@@ -410,7 +425,8 @@ def compute_delivery_metrics(engine: "sa.Engine", *, as_of: date | None = None, 
     # database answers one query while Python parses another's rows. (SQLite does its work in this
     # process, under the same interpreter lock: there the reads run one after another, as threads
     # only contended: 21.6 -> 24.8 s)
-    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="delivery-read") if engine.dialect.name == "postgresql" else _Inline()
+    # A new day reads the events on a worker thread too, while this one decodes the kept documents.
+    pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="delivery-read") if engine.dialect.name == "postgresql" else _Inline()
     try:
         state = None if (full or events is not None) else _facts_state(engine)
         # the catalog's scopes are kept with the facts: reused while the catalog is unchanged
@@ -418,19 +434,25 @@ def compute_delivery_metrics(engine: "sa.Engine", *, as_of: date | None = None, 
         reuse = state is not None and state.get("catalog") == version
         catalog = None if reuse else pool.submit(read_catalog)
         lap("read_catalog")  # (PostgreSQL: the time shows in "catalog_wait", what was left of it at the end)
-        kept = _read_kept(engine) if state else {}
+        # the kept incidents first: the plan needs them, and the events it asks for are read
+        # while the other kept parts are decoded
+        kept = _read_kept(engine, ["facts_incidents"]) if state else {}
+        plan = _incremental_plan(engine, state, config, as_of, kept.get("facts_incidents")) if state else None
+        since, changed_incidents = plan if plan is not None else (None, None)
+        lap("plan")
+        reading = None
+        if since is not None:
+            reading = pool.submit(_events_from, engine, config, since, as_of, changed_incidents, incremental=True)
+            kept.update(_read_kept(engine, exclude=["facts_incidents"]))
         scopes = Scopes.from_parts(kept) if reuse else None
         if reuse and scopes is None:  # (not kept: read after all)
             catalog = pool.submit(read_catalog)
         lap("read_kept")
-        plan = _incremental_plan(engine, state, config, as_of, kept.get("facts_incidents")) if state else None
-        since, changed_incidents = plan if plan is not None else (None, None)
-        lap("plan")
         cached = None
         if since is not None:
             cached = _kept_facts(kept, first_day, since, as_of - timedelta(days=config.window_days - 1))
         if cached is not None:
-            events = _events_from(engine, config, since, as_of, changed_incidents, incremental=True)
+            events = reading.result()
             lap("read_events")
             fresh = daily_facts(events, config, since=since, include_incidents=changed_incidents["incident_id"].astype(str).tolist())
             lap("day_facts")
@@ -443,68 +465,81 @@ def compute_delivery_metrics(engine: "sa.Engine", *, as_of: date | None = None, 
         lap("read_events")
         facts = daily_facts(events, config, since=first_day)
         lap("day_facts")
-        sc = source_control(events, moment)
-        delete = None  # from scratch: every table replaced
     else:
         facts = prune_facts(merge_facts(cached, fresh, since), first_day)
         lap("merge_facts")
-        previous = kept.get("source_control")
-        if previous is None:  # (kept by an older version: the published table)
-            previous = read_frame(engine, DELIVERY.source_control)
-        sc = update_source_control(previous, source_control(events, moment))
-        # only the entities whose row changed are rewritten (most keep theirs from day to day)
-        sc_changed = changed_rows(previous, sc, "entity_ref")  # (every row when there is no previous table)
-        lap("source_control")
-        delete = {}  # incremental: the tables below are changed in place
-    entities = org = None
-    if catalog is not None:
-        entities, org, scopes = catalog.result()
-    scopes_digest = scopes.digest() if catalog is not None else state["scopes"]  # (kept scopes: the kept digest)
-    lap("catalog_wait")
-    tables = finish_tables(facts, entities, org, config, as_of=as_of, open_prs=open_pull_requests(events["pull_requests"], moment),
-                           source_ctl=sc, moment=moment, scopes=scopes)
-    lap("windows")
-    frames = {DELIVERY.get(name): frame for name, frame in tables.items()}
-    if delete is not None:  # incremental: what changed is rewritten, the rest kept
-        # the weekly series: the weeks from the first changed day's on rewritten, the weeks that
-        # left the series dropped, the older weeks kept but where a rebuilt incident (started in
-        # an older week, resolved since) changes one scope's time to restore: that scope's week
-        # (`_weekly_changes`). Both series are rewritten whole when the catalog's scopes changed
-        # (an entity added, removed or moved to another team changes the teams' older weeks).
-        changed_week = since - timedelta(days=since.weekday())
-        first_week = as_of - timedelta(days=as_of.weekday(), weeks=config.weeks - 1)
-        if state is not None and state.get("scopes") == scopes_digest:
-            touched = _incident_weeks(cached["incidents"], fresh["incidents"], first_week, changed_week)
-            for name, kinds in (("dora_weekly_entities", ("entity",)), ("dora_weekly", ("team", "org"))):
-                frame, condition = _weekly_changes(engine, tables[name], scopes, touched, kinds, changed_week, first_week,
-                                                   zeros=name == "dora_weekly")
-                frames[DELIVERY.get(name)] = frame
-                delete[DELIVERY.get(name)] = condition
-        if len(sc_changed) < len(sc) // 2:
-            frames[DELIVERY.source_control] = sc_changed
-            delete[DELIVERY.source_control] = in_values(engine, sa.column("entity_ref"), sc_changed["entity_ref"].astype(str))
-    # the entities' four keys, their scorecard facts and the reviewers' load: only the keys
-    # whose rows changed are rewritten (`_by_changed_keys`)
-    previous_digests = kept.get("digests") if delete is not None else None
-    digests = pd.concat([_by_changed_keys(engine, DELIVERY.get(name), tables[name], key_columns, previous_digests, frames, delete)
-                         for name, key_columns in _BY_KEY.items()], ignore_index=True)
-    # what the next day reads back, written whole (pull requests and reviews: the rolling window's)
-    window_start = pd.Timestamp(as_of - timedelta(days=config.window_days - 1))
-    keep = {f"facts_{name}": (frame[(frame["day"] >= window_start).to_numpy()] if name in ("prs", "reviews") else frame)
-            for name, frame in facts.items()}
-    parts = {**keep, "source_control": sc, "digests": digests, **(scopes.to_parts() if catalog is not None else {})}
-    frames[DELIVERY.facts_kept] = _kept_frame(parts)
-    if catalog is None:  # the kept scopes stay as they are; the other parts are replaced
-        delete = {} if delete is None else delete
-        delete[DELIVERY.facts_kept] = sa.column("name", sa.String).in_(list(parts))
-    frames[DELIVERY.facts_state] = pd.DataFrame([{
-        "as_of": as_of.isoformat(), "first_day": first_day.isoformat(), "computed_at": started.isoformat(),
-        "config": _config_fingerprint(config), "scopes": scopes_digest, "catalog": version}])
-    lap("publish_plan")
-    rows = write_frames(engine, frames, delete=delete)
+    # Published through a writer on a thread of its own (one transaction, as `write_frames`): each
+    # table is handed over as soon as it is computed, so the database writes it while the next
+    # ones are computed here.
+    with FramesWriter(engine) as writer:
+        incremental = cached is not None
+        # what the next day reads back: the facts first (pull requests and reviews: the rolling
+        # window's), their Parquet documents built on the writer's thread. Replaced whole from
+        # scratch; else (and while the kept scopes are reused) part by part.
+        window_start = pd.Timestamp(as_of - timedelta(days=config.window_days - 1))
+        keep = {f"facts_{name}": (frame[(frame["day"] >= window_start).to_numpy()] if name in ("prs", "reviews") else frame)
+                for name, frame in facts.items()}
+        whole = not incremental and catalog is not None
+        writer.put(DELIVERY.facts_kept, partial(_kept_frame, keep), delete=None if whole else _kept_names(keep))
+        if not incremental:
+            sc = source_control(events, moment)
+            writer.put(DELIVERY.source_control, sc)
+        else:
+            previous = kept.get("source_control")
+            if previous is None:  # (kept by an older version: the published table)
+                previous = read_frame(engine, DELIVERY.source_control)
+            sc = update_source_control(previous, source_control(events, moment))
+            # only the entities whose row changed are rewritten (most keep theirs from day to day)
+            sc_changed = changed_rows(previous, sc, "entity_ref")  # (every row when there is no previous table)
+            if len(sc_changed) < len(sc) // 2:
+                writer.put(DELIVERY.source_control, sc_changed,
+                           delete=in_values(engine, sa.column("entity_ref"), sc_changed["entity_ref"].astype(str)))
+            else:
+                writer.put(DELIVERY.source_control, sc)
+            lap("source_control")
+        writer.put(DELIVERY.facts_kept, partial(_kept_frame, {"source_control": sc}), delete=_kept_names(["source_control"]))
+        entities = org = None
+        if catalog is not None:
+            entities, org, scopes = catalog.result()
+        scopes_digest = scopes.digest() if catalog is not None else state["scopes"]  # (kept scopes: the kept digest)
+        lap("catalog_wait")
+        tables = finish_tables(facts, entities, org, config, as_of=as_of, open_prs=open_pull_requests(events["pull_requests"], moment),
+                               source_ctl=sc, moment=moment, scopes=scopes)
+        lap("windows")
+        frames = {DELIVERY.get(name): frame for name, frame in tables.items() if name != "source_control"}
+        delete = {} if incremental else None  # incremental: the tables below are changed in place
+        if incremental:  # what changed is rewritten, the rest kept
+            # the weekly series: the weeks from the first changed day's on rewritten, the weeks that
+            # left the series dropped, the older weeks kept but where a rebuilt incident (started in
+            # an older week, resolved since) changes one scope's time to restore: that scope's week
+            # (`_weekly_changes`). Both series are rewritten whole when the catalog's scopes changed
+            # (an entity added, removed or moved to another team changes the teams' older weeks).
+            changed_week = since - timedelta(days=since.weekday())
+            first_week = as_of - timedelta(days=as_of.weekday(), weeks=config.weeks - 1)
+            if state is not None and state.get("scopes") == scopes_digest:
+                touched = _incident_weeks(cached["incidents"], fresh["incidents"], first_week, changed_week)
+                for name, kinds in (("dora_weekly_entities", ("entity",)), ("dora_weekly", ("team", "org"))):
+                    frame, condition = _weekly_changes(engine, tables[name], scopes, touched, kinds, changed_week, first_week,
+                                                       zeros=name == "dora_weekly")
+                    writer.put(DELIVERY.get(name), frame, delete=condition)
+                    frames.pop(DELIVERY.get(name))
+        # the entities' four keys, their scorecard facts and the reviewers' load: only the keys
+        # whose rows changed are rewritten (`_by_changed_keys`)
+        previous_digests = kept.get("digests") if incremental else None
+        digests = pd.concat([_by_changed_keys(engine, DELIVERY.get(name), tables[name], key_columns, previous_digests, frames, delete)
+                             for name, key_columns in _BY_KEY.items()], ignore_index=True)
+        for table, frame in frames.items():
+            writer.put(table, frame, delete=(delete or {}).get(table))
+        parts = {"digests": digests, **(scopes.to_parts() if catalog is not None else {})}
+        writer.put(DELIVERY.facts_kept, partial(_kept_frame, parts), delete=_kept_names(parts))
+        writer.put(DELIVERY.facts_state, pd.DataFrame([{
+            "as_of": as_of.isoformat(), "first_day": first_day.isoformat(), "computed_at": started.isoformat(),
+            "config": _config_fingerprint(config), "scopes": scopes_digest, "catalog": version}]))
+        lap("publish_plan")
+    rows = writer.rows
     lap("write")
     return {"tables": tables, "rows": rows, "as_of": as_of, "mode": "full" if since is None else "incremental",
-            "since": since, "catalog": "read" if catalog is not None else "kept", "timings": timings}
+            "since": since, "catalog": "read" if catalog is not None else "kept", "timings": timings, "writer": writer.seconds}
 
 
 # Tables published by changed keys: their key columns. A new day computes them whole but

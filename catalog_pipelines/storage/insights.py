@@ -37,23 +37,117 @@ def write_frames(
     An area's tables describe one computation (a report and its trend, a graph's nodes and edges):
     a reader sees all of the new ones or all of the old ones, never a mix.
     """
-    from catalog_pipelines.storage.db import transaction_with_ddl
-    from catalog_pipelines.storage.sql import write_frame_sql
-
     tables = [_checked(t) for t in frames]  # validate every table before writing
     areas = {t.area for t in tables}
     if len(areas) > 1:
         raise ValueError(f"write_frames writes the tables of one area at a time, not of {sorted(areas)}")
-    # `to_sql` replaces a table by DROP + CREATE: on SQLite that DDL must be in the transaction too.
     delete = {_checked(t): condition for t, condition in (delete or {}).items()}
-    with transaction_with_ddl(engine) as conn:
+    with FramesWriter(engine, threaded=False) as writer:
         for table, frame in frames.items():
-            kept = table in append or table in delete
-            if table in delete and sa.inspect(conn).has_table(table.sql_name):
-                conn.execute(sa.delete(sa.table(table.sql_name)).where(delete[table]))
-            # COPY on PostgreSQL (pandas' row INSERTs were most of a 200k scorecard evaluation).
-            write_frame_sql(conn, table.sql_name, frame, replace=not kept)
+            writer.put(table, frame, delete=delete.get(table), append=table in append)
     return {table.name: len(frame) for table, frame in frames.items()}
+
+
+class FramesWriter:
+    """`write_frames` fed a table at a time while the caller computes the next ones: the tables
+    are written, in the order given, on a thread of their own inside ONE transaction (the same
+    all-or-nothing publish), so the database's share of the work overlaps the caller's.
+
+        with FramesWriter(engine) as writer:
+            writer.put(table, frame)                      # replaced whole
+            writer.put(table, frame, delete=condition)    # rows matching deleted, frame appended
+            writer.put(table, frame, append=True)
+        writer.rows                                       # rows written per table name
+
+    A table given again in the same transaction is appended to. `put` also takes a callable
+    returning the frame (built on the writer's thread). A failure on the writer's thread is
+    raised by the next `put` or at the end; leaving the block by an exception rolls everything
+    back. On SQLite (one writer, in this process) the writes run at `put`, in the caller's thread."""
+
+    def __init__(self, engine: sa.Engine, *, threaded: bool = True):
+        self.engine = engine
+        self.rows: dict[str, int] = {}
+        self.seconds: dict[str, float] = {}  # the writer's time per table (building a callable's frame included)
+        self._area: str | None = None
+        self._written: set[InsightTable] = set()
+        self._threaded = threaded and engine.dialect.name != "sqlite"
+
+    def __enter__(self) -> FramesWriter:
+        import queue
+        import threading
+
+        from catalog_pipelines.storage.db import transaction_with_ddl
+
+        self._error: BaseException | None = None
+        if not self._threaded:
+            self._context = transaction_with_ddl(self.engine)
+            self._conn = self._context.__enter__()
+            return self
+        self._queue: queue.Queue = queue.Queue()
+        self._thread = threading.Thread(target=self._run, args=(transaction_with_ddl,), name="insights-writer", daemon=True)
+        self._thread.start()
+        return self
+
+    def _run(self, transaction_with_ddl) -> None:
+        try:
+            with transaction_with_ddl(self.engine) as conn:
+                while True:
+                    item = self._queue.get()
+                    if item is None:
+                        return
+                    if item is _ABORT:
+                        raise _Aborted
+                    self._write(conn, *item)
+        except _Aborted:
+            return
+        except BaseException as exc:  # raised in the caller's thread (`put`, the end of the block)
+            self._error = exc
+            while self._queue.get() not in (None, _ABORT):  # (the rest is not written: drained)
+                pass
+
+    def _write(self, conn: sa.Connection, table: InsightTable, frame, condition, append: bool) -> None:
+        import time
+
+        from catalog_pipelines.storage.sql import write_frame_sql
+
+        started = time.perf_counter()
+        if callable(frame):
+            frame = frame()
+        kept = append or condition is not None or table in self._written
+        if condition is not None and sa.inspect(conn).has_table(table.sql_name):
+            conn.execute(sa.delete(sa.table(table.sql_name)).where(condition))
+        write_frame_sql(conn, table.sql_name, frame, replace=not kept)
+        self._written.add(table)
+        self.rows[table.name] = self.rows.get(table.name, 0) + len(frame)
+        self.seconds[table.name] = round(self.seconds.get(table.name, 0.0) + time.perf_counter() - started, 3)
+
+    def put(self, table: InsightTable, frame, *, delete: sa.ColumnElement[bool] | None = None, append: bool = False) -> None:
+        table = _checked(table)
+        if self._area is not None and table.area != self._area:
+            raise ValueError(f"a FramesWriter writes the tables of one area at a time, not of {sorted({self._area, table.area})}")
+        self._area = table.area
+        if self._error is not None:
+            raise self._error
+        if self._threaded:
+            self._queue.put((table, frame, delete, append))
+        else:
+            self._write(self._conn, table, frame, delete, append)
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if not self._threaded:
+            self._context.__exit__(exc_type, exc, tb)
+            return
+        self._queue.put(_ABORT if exc_type is not None else None)
+        self._thread.join()
+        if exc_type is None and self._error is not None:
+            raise self._error
+
+
+class _Aborted(Exception):
+    pass
+
+
+_ABORT = object()
 
 
 def changed_rows(previous: pd.DataFrame | None, current: pd.DataFrame, key: str) -> pd.DataFrame:

@@ -149,6 +149,43 @@ def test_insight_store_takes_declared_tables_and_keeps_the_physical_names(catalo
         write_frames(engine, {GRAPH.cycles: pd.DataFrame({"v": [1]}), USAGE.meta: pd.DataFrame({"v": [1]})})
 
 
+def test_frames_handed_to_the_background_writer_land_in_one_transaction_or_not_at_all(catalog_url):
+    """`FramesWriter` (a new day of the delivery metrics publishes through it while it computes):
+    tables replaced, changed in place (delete + append) and given twice (appended) land together;
+    a failing write on the writer's thread, or an exception in the caller's block, leaves every
+    table as it was before the block, and the failure reaches the caller."""
+    from catalog_pipelines.storage.insights import FramesWriter, read_frame, write_frames
+
+    engine = get_engine(catalog_url)
+    write_frames(engine, {GRAPH.cycles: pd.DataFrame({"v": [1, 2, 3]}), GRAPH.nodes: pd.DataFrame({"n": ["a"]})})
+    with FramesWriter(engine) as writer:
+        writer.put(GRAPH.cycles, pd.DataFrame({"v": [30]}), delete=sa.column("v") >= 3)
+        writer.put(GRAPH.nodes, lambda: pd.DataFrame({"n": ["b", "c"]}))  # built on the writer's thread
+        writer.put(GRAPH.nodes, pd.DataFrame({"n": ["d"]}))  # the same table again: appended
+    assert writer.rows == {"cycles": 1, "nodes": 3}
+    assert sorted(read_frame(engine, GRAPH.cycles)["v"]) == [1, 2, 30]
+    assert sorted(read_frame(engine, GRAPH.nodes)["n"]) == ["b", "c", "d"]
+
+    def broken() -> pd.DataFrame:
+        raise RuntimeError("no frame")
+
+    with pytest.raises(RuntimeError, match="no frame"):
+        with FramesWriter(engine) as writer:
+            writer.put(GRAPH.cycles, pd.DataFrame({"v": [99]}))
+            writer.put(GRAPH.nodes, broken)
+            writer.put(GRAPH.nodes, pd.DataFrame({"n": ["never"]}))
+    with pytest.raises(KeyError):
+        with FramesWriter(engine) as writer:
+            writer.put(GRAPH.cycles, pd.DataFrame({"v": [98]}))
+            raise KeyError("the caller failed")
+    assert sorted(read_frame(engine, GRAPH.cycles)["v"]) == [1, 2, 30]
+    assert sorted(read_frame(engine, GRAPH.nodes)["n"]) == ["b", "c", "d"]
+    with pytest.raises(ValueError, match="one area at a time"):
+        with FramesWriter(engine) as writer:
+            writer.put(GRAPH.cycles, pd.DataFrame({"v": [1]}))
+            writer.put(USAGE.meta, pd.DataFrame({"v": [1]}))
+
+
 def test_a_frame_written_in_bulk_reads_back_exactly_as_through_pandas_rows(catalog_url, monkeypatch):
     """`write_frame_sql`'s bulk paths (>= COPY_THRESHOLD rows: CSV COPY on PostgreSQL, one
     executemany of tuples on SQLite) store what pandas' row path stores: NULL vs empty text, quotes, commas and newlines in texts, floats to the last
