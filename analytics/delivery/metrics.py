@@ -56,7 +56,7 @@ count, the previous window's value and a trend. Honest statistics: a median or r
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -926,25 +926,34 @@ def review_load(facts: Mapping[str, pd.DataFrame], scopes: Scopes, config: Deliv
 
 def delivery_metrics(facts: Mapping[str, pd.DataFrame], entities: pd.DataFrame, org: OrgGraph | None, config: DeliveryConfig,
                      *, as_of: date, open_prs: pd.DataFrame | None = None, scopes: Scopes | None = None,
-                     previous: Mapping[str, pd.DataFrame] | None = None, since: date | None = None) -> dict[str, pd.DataFrame]:
+                     previous: Mapping[str, pd.DataFrame] | None = None, since: date | None = None,
+                     emit: Callable[[dict[str, pd.DataFrame]], None] | None = None) -> dict[str, pd.DataFrame]:
     """Every published delivery table (by name: `dora_summary`, `dora_weekly`, `pr_flow`,
     `pr_summary`, `pr_sizes`, `stale_prs`, `review_load`, `reviewer_load`, `incidents_summary`).
     With `previous` (the last run's tables, same `scopes`) and `since` (the first changed day), the
-    weekly series keeps its unchanged weeks (`dora_weekly`)."""
+    weekly series keeps its unchanged weeks (`dora_weekly`). `emit` is handed each group of tables
+    as soon as it is computed (a caller can publish them while the next ones are computed)."""
     scopes = scopes or Scopes(entities, org)
-    weekly = dora_weekly(facts, scopes, config, as_of, reuse=(previous or {}).get("dora_weekly"), since=since)
-    out = {"dora_summary": dora_summary(facts, scopes, config, as_of), "dora_weekly": weekly}
-    out.update(pr_flow(facts, scopes, config, as_of, open_prs))
-    out.update(review_load(facts, scopes, config, as_of))
+    out: dict[str, pd.DataFrame] = {}
+
+    def done(group: dict[str, pd.DataFrame]) -> None:
+        out.update(group)
+        if emit is not None:
+            emit(group)
+
+    done({"dora_weekly": dora_weekly(facts, scopes, config, as_of, reuse=(previous or {}).get("dora_weekly"), since=since)})
+    done({"dora_summary": dora_summary(facts, scopes, config, as_of)})
+    done(pr_flow(facts, scopes, config, as_of, open_prs))
+    done(review_load(facts, scopes, config, as_of))
     end = pd.Timestamp(as_of) + pd.Timedelta(days=1)
     inc = _window(facts["incidents"], end - pd.Timedelta(days=config.window_days), end)
     dd = _window(facts["deploy_days"], end - pd.Timedelta(days=config.window_days), end)
-    out["incidents_summary"] = pd.DataFrame([{
+    done({"incidents_summary": pd.DataFrame([{
         "window_start": (end - pd.Timedelta(days=config.window_days)).date(), "window_end": as_of,
         "incidents": len(inc), "without_service": int(inc["entity_ref"].isna().sum()),
         "unresolved": int(inc["restore_h"].isna().sum()),
         "deployments": int(dd["deployments"].sum()), "unlinked_deployments": int(dd["unlinked"].sum()),
-        "rollbacks": int((dd["deployments"] - dd["changes_deployed"]).sum())}])
+        "rollbacks": int((dd["deployments"] - dd["changes_deployed"]).sum())}])})
     return out
 
 
@@ -1070,39 +1079,55 @@ def update_source_control(previous: pd.DataFrame | None, fresh: pd.DataFrame) ->
 
 def finish_tables(facts: Mapping[str, pd.DataFrame], entities: pd.DataFrame, org: OrgGraph | None, config: DeliveryConfig, *,
                   as_of: date, open_prs: pd.DataFrame, source_ctl: pd.DataFrame, moment: datetime,
-                  scopes: Scopes | None = None) -> dict[str, pd.DataFrame]:
+                  scopes: Scopes | None = None, emit: Callable[[str, pd.DataFrame], None] | None = None) -> dict[str, pd.DataFrame]:
     """Every published table from the day-grain facts: `delivery_metrics`, the scorecard facts,
     source control and a `meta` row (as-of day, time zone, windows, thresholds). Entity rows of the summary and the weekly series go to
     tables of their own (`dora_entities`, `dora_weekly_entities`): the site and the CLI read teams
     and the organisation only. `dora_weekly_entities` holds an entity's weeks with at least one
     event: a week of the series without a row had no deployment (zero, not missing; the teams' and
     the organisation's series in `dora_weekly` carry their zeros), which keeps a 200k-entity
-    catalog's weekly series at the weeks that happened (~1.2 M zero rows less)."""
-    tables = delivery_metrics(facts, entities, org, config, as_of=as_of, open_prs=open_prs, scopes=scopes)
-    tables["entity_facts"] = entity_facts(tables)
-    tables["source_control"] = source_ctl
-    # PR flow, sizes, summary and stale PRs are published for teams and the organisation; an
-    # entity's PR figures the scorecards use are in `entity_facts` (a 200k catalog's entity rows
-    # of these four tables were ~430 k rows rewritten every day for no reader)
-    for name in ("pr_flow", "pr_sizes", "pr_summary", "stale_prs"):
-        frame = tables[name]
-        tables[name] = frame[(frame["scope_type"] != "entity").to_numpy()].reset_index(drop=True)
-    for name, entity_name in (("dora_summary", "dora_entities"), ("dora_weekly", "dora_weekly_entities")):
-        frame = tables[name]
-        is_entity = (frame["scope_type"] == "entity").to_numpy()
-        entity_rows = is_entity if name == "dora_summary" else is_entity & (frame["events"].to_numpy(float) > 0)
-        entity_frame = frame[entity_rows].reset_index(drop=True)
-        # (an entity's rows carry no window dates, which change every day: `meta` has them; so
-        # a new day rewrites only the entities whose figures changed)
-        tables[entity_name] = entity_frame.drop(columns=[c for c in ("window_start", "window_end") if c in entity_frame.columns])
-        tables[name] = frame[~is_entity].reset_index(drop=True)
-    tables["meta"] = pd.DataFrame([{
+    catalog's weekly series at the weeks that happened (~1.2 M zero rows less). `emit(name, frame)`
+    is called with each published table as soon as it is final (`services.delivery` writes it
+    while the next ones are computed)."""
+    tables: dict[str, pd.DataFrame] = {}
+    whole: dict[str, pd.DataFrame] = {}  # (the tables with their entity rows: the scorecard facts read them)
+
+    def published(name: str, frame: pd.DataFrame) -> None:
+        tables[name] = frame
+        if emit is not None:
+            emit(name, frame)
+
+    def split(group: dict[str, pd.DataFrame]) -> None:
+        for name, frame in group.items():
+            whole[name] = frame
+            is_entity = (frame["scope_type"] == "entity").to_numpy() if "scope_type" in frame.columns else None
+            if name in ("pr_flow", "pr_sizes", "pr_summary", "stale_prs"):
+                # PR flow, sizes, summary and stale PRs are published for teams and the
+                # organisation; an entity's PR figures the scorecards use are in `entity_facts` (a
+                # 200k catalog's entity rows of these four tables were ~430 k rows rewritten every
+                # day for no reader)
+                published(name, frame[~is_entity].reset_index(drop=True))
+            elif name in ("dora_summary", "dora_weekly"):
+                entity_rows = is_entity if name == "dora_summary" else is_entity & (frame["events"].to_numpy(float) > 0)
+                entity_frame = frame[entity_rows].reset_index(drop=True)
+                # (an entity's rows carry no window dates, which change every day: `meta` has
+                # them; so a new day rewrites only the entities whose figures changed)
+                entity_name = "dora_entities" if name == "dora_summary" else "dora_weekly_entities"
+                published(entity_name, entity_frame.drop(columns=[c for c in ("window_start", "window_end") if c in entity_frame.columns]))
+                published(name, frame[~is_entity].reset_index(drop=True))
+            else:
+                published(name, frame)
+
+    delivery_metrics(facts, entities, org, config, as_of=as_of, open_prs=open_prs, scopes=scopes, emit=split)
+    published("entity_facts", entity_facts(whole))
+    published("source_control", source_ctl)
+    published("meta", pd.DataFrame([{
         "as_of": as_of.isoformat(), "timezone": config.timezone, "window_days": config.window_days,
         "window_start": (as_of - timedelta(days=config.window_days - 1)).isoformat(), "window_end": as_of.isoformat(), "weeks": config.weeks,
         "failure_window_hours": config.failure_window_hours, "stale_pr_days": config.stale_pr_days,
         "min_people": config.min_people, "compare_min_entities": config.compare_min_entities,
         "computed_at": moment.isoformat(),
-    }])
+    }]))
     return tables
 
 

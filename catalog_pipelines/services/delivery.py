@@ -503,33 +503,43 @@ def compute_delivery_metrics(engine: "sa.Engine", *, as_of: date | None = None, 
             entities, org, scopes = catalog.result()
         scopes_digest = scopes.digest() if catalog is not None else state["scopes"]  # (kept scopes: the kept digest)
         lap("catalog_wait")
-        tables = finish_tables(facts, entities, org, config, as_of=as_of, open_prs=open_pull_requests(events["pull_requests"], moment),
-                               source_ctl=sc, moment=moment, scopes=scopes)
-        lap("windows")
-        frames = {DELIVERY.get(name): frame for name, frame in tables.items() if name != "source_control"}
-        delete = {} if incremental else None  # incremental: the tables below are changed in place
-        if incremental:  # what changed is rewritten, the rest kept
-            # the weekly series: the weeks from the first changed day's on rewritten, the weeks that
-            # left the series dropped, the older weeks kept but where a rebuilt incident (started in
-            # an older week, resolved since) changes one scope's time to restore: that scope's week
-            # (`_weekly_changes`). Both series are rewritten whole when the catalog's scopes changed
-            # (an entity added, removed or moved to another team changes the teams' older weeks).
+        # each table handed to the writer as soon as it is final: incrementally, what changed of
+        # it (the weekly series: the weeks from the first changed day's on rewritten, the weeks
+        # that left the series dropped, the older weeks kept but where a rebuilt incident (started
+        # in an older week, resolved since) changes one scope's time to restore: that scope's
+        # week (`_weekly_changes`); both series rewritten whole when the catalog's scopes changed:
+        # an entity added, removed or moved to another team changes the teams' older weeks. The
+        # entities' four keys, their scorecard facts and the reviewers' load: only the keys whose
+        # rows changed (`_by_changed_keys`)). The rest is replaced whole.
+        weekly_changes = None
+        if incremental and state is not None and state.get("scopes") == scopes_digest:
             changed_week = since - timedelta(days=since.weekday())
             first_week = as_of - timedelta(days=as_of.weekday(), weeks=config.weeks - 1)
-            if state is not None and state.get("scopes") == scopes_digest:
-                touched = _incident_weeks(cached["incidents"], fresh["incidents"], first_week, changed_week)
-                for name, kinds in (("dora_weekly_entities", ("entity",)), ("dora_weekly", ("team", "org"))):
-                    frame, condition = _weekly_changes(engine, tables[name], scopes, touched, kinds, changed_week, first_week,
-                                                       zeros=name == "dora_weekly")
-                    writer.put(DELIVERY.get(name), frame, delete=condition)
-                    frames.pop(DELIVERY.get(name))
-        # the entities' four keys, their scorecard facts and the reviewers' load: only the keys
-        # whose rows changed are rewritten (`_by_changed_keys`)
+            touched = _incident_weeks(cached["incidents"], fresh["incidents"], first_week, changed_week)
+            weekly_changes = {"dora_weekly_entities": ("entity",), "dora_weekly": ("team", "org")}
         previous_digests = kept.get("digests") if incremental else None
-        digests = pd.concat([_by_changed_keys(engine, DELIVERY.get(name), tables[name], key_columns, previous_digests, frames, delete)
-                             for name, key_columns in _BY_KEY.items()], ignore_index=True)
-        for table, frame in frames.items():
-            writer.put(table, frame, delete=(delete or {}).get(table))
+        digest_parts: list[pd.DataFrame] = []
+
+        def publish(name: str, frame: pd.DataFrame) -> None:
+            table = DELIVERY.get(name)
+            if name == "source_control":  # (handed over above)
+                return
+            if weekly_changes is not None and name in weekly_changes:
+                rows, condition = _weekly_changes(engine, frame, scopes, touched, weekly_changes[name], changed_week, first_week,
+                                                  zeros=name == "dora_weekly")
+                writer.put(table, rows, delete=condition)
+            elif name in _BY_KEY:
+                frames: dict = {}
+                delete: dict | None = {} if incremental else None
+                digest_parts.append(_by_changed_keys(engine, table, frame, _BY_KEY[name], previous_digests, frames, delete))
+                writer.put(table, frames[table], delete=(delete or {}).get(table))
+            else:
+                writer.put(table, frame)
+
+        tables = finish_tables(facts, entities, org, config, as_of=as_of, open_prs=open_pull_requests(events["pull_requests"], moment),
+                               source_ctl=sc, moment=moment, scopes=scopes, emit=publish)
+        lap("windows")
+        digests = pd.concat(digest_parts, ignore_index=True)
         parts = {"digests": digests, **(scopes.to_parts() if catalog is not None else {})}
         writer.put(DELIVERY.facts_kept, partial(_kept_frame, parts), delete=_kept_names(parts))
         writer.put(DELIVERY.facts_state, pd.DataFrame([{
