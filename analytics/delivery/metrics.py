@@ -1060,20 +1060,47 @@ def update_source_control(previous: pd.DataFrame | None, fresh: pd.DataFrame) ->
     requests of `fresh` (0 for an entity with none open any more)."""
     if previous is None or not len(previous):
         return fresh
-    prev = previous.copy()
-    prev["entity_ref"] = prev["entity_ref"].astype(str)
-    for column in ("last_merge_at", "last_deploy_at"):
-        prev[column] = pd.to_datetime(prev[column], utc=True)
-    both = prev.merge(fresh.assign(entity_ref=fresh["entity_ref"].astype(str)), on="entity_ref", how="outer", suffixes=("_old", ""),
-                      sort=True)
-    out = pd.DataFrame({"entity_ref": both["entity_ref"].to_numpy(dtype=object)})
+    # by position, not a merge of ~100k rows: the previous rows updated where `fresh` has the
+    # entity (a few thousand), the new entities inserted in their sorted places
+    prev_ref = previous["entity_ref"].astype(object).to_numpy(dtype=object)
+    fresh_ref = fresh["entity_ref"].astype(object).to_numpy(dtype=object)
+    prev_index = pd.Index(prev_ref, dtype=object)
+    if not (prev_index.is_unique and prev_index.is_monotonic_increasing):  # (sorted by the last update: else sorted here)
+        order = np.argsort(prev_ref, kind="stable")
+        previous, prev_ref = previous.iloc[order].reset_index(drop=True), prev_ref[order]
+        prev_index = pd.Index(prev_ref, dtype=object)
+    pos = prev_index.get_indexer(fresh_ref)
+    hit, new = np.flatnonzero(pos >= 0), np.flatnonzero(pos < 0)
+    at = pos[hit]
+    columns: dict[str, np.ndarray] = {"entity_ref": prev_ref}
     for column in ("repository", "source"):
-        new = both[column].astype(object)
-        out[column] = new.where(new.notna(), both[f"{column}_old"].astype(object)).to_numpy()
-    out["open_prs"] = both["open_prs"].fillna(0).astype(np.int64).to_numpy()
+        values = previous[column].astype(object).to_numpy(dtype=object).copy()
+        theirs = fresh[column].astype(object).to_numpy(dtype=object)[hit]
+        known = pd.notna(theirs)
+        values[at[known]] = theirs[known]
+        columns[column] = values
+    open_prs = np.zeros(len(prev_ref), np.int64)  # (0 for an entity with none open any more)
+    open_prs[at] = fresh["open_prs"].to_numpy(np.int64)[hit]
+    columns["open_prs"] = open_prs
     for column in ("last_merge_at", "last_deploy_at"):  # the later of the two (either when one is missing)
-        new, old = (pd.to_datetime(both[c], utc=True) for c in (column, f"{column}_old"))
-        out[column] = new.where(new.notna() & (old.isna() | (new >= old)), old).array  # (to_numpy: a Timestamp object per row)
+        values = pd.to_datetime(previous[column], utc=True).astype("datetime64[ns, UTC]").array.asi8.copy()
+        theirs = pd.to_datetime(fresh[column], utc=True).astype("datetime64[ns, UTC]").array.asi8[hit]
+        nat = np.iinfo(np.int64).min
+        later = (theirs != nat) & ((values[at] == nat) | (theirs >= values[at]))
+        values[at[later]] = theirs[later]
+        columns[column] = values
+    if len(new):
+        where = np.searchsorted(prev_ref, fresh_ref[new])
+        columns["entity_ref"] = np.insert(prev_ref, where, fresh_ref[new])
+        for column in ("repository", "source"):
+            columns[column] = np.insert(columns[column], where, fresh[column].astype(object).to_numpy(dtype=object)[new])
+        columns["open_prs"] = np.insert(columns["open_prs"], where, fresh["open_prs"].to_numpy(np.int64)[new])
+        for column in ("last_merge_at", "last_deploy_at"):
+            columns[column] = np.insert(columns[column], where,
+                                        pd.to_datetime(fresh[column], utc=True).astype("datetime64[ns, UTC]").array.asi8[new])
+    out = pd.DataFrame({c: columns[c] for c in ("entity_ref", "repository", "source", "open_prs")})
+    for column in ("last_merge_at", "last_deploy_at"):
+        out[column] = pd.to_datetime(columns[column], unit="ns", utc=True)
     return out
 
 

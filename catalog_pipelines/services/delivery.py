@@ -136,6 +136,58 @@ def _kept_frame(parts: dict[str, "pd.DataFrame"]) -> "pd.DataFrame":
     return pd.DataFrame(rows, columns=["name", "data"])
 
 
+# The facts a new day changes only in its last weeks are kept as a document per ISO week
+# ("facts_deploy_days@2025-05-26", the week's Monday): a new day writes the weeks from its first
+# changed day's on and drops the weeks no window reads any more, not the whole span again.
+_WEEKLY_FACTS = ("deploy_days", "changes", "prs", "reviews")
+
+
+def _fact_documents(facts: dict[str, "pd.DataFrame"], kept: dict[str, "pd.DataFrame"], *, first_day: date, window_start: date,
+                    since: date | None) -> tuple[dict[str, "pd.DataFrame"], Any]:
+    """The kept documents of the day-grain facts a run writes, and the condition deleting the
+    documents they replace. Pull requests and reviews: the rolling window's only. `since` (an
+    incremental run's first recomputed day): the weeks from its week on, and the weeks before the
+    oldest one still read are deleted; None (from scratch), or a part kept whole by an older
+    version: every week written, every document of the part replaced."""
+    from datetime import timedelta
+
+    import numpy as np
+    import pandas as pd
+    import sqlalchemy as sa
+
+    def monday(day: date) -> date:
+        return day - timedelta(days=day.weekday())
+
+    name = sa.column("name", sa.String)
+    parts: dict[str, pd.DataFrame] = {}
+    conditions = []
+    for fact, frame in facts.items():
+        oldest = window_start if fact in ("prs", "reviews") else first_day
+        if fact in ("prs", "reviews"):
+            frame = frame[(frame["day"] >= pd.Timestamp(window_start)).to_numpy()]
+        if fact not in _WEEKLY_FACTS:
+            parts[f"facts_{fact}"] = frame
+            conditions.append(name == f"facts_{fact}")
+            continue
+        previous = kept.get(f"facts_{fact}")
+        whole = since is None or previous is None or any("@" not in n for n in previous.attrs.get("documents", [""]))
+        days = frame["day"].to_numpy().astype("datetime64[D]")
+        weeks = days - ((days.astype(np.int64) + 3) % 7).astype("timedelta64[D]")  # (1970-01-01 was a Thursday)
+        first_week = None if whole else np.datetime64(monday(since), "D")
+        # (and the oldest week still read: its days before the oldest one dropped, so what is
+        # kept is what the windows read, no more)
+        oldest_week = np.datetime64(monday(oldest), "D")
+        for week in np.unique(weeks):
+            if first_week is None or week >= first_week or week == oldest_week:
+                parts[f"facts_{fact}@{week}"] = frame[weeks == week]
+        every = name.between(f"facts_{fact}@0", f"facts_{fact}@9")  # (the weeks' names: ISO dates)
+        if whole:
+            conditions.extend([name == f"facts_{fact}", every])
+        else:
+            conditions.append(sa.and_(every, sa.or_(name >= f"facts_{fact}@{first_week}", name <= f"facts_{fact}@{oldest_week}")))
+    return parts, sa.or_(*conditions)
+
+
 def _kept_names(parts: dict[str, Any]) -> Any:
     """The condition deleting the kept documents of these parts (they are written again)."""
     import sqlalchemy as sa
@@ -164,15 +216,24 @@ def _read_kept(engine: "sa.Engine", names: list[str] | None = None, *, exclude: 
         return {}
     with engine.connect() as conn:  # (a few large texts: fetched as they are, no frame around them)
         rows = conn.execute(query).all()
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    documents: dict[str, list[tuple[str, Any]]] = {}
     out = {}
     try:
-        for name, data in rows:
-            part = pd.read_parquet(io.BytesIO(base64.b64decode(str(data))))
+        for name, data in rows:  # a part kept as several documents ("facts_changes@2025-05-26"): one frame
+            # (`ParquetFile.read`: `read_table`'s dataset layer costs ~3x more on 50 small documents)
+            documents.setdefault(str(name).split("@")[0], []).append((str(name), pq.ParquetFile(io.BytesIO(base64.b64decode(str(data)))).read()))
+        for part_name, docs in documents.items():
+            table = docs[0][1] if len(docs) == 1 else pa.concat_tables([t for _, t in docs], promote_options="permissive")
+            part = table.to_pandas()  # (categoricals' dictionaries united by Arrow)
             for column in part.columns:  # texts as the fresh frames hold them: objects, not Arrow strings
                 if isinstance(part[column].dtype, pd.StringDtype):
                     part[column] = part[column].astype(object).where(part[column].notna(), None)
-            out[str(name)] = part
-    except (OSError, ValueError, binascii.Error):  # (a damaged document: the next run starts from scratch)
+            part.attrs["documents"] = sorted(name for name, _ in docs)
+            out[part_name] = part
+    except (OSError, ValueError, binascii.Error, pa.ArrowException):  # (a damaged document: the next run starts from scratch)
         return {}
     return out
 
@@ -288,7 +349,8 @@ _DEPLOYMENT_COLUMNS = ("entity_ref", "source", "repository", "is_production", "s
 
 
 def _events_from(engine: "sa.Engine", config: "DeliveryConfig", since: date, as_of: date,
-                 changed_incidents: "pd.DataFrame | None" = None, *, incremental: bool = False) -> dict[str, "pd.DataFrame"]:
+                 changed_incidents: "pd.DataFrame | None" = None, *, incremental: bool = False,
+                 kept_open: "pd.DataFrame | None" = None, after: datetime | None = None) -> dict[str, "pd.DataFrame"]:
     """What computing the day-grain facts from `since` reads: production deployments and pull
     requests of the link look-back before it, every open pull request (whatever its day), the
     reviews from `since`, the incidents of the look-back and `changed_incidents` (those read again
@@ -300,7 +362,12 @@ def _events_from(engine: "sa.Engine", config: "DeliveryConfig", since: date, as_
     own repository only, from that repository's earlier deployments (which changes they shipped
     already), and an incident or rollback from `since` on blames a deployment of those days
     (the plan starts the days a failure window before the first changed one). At 200k entities:
-    ~70k look-back rows instead of ~470k."""
+    ~70k look-back rows instead of ~470k.
+
+    `kept_open` and `after` (a new day): the pull requests open at the end of the last run and
+    when it started. The open ones before `since`'s days are then that set updated by the pull
+    requests collected since (`_open_since`), not read whole (~46k rows at 200k entities), when
+    their count matches the store's (else, after a retention run say, they are read)."""
     from datetime import timedelta
 
     import pandas as pd
@@ -322,10 +389,15 @@ def _events_from(engine: "sa.Engine", config: "DeliveryConfig", since: date, as_
     events = {DEPLOYMENTS: deployments, REVIEWS: read_events(engine, REVIEWS, recent, as_of, columns=_REVIEW_COLUMNS)}
     # before `recent`, only merged pull requests matter (a deployment of the days recomputed may
     # ship them), and only the columns that link them; every open one is read whatever its day
+    older_open = None
+    if incremental and kept_open is not None and after is not None:
+        older_open = _open_since(engine, kept_open, after, recent - timedelta(days=1))
+    if older_open is None:
+        older_open = read_events(engine, PULL_REQUESTS, None, recent - timedelta(days=1), open_only=True, columns=_PR_COLUMNS)
     prs = [read_events(engine, PULL_REQUESTS, recent, as_of, columns=_PR_COLUMNS),
            read_events(engine, PULL_REQUESTS, lookback, recent - timedelta(days=1), merged_only=True, columns=_PR_LINK_COLUMNS,
                        repositories=repositories),
-           read_events(engine, PULL_REQUESTS, None, recent - timedelta(days=1), open_only=True, columns=_PR_COLUMNS)]
+           older_open]
     template = empty_frame(PULL_REQUESTS, _PR_COLUMNS)
     prs = [p if list(p.columns) == list(_PR_COLUMNS) else
            p.assign(**{c: pd.Series(pd.array([None] * len(p), dtype=template[c].dtype)) for c in _PR_COLUMNS if c not in p.columns})[list(_PR_COLUMNS)]
@@ -337,6 +409,48 @@ def _events_from(engine: "sa.Engine", config: "DeliveryConfig", since: date, as_
     events[PULL_REQUESTS] = _concat([p for p in prs if len(p)] or prs[:1])
     events[INCIDENTS] = _concat([p for p in incidents if len(p)] or incidents[:1])
     return events
+
+
+def _open_pull_requests_kept(prs: "pd.DataFrame") -> "pd.DataFrame":
+    """The open pull requests among a run's events (every open one, whatever its day): the part a
+    new day updates (`_open_since`)."""
+    open_now = prs["merged_at"].isna().to_numpy() & prs["closed_at"].isna().to_numpy()
+    if all(c in prs.columns for c in _PR_COLUMNS):
+        prs = prs[list(_PR_COLUMNS)]
+    return prs[open_now].reset_index(drop=True)
+
+
+def _open_since(engine: "sa.Engine", kept_open: "pd.DataFrame", after: datetime, until_day: date) -> "pd.DataFrame | None":
+    """The pull requests open now with a day up to `until_day` (an open one's day is the UTC date
+    it was opened), from those open at the last run (`kept_open`) and the ones collected since
+    `after` (a later row replaces the kept one of the same repository and number; one
+    merged or closed since leaves the set). None when the result's count differs from the store's
+    (a retention run deleted some, a collector's clock lagged): the caller reads them whole."""
+    from datetime import timedelta
+
+    import numpy as np
+    import pandas as pd
+
+    from analytics.delivery.metrics import pr_key
+    from catalog_pipelines.model.delivery_events import PULL_REQUESTS
+    from catalog_pipelines.storage.delivery_events import _concat, count_open_pull_requests, read_events
+
+    if list(kept_open.columns) != list(_PR_COLUMNS):
+        return None
+    collected = read_events(engine, PULL_REQUESTS, collected_after=after, columns=_PR_COLUMNS)
+
+    def key(frame: pd.DataFrame) -> np.ndarray:  # (a pull request's natural key: repository and number)
+        return pr_key(frame["repository"], frame["number"])
+
+    parts = [kept_open[~np.isin(key(kept_open), key(collected))]]
+    if len(collected):
+        parts.append(collected[(collected["merged_at"].isna() & collected["closed_at"].isna()).to_numpy()])
+    open_now = _concat([p for p in parts if len(p)] or parts[:1])
+    end = pd.Timestamp(until_day + timedelta(days=1), tz="UTC")  # (opened before the end of that UTC day)
+    older = open_now[(open_now["created_at"] < end).to_numpy()].reset_index(drop=True)
+    if len(older) != count_open_pull_requests(engine, until_day):
+        return None
+    return older
 
 
 class _Inline:
@@ -434,16 +548,18 @@ def compute_delivery_metrics(engine: "sa.Engine", *, as_of: date | None = None, 
         reuse = state is not None and state.get("catalog") == version
         catalog = None if reuse else pool.submit(read_catalog)
         lap("read_catalog")  # (PostgreSQL: the time shows in "catalog_wait", what was left of it at the end)
-        # the kept incidents first: the plan needs them, and the events it asks for are read
-        # while the other kept parts are decoded
-        kept = _read_kept(engine, ["facts_incidents"]) if state else {}
+        # the kept incidents first (the plan needs them) and the kept open pull requests (the
+        # events read needs them): the events the plan asks for are read while the other kept
+        # parts are decoded
+        kept = _read_kept(engine, ["facts_incidents", "open_prs"]) if state else {}
         plan = _incremental_plan(engine, state, config, as_of, kept.get("facts_incidents")) if state else None
         since, changed_incidents = plan if plan is not None else (None, None)
         lap("plan")
         reading = None
         if since is not None:
-            reading = pool.submit(_events_from, engine, config, since, as_of, changed_incidents, incremental=True)
-            kept.update(_read_kept(engine, exclude=["facts_incidents"]))
+            reading = pool.submit(_events_from, engine, config, since, as_of, changed_incidents, incremental=True,
+                                  kept_open=kept.get("open_prs"), after=state["computed_at"])
+            kept.update(_read_kept(engine, exclude=["facts_incidents", "open_prs"]))
         scopes = Scopes.from_parts(kept) if reuse else None
         if reuse and scopes is None:  # (not kept: read after all)
             catalog = pool.submit(read_catalog)
@@ -476,11 +592,10 @@ def compute_delivery_metrics(engine: "sa.Engine", *, as_of: date | None = None, 
         # what the next day reads back: the facts first (pull requests and reviews: the rolling
         # window's), their Parquet documents built on the writer's thread. Replaced whole from
         # scratch; else (and while the kept scopes are reused) part by part.
-        window_start = pd.Timestamp(as_of - timedelta(days=config.window_days - 1))
-        keep = {f"facts_{name}": (frame[(frame["day"] >= window_start).to_numpy()] if name in ("prs", "reviews") else frame)
-                for name, frame in facts.items()}
+        documents, replaced = _fact_documents(facts, kept, first_day=first_day, window_start=as_of - timedelta(days=config.window_days - 1),
+                                              since=since if incremental else None)
         whole = not incremental and catalog is not None
-        writer.put(DELIVERY.facts_kept, partial(_kept_frame, keep), delete=None if whole else _kept_names(keep))
+        writer.put(DELIVERY.facts_kept, partial(_kept_frame, documents), delete=None if whole else replaced)
         if not incremental:
             sc = source_control(events, moment)
             writer.put(DELIVERY.source_control, sc)
@@ -497,7 +612,8 @@ def compute_delivery_metrics(engine: "sa.Engine", *, as_of: date | None = None, 
             else:
                 writer.put(DELIVERY.source_control, sc)
             lap("source_control")
-        writer.put(DELIVERY.facts_kept, partial(_kept_frame, {"source_control": sc}), delete=_kept_names(["source_control"]))
+        others = {"source_control": sc, "open_prs": _open_pull_requests_kept(events["pull_requests"])}
+        writer.put(DELIVERY.facts_kept, partial(_kept_frame, others), delete=_kept_names(others))
         entities = org = None
         if catalog is not None:
             entities, org, scopes = catalog.result()

@@ -258,7 +258,10 @@ def _concat(parts: list[pd.DataFrame]) -> pd.DataFrame:
     columns = {}
     for c in parts[0].columns:
         if isinstance(parts[0][c].dtype, pd.CategoricalDtype):
-            columns[c] = pd.Series(union_categoricals([p[c] for p in parts]))
+            values = [p[c].array for p in parts]
+            if len({v.categories.dtype for v in values}) > 1:  # (text categories of two kinds, kept and read: as objects)
+                values = [pd.Categorical.from_codes(v.codes, categories=pd.Index(v.categories.astype(object), dtype=object)) for v in values]
+            columns[c] = pd.Series(union_categoricals(values))
         else:
             columns[c] = pd.concat([p[c] for p in parts], ignore_index=True)
     return pd.DataFrame(columns)
@@ -280,6 +283,16 @@ def first_day_collected_after(engine: sa.Engine, kind: str, after: dt.datetime, 
     with engine.connect() as conn:
         low = conn.execute(q).scalar()
     return None if low is None else (low if isinstance(low, dt.date) else dt.date.fromisoformat(str(low)))
+
+
+def count_open_pull_requests(engine: sa.Engine, until_day: dt.date) -> int:
+    """How many pull requests, neither merged nor closed, are stored with a day up to `until_day`
+    (the partial index on open pull requests): what a new day checks a kept set of open pull
+    requests against before using it instead of reading them."""
+    t = table(ev.PULL_REQUESTS)
+    q = sa.select(sa.func.count()).select_from(t).where(t.c.merged_at.is_(None), t.c.closed_at.is_(None), t.c.day <= until_day)
+    with engine.connect() as conn:
+        return int(conn.execute(q).scalar() or 0)
 
 
 def count_events(engine: sa.Engine, kind: str) -> int:

@@ -135,6 +135,7 @@ def test_a_new_day_computed_incrementally_equals_the_tables_computed_from_scratc
     from datetime import timedelta
 
     import pandas as pd
+    import sqlalchemy as sa
 
     from analytics.delivery.synthetic import known_at
     from catalog_pipelines.services.delivery import _read_facts
@@ -173,7 +174,12 @@ def test_a_new_day_computed_incrementally_equals_the_tables_computed_from_scratc
     assert changed[ev.PULL_REQUESTS] and changed[ev.INCIDENTS]  # merges, closes, resolutions since
     for kind, rows in changed.items():
         store.write_events(engine, kind, rows, datetime.now(UTC))
+    open_reads = []  # (whether each event read was the whole set of open pull requests)
+    real_read = store.read_events
+    monkeypatch.setattr(store, "read_events", lambda *a, **k: (open_reads.append(k.get("open_only", False)), real_read(*a, **k))[1])
     two = compute_delivery_metrics(engine, as_of=day2)
+    # the open pull requests: the last run's set updated by the ones collected since, not read whole
+    assert open_reads and not any(open_reads)
     # from the late deployment's day less the failure window and a day of slack; incidents resolved
     # since (one started weeks before) are rebuilt by id without moving the first day back
     assert two["mode"] == "incremental" and two["since"] == day1 - timedelta(days=12)
@@ -188,12 +194,25 @@ def test_a_new_day_computed_incrementally_equals_the_tables_computed_from_scratc
     _assert_same_tables(published, read_delivery_tables(engine))
     _assert_same_tables({k: v for k, v in kept.items()},
                         {k: v for k, v in _read_facts(engine, date(2025, 1, 1), day2 + timedelta(days=1)).items()})
-    # and once more, nothing new: the same figures again, incrementally, and no entity's rows rewritten
+    # and once more, nothing new: the same figures again, incrementally, and no entity's rows
+    # rewritten; the open pull requests are the kept set (updated by what was collected since), not read
     three = compute_delivery_metrics(engine, as_of=day2)
     assert three["mode"] == "incremental"
     _assert_same_tables(three["tables"], scratch["tables"])
     assert three["rows"]["dora_entities"] == three["rows"]["entity_facts"] == three["rows"]["reviewer_load"] == 0
     _assert_same_tables(published, read_delivery_tables(engine))
+    # a retention run deletes an old open pull request: the kept open set no longer counts as the
+    # store does, so the next run reads the open pull requests whole, and is right again
+    t = store.table(ev.PULL_REQUESTS)
+    with engine.begin() as conn:
+        gone = conn.execute(sa.select(t.c.event_key).where(t.c.merged_at.is_(None), t.c.closed_at.is_(None), t.c.day < day1)
+                            .order_by(t.c.day).limit(1)).scalar()
+        assert gone is not None
+        conn.execute(sa.delete(t).where(t.c.event_key == gone))
+    open_reads.clear()
+    four = compute_delivery_metrics(engine, as_of=day2)
+    assert four["mode"] == "incremental" and any(open_reads)
+    _assert_same_tables(four["tables"], compute_delivery_metrics(engine, as_of=day2, full=True)["tables"])
 
 
 def test_a_table_published_by_changed_keys_equals_the_new_frame_with_only_those_keys_rewritten(catalog_url):
