@@ -206,16 +206,12 @@ def _read_kept(engine: "sa.Engine", names: list[str] | None = None, *, exclude: 
     import sqlalchemy as sa
 
     from catalog_pipelines.model.insight_tables import DELIVERY
+    from catalog_pipelines.storage.insights import read_rows
 
-    query = sa.select(sa.column("name", sa.String), sa.column("data", sa.Text)).select_from(sa.table(DELIVERY.facts_kept.sql_name))
-    if names is not None:
-        query = query.where(_kept_names(names))
-    elif exclude:
-        query = query.where(sa.not_(_kept_names(exclude)))
-    if not sa.inspect(engine).has_table(DELIVERY.facts_kept.sql_name):
+    where = _kept_names(names) if names is not None else sa.not_(_kept_names(exclude)) if exclude else None
+    rows = read_rows(engine, DELIVERY.facts_kept, ("name", "data"), where=where)  # (a few large texts: no frame around them)
+    if rows is None:
         return {}
-    with engine.connect() as conn:  # (a few large texts: fetched as they are, no frame around them)
-        rows = conn.execute(query).all()
     import pyarrow as pa
     import pyarrow.parquet as pq
 

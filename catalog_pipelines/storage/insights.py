@@ -223,6 +223,21 @@ def changed_keys(current: pd.Series, previous: pd.DataFrame | None) -> tuple[lis
     return changed, removed
 
 
+def read_rows(engine: sa.Engine, table: InsightTable, columns: Collection[str], *,
+              where: sa.ColumnElement[bool] | None = None) -> list[tuple] | None:
+    """Some text columns of the stored table's rows (matching `where`), as the driver gives them,
+    without a frame around them (a few large values, such as the delivery area's kept documents);
+    None when the table has never been written."""
+    name = _checked(table).sql_name
+    if not sa.inspect(engine).has_table(name):
+        return None
+    query = sa.select(*(sa.column(c, sa.Text) for c in columns)).select_from(sa.table(name))
+    if where is not None:
+        query = query.where(where)
+    with engine.connect() as conn:
+        return [tuple(row) for row in conn.execute(query).all()]
+
+
 def write_frame(engine: sa.Engine, table: InsightTable, frame: pd.DataFrame, *, append: bool = False) -> int:
     """Replace (or append to) one insight table atomically; returns the rows written."""
     return write_frames(engine, {table: frame}, append={table} if append else ())[table.name]

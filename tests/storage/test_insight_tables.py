@@ -29,7 +29,7 @@ DECLARATION = ROOT / "catalog_pipelines" / "model" / "insight_tables.py"
 # Where code lives; docs/ and tests/ may name physical tables (they document and check them).
 SOURCE_DIRS = ("catalog_pipelines", "analytics", "dashboards", "benchmarks")
 # Functions that take insight tables: none of them may be given a name typed out.
-TAKES_TABLES = {"read_frame", "write_frame", "write_frames", "read_table", "select_rows", "write_table", "write_tables",
+TAKES_TABLES = {"read_frame", "read_rows", "write_frame", "write_frames", "read_table", "select_rows", "write_table", "write_tables",
                 "published_table", "read_results", "missing_tables", "table", "has", "_read", "_facts", "sc"}
 AREA_NAMES = {area.area for area in AREAS}
 SQL_PREFIX = re.compile(r"^insight_(%s)_[a-z0-9_]+$" % "|".join(sorted(AREA_NAMES)))
