@@ -180,6 +180,8 @@ def _fact_documents(facts: dict[str, "pd.DataFrame"], kept: dict[str, "pd.DataFr
         for week in np.unique(weeks):
             if first_week is None or week >= first_week or week == oldest_week:
                 parts[f"facts_{fact}@{week}"] = frame[weeks == week]
+        if not len(frame):  # (no rows at all: an empty document keeps the part, and its columns, known)
+            parts[f"facts_{fact}@{oldest_week}"] = frame
         every = name.between(f"facts_{fact}@0", f"facts_{fact}@9")  # (the weeks' names: ISO dates)
         if whole:
             conditions.extend([name == f"facts_{fact}", every])

@@ -215,6 +215,68 @@ def test_a_new_day_computed_incrementally_equals_the_tables_computed_from_scratc
     _assert_same_tables(four["tables"], compute_delivery_metrics(engine, as_of=day2, full=True)["tables"])
 
 
+def test_the_kept_facts_are_a_document_per_week_and_a_new_day_rewrites_only_its_weeks(catalog_url):
+    """`_fact_documents` / `_read_kept`: the day-grain facts kept a document per ISO week; the next
+    day writes the weeks from its first changed day's on and the oldest week still read (its days
+    before the span dropped), deletes the older weeks, keeps the others as they are; what is read
+    back is exactly the facts of the span. A part with no rows at all is still kept (empty)."""
+    import pandas as pd
+
+    from catalog_pipelines.model.insight_tables import DELIVERY
+    from catalog_pipelines.services.delivery import _fact_documents, _kept_frame, _read_kept
+    from catalog_pipelines.storage.db import get_engine
+    from catalog_pipelines.storage.insights import FramesWriter, write_frames
+
+    engine = get_engine(catalog_url)
+
+    def facts_until(first: date, last: date) -> dict:
+        days = pd.date_range(first, last, freq="D")
+        frame = pd.DataFrame({"entity_ref": pd.Categorical(["component:default/a", "component:default/b"] * len(days)),
+                              "day": days.repeat(2),  # (a day's rows the same whichever run built them)
+                              "n": ((days - pd.Timestamp("2025-01-01")).days.to_numpy().repeat(2) * 2 + np.tile([0, 1], len(days))).astype(np.int64)})
+        return {"deploy_days": frame, "changes": frame.copy(), "incidents": frame.iloc[:3].assign(incident_id=["i1", "i2", "i3"]),
+                "prs": frame.copy(), "reviews": frame.iloc[0:0]}
+
+    def read_back() -> dict:
+        kept = _read_kept(engine)
+        out = {}
+        for name, frame in kept.items():
+            frame = frame.copy()
+            frame["entity_ref"] = frame["entity_ref"].astype(str)
+            out[name] = frame.sort_values(["day", "entity_ref"]).reset_index(drop=True)
+        return out
+
+    def expected(facts: dict, window_start: date) -> dict:
+        out = {}
+        for name, frame in facts.items():
+            if name in ("prs", "reviews"):
+                frame = frame[frame["day"] >= pd.Timestamp(window_start)]
+            frame = frame.assign(entity_ref=frame["entity_ref"].astype(str))
+            out[f"facts_{name}"] = frame.sort_values(["day", "entity_ref"]).reset_index(drop=True)
+        return out
+
+    one = facts_until(date(2025, 4, 1), date(2025, 6, 1))
+    documents, _ = _fact_documents(one, {}, first_day=date(2025, 4, 1), window_start=date(2025, 5, 5), since=None)
+    write_frames(engine, {DELIVERY.facts_kept: _kept_frame(documents)})
+    kept = read_back()
+    for name, frame in expected(one, date(2025, 5, 5)).items():
+        pd.testing.assert_frame_equal(kept[name][frame.columns], frame, check_dtype=False, check_categorical=False, obj=name)
+    assert len(kept["facts_reviews"]) == 0 and "n" in kept["facts_reviews"].columns  # (no rows: still kept)
+    assert len([n for n in documents if n.startswith("facts_deploy_days@")]) == 9  # the ISO weeks of 2025-03-31 to 2025-05-26
+
+    # the next day: its facts from 2025-04-02 (the span moved a day), recomputed from Saturday 2025-05-31
+    two = facts_until(date(2025, 4, 2), date(2025, 6, 2))
+    documents, replaced = _fact_documents(two, _read_kept(engine), first_day=date(2025, 4, 2), window_start=date(2025, 5, 6),
+                                          since=date(2025, 5, 31))
+    assert sorted(n for n in documents if n.startswith("facts_deploy_days@")) == [
+        "facts_deploy_days@2025-03-31", "facts_deploy_days@2025-05-26", "facts_deploy_days@2025-06-02"]
+    with FramesWriter(engine) as writer:
+        writer.put(DELIVERY.facts_kept, _kept_frame(documents), delete=replaced)
+    kept = read_back()
+    for name, frame in expected(two, date(2025, 5, 6)).items():
+        pd.testing.assert_frame_equal(kept[name][frame.columns], frame, check_dtype=False, check_categorical=False, obj=name)
+
+
 def test_a_table_published_by_changed_keys_equals_the_new_frame_with_only_those_keys_rewritten(catalog_url):
     """`_by_changed_keys`: of a recomputed table, the keys whose rows changed (one entity's value,
     a composite key's row), a new key and a vanished one are rewritten; the stored table then
