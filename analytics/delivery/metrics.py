@@ -1082,10 +1082,12 @@ def update_source_control(previous: pd.DataFrame | None, fresh: pd.DataFrame) ->
     open_prs = np.zeros(len(prev_ref), np.int64)  # (0 for an entity with none open any more)
     open_prs[at] = fresh["open_prs"].to_numpy(np.int64)[hit]
     columns["open_prs"] = open_prs
+    def instants(times: pd.Series) -> np.ndarray:  # (UTC nanoseconds, NaT as int64's minimum)
+        return pd.to_datetime(times, utc=True).astype("datetime64[ns, UTC]").array.asi8.copy()
+
+    nat = np.iinfo(np.int64).min
     for column in ("last_merge_at", "last_deploy_at"):  # the later of the two (either when one is missing)
-        values = pd.to_datetime(previous[column], utc=True).astype("datetime64[ns, UTC]").array.asi8.copy()
-        theirs = pd.to_datetime(fresh[column], utc=True).astype("datetime64[ns, UTC]").array.asi8[hit]
-        nat = np.iinfo(np.int64).min
+        values, theirs = instants(previous[column]), instants(fresh[column])[hit]
         later = (theirs != nat) & ((values[at] == nat) | (theirs >= values[at]))
         values[at[later]] = theirs[later]
         columns[column] = values
@@ -1096,8 +1098,7 @@ def update_source_control(previous: pd.DataFrame | None, fresh: pd.DataFrame) ->
             columns[column] = np.insert(columns[column], where, fresh[column].astype(object).to_numpy(dtype=object)[new])
         columns["open_prs"] = np.insert(columns["open_prs"], where, fresh["open_prs"].to_numpy(np.int64)[new])
         for column in ("last_merge_at", "last_deploy_at"):
-            columns[column] = np.insert(columns[column], where,
-                                        pd.to_datetime(fresh[column], utc=True).astype("datetime64[ns, UTC]").array.asi8[new])
+            columns[column] = np.insert(columns[column], where, instants(fresh[column])[new])
     out = pd.DataFrame({c: columns[c] for c in ("entity_ref", "repository", "source", "open_prs")})
     for column in ("last_merge_at", "last_deploy_at"):
         out[column] = pd.to_datetime(columns[column], unit="ns", utc=True)

@@ -532,12 +532,11 @@ def compute_delivery_metrics(engine: "sa.Engine", *, as_of: date | None = None, 
         org = org_graph(engine)
         return entities, org, Scopes(entities, org)
 
-    # When the catalog must be read (owners, the org, the scopes), it is read on a worker thread
-    # while this one reads the kept documents and the events and computes the new days' facts: the
-    # database answers one query while Python parses another's rows. (SQLite does its work in this
-    # process, under the same interpreter lock: there the reads run one after another, as threads
-    # only contended: 21.6 -> 24.8 s)
-    # A new day reads the events on a worker thread too, while this one decodes the kept documents.
+    # Reads overlap on PostgreSQL: the catalog (owners, the org, the scopes, when it must be read)
+    # and a new day's events on worker threads while this one decodes the kept documents and
+    # computes: the database answers one query while Python parses another's rows. (SQLite does
+    # its work in this process, under the same interpreter lock: there the reads run one after
+    # another, as threads only contended: 21.6 -> 24.8 s)
     pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="delivery-read") if engine.dialect.name == "postgresql" else _Inline()
     try:
         state = None if (full or events is not None) else _facts_state(engine)
@@ -643,10 +642,9 @@ def compute_delivery_metrics(engine: "sa.Engine", *, as_of: date | None = None, 
                                                   zeros=name == "dora_weekly")
                 writer.put(table, rows, delete=condition)
             elif name in _BY_KEY:
-                frames: dict = {}
-                delete: dict | None = {} if incremental else None
-                digest_parts.append(_by_changed_keys(engine, table, frame, _BY_KEY[name], previous_digests, frames, delete))
-                writer.put(table, frames[table], delete=(delete or {}).get(table))
+                changed, condition, key_digests = _by_changed_keys(engine, table, frame, _BY_KEY[name], previous_digests, incremental=incremental)
+                digest_parts.append(key_digests)
+                writer.put(table, changed, delete=condition)
             else:
                 writer.put(table, frame)
 
@@ -683,12 +681,12 @@ def _joined(*parts: Any) -> Any:
 
 
 def _by_changed_keys(engine: "sa.Engine", table: Any, frame: "pd.DataFrame", key_columns: tuple[str, ...],
-                     previous: "pd.DataFrame | None", frames: dict, delete: dict | None) -> "pd.DataFrame":
-    """Publish `frame` to `table` by changed keys: sets `frames[table]` (and `delete[table]`) to
-    the rows of the keys that are new or changed and the condition deleting those keys' and the
-    vanished keys' rows; the whole frame, replacing the table, when there are no previous
-    digests (`delete` None: from scratch) or most keys changed. Returns the digests of every key
-    (name, key, digest), for the next run."""
+                     previous: "pd.DataFrame | None", *, incremental: bool) -> tuple["pd.DataFrame", Any, "pd.DataFrame"]:
+    """What publishing `frame` to `table` by changed keys writes: (the rows of the keys that are
+    new or changed, the condition deleting those keys' and the vanished keys' rows, the digests of
+    every key (name, key, digest) for the next run). The whole frame and no condition (the table
+    replaced) when not `incremental` (from scratch), without previous digests, or when most keys
+    changed."""
     import numpy as np
     import pandas as pd
     import sqlalchemy as sa
@@ -702,19 +700,15 @@ def _by_changed_keys(engine: "sa.Engine", table: Any, frame: "pd.DataFrame", key
                          index=frame.index, dtype=object)
     digests = group_digests(frame, keys)
     mine = previous[previous["name"].astype(str) == table.name] if previous is not None else None
-    found = changed_keys(digests, mine) if delete is not None else None
+    found = changed_keys(digests, mine) if incremental else None
     every = pd.DataFrame({"name": table.name, "key": digests.index.to_numpy(), "digest": digests.to_numpy()})
     if found is None or len(found[0]) + len(found[1]) > len(digests) // 2:
-        frames[table] = frame
-        if delete is not None:
-            delete.pop(table, None)  # replaced whole
-        return every
+        return frame, None, every  # replaced whole
     changed, removed = found
     codes, uniques = pd.factorize(keys)  # (the changed keys found among the distinct ones, then taken by row)
     wanted = pd.Index(np.asarray(uniques, dtype=object).astype(str), dtype=object).isin(pd.Index(changed, dtype=object))
-    frames[table] = frame[(codes >= 0) & wanted[np.maximum(codes, 0)]]
-    delete[table] = in_values(engine, _joined(*(sa.column(c, sa.String) for c in key_columns)), changed + removed)
-    return every
+    condition = in_values(engine, _joined(*(sa.column(c, sa.String) for c in key_columns)), changed + removed)
+    return frame[(codes >= 0) & wanted[np.maximum(codes, 0)]], condition, every
 
 
 def _incident_weeks(cached: "pd.DataFrame", fresh: "pd.DataFrame", first_week: date, changed_week: date) -> "pd.DataFrame":

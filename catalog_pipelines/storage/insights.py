@@ -84,11 +84,13 @@ class FramesWriter:
             self._conn = self._context.__enter__()
             return self
         self._queue: queue.Queue = queue.Queue()
-        self._thread = threading.Thread(target=self._run, args=(transaction_with_ddl,), name="insights-writer", daemon=True)
+        self._thread = threading.Thread(target=self._run, name="insights-writer", daemon=True)
         self._thread.start()
         return self
 
-    def _run(self, transaction_with_ddl) -> None:
+    def _run(self) -> None:
+        from catalog_pipelines.storage.db import transaction_with_ddl
+
         try:
             with transaction_with_ddl(self.engine) as conn:
                 while True:

@@ -295,10 +295,10 @@ def test_a_table_published_by_changed_keys_equals_the_new_frame_with_only_those_
     kept = {}
 
     def publish(frame, incremental):
-        frames, delete = {}, ({} if incremental else None)
-        kept["digests"] = _by_changed_keys(engine, DELIVERY.reviewer_load, frame, ("scope_ref", "reviewer"), kept.get("digests"),
-                                           frames, delete)
-        return write_frames(engine, frames, delete=delete)
+        rows, condition, kept["digests"] = _by_changed_keys(engine, DELIVERY.reviewer_load, frame, ("scope_ref", "reviewer"),
+                                                            kept.get("digests"), incremental=incremental)
+        return write_frames(engine, {DELIVERY.reviewer_load: rows},
+                            delete={DELIVERY.reviewer_load: condition} if condition is not None else None)
 
     publish(old, False)
     new = old.copy()
